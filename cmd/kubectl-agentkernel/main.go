@@ -1,0 +1,23 @@
+// Command kubectl-agentkernel is the kubectl plugin `kubectl agentkernel`:
+// hardened, disposable sandbox Pods for AI coding agents.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	_ "k8s.io/client-go/plugin/pkg/client/auth" // cloud auth providers (exec, oidc, …)
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	code := cmd.Execute(ctx, streams, os.Args[1:])
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,88 @@
+// Package cmd holds one cobra command per file, each in kubectl's Options
+// pattern: Complete reads flags and builds clients, Validate checks without
+// I/O, Run does the work and writes only to the IOStreams.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+)
+
+var rootLong = templates.LongDesc(`
+	Give every AI coding agent its own hardened, disposable sandbox Pod.
+
+	Sandboxes are ordinary Pods labelled agentkernel/managed-by=kubectl-agentkernel.
+	They run as a non-root user with no capabilities, a RuntimeDefault seccomp profile
+	and no service-account token, so a namespace enforcing Pod Security "restricted"
+	admits them.`)
+
+var rootExample = templates.Examples(`
+	# Create a sandbox, put a repository in, run an agent, take the results out
+	kubectl agentkernel create demo
+	kubectl agentkernel cp ./my-repo demo:/workspace/
+	kubectl agentkernel exec -it demo -- sh
+	kubectl agentkernel cp demo:/workspace/my-repo/out ./out
+	kubectl agentkernel delete demo`)
+
+// NewCmdRoot builds the whole command tree around one set of kubeconfig flags.
+func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "kubectl-agentkernel",
+		Short:   "Hardened, disposable sandbox Pods for AI coding agents",
+		Long:    rootLong,
+		Example: rootExample,
+		Annotations: map[string]string{
+			cobra.CommandDisplayNameAnnotation: "kubectl agentkernel",
+		},
+		SilenceErrors: true, // Execute prints the error once, kubectl-style.
+		SilenceUsage:  true,
+	}
+	cmd.SetIn(streams.In)
+	cmd.SetOut(streams.Out)
+	cmd.SetErr(streams.ErrOut)
+
+	configFlags := genericclioptions.NewConfigFlags(true).WithDeprecatedPasswordFlag()
+	configFlags.AddFlags(cmd.PersistentFlags())
+	// Without the MatchVersion wrapper kubectl's exec/attach fail with
+	// "GroupVersion is required when initializing a RESTClient".
+	f := cmdutil.NewFactory(cmdutil.NewMatchVersionFlags(configFlags))
+
+	cmd.AddCommand(
+		NewCmdVersion(streams),
+	)
+	_ = f
+	return cmd
+}
+
+// Execute runs the command line and returns the process exit code.
+func Execute(ctx context.Context, streams genericiooptions.IOStreams, args []string) int {
+	cmd := NewCmdRoot(streams)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var exit *ExitError
+	if errors.As(err, &exit) {
+		// The sandboxed command's own status: pass it through untouched.
+		return exit.Code
+	}
+	fmt.Fprintln(streams.ErrOut, "error: "+err.Error())
+	return 1
+}
+
+// ExitError carries the exit status of a command that ran in a sandbox.
+type ExitError struct {
+	Code int
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("command terminated with exit code %d", e.Code)
+}
