@@ -107,7 +107,7 @@ rm -rf -- "$tmp"; exit "$rc"`
 	// $1 = parent directory, $2 = ./name to archive.
 	archiveScript = `cd -- "$1" || exit 1; exec tar -cf - "$2"`
 	// Without tar: $1 = destination, $2 = file name, $3 = "into" or "".
-	catInScript = `if [ "$3" = into ]; then mkdir -p -- "$1" || exit 1; t=$1/$2; elif [ -d "$1" ]; then t=$1/$2; else t=$1; fi; exec cat > "$t"`
+	catInScript  = `if [ "$3" = into ]; then mkdir -p -- "$1" || exit 1; t=$1/$2; elif [ -d "$1" ]; then t=$1/$2; else t=$1; fi; exec cat > "$t"`
 	catOutScript = `if [ -d "$1" ]; then echo "$1 is a directory; copying a directory needs tar in the sandbox image" >&2; exit 21; fi; exec cat "$1"`
 )
 
