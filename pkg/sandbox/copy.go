@@ -215,6 +215,11 @@ func CopyFromSandbox(ctx context.Context, r Runner, remote, local string, warn i
 		done <- err
 	}()
 	extractErr := extractTar(pr, root, base, target, warn)
+	if extractErr == nil {
+		// tar pads its archive to a whole record after the end marker; read
+		// that (but not an endless stream) so the sandbox's tar exits cleanly.
+		_, _ = io.CopyN(io.Discard, pr, maxTrailer)
+	}
 	// Unblock the sandbox's tar if extraction stopped early.
 	pr.CloseWithError(errors.New("extraction stopped"))
 	runErr := <-done
@@ -240,6 +245,10 @@ func (e *streamError) Error() string { return "reading the sandbox's tar stream:
 func (e *streamError) Unwrap() error { return e.err }
 
 var errSandboxStopped = errors.New("the sandbox stopped reading")
+
+// maxTrailer bounds what is read after a tar stream's end marker (GNU tar
+// pads to 10 KiB records).
+const maxTrailer = 1 << 20
 
 func catFromSandbox(ctx context.Context, r Runner, remote string, root *os.Root, target string) error {
 	f, err := root.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -292,9 +293,11 @@ func deleteOrphans(ctx context.Context, cs kubernetes.Interface, namespace, name
 	return n, nil
 }
 
-func podListWatch(cs kubernetes.Interface, namespace, podName string) *cache.ListWatch {
+// podListWatch lists and watches one Pod by name. The client says whether it
+// can stream the initial list (the API server can; a fake clientset cannot).
+func podListWatch(cs kubernetes.Interface, namespace, podName string) cache.ListerWatcher {
 	fieldSelector := fields.OneTermEqualSelector("metadata.name", podName).String()
-	return &cache.ListWatch{
+	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, options metav1.ListOptions) (runtime.Object, error) {
 			options.FieldSelector = fieldSelector
 			return cs.CoreV1().Pods(namespace).List(ctx, options)
@@ -303,7 +306,7 @@ func podListWatch(cs kubernetes.Interface, namespace, podName string) *cache.Lis
 			options.FieldSelector = fieldSelector
 			return cs.CoreV1().Pods(namespace).Watch(ctx, options)
 		},
-	}
+	}, cs)
 }
 
 // WaitForDeleted watches until the Pod with uid is gone.
@@ -332,7 +335,7 @@ func WaitForDeleted(ctx context.Context, cs kubernetes.Interface, namespace, nam
 
 // isTimeout: the deadline passed (UntilWithSync may report it as a closed watch).
 func isTimeout(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, watchtools.ErrWatchClosed)
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, watchtools.ErrWatchClosed) || wait.Interrupted(err)
 }
 
 // WaitForRunning watches the sandbox until it can exec. It returns at once,
