@@ -37,7 +37,11 @@ func NewCpOptions(streams genericiooptions.IOStreams) *CpOptions {
 
 // NewCmdCp returns the cp command.
 func NewCmdCp(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewCpOptions(streams)
+	return newCmdCp(f, NewCpOptions(streams))
+}
+
+// newCmdCp lets tests supply options with a recording executor.
+func newCmdCp(f cmdutil.Factory, o *CpOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:                   "cp SRC DST",
 		DisableFlagsInUseLine: true,

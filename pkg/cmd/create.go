@@ -91,7 +91,11 @@ func NewCreateOptions(streams genericiooptions.IOStreams) *CreateOptions {
 
 // NewCmdCreate returns the create command.
 func NewCmdCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewCreateOptions(streams)
+	return newCmdCreate(f, NewCreateOptions(streams))
+}
+
+// newCmdCreate lets tests supply options (e.g. a fake environment).
+func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:                   "create NAME [flags]",
 		DisableFlagsInUseLine: true,

@@ -44,7 +44,11 @@ func NewExecOptions(streams genericiooptions.IOStreams) *ExecOptions {
 
 // NewCmdExec returns the exec command.
 func NewCmdExec(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewExecOptions(streams)
+	return newCmdExec(f, NewExecOptions(streams))
+}
+
+// newCmdExec lets tests supply options with a recording executor.
+func newCmdExec(f cmdutil.Factory, o *ExecOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:                   "exec NAME [-i] [-t] [-e K=V] [-w DIR] -- COMMAND [args...]",
 		DisableFlagsInUseLine: true,
