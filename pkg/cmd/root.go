@@ -79,6 +79,9 @@ func Execute(ctx context.Context, streams genericiooptions.IOStreams, args []str
 		return exit.Code
 	}
 	fmt.Fprintln(streams.ErrOut, "error: "+err.Error())
+	if ctx.Err() != nil {
+		return 130 // interrupted, as a shell reports SIGINT
+	}
 	return 1
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -217,4 +218,31 @@ func TestCreateFailsFastWithTheReasonAndCleansUp(t *testing.T) {
 	wantError(t, r, "forbidden")
 	assertNothingLeft(t, ns)
 	mustPlugin(t, "", "create", "small", "-n", ns, "--memory", "64Mi")
+}
+
+func TestInterruptedCreateRemovesWhatItMade(t *testing.T) {
+	requireSimulated(t) // the simulated node never readies pods labelled e2e.agentkernel/hold
+	ns := newNamespace(t)
+	cmd := exec.Command(env.binary, "--kubeconfig", env.kubeconfig, "create", "held", "-n", ns, "--label", "e2e.agentkernel/hold=true")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the sandbox pod to exist", func() bool {
+		_, err := env.cs.CoreV1().Pods(ns).Get(context.Background(), "agentkernel-held", metav1.GetOptions{})
+		return err == nil
+	})
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	exitErr, ok := err.(*exec.ExitError)
+	if !ok || exitErr.ExitCode() != 130 {
+		t.Fatalf("interrupted create: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Fatalf("stderr: %s", stderr.String())
+	}
+	assertNothingLeft(t, ns)
 }
