@@ -307,6 +307,10 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		"--kubelet-client-certificate=" + pki(apiServerKubeletName+".crt"),
 		"--kubelet-client-key=" + pki(apiServerKubeletName+".key"),
 		"--kubelet-certificate-authority=" + pki(caName+".crt"),
+		// The default tries the node's Hostname first, which means a DNS
+		// query off the machine; kwok's node (and a real node) are reached
+		// by IP.
+		"--kubelet-preferred-address-types=InternalIP",
 		// The default reconciler would publish the advertise address in the
 		// `kubernetes` Endpoints; keep the Service free of it.
 		"--endpoint-reconciler-type=none",
@@ -602,9 +606,10 @@ func tlsClient(caFile, certFile, keyFile string) (*http.Client, error) {
 	}, nil
 }
 
-// Down stops every process Up started (their whole process groups: SIGTERM,
-// then SIGKILL after 15 s) and waits until they are gone. It removes Dir
-// only if Up created it; a Dir given in Options is kept. Down is idempotent.
+// Down stops every process Up started, last started first: SIGTERM to its
+// whole process group (kwok's group holds the commands it exec'd), SIGKILL
+// after 15 s, and waits until they are gone. It removes Dir only if Up
+// created it; a Dir given in Options is kept. Down is idempotent.
 func (c *Cluster) Down() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

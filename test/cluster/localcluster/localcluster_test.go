@@ -292,6 +292,15 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	var total int64
+	var rss []string
+	for _, p := range c.Processes {
+		kib := vmRSSKiB(p.PID)
+		total += kib
+		rss = append(rss, fmt.Sprintf("%s=%dMiB", p.Name, kib/1024))
+	}
+	t.Logf("RSS after the tests: %s, total %d MiB", strings.Join(rss, " "), total/1024)
+
 	pids := c.PIDs()
 	downStart := time.Now()
 	if err := c.Down(); err != nil {
@@ -310,4 +319,19 @@ func TestCluster(t *testing.T) {
 	if _, err := os.Stat(c.Dir); !os.IsNotExist(err) {
 		t.Errorf("Down kept its own temporary dir %s", c.Dir)
 	}
+}
+
+// vmRSSKiB reads VmRSS of pid, 0 if unknown.
+func vmRSSKiB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
 }

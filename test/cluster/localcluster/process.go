@@ -130,31 +130,29 @@ func (p *proc) signalGroup(sig syscall.Signal) {
 	_ = syscall.Kill(-p.PID, sig)
 }
 
-// stopProcs stops procs: SIGTERM to every group (last started first), a
-// grace period, then SIGKILL to what is left. It returns an error naming
+// stopProcs stops procs one at a time, last started first (kwok and the
+// controllers before the apiserver, the apiserver before etcd: an apiserver
+// whose etcd is gone takes its whole grace period to shut down): SIGTERM to
+// the group, up to grace to exit, then SIGKILL. It returns an error naming
 // any process that survived.
 func stopProcs(procs []*proc, grace time.Duration) error {
-	for i := len(procs) - 1; i >= 0; i-- {
-		procs[i].signalGroup(syscall.SIGTERM)
-	}
-	if waitGone(procs, grace) {
-		return nil
-	}
-	for i := len(procs) - 1; i >= 0; i-- {
-		if len(groupMembers(procs[i].PID)) > 0 || procs[i].alive() {
-			procs[i].signalGroup(syscall.SIGKILL)
-		}
-	}
-	if waitGone(procs, 10*time.Second) {
-		return nil
-	}
 	var left []string
-	for _, p := range procs {
-		if m := groupMembers(p.PID); len(m) > 0 {
-			left = append(left, fmt.Sprintf("%s (group %d: %v)", p.Name, p.PID, m))
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := procs[i]
+		one := []*proc{p}
+		p.signalGroup(syscall.SIGTERM)
+		if waitGone(one, grace) {
+			continue
+		}
+		p.signalGroup(syscall.SIGKILL)
+		if !waitGone(one, 10*time.Second) {
+			left = append(left, fmt.Sprintf("%s (group %d: %v)", p.Name, p.PID, groupMembers(p.PID)))
 		}
 	}
-	return fmt.Errorf("processes survived SIGKILL: %s", strings.Join(left, ", "))
+	if len(left) > 0 {
+		return fmt.Errorf("processes survived SIGKILL: %s", strings.Join(left, ", "))
+	}
+	return nil
 }
 
 // waitGone waits until every proc and its group are gone.
