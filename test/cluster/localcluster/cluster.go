@@ -161,13 +161,8 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	// 0711 lets kwok's uid reach Dir/kwok by name without listing Dir;
-	// everything secret below Dir is 0700/0600 and owned by us.
-	dirMode := os.FileMode(0o700)
-	if asRoot && o.Kwok {
-		dirMode = 0o711
-	}
-	if err := os.Chmod(c.Dir, dirMode); err != nil {
+	// Only we may enter Dir; kwok starts inside Dir/kwok (see kwokSandboxScript).
+	if err := os.Chmod(c.Dir, 0o700); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -191,11 +186,6 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 	if o.Kwok {
 		c.NodeName = DefaultNodeName
 		c.KwokWorkDir = KwokWorkDirBase
-		if asRoot {
-			if err := checkTraversable(c.Dir, SandboxUID); err != nil {
-				return nil, err
-			}
-		}
 		if err := ensureMountPoints(asRoot); err != nil {
 			return nil, err
 		}
@@ -232,8 +222,8 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 	fmt.Fprintf(log, "up: state in %s, API %s\n", c.Dir, c.Server)
 
 	env := componentEnv()
-	startComponent := func(name string, argv []string, env []string) (*proc, error) {
-		p, err := startProc(name, argv, env, filepath.Join(logs, name+".log"))
+	startComponent := func(name string, argv []string, env []string, dir string) (*proc, error) {
+		p, err := startProc(name, argv, env, filepath.Join(logs, name+".log"), dir)
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +257,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		// waiting for fsync on every write is not.
 		"--unsafe-no-fsync=true",
 		"--log-level=warn",
-	}, env)
+	}, env, "/")
 	if err != nil {
 		return nil, err
 	}
@@ -316,7 +306,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 	}
-	api, err := startComponent("kube-apiserver", apiArgs, env)
+	api, err := startComponent("kube-apiserver", apiArgs, env, "/")
 	if err != nil {
 		return nil, err
 	}
@@ -353,7 +343,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		"--cluster-signing-cert-file=" + pki(caName+".crt"),
 		"--cluster-signing-key-file=" + pki(caName+".key"),
 		"--service-cluster-ip-range=" + ServiceCIDR,
-	}, env); err != nil {
+	}, env, "/"); err != nil {
 		return nil, err
 	}
 	if _, err := startComponent("kube-scheduler", []string{b.Scheduler,
@@ -361,7 +351,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		"--leader-elect=false",
 		"--bind-address=127.0.0.1",
 		"--secure-port=0",
-	}, env); err != nil {
+	}, env, "/"); err != nil {
 		return nil, err
 	}
 
@@ -370,7 +360,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		if err := c.prepareKwok(ctx, client, kwokPort, asRoot); err != nil {
 			return nil, fmt.Errorf("kwok: %w", err)
 		}
-		kwok, err = startComponent("kwok", kwokCommand(filepath.Join(c.Dir, kwokSubdir), asRoot), kwokEnv())
+		kwok, err = startComponent("kwok", kwokCommand(asRoot), kwokEnv(), filepath.Join(c.Dir, kwokSubdir))
 		if err != nil {
 			return nil, err
 		}
@@ -695,23 +685,6 @@ func prepareGivenDir(dir string) error {
 		}
 	}
 	return nil
-}
-
-// checkTraversable fails unless uid can reach dir (search permission on
-// every ancestor), which kwok needs to read dir/kwok after dropping root.
-func checkTraversable(dir string, uid int) error {
-	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("state dir %s is under %s, which uid %d (kwok runs as it) cannot enter; choose a dir under /tmp", dir, d, uid)
-		}
-		if d == "/" {
-			return nil
-		}
-	}
 }
 
 // ensureMountPoints creates /workspace (empty) when missing: kwok's

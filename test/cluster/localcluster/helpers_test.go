@@ -175,11 +175,11 @@ func TestKwokConfig(t *testing.T) {
 }
 
 func TestKwokCommand(t *testing.T) {
-	root := strings.Join(kwokCommand("/tmp/x/kwok", true), " ")
+	root := strings.Join(kwokCommand(true), " ")
 	if !strings.HasPrefix(root, "setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs -- unshare --user --map-root-user --mount") {
 		t.Errorf("as root: %s", root)
 	}
-	user := kwokCommand("/tmp/x/kwok", false)
+	user := kwokCommand(false)
 	if slices.ContainsFunc(user, func(a string) bool { return strings.HasPrefix(a, "--reuid") }) {
 		t.Errorf("not root, yet switching user: %v", user)
 	}

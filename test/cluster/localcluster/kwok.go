@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -61,15 +62,15 @@ var noTarTools = []string{"sh", "cat", "env", "test", "true", "false", "echo", "
 // sandboxPath is the PATH of exec'd commands (kwok's own is the same).
 const sandboxPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// kwokSandboxScript runs as root of kwok's first user namespace. $1 is the
-// host path of <Dir>/kwok; the rest are kwok's arguments. <Dir>/kwok may
-// itself be under a path about to be masked (/tmp, /run/user/...), so it is
-// first bind-mounted onto /workspace, and moved to /run/kwok once /run is a
-// tmpfs.
+// kwokSandboxScript runs as root of kwok's first user namespace, started
+// in Dir/kwok as its working directory (unshare carries the working
+// directory over into the new mount namespace). Through "." Dir/kwok is
+// reachable even when kwok's uid may not enter Dir's parents (a
+// t.TempDir(), /run/user/N) and even when it sits under a path about to be
+// masked: it is bind-mounted onto /workspace first and moved to /run/kwok
+// once /run is a tmpfs. Its arguments are kwok's.
 var kwokSandboxScript = `set -eu
-kwok_dir=$1
-shift
-mount --bind "$kwok_dir" /workspace
+mount --no-canonicalize --bind . /workspace
 mount -t tmpfs -o size=256m,mode=0755 tmpfs /run
 mkdir -m 0755 ` + nsKwokDir + `
 mount --move /workspace ` + nsKwokDir + `
@@ -81,19 +82,19 @@ if [ -d /dev/shm ]; then mount -t tmpfs -o size=64m,mode=1777 tmpfs /dev/shm; fi
 mount -t tmpfs -o size=2g,mode=0755 tmpfs /home
 mkdir -m 0755 /home/sandbox
 cd /
-exec unshare --user --map-user=` + fmt.Sprint(SandboxUID) + ` --map-group=` + fmt.Sprint(SandboxUID) + ` -- ` + nsKwokDir + `/kwok "$@"
+exec unshare --user --map-user=` + strconv.Itoa(SandboxUID) + ` --map-group=` + strconv.Itoa(SandboxUID) + ` -- ` + nsKwokDir + `/kwok "$@"
 `
 
-// kwokCommand returns the argv that starts kwok sandboxed, for the given
-// host kwok directory, and whether it drops from root to SandboxUID.
-func kwokCommand(hostKwokDir string, asRoot bool) []string {
+// kwokCommand returns the argv that starts kwok sandboxed; asRoot drops
+// from root to SandboxUID first. It must start in Dir/kwok.
+func kwokCommand(asRoot bool) []string {
 	argv := []string{"setpriv"}
 	if asRoot {
 		argv = append(argv, fmt.Sprintf("--reuid=%d", SandboxUID), fmt.Sprintf("--regid=%d", SandboxUID), "--clear-groups")
 	}
 	argv = append(argv, "--no-new-privs", "--",
 		"unshare", "--user", "--map-root-user", "--mount", "--propagation", "private", "--",
-		"sh", "-c", kwokSandboxScript, "kwok-sandbox", hostKwokDir,
+		"sh", "-c", kwokSandboxScript, "kwok-sandbox",
 		"--config="+nsKwokDir+"/kwok.yaml",
 		"--kubeconfig="+nsKwokDir+"/kubeconfig",
 	)

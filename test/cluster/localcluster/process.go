@@ -30,9 +30,9 @@ type proc struct {
 	waitErr error
 }
 
-// startProc starts argv detached from the caller's terminal and session,
-// with stdout and stderr appended to logPath.
-func startProc(name string, argv, env []string, logPath string) (*proc, error) {
+// startProc starts argv in dir, detached from the caller's terminal and
+// session, with stdout and stderr appended to logPath.
+func startProc(name string, argv, env []string, logPath, dir string) (*proc, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -43,7 +43,7 @@ func startProc(name string, argv, env []string, logPath string) (*proc, error) {
 	// the `up` command itself).
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
-	cmd.Dir = "/"
+	cmd.Dir = dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
