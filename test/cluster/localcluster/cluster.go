@@ -48,6 +48,11 @@ type Options struct {
 	Kwok bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// Detach keeps the cluster running after the calling process exits
+	// (the CLI's `up`); stop it with Attach(Dir) and Down. Without it every
+	// component gets SIGKILL when the caller dies, so a test that times out
+	// or panics before Down leaves nothing behind.
+	Detach bool
 }
 
 // Cluster is a running control plane. Its string fields are plain paths and
@@ -223,7 +228,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 
 	env := componentEnv()
 	startComponent := func(name string, argv []string, env []string, dir string) (*proc, error) {
-		p, err := startProc(name, argv, env, filepath.Join(logs, name+".log"), dir)
+		p, err := startProc(name, argv, env, filepath.Join(logs, name+".log"), dir, o.Detach)
 		if err != nil {
 			return nil, err
 		}
@@ -360,7 +365,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		if err := c.prepareKwok(ctx, client, kwokPort, asRoot); err != nil {
 			return nil, fmt.Errorf("kwok: %w", err)
 		}
-		kwok, err = startComponent("kwok", kwokCommand(asRoot), kwokEnv(), filepath.Join(c.Dir, kwokSubdir))
+		kwok, err = startComponent("kwok", kwokCommand(asRoot, o.Detach), kwokEnv(), filepath.Join(c.Dir, kwokSubdir))
 		if err != nil {
 			return nil, err
 		}

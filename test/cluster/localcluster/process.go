@@ -30,9 +30,10 @@ type proc struct {
 	waitErr error
 }
 
-// startProc starts argv in dir, detached from the caller's terminal and
-// session, with stdout and stderr appended to logPath.
-func startProc(name string, argv, env []string, logPath, dir string) (*proc, error) {
+// startProc starts argv in dir, in a session of its own (away from the
+// caller's terminal), with stdout and stderr appended to logPath. Unless
+// detach, it is killed when the calling process dies.
+func startProc(name string, argv, env []string, logPath, dir string, detach bool) (*proc, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -47,6 +48,11 @@ func startProc(name string, argv, env []string, logPath, dir string) (*proc, err
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if !detach {
+		// A test killed by -timeout or a panic does not run Down; this
+		// keeps its cluster from running on.
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
