@@ -1,15 +1,3 @@
-// Package localcluster runs a real Kubernetes control plane (etcd,
-// kube-apiserver, kube-controller-manager, kube-scheduler) on 127.0.0.1,
-// optionally with one simulated node (kwok) whose `kubectl exec` runs
-// commands in a sandbox on the host. It is the cluster the e2e tests,
-// benchmarks and demo of kubectl-agentkernel run against.
-//
-// Typical use in a test:
-//
-//	b, err := localcluster.Build(ctx, os.Stderr)
-//	c, err := localcluster.Up(ctx, b, localcluster.Options{Kwok: true, Log: os.Stderr})
-//	defer c.Down()
-//	// KUBECONFIG=c.AdminKubeconfig, kubectl at b.Kubectl
 package localcluster
 
 import (

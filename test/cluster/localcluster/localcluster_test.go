@@ -202,6 +202,8 @@ func TestCluster(t *testing.T) {
 			{[]string{"false"}, 1},
 			{[]string{"sh", "-c", "exit 42"}, 42},
 			{[]string{"no-such-command-anywhere"}, 127},
+			{[]string{"/etc/hostname"}, 126},
+			{[]string{"sh", "-c", "kill -TERM $$"}, 128 + 15},
 		} {
 			_, stderr, code := podExec(t, "", "sandbox", tc.command...)
 			if code != tc.code {
