@@ -46,27 +46,40 @@ type Options struct {
 // Cluster is a running control plane. Its string fields are plain paths and
 // URLs so that a test can hand them to kubectl or client-go directly.
 type Cluster struct {
-	Dir               string `json:"dir"`
-	Server            string `json:"server"`            // https://127.0.0.1:PORT
-	AdminKubeconfig   string `json:"adminKubeconfig"`   // user e2e-admin, group system:masters
-	LimitedKubeconfig string `json:"limitedKubeconfig"` // user and group e2e-limited, no RBAC: tests bind roles as they need
-	PKIDir            string `json:"pkiDir"`            // ca.crt, ca.key, ... (a real node mints its kubelet cert from ca.*)
-	NodeName          string `json:"nodeName"`          // the kwok node ("" without kwok)
+	Dir               string
+	Server            string // https://127.0.0.1:PORT
+	AdminKubeconfig   string // user e2e-admin, group system:masters
+	LimitedKubeconfig string // user and group e2e-limited, no RBAC: tests bind roles as they need
+	PKIDir            string // ca.crt, ca.key, ... (a real node mints its kubelet cert from ca.*)
+	NodeName          string // the kwok node ("" without kwok)
 	// KwokWorkDir is the base under which kwok's exec'd commands run: pod
 	// P in namespace N runs in KwokWorkDir/N/P. It is KwokWorkDirBase, a
 	// path inside kwok's private mount namespace (see SandboxPath); "" without kwok.
-	KwokWorkDir string `json:"kwokWorkDir"`
+	KwokWorkDir string
 	// Binaries the cluster runs (kubectl among them).
-	Binaries *Binaries `json:"binaries"`
+	Binaries *Binaries
 
-	Processes []*proc `json:"processes"`
-	// Ready is false while Up is still starting components.
-	Ready bool `json:"ready"`
-	// OwnDir: Up made Dir itself, so Down removes it.
-	OwnDir bool `json:"ownDir"`
+	procs  []*proc
+	ready  bool // false while Up is still starting components
+	ownDir bool // Up made Dir itself, so Down removes it
 
 	mu      sync.Mutex
 	stopped bool
+}
+
+// clusterState is Dir/cluster.json.
+type clusterState struct {
+	Dir               string    `json:"dir"`
+	Server            string    `json:"server"`
+	AdminKubeconfig   string    `json:"adminKubeconfig"`
+	LimitedKubeconfig string    `json:"limitedKubeconfig"`
+	PKIDir            string    `json:"pkiDir"`
+	NodeName          string    `json:"nodeName"`
+	KwokWorkDir       string    `json:"kwokWorkDir"`
+	Binaries          *Binaries `json:"binaries"`
+	Processes         []*proc   `json:"processes"`
+	Ready             bool      `json:"ready"`
+	OwnDir            bool      `json:"ownDir"`
 }
 
 // State-dir layout. Everything the harness writes is under Cluster.Dir.
@@ -92,7 +105,7 @@ const ServiceCIDR = "10.0.0.0/24"
 // PIDs returns the process IDs Up started (each leads its own process group).
 func (c *Cluster) PIDs() []int {
 	var pids []int
-	for _, p := range c.Processes {
+	for _, p := range c.procs {
 		pids = append(pids, p.PID)
 	}
 	return pids
@@ -100,7 +113,7 @@ func (c *Cluster) PIDs() []int {
 
 // KwokPID returns the PID of the kwok process, 0 without kwok.
 func (c *Cluster) KwokPID() int {
-	for _, p := range c.Processes {
+	for _, p := range c.procs {
 		if p.Name == "kwok" {
 			return p.PID
 		}
@@ -143,7 +156,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		if err != nil {
 			return nil, err
 		}
-		c.Dir, c.OwnDir = dir, true
+		c.Dir, c.ownDir = dir, true
 	} else {
 		dir, err := filepath.Abs(o.Dir)
 		if err != nil {
@@ -160,10 +173,10 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 	}
 	defer func() {
 		if err != nil {
-			if stopErr := stopProcs(c.Processes, 10*time.Second); stopErr != nil {
+			if stopErr := stopProcs(c.procs, 10*time.Second); stopErr != nil {
 				err = fmt.Errorf("%w\nalso, cleaning up: %v", err, stopErr)
 			}
-			c.Processes = nil
+			c.procs = nil
 			_ = c.save()
 			err = fmt.Errorf("%w\n(state and logs kept in %s)", err, c.Dir)
 		}
@@ -220,7 +233,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		if err != nil {
 			return nil, err
 		}
-		c.Processes = append(c.Processes, p)
+		c.procs = append(c.procs, p)
 		// Recorded at once, so `down` can stop a half-started cluster even if
 		// this process is killed.
 		if err := c.save(); err != nil {
@@ -384,7 +397,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		fmt.Fprintf(log, "up: node %s Ready (%s)\n", c.NodeName, time.Since(start).Round(time.Millisecond))
 	}
 
-	c.Ready = true
+	c.ready = true
 	if err := c.save(); err != nil {
 		return nil, err
 	}
@@ -502,7 +515,7 @@ func (c *Cluster) waitFor(ctx context.Context, timeout time.Duration, what strin
 	defer cancel()
 	var lastErr error
 	for {
-		for _, p := range c.Processes {
+		for _, p := range c.procs {
 			if done, err := p.exited(); done {
 				return componentError(p, "exited (%v) while waiting for %s", err, what)
 			}
@@ -523,8 +536,8 @@ func (c *Cluster) waitFor(ctx context.Context, timeout time.Duration, what strin
 				msg += fmt.Sprintf(" (last error: %v)", lastErr)
 			}
 			// The likeliest culprit is the last component started.
-			if n := len(c.Processes); n > 0 {
-				return componentError(c.Processes[n-1], "%s", msg)
+			if n := len(c.procs); n > 0 {
+				return componentError(c.procs[n-1], "%s", msg)
 			}
 			return errors.New(msg)
 		case <-time.After(100 * time.Millisecond):
@@ -599,16 +612,16 @@ func (c *Cluster) Down() error {
 	if c.stopped {
 		return nil
 	}
-	err := stopProcs(c.Processes, 15*time.Second)
+	err := stopProcs(c.procs, 15*time.Second)
 	if err != nil {
 		return err
 	}
 	c.stopped = true
-	c.Ready = false
-	if c.OwnDir {
+	c.ready = false
+	if c.ownDir {
 		return os.RemoveAll(c.Dir)
 	}
-	c.Processes = nil
+	c.procs = nil
 	return c.save()
 }
 
@@ -626,19 +639,23 @@ func Attach(dir string) (*Cluster, error) {
 		}
 		return nil, err
 	}
-	c := &Cluster{}
-	if err := json.Unmarshal(b, c); err != nil {
+	var st clusterState
+	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, stateFile), err)
 	}
-	return c, nil
+	return &Cluster{
+		Dir: st.Dir, Server: st.Server, AdminKubeconfig: st.AdminKubeconfig, LimitedKubeconfig: st.LimitedKubeconfig,
+		PKIDir: st.PKIDir, NodeName: st.NodeName, KwokWorkDir: st.KwokWorkDir, Binaries: st.Binaries,
+		procs: st.Processes, ready: st.Ready, ownDir: st.OwnDir,
+	}, nil
 }
 
 // Running reports whether every recorded process is still alive.
 func (c *Cluster) Running() error {
-	if len(c.Processes) == 0 {
+	if len(c.procs) == 0 {
 		return fmt.Errorf("cluster in %s is not running", c.Dir)
 	}
-	for _, p := range c.Processes {
+	for _, p := range c.procs {
 		if !p.alive() {
 			return fmt.Errorf("cluster in %s: %s (pid %d) is not running; see %s", c.Dir, p.Name, p.PID, p.Log)
 		}
@@ -647,7 +664,11 @@ func (c *Cluster) Running() error {
 }
 
 func (c *Cluster) save() error {
-	b, err := json.MarshalIndent(c, "", "  ")
+	b, err := json.MarshalIndent(clusterState{
+		Dir: c.Dir, Server: c.Server, AdminKubeconfig: c.AdminKubeconfig, LimitedKubeconfig: c.LimitedKubeconfig,
+		PKIDir: c.PKIDir, NodeName: c.NodeName, KwokWorkDir: c.KwokWorkDir, Binaries: c.Binaries,
+		Processes: c.procs, Ready: c.ready, OwnDir: c.ownDir,
+	}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -663,7 +684,7 @@ func (c *Cluster) save() error {
 // from an earlier run (only those, by name).
 func prepareGivenDir(dir string) error {
 	if old, err := Attach(dir); err == nil {
-		for _, p := range old.Processes {
+		for _, p := range old.procs {
 			if p.alive() {
 				return fmt.Errorf("a cluster is already running in %s (%s, pid %d); stop it with: go run ./test/cluster down --dir %s", dir, p.Name, p.PID, dir)
 			}

@@ -297,7 +297,7 @@ func TestCluster(t *testing.T) {
 
 	var total int64
 	var rss []string
-	for _, p := range c.Processes {
+	for _, p := range c.procs {
 		kib := vmRSSKiB(p.PID)
 		total += kib
 		rss = append(rss, fmt.Sprintf("%s=%dMiB", p.Name, kib/1024))
@@ -374,7 +374,7 @@ func TestUpFailureCleansUp(t *testing.T) {
 	if aerr != nil {
 		t.Fatal(aerr)
 	}
-	if len(a.Processes) != 0 {
+	if len(a.procs) != 0 {
 		t.Errorf("state still lists processes after a failed Up: %v", a.PIDs())
 	}
 	out, _ := os.ReadFile(filepath.Join(dir, "logs", "etcd.log"))
