@@ -154,7 +154,7 @@ func TestCpStreamsThroughExec(t *testing.T) {
 	}
 	q := ex.urls[0].Query()
 	cmd := q["command"]
-	if len(cmd) != 6 || cmd[0] != "sh" || cmd[4] != "/workspace/in" || cmd[5] != "notes.txt" || q.Get("stdin") != "true" {
+	if len(cmd) != 7 || cmd[0] != "sh" || cmd[4] != "/workspace/in" || cmd[5] != "notes.txt" || q.Get("stdin") != "true" {
 		t.Fatalf("exec = %q (stdin %s)", cmd, q.Get("stdin"))
 	}
 	tr := tar.NewReader(strings.NewReader(ex.stdins[0]))

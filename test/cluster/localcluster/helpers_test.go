@@ -242,3 +242,11 @@ func TestWriteNoTarBin(t *testing.T) {
 		}
 	}
 }
+
+func TestHoldPodsOnlyTouchesPodReady(t *testing.T) {
+	in := "metadata:\n  name: node-initialize\nspec:\n  selector:\n    matchExpressions:\n    - key: a\n---\nmetadata:\n  name: pod-ready\nspec:\n  selector:\n    matchExpressions:\n    - key: b\n"
+	out := holdPods(in)
+	if strings.Count(out, HoldLabel) != 1 || strings.Index(out, HoldLabel) < strings.Index(out, "pod-ready") {
+		t.Fatalf("hold selector misplaced:\n%s", out)
+	}
+}

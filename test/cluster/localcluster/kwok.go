@@ -48,7 +48,11 @@ const (
 
 	// NoTarPodName is the pod name whose exec'd commands see a PATH with a
 	// few basic tools but no tar, for the "image has no tar" fallback tests.
-	NoTarPodName = "e2e-notar"
+	NoTarPodName = "agentkernel-e2e-notar" // the Pod of sandbox "e2e-notar"
+
+	// HoldLabel on a pod keeps it Pending: the simulated node never makes it
+	// ready, so tests can interrupt a create that is still waiting.
+	HoldLabel = "e2e.agentkernel/hold"
 )
 
 // SandboxMountPoints are the host directories kwok's namespace mounts
@@ -155,7 +159,7 @@ options:
 `, in.Port, nsKwokDir, kwokNodeAnnotationKey, kwokNodeAnnotationValue)
 
 	b.WriteString("---\n")
-	b.WriteString(strings.TrimRight(in.Stages, "\n"))
+	b.WriteString(strings.TrimRight(holdPods(in.Stages), "\n"))
 	b.WriteString("\n")
 
 	// Rules are tried in order: the e2e-notar rule must come before the
@@ -253,4 +257,21 @@ func lookPathIn(name, path string) (string, error) {
 		}
 	}
 	return "", &exec.Error{Name: name, Err: exec.ErrNotFound}
+}
+
+// holdPods makes kwok's pod-ready stage pass over pods labelled HoldLabel.
+func holdPods(stages string) string {
+	const anchor = "  name: pod-ready\n"
+	i := strings.Index(stages, anchor)
+	if i < 0 {
+		return stages
+	}
+	const sel = "    matchExpressions:\n"
+	j := strings.Index(stages[i:], sel)
+	if j < 0 {
+		return stages
+	}
+	at := i + j + len(sel)
+	hold := fmt.Sprintf("    - key: '.metadata.labels[\"%s\"]'\n      operator: 'DoesNotExist'\n", HoldLabel)
+	return stages[:at] + hold + stages[at:]
 }
