@@ -56,6 +56,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 
 	cmd.AddCommand(
 		NewCmdVersion(streams),
+		NewCmdCompletion(streams),
 	)
 	_ = f
 	return cmd
