@@ -46,7 +46,7 @@ if [[ ! -x $bin ]]; then
 	trap 'rm -rf "$tmp"' EXIT
 	# GOFLAGS from the caller (e.g. -mod=vendor) must not leak into a tool build;
 	# CGO off gives static tools that run on any CI image.
-	GOBIN=$tmp GOFLAGS= CGO_ENABLED=0 nice -n "${TOOLS_NICE:-15}" go install "$pkg@$version" >&2
+	GOBIN=$tmp GOFLAGS= CGO_ENABLED=0 go install "$pkg@$version" >&2
 	# Move the finished binary into place in one step, so an interrupted
 	# install never leaves a half-written tool that the check above trusts.
 	mkdir -p "$dir"
