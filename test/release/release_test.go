@@ -332,6 +332,8 @@ func wantFailure(t *testing.T, krewRoot, out string, err error, wantMessage stri
 	}
 	if !strings.Contains(out, wantMessage) {
 		t.Errorf("krew install failed without saying %q:\n%s", wantMessage, out)
+	} else {
+		t.Logf("krew install failed, as it should:\n%s", out)
 	}
 	if _, err := os.Lstat(filepath.Join(krewRoot, "bin", "kubectl-agentkernel")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed install left %s/bin/kubectl-agentkernel behind (%v)", krewRoot, err)
@@ -420,8 +422,21 @@ func buildSnapshot(t *testing.T, root, goreleaser, dist, targets string) release
 	configFile := filepath.Join(filepath.Dir(dist), "goreleaser.yaml")
 	writeFile(t, configFile, b)
 
+	// goreleaser reads the commit from git, but gives up on all git state
+	// (commit "none") when the repository has no remote, as in a fresh
+	// `git init` or a worktree of one. Lend it the project's URL through
+	// git's environment config rather than touching the repository.
+	var env []string
+	if remotes, err := exec.CommandContext(t.Context(), "git", "-C", root, "remote").Output(); err == nil && len(strings.TrimSpace(string(remotes))) == 0 && os.Getenv("GIT_CONFIG_COUNT") == "" {
+		env = []string{"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=remote.origin.url", "GIT_CONFIG_VALUE_0=https://github.com/agentkernel/kubectl-agentkernel.git"}
+	}
+	head, err := exec.CommandContext(t.Context(), "git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("goreleaser needs a git checkout with a commit: git rev-parse HEAD in %s: %v", root, err)
+	}
+
 	start := time.Now()
-	out, err := run(t, root, nil, goreleaser, "release", "--snapshot", "--clean", "--config", configFile)
+	out, err := run(t, root, env, goreleaser, "release", "--snapshot", "--clean", "--config", configFile)
 	if err != nil {
 		t.Fatalf("goreleaser release --snapshot: %v\n%s", err, out)
 	}
@@ -444,6 +459,9 @@ func buildSnapshot(t *testing.T, root, goreleaser, dist, targets string) release
 	}
 	if err := json.Unmarshal(readFile(t, filepath.Join(dist, "artifacts.json")), &artifacts); err != nil {
 		t.Fatalf("dist/artifacts.json: %v", err)
+	}
+	if want := strings.TrimSpace(string(head)); meta.Commit != want {
+		t.Fatalf("goreleaser built commit %q, but HEAD is %s:\n%s", meta.Commit, want, out)
 	}
 	rel := release{Dist: dist, Tag: meta.Tag, Version: meta.Version, Commit: meta.Commit, Checksums: map[string]string{}}
 	for _, a := range artifacts {
