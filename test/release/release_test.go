@@ -106,7 +106,7 @@ func TestReleaseInstallsWithKrew(t *testing.T) {
 			return url, a.SHA256, nil
 		}
 		if partial {
-			return url, strings.Repeat("0", 64), nil // not built in this run
+			return url, placeholderSHA256, nil // not built in this run
 		}
 		return "", "", fmt.Errorf("plugins/krew.yaml downloads %s, but goreleaser built only: %s", path.Base(url), names(rel.Archives))
 	})
@@ -302,7 +302,7 @@ func TestReleaseInstallsWithKrew(t *testing.T) {
 		}
 		wrongSum := other.SHA256
 		if other.Name == own.Name { // only one archive built
-			wrongSum = strings.Repeat("0", 64)
+			wrongSum = placeholderSHA256
 		}
 		bad := strings.Replace(string(readFile(t, released)), own.SHA256, wrongSum, 1)
 		manifest := filepath.Join(t.TempDir(), pluginName+".yaml")
