@@ -38,8 +38,11 @@ fi
 
 mkdir -p "$tools_dir"
 # Two tests (or a test and hack/lint.sh) may ask at once: install only once.
-exec 9>"$tools_dir/.$name-$version.lock"
-flock 9
+# (macOS has no flock; there a race costs a second build, not a broken tool.)
+if command -v flock >/dev/null; then
+	exec 9>"$tools_dir/.$name-$version.lock"
+	flock 9
+fi
 if [[ ! -x $bin ]]; then
 	echo "installing $pkg@$version into $dir" >&2
 	tmp=$(mktemp -d "$tools_dir/.$name-$version.XXXXXX")
