@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // completionShells maps each supported shell to the cobra generator for it.
@@ -118,9 +119,6 @@ func (o *CompletionOptions) Run(root *cobra.Command) error {
 	return completionShells[o.Shell](root, o.Out, !o.NoDescriptions)
 }
 
-// managedBySelector finds the Pods this plugin created.
-const managedBySelector = "agentkernel/managed-by=kubectl-agentkernel"
-
 // completionTimeout bounds the API call behind a <TAB>: a shell waiting on an
 // unreachable cluster would otherwise freeze the user's prompt.
 const completionTimeout = 5 * time.Second
@@ -211,14 +209,14 @@ func listSandboxNames(ctx context.Context, f cmdutil.Factory, prefix string) ([]
 	if err != nil {
 		return nil, err
 	}
-	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: managedBySelector})
+	pods, err := sandbox.List(ctx, client, namespace, "")
 	if err != nil {
 		return nil, fmt.Errorf("listing sandboxes in namespace %q: %w", namespace, err)
 	}
 	var names []string
-	for _, pod := range pods.Items {
-		if strings.HasPrefix(pod.Name, prefix) {
-			names = append(names, pod.Name)
+	for _, pod := range pods {
+		if name := sandbox.NameFromPod(pod.Labels, pod.Name); strings.HasPrefix(name, prefix) {
+			names = append(names, name)
 		}
 	}
 	return names, nil

@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/rest/fake"
 	cmdtesting "k8s.io/kubectl/pkg/cmd/testing"
 	"k8s.io/kubectl/pkg/scheme"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 func TestCompletionScripts(t *testing.T) {
@@ -92,11 +94,17 @@ func TestCompletionCompletesShells(t *testing.T) {
 	}
 }
 
+// pod is a Pod as create makes it: named with the prefix, labelled with the
+// sandbox name (plus podLabels, which decide whether it counts as managed).
 func pod(namespace, name string, podLabels map[string]string) corev1.Pod {
-	return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: podLabels}}
+	l := map[string]string{sandbox.LabelSandbox: name}
+	for k, v := range podLabels {
+		l[k] = v
+	}
+	return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: sandbox.PodName(name), Labels: l}}
 }
 
-var managed = map[string]string{"agentkernel/managed-by": "kubectl-agentkernel"}
+var managed = map[string]string{sandbox.LabelManagedBy: sandbox.ManagedBy}
 
 // fakeCluster serves pod lists the way the API server does: by namespace
 // and by label selector, so a wrong or missing selector shows in the result.
