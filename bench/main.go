@@ -75,7 +75,7 @@ func run(n int, kubeconfig, kubectl string) error {
 		if err != nil {
 			return err
 		}
-		defer c.Down()
+		defer func() { _ = c.Down() }()
 		r.kubeconfig = c.AdminKubeconfig
 		if r.kubectl == "" {
 			r.kubectl = bins.Kubectl
@@ -88,7 +88,7 @@ func run(n int, kubeconfig, kubectl string) error {
 	if err := r.cmd(nil, r.kubectl, "create", "namespace", r.ns); err != nil {
 		return err
 	}
-	defer r.cmd(nil, r.kubectl, "delete", "namespace", r.ns, "--wait=false")
+	defer func() { _ = r.cmd(nil, r.kubectl, "delete", "namespace", r.ns, "--wait=false") }()
 	time.Sleep(2 * time.Second) // the namespace's default ServiceAccount
 
 	// The same hardened pod, for kubectl to create by hand.

@@ -164,10 +164,14 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 	if err := o.complete(f); err != nil {
 		return err
 	}
-	if o.DryRun == cmdutil.DryRunClient {
-		o.PrintFlags.Complete("%s (dry run)")
-	} else if o.DryRun == cmdutil.DryRunServer {
-		o.PrintFlags.Complete("%s (server dry run)")
+	switch o.DryRun {
+	case cmdutil.DryRunClient:
+		err = o.PrintFlags.Complete("%s (dry run)")
+	case cmdutil.DryRunServer:
+		err = o.PrintFlags.Complete("%s (server dry run)")
+	}
+	if err != nil {
+		return err
 	}
 	if o.output() != "" && o.output() != "name" {
 		if o.printer, err = o.PrintFlags.ToPrinter(); err != nil {

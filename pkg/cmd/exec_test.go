@@ -52,7 +52,7 @@ func (e *recordingExecutor) ExecuteWithContext(_ context.Context, u *url.URL, _ 
 	e.stdins = append(e.stdins, in)
 	e.tty = append(e.tty, tty)
 	if stdout != nil {
-		io.WriteString(stdout, e.out)
+		_, _ = io.WriteString(stdout, e.out)
 	}
 	return e.err
 }

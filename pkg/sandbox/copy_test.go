@@ -317,11 +317,11 @@ func TestCopyFromHostileSandbox(t *testing.T) {
 
 func TestSanitizeStripsTerminalControl(t *testing.T) {
 	var b boundedBuffer
-	b.Write([]byte("bad \x1b]0;title\x07 name\n"))
+	_, _ = b.Write([]byte("bad \x1b]0;title\x07 name\n"))
 	if got := b.String(); strings.ContainsAny(got, "\x1b\x07") {
 		t.Fatalf("control characters kept: %q", got)
 	}
-	b.Write(bytes.Repeat([]byte("x"), 2*maxStderr))
+	_, _ = b.Write(bytes.Repeat([]byte("x"), 2*maxStderr))
 	if len(b.String()) > maxStderr {
 		t.Fatal("stderr buffer is not bounded")
 	}
@@ -419,7 +419,9 @@ func TestCopyLargeFileChecksum(t *testing.T) {
 	chunk := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	for i := 0; i < 64; i++ {
 		chunk[i] = byte(i)
-		f.Write(chunk)
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
 		h.Write(chunk)
 	}
 	f.Close()

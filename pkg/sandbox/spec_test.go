@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	psaapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
@@ -159,7 +158,6 @@ func TestNetworkPolicy(t *testing.T) {
 			t.Errorf("egress policy does not block %s", cidr)
 		}
 	}
-	var _ *networkingv1.NetworkPolicy = np
 
 	s.Network = NetworkOpen
 	if s.NetworkPolicy() != nil {

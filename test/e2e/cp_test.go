@@ -79,7 +79,9 @@ func TestCpLargeFileChecksums(t *testing.T) {
 		for j := range block {
 			block[j] = byte(i*31 + j*7)
 		}
-		f.Write(block)
+		if _, err := f.Write(block); err != nil {
+			t.Fatal(err)
+		}
 		h.Write(block)
 	}
 	f.Close()
