@@ -271,7 +271,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitHTTP(ctx, etcd, httpClient, etcdURL+"/health", 60*time.Second, func(body string) bool {
+	if err := c.waitHTTP(ctx, etcd, httpClient, etcdURL+"/health", 60*time.Second, func(body string) bool {
 		return strings.Contains(body, `"health":"true"`)
 	}); err != nil {
 		return nil, err
@@ -320,7 +320,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitHTTP(ctx, api, adminHTTP, c.Server+"/readyz", 120*time.Second, func(body string) bool {
+	if err := c.waitHTTP(ctx, api, adminHTTP, c.Server+"/readyz", 120*time.Second, func(body string) bool {
 		return strings.TrimSpace(body) == "ok"
 	}); err != nil {
 		return nil, err
@@ -336,6 +336,8 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
+	// Only now: the controller-manager gives up on an apiserver that is not
+	// healthy within 10 s, which a loaded 2-core machine can exceed.
 	if _, err := startComponent("kube-controller-manager", []string{b.ControllerManager,
 		"--kubeconfig=" + filepath.Join(c.Dir, cmKubeconfigFile),
 		"--leader-elect=false",
@@ -545,13 +547,16 @@ func (c *Cluster) waitFor(ctx context.Context, timeout time.Duration, what strin
 	}
 }
 
-// waitHTTP polls url until ok(body) on a 200, p exits, or timeout.
-func waitHTTP(ctx context.Context, p *proc, client *http.Client, url string, timeout time.Duration, ok func(string) bool) error {
+// waitHTTP polls url, served by p, until ok(body) on a 200, timeout, or
+// any process of c exits.
+func (c *Cluster) waitHTTP(ctx context.Context, p *proc, client *http.Client, url string, timeout time.Duration, ok func(string) bool) error {
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
-		if done, err := p.exited(); done {
-			return componentError(p, "exited (%v) before %s answered", err, url)
+		for _, q := range c.procs {
+			if done, err := q.exited(); done {
+				return componentError(q, "exited (%v) before %s answered", err, url)
+			}
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
