@@ -397,6 +397,14 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 		fmt.Fprintf(log, "up: node %s Ready (%s)\n", c.NodeName, time.Since(start).Round(time.Millisecond))
+		// kwok has read its credentials; sandboxed commands run as kwok's
+		// uid and see Dir/kwok as /run/kwok, so take the cluster-admin
+		// kubeconfig and the serving key out of their reach.
+		for _, f := range kwokSecretFiles {
+			if err := os.Remove(filepath.Join(c.Dir, kwokSubdir, f)); err != nil {
+				return nil, fmt.Errorf("kwok: %w", err)
+			}
+		}
 	}
 
 	c.ready = true
@@ -486,6 +494,9 @@ func (c *Cluster) prepareKwok(ctx context.Context, client kubernetes.Interface, 
 	}
 	return nil
 }
+
+// kwokSecretFiles are removed from Dir/kwok once kwok has read them.
+var kwokSecretFiles = []string{"kubeconfig", "tls.key"}
 
 // kwokNode is the Node object kwok manages (it selects it by annotation).
 func kwokNode(name string, port int) *corev1.Node {

@@ -268,6 +268,9 @@ func TestCluster(t *testing.T) {
 		if _, _, code := podExec(t, "", "sandbox", "umount", "/tmp"); code == 0 {
 			t.Error("the sandbox could unmount its /tmp")
 		}
+		if out, _, code := podExec(t, "", "sandbox", "ls", "/run/kwok"); code != 0 || strings.Contains(out, "kubeconfig") || strings.Contains(out, "tls.key") {
+			t.Errorf("kwok's credentials are within the sandbox's reach: %d %q", code, out)
+		}
 	})
 
 	t.Run("no tar in e2e-notar", func(t *testing.T) {
