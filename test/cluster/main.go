@@ -135,7 +135,8 @@ func printEnv(w io.Writer, c *localcluster.Cluster) {
 
 func shellQuote(s string) string {
 	for _, r := range s {
-		if !(r == '/' || r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+		safe := r == '/' || r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !safe {
 			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 		}
 	}

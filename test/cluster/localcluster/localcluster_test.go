@@ -431,7 +431,11 @@ func TestUpInPrivateDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Down()
+	defer func() {
+		if err := c.Down(); err != nil {
+			t.Error(err)
+		}
+	}()
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
 	if err != nil {
 		t.Fatal(err)
