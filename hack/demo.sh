@@ -36,7 +36,7 @@ cat <<'NOTE'
   mount namespace), not in a container.
 
 NOTE
-run() { printf '\n$ %s\n' "$*"; "$@"; }
+run() { printf '\n$'; printf ' %q' "$@"; printf '\n'; "$@"; }
 mkdir -p "$work/repo"
 printf 'print("hello from the sandbox")\n' >"$work/repo/main.py"
 printf 'echo "tests pass" > result.txt\n' >"$work/repo/test.sh"
