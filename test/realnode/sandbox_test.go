@@ -1,0 +1,210 @@
+package realnode
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// The plugin's own sandboxes on the real kubelet: everything here goes
+// through kubectl-agentkernel, nothing through hand-written pods.
+
+const sandboxLabel = "agentkernel/sandbox"
+
+func (s *suite) createSandbox(ctx context.Context, t *testing.T, name string, flags ...string) *corev1.Pod {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, podRunningTimeout)
+	defer cancel()
+	r := s.pluginRun(c, "", append([]string{"create", name, "-n", s.namespace, "--wait"}, flags...)...)
+	if r.code != 0 {
+		t.Fatalf("kubectl agentkernel create %s %v: %s\n%s", name, flags, r, s.node.Diagnostics())
+	}
+	record("plugin: create --wait (→ Running)", r.took)
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+		defer cancel()
+		_ = s.pluginRun(c, "", "delete", name, "-n", s.namespace)
+	})
+	pod := s.sandboxPod(ctx, t, name)
+	if pod.Status.Phase != corev1.PodRunning {
+		t.Fatalf("create --wait returned but sandbox %s is %s", name, pod.Status.Phase)
+	}
+	return pod
+}
+
+// sandboxPod finds the sandbox's pod by its label.
+func (s *suite) sandboxPod(ctx context.Context, t *testing.T, name string) *corev1.Pod {
+	t.Helper()
+	list, err := s.client.CoreV1().Pods(s.namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(labels.Set{sandboxLabel: name}).String(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 {
+		t.Fatalf("want one pod labelled %s=%s, found %d", sandboxLabel, name, len(list.Items))
+	}
+	return &list.Items[0]
+}
+
+func (s *suite) sandboxExec(ctx context.Context, name string, stdin string, args ...string) result {
+	c, cancel := context.WithTimeout(ctx, execTimeout)
+	defer cancel()
+	r := s.pluginRun(c, stdin, append([]string{"exec", name, "-n", s.namespace, "--"}, args...)...)
+	record("plugin: exec", r.took)
+	return r
+}
+
+// TestSandboxDefault: the plugin's default sandbox runs under "restricted"
+// and is hardened where it counts, in the kernel's view of its process.
+func TestSandboxDefault(t *testing.T) {
+	s := needPlugin(t)
+	ctx := context.Background()
+	const name = "sb-default"
+	pod := s.createSandbox(ctx, t, name)
+	t.Logf("sandbox pod %s on node %s, image %s", pod.Name, pod.Spec.NodeName, pod.Spec.Containers[0].Image)
+	if pod.Spec.NodeName != s.node.Name {
+		t.Errorf("sandbox runs on %q, want the real node %q", pod.Spec.NodeName, s.node.Name)
+	}
+
+	r := s.sandboxExec(ctx, name, "", "cat", "/proc/self/status")
+	if r.code != 0 {
+		t.Fatalf("exec cat /proc/self/status: %s", r)
+	}
+	checkHardened(t, parseStatus(t, r.stdout))
+	if r := s.sandboxExec(ctx, name, "", "id", "-u"); r.code != 0 || strings.TrimSpace(r.stdout) == "0" || strings.TrimSpace(r.stdout) == "" {
+		t.Errorf("id -u in the sandbox: %s", r)
+	}
+
+	// want -1: any non-zero code.
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"true"}, 0},
+		{[]string{"false"}, 1},
+		{[]string{"sh", "-c", "exit 7"}, 7},
+		{[]string{"sh", "-c", "exit 255"}, 255},
+		{[]string{"/no/such/command"}, -1},
+	} {
+		r := s.sandboxExec(ctx, name, "", tc.args...)
+		if (tc.want == -1 && r.code == 0) || (tc.want != -1 && r.code != tc.want) {
+			t.Errorf("exec %v: exit %d, want %d (-1: non-zero): %s", tc.args, r.code, tc.want, r)
+		}
+	}
+	if r := s.sandboxExec(ctx, name, "through stdin\n", "cat"); r.stdout != "through stdin\n" {
+		t.Errorf("stdin through exec: %s", r)
+	}
+
+	// cp both ways.
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.txt")
+	content := randomText(t)
+	if err := os.WriteFile(in, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.pluginRun(ctx, "", "cp", in, name+":/tmp/in.txt", "-n", s.namespace); r.code != 0 {
+		t.Fatalf("cp in: %s", r)
+	}
+	if r := s.sandboxExec(ctx, name, "", "cat", "/tmp/in.txt"); r.stdout != content {
+		t.Errorf("after cp in the sandbox has %q, want %q", r.stdout, content)
+	}
+	out := filepath.Join(dir, "out.txt")
+	if r := s.pluginRun(ctx, "", "cp", name+":/tmp/in.txt", out, "-n", s.namespace); r.code != 0 {
+		t.Fatalf("cp out: %s", r)
+	}
+	if b, _ := os.ReadFile(out); string(b) != content {
+		t.Errorf("cp out gave %q, want %q", b, content)
+	}
+
+	// Delete until gone: the sandbox's PID 1 must exit on SIGTERM.
+	took, code := s.deleteAndWait(ctx, t, pod.Name, func() error {
+		c, cancel := context.WithTimeout(ctx, deleteTimeout)
+		defer cancel()
+		r := s.pluginRun(c, "", "delete", name, "-n", s.namespace, "--wait")
+		record("plugin: delete --wait", r.took)
+		if r.code != 0 {
+			t.Errorf("delete --wait: %s", r)
+		}
+		return nil
+	})
+	record("plugin: delete → pod gone", took)
+	t.Logf("delete → gone in %s (last exit code seen %d)", took.Round(100*time.Millisecond), code)
+	if code == 137 || took > sigtermDeleteBound {
+		t.Errorf("the sandbox's PID 1 did not exit on SIGTERM: gone after %s, exit code %d", took, code)
+	}
+}
+
+// TestSandboxReadOnly: --read-only makes / unwritable; the scratch
+// directories stay writable.
+func TestSandboxReadOnly(t *testing.T) {
+	s := needPlugin(t)
+	ctx := context.Background()
+	const name = "sb-readonly"
+	pod := s.createSandbox(ctx, t, name, "--read-only")
+	if sc := pod.Spec.Containers[0].SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("--read-only sandbox without readOnlyRootFilesystem: %+v", sc)
+	}
+	if r := s.sandboxExec(ctx, name, "", "touch", "/probe"); r.code == 0 || !strings.Contains(r.stderr, "Read-only file system") {
+		t.Errorf("writing / in a read-only sandbox: %s", r)
+	}
+	for _, d := range []string{"/tmp", "/workspace"} {
+		if r := s.sandboxExec(ctx, name, "", "sh", "-c", "echo ok > "+d+"/probe && cat "+d+"/probe"); r.code != 0 || r.stdout != "ok\n" {
+			t.Errorf("writing %s in a read-only sandbox: %s", d, r)
+		}
+	}
+	r := s.sandboxExec(ctx, name, "", "cat", "/proc/self/status")
+	checkHardened(t, parseStatus(t, r.stdout))
+}
+
+// TestSandboxNoNetwork: a sandbox the plugin fences with a deny-all
+// NetworkPolicy cannot connect out, while an unfenced pod beside it can
+// (so the failure is the policy's doing, not the network's).
+func TestSandboxNoNetwork(t *testing.T) {
+	s := needPlugin(t)
+	ctx := context.Background()
+	const name = "sb-nonet"
+	ip := s.startServer(ctx, t, "sb-nonet-server")
+	s.startPod(ctx, t, hardenedPod("sb-nonet-control", SandboxImage, sleeper, nil))
+	s.createSandbox(ctx, t, name)
+
+	policies, err := s.client.NetworkingV1().NetworkPolicies(s.namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fenced := false
+	for _, p := range policies.Items {
+		if p.Spec.PodSelector.MatchLabels[sandboxLabel] == name {
+			fenced = true
+		}
+	}
+	if !fenced {
+		t.Skipf("the plugin made no NetworkPolicy selecting %s=%s by default: nothing to enforce", sandboxLabel, name)
+	}
+	if ok, r := s.canConnect(ctx, false, "sb-nonet-control", ip); !ok {
+		t.Fatalf("the unfenced control pod cannot reach the server either: %s", r)
+	}
+	first, r := s.canConnect(ctx, true, name, ip)
+	if first {
+		t.Logf("the first connection right after create --wait went through: the policy agent lags (%s)", r)
+	}
+	var last result
+	err = poll(ctx, 60*time.Second, func() (bool, error) {
+		ok, r := s.canConnect(ctx, true, name, ip)
+		last = r
+		return !ok, nil
+	})
+	if err != nil {
+		t.Fatalf("the sandbox can still connect out: %v; last try: %s\n%s", err, last, s.node.Diagnostics())
+	}
+	if first {
+		t.Errorf("a no-network sandbox could connect out right after create --wait")
+	}
+}
