@@ -446,4 +446,3 @@ func TestNetworkPolicyEnforced(t *testing.T) {
 		t.Errorf("the client stayed cut off after the policy was deleted: %v; last try: %s", err, last)
 	}
 }
-
