@@ -53,9 +53,10 @@ func BuildScript() (string, error) {
 
 // Build runs build/build.sh, which builds what is missing from its cache
 // (${XDG_CACHE_HOME:-~/.cache}/kubectl-agentkernel/realnode) and installs the
-// Debian packages it needs. kubelet, if not empty, is a kubelet binary built
-// elsewhere (localcluster.Build makes one) to put in the image instead of
-// building one. Progress goes to log.
+// Debian packages it needs. The kubelet is built from the same components
+// module and with the same flags as localcluster's binaries, so the Go build
+// cache serves both. kubelet, if not empty, is a kubelet binary to put in the
+// image instead. Progress goes to log.
 func Build(ctx context.Context, log io.Writer, kubelet string) (*Artifacts, error) {
 	if log == nil {
 		log = io.Discard

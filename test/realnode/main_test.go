@@ -41,6 +41,8 @@ var (
 	env     suite
 	timings = map[string][]time.Duration{}
 	timeMu  sync.Mutex
+
+	setupReported sync.Once
 )
 
 const (
@@ -82,7 +84,7 @@ func setup(ctx context.Context) (teardown func()) {
 	}
 	record("build: control plane (cached or not)", time.Since(t0))
 	t0 = time.Now()
-	art, err := Build(ctx, logw, bins.Kubelet)
+	art, err := Build(ctx, logw, "")
 	if err != nil {
 		env.err = err
 		return teardown
@@ -160,7 +162,13 @@ func need(t *testing.T) *suite {
 			"(cold: builds for ~40 min; warm: ~3 min); or run test/realnode/run.sh")
 	}
 	if env.err != nil {
-		t.Fatalf("realnode setup failed: %v", env.err)
+		full := false
+		setupReported.Do(func() { full = true })
+		if full {
+			t.Fatalf("realnode setup failed: %v", env.err)
+		}
+		first, _, _ := strings.Cut(env.err.Error(), "\n")
+		t.Fatalf("realnode setup failed (the first failed test shows the guest's logs): %s", first)
 	}
 	return &env
 }

@@ -53,7 +53,7 @@ const (
 
 // Options for Boot. The zero value works.
 type Options struct {
-	// Artifacts to boot; nil runs Build (with the cluster's kubelet).
+	// Artifacts to boot; nil runs Build.
 	Artifacts *Artifacts
 	// Dir keeps the guest's logs and throwaway disk; "" means
 	// <cluster dir>/realnode-<name>.
@@ -135,11 +135,7 @@ func Boot(ctx context.Context, c *localcluster.Cluster, opts Options) (_ *Node, 
 		opts.KubeletVerbosity = 1
 	}
 	if opts.Artifacts == nil {
-		kubelet := ""
-		if c.Binaries != nil {
-			kubelet = c.Binaries.Kubelet
-		}
-		if opts.Artifacts, err = Build(ctx, log, kubelet); err != nil {
+		if opts.Artifacts, err = Build(ctx, log, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -379,10 +375,9 @@ func (n *Node) createNode(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create node %s: %w", n.Name, err)
 	}
-	created.Status.Addresses = []corev1.NodeAddress{
-		{Type: corev1.NodeInternalIP, Address: "127.0.0.1"},
-		{Type: corev1.NodeHostName, Address: n.Name},
-	}
+	// InternalIP only: the apiserver prefers a Hostname address, and the
+	// node's name resolves nowhere.
+	created.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
 	created.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(n.KubeletPort)
 	if _, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("set the addresses of node %s: %w", n.Name, err)

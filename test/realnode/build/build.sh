@@ -53,7 +53,7 @@ step() {
 	rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 	log "$name: building"
 	local t0=$SECONDS
-	"$fn" "$out.tmp"
+	"$fn" "$out.tmp" >&2
 	local took=$((SECONDS - t0))
 	echo "$took" > "$out.tmp/.seconds"
 	touch "$out.tmp/.done"
@@ -156,16 +156,17 @@ build_pause() {
 	(cd "$repo" && CGO_ENABLED=0 $NICE go build -trimpath -ldflags "-s -w" -o "$d/pause" ./test/realnode/pause) >&2
 }
 
-# --- OCI image archives (no registry here) ----------------------------------------
-# oci_archive OUT.tar NAME ROOTFS_DIR CONFIG_JSON_FRAGMENT
-oci_archive() {
-	local out=$1 name=$2 rootfs=$3 config=$4 w
-	w=$(mktemp -d)
+# --- OCI image archive (no registry here) ----------------------------------------
+# All images go into one OCI layout so the guest imports them with one ctr run.
+# oci_add LAYOUT NAME ROOTFS_DIR CONFIG_JSON_FRAGMENT
+oci_add() {
+	local w=$1 name=$2 rootfs=$3 config=$4
 	mkdir -p "$w/blobs/sha256"
 	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$rootfs" -cf "$w/layer.tar" .
 	local diff_id; diff_id=$(sha256sum "$w/layer.tar" | cut -d' ' -f1)
 	gzip -n -1 "$w/layer.tar"
 	local layer; layer=$(sha256sum "$w/layer.tar.gz" | cut -d' ' -f1)
+	local layer_size; layer_size=$(stat -c %s "$w/layer.tar.gz")
 	mv "$w/layer.tar.gz" "$w/blobs/sha256/$layer"
 	printf '{"architecture":"amd64","os":"linux","config":%s,"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
 		"$config" "$diff_id" > "$w/config.json"
@@ -173,15 +174,20 @@ oci_archive() {
 	local cfg_size; cfg_size=$(stat -c %s "$w/config.json")
 	mv "$w/config.json" "$w/blobs/sha256/$cfg"
 	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
-		"$cfg" "$cfg_size" "$layer" "$(stat -c %s "$w/blobs/sha256/$layer")" > "$w/manifest.json"
+		"$cfg" "$cfg_size" "$layer" "$layer_size" > "$w/manifest.json"
 	local man; man=$(sha256sum "$w/manifest.json" | cut -d' ' -f1)
 	local man_size; man_size=$(stat -c %s "$w/manifest.json")
 	mv "$w/manifest.json" "$w/blobs/sha256/$man"
+	printf '{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}\n' \
+		"$man" "$man_size" "$name" "$name" >> "$w/manifests"
+}
+# oci_finish LAYOUT OUT.tar
+oci_finish() {
+	local w=$1 out=$2
 	echo '{"imageLayoutVersion":"1.0.0"}' > "$w/oci-layout"
-	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
-		"$man" "$man_size" "$name" "$name" > "$w/index.json"
+	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}' \
+		"$(paste -sd, "$w/manifests")" > "$w/index.json"
 	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$w" -cf "$out" oci-layout index.json blobs
-	rm -rf "$w"
 }
 busybox_rootfs() {
 	local r=$1
@@ -198,17 +204,16 @@ busybox_rootfs() {
 build_images() {
 	local d=$1 w
 	w=$(mktemp -d)
-	mkdir -p "$w/pause"
+	mkdir -p "$w/pause" "$w/layout"
 	cp "$PAUSE_DIR/pause" "$w/pause/pause"
-	oci_archive "$d/pause.tar" "$PAUSE_IMAGE" "$w/pause" \
-		'{"Entrypoint":["/pause"],"User":"65535:65535"}'
+	oci_add "$w/layout" "$PAUSE_IMAGE" "$w/pause" '{"Entrypoint":["/pause"],"User":"65535:65535"}'
 	busybox_rootfs "$w/busybox"
 	# Stands in for docker.io/library/busybox:1.37.0, the plugin's default image:
 	# like the real one it runs as root unless the pod says otherwise.
-	oci_archive "$d/busybox.tar" "$SANDBOX_IMAGE" "$w/busybox" \
+	oci_add "$w/layout" "$SANDBOX_IMAGE" "$w/busybox" \
 		'{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]}'
-	oci_archive "$d/rootuser.tar" "$ROOT_IMAGE" "$w/busybox" \
-		'{"Env":["PATH=/bin"],"User":"0","Cmd":["sleep","3600"]}'
+	oci_add "$w/layout" "$ROOT_IMAGE" "$w/busybox" '{"Env":["PATH=/bin"],"User":"0","Cmd":["sleep","3600"]}'
+	oci_finish "$w/layout" "$d/images.tar"
 	rm -rf "$w"
 }
 
@@ -219,6 +224,13 @@ build_disk() {
 	cp -a "$ROOTFS_DIR/root" "$s"
 	mkdir -p "$s/lib/modules" "$s/usr/local/bin" "$s/var/lib/agentkernel/images" "$s/etc/containerd" "$s/etc/cni/net.d"
 	cp -a "$KERNEL_DIR/root/lib/modules/$kver" "$s/lib/modules/"
+	# A virtual node needs no sound, GPU, USB, wireless or NIC drivers: keep
+	# the image small (drivers/net keeps veth and friends, not its subdirs).
+	local mods="$s/lib/modules/$kver/kernel"
+	rm -rf "$mods/sound"
+	find "$mods/drivers" -mindepth 1 -maxdepth 1 ! -name net ! -name virtio ! -name block ! -name firmware ! -name char -exec rm -rf {} +
+	find "$mods/drivers/net" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+	depmod -b "$s" "$kver"
 	install -m 0755 "$KUBELET_DIR/kubelet" "$CONTAINERD_DIR"/{containerd,containerd-shim-runc-v2,ctr} \
 		"$KNP_DIR/kube-network-policies" "$s/usr/local/bin/"
 	cp "$IMAGES_DIR"/*.tar "$s/var/lib/agentkernel/images/"
@@ -281,7 +293,7 @@ main() {
 	step pause "$(fnkey build_pause)" build_pause; PAUSE_DIR=$out
 
 	KEYVARS=("$PAUSE_DIR" "$PAUSE_IMAGE" "$SANDBOX_IMAGE" "$ROOT_IMAGE" "$(dpkg-query -W -f='${Version}' busybox-static)")
-	step images "$(fnkey build_images oci_archive busybox_rootfs)" build_images; IMAGES_DIR=$out
+	step images "$(fnkey build_images oci_add oci_finish busybox_rootfs)" build_images; IMAGES_DIR=$out
 
 	if [[ -n ${AGENTKERNEL_REALNODE_KUBELET:-} ]]; then
 		# A kubelet the control-plane harness already built (same module, same flags).
