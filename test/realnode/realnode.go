@@ -80,7 +80,7 @@ type Options struct {
 // Timings of one boot, measured from qemu's start.
 type Timings struct {
 	// GuestInit is the guest's uptime when its init reported "ready"
-	// (containerd up, images imported, kubelet and agent started).
+	// (containerd, kubelet and agent started, images imported).
 	GuestInit time.Duration
 	// InitReady is when the host saw that line.
 	InitReady time.Duration
@@ -297,7 +297,9 @@ func (n *Node) waitReady(ctx context.Context, start time.Time, timeout time.Dura
 			continue
 		}
 		for _, cond := range node.Status.Conditions {
-			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+			// The guest imports its images while the kubelet registers:
+			// Ready means both.
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue && n.Timings.InitReady != 0 {
 				n.Timings.NodeReady = time.Since(start)
 				return nil
 			}
