@@ -18,7 +18,7 @@ import (
 var rootLong = templates.LongDesc(`
 	Give every AI coding agent its own hardened, disposable sandbox Pod.
 
-	Sandboxes are ordinary Pods labelled agentkernel/managed-by=kubectl-agentkernel.
+	Sandboxes are ordinary Pods labelled agentkernel/managed-by=agentkernel.
 	They run as a non-root user with no capabilities, a RuntimeDefault seccomp profile
 	and no service-account token, so a namespace enforcing Pod Security "restricted"
 	admits them.`)
@@ -55,9 +55,13 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 	f := cmdutil.NewFactory(cmdutil.NewMatchVersionFlags(configFlags))
 
 	cmd.AddCommand(
+		NewCmdCreate(f, streams),
+		NewCmdExec(f, streams),
+		NewCmdCp(f, streams),
+		NewCmdList(f, streams),
+		NewCmdDelete(f, streams),
 		NewCmdVersion(streams),
 	)
-	_ = f
 	return cmd
 }
 
@@ -75,6 +79,9 @@ func Execute(ctx context.Context, streams genericiooptions.IOStreams, args []str
 		return exit.Code
 	}
 	fmt.Fprintln(streams.ErrOut, "error: "+err.Error())
+	if ctx.Err() != nil {
+		return 130 // interrupted, as a shell reports SIGINT
+	}
 	return 1
 }
 

@@ -226,25 +226,12 @@ func Build(ctx context.Context, log io.Writer) (*Binaries, error) {
 	if log == nil {
 		log = io.Discard
 	}
-	tree, err := findSourceTree()
+	plan, err := planBuild(ctx)
 	if err != nil {
 		return nil, err
 	}
-	goVersion, err := goEnv(ctx, "GOVERSION")
-	if err != nil {
-		return nil, err
-	}
-	files, err := keyInputs(tree)
-	if err != nil {
-		return nil, err
-	}
-	key := cacheKey(goVersion, files)
-	root, err := CacheRoot()
-	if err != nil {
-		return nil, err
-	}
-	final := filepath.Join(root, key)
-	if fileExists(filepath.Join(final, buildInfoFile)) {
+	tree, goVersion, key, root, final := plan.tree, plan.goVersion, plan.key, plan.root, plan.dir
+	if plan.done() {
 		return binariesIn(final), nil
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -320,6 +307,48 @@ func Build(ctx context.Context, log io.Writer) (*Binaries, error) {
 	keep = true
 	fmt.Fprintf(log, "build: all done in %s: %s\n", time.Since(start).Round(time.Second), final)
 	return binariesIn(final), nil
+}
+
+// buildPlan is where the build for the current inputs lives.
+type buildPlan struct {
+	tree      sourceTree
+	goVersion string
+	key       string
+	root      string // CacheRoot()
+	dir       string // root/key
+}
+
+func (p buildPlan) done() bool { return fileExists(filepath.Join(p.dir, buildInfoFile)) }
+
+func planBuild(ctx context.Context) (buildPlan, error) {
+	tree, err := findSourceTree()
+	if err != nil {
+		return buildPlan{}, err
+	}
+	goVersion, err := goEnv(ctx, "GOVERSION")
+	if err != nil {
+		return buildPlan{}, err
+	}
+	files, err := keyInputs(tree)
+	if err != nil {
+		return buildPlan{}, err
+	}
+	root, err := CacheRoot()
+	if err != nil {
+		return buildPlan{}, err
+	}
+	key := cacheKey(goVersion, files)
+	return buildPlan{tree: tree, goVersion: goVersion, key: key, root: root, dir: filepath.Join(root, key)}, nil
+}
+
+// Built returns the binaries if the current inputs are already built, and
+// nil otherwise; it never compiles anything.
+func Built(ctx context.Context) (*Binaries, error) {
+	plan, err := planBuild(ctx)
+	if err != nil || !plan.done() {
+		return nil, err
+	}
+	return binariesIn(plan.dir), nil
 }
 
 // buildKwok copies the kwok module source, applies our patch and builds

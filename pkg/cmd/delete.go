@@ -1,0 +1,168 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+var deleteExample = templates.Examples(`
+	# Delete one sandbox and wait until it is gone
+	kubectl agentkernel delete demo
+
+	# Delete every sandbox in the namespace, without waiting
+	kubectl agentkernel delete --all --wait=false
+
+	# Delete sandboxes by label, in all namespaces
+	kubectl agentkernel delete -l team=ml -A`)
+
+// DeleteOptions deletes sandboxes, and never anything the plugin did not create.
+type DeleteOptions struct {
+	Names          []string
+	All            bool
+	Selector       string
+	AllNamespaces  bool
+	Wait           bool
+	Timeout        time.Duration
+	IgnoreNotFound bool
+	GracePeriod    int64
+
+	clients
+	genericiooptions.IOStreams
+}
+
+// NewDeleteOptions returns DeleteOptions writing to streams.
+func NewDeleteOptions(streams genericiooptions.IOStreams) *DeleteOptions {
+	return &DeleteOptions{Wait: true, Timeout: 2 * time.Minute, GracePeriod: -1, IOStreams: streams}
+}
+
+// NewCmdDelete returns the delete command.
+func NewCmdDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := NewDeleteOptions(streams)
+	cmd := &cobra.Command{
+		Use:                   "delete (NAME... | --all | -l SELECTOR) [--wait] [--ignore-not-found]",
+		DisableFlagsInUseLine: true,
+		Short:                 "Delete sandboxes",
+		Long: templates.LongDesc(`
+			Delete sandboxes. Only Pods labelled agentkernel/managed-by=agentkernel are ever
+			deleted. A sandbox's Secret and NetworkPolicy are owned by its Pod, so the
+			cluster's garbage collector removes them with it.`),
+		Example: deleteExample,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(f, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVar(&o.All, "all", o.All, "Delete every sandbox in the namespace")
+	cmd.Flags().StringVarP(&o.Selector, "selector", "l", o.Selector, "Delete the sandboxes matching this label selector")
+	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "With --all or -l: in every namespace")
+	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandboxes are gone")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
+	cmd.Flags().BoolVar(&o.IgnoreNotFound, "ignore-not-found", o.IgnoreNotFound, "Treat a sandbox that does not exist as deleted")
+	cmd.Flags().Int64Var(&o.GracePeriod, "grace-period", o.GracePeriod, "Seconds to let the sandbox stop; -1 uses the sandbox's own (10), 0 kills at once")
+	return cmd
+}
+
+// Complete takes the names and builds clients.
+func (o *DeleteOptions) Complete(f cmdutil.Factory, args []string) error {
+	o.Names = args
+	return o.complete(f)
+}
+
+// Validate checks the choice of what to delete.
+func (o *DeleteOptions) Validate() error {
+	byQuery := o.All || o.Selector != ""
+	switch {
+	case len(o.Names) == 0 && !byQuery:
+		return fmt.Errorf("name the sandboxes to delete, or use --all or -l SELECTOR (list them with: kubectl agentkernel list)")
+	case len(o.Names) > 0 && byQuery:
+		return fmt.Errorf("give sandbox names or --all/-l, not both")
+	case o.AllNamespaces && !byQuery:
+		return fmt.Errorf("-A needs --all or -l: names are looked up in one namespace")
+	case o.GracePeriod < -1:
+		return fmt.Errorf("--grace-period must be -1 or more")
+	}
+	for _, n := range o.Names {
+		if err := sandbox.ValidateName(n); err != nil {
+			return err
+		}
+	}
+	if _, err := sandbox.Selector(o.Selector); err != nil {
+		return err
+	}
+	return nil
+}
+
+type target struct{ namespace, name string }
+
+// Run deletes, then waits for every deleted Pod to be gone.
+func (o *DeleteOptions) Run(ctx context.Context) error {
+	var targets []target
+	if len(o.Names) > 0 {
+		for _, n := range o.Names {
+			targets = append(targets, target{o.Namespace, n})
+		}
+	} else {
+		ns := o.Namespace
+		if o.AllNamespaces {
+			ns = metav1.NamespaceAll
+		}
+		pods, err := sandbox.List(ctx, o.Clientset, ns, o.Selector)
+		if err != nil {
+			return o.explain(err, ns)
+		}
+		for _, p := range pods {
+			targets = append(targets, target{p.Namespace, sandbox.NameFromPod(p.Labels, p.Name)})
+		}
+		if len(targets) == 0 {
+			_, err := fmt.Fprintln(o.ErrOut, "No sandboxes found.")
+			return err
+		}
+	}
+
+	var grace *int64
+	if o.GracePeriod >= 0 {
+		grace = &o.GracePeriod
+	}
+	var errs []error
+	deleted := map[target]types.UID{}
+	for _, t := range targets {
+		uid, err := sandbox.Delete(ctx, o.Clientset, t.namespace, t.name, grace)
+		var notFound *sandbox.NotFoundError
+		if errors.As(err, &notFound) && o.IgnoreNotFound {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, o.explain(err, t.namespace))
+			continue
+		}
+		deleted[t] = uid
+		fmt.Fprintf(o.Out, "sandbox/%s deleted\n", t.name)
+	}
+	if o.Wait {
+		for t, uid := range deleted {
+			if uid == "" {
+				continue
+			}
+			if err := sandbox.WaitForDeleted(ctx, o.Clientset, t.namespace, t.name, uid, o.Timeout); err != nil {
+				errs = append(errs, o.explain(err, t.namespace))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,165 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/kubectl/pkg/cmd/exec"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+var execExample = templates.Examples(`
+	# Run a command; the exit code is the command's own
+	kubectl agentkernel exec demo -- make test
+
+	# An interactive shell with a terminal
+	kubectl agentkernel exec -it demo -- sh
+
+	# Pipe data in, with extra environment and a working directory
+	git diff | kubectl agentkernel exec -i demo -e MODE=review -w /workspace/repo -- sh -c 'git apply && make'`)
+
+// ExecOptions runs a command in a sandbox.
+type ExecOptions struct {
+	Name    string
+	Command []string
+	Stdin   bool
+	TTY     bool
+	Env     []string
+	Workdir string
+	Quiet   bool
+
+	clients
+	genericiooptions.IOStreams
+}
+
+// NewExecOptions returns ExecOptions writing to streams.
+func NewExecOptions(streams genericiooptions.IOStreams) *ExecOptions {
+	return &ExecOptions{IOStreams: streams}
+}
+
+// NewCmdExec returns the exec command.
+func NewCmdExec(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	return newCmdExec(f, NewExecOptions(streams))
+}
+
+// newCmdExec lets tests supply options with a recording executor.
+func newCmdExec(f cmdutil.Factory, o *ExecOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:                   "exec NAME [-i] [-t] [-e K=V] [-w DIR] -- COMMAND [args...]",
+		DisableFlagsInUseLine: true,
+		Short:                 "Run a command in a sandbox",
+		Long: templates.LongDesc(`
+			Run a command in a sandbox, through kubectl's own exec (raw terminal, resize,
+			WebSocket with SPDY fallback). The exit code is the command's exact exit code;
+			a failure of the plugin or the connection exits non-zero with an error.
+
+			Values given with -e travel in the exec request: do not pass secrets that way,
+			use 'create --secret-env' instead.`),
+		Example: execExample,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(f, cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Stdin, "stdin", "i", o.Stdin, "Pass stdin to the command")
+	cmd.Flags().BoolVarP(&o.TTY, "tty", "t", o.TTY, "Allocate a terminal (with -i, when stdin is a terminal)")
+	cmd.Flags().StringArrayVarP(&o.Env, "env", "e", o.Env, "Set an environment variable for the command (K=V, repeatable)")
+	cmd.Flags().StringVarP(&o.Workdir, "workdir", "w", o.Workdir, "Working directory for the command (default: /workspace)")
+	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Only print the command's own output")
+	return cmd
+}
+
+// Complete takes the sandbox name and the command after "--".
+func (o *ExecOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string) error {
+	dash := cmd.ArgsLenAtDash()
+	switch {
+	case len(args) == 0:
+		return fmt.Errorf("exec needs a sandbox name and a command: kubectl agentkernel exec NAME -- COMMAND [args...]")
+	case dash < 0:
+		return fmt.Errorf("put '--' between the sandbox name and the command: kubectl agentkernel exec %s -- %s", args[0], joinArgs(args[1:]))
+	case dash != 1:
+		return fmt.Errorf("exec takes exactly one sandbox name before '--' (got %d)", dash)
+	}
+	o.Name = args[0]
+	o.Command = args[1:]
+	return o.complete(f)
+}
+
+// Validate checks the arguments without contacting the cluster.
+func (o *ExecOptions) Validate() error {
+	if err := sandbox.ValidateName(o.Name); err != nil {
+		return err
+	}
+	if len(o.Command) == 0 {
+		return fmt.Errorf("no command after '--': kubectl agentkernel exec %s -- COMMAND [args...]", o.Name)
+	}
+	if o.TTY && !o.Stdin {
+		return fmt.Errorf("-t needs -i: a terminal without input is no use (kubectl agentkernel exec -it %s -- ...)", o.Name)
+	}
+	return sandbox.ValidateEnvPairs(o.Env)
+}
+
+// Run streams the command and returns an *ExitError carrying its exit code.
+func (o *ExecOptions) Run(ctx context.Context) error {
+	pod, err := o.runningSandbox(ctx, o.Namespace, o.Name)
+	if err != nil {
+		return err
+	}
+	e := &exec.ExecOptions{
+		StreamOptions: exec.StreamOptions{
+			Namespace:     o.Namespace,
+			PodName:       pod.Name,
+			ContainerName: sandbox.ContainerName,
+			Stdin:         o.Stdin,
+			TTY:           o.TTY,
+			Quiet:         o.Quiet,
+			IOStreams:     o.IOStreams,
+		},
+		Command:   sandbox.ExecCommand(o.Command, o.Env, o.Workdir),
+		Executor:  o.Executor,
+		Config:    o.Config,
+		PodClient: o.Clientset.CoreV1(),
+	}
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	run := e.Run
+	if o.TTY {
+		// In raw mode Ctrl-C goes to the sandbox; waiting for the stream lets
+		// kubectl restore the terminal before we exit.
+		err = run()
+	} else {
+		err = runUntilDone(ctx, run)
+	}
+	if code, ok := sandbox.ExitCode(err); ok {
+		return &ExitError{Code: code}
+	}
+	if err != nil {
+		return fmt.Errorf("exec in sandbox %q failed: %w", o.Name, o.explain(err, o.Namespace))
+	}
+	return nil
+}
+
+func joinArgs(args []string) string {
+	if len(args) == 0 {
+		return "COMMAND"
+	}
+	s := ""
+	for i, a := range args {
+		if i > 0 {
+			s += " "
+		}
+		s += a
+	}
+	return s
+}

@@ -1,0 +1,183 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+var listExample = templates.Examples(`
+	# Sandboxes in the current namespace
+	kubectl agentkernel list
+
+	# Everywhere, with node, IP and runtime class
+	kubectl agentkernel list -A -o wide
+
+	# Names only, for scripts
+	kubectl agentkernel list -o name`)
+
+// ListOptions lists sandboxes, always from the cluster (there is no local state).
+type ListOptions struct {
+	AllNamespaces bool
+	Selector      string
+	Output        string
+	NoHeaders     bool
+
+	clients
+	genericiooptions.IOStreams
+}
+
+// NewListOptions returns ListOptions writing to streams.
+func NewListOptions(streams genericiooptions.IOStreams) *ListOptions {
+	return &ListOptions{IOStreams: streams}
+}
+
+// NewCmdList returns the list command.
+func NewCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := NewListOptions(streams)
+	cmd := &cobra.Command{
+		Use:                   "list [-A] [-l SELECTOR] [-o wide|json|yaml|name]",
+		DisableFlagsInUseLine: true,
+		Aliases:               []string{"ls"},
+		Short:                 "List sandboxes",
+		Example:               listExample,
+		Args:                  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(f); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "List sandboxes in every namespace")
+	cmd.Flags().StringVarP(&o.Selector, "selector", "l", o.Selector, "Only sandboxes matching this label selector")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "One of: wide, json, yaml, name")
+	cmd.Flags().BoolVar(&o.NoHeaders, "no-headers", o.NoHeaders, "Leave out the header line")
+	return cmd
+}
+
+// Complete builds clients.
+func (o *ListOptions) Complete(f cmdutil.Factory) error {
+	return o.complete(f)
+}
+
+// Validate checks the output format and selector.
+func (o *ListOptions) Validate() error {
+	switch o.Output {
+	case "", "wide", "json", "yaml", "name":
+	default:
+		return fmt.Errorf("--output must be one of wide, json, yaml, name; not %q", o.Output)
+	}
+	_, err := sandbox.Selector(o.Selector)
+	return err
+}
+
+// Run lists and prints.
+func (o *ListOptions) Run(ctx context.Context) error {
+	ns := o.Namespace
+	if o.AllNamespaces {
+		ns = metav1.NamespaceAll
+	}
+	pods, err := sandbox.List(ctx, o.Clientset, ns, o.Selector)
+	if err != nil {
+		return o.explain(err, ns)
+	}
+	switch o.Output {
+	case "json", "yaml":
+		list := &corev1.PodList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}, Items: pods}
+		for i := range list.Items {
+			list.Items[i].TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+		}
+		var p printers.ResourcePrinter = &printers.JSONPrinter{}
+		if o.Output == "yaml" {
+			p = &printers.YAMLPrinter{}
+		}
+		return p.PrintObj(list, o.Out)
+	case "name":
+		for _, p := range pods {
+			if _, err := fmt.Fprintf(o.Out, "sandbox/%s\n", sandbox.NameFromPod(p.Labels, p.Name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(pods) == 0 {
+		if o.AllNamespaces {
+			_, err = fmt.Fprintln(o.ErrOut, "No sandboxes found.")
+		} else {
+			_, err = fmt.Fprintf(o.ErrOut, "No sandboxes found in %s namespace.\n", ns)
+		}
+		return err
+	}
+	printer := printers.NewTablePrinter(printers.PrintOptions{
+		Wide:          o.Output == "wide",
+		WithNamespace: o.AllNamespaces,
+		NoHeaders:     o.NoHeaders,
+	})
+	return printer.PrintObj(SandboxTable(pods, time.Now()), o.Out)
+}
+
+// SandboxTable builds the table list prints; wide-only columns have priority 1.
+func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
+	t := &metav1.Table{
+		ColumnDefinitions: []metav1.TableColumnDefinition{
+			{Name: "Name", Type: "string"},
+			{Name: "Status", Type: "string"},
+			{Name: "Image", Type: "string"},
+			{Name: "Profile", Type: "string"},
+			{Name: "Network", Type: "string"},
+			{Name: "Age", Type: "string"},
+			{Name: "Node", Type: "string", Priority: 1},
+			{Name: "IP", Type: "string", Priority: 1},
+			{Name: "Runtime", Type: "string", Priority: 1},
+		},
+	}
+	for i := range pods {
+		p := &pods[i]
+		image := ""
+		if len(p.Spec.Containers) > 0 {
+			image = p.Spec.Containers[0].Image
+		}
+		runtimeClass := "<default>"
+		if p.Spec.RuntimeClassName != nil {
+			runtimeClass = *p.Spec.RuntimeClassName
+		}
+		t.Rows = append(t.Rows, metav1.TableRow{
+			Cells: []interface{}{
+				sandbox.NameFromPod(p.Labels, p.Name),
+				sandbox.Status(p),
+				image,
+				orNone(p.Annotations[sandbox.AnnotationProfile]),
+				orNone(p.Annotations[sandbox.AnnotationNetwork]),
+				duration.HumanDuration(now.Sub(p.CreationTimestamp.Time)),
+				orNone(p.Spec.NodeName),
+				orNone(p.Status.PodIP),
+				runtimeClass,
+			},
+			Object: runtime.RawExtension{Object: p},
+		})
+	}
+	return t
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}

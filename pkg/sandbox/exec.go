@@ -1,0 +1,36 @@
+package sandbox
+
+import "fmt"
+
+// workdirScript changes directory before running the command; the directory
+// and the command travel as arguments, never inside the script text.
+const workdirScript = `cd -- "$0" || exit 126; exec "$@"`
+
+// ExecCommand builds the argument vector run in the sandbox for a command
+// with extra environment (K=V pairs, already validated) and an optional
+// working directory. Kubernetes' exec has neither, so env(1) and sh do it.
+func ExecCommand(command []string, env []string, workdir string) []string {
+	out := []string{}
+	if len(env) > 0 {
+		out = append(out, "env")
+		out = append(out, env...)
+	}
+	if workdir != "" {
+		out = append(out, "sh", "-c", workdirScript, workdir)
+	}
+	return append(out, command...)
+}
+
+// ValidateEnvPairs checks K=V pairs given to exec -e.
+func ValidateEnvPairs(pairs []string) error {
+	for _, p := range pairs {
+		k, _, err := ParseKeyValue("--env", p)
+		if err != nil {
+			return err
+		}
+		if err := ValidateEnvName(k); err != nil {
+			return fmt.Errorf("--env %q: %v", p, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+// Package sandbox is the domain of kubectl agentkernel: the shapes of a
+// sandbox's Pod, NetworkPolicy and Secret, their lifecycle against the API
+// server, and copying files in and out. It knows nothing of cobra or of
+// terminals; pkg/cmd turns flags into a Spec and calls in here.
+package sandbox
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Labels and names are agentkernel's own, so selectors its users already
+// have (kubectl get pods -l agentkernel/managed-by=agentkernel) keep working.
+const (
+	LabelSandbox   = "agentkernel/sandbox"
+	LabelManagedBy = "agentkernel/managed-by"
+	LabelPool      = "agentkernel/pool"
+	ManagedBy      = "agentkernel"
+	PoolActive     = "active"
+
+	AnnotationProfile = "agentkernel/profile"
+	AnnotationNetwork = "agentkernel/network"
+
+	// NamePrefix is put before the sandbox name to make the Pod's name.
+	NamePrefix = "agentkernel-"
+	// ContainerName is the one container every sandbox Pod has.
+	ContainerName = "sandbox"
+
+	// MaxNameLength keeps NamePrefix+name a valid DNS-1123 label: the Pod's
+	// hostname and the agentkernel/sandbox label value are both limited to 63.
+	MaxNameLength = validation.DNS1123LabelMaxLength - len(NamePrefix)
+)
+
+// ManagedSelector selects everything this plugin created.
+var ManagedSelector = LabelManagedBy + "=" + ManagedBy
+
+// PodName is the name of the Pod behind sandbox name.
+func PodName(name string) string { return NamePrefix + name }
+
+// SecretName is the name of the Secret holding a sandbox's secret environment.
+func SecretName(name string) string { return NamePrefix + name + "-env" }
+
+// NameFromPod returns the sandbox name of a Pod this plugin created.
+func NameFromPod(labels map[string]string, podName string) string {
+	if n := labels[LabelSandbox]; n != "" {
+		return n
+	}
+	return strings.TrimPrefix(podName, NamePrefix)
+}
+
+// ValidateName checks a sandbox name. The message says what a good name looks like.
+func ValidateName(name string) error {
+	if name == "" {
+		return fmt.Errorf("a sandbox name is required")
+	}
+	if len(name) > MaxNameLength {
+		return fmt.Errorf("sandbox name %q is %d characters long; at most %d are allowed (the Pod is named %q + name, a DNS label of at most 63)",
+			name, len(name), MaxNameLength, NamePrefix)
+	}
+	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+		return fmt.Errorf("invalid sandbox name %q: use lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. %q)",
+			name, "my-agent-1")
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package sandbox
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// ParseKeyValue splits "k=v" (as given to --env, --label, --node-selector).
+// The value may itself contain '='; the key may not be empty.
+func ParseKeyValue(flag, s string) (string, string, error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return "", "", fmt.Errorf("%s %q: expected KEY=VALUE", flag, s)
+	}
+	return k, v, nil
+}
+
+// ParseKeyValues parses repeated "k=v" flags into a map; a repeated key is an error.
+func ParseKeyValues(flag string, items []string) (map[string]string, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(items))
+	for _, s := range items {
+		k, v, err := ParseKeyValue(flag, s)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := m[k]; dup {
+			return nil, fmt.Errorf("%s %s is given twice", flag, k)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// ParsePort parses "8080", "8080/tcp" or "53/udp".
+func ParsePort(s string) (corev1.ContainerPort, error) {
+	num, proto, hasProto := strings.Cut(s, "/")
+	n, err := strconv.ParseInt(num, 10, 32)
+	if err != nil || n < 1 || n > 65535 {
+		return corev1.ContainerPort{}, fmt.Errorf("--port %q: expected a port number from 1 to 65535, optionally followed by /tcp, /udp or /sctp", s)
+	}
+	p := corev1.ContainerPort{ContainerPort: int32(n), Protocol: corev1.ProtocolTCP}
+	if hasProto {
+		switch strings.ToLower(proto) {
+		case "tcp":
+		case "udp":
+			p.Protocol = corev1.ProtocolUDP
+		case "sctp":
+			p.Protocol = corev1.ProtocolSCTP
+		default:
+			return corev1.ContainerPort{}, fmt.Errorf("--port %q: unknown protocol %q, use tcp, udp or sctp", s, proto)
+		}
+	}
+	return p, nil
+}
+
+// ParseQuantity parses a resource quantity flag such as --memory 2Gi.
+func ParseQuantity(flag, s string) (resource.Quantity, error) {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return resource.Quantity{}, fmt.Errorf("%s %q is not a valid quantity (examples: 500m, 2, 512Mi, 4Gi)", flag, s)
+	}
+	if q.Sign() <= 0 {
+		return resource.Quantity{}, fmt.Errorf("%s %q must be greater than zero", flag, s)
+	}
+	return q, nil
+}

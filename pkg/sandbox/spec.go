@@ -1,0 +1,465 @@
+package sandbox
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
+)
+
+// Profile bundles the network and root-filesystem defaults of a sandbox.
+type Profile string
+
+const (
+	// ProfileRestrictive: no network at all and a read-only root filesystem.
+	ProfileRestrictive Profile = "restrictive"
+	// ProfileModerate: egress to the internet only, writable root.
+	ProfileModerate Profile = "moderate"
+	// ProfilePermissive: the namespace's normal networking, writable root.
+	ProfilePermissive Profile = "permissive"
+)
+
+// Profiles lists the valid profiles, most locked-down first.
+var Profiles = []Profile{ProfileRestrictive, ProfileModerate, ProfilePermissive}
+
+// Network says what a sandbox may reach.
+type Network string
+
+const (
+	// NetworkNone: a deny-all NetworkPolicy, created before the Pod.
+	NetworkNone Network = "none"
+	// NetworkEgress: no ingress; egress to public addresses and cluster DNS,
+	// never to private ranges or the cloud metadata endpoint.
+	NetworkEgress Network = "egress"
+	// NetworkOpen: no NetworkPolicy of ours.
+	NetworkOpen Network = "open"
+)
+
+// Networks lists the valid network modes.
+var Networks = []Network{NetworkNone, NetworkEgress, NetworkOpen}
+
+// Defaults returns the network and read-only-root setting a profile implies.
+func (p Profile) Defaults() (Network, bool) {
+	switch p {
+	case ProfileModerate:
+		return NetworkEgress, false
+	case ProfilePermissive:
+		return NetworkOpen, false
+	default:
+		return NetworkNone, true
+	}
+}
+
+// ParseProfile turns a flag value into a Profile.
+func ParseProfile(s string) (Profile, error) {
+	for _, p := range Profiles {
+		if string(p) == s {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("unknown profile %q: use one of %s", s, joinQuoted(Profiles))
+}
+
+// ParseNetwork turns a flag value into a Network.
+func ParseNetwork(s string) (Network, error) {
+	for _, n := range Networks {
+		if string(n) == s {
+			return n, nil
+		}
+	}
+	return "", fmt.Errorf("unknown network %q: use one of %s", s, joinQuoted(Networks))
+}
+
+func joinQuoted[T ~string](vals []T) string {
+	q := make([]string, len(vals))
+	for i, v := range vals {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(q, ", ")
+}
+
+// Paths inside every sandbox. Each is a size-limited emptyDir, so a read-only
+// root filesystem still leaves the agent somewhere to work.
+const (
+	WorkspaceDir = "/workspace"
+	TmpDir       = "/tmp"
+	HomeDir      = "/home/sandbox"
+)
+
+// Defaults for a new sandbox.
+const (
+	// DefaultImage is small, public and has sh and tar (cp needs both).
+	DefaultImage = "docker.io/library/busybox:1.37.0"
+	// DefaultUID is an unprivileged user that exists in no common image, so
+	// nothing in the image is owned by it.
+	DefaultUID int64 = 1000
+	// GracePeriodSeconds is short: sandboxes are disposable and PID 1 exits
+	// on SIGTERM at once.
+	GracePeriodSeconds int64 = 10
+)
+
+var (
+	DefaultCPU              = resource.MustParse("1")
+	DefaultMemory           = resource.MustParse("1Gi")
+	DefaultEphemeralStorage = resource.MustParse("2Gi")
+)
+
+// pid1Script keeps the sandbox alive between execs. A shell waiting on a
+// child handles SIGTERM; a bare `sleep infinity` as PID 1 would ignore it
+// (the kernel drops default-action signals to a namespace's init) and every
+// delete would wait out the whole grace period.
+const pid1Script = `trap 'exit 0' TERM INT HUP; while :; do sleep 86400 & wait $!; done`
+
+// Spec is everything a user can choose about a sandbox.
+type Spec struct {
+	Name      string
+	Namespace string
+
+	Image           string
+	ImagePullPolicy corev1.PullPolicy
+	Profile         Profile
+	Network         Network
+	ReadOnlyRoot    bool
+
+	CPU              resource.Quantity
+	Memory           resource.Quantity
+	EphemeralStorage resource.Quantity
+
+	RuntimeClassName   string
+	NodeSelector       map[string]string
+	ServiceAccountName string
+	Env                []corev1.EnvVar
+	// SecretEnvNames are the names of environment variables whose values go
+	// into the sandbox's Secret. The values themselves never enter the Spec.
+	SecretEnvNames []string
+	Labels         map[string]string
+	Ports          []corev1.ContainerPort
+	UID            int64
+}
+
+// NewSpec returns the spec of a default, restrictive sandbox.
+func NewSpec(name, namespace string) Spec {
+	network, readOnly := ProfileRestrictive.Defaults()
+	return Spec{
+		Name:             name,
+		Namespace:        namespace,
+		Image:            DefaultImage,
+		Profile:          ProfileRestrictive,
+		Network:          network,
+		ReadOnlyRoot:     readOnly,
+		CPU:              DefaultCPU.DeepCopy(),
+		Memory:           DefaultMemory.DeepCopy(),
+		EphemeralStorage: DefaultEphemeralStorage.DeepCopy(),
+		UID:              DefaultUID,
+	}
+}
+
+// Validate checks the spec without contacting a cluster.
+func (s *Spec) Validate() error {
+	if err := ValidateName(s.Name); err != nil {
+		return err
+	}
+	if errs := validation.IsDNS1123Label(s.Namespace); len(errs) > 0 {
+		return fmt.Errorf("invalid namespace %q: %s", s.Namespace, strings.Join(errs, "; "))
+	}
+	if strings.TrimSpace(s.Image) == "" {
+		return fmt.Errorf("--image must not be empty")
+	}
+	if _, err := ParseProfile(string(s.Profile)); err != nil {
+		return err
+	}
+	if _, err := ParseNetwork(string(s.Network)); err != nil {
+		return err
+	}
+	if s.UID <= 0 {
+		return fmt.Errorf("--user must be a positive UID (got %d): sandboxes never run as root", s.UID)
+	}
+	for flag, q := range map[string]resource.Quantity{"--cpu": s.CPU, "--memory": s.Memory, "--ephemeral-storage": s.EphemeralStorage} {
+		if q.Sign() <= 0 {
+			return fmt.Errorf("%s must be greater than zero (got %q)", flag, q.String())
+		}
+	}
+	if s.RuntimeClassName != "" {
+		if errs := validation.IsDNS1123Subdomain(s.RuntimeClassName); len(errs) > 0 {
+			return fmt.Errorf("invalid --runtime-class %q: %s", s.RuntimeClassName, strings.Join(errs, "; "))
+		}
+	}
+	if s.ServiceAccountName != "" {
+		if errs := validation.IsDNS1123Subdomain(s.ServiceAccountName); len(errs) > 0 {
+			return fmt.Errorf("invalid --service-account %q: %s", s.ServiceAccountName, strings.Join(errs, "; "))
+		}
+	}
+	for k, v := range s.NodeSelector {
+		if err := validateLabel("--node-selector", k, v); err != nil {
+			return err
+		}
+	}
+	for k, v := range s.Labels {
+		if err := validateLabel("--label", k, v); err != nil {
+			return err
+		}
+		if strings.HasPrefix(k, "agentkernel/") {
+			return fmt.Errorf("--label %s: the agentkernel/ prefix is reserved for the plugin's own labels", k)
+		}
+	}
+	seenEnv := map[string]bool{}
+	for _, e := range s.Env {
+		if err := ValidateEnvName(e.Name); err != nil {
+			return err
+		}
+		seenEnv[e.Name] = true
+	}
+	for _, n := range s.SecretEnvNames {
+		if err := ValidateEnvName(n); err != nil {
+			return err
+		}
+		if seenEnv[n] {
+			return fmt.Errorf("%s is given both as --env and as --secret-env; use one", n)
+		}
+	}
+	seenPort := map[string]bool{}
+	for _, p := range s.Ports {
+		key := fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)
+		if seenPort[key] {
+			return fmt.Errorf("--port %s is given twice", strings.ToLower(key))
+		}
+		seenPort[key] = true
+	}
+	return nil
+}
+
+func validateLabel(flag, k, v string) error {
+	if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+		return fmt.Errorf("invalid %s key %q: %s", flag, k, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+		return fmt.Errorf("invalid %s value %q for %s: %s", flag, v, k, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// ValidateEnvName checks an environment variable name.
+func ValidateEnvName(name string) error {
+	if errs := validation.IsEnvVarName(name); len(errs) > 0 || name == "" {
+		return fmt.Errorf("invalid environment variable name %q: use letters, digits, '_', '-' or '.', not starting with a digit", name)
+	}
+	return nil
+}
+
+// SelectorLabels identify one sandbox's objects.
+func (s *Spec) SelectorLabels() map[string]string {
+	return map[string]string{
+		LabelSandbox:   s.Name,
+		LabelManagedBy: ManagedBy,
+	}
+}
+
+func (s *Spec) objectMeta(name string) metav1.ObjectMeta {
+	labels := map[string]string{}
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	for k, v := range s.SelectorLabels() {
+		labels[k] = v
+	}
+	return metav1.ObjectMeta{
+		Name:      name,
+		Namespace: s.Namespace,
+		Labels:    labels,
+		Annotations: map[string]string{
+			AnnotationProfile: string(s.Profile),
+			AnnotationNetwork: string(s.Network),
+		},
+	}
+}
+
+// Pod returns the sandbox Pod. It passes Pod Security "restricted".
+func (s *Spec) Pod() *corev1.Pod {
+	meta := s.objectMeta(PodName(s.Name))
+	meta.Labels[LabelPool] = PoolActive
+
+	resources := corev1.ResourceList{
+		corev1.ResourceCPU:              s.CPU,
+		corev1.ResourceMemory:           s.Memory,
+		corev1.ResourceEphemeralStorage: s.EphemeralStorage,
+	}
+	env := []corev1.EnvVar{
+		{Name: "HOME", Value: HomeDir},
+		{Name: "TMPDIR", Value: TmpDir},
+	}
+	for _, e := range s.Env {
+		env = setEnv(env, e)
+	}
+	var envFrom []corev1.EnvFromSource
+	if len(s.SecretEnvNames) > 0 {
+		envFrom = []corev1.EnvFromSource{{
+			SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: SecretName(s.Name)}},
+		}}
+	}
+	ports := append([]corev1.ContainerPort(nil), s.Ports...)
+	var nodeSelector map[string]string
+	if len(s.NodeSelector) > 0 {
+		nodeSelector = map[string]string{}
+		for k, v := range s.NodeSelector {
+			nodeSelector[k] = v
+		}
+	}
+	var runtimeClass *string
+	if s.RuntimeClassName != "" {
+		runtimeClass = ptr.To(s.RuntimeClassName)
+	}
+
+	return &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: meta,
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			AutomountServiceAccountToken:  ptr.To(false),
+			EnableServiceLinks:            ptr.To(false),
+			ServiceAccountName:            s.ServiceAccountName,
+			TerminationGracePeriodSeconds: ptr.To(GracePeriodSeconds),
+			RuntimeClassName:              runtimeClass,
+			NodeSelector:                  nodeSelector,
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsNonRoot:   ptr.To(true),
+				RunAsUser:      ptr.To(s.UID),
+				RunAsGroup:     ptr.To(s.UID),
+				FSGroup:        ptr.To(s.UID),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			Containers: []corev1.Container{{
+				Name:            ContainerName,
+				Image:           s.Image,
+				ImagePullPolicy: s.ImagePullPolicy,
+				Command:         []string{"/bin/sh", "-c", pid1Script},
+				WorkingDir:      WorkspaceDir,
+				Env:             env,
+				EnvFrom:         envFrom,
+				Ports:           ports,
+				Resources:       corev1.ResourceRequirements{Requests: resources, Limits: resources.DeepCopy()},
+				SecurityContext: &corev1.SecurityContext{
+					Privileged:               ptr.To(false),
+					AllowPrivilegeEscalation: ptr.To(false),
+					ReadOnlyRootFilesystem:   ptr.To(s.ReadOnlyRoot),
+					RunAsNonRoot:             ptr.To(true),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+					SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+				},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "workspace", MountPath: WorkspaceDir},
+					{Name: "tmp", MountPath: TmpDir},
+					{Name: "home", MountPath: HomeDir},
+				},
+				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+			}},
+			Volumes: []corev1.Volume{
+				emptyDir("workspace", s.EphemeralStorage),
+				emptyDir("tmp", s.EphemeralStorage),
+				emptyDir("home", s.EphemeralStorage),
+			},
+		},
+	}
+}
+
+func emptyDir(name string, limit resource.Quantity) corev1.Volume {
+	return corev1.Volume{
+		Name:         name,
+		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(limit.DeepCopy())}},
+	}
+}
+
+func setEnv(env []corev1.EnvVar, e corev1.EnvVar) []corev1.EnvVar {
+	for i := range env {
+		if env[i].Name == e.Name {
+			env[i] = e
+			return env
+		}
+	}
+	return append(env, e)
+}
+
+// privateRanges are never reachable from an egress-only sandbox: the cluster's
+// own networks, the node's neighbours, and cloud metadata (169.254.169.254).
+var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"}
+var privateRanges6 = []string{"fc00::/7", "fe80::/10", "::1/128"}
+
+// NetworkPolicy returns the sandbox's NetworkPolicy, or nil when the network
+// is open. It must exist before the Pod so that there is no moment in which
+// a no-network sandbox has network.
+func (s *Spec) NetworkPolicy() *networkingv1.NetworkPolicy {
+	if s.Network == NetworkOpen {
+		return nil
+	}
+	np := &networkingv1.NetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: s.objectMeta(PodName(s.Name)),
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: s.SelectorLabels()},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+		},
+	}
+	if s.Network == NetworkEgress {
+		dnsPorts := []networkingv1.NetworkPolicyPort{
+			{Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(intstr.FromInt32(53))},
+			{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(53))},
+		}
+		np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{
+			{To: []networkingv1.NetworkPolicyPeer{
+				{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: privateRanges}},
+				{IPBlock: &networkingv1.IPBlock{CIDR: "::/0", Except: privateRanges6}},
+			}},
+			{
+				To: []networkingv1.NetworkPolicyPeer{{
+					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "kube-system"}},
+					PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}},
+				}},
+				Ports: dnsPorts,
+			},
+		}
+	}
+	return np
+}
+
+// Secret returns the Secret holding the sandbox's secret environment, or nil
+// when there is none. Values come from the caller's environment, never from
+// flags, so they appear in no argument list and no Pod spec.
+func (s *Spec) Secret(values map[string]string) *corev1.Secret {
+	if len(s.SecretEnvNames) == 0 {
+		return nil
+	}
+	data := map[string][]byte{}
+	for _, n := range s.SecretEnvNames {
+		data[n] = []byte(values[n])
+	}
+	meta := s.objectMeta(SecretName(s.Name))
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: meta,
+		Type:       corev1.SecretTypeOpaque,
+		Immutable:  ptr.To(true),
+		Data:       data,
+	}
+}
+
+// Redacted returns a copy of a Secret safe to print: keys kept, values gone.
+func Redacted(s *corev1.Secret) *corev1.Secret {
+	c := s.DeepCopy()
+	keys := make([]string, 0, len(c.Data))
+	for k := range c.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	c.Data = nil
+	c.StringData = map[string]string{}
+	for _, k := range keys {
+		c.StringData[k] = "<redacted>"
+	}
+	return c
+}

@@ -1,0 +1,313 @@
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// testLog sends progress lines to t.Log.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// hardenedPod passes PodSecurity "restricted".
+func hardenedPod(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{
+			AutomountServiceAccountToken: ptrTo(false),
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsNonRoot:   ptrTo(true),
+				RunAsUser:      ptrTo(int64(1000)),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			Containers: []corev1.Container{{
+				Name:    "main",
+				Image:   "registry.invalid/sandbox:never-pulled",
+				Command: []string{"sleep", "infinity"},
+				SecurityContext: &corev1.SecurityContext{
+					AllowPrivilegeEscalation: ptrTo(false),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				},
+			}},
+		},
+	}
+}
+
+// TestCluster starts the real control plane with kwok and checks what the
+// e2e suite relies on: PodSecurity, pods running on the kwok node, exec exit
+// codes and stdin through the real exec protocol, the unprivileged sandbox,
+// the no-tar pod, and a Down that leaves no process behind.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd, kube-apiserver, controller-manager, scheduler and kwok (binaries from `go run ./test/cluster build`, ~25 min when nothing is cached); skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	b, err := Built(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b == nil {
+		if deadline, ok := t.Deadline(); ok && time.Until(deadline) < 45*time.Minute {
+			t.Fatal("the control-plane binaries are not built and a build can take ~25 min: run `go run ./test/cluster build` first, or go test -timeout 60m")
+		}
+		if b, err = Build(context.Background(), testLog{t}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	upStart := time.Now()
+	c, err := Up(ctx, b, Options{Kwok: true, Log: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Up took %s", time.Since(upStart).Round(time.Millisecond))
+	downDone := false
+	t.Cleanup(func() {
+		if !downDone {
+			if err := c.Down(); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := kubernetes.NewForConfigOrDie(cfg)
+
+	kubectl := func(t *testing.T, stdin string, args ...string) (string, string, int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, b.Kubectl, append([]string{"--kubeconfig", c.AdminKubeconfig}, args...)...)
+		if stdin != "" {
+			cmd.Stdin = strings.NewReader(stdin)
+		}
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		if ctx.Err() != nil {
+			t.Fatalf("kubectl %v did not finish within 30s (stdout %q, stderr %q)", args, out.String(), errOut.String())
+		}
+		var exitErr *exec.ExitError
+		switch {
+		case err == nil:
+			return out.String(), errOut.String(), 0
+		case errors.As(err, &exitErr):
+			return out.String(), errOut.String(), exitErr.ExitCode()
+		default:
+			t.Fatalf("kubectl %v: %v", args, err)
+			return "", "", -1
+		}
+	}
+
+	t.Run("version", func(t *testing.T) {
+		v, err := client.Discovery().ServerVersion()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.GitVersion != KubernetesVersion {
+			t.Errorf("server reports %s, want %s", v.GitVersion, KubernetesVersion)
+		}
+		out, _, code := kubectl(t, "", "version", "--client", "-o", "json")
+		if code != 0 || !strings.Contains(out, `"gitVersion": "`+KubernetesVersion+`"`) {
+			t.Errorf("kubectl version --client: %d %s", code, out)
+		}
+	})
+
+	const ns = "e2e-restricted"
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name:   ns,
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"},
+	}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("privileged pod is rejected", func(t *testing.T) {
+		pod := hardenedPod("privileged")
+		pod.Spec.Containers[0].SecurityContext.Privileged = ptrTo(true)
+		pod.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptrTo(true)
+		_, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		if err == nil || !strings.Contains(err.Error(), "violates PodSecurity") {
+			t.Fatalf("want a PodSecurity rejection, got %v", err)
+		}
+	})
+
+	waitRunning := func(t *testing.T, name string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			p, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err == nil && p.Status.Phase == corev1.PodRunning {
+				if p.Spec.NodeName != c.NodeName {
+					t.Fatalf("pod %s runs on %q, want %q", name, p.Spec.NodeName, c.NodeName)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pod %s not Running after 60s: %v %+v", name, err, p.Status)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for _, name := range []string{"sandbox", NoTarPodName} {
+		start := time.Now()
+		if _, err := client.CoreV1().Pods(ns).Create(ctx, hardenedPod(name), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("hardened pod %s rejected: %v", name, err)
+		}
+		waitRunning(t, name)
+		t.Logf("pod %s Running after %s", name, time.Since(start).Round(time.Millisecond))
+	}
+
+	podExec := func(t *testing.T, stdin, pod string, command ...string) (string, string, int) {
+		t.Helper()
+		args := []string{"exec", "-n", ns}
+		if stdin != "" {
+			args = append(args, "-i")
+		}
+		args = append(append(args, pod, "--"), command...)
+		return kubectl(t, stdin, args...)
+	}
+
+	t.Run("exit codes", func(t *testing.T) {
+		for _, tc := range []struct {
+			command []string
+			code    int
+		}{
+			{[]string{"true"}, 0},
+			{[]string{"false"}, 1},
+			{[]string{"sh", "-c", "exit 42"}, 42},
+			{[]string{"no-such-command-anywhere"}, 127},
+		} {
+			_, stderr, code := podExec(t, "", "sandbox", tc.command...)
+			if code != tc.code {
+				t.Errorf("%v exited %d, want %d (stderr %q)", tc.command, code, tc.code, stderr)
+			}
+		}
+	})
+
+	t.Run("stdin reaches EOF", func(t *testing.T) {
+		out, stderr, code := podExec(t, "hello\n", "sandbox", "cat")
+		if code != 0 || out != "hello\n" {
+			t.Errorf("echo hello | kubectl exec -i -- cat: %d %q %q", code, out, stderr)
+		}
+	})
+
+	t.Run("sandbox is unprivileged and private", func(t *testing.T) {
+		out, _, code := podExec(t, "", "sandbox", "id", "-u")
+		if code != 0 || strings.TrimSpace(out) != strconv.Itoa(SandboxUID) {
+			t.Errorf("id -u in the sandbox: %d %q, want %d", code, out, SandboxUID)
+		}
+		// The uid as the host sees it, not as the namespace shows it.
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.KwokPID()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "Uid:") {
+				if f := strings.Fields(line); len(f) < 3 || f[1] != strconv.Itoa(SandboxUID) || f[2] != strconv.Itoa(SandboxUID) {
+					t.Errorf("kwok runs as host %q, want uid %d", line, SandboxUID)
+				}
+			}
+		}
+
+		out, _, _ = podExec(t, "", "sandbox", "pwd")
+		if want := path.Join(c.KwokWorkDir, ns, "sandbox"); strings.TrimSpace(out) != want {
+			t.Errorf("work dir %q, want %q", strings.TrimSpace(out), want)
+		}
+
+		marker := fmt.Sprintf("/workspace/localcluster-test-%d", time.Now().UnixNano())
+		if _, stderr, code := podExec(t, "", "sandbox", "sh", "-c", "echo data > "+marker); code != 0 {
+			t.Fatalf("write %s in the sandbox: %d %s", marker, code, stderr)
+		}
+		if _, err := os.Stat(marker); !os.IsNotExist(err) {
+			t.Errorf("%s written in the sandbox appeared on the host (stat: %v)", marker, err)
+		}
+		hostView, err := c.SandboxPath(marker)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(hostView); err != nil || string(b) != "data\n" {
+			t.Errorf("reading %s: %q %v", hostView, b, err)
+		}
+		if _, _, code := podExec(t, "", "sandbox", "umount", "/tmp"); code == 0 {
+			t.Error("the sandbox could unmount its /tmp")
+		}
+	})
+
+	t.Run("no tar in e2e-notar", func(t *testing.T) {
+		_, stderr, code := podExec(t, "", NoTarPodName, "tar", "--version")
+		if code != 127 {
+			t.Errorf("tar --version in %s exited %d, want 127 (stderr %q)", NoTarPodName, code, stderr)
+		}
+		_, stderr, code = podExec(t, "", NoTarPodName, "sh", "-c", "tar --version")
+		if code != 127 || !strings.Contains(stderr, "not found") {
+			t.Errorf("sh -c 'tar --version' in %s: %d %q, want 127 and \"not found\"", NoTarPodName, code, stderr)
+		}
+		if out, stderr, code := podExec(t, "x\n", NoTarPodName, "sh", "-c", "mkdir -p /tmp/d && cat > /tmp/d/f && ls /tmp/d"); code != 0 || out != "f\n" {
+			t.Errorf("basic tools in %s: %d %q %q", NoTarPodName, code, out, stderr)
+		}
+		if out, _, code := podExec(t, "", "sandbox", "tar", "--version"); code != 0 || !strings.Contains(out, "tar") {
+			t.Errorf("tar in an ordinary pod: %d %q", code, out)
+		}
+	})
+
+	t.Run("limited user has no rights", func(t *testing.T) {
+		_, stderr, code := kubectl(t, "", "--kubeconfig", c.LimitedKubeconfig, "get", "pods", "-n", ns)
+		if code == 0 || !strings.Contains(stderr, `User "`+LimitedUser+`" cannot list`) {
+			t.Errorf("limited user listing pods: %d %q", code, stderr)
+		}
+	})
+
+	t.Run("attach from another process", func(t *testing.T) {
+		a, err := Attach(c.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Server != c.Server || a.AdminKubeconfig != c.AdminKubeconfig || len(a.PIDs()) != len(c.PIDs()) || a.Running() != nil {
+			t.Errorf("Attach: %+v, running: %v", a, a.Running())
+		}
+	})
+
+	pids := c.PIDs()
+	downStart := time.Now()
+	if err := c.Down(); err != nil {
+		t.Fatal(err)
+	}
+	downDone = true
+	t.Logf("Down took %s", time.Since(downStart).Round(time.Millisecond))
+	for _, pid := range pids {
+		if st, err := readStat(pid); err == nil && st.state != 'Z' {
+			t.Errorf("pid %d still runs after Down (state %c)", pid, st.state)
+		}
+		if m := groupMembers(pid); len(m) > 0 {
+			t.Errorf("process group %d still has members %v after Down", pid, m)
+		}
+	}
+	if _, err := os.Stat(c.Dir); !os.IsNotExist(err) {
+		t.Errorf("Down kept its own temporary dir %s", c.Dir)
+	}
+}
