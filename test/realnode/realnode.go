@@ -60,7 +60,8 @@ type Options struct {
 	Dir string
 	// NodeName defaults to "realnode".
 	NodeName string
-	// CPUs and MemoryMiB of the guest; 2 and 2048 by default.
+	// CPUs and MemoryMiB of the guest; 2 and 3072 by default (a default
+	// sandbox asks for 1 CPU and 1Gi).
 	CPUs, MemoryMiB int
 	// NetworkPolicy starts kube-network-policies in the guest, so that
 	// NetworkPolicy objects are enforced (the bridge CNI enforces none).
@@ -120,7 +121,7 @@ func Boot(ctx context.Context, c *localcluster.Cluster, opts Options) (_ *Node, 
 		opts.CPUs = 2
 	}
 	if opts.MemoryMiB == 0 {
-		opts.MemoryMiB = 2048
+		opts.MemoryMiB = 3072
 	}
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 8 * time.Minute

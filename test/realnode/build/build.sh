@@ -22,7 +22,7 @@ KNP_VERSION=v0.8.0
 SUITE=bookworm
 MIRROR=${AGENTKERNEL_REALNODE_MIRROR:-http://deb.debian.org/debian}
 GUEST_PACKAGES=kmod,iproute2,nftables,runc,containernetworking-plugins,procps
-DISK_SIZE=3G
+DISK_SIZE=16G
 NICE=${NICE:-nice -n 15}
 
 log() { echo "realnode-build: $*" >&2; }
