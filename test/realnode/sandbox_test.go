@@ -2,6 +2,7 @@ package realnode
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +60,11 @@ func (s *suite) sandboxPod(ctx context.Context, t *testing.T, name string) *core
 func (s *suite) sandboxExec(ctx context.Context, name string, stdin string, args ...string) result {
 	c, cancel := context.WithTimeout(ctx, execTimeout)
 	defer cancel()
-	r := s.pluginRun(c, stdin, append([]string{"exec", name, "-n", s.namespace, "--"}, args...)...)
+	flags := []string{"exec", name, "-n", s.namespace}
+	if stdin != "" {
+		flags = append(flags, "-i")
+	}
+	r := s.pluginRun(c, stdin, append(append(flags, "--"), args...)...)
 	record("plugin: exec", r.took)
 	return r
 }
@@ -140,12 +145,51 @@ func TestSandboxDefault(t *testing.T) {
 		return nil
 	})
 	record("plugin: delete → pod gone", took)
-	grace := time.Duration(ptrOr(pod.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
-	t.Logf("delete → gone in %s (grace period %s, last exit code seen %d)", took.Round(100*time.Millisecond), grace, code)
-	// Killed after the grace period: 137 (SIGKILL), and no sooner than it.
-	if code == 137 || took >= grace {
-		t.Errorf("the sandbox's PID 1 did not exit on SIGTERM: gone after %s (grace %s), exit code %d", took, grace, code)
+	t.Logf("delete → gone in %s (grace period %ds, container exit code %d)", took.Round(100*time.Millisecond),
+		ptrOr(pod.Spec.TerminationGracePeriodSeconds, 30), code)
+	// 137: SIGKILL at the end of the grace period. Under TCG the teardown
+	// after the exit (sandbox stop, CNI, volumes) alone takes 5-10 s, so the
+	// time says little: TestSandboxReadOnly signals PID 1 directly.
+	if code == 137 {
+		t.Errorf("the sandbox's PID 1 did not exit on SIGTERM: killed after the grace period")
 	}
+}
+
+// checkPID1ExitsOnSIGTERM sends SIGTERM to the sandbox's PID 1 from inside
+// (same uid) and expects the container to stop within seconds: a PID 1
+// without a handler would ignore it (the kernel drops default-action signals
+// to a namespace's init), and every delete would wait out the grace period.
+func (s *suite) checkPID1ExitsOnSIGTERM(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	pod := s.sandboxPod(ctx, t, name)
+	r := s.sandboxExec(ctx, name, "", "kill", "-TERM", "1")
+	if r.code != 0 {
+		t.Fatalf("kill -TERM 1 in the sandbox: %s", r)
+	}
+	t0 := time.Now()
+	var state string
+	err := poll(ctx, 20*time.Second, func() (bool, error) {
+		p, err := s.client.CoreV1().Pods(s.namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			term := cs.State.Terminated
+			if term == nil {
+				term = cs.LastTerminationState.Terminated
+			}
+			if term != nil {
+				state = fmt.Sprintf("exit code %d (%s)", term.ExitCode, term.Reason)
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("PID 1 of sandbox %s did not stop on SIGTERM: %v", name, err)
+	}
+	record("plugin: PID 1 SIGTERM → container stopped (seen in API)", time.Since(t0))
+	t.Logf("PID 1 stopped on SIGTERM: %s", state)
 }
 
 func ptrOr[T any](p *T, def T) T {
@@ -200,6 +244,7 @@ func TestSandboxReadOnly(t *testing.T) {
 			s.checkRootReadOnly(ctx, t, tc.name, tc.readOnly)
 			r := s.sandboxExec(ctx, tc.name, "", "cat", "/proc/self/status")
 			checkHardened(t, parseStatus(t, r.stdout))
+			s.checkPID1ExitsOnSIGTERM(ctx, t, tc.name)
 		})
 	}
 }
