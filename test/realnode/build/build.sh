@@ -256,7 +256,7 @@ build_disk() {
 	} > "$d/manifest.env"
 }
 
-PAUSE_IMAGE=registry.k8s.io/pause:3.10.1
+PAUSE_IMAGE=registry.k8s.io/pause:3.10.2
 SANDBOX_IMAGE=docker.io/library/busybox:1.37.0
 ROOT_IMAGE=agentkernel.test/rootuser:1
 
