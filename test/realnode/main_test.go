@@ -63,19 +63,37 @@ func runSuite(m *testing.M) int {
 	defer cancel()
 	teardown := setup(ctx)
 	code := m.Run()
-	teardown()
 	printTimings()
+	teardown(code == 0)
 	return code
 }
 
-func setup(ctx context.Context) (teardown func()) {
+// setup builds and starts everything; teardown(passed) stops it and keeps
+// the guest's logs only when something failed.
+func setup(ctx context.Context) (teardown func(passed bool)) {
 	logw := os.Stderr
 	var steps []func()
-	teardown = func() {
+	keepLogs := true
+	teardown = func(passed bool) {
+		keepLogs = !passed || env.err != nil
 		for i := len(steps) - 1; i >= 0; i-- {
 			steps[i]()
 		}
 	}
+	// The guest's logs live outside the cluster's directory, which Down
+	// removes.
+	nodeDir, err := os.MkdirTemp("", "agentkernel-realnode-")
+	if err != nil {
+		env.err = err
+		return teardown
+	}
+	steps = append(steps, func() {
+		if keepLogs {
+			fmt.Fprintf(logw, "realnode: guest logs kept in %s\n", nodeDir)
+			return
+		}
+		_ = os.RemoveAll(nodeDir)
+	})
 	t0 := time.Now()
 	bins, err := localcluster.Build(ctx, logw)
 	if err != nil {
@@ -106,7 +124,7 @@ func setup(ctx context.Context) (teardown func()) {
 			fmt.Fprintln(logw, "realnode: stopping the control plane:", err)
 		}
 	})
-	node, err := Boot(ctx, c, Options{Artifacts: art, NetworkPolicy: true, Log: logw})
+	node, err := Boot(ctx, c, Options{Artifacts: art, Dir: nodeDir, NetworkPolicy: true, Log: logw})
 	if err != nil {
 		env.err = err
 		return teardown
@@ -116,7 +134,6 @@ func setup(ctx context.Context) (teardown func()) {
 		if err := node.Shutdown(); err != nil {
 			fmt.Fprintln(logw, "realnode:", err)
 		}
-		fmt.Fprintf(logw, "realnode: guest logs kept in %s\n", node.Dir)
 	})
 	record("boot: guest init (guest uptime)", node.Timings.GuestInit)
 	record("boot: qemu start to node Ready", node.Timings.NodeReady)
