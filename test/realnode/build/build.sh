@@ -60,6 +60,11 @@ step() {
 	rm -rf "$out" && mv "$out.tmp" "$out"
 	printf '%s %s %s %ss\n' "$(date -u +%FT%TZ)" "$name" "$key" "$took" >> "$cache_root/timings.log"
 	log "$name: built in ${took}s"
+	# Keep the two newest builds of each step (a disk image is ~0.5 GB).
+	local old
+	ls -dt "$cache_root/$name"-*/.done 2>/dev/null | tail -n +3 | while read -r old; do
+		rm -rf "$(dirname "$old")"
+	done
 }
 fnkey() { { declare -f "$@"; printf '%s\n' "${KEYVARS[@]}"; } | hash_of; }
 
