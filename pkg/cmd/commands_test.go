@@ -113,10 +113,12 @@ func TestCreateBadInput(t *testing.T) {
 	}
 }
 
-func tarOf(t *testing.T, files map[string]string) []byte {
+// tarOf writes name/body pairs in order, as tar itself does (parents first).
+func tarOf(t *testing.T, pairs ...string) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for name, body := range files {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		name, body := pairs[i], pairs[i+1]
 		typ := byte(tar.TypeReg)
 		if strings.HasSuffix(name, "/") {
 			typ = tar.TypeDir
@@ -154,7 +156,7 @@ func TestCpStreamsThroughExec(t *testing.T) {
 	}
 	q := ex.urls[0].Query()
 	cmd := q["command"]
-	if len(cmd) != 6 || cmd[0] != "sh" || cmd[4] != "/workspace/in" || cmd[5] != "notes.txt" || q.Get("stdin") != "true" {
+	if len(cmd) != 7 || cmd[0] != "sh" || cmd[4] != "/workspace/in" || cmd[5] != "notes.txt" || q.Get("stdin") != "true" {
 		t.Fatalf("exec = %q (stdin %s)", cmd, q.Get("stdin"))
 	}
 	tr := tar.NewReader(strings.NewReader(ex.stdins[0]))
@@ -167,7 +169,7 @@ func TestCpStreamsThroughExec(t *testing.T) {
 	}
 
 	// Out of the sandbox: the executor plays the sandbox's tar.
-	ex = &recordingExecutor{out: string(tarOf(t, map[string]string{"./out/": "", "./out/result.txt": "42"}))}
+	ex = &recordingExecutor{out: string(tarOf(t, "./out/", "", "./out/result.txt", "42"))}
 	dest := filepath.Join(dir, "got")
 	if err := runCp(t, ex, "demo:out", dest); err != nil {
 		t.Fatal(err)

@@ -56,7 +56,8 @@ func newCmdCp(f cmdutil.Factory, o *CpOptions) *cobra.Command {
 			checked: absolute names, '..', links leading out of the copied directory and
 			device files are refused or skipped. An image without tar can still copy a
 			single file.`),
-		Example: cpExample,
+		Example:           cpExample,
+		ValidArgsFunction: completeSandboxNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, args); err != nil {
 				return err

@@ -57,7 +57,8 @@ func NewCmdDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 			Delete sandboxes. Only Pods labelled agentkernel/managed-by=agentkernel are ever
 			deleted. A sandbox's Secret and NetworkPolicy are owned by its Pod, so the
 			cluster's garbage collector removes them with it.`),
-		Example: deleteExample,
+		Example:           deleteExample,
+		ValidArgsFunction: completeSandboxNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, args); err != nil {
 				return err

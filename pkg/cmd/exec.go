@@ -60,7 +60,8 @@ func newCmdExec(f cmdutil.Factory, o *ExecOptions) *cobra.Command {
 
 			Values given with -e travel in the exec request: do not pass secrets that way,
 			use 'create --secret-env' instead.`),
-		Example: execExample,
+		Example:           execExample,
+		ValidArgsFunction: completeSandboxNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, cmd, args); err != nil {
 				return err

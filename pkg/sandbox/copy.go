@@ -93,21 +93,24 @@ func CleanRemotePath(p string) (string, error) {
 // Scripts run by sh in the sandbox. Paths travel as arguments ("$1"), never
 // inside the script text, so no file name can inject shell code.
 const (
-	// $1 = destination, $2 = name of the payload's top-level entry.
-	// An existing directory receives the payload; anything else becomes it
-	// (through a staging directory beside it, so a failed copy leaves nothing).
-	extractScript = `dest=$1 base=$2
+	// $1 = destination, $2 = name of the payload's top-level entry, $3 =
+	// the destination's parent. An existing directory receives the payload;
+	// anything else becomes it (through a staging directory beside it, so a
+	// failed copy leaves nothing). No tar at all exits 127 before anything.
+	extractScript = `dest=$1 base=$2 parent=$3
+command -v tar >/dev/null 2>&1 || exit 127
 if [ -d "$dest" ]; then cd -- "$dest" || exit 1; exec tar -xf -; fi
-parent=$(dirname -- "$dest") && mkdir -p -- "$parent" && tmp=$(mktemp -d "$parent/.agentkernel-cp.XXXXXX") || exit 1
+mkdir -p -- "$parent" && tmp=$(mktemp -d "$parent/.agentkernel-cp.XXXXXX") || exit 1
 tar -xf - -C "$tmp"; rc=$?
 if [ "$rc" -eq 0 ]; then mv -f -- "$tmp/$base" "$dest" || rc=1; fi
 rm -rf -- "$tmp"; exit "$rc"`
 	// $1 = directory to create and extract into.
-	extractIntoScript = `mkdir -p -- "$1" && cd -- "$1" || exit 1; exec tar -xf -`
+	extractIntoScript = `command -v tar >/dev/null 2>&1 || exit 127; mkdir -p -- "$1" && cd -- "$1" || exit 1; exec tar -xf -`
 	// $1 = parent directory, $2 = ./name to archive.
 	archiveScript = `cd -- "$1" || exit 1; exec tar -cf - "$2"`
-	// Without tar: $1 = destination, $2 = file name, $3 = "into" or "".
-	catInScript  = `if [ "$3" = into ]; then mkdir -p -- "$1" || exit 1; t=$1/$2; elif [ -d "$1" ]; then t=$1/$2; else t=$1; fi; exec cat > "$t"`
+	// Without tar: $1 = destination, $2 = file name, $3 = "into" or "",
+	// $4 = the destination's parent.
+	catInScript  = `if [ "$3" = into ]; then mkdir -p -- "$1" || exit 1; t=$1/$2; elif [ -d "$1" ]; then t=$1/$2; else mkdir -p -- "$4" || exit 1; t=$1; fi; exec cat > "$t"`
 	catOutScript = `if [ -d "$1" ]; then echo "$1 is a directory; copying a directory needs tar in the sandbox image" >&2; exit 21; fi; exec cat "$1"`
 )
 
@@ -140,7 +143,7 @@ func CopyToSandbox(ctx context.Context, r Runner, local, remote string, warn io.
 	if dest == "" {
 		dest = "/"
 	}
-	cmd := []string{"sh", "-c", extractScript, "sh", dest, base}
+	cmd := []string{"sh", "-c", extractScript, "sh", dest, base, path.Dir(dest)}
 	if into {
 		cmd = []string{"sh", "-c", extractIntoScript, "sh", dest}
 	}
@@ -183,7 +186,7 @@ func catToSandbox(ctx context.Context, r Runner, local, dest, base string, into 
 		mode = "into"
 	}
 	var stderr boundedBuffer
-	if err := r.Run(ctx, []string{"sh", "-c", catInScript, "sh", dest, base, mode}, f, io.Discard, &stderr); err != nil {
+	if err := r.Run(ctx, []string{"sh", "-c", catInScript, "sh", dest, base, mode, path.Dir(dest)}, f, io.Discard, &stderr); err != nil {
 		return copyError("copy into the sandbox", err, &stderr)
 	}
 	return nil

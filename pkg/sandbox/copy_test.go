@@ -53,7 +53,7 @@ func toolDir(t *testing.T, without ...string) string {
 	for _, w := range without {
 		skip[w] = true
 	}
-	for _, applet := range []string{"sh", "tar", "cat", "mkdir", "mktemp", "mv", "rm", "dirname", "env", "test", "["} {
+	for _, applet := range []string{"sh", "tar", "cat", "mkdir", "mktemp", "mv", "rm", "env", "test", "["} {
 		if !skip[applet] {
 			if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
 				t.Fatal(err)
@@ -200,6 +200,12 @@ func TestCopyWithoutTar(t *testing.T) {
 		t.Fatalf("fallback copy in: %v", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(remote, "f.txt")); string(b) != "single\n" {
+		t.Fatalf("got %q", b)
+	}
+	if err := CopyToSandbox(ctx, r, filepath.Join(local, "f.txt"), remote+"/new/sub/renamed.txt", io.Discard); err != nil {
+		t.Fatalf("fallback copy to a new name below missing directories: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(remote, "new/sub/renamed.txt")); string(b) != "single\n" {
 		t.Fatalf("got %q", b)
 	}
 	if !strings.Contains(warn.String(), "no tar") {

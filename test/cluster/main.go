@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		c, err := localcluster.Up(ctx, b, localcluster.Options{Dir: *dir, Kwok: !*noKwok, Log: stderr})
+		c, err := localcluster.Up(ctx, b, localcluster.Options{Dir: *dir, Kwok: !*noKwok, Log: stderr, Detach: true})
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
 
 func TestCreateIsAdmittedUnderRestricted(t *testing.T) {
@@ -223,7 +224,7 @@ func TestCreateFailsFastWithTheReasonAndCleansUp(t *testing.T) {
 func TestInterruptedCreateRemovesWhatItMade(t *testing.T) {
 	requireSimulated(t) // the simulated node never readies pods labelled e2e.agentkernel/hold
 	ns := newNamespace(t)
-	cmd := exec.Command(env.binary, "--kubeconfig", env.kubeconfig, "create", "held", "-n", ns, "--label", "e2e.agentkernel/hold=true")
+	cmd := exec.Command(env.binary, "--kubeconfig", env.kubeconfig, "create", "held", "-n", ns, "--label", localcluster.HoldLabel+"=true")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

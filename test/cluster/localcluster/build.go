@@ -375,7 +375,13 @@ func buildKwok(ctx context.Context, tree sourceTree, out string, log io.Writer) 
 		return fmt.Errorf("go mod download %s@%s: %v %s", kwokModule, KwokVersion, runErr, dl.Error)
 	}
 
-	src := filepath.Join(out, ".kwok-src")
+	// A fixed path (we hold the cache lock): compiled packages of the main
+	// module are cached by source directory, so a rebuild of the same patch
+	// only links.
+	src := filepath.Join(filepath.Dir(out), ".kwok-src")
+	if err := os.RemoveAll(src); err != nil {
+		return err
+	}
 	if err := copyTree(dl.Dir, src); err != nil {
 		return fmt.Errorf("copy kwok source: %w", err)
 	}

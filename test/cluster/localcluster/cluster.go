@@ -1,15 +1,3 @@
-// Package localcluster runs a real Kubernetes control plane (etcd,
-// kube-apiserver, kube-controller-manager, kube-scheduler) on 127.0.0.1,
-// optionally with one simulated node (kwok) whose `kubectl exec` runs
-// commands in a sandbox on the host. It is the cluster the e2e tests,
-// benchmarks and demo of kubectl-agentkernel run against.
-//
-// Typical use in a test:
-//
-//	b, err := localcluster.Build(ctx, os.Stderr)
-//	c, err := localcluster.Up(ctx, b, localcluster.Options{Kwok: true, Log: os.Stderr})
-//	defer c.Down()
-//	// KUBECONFIG=c.AdminKubeconfig, kubectl at b.Kubectl
 package localcluster
 
 import (
@@ -32,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -48,32 +37,50 @@ type Options struct {
 	Kwok bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// Detach keeps the cluster running after the calling process exits
+	// (the CLI's `up`); stop it with Attach(Dir) and Down. Without it every
+	// component gets SIGKILL when the caller dies, so a test that times out
+	// or panics before Down leaves nothing behind.
+	Detach bool
 }
 
 // Cluster is a running control plane. Its string fields are plain paths and
 // URLs so that a test can hand them to kubectl or client-go directly.
 type Cluster struct {
-	Dir               string `json:"dir"`
-	Server            string `json:"server"`            // https://127.0.0.1:PORT
-	AdminKubeconfig   string `json:"adminKubeconfig"`   // user e2e-admin, group system:masters
-	LimitedKubeconfig string `json:"limitedKubeconfig"` // user and group e2e-limited, no RBAC: tests bind roles as they need
-	PKIDir            string `json:"pkiDir"`            // ca.crt, ca.key, ... (a real node mints its kubelet cert from ca.*)
-	NodeName          string `json:"nodeName"`          // the kwok node ("" without kwok)
+	Dir               string
+	Server            string // https://127.0.0.1:PORT
+	AdminKubeconfig   string // user e2e-admin, group system:masters
+	LimitedKubeconfig string // user and group e2e-limited, no RBAC: tests bind roles as they need
+	PKIDir            string // ca.crt, ca.key, ... (a real node mints its kubelet cert from ca.*)
+	NodeName          string // the kwok node ("" without kwok)
 	// KwokWorkDir is the base under which kwok's exec'd commands run: pod
 	// P in namespace N runs in KwokWorkDir/N/P. It is KwokWorkDirBase, a
 	// path inside kwok's private mount namespace (see SandboxPath); "" without kwok.
-	KwokWorkDir string `json:"kwokWorkDir"`
+	KwokWorkDir string
 	// Binaries the cluster runs (kubectl among them).
-	Binaries *Binaries `json:"binaries"`
+	Binaries *Binaries
 
-	Processes []*proc `json:"processes"`
-	// Ready is false while Up is still starting components.
-	Ready bool `json:"ready"`
-	// OwnDir: Up made Dir itself, so Down removes it.
-	OwnDir bool `json:"ownDir"`
+	procs  []*proc
+	ready  bool // false while Up is still starting components
+	ownDir bool // Up made Dir itself, so Down removes it
 
 	mu      sync.Mutex
 	stopped bool
+}
+
+// clusterState is Dir/cluster.json.
+type clusterState struct {
+	Dir               string    `json:"dir"`
+	Server            string    `json:"server"`
+	AdminKubeconfig   string    `json:"adminKubeconfig"`
+	LimitedKubeconfig string    `json:"limitedKubeconfig"`
+	PKIDir            string    `json:"pkiDir"`
+	NodeName          string    `json:"nodeName"`
+	KwokWorkDir       string    `json:"kwokWorkDir"`
+	Binaries          *Binaries `json:"binaries"`
+	Processes         []*proc   `json:"processes"`
+	Ready             bool      `json:"ready"`
+	OwnDir            bool      `json:"ownDir"`
 }
 
 // State-dir layout. Everything the harness writes is under Cluster.Dir.
@@ -99,7 +106,7 @@ const ServiceCIDR = "10.0.0.0/24"
 // PIDs returns the process IDs Up started (each leads its own process group).
 func (c *Cluster) PIDs() []int {
 	var pids []int
-	for _, p := range c.Processes {
+	for _, p := range c.procs {
 		pids = append(pids, p.PID)
 	}
 	return pids
@@ -107,7 +114,7 @@ func (c *Cluster) PIDs() []int {
 
 // KwokPID returns the PID of the kwok process, 0 without kwok.
 func (c *Cluster) KwokPID() int {
-	for _, p := range c.Processes {
+	for _, p := range c.procs {
 		if p.Name == "kwok" {
 			return p.PID
 		}
@@ -150,7 +157,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		if err != nil {
 			return nil, err
 		}
-		c.Dir, c.OwnDir = dir, true
+		c.Dir, c.ownDir = dir, true
 	} else {
 		dir, err := filepath.Abs(o.Dir)
 		if err != nil {
@@ -161,21 +168,16 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	// 0711 lets kwok's uid reach Dir/kwok by name without listing Dir;
-	// everything secret below Dir is 0700/0600 and owned by us.
-	dirMode := os.FileMode(0o700)
-	if asRoot && o.Kwok {
-		dirMode = 0o711
-	}
-	if err := os.Chmod(c.Dir, dirMode); err != nil {
+	// Only we may enter Dir; kwok starts inside Dir/kwok (see kwokSandboxScript).
+	if err := os.Chmod(c.Dir, 0o700); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			if stopErr := stopProcs(c.Processes, 10*time.Second); stopErr != nil {
+			if stopErr := stopProcs(c.procs, 10*time.Second); stopErr != nil {
 				err = fmt.Errorf("%w\nalso, cleaning up: %v", err, stopErr)
 			}
-			c.Processes = nil
+			c.procs = nil
 			_ = c.save()
 			err = fmt.Errorf("%w\n(state and logs kept in %s)", err, c.Dir)
 		}
@@ -191,11 +193,6 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 	if o.Kwok {
 		c.NodeName = DefaultNodeName
 		c.KwokWorkDir = KwokWorkDirBase
-		if asRoot {
-			if err := checkTraversable(c.Dir, SandboxUID); err != nil {
-				return nil, err
-			}
-		}
 		if err := ensureMountPoints(asRoot); err != nil {
 			return nil, err
 		}
@@ -232,12 +229,12 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 	fmt.Fprintf(log, "up: state in %s, API %s\n", c.Dir, c.Server)
 
 	env := componentEnv()
-	startComponent := func(name string, argv []string, env []string) (*proc, error) {
-		p, err := startProc(name, argv, env, filepath.Join(logs, name+".log"))
+	startComponent := func(name string, argv []string, env []string, dir string) (*proc, error) {
+		p, err := startProc(name, argv, env, filepath.Join(logs, name+".log"), dir, o.Detach)
 		if err != nil {
 			return nil, err
 		}
-		c.Processes = append(c.Processes, p)
+		c.procs = append(c.procs, p)
 		// Recorded at once, so `down` can stop a half-started cluster even if
 		// this process is killed.
 		if err := c.save(); err != nil {
@@ -267,7 +264,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		// waiting for fsync on every write is not.
 		"--unsafe-no-fsync=true",
 		"--log-level=warn",
-	}, env)
+	}, env, "/")
 	if err != nil {
 		return nil, err
 	}
@@ -307,12 +304,16 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		"--kubelet-client-certificate=" + pki(apiServerKubeletName+".crt"),
 		"--kubelet-client-key=" + pki(apiServerKubeletName+".key"),
 		"--kubelet-certificate-authority=" + pki(caName+".crt"),
+		// The default tries the node's Hostname first, which means a DNS
+		// query off the machine; kwok's node (and a real node) are reached
+		// by IP.
+		"--kubelet-preferred-address-types=InternalIP",
 		// The default reconciler would publish the advertise address in the
 		// `kubernetes` Endpoints; keep the Service free of it.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 	}
-	api, err := startComponent("kube-apiserver", apiArgs, env)
+	api, err := startComponent("kube-apiserver", apiArgs, env, "/")
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +350,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		"--cluster-signing-cert-file=" + pki(caName+".crt"),
 		"--cluster-signing-key-file=" + pki(caName+".key"),
 		"--service-cluster-ip-range=" + ServiceCIDR,
-	}, env); err != nil {
+	}, env, "/"); err != nil {
 		return nil, err
 	}
 	if _, err := startComponent("kube-scheduler", []string{b.Scheduler,
@@ -357,7 +358,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		"--leader-elect=false",
 		"--bind-address=127.0.0.1",
 		"--secure-port=0",
-	}, env); err != nil {
+	}, env, "/"); err != nil {
 		return nil, err
 	}
 
@@ -366,7 +367,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		if err := c.prepareKwok(ctx, client, kwokPort, asRoot); err != nil {
 			return nil, fmt.Errorf("kwok: %w", err)
 		}
-		kwok, err = startComponent("kwok", kwokCommand(filepath.Join(c.Dir, kwokSubdir), asRoot), kwokEnv())
+		kwok, err = startComponent("kwok", kwokCommand(asRoot, o.Detach), kwokEnv(), filepath.Join(c.Dir, kwokSubdir))
 		if err != nil {
 			return nil, err
 		}
@@ -397,7 +398,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		fmt.Fprintf(log, "up: node %s Ready (%s)\n", c.NodeName, time.Since(start).Round(time.Millisecond))
 	}
 
-	c.Ready = true
+	c.ready = true
 	if err := c.save(); err != nil {
 		return nil, err
 	}
@@ -504,7 +505,20 @@ func kwokNode(name string, port int) *corev1.Node {
 				{Type: corev1.NodeHostName, Address: name},
 			},
 			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(port)}},
+			// kwok's default capacity has no ephemeral-storage, so pods that
+			// request it (every sandbox does) would never be scheduled.
+			Capacity:    kwokNodeResources(),
+			Allocatable: kwokNodeResources(),
 		},
+	}
+}
+
+func kwokNodeResources() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("64"),
+		corev1.ResourceMemory:           resource.MustParse("256Gi"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("1Ti"),
+		corev1.ResourcePods:             resource.MustParse("1000"),
 	}
 }
 
@@ -515,7 +529,7 @@ func (c *Cluster) waitFor(ctx context.Context, timeout time.Duration, what strin
 	defer cancel()
 	var lastErr error
 	for {
-		for _, p := range c.Processes {
+		for _, p := range c.procs {
 			if done, err := p.exited(); done {
 				return componentError(p, "exited (%v) while waiting for %s", err, what)
 			}
@@ -536,8 +550,8 @@ func (c *Cluster) waitFor(ctx context.Context, timeout time.Duration, what strin
 				msg += fmt.Sprintf(" (last error: %v)", lastErr)
 			}
 			// The likeliest culprit is the last component started.
-			if n := len(c.Processes); n > 0 {
-				return componentError(c.Processes[n-1], "%s", msg)
+			if n := len(c.procs); n > 0 {
+				return componentError(c.procs[n-1], "%s", msg)
 			}
 			return errors.New(msg)
 		case <-time.After(100 * time.Millisecond):
@@ -602,25 +616,26 @@ func tlsClient(caFile, certFile, keyFile string) (*http.Client, error) {
 	}, nil
 }
 
-// Down stops every process Up started (their whole process groups: SIGTERM,
-// then SIGKILL after 15 s) and waits until they are gone. It removes Dir
-// only if Up created it; a Dir given in Options is kept. Down is idempotent.
+// Down stops every process Up started, last started first: SIGTERM to its
+// whole process group (kwok's group holds the commands it exec'd), SIGKILL
+// after 15 s, and waits until they are gone. It removes Dir only if Up
+// created it; a Dir given in Options is kept. Down is idempotent.
 func (c *Cluster) Down() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
 		return nil
 	}
-	err := stopProcs(c.Processes, 15*time.Second)
+	err := stopProcs(c.procs, 15*time.Second)
 	if err != nil {
 		return err
 	}
 	c.stopped = true
-	c.Ready = false
-	if c.OwnDir {
+	c.ready = false
+	if c.ownDir {
 		return os.RemoveAll(c.Dir)
 	}
-	c.Processes = nil
+	c.procs = nil
 	return c.save()
 }
 
@@ -638,19 +653,23 @@ func Attach(dir string) (*Cluster, error) {
 		}
 		return nil, err
 	}
-	c := &Cluster{}
-	if err := json.Unmarshal(b, c); err != nil {
+	var st clusterState
+	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, stateFile), err)
 	}
-	return c, nil
+	return &Cluster{
+		Dir: st.Dir, Server: st.Server, AdminKubeconfig: st.AdminKubeconfig, LimitedKubeconfig: st.LimitedKubeconfig,
+		PKIDir: st.PKIDir, NodeName: st.NodeName, KwokWorkDir: st.KwokWorkDir, Binaries: st.Binaries,
+		procs: st.Processes, ready: st.Ready, ownDir: st.OwnDir,
+	}, nil
 }
 
 // Running reports whether every recorded process is still alive.
 func (c *Cluster) Running() error {
-	if len(c.Processes) == 0 {
+	if len(c.procs) == 0 {
 		return fmt.Errorf("cluster in %s is not running", c.Dir)
 	}
-	for _, p := range c.Processes {
+	for _, p := range c.procs {
 		if !p.alive() {
 			return fmt.Errorf("cluster in %s: %s (pid %d) is not running; see %s", c.Dir, p.Name, p.PID, p.Log)
 		}
@@ -659,7 +678,11 @@ func (c *Cluster) Running() error {
 }
 
 func (c *Cluster) save() error {
-	b, err := json.MarshalIndent(c, "", "  ")
+	b, err := json.MarshalIndent(clusterState{
+		Dir: c.Dir, Server: c.Server, AdminKubeconfig: c.AdminKubeconfig, LimitedKubeconfig: c.LimitedKubeconfig,
+		PKIDir: c.PKIDir, NodeName: c.NodeName, KwokWorkDir: c.KwokWorkDir, Binaries: c.Binaries,
+		Processes: c.procs, Ready: c.ready, OwnDir: c.ownDir,
+	}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -675,7 +698,7 @@ func (c *Cluster) save() error {
 // from an earlier run (only those, by name).
 func prepareGivenDir(dir string) error {
 	if old, err := Attach(dir); err == nil {
-		for _, p := range old.Processes {
+		for _, p := range old.procs {
 			if p.alive() {
 				return fmt.Errorf("a cluster is already running in %s (%s, pid %d); stop it with: go run ./test/cluster down --dir %s", dir, p.Name, p.PID, dir)
 			}
@@ -690,23 +713,6 @@ func prepareGivenDir(dir string) error {
 		}
 	}
 	return nil
-}
-
-// checkTraversable fails unless uid can reach dir (search permission on
-// every ancestor), which kwok needs to read dir/kwok after dropping root.
-func checkTraversable(dir string, uid int) error {
-	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("state dir %s is under %s, which uid %d (kwok runs as it) cannot enter; choose a dir under /tmp", dir, d, uid)
-		}
-		if d == "/" {
-			return nil
-		}
-	}
 }
 
 // ensureMountPoints creates /workspace (empty) when missing: kwok's

@@ -175,13 +175,19 @@ func TestKwokConfig(t *testing.T) {
 }
 
 func TestKwokCommand(t *testing.T) {
-	root := strings.Join(kwokCommand("/tmp/x/kwok", true), " ")
+	root := strings.Join(kwokCommand(true, true), " ")
 	if !strings.HasPrefix(root, "setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs -- unshare --user --map-root-user --mount") {
 		t.Errorf("as root: %s", root)
 	}
-	user := kwokCommand("/tmp/x/kwok", false)
+	user := kwokCommand(false, false)
 	if slices.ContainsFunc(user, func(a string) bool { return strings.HasPrefix(a, "--reuid") }) {
 		t.Errorf("not root, yet switching user: %v", user)
+	}
+	if !strings.Contains(strings.Join(user, " "), "kwok-sandbox setpriv --pdeathsig=KILL -- /run/kwok/kwok --config=") {
+		t.Errorf("attached kwok must die with its parent: %v", user)
+	}
+	if strings.Contains(root, "pdeathsig") {
+		t.Errorf("detached kwok must outlive its parent: %v", root)
 	}
 	if !strings.Contains(kwokSandboxScript, "unshare --user --map-user=65534 --map-group=65534") {
 		t.Error("kwok must give up the namespace's root before it runs")
@@ -234,5 +240,13 @@ func TestWriteNoTarBin(t *testing.T) {
 		if _, err := lookPathIn(tool, dir); err != nil {
 			t.Errorf("%s: %v", tool, err)
 		}
+	}
+}
+
+func TestHoldPodsOnlyTouchesPodReady(t *testing.T) {
+	in := "metadata:\n  name: node-initialize\nspec:\n  selector:\n    matchExpressions:\n    - key: a\n---\nmetadata:\n  name: pod-ready\nspec:\n  selector:\n    matchExpressions:\n    - key: b\n"
+	out := holdPods(in)
+	if strings.Count(out, HoldLabel) != 1 || strings.Index(out, HoldLabel) < strings.Index(out, "pod-ready") {
+		t.Fatalf("hold selector misplaced:\n%s", out)
 	}
 }

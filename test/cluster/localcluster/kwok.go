@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -15,6 +16,7 @@ import (
 //	  unshare --user --map-root-user --mount --propagation private --      (own user + mount namespace)
 //	    sh -c kwokSandboxScript                                            (tmpfs over the sandbox paths)
 //	      unshare --user --map-user=65534 --map-group=65534 -- kwok ...    (give up the namespace's root)
+//	        (setpriv --pdeathsig=KILL -- kwok ... unless Options.Detach)
 //
 // so kwok and what it execs run as host uid 65534 without any capability,
 // in a private mount namespace where /workspace, /tmp, /var/tmp, /dev/shm,
@@ -46,7 +48,11 @@ const (
 
 	// NoTarPodName is the pod name whose exec'd commands see a PATH with a
 	// few basic tools but no tar, for the "image has no tar" fallback tests.
-	NoTarPodName = "e2e-notar"
+	NoTarPodName = "agentkernel-e2e-notar" // the Pod of sandbox "e2e-notar"
+
+	// HoldLabel on a pod keeps it Pending: the simulated node never makes it
+	// ready, so tests can interrupt a create that is still waiting.
+	HoldLabel = "e2e.agentkernel/hold"
 )
 
 // SandboxMountPoints are the host directories kwok's namespace mounts
@@ -61,15 +67,15 @@ var noTarTools = []string{"sh", "cat", "env", "test", "true", "false", "echo", "
 // sandboxPath is the PATH of exec'd commands (kwok's own is the same).
 const sandboxPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// kwokSandboxScript runs as root of kwok's first user namespace. $1 is the
-// host path of <Dir>/kwok; the rest are kwok's arguments. <Dir>/kwok may
-// itself be under a path about to be masked (/tmp, /run/user/...), so it is
-// first bind-mounted onto /workspace, and moved to /run/kwok once /run is a
-// tmpfs.
+// kwokSandboxScript runs as root of kwok's first user namespace, started
+// in Dir/kwok as its working directory (unshare carries the working
+// directory over into the new mount namespace). Through "." Dir/kwok is
+// reachable even when kwok's uid may not enter Dir's parents (a
+// t.TempDir(), /run/user/N) and even when it sits under a path about to be
+// masked: it is bind-mounted onto /workspace first and moved to /run/kwok
+// once /run is a tmpfs. Its arguments are the command that runs kwok.
 var kwokSandboxScript = `set -eu
-kwok_dir=$1
-shift
-mount --bind "$kwok_dir" /workspace
+mount --no-canonicalize --bind . /workspace
 mount -t tmpfs -o size=256m,mode=0755 tmpfs /run
 mkdir -m 0755 ` + nsKwokDir + `
 mount --move /workspace ` + nsKwokDir + `
@@ -81,23 +87,30 @@ if [ -d /dev/shm ]; then mount -t tmpfs -o size=64m,mode=1777 tmpfs /dev/shm; fi
 mount -t tmpfs -o size=2g,mode=0755 tmpfs /home
 mkdir -m 0755 /home/sandbox
 cd /
-exec unshare --user --map-user=` + fmt.Sprint(SandboxUID) + ` --map-group=` + fmt.Sprint(SandboxUID) + ` -- ` + nsKwokDir + `/kwok "$@"
+exec unshare --user --map-user=` + strconv.Itoa(SandboxUID) + ` --map-group=` + strconv.Itoa(SandboxUID) + ` -- "$@"
 `
 
-// kwokCommand returns the argv that starts kwok sandboxed, for the given
-// host kwok directory, and whether it drops from root to SandboxUID.
-func kwokCommand(hostKwokDir string, asRoot bool) []string {
+// kwokCommand returns the argv that starts kwok sandboxed; asRoot drops
+// from root to SandboxUID first. It must start in Dir/kwok. Unless detach,
+// kwok gets SIGKILL when its parent (the process that called Up) dies; the
+// parent-death signal must be set last, as every change of credentials on
+// the way clears it.
+func kwokCommand(asRoot, detach bool) []string {
 	argv := []string{"setpriv"}
 	if asRoot {
 		argv = append(argv, fmt.Sprintf("--reuid=%d", SandboxUID), fmt.Sprintf("--regid=%d", SandboxUID), "--clear-groups")
 	}
 	argv = append(argv, "--no-new-privs", "--",
 		"unshare", "--user", "--map-root-user", "--mount", "--propagation", "private", "--",
-		"sh", "-c", kwokSandboxScript, "kwok-sandbox", hostKwokDir,
+		"sh", "-c", kwokSandboxScript, "kwok-sandbox",
+	)
+	if !detach {
+		argv = append(argv, "setpriv", "--pdeathsig=KILL", "--")
+	}
+	return append(argv, nsKwokDir+"/kwok",
 		"--config="+nsKwokDir+"/kwok.yaml",
 		"--kubeconfig="+nsKwokDir+"/kubeconfig",
 	)
-	return argv
 }
 
 // kwokEnv is kwok's whole environment. Exec'd commands inherit it, so
@@ -146,7 +159,7 @@ options:
 `, in.Port, nsKwokDir, kwokNodeAnnotationKey, kwokNodeAnnotationValue)
 
 	b.WriteString("---\n")
-	b.WriteString(strings.TrimRight(in.Stages, "\n"))
+	b.WriteString(strings.TrimRight(holdPods(in.Stages), "\n"))
 	b.WriteString("\n")
 
 	// Rules are tried in order: the e2e-notar rule must come before the
@@ -244,4 +257,21 @@ func lookPathIn(name, path string) (string, error) {
 		}
 	}
 	return "", &exec.Error{Name: name, Err: exec.ErrNotFound}
+}
+
+// holdPods makes kwok's pod-ready stage pass over pods labelled HoldLabel.
+func holdPods(stages string) string {
+	const anchor = "  name: pod-ready\n"
+	i := strings.Index(stages, anchor)
+	if i < 0 {
+		return stages
+	}
+	const sel = "    matchExpressions:\n"
+	j := strings.Index(stages[i:], sel)
+	if j < 0 {
+		return stages
+	}
+	at := i + j + len(sel)
+	hold := fmt.Sprintf("    - key: '.metadata.labels[\"%s\"]'\n      operator: 'DoesNotExist'\n", HoldLabel)
+	return stages[:at] + hold + stages[at:]
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,6 +202,8 @@ func TestCluster(t *testing.T) {
 			{[]string{"false"}, 1},
 			{[]string{"sh", "-c", "exit 42"}, 42},
 			{[]string{"no-such-command-anywhere"}, 127},
+			{[]string{"/tmp"}, 126}, // execve of a directory: EACCES
+			{[]string{"sh", "-c", "kill -TERM $$"}, 128 + 15},
 		} {
 			_, stderr, code := podExec(t, "", "sandbox", tc.command...)
 			if code != tc.code {
@@ -292,6 +295,15 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	var total int64
+	var rss []string
+	for _, p := range c.procs {
+		kib := vmRSSKiB(p.PID)
+		total += kib
+		rss = append(rss, fmt.Sprintf("%s=%dMiB", p.Name, kib/1024))
+	}
+	t.Logf("RSS after the tests: %s, total %d MiB", strings.Join(rss, " "), total/1024)
+
 	pids := c.PIDs()
 	downStart := time.Now()
 	if err := c.Down(); err != nil {
@@ -309,5 +321,144 @@ func TestCluster(t *testing.T) {
 	}
 	if _, err := os.Stat(c.Dir); !os.IsNotExist(err) {
 		t.Errorf("Down kept its own temporary dir %s", c.Dir)
+	}
+}
+
+// vmRSSKiB reads VmRSS of pid, 0 if unknown.
+func vmRSSKiB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// TestUpFailureCleansUp: when a component dies during Up, the error names
+// it with the end of its log and nothing Up started keeps running.
+func TestUpFailureCleansUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd from the built binaries; skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b, err := Built(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b == nil {
+		t.Skip("binaries not built; run `go run ./test/cluster build`")
+	}
+	broken := *b
+	broken.APIServer = filepath.Join(t.TempDir(), "kube-apiserver")
+	if err := os.WriteFile(broken.APIServer, []byte("#!/bin/sh\necho 'fake apiserver: failing on purpose' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	_, err = Up(ctx, &broken, Options{Dir: dir, Kwok: true, Log: testLog{t}})
+	if err == nil {
+		t.Fatal("Up succeeded with a broken kube-apiserver")
+	}
+	t.Logf("Up failed as it should:\n%v", err)
+	for _, want := range []string{"kube-apiserver", "fake apiserver: failing on purpose", dir} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	a, aerr := Attach(dir)
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	if len(a.procs) != 0 {
+		t.Errorf("state still lists processes after a failed Up: %v", a.PIDs())
+	}
+	out, _ := os.ReadFile(filepath.Join(dir, "logs", "etcd.log"))
+	if len(out) == 0 {
+		t.Error("etcd did not log anything; was it started?")
+	}
+	// etcd was started before the apiserver failed: it must be gone.
+	if pids := findProcs(t, filepath.Join(dir, "etcd")); len(pids) > 0 {
+		t.Errorf("etcd with data dir %s still runs: %v", dir, pids)
+	}
+}
+
+// findProcs returns the live processes whose command line mentions s.
+func findProcs(t *testing.T, s string) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), s) {
+			continue
+		}
+		if st, err := readStat(pid); err == nil && st.state != 'Z' {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestUpInPrivateDir: a Dir that kwok's uid cannot enter (t.TempDir() is
+// below a 0700 directory) works, and Down keeps a Dir it was given.
+func TestUpInPrivateDir(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real control plane and kwok; skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b, err := Built(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b == nil {
+		t.Skip("binaries not built; run `go run ./test/cluster build`")
+	}
+	dir := filepath.Join(t.TempDir(), "cluster")
+	c, err := Up(ctx, b, Options{Dir: dir, Kwok: true, Log: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Down()
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := client.CoreV1().Pods("default").Create(ctx, hardenedPod("p"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		p, err := client.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
+		if err == nil && p.Status.Phase == corev1.PodRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod not Running: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := exec.CommandContext(ctx, b.Kubectl, "--kubeconfig", c.AdminKubeconfig, "exec", "p", "--", "sh", "-c", "echo ok").CombinedOutput()
+	if err != nil || string(out) != "ok\n" {
+		t.Fatalf("exec: %v %q", err, out)
+	}
+	if err := c.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "logs", "kwok.log")); err != nil {
+		t.Errorf("Down removed a Dir it was given: %v", err)
 	}
 }

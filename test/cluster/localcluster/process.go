@@ -30,9 +30,10 @@ type proc struct {
 	waitErr error
 }
 
-// startProc starts argv detached from the caller's terminal and session,
-// with stdout and stderr appended to logPath.
-func startProc(name string, argv, env []string, logPath string) (*proc, error) {
+// startProc starts argv in dir, in a session of its own (away from the
+// caller's terminal), with stdout and stderr appended to logPath. Unless
+// detach, it is killed when the calling process dies.
+func startProc(name string, argv, env []string, logPath, dir string, detach bool) (*proc, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -43,10 +44,15 @@ func startProc(name string, argv, env []string, logPath string) (*proc, error) {
 	// the `up` command itself).
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
-	cmd.Dir = "/"
+	cmd.Dir = dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if !detach {
+		// A test killed by -timeout or a panic does not run Down; this
+		// keeps its cluster from running on.
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -130,31 +136,29 @@ func (p *proc) signalGroup(sig syscall.Signal) {
 	_ = syscall.Kill(-p.PID, sig)
 }
 
-// stopProcs stops procs: SIGTERM to every group (last started first), a
-// grace period, then SIGKILL to what is left. It returns an error naming
+// stopProcs stops procs one at a time, last started first (kwok and the
+// controllers before the apiserver, the apiserver before etcd: an apiserver
+// whose etcd is gone takes its whole grace period to shut down): SIGTERM to
+// the group, up to grace to exit, then SIGKILL. It returns an error naming
 // any process that survived.
 func stopProcs(procs []*proc, grace time.Duration) error {
-	for i := len(procs) - 1; i >= 0; i-- {
-		procs[i].signalGroup(syscall.SIGTERM)
-	}
-	if waitGone(procs, grace) {
-		return nil
-	}
-	for i := len(procs) - 1; i >= 0; i-- {
-		if len(groupMembers(procs[i].PID)) > 0 || procs[i].alive() {
-			procs[i].signalGroup(syscall.SIGKILL)
-		}
-	}
-	if waitGone(procs, 10*time.Second) {
-		return nil
-	}
 	var left []string
-	for _, p := range procs {
-		if m := groupMembers(p.PID); len(m) > 0 {
-			left = append(left, fmt.Sprintf("%s (group %d: %v)", p.Name, p.PID, m))
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := procs[i]
+		one := []*proc{p}
+		p.signalGroup(syscall.SIGTERM)
+		if waitGone(one, grace) {
+			continue
+		}
+		p.signalGroup(syscall.SIGKILL)
+		if !waitGone(one, 10*time.Second) {
+			left = append(left, fmt.Sprintf("%s (group %d: %v)", p.Name, p.PID, groupMembers(p.PID)))
 		}
 	}
-	return fmt.Errorf("processes survived SIGKILL: %s", strings.Join(left, ", "))
+	if len(left) > 0 {
+		return fmt.Errorf("processes survived SIGKILL: %s", strings.Join(left, ", "))
+	}
+	return nil
 }
 
 // waitGone waits until every proc and its group are gone.
