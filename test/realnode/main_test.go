@@ -110,6 +110,10 @@ func setup(ctx context.Context) (teardown func(passed bool)) {
 	record("build: realnode image (cached or not)", time.Since(t0))
 	env.kubectl = bins.Kubectl
 	env.plugin, env.pluginWhy = buildPlugin(ctx)
+	if env.plugin != "" {
+		pluginDir := filepath.Dir(env.plugin)
+		steps = append(steps, func() { _ = os.RemoveAll(pluginDir) })
+	}
 
 	t0 = time.Now()
 	c, err := localcluster.Up(ctx, bins, localcluster.Options{Kwok: false, Log: logw})
@@ -212,20 +216,21 @@ func buildPlugin(ctx context.Context) (path, why string) {
 		return "", err.Error()
 	}
 	path = filepath.Join(dir, "kubectl-agentkernel")
+	fail := func(why string) (string, string) {
+		_ = os.RemoveAll(dir)
+		return "", why
+	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", path, "./cmd/kubectl-agentkernel")
 	cmd.Dir = repoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Sprintf("cannot build the plugin: %v: %s", err, out)
+		return fail(fmt.Sprintf("cannot build the plugin: %v: %s", err, out))
 	}
 	for _, sub := range []string{"create", "exec", "cp", "delete"} {
-		if err := exec.CommandContext(ctx, path, sub, "--help").Run(); err != nil {
-			return "", fmt.Sprintf("the plugin has no %q command yet (merge main when it lands)", sub)
-		}
 		// cobra prints the root help for an unknown command without failing:
 		// make sure the help is the subcommand's.
-		out, _ := exec.CommandContext(ctx, path, sub, "--help").Output()
-		if !strings.Contains(string(out), "agentkernel "+sub) {
-			return "", fmt.Sprintf("the plugin has no %q command yet (merge main when it lands)", sub)
+		out, err := exec.CommandContext(ctx, path, sub, "--help").Output()
+		if err != nil || !strings.Contains(string(out), "agentkernel "+sub) {
+			return fail(fmt.Sprintf("the plugin has no %q command yet (merge main when it lands)", sub))
 		}
 	}
 	return path, ""

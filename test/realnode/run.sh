@@ -11,13 +11,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-agentkernel
 
-# Measured on 2 cores under TCG, beside other builds (see README.md).
-cold_min=45 warm_min=4
+# Measured on 2 cores under TCG beside other builds (see README.md): cold =
+# control plane + kubelet build (~25 min, shared with the kwok e2e tier) +
+# guest image (~21 min; ~12 on a quiet machine) + tests (~7 min).
+cold_s=3000 warm_s=540
 state=cold
 if compgen -G "$cache/realnode/disk-*/.done" > /dev/null && compgen -G "$cache/cluster/*/build-info.json" > /dev/null; then
 	state=warm
 fi
-echo "realnode: estimated cost: cold ~${cold_min} min (control plane + kubelet build ~25 min, guest image ~8 min, tests ~4 min), warm ~${warm_min} min; this machine looks ${state}"
+echo "realnode: estimated cost: cold ~$((cold_s / 60)) min, warm ~$((warm_s / 60)) min; this machine looks ${state} (estimate_seconds cold=${cold_s} warm=${warm_s} state=${state})"
 
 # Host packages (qemu, debootstrap, ...) are installed by the build script;
 # building here first keeps build output out of go test's timeout and shows
