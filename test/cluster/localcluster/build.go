@@ -280,7 +280,12 @@ func Build(ctx context.Context, log io.Writer) (*Binaries, error) {
 
 	t0 := time.Now()
 	fmt.Fprintf(log, "build: [%d/%d] kwok %s with %s\n", len(components)+1, len(components)+1, KwokVersion, tree.kwokPatch)
-	if err := buildKwok(ctx, tree, tmp, log); err != nil {
+	// The patch as hashed, kept with the binaries it was built into.
+	usedPatch := filepath.Join(tmp, "kwok.patch")
+	if err := os.WriteFile(usedPatch, plan.patch, 0o644); err != nil {
+		return nil, err
+	}
+	if err := buildKwok(ctx, usedPatch, tmp, log); err != nil {
 		return nil, err
 	}
 	info.Seconds["kwok"] = fmt.Sprintf("%.0f", time.Since(t0).Seconds())
@@ -314,6 +319,7 @@ type buildPlan struct {
 	tree      sourceTree
 	goVersion string
 	key       string
+	patch     []byte // the kwok patch as hashed into key
 	root      string // CacheRoot()
 	dir       string // root/key
 }
@@ -338,7 +344,7 @@ func planBuild(ctx context.Context) (buildPlan, error) {
 		return buildPlan{}, err
 	}
 	key := cacheKey(goVersion, files)
-	return buildPlan{tree: tree, goVersion: goVersion, key: key, root: root, dir: filepath.Join(root, key)}, nil
+	return buildPlan{tree: tree, goVersion: goVersion, key: key, patch: files["kwok/kwok.patch"], root: root, dir: filepath.Join(root, key)}, nil
 }
 
 // Built returns the binaries if the current inputs are already built, and
@@ -351,9 +357,9 @@ func Built(ctx context.Context) (*Binaries, error) {
 	return binariesIn(plan.dir), nil
 }
 
-// buildKwok copies the kwok module source, applies our patch and builds
+// buildKwok copies the kwok module source, applies patch and builds
 // cmd/kwok into out; it also extracts kwok's default stages.
-func buildKwok(ctx context.Context, tree sourceTree, out string, log io.Writer) error {
+func buildKwok(ctx context.Context, patch, out string, log io.Writer) error {
 	dl := struct {
 		Dir   string
 		Error string
@@ -386,7 +392,7 @@ func buildKwok(ctx context.Context, tree sourceTree, out string, log io.Writer) 
 		return fmt.Errorf("copy kwok source: %w", err)
 	}
 	defer os.RemoveAll(src)
-	if err := applyPatch(ctx, src, tree.kwokPatch, log); err != nil {
+	if err := applyPatch(ctx, src, patch, log); err != nil {
 		return err
 	}
 	env := []string{"GOWORK=off"}

@@ -272,7 +272,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitHTTP(ctx, etcd, httpClient, etcdURL+"/health", 60*time.Second, func(body string) bool {
+	if err := c.waitHTTP(ctx, etcd, httpClient, etcdURL+"/health", 60*time.Second, func(body string) bool {
 		return strings.Contains(body, `"health":"true"`)
 	}); err != nil {
 		return nil, err
@@ -321,7 +321,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitHTTP(ctx, api, adminHTTP, c.Server+"/readyz", 120*time.Second, func(body string) bool {
+	if err := c.waitHTTP(ctx, api, adminHTTP, c.Server+"/readyz", 120*time.Second, func(body string) bool {
 		return strings.TrimSpace(body) == "ok"
 	}); err != nil {
 		return nil, err
@@ -337,6 +337,8 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
+	// Only now: the controller-manager gives up on an apiserver that is not
+	// healthy within 10 s, which a loaded 2-core machine can exceed.
 	if _, err := startComponent("kube-controller-manager", []string{b.ControllerManager,
 		"--kubeconfig=" + filepath.Join(c.Dir, cmKubeconfigFile),
 		"--leader-elect=false",
@@ -396,6 +398,14 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 		fmt.Fprintf(log, "up: node %s Ready (%s)\n", c.NodeName, time.Since(start).Round(time.Millisecond))
+		// kwok has read its credentials; sandboxed commands run as kwok's
+		// uid and see Dir/kwok as /run/kwok, so take the cluster-admin
+		// kubeconfig and the serving key out of their reach.
+		for _, f := range kwokSecretFiles {
+			if err := os.Remove(filepath.Join(c.Dir, kwokSubdir, f)); err != nil {
+				return nil, fmt.Errorf("kwok: %w", err)
+			}
+		}
 	}
 
 	c.ready = true
@@ -486,6 +496,9 @@ func (c *Cluster) prepareKwok(ctx context.Context, client kubernetes.Interface, 
 	return nil
 }
 
+// kwokSecretFiles are removed from Dir/kwok once kwok has read them.
+var kwokSecretFiles = []string{"kubeconfig", "tls.key"}
+
 // kwokNode is the Node object kwok manages (it selects it by annotation).
 func kwokNode(name string, port int) *corev1.Node {
 	return &corev1.Node{
@@ -559,13 +572,16 @@ func (c *Cluster) waitFor(ctx context.Context, timeout time.Duration, what strin
 	}
 }
 
-// waitHTTP polls url until ok(body) on a 200, p exits, or timeout.
-func waitHTTP(ctx context.Context, p *proc, client *http.Client, url string, timeout time.Duration, ok func(string) bool) error {
+// waitHTTP polls url, served by p, until ok(body) on a 200, timeout, or
+// any process of c exits.
+func (c *Cluster) waitHTTP(ctx context.Context, p *proc, client *http.Client, url string, timeout time.Duration, ok func(string) bool) error {
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
-		if done, err := p.exited(); done {
-			return componentError(p, "exited (%v) before %s answered", err, url)
+		for _, q := range c.procs {
+			if done, err := q.exited(); done {
+				return componentError(q, "exited (%v) before %s answered", err, url)
+			}
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {

@@ -41,7 +41,8 @@
 //	                               kube-scheduler.log kwok.log (each starts with the command line)
 //	kwok/                          owned by uid 65534 when run as root: kwok (binary copy),
 //	                               kwok.yaml (options, stages, exec/logs/attach/port-forward
-//	                               rules), kubeconfig, tls.crt tls.key, notar-bin/, container.log
+//	                               rules), tls.crt, notar-bin/, container.log; its kubeconfig
+//	                               and tls.key are removed as soon as kwok runs
 //
 // # The kwok node and its sandbox
 //
@@ -59,6 +60,11 @@
 // (any namespace) gets a PATH with sh, cat, env, test, true, false, echo,
 // ls and mkdir but no tar. `kubectl logs` and `attach` show one fixed line;
 // port-forward to any port is an echo service.
+//
+// Limits: kwok's port (HTTPS and plain HTTP on 127.0.0.1) has no
+// authentication, so any local process can exec into the kwok node's pods;
+// sandboxed commands reach the host's loopback services (etcd needs a
+// client certificate, the apiserver a credential).
 //
 // Exit codes survive the exec protocol (0, 1, 42, 127 for a command that
 // is not found, 126 when not executable, 128+n on signal n), stdin reaches

@@ -42,7 +42,7 @@ const (
 	// Cluster.SandboxPath.
 	KwokWorkDirBase = "/run/kwok-work"
 
-	// kwokNodeAnnotation marks the Node objects this kwok manages.
+	// kwokNodeAnnotationKey=Value marks the Node objects kwok manages.
 	kwokNodeAnnotationKey   = "kwok.x-k8s.io/node"
 	kwokNodeAnnotationValue = "fake"
 
@@ -56,9 +56,9 @@ const (
 )
 
 // SandboxMountPoints are the host directories kwok's namespace mounts
-// tmpfs over; each must exist on the host. Only /workspace is created by
-// the harness when missing (as an empty directory); /home/sandbox lives
-// inside the tmpfs mounted over /home.
+// tmpfs over (/var/tmp and /dev/shm only if they exist). Only /workspace
+// is created by the harness when missing (as an empty directory);
+// /home/sandbox lives inside the tmpfs mounted over /home.
 var SandboxMountPoints = []string{"/workspace", "/tmp", "/var/tmp", "/dev/shm", "/home", "/run"}
 
 // noTarTools are linked into the e2e-notar pod's PATH.

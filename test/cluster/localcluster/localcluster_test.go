@@ -54,6 +54,26 @@ func hardenedPod(name string) *corev1.Pod {
 	}
 }
 
+// testBinaries returns the built binaries, building them when the test's
+// deadline leaves room for a cold build.
+func testBinaries(t *testing.T) *Binaries {
+	t.Helper()
+	b, err := Built(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b != nil {
+		return b
+	}
+	if deadline, ok := t.Deadline(); ok && time.Until(deadline) < 45*time.Minute {
+		t.Fatal("the control-plane binaries are not built, and a cold build takes ~25-35 min on 2 cores: run `go run ./test/cluster build` first, or use go test -timeout 60m")
+	}
+	if b, err = Build(context.Background(), testLog{t}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestCluster starts the real control plane with kwok and checks what the
 // e2e suite relies on: PodSecurity, pods running on the kwok node, exec exit
 // codes and stdin through the real exec protocol, the unprivileged sandbox,
@@ -65,18 +85,7 @@ func TestCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	b, err := Built(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b == nil {
-		if deadline, ok := t.Deadline(); ok && time.Until(deadline) < 45*time.Minute {
-			t.Fatal("the control-plane binaries are not built and a build can take ~25 min: run `go run ./test/cluster build` first, or go test -timeout 60m")
-		}
-		if b, err = Build(context.Background(), testLog{t}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b := testBinaries(t)
 
 	upStart := time.Now()
 	c, err := Up(ctx, b, Options{Kwok: true, Log: testLog{t}})
@@ -259,6 +268,9 @@ func TestCluster(t *testing.T) {
 		if _, _, code := podExec(t, "", "sandbox", "umount", "/tmp"); code == 0 {
 			t.Error("the sandbox could unmount its /tmp")
 		}
+		if out, _, code := podExec(t, "", "sandbox", "ls", "/run/kwok"); code != 0 || strings.Contains(out, "kubeconfig") || strings.Contains(out, "tls.key") {
+			t.Errorf("kwok's credentials are within the sandbox's reach: %d %q", code, out)
+		}
 	})
 
 	t.Run("no tar in e2e-notar", func(t *testing.T) {
@@ -347,20 +359,14 @@ func TestUpFailureCleansUp(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := Built(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b == nil {
-		t.Skip("binaries not built; run `go run ./test/cluster build`")
-	}
+	b := testBinaries(t)
 	broken := *b
 	broken.APIServer = filepath.Join(t.TempDir(), "kube-apiserver")
 	if err := os.WriteFile(broken.APIServer, []byte("#!/bin/sh\necho 'fake apiserver: failing on purpose' >&2\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	_, err = Up(ctx, &broken, Options{Dir: dir, Kwok: true, Log: testLog{t}})
+	_, err := Up(ctx, &broken, Options{Dir: dir, Kwok: true, Log: testLog{t}})
 	if err == nil {
 		t.Fatal("Up succeeded with a broken kube-apiserver")
 	}
@@ -419,13 +425,7 @@ func TestUpInPrivateDir(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	b, err := Built(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b == nil {
-		t.Skip("binaries not built; run `go run ./test/cluster build`")
-	}
+	b := testBinaries(t)
 	dir := filepath.Join(t.TempDir(), "cluster")
 	c, err := Up(ctx, b, Options{Dir: dir, Kwok: true, Log: testLog{t}})
 	if err != nil {
