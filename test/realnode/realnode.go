@@ -4,10 +4,10 @@
 // only a real kubelet and runtime enforce.
 //
 // Everything privileged happens inside the guest. On the host there is one
-// unprivileged-in-effect qemu process with user-mode networking in restricted
-// mode: the guest can reach nothing but the apiserver (a guestfwd at
-// 10.0.2.2, an address the apiserver's certificate already names), and the
-// apiserver reaches the kubelet through a hostfwd on 127.0.0.1.
+// qemu process (TCG) with user-mode networking in restricted mode: the guest
+// can reach nothing but the apiserver (a guestfwd at 10.0.2.2, an address the
+// apiserver's certificate already names), and the apiserver reaches the
+// kubelet through a hostfwd on 127.0.0.1.
 package realnode
 
 import (
