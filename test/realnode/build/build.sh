@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# Builds, with a cache, everything a realnode guest boots from: kernel, initramfs,
+# disk image (Debian rootfs + kubelet + containerd + policy agent + OCI images).
+# Prints the artifact directory as its last line of stdout; progress goes to stderr.
+#
+# Every step lives in its own cache directory named after a key that hashes the
+# step's own source (its bash function), the versions it uses and the files it
+# reads, so editing the guest init rebuilds the disk image only.
+#
+# Nothing privileged happens on the host: debootstrap runs in a private mount
+# namespace and the image is written with mkfs.ext4 -d (no loop mounts).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+realnode=$(dirname "$here")
+repo=$(cd "$realnode/../.." && pwd)
+cache_root=${AGENTKERNEL_REALNODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-agentkernel/realnode}
+
+K8S_VERSION=v1.37.2
+CONTAINERD_VERSION=v2.4.2
+KNP_VERSION=v0.8.0
+SUITE=bookworm
+MIRROR=${AGENTKERNEL_REALNODE_MIRROR:-http://deb.debian.org/debian}
+GUEST_PACKAGES=kmod,iproute2,nftables,runc,containernetworking-plugins,procps
+DISK_SIZE=16G
+NICE=${NICE:-nice -n 15}
+
+log() { echo "realnode-build: $*" >&2; }
+hash_of() { sha256sum | cut -c1-16; }
+
+# --- host packages, installed only when missing ---------------------------------
+host_deps() {
+	local pkgs=(qemu-system-x86 qemu-utils debootstrap busybox-static e2fsprogs kmod xz-utils zstd cpio tar socat) missing=()
+	for p in "${pkgs[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+	done
+	((${#missing[@]} == 0)) && return 0
+	log "installing host packages: ${missing[*]}"
+	apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# step NAME KEY FUNCTION: runs FUNCTION DIR once per key, sets $out to the result.
+step() {
+	local name=$1 key=$2 fn=$3
+	out="$cache_root/$name-$key"
+	# For debugging the build: stop before a step.
+	[[ ${REALNODE_BUILD_UNTIL:-} == "$name" ]] && { log "stopping before $name"; exit 0; }
+	if [[ -e $out/.done ]]; then
+		log "$name: cached ($out)"
+		return 0
+	fi
+	rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+	log "$name: building"
+	local t0=$SECONDS
+	"$fn" "$out.tmp" >&2
+	local took=$((SECONDS - t0))
+	echo "$took" > "$out.tmp/.seconds"
+	touch "$out.tmp/.done"
+	rm -rf "$out" && mv "$out.tmp" "$out"
+	printf '%s %s %s %ss\n' "$(date -u +%FT%TZ)" "$name" "$key" "$took" >> "$cache_root/timings.log"
+	log "$name: built in ${took}s"
+	# Keep the two newest builds of each step (a disk image is ~0.5 GB).
+	local old
+	ls -dt "$cache_root/$name"-*/.done 2>/dev/null | tail -n +3 | while read -r old; do
+		rm -rf "$(dirname "$old")"
+	done
+}
+fnkey() { { declare -f "$@"; printf '%s\n' "${KEYVARS[@]}"; } | hash_of; }
+
+# --- kernel: Debian's, from its .deb (vmlinuz + modules) ------------------------
+build_kernel() {
+	local d=$1
+	(cd "$d" && apt-get download "$KERNEL_PKG=$KERNEL_DEB_VERSION" >&2 2>/dev/null) ||
+		(cd "$d" && apt-get update -qq >&2 && apt-get download "$KERNEL_PKG=$KERNEL_DEB_VERSION" >&2)
+	dpkg-deb -x "$d"/*.deb "$d/x"
+	mkdir -p "$d/root/lib"
+	mv "$d"/x/boot/vmlinuz-* "$d/vmlinuz"
+	mv "$d/x/lib/modules" "$d/root/lib/modules"
+	rm -rf "$d/x" "$d"/*.deb
+	local kver
+	kver=$(ls "$d/root/lib/modules")
+	depmod -b "$d/root" "$kver"
+	echo "$kver" > "$d/kver"
+}
+
+# --- initramfs: busybox + the modules needed to mount /dev/vda, then switch_root
+build_initramfs() {
+	local d=$1 kroot=$KERNEL_DIR/root kver
+	kver=$(cat "$KERNEL_DIR/kver")
+	local s="$d/stage"
+	mkdir -p "$s"/{bin,dev,proc,sys,newroot,lib/modules}
+	cp /bin/busybox "$s/bin/busybox"
+	ln -s busybox "$s/bin/sh"
+	# modprobe prints the insmod lines in dependency order (virtio_ring before
+	# virtio on 6.1.0-56 and later); busybox insmod cannot read .ko.xz, so
+	# decompress on the way in.
+	local line path name
+	: > "$s/modules"
+	while read -r line; do
+		[[ $line == insmod* ]] || continue
+		path=$(awk '{print $2}' <<<"$line")
+		name=$(basename "$path"); name=${name%.xz}; name=${name%.zst}
+		grep -qx "$name" "$s/modules" && continue
+		# CPU-specific accelerators (crc32c-intel) are optional: the generic
+		# module is enough, and a CPU model without the instructions fails them.
+		[[ $name == *-intel.ko ]] && continue
+		case $path in
+		*.xz) xz -dc "$path" > "$s/lib/modules/$name" ;;
+		*.zst) zstd -qdc "$path" > "$s/lib/modules/$name" ;;
+		*) cp "$path" "$s/lib/modules/$name" ;;
+		esac
+		echo "$name" >> "$s/modules"
+	done < <(modprobe -d "$kroot" -S "$kver" --show-depends -a virtio_pci virtio_blk virtio_net ext4)
+	install -m 0755 "$realnode/guest/initramfs-init" "$s/init"
+	(cd "$s" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible -R 0:0) | gzip -1 > "$d/initrd.img"
+	cp "$s/modules" "$d/modules.txt"
+	rm -rf "$s"
+}
+
+# --- Debian rootfs ---------------------------------------------------------------
+build_rootfs() {
+	local d=$1
+	# debootstrap mounts /proc and /sys inside the target: keep those mounts out
+	# of the host's namespace.
+	$NICE unshare -m --propagation private \
+		debootstrap --variant=minbase --include="$GUEST_PACKAGES" "$SUITE" "$d/root" "$MIRROR" >"$d/debootstrap.log" 2>&1 ||
+		{ tail -30 "$d/debootstrap.log" >&2; return 1; }
+	rm -rf "$d"/root/var/cache/apt/archives/*.deb "$d"/root/var/lib/apt/lists/* \
+		"$d"/root/usr/share/{doc,man,info,locale}/* "$d"/root/var/log/*.log
+}
+
+# --- Go binaries -------------------------------------------------------------------
+build_kubelet() {
+	local d=$1 v=${K8S_VERSION#v} ld=()
+	local major=${v%%.*} minor=${v#*.}; minor=${minor%%.*}
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ld+=("-X $pkg.gitVersion=$K8S_VERSION" "-X $pkg.gitMajor=$major" "-X $pkg.gitMinor=$minor" "-X $pkg.gitTreeState=clean")
+	done
+	# Same module and flags as the control plane's build, so a warm cache is reused.
+	(cd "$repo/test/cluster/components" &&
+		$NICE go build -o "$d/kubelet" -ldflags "-s -w ${ld[*]}" k8s.io/kubernetes/cmd/kubelet) >&2
+}
+copy_kubelet() {
+	install -m 0755 "$AGENTKERNEL_REALNODE_KUBELET" "$1/kubelet"
+}
+build_containerd() {
+	local d=$1 m=github.com/containerd/containerd/v2
+	(cd "$d" && GOBIN=$d CGO_ENABLED=0 GOFLAGS=-buildvcs=false $NICE go install -trimpath \
+		-tags no_btrfs,no_devmapper,no_zfs -ldflags "-s -w -X $m/version.Version=$CONTAINERD_VERSION" \
+		"$m/cmd/containerd@$CONTAINERD_VERSION" "$m/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" "$m/cmd/ctr@$CONTAINERD_VERSION") >&2
+}
+build_knp() {
+	local d=$1
+	(cd "$d" && GOBIN=$d CGO_ENABLED=0 GOFLAGS=-buildvcs=false $NICE go install -trimpath -ldflags "-s -w" \
+		"sigs.k8s.io/kube-network-policies/cmd@$KNP_VERSION") >&2
+	mv "$d/cmd" "$d/kube-network-policies"
+}
+build_pause() {
+	local d=$1
+	(cd "$repo" && CGO_ENABLED=0 $NICE go build -trimpath -ldflags "-s -w" -o "$d/pause" ./test/realnode/pause) >&2
+}
+
+# --- OCI image archive (no registry here) ----------------------------------------
+# All images go into one OCI layout so the guest imports them with one ctr run.
+# oci_add LAYOUT NAME ROOTFS_DIR CONFIG_JSON_FRAGMENT
+oci_add() {
+	local w=$1 name=$2 rootfs=$3 config=$4
+	mkdir -p "$w/blobs/sha256"
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$rootfs" -cf "$w/layer.tar" .
+	local diff_id; diff_id=$(sha256sum "$w/layer.tar" | cut -d' ' -f1)
+	gzip -n -1 "$w/layer.tar"
+	local layer; layer=$(sha256sum "$w/layer.tar.gz" | cut -d' ' -f1)
+	local layer_size; layer_size=$(stat -c %s "$w/layer.tar.gz")
+	mv "$w/layer.tar.gz" "$w/blobs/sha256/$layer"
+	printf '{"architecture":"amd64","os":"linux","config":%s,"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+		"$config" "$diff_id" > "$w/config.json"
+	local cfg; cfg=$(sha256sum "$w/config.json" | cut -d' ' -f1)
+	local cfg_size; cfg_size=$(stat -c %s "$w/config.json")
+	mv "$w/config.json" "$w/blobs/sha256/$cfg"
+	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
+		"$cfg" "$cfg_size" "$layer" "$layer_size" > "$w/manifest.json"
+	local man; man=$(sha256sum "$w/manifest.json" | cut -d' ' -f1)
+	local man_size; man_size=$(stat -c %s "$w/manifest.json")
+	mv "$w/manifest.json" "$w/blobs/sha256/$man"
+	printf '{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}\n' \
+		"$man" "$man_size" "$name" "$name" >> "$w/manifests"
+}
+# oci_finish LAYOUT OUT.tar
+oci_finish() {
+	local w=$1 out=$2
+	echo '{"imageLayoutVersion":"1.0.0"}' > "$w/oci-layout"
+	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}' \
+		"$(paste -sd, "$w/manifests")" > "$w/index.json"
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$w" -cf "$out" oci-layout index.json blobs
+}
+busybox_rootfs() {
+	local r=$1
+	mkdir -p "$r"/{bin,etc,tmp,root,home,proc,sys,dev,var/tmp}
+	chmod 1777 "$r/tmp" "$r/var/tmp"
+	cp /bin/busybox "$r/bin/busybox"
+	local a
+	for a in $(/bin/busybox --list); do
+		[[ $a == busybox ]] || ln -s busybox "$r/bin/$a"
+	done
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n' > "$r/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
+}
+build_images() {
+	local d=$1 w
+	w=$(mktemp -d)
+	mkdir -p "$w/pause" "$w/layout"
+	cp "$PAUSE_DIR/pause" "$w/pause/pause"
+	oci_add "$w/layout" "$PAUSE_IMAGE" "$w/pause" '{"Entrypoint":["/pause"],"User":"65535:65535"}'
+	busybox_rootfs "$w/busybox"
+	# Stands in for docker.io/library/busybox:1.37.0, the plugin's default image:
+	# like the real one it runs as root unless the pod says otherwise.
+	oci_add "$w/layout" "$SANDBOX_IMAGE" "$w/busybox" \
+		'{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]}'
+	oci_add "$w/layout" "$ROOT_IMAGE" "$w/busybox" '{"Env":["PATH=/bin"],"User":"0","Cmd":["sleep","3600"]}'
+	oci_finish "$w/layout" "$d/images.tar"
+	rm -rf "$w"
+}
+
+# --- disk image ----------------------------------------------------------------------
+build_disk() {
+	local d=$1 s="$1/stage" kver
+	kver=$(cat "$KERNEL_DIR/kver")
+	cp -a "$ROOTFS_DIR/root" "$s"
+	mkdir -p "$s/lib/modules" "$s/usr/local/bin" "$s/var/lib/agentkernel/images" "$s/etc/containerd" "$s/etc/cni/net.d"
+	cp -a "$KERNEL_DIR/root/lib/modules/$kver" "$s/lib/modules/"
+	# A virtual node needs no sound, GPU, USB, wireless or NIC drivers: keep
+	# the image small (drivers/net keeps veth and friends, not its subdirs).
+	local mods="$s/lib/modules/$kver/kernel"
+	rm -rf "$mods/sound"
+	find "$mods/drivers" -mindepth 1 -maxdepth 1 ! -name net ! -name virtio ! -name block ! -name firmware ! -name char -exec rm -rf {} +
+	find "$mods/drivers/net" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+	depmod -b "$s" "$kver"
+	install -m 0755 "$KUBELET_DIR/kubelet" "$CONTAINERD_DIR"/{containerd,containerd-shim-runc-v2,ctr} \
+		"$KNP_DIR/kube-network-policies" "$s/usr/local/bin/"
+	cp "$IMAGES_DIR"/*.tar "$s/var/lib/agentkernel/images/"
+	install -m 0755 "$realnode/guest/init" "$s/sbin/agentkernel-init"
+	sed "s|@PAUSE_IMAGE@|$PAUSE_IMAGE|" "$realnode/guest/containerd.toml" > "$s/etc/containerd/config.toml"
+	cp "$realnode/guest/10-agentkernel.conflist" "$s/etc/cni/net.d/"
+	: > "$s/etc/resolv.conf"
+	printf 'K8S_VERSION=%s\nCONTAINERD_VERSION=%s\nKNP_VERSION=%s\nKERNEL=%s\n' \
+		"$K8S_VERSION" "$CONTAINERD_VERSION" "$KNP_VERSION" "$kver" > "$s/etc/agentkernel-release"
+	rm -f "$d/disk.img"
+	mkfs.ext4 -q -F -L agentkernel -d "$s" "$d/disk.img" "$DISK_SIZE"
+	rm -rf "$s"
+	cp "$KERNEL_DIR/vmlinuz" "$d/vmlinuz"
+	cp "$INITRAMFS_DIR/initrd.img" "$d/initrd.img"
+	{
+		echo "KERNEL_VERSION=$kver"
+		echo "K8S_VERSION=$K8S_VERSION"
+		echo "CONTAINERD_VERSION=$CONTAINERD_VERSION"
+		echo "KNP_VERSION=$KNP_VERSION"
+		echo "PAUSE_IMAGE=$PAUSE_IMAGE"
+		echo "SANDBOX_IMAGE=$SANDBOX_IMAGE"
+		echo "ROOT_IMAGE=$ROOT_IMAGE"
+	} > "$d/manifest.env"
+}
+
+PAUSE_IMAGE=registry.k8s.io/pause:3.10.2
+SANDBOX_IMAGE=docker.io/library/busybox:1.37.0
+ROOT_IMAGE=agentkernel.test/rootuser:1
+
+main() {
+	mkdir -p "$cache_root"
+	exec 9>"$cache_root/.lock"
+	flock 9
+	host_deps
+	local t0=$SECONDS
+
+	KERNEL_PKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+	if [[ -z $KERNEL_PKG ]]; then
+		apt-get update -qq >&2
+		KERNEL_PKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+	fi
+	KERNEL_DEB_VERSION=$(apt-cache policy "$KERNEL_PKG" | awk '/Candidate:/{print $2}')
+
+	KEYVARS=("$KERNEL_PKG" "$KERNEL_DEB_VERSION")
+	step kernel "$(fnkey build_kernel)" build_kernel; KERNEL_DIR=$out
+
+	KEYVARS=("$KERNEL_DIR" "$(dpkg-query -W -f='${Version}' busybox-static)" "$(sha256sum "$realnode/guest/initramfs-init")")
+	step initramfs "$(fnkey build_initramfs)" build_initramfs; INITRAMFS_DIR=$out
+
+	KEYVARS=("$SUITE" "$MIRROR" "$GUEST_PACKAGES")
+	step rootfs "$(fnkey build_rootfs)" build_rootfs; ROOTFS_DIR=$out
+
+	KEYVARS=("$CONTAINERD_VERSION" "$(go version)")
+	step containerd "$(fnkey build_containerd)" build_containerd; CONTAINERD_DIR=$out
+
+	KEYVARS=("$KNP_VERSION" "$(go version)")
+	step knp "$(fnkey build_knp)" build_knp; KNP_DIR=$out
+
+	KEYVARS=("$(cat "$realnode"/pause/*.go | sha256sum)" "$(go version)")
+	step pause "$(fnkey build_pause)" build_pause; PAUSE_DIR=$out
+
+	KEYVARS=("$PAUSE_DIR" "$PAUSE_IMAGE" "$SANDBOX_IMAGE" "$ROOT_IMAGE" "$(dpkg-query -W -f='${Version}' busybox-static)")
+	step images "$(fnkey build_images oci_add oci_finish busybox_rootfs)" build_images; IMAGES_DIR=$out
+
+	if [[ -n ${AGENTKERNEL_REALNODE_KUBELET:-} ]]; then
+		# A kubelet the control-plane harness already built (same module, same flags).
+		KEYVARS=("$(sha256sum < "$AGENTKERNEL_REALNODE_KUBELET")")
+		step kubelet "$(fnkey copy_kubelet)" copy_kubelet
+	else
+		KEYVARS=("$K8S_VERSION" "$(sha256sum "$repo/test/cluster/components/go.sum")" "$(go version)")
+		step kubelet "$(fnkey build_kubelet)" build_kubelet
+	fi
+	KUBELET_DIR=$out
+
+	KEYVARS=("$KERNEL_DIR" "$INITRAMFS_DIR" "$ROOTFS_DIR" "$KUBELET_DIR" "$CONTAINERD_DIR" "$KNP_DIR" "$IMAGES_DIR"
+		"$DISK_SIZE" "$(cat "$realnode"/guest/{init,containerd.toml,10-agentkernel.conflist} | sha256sum)")
+	step disk "$(fnkey build_disk)" build_disk
+
+	log "artifacts ready in $((SECONDS - t0))s: $out"
+	echo "$out"
+}
+
+main "$@"

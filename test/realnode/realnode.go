@@ -1,0 +1,589 @@
+// Package realnode boots a real Kubernetes node — kubelet, containerd, runc,
+// bridge CNI and optionally the kube-network-policies agent — in a qemu guest
+// and joins it to a localcluster control plane, so e2e tests can check what
+// only a real kubelet and runtime enforce.
+//
+// Everything privileged happens inside the guest. On the host there is one
+// qemu process (TCG) with user-mode networking in restricted mode: the guest
+// can reach nothing but the apiserver (a guestfwd at 10.0.2.2, an address the
+// apiserver's certificate already names), and the apiserver reaches the
+// kubelet through a hostfwd on 127.0.0.1.
+package realnode
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
+)
+
+// The guest's view of the slirp network. The host (slirp's gateway) is moved
+// to 10.0.2.1 so that 10.0.2.2 — the address in the apiserver's serving
+// certificate — is free for the guestfwd to the apiserver.
+const (
+	guestIP   = "10.0.2.15"
+	gatewayIP = "10.0.2.1"
+	apiHostIP = "10.0.2.2"
+)
+
+// Options for Boot. The zero value works.
+type Options struct {
+	// Artifacts to boot; nil runs Build.
+	Artifacts *Artifacts
+	// Dir keeps the guest's logs and throwaway disk; "" means
+	// <cluster dir>/realnode-<name>.
+	Dir string
+	// NodeName defaults to "realnode".
+	NodeName string
+	// CPUs and MemoryMiB of the guest; 2 and 3072 by default (a default
+	// sandbox asks for 1 CPU and 1Gi).
+	CPUs, MemoryMiB int
+	// NetworkPolicy starts kube-network-policies in the guest, so that
+	// NetworkPolicy objects are enforced (the bridge CNI enforces none).
+	NetworkPolicy bool
+	// ReadyTimeout bounds boot to node Ready; 8 minutes by default (TCG on
+	// 2 busy cores varies a lot).
+	ReadyTimeout time.Duration
+	// Accel is qemu's -accel value; "tcg" by default (there is no KVM on
+	// the machines this runs on). AGENTKERNEL_REALNODE_ACCEL overrides it.
+	Accel string
+	// KubeletVerbosity is the kubelet's --v (1 by default).
+	KubeletVerbosity int
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Timings of one boot, measured from qemu's start.
+type Timings struct {
+	// GuestInit is the guest's uptime when its init reported "ready"
+	// (containerd, kubelet and agent started, images imported).
+	GuestInit time.Duration
+	// InitReady is when the host saw that line.
+	InitReady time.Duration
+	// NodeReady is when the Node turned Ready.
+	NodeReady time.Duration
+}
+
+// Node is a running guest that joined the cluster.
+type Node struct {
+	Name        string
+	Dir         string
+	KubeletPort int
+	// Serial-port logs the guest writes (files in Dir).
+	ConsoleLog, KubeletLog, ContainerdLog, AgentLog string
+	Artifacts                                       *Artifacts
+	Timings                                         Timings
+
+	client  kubernetes.Interface
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+	secrets []string
+	once    sync.Once
+	log     io.Writer
+}
+
+// Boot starts a guest and returns once its Node is Ready.
+func Boot(ctx context.Context, c *localcluster.Cluster, opts Options) (_ *Node, err error) {
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	if opts.NodeName == "" {
+		opts.NodeName = "realnode"
+	}
+	if opts.CPUs == 0 {
+		opts.CPUs = 2
+	}
+	if opts.MemoryMiB == 0 {
+		opts.MemoryMiB = 3072
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 8 * time.Minute
+	}
+	if v := os.Getenv("AGENTKERNEL_REALNODE_ACCEL"); v != "" {
+		opts.Accel = v
+	}
+	if opts.Accel == "" {
+		opts.Accel = "tcg"
+	}
+	if opts.KubeletVerbosity == 0 {
+		opts.KubeletVerbosity = 1
+	}
+	if opts.Artifacts == nil {
+		if opts.Artifacts, err = Build(ctx, log, ""); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Dir == "" {
+		opts.Dir = filepath.Join(c.Dir, "realnode-"+opts.NodeName)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, err
+	}
+
+	server, err := url.Parse(c.Server)
+	if err != nil || server.Port() == "" {
+		return nil, fmt.Errorf("cluster server %q has no port", c.Server)
+	}
+	apiPort := server.Port()
+	kubeletPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	restConfig, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load the admin kubeconfig: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, err
+	}
+
+	n := &Node{
+		Name:          opts.NodeName,
+		Dir:           opts.Dir,
+		KubeletPort:   kubeletPort,
+		ConsoleLog:    filepath.Join(opts.Dir, "console.log"),
+		KubeletLog:    filepath.Join(opts.Dir, "kubelet.log"),
+		ContainerdLog: filepath.Join(opts.Dir, "containerd.log"),
+		AgentLog:      filepath.Join(opts.Dir, "network-policy-agent.log"),
+		Artifacts:     opts.Artifacts,
+		client:        client,
+		exited:        make(chan struct{}),
+		log:           log,
+	}
+	defer func() {
+		if err != nil {
+			_ = n.Shutdown()
+		}
+	}()
+
+	ca, err := loadAuthority(c.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	files, err := n.guestFiles(ctx, ca, apiPort, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The Node exists before the kubelet starts: with --cloud-provider=external
+	// the kubelet then keeps its addresses, and InternalIP 127.0.0.1 is where
+	// the apiserver reaches the kubelet (a hostfwd into the guest). The kubelet
+	// itself refuses a loopback --node-ip.
+	if err := n.createNode(ctx); err != nil {
+		return nil, err
+	}
+
+	configTar := filepath.Join(opts.Dir, "config.tar")
+	if err := writeTar(configTar, files); err != nil {
+		return nil, err
+	}
+	overlay := filepath.Join(opts.Dir, "disk.qcow2")
+	n.secrets = append(n.secrets, configTar, overlay)
+	_ = os.Remove(overlay)
+	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+		"-b", opts.Artifacts.Disk, overlay).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("qemu-img create: %v: %s", err, out)
+	}
+
+	for _, f := range []string{n.ConsoleLog, n.KubeletLog, n.ContainerdLog, n.AgentLog} {
+		_ = os.Remove(f)
+	}
+	netdev := strings.Join([]string{
+		"user,id=net0,restrict=on",
+		"net=10.0.2.0/24,host=" + gatewayIP + ",dns=10.0.2.3",
+		fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:%d", kubeletPort, kubeletPort),
+		// One socat per guest connection: a plain chardev would carry one.
+		fmt.Sprintf("guestfwd=tcp:%s:%s-cmd:socat - TCP:127.0.0.1:%s", apiHostIP, apiPort, apiPort),
+	}, ",")
+	args := []string{
+		"-name", "agentkernel-" + opts.NodeName,
+		"-machine", "pc", "-accel", opts.Accel, "-cpu", "max",
+		"-smp", strconv.Itoa(opts.CPUs), "-m", strconv.Itoa(opts.MemoryMiB),
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-kernel", opts.Artifacts.Kernel, "-initrd", opts.Artifacts.Initrd,
+		"-append", "console=ttyS0 root=/dev/vda panic=-1 apparmor=0 loglevel=4 net.ifnames=0",
+		"-drive", "if=virtio,format=qcow2,cache=unsafe,file=" + overlay,
+		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
+		"-fw_cfg", "name=opt/agentkernel/config.tar,file=" + configTar,
+		"-serial", "file:" + n.ConsoleLog,
+		"-serial", "file:" + n.KubeletLog,
+		"-serial", "file:" + n.ContainerdLog,
+		"-serial", "file:" + n.AgentLog,
+	}
+	n.cmd = exec.Command("qemu-system-x86_64", args...)
+	qemuErr := &bytes.Buffer{}
+	n.cmd.Stdout = qemuErr
+	n.cmd.Stderr = qemuErr
+	// qemu must not outlive a test binary that is killed.
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	fmt.Fprintf(log, "realnode: booting %s (qemu -accel %s, %d CPUs, %d MiB); logs in %s\n",
+		opts.NodeName, opts.Accel, opts.CPUs, opts.MemoryMiB, opts.Dir)
+	if err := n.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start qemu: %w", err)
+	}
+	go func() {
+		n.waitErr = n.cmd.Wait()
+		if s := strings.TrimSpace(qemuErr.String()); s != "" {
+			_ = os.WriteFile(filepath.Join(opts.Dir, "qemu.log"), []byte(s+"\n"), 0o600)
+		}
+		close(n.exited)
+	}()
+
+	if err := n.waitReady(ctx, start, opts.ReadyTimeout); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "realnode: node %s Ready in %s (guest init %s)\n", n.Name,
+		n.Timings.NodeReady.Round(100*time.Millisecond), n.Timings.GuestInit.Round(100*time.Millisecond))
+	// The credentials are inside the guest now: keep no copy on the host.
+	_ = os.Remove(configTar)
+	return n, nil
+}
+
+var readyLine = regexp.MustCompile(`agentkernel-init: ([0-9.]+)s ready`)
+
+func (n *Node) waitReady(ctx context.Context, start time.Time, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.exited:
+			return fmt.Errorf("the realnode guest stopped before its node was Ready (%v)\n%s", n.waitErr, n.Diagnostics())
+		case <-ctx.Done():
+			return fmt.Errorf("node %s not Ready after %s: %w\n%s", n.Name, timeout, ctx.Err(), n.Diagnostics())
+		case <-tick.C:
+		}
+		if n.Timings.InitReady == 0 {
+			if b, err := os.ReadFile(n.ConsoleLog); err == nil {
+				if m := readyLine.FindSubmatch(b); m != nil {
+					n.Timings.InitReady = time.Since(start)
+					if s, err := strconv.ParseFloat(string(m[1]), 64); err == nil {
+						n.Timings.GuestInit = time.Duration(s * float64(time.Second))
+					}
+					fmt.Fprintf(n.log, "realnode: guest init ready after %s\n", n.Timings.InitReady.Round(100*time.Millisecond))
+				}
+			}
+		}
+		node, err := n.client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			continue
+		}
+		for _, cond := range node.Status.Conditions {
+			// The guest imports its images while the kubelet registers:
+			// Ready means both.
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue && n.Timings.InitReady != 0 {
+				n.Timings.NodeReady = time.Since(start)
+				return nil
+			}
+		}
+	}
+}
+
+// Exited is closed when qemu has exited.
+func (n *Node) Exited() <-chan struct{} { return n.exited }
+
+// Diagnostics returns the tails of the guest's logs, for failure messages.
+func (n *Node) Diagnostics() string {
+	var b strings.Builder
+	for _, f := range []string{filepath.Join(n.Dir, "qemu.log"), n.ConsoleLog, n.ContainerdLog, n.KubeletLog, n.AgentLog} {
+		data, err := os.ReadFile(f)
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(strings.ReplaceAll(string(data), "\r", ""), "\n"), "\n")
+		if len(lines) > 25 {
+			lines = lines[len(lines)-25:]
+		}
+		fmt.Fprintf(&b, "--- %s (last %d lines)\n%s\n", f, len(lines), strings.Join(lines, "\n"))
+	}
+	return b.String()
+}
+
+// Shutdown stops the guest (its disk is thrown away, its logs kept in Dir)
+// and deletes the Node object. It is safe to call more than once.
+func (n *Node) Shutdown() error {
+	var err error
+	n.once.Do(func() {
+		if n.cmd != nil && n.cmd.Process != nil {
+			// Nothing in the guest needs saving: stop it like pulling the plug,
+			// but let qemu itself exit cleanly first.
+			_ = n.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-n.exited:
+			case <-time.After(10 * time.Second):
+				_ = n.cmd.Process.Kill()
+				<-n.exited
+			}
+		}
+		for _, f := range n.secrets {
+			_ = os.Remove(f)
+		}
+		if n.client != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if e := n.client.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{}); e != nil && !apierrors.IsNotFound(e) {
+				err = fmt.Errorf("delete node %s: %w", n.Name, e)
+			}
+		}
+	})
+	return err
+}
+
+func (n *Node) createNode(ctx context.Context) error {
+	nodes := n.client.CoreV1().Nodes()
+	if err := nodes.Delete(ctx, n.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete a stale node %s: %w", n.Name, err)
+	}
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: n.Name,
+			Labels: map[string]string{
+				"kubernetes.io/hostname": n.Name,
+				"kubernetes.io/os":       "linux",
+				"kubernetes.io/arch":     "amd64",
+				"agentkernel.test/node":  "realnode",
+			},
+		},
+	}
+	created, err := nodes.Create(ctx, node, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create node %s: %w", n.Name, err)
+	}
+	// InternalIP only: the apiserver prefers a Hostname address, and the
+	// node's name resolves nowhere.
+	created.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
+	created.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(n.KubeletPort)
+	if _, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("set the addresses of node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// guestFiles are the per-run files the guest unpacks at / from fw_cfg.
+func (n *Node) guestFiles(ctx context.Context, ca *authority, apiPort string, opts Options) (map[string][]byte, error) {
+	now := time.Now()
+	clientCert, clientKey, err := ca.issue(now, leafRequest{
+		commonName:    "system:node:" + n.Name,
+		organizations: []string{"system:nodes"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The apiserver checks the kubelet's certificate against the cluster CA
+	// and dials 127.0.0.1 (the node's InternalIP).
+	servingCert, servingKey, err := ca.issue(now, leafRequest{
+		commonName: n.Name,
+		dnsNames:   []string{n.Name, "localhost"},
+		ips:        []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(guestIP)},
+		server:     true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig := clientcmdapi.NewConfig()
+	kubeconfig.Clusters["local"] = &clientcmdapi.Cluster{
+		Server:               "https://" + net.JoinHostPort(apiHostIP, apiPort),
+		CertificateAuthority: "/etc/kubernetes/pki/ca.crt",
+	}
+	kubeconfig.AuthInfos["kubelet"] = &clientcmdapi.AuthInfo{
+		ClientCertificate: "/etc/kubernetes/pki/kubelet.crt",
+		ClientKey:         "/etc/kubernetes/pki/kubelet.key",
+	}
+	kubeconfig.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "kubelet"}
+	kubeconfig.CurrentContext = "local"
+	kubeconfigBytes, err := clientcmd.Write(*kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	netpol := "0"
+	files := map[string][]byte{
+		"etc/kubernetes/pki/ca.crt":              ca.certPEM,
+		"etc/kubernetes/pki/kubelet.crt":         clientCert,
+		"etc/kubernetes/pki/kubelet.key":         clientKey,
+		"etc/kubernetes/pki/kubelet-serving.crt": servingCert,
+		"etc/kubernetes/pki/kubelet-serving.key": servingKey,
+		"etc/kubernetes/kubelet.kubeconfig":      kubeconfigBytes,
+		"etc/kubernetes/kubelet-config.yaml":     []byte(kubeletConfig(n.KubeletPort)),
+	}
+	if opts.NetworkPolicy {
+		netpol = "1"
+		token, err := n.networkPolicyAgentToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// The agent uses in-cluster configuration: host and port from the
+		// environment, token and CA from the usual files.
+		files["run/secrets/kubernetes.io/serviceaccount/token"] = []byte(token)
+		files["run/secrets/kubernetes.io/serviceaccount/ca.crt"] = ca.certPEM
+		files["run/secrets/kubernetes.io/serviceaccount/namespace"] = []byte("kube-system")
+	}
+	files["etc/agentkernel/node.env"] = fmt.Appendf(nil,
+		"NODE_NAME=%s\nGUEST_IP=%s\nGATEWAY_IP=%s\nAPI_HOST=%s\nAPI_PORT=%s\nNETWORK_POLICY=%s\nKUBELET_VERBOSITY=%d\n",
+		n.Name, guestIP, gatewayIP, apiHostIP, apiPort, netpol, opts.KubeletVerbosity)
+	return files, nil
+}
+
+func kubeletConfig(port int) string {
+	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 0.0.0.0
+port: %d
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    enabled: true
+  x509:
+    clientCAFile: /etc/kubernetes/pki/ca.crt
+authorization:
+  mode: Webhook
+tlsCertFile: /etc/kubernetes/pki/kubelet-serving.crt
+tlsPrivateKeyFile: /etc/kubernetes/pki/kubelet-serving.key
+rotateCertificates: false
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+failSwapOn: false
+# No DNS in the guest (nothing to resolve, and slirp is restricted).
+resolvConf: ""
+clusterDomain: cluster.local
+serializeImagePulls: false
+# The disk is small and throwaway: never evict or garbage-collect the
+# imported images (they cannot be pulled again).
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: 50Mi
+  nodefs.available: 1%%
+  nodefs.inodesFree: 1%%
+  imagefs.available: 1%%
+`, port)
+}
+
+// networkPolicyAgentToken gives kube-network-policies the RBAC of its own
+// install manifest and returns a token for it.
+func (n *Node) networkPolicyAgentToken(ctx context.Context) (string, error) {
+	const name, ns = "kube-network-policies", "kube-system"
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	if _, err := n.client.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods", "namespaces", "nodes"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "watch"}},
+		},
+	}
+	if _, err := n.client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}},
+	}
+	if _, err := n.client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	// The service-account controller may not have made the account's
+	// dependencies yet; TokenRequest needs only the account itself.
+	var tr *authenticationv1.TokenRequest
+	var err error
+	for i := 0; i < 20; i++ {
+		tr, err = n.client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](4 * 3600)},
+		}, metav1.CreateOptions{})
+		if err == nil {
+			return tr.Status.Token, nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return "", fmt.Errorf("token for %s/%s: %w", ns, name, err)
+}
+
+func writeTar(path string, files map[string][]byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(f)
+	dirs := map[string]bool{}
+	now := time.Now()
+	for name := range files {
+		for d := filepath.Dir(name); d != "." && !dirs[d]; d = filepath.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	// Parents first: tar extraction creates them with these modes.
+	sortedDirs := make([]string, 0, len(dirs))
+	for d := range dirs {
+		sortedDirs = append(sortedDirs, d)
+	}
+	slices.Sort(sortedDirs)
+	for _, d := range sortedDirs {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: now}); err != nil {
+			return err
+		}
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		mode := int64(0o644)
+		if strings.HasSuffix(name, ".key") || strings.HasSuffix(name, "/token") || strings.HasSuffix(name, ".kubeconfig") {
+			mode = 0o600
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(files[name])), ModTime: now}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(files[name]); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
