@@ -3,6 +3,7 @@
 # runs the real-kubelet tests in a qemu guest joined to the local control plane.
 #
 #   test/realnode/run.sh [go test flags...]      e.g. -run TestSandbox
+#   test/realnode/run.sh --estimate              seconds this machine would need; runs nothing
 #
 # The first line printed is the cost estimate, so CI can decide up front
 # whether its budget allows the run (cold = nothing cached on this machine).
@@ -18,6 +19,11 @@ cold_s=3000 warm_s=540
 state=cold
 if compgen -G "$cache/realnode/disk-*/.done" > /dev/null && compgen -G "$cache/cluster/*/build-info.json" > /dev/null; then
 	state=warm
+fi
+if [[ ${1:-} == --estimate ]]; then
+	# For CI: just the seconds this machine would need, nothing built or run.
+	if [[ $state == warm ]]; then echo "$warm_s"; else echo "$cold_s"; fi
+	exit 0
 fi
 echo "realnode: estimated cost: cold ~$((cold_s / 60)) min, warm ~$((warm_s / 60)) min; this machine looks ${state} (estimate_seconds cold=${cold_s} warm=${warm_s} state=${state})"
 
