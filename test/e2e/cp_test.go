@@ -64,9 +64,21 @@ func TestCpFilesAndTrees(t *testing.T) {
 
 func TestCpLargeFileChecksums(t *testing.T) {
 	requireCluster(t)
+	copyLargeFile(t, 100<<20, "1Gi")
+}
+
+// One GiB through the API server both ways, without truncation. Only on the
+// simulated node, whose /workspace is memory: a real node would need the
+// disk, and its ephemeral-storage limit, for it.
+func TestCpOneGiB(t *testing.T) {
+	requireSimulated(t)
+	copyLargeFile(t, 1<<30, "3Gi")
+}
+
+func copyLargeFile(t *testing.T, size int, storage string) {
+	t.Helper()
 	ns := newNamespace(t)
-	createSandbox(t, ns, "big", "--ephemeral-storage", "1Gi")
-	const size = 100 << 20
+	createSandbox(t, ns, "big", "--ephemeral-storage", storage)
 	local := t.TempDir()
 	src := filepath.Join(local, "blob.bin")
 	f, err := os.Create(src)
@@ -101,7 +113,7 @@ func TestCpLargeFileChecksums(t *testing.T) {
 	defer g.Close()
 	h.Reset()
 	n, _ := io.Copy(h, g)
-	if n != size || hex.EncodeToString(h.Sum(nil)) != want {
+	if n != int64(size) || hex.EncodeToString(h.Sum(nil)) != want {
 		t.Fatalf("copied out %d bytes with a different checksum", n)
 	}
 }
