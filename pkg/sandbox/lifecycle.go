@@ -102,6 +102,11 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		return created, err
 	}
 
+	if !o.ServerDryRun {
+		if err := removeStale(ctx, cs, spec); err != nil {
+			return created, err
+		}
+	}
 	if secret := spec.Secret(o.SecretValues); secret != nil {
 		got, err := cs.CoreV1().Secrets(spec.Namespace).Create(ctx, secret, metav1.CreateOptions{DryRun: dryRun})
 		if err != nil {
@@ -135,6 +140,41 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		created.Pod = running
 	}
 	return created, nil
+}
+
+// removeStale deletes a previous sandbox's NetworkPolicy and Secret of the
+// same name. With no Pod of that name they are stale by definition: the
+// garbage collector has not caught up with a just-deleted sandbox, or the
+// plugin died before making the Pod. Objects of the same name that this
+// plugin did not create are left alone, and reported.
+func removeStale(ctx context.Context, cs kubernetes.Interface, spec *Spec) error {
+	np, err := cs.NetworkingV1().NetworkPolicies(spec.Namespace).Get(ctx, PodName(spec.Name), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return err
+	case !IsManaged(np):
+		return fmt.Errorf("NetworkPolicy %q in namespace %q exists and was not made by kubectl agentkernel; remove it or pick another sandbox name", np.Name, spec.Namespace)
+	default:
+		err := cs.NetworkingV1().NetworkPolicies(spec.Namespace).Delete(ctx, np.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr.To(np.UID)}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("removing the stale NetworkPolicy of a previous sandbox %q: %w", spec.Name, err)
+		}
+	}
+	secret, err := cs.CoreV1().Secrets(spec.Namespace).Get(ctx, SecretName(spec.Name), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return err
+	case !IsManaged(secret):
+		return fmt.Errorf("secret %q in namespace %q exists and was not made by kubectl agentkernel; remove it or pick another sandbox name", secret.Name, spec.Namespace)
+	default:
+		err := cs.CoreV1().Secrets(spec.Namespace).Delete(ctx, secret.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr.To(secret.UID)}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("removing the stale secret of a previous sandbox %q: %w", spec.Name, err)
+		}
+	}
+	return nil
 }
 
 // adopt makes the Pod the owner of the Secret and NetworkPolicy. They had to

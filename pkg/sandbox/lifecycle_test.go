@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -262,5 +263,38 @@ func TestStartErrorMessages(t *testing.T) {
 		if !strings.Contains(msg, reason) || !strings.Contains(msg, "(") {
 			t.Errorf("%s: %s", reason, msg)
 		}
+	}
+}
+
+// delete then create of the same name, before the garbage collector has
+// removed the old sandbox's dependents, must work.
+func TestCreateReplacesStaleDependents(t *testing.T) {
+	old := NewSpec("demo", "ns")
+	old.SecretEnvNames = []string{"K"}
+	staleNP := old.NetworkPolicy()
+	staleNP.UID = "old-np"
+	staleNP.OwnerReferences = []metav1.OwnerReference{{Kind: "Pod", Name: "agentkernel-demo", UID: "gone"}}
+	staleSecret := old.Secret(map[string]string{"K": "old"})
+	staleSecret.UID = "old-secret"
+	cs := fake.NewClientset(staleNP, staleSecret)
+	s := NewSpec("demo", "ns")
+	s.SecretEnvNames = []string{"K"}
+	if _, err := Create(context.Background(), cs, &s, CreateOptions{SecretValues: map[string]string{"K": "new"}}); err != nil {
+		t.Fatalf("Create over stale dependents: %v", err)
+	}
+	sec, err := cs.CoreV1().Secrets("ns").Get(context.Background(), "agentkernel-demo-env", metav1.GetOptions{})
+	if err != nil || string(sec.Data["K"]) != "new" {
+		t.Fatalf("secret not replaced: %v %v", sec, err)
+	}
+
+	// Objects of that name that are not ours stop the create, untouched.
+	foreign := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "agentkernel-x", Namespace: "ns"}}
+	cs = fake.NewClientset(foreign)
+	s = NewSpec("x", "ns")
+	if _, err := Create(context.Background(), cs, &s, CreateOptions{}); err == nil || !strings.Contains(err.Error(), "not made by kubectl agentkernel") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := cs.NetworkingV1().NetworkPolicies("ns").Get(context.Background(), "agentkernel-x", metav1.GetOptions{}); err != nil {
+		t.Fatal("a foreign NetworkPolicy was deleted")
 	}
 }

@@ -173,7 +173,8 @@ func TestDeleteAllAndBySelectorOnlyTouchesSandboxes(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()
 	createSandbox(t, ns, "a", "--label", "batch=1")
-	createSandbox(t, ns, "b", "--label", "batch=2")
+	t.Setenv("E2E_B_KEY", "b-secret")
+	createSandbox(t, ns, "b", "--label", "batch=2", "--secret-env", "E2E_B_KEY")
 	createSandbox(t, ns, "c", "--label", "batch=2")
 	// A pod of someone else's, named like a sandbox, with the same labels but managed-by.
 	foreign := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "agentkernel-d", Labels: map[string]string{"batch": "2", sandbox.LabelSandbox: "d"}}}
@@ -186,6 +187,17 @@ func TestDeleteAllAndBySelectorOnlyTouchesSandboxes(t *testing.T) {
 	if r.stdout != "sandbox/b deleted\nsandbox/c deleted\n" {
 		t.Fatalf("delete -l: %q", r.stdout)
 	}
+	// At once the same name again: the garbage collector may not have removed
+	// b's Secret and NetworkPolicy yet, and must not be waited for.
+	createSandbox(t, ns, "b", "--secret-env", "E2E_B_KEY")
+	mustPlugin(t, "", "delete", "b", "-n", ns)
+	// A NetworkPolicy left by a create that died before making its Pod.
+	orphanSpec := sandbox.NewSpec("orphan", ns)
+	if _, err := env.cs.NetworkingV1().NetworkPolicies(ns).Create(ctx, orphanSpec.NetworkPolicy(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createSandbox(t, ns, "orphan")
+	mustPlugin(t, "", "delete", "orphan", "-n", ns)
 	wantError(t, plugin(t, "", "delete", "d", "-n", ns), "is not a sandbox")
 	r = mustPlugin(t, "", "delete", "-n", ns, "--all")
 	if r.stdout != "sandbox/a deleted\n" {
