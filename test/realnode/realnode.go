@@ -184,7 +184,7 @@ func Boot(ctx context.Context, c *localcluster.Cluster, opts Options) (_ *Node, 
 		}
 	}()
 
-	ca, err := loadAuthority(c.PKIDir)
+	ca, err := localcluster.LoadAuthority(c.PKIDir)
 	if err != nil {
 		return nil, err
 	}
@@ -389,22 +389,23 @@ func (n *Node) createNode(ctx context.Context) error {
 }
 
 // guestFiles are the per-run files the guest unpacks at / from fw_cfg.
-func (n *Node) guestFiles(ctx context.Context, ca *authority, apiPort string, opts Options) (map[string][]byte, error) {
+func (n *Node) guestFiles(ctx context.Context, ca *localcluster.Authority, apiPort string, opts Options) (map[string][]byte, error) {
 	now := time.Now()
-	clientCert, clientKey, err := ca.issue(now, leafRequest{
-		commonName:    "system:node:" + n.Name,
-		organizations: []string{"system:nodes"},
+	clientCert, clientKey, err := ca.Issue(now, localcluster.CertRequest{
+		CommonName:    "system:node:" + n.Name,
+		Organizations: []string{"system:nodes"},
+		Client:        true,
 	})
 	if err != nil {
 		return nil, err
 	}
 	// The apiserver checks the kubelet's certificate against the cluster CA
 	// and dials 127.0.0.1 (the node's InternalIP).
-	servingCert, servingKey, err := ca.issue(now, leafRequest{
-		commonName: n.Name,
-		dnsNames:   []string{n.Name, "localhost"},
-		ips:        []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(guestIP)},
-		server:     true,
+	servingCert, servingKey, err := ca.Issue(now, localcluster.CertRequest{
+		CommonName: n.Name,
+		DNSNames:   []string{n.Name, "localhost"},
+		IPs:        []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(guestIP)},
+		Server:     true,
 	})
 	if err != nil {
 		return nil, err
@@ -426,7 +427,7 @@ func (n *Node) guestFiles(ctx context.Context, ca *authority, apiPort string, op
 	}
 	netpol := "0"
 	files := map[string][]byte{
-		"etc/kubernetes/pki/ca.crt":              ca.certPEM,
+		"etc/kubernetes/pki/ca.crt":              ca.CertPEM,
 		"etc/kubernetes/pki/kubelet.crt":         clientCert,
 		"etc/kubernetes/pki/kubelet.key":         clientKey,
 		"etc/kubernetes/pki/kubelet-serving.crt": servingCert,
@@ -443,7 +444,7 @@ func (n *Node) guestFiles(ctx context.Context, ca *authority, apiPort string, op
 		// The agent uses in-cluster configuration: host and port from the
 		// environment, token and CA from the usual files.
 		files["run/secrets/kubernetes.io/serviceaccount/token"] = []byte(token)
-		files["run/secrets/kubernetes.io/serviceaccount/ca.crt"] = ca.certPEM
+		files["run/secrets/kubernetes.io/serviceaccount/ca.crt"] = ca.CertPEM
 		files["run/secrets/kubernetes.io/serviceaccount/namespace"] = []byte("kube-system")
 	}
 	files["etc/agentkernel/node.env"] = fmt.Appendf(nil,

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
 
 // These run everywhere (no qemu): the pieces Boot assembles.
@@ -124,11 +126,11 @@ func TestIssueFromClusterCA(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "ca.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ca, err := loadAuthority(dir)
+	ca, err := localcluster.LoadAuthority(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, _, err := ca.issue(now, leafRequest{commonName: "realnode", ips: []net.IP{net.ParseIP("127.0.0.1")}, server: true})
+	certPEM, _, err := ca.Issue(now, localcluster.CertRequest{CommonName: "realnode", IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +140,7 @@ func TestIssueFromClusterCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots.AddCert(ca.Cert)
 	// The apiserver dials the kubelet at 127.0.0.1 and checks it against the CA.
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: "127.0.0.1"}); err != nil {
 		t.Errorf("serving certificate does not verify for 127.0.0.1: %v", err)

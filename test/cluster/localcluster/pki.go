@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -42,23 +43,24 @@ var (
 	}
 )
 
-// authority is a certificate authority that issues the cluster's leaf
+// Authority is the cluster's certificate authority. Up makes one; a real
+// node loads it from PKIDir (LoadAuthority) to issue its kubelet's
 // certificates.
-type authority struct {
-	cert    *x509.Certificate
+type Authority struct {
+	Cert    *x509.Certificate
+	CertPEM []byte
 	key     crypto.Signer
-	certPEM []byte
 	keyPEM  []byte
 }
 
-// certRequest describes one leaf certificate.
-type certRequest struct {
-	commonName    string
-	organizations []string
-	dnsNames      []string
-	ips           []net.IP
-	server        bool // serverAuth extended key usage
-	client        bool // clientAuth extended key usage
+// CertRequest describes one leaf certificate.
+type CertRequest struct {
+	CommonName    string
+	Organizations []string
+	DNSNames      []string
+	IPs           []net.IP
+	Server        bool // serverAuth extended key usage
+	Client        bool // clientAuth extended key usage
 }
 
 func newKey() (*ecdsa.PrivateKey, error) {
@@ -78,7 +80,7 @@ func serialNumber() (*big.Int, error) {
 }
 
 // newAuthority makes a self-signed CA valid from now-backdate.
-func newAuthority(now time.Time) (*authority, error) {
+func newAuthority(now time.Time) (*Authority, error) {
 	key, err := newKey()
 	if err != nil {
 		return nil, err
@@ -108,16 +110,17 @@ func newAuthority(now time.Time) (*authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &authority{
-		cert:    cert,
+	return &Authority{
+		Cert:    cert,
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		key:     key,
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		keyPEM:  keyPEM,
 	}, nil
 }
 
-// issue signs a new key pair for req and returns PEM certificate and key.
-func (ca *authority) issue(now time.Time, req certRequest) (certPEM, keyPEM []byte, err error) {
+// Issue signs a new key pair for req and returns PEM certificate and key,
+// valid from now-backdate (a qemu guest's clock may lag the host's).
+func (ca *Authority) Issue(now time.Time, req CertRequest) (certPEM, keyPEM []byte, err error) {
 	key, err := newKey()
 	if err != nil {
 		return nil, nil, err
@@ -128,22 +131,22 @@ func (ca *authority) issue(now time.Time, req certRequest) (certPEM, keyPEM []by
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: req.commonName, Organization: req.organizations},
-		DNSNames:     req.dnsNames,
-		IPAddresses:  req.ips,
+		Subject:      pkix.Name{CommonName: req.CommonName, Organization: req.Organizations},
+		DNSNames:     req.DNSNames,
+		IPAddresses:  req.IPs,
 		NotBefore:    now.Add(-backdate),
 		NotAfter:     now.Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 	}
-	if req.server {
+	if req.Server {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 	}
-	if req.client {
+	if req.Client {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sign certificate for %q: %w", req.commonName, err)
+		return nil, nil, fmt.Errorf("sign certificate for %q: %w", req.CommonName, err)
 	}
 	keyPEM, err = encodeKey(key)
 	if err != nil {
@@ -153,8 +156,8 @@ func (ca *authority) issue(now time.Time, req certRequest) (certPEM, keyPEM []by
 }
 
 // issueFiles issues req and writes <dir>/<name>.crt and <dir>/<name>.key.
-func (ca *authority) issueFiles(now time.Time, dir, name string, req certRequest) error {
-	certPEM, keyPEM, err := ca.issue(now, req)
+func (ca *Authority) issueFiles(now time.Time, dir, name string, req CertRequest) error {
+	certPEM, keyPEM, err := ca.Issue(now, req)
 	if err != nil {
 		return err
 	}
@@ -208,12 +211,12 @@ const kwokControllerUser = "kwok-controller"
 
 // writePKI creates a fresh CA and every certificate the cluster uses in dir.
 // nodeName gets a serving certificate for kwok's kubelet endpoint.
-func writePKI(dir, nodeName string, now time.Time) (*authority, error) {
+func writePKI(dir, nodeName string, now time.Time) (*Authority, error) {
 	ca, err := newAuthority(now)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, caName+".crt"), ca.certPEM, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, caName+".crt"), ca.CertPEM, 0o644); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, caName+".key"), ca.keyPEM, 0o600); err != nil {
@@ -222,18 +225,18 @@ func writePKI(dir, nodeName string, now time.Time) (*authority, error) {
 	loopback := []net.IP{net.ParseIP("127.0.0.1")}
 	leaves := []struct {
 		name string
-		req  certRequest
+		req  CertRequest
 	}{
-		{apiServerName, certRequest{commonName: "kube-apiserver", dnsNames: apiServerDNSNames, ips: apiServerIPs, server: true}},
-		{apiServerKubeletName, certRequest{commonName: "kube-apiserver-kubelet-client", organizations: []string{"system:masters"}, client: true}},
-		{apiServerEtcdClientName, certRequest{commonName: "kube-apiserver-etcd-client", client: true}},
-		{etcdServerName, certRequest{commonName: "etcd", dnsNames: []string{"localhost"}, ips: loopback, server: true, client: true}},
-		{adminName, certRequest{commonName: "e2e-admin", organizations: []string{"system:masters"}, client: true}},
-		{limitedName, certRequest{commonName: LimitedUser, organizations: []string{LimitedUser}, client: true}},
-		{controllerManagerName, certRequest{commonName: "system:kube-controller-manager", client: true}},
-		{schedulerName, certRequest{commonName: "system:kube-scheduler", client: true}},
-		{kwokClientName, certRequest{commonName: kwokControllerUser, client: true}},
-		{kwokServingName, certRequest{commonName: nodeName, dnsNames: []string{nodeName, "localhost"}, ips: loopback, server: true}},
+		{apiServerName, CertRequest{CommonName: "kube-apiserver", DNSNames: apiServerDNSNames, IPs: apiServerIPs, Server: true}},
+		{apiServerKubeletName, CertRequest{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}, Client: true}},
+		{apiServerEtcdClientName, CertRequest{CommonName: "kube-apiserver-etcd-client", Client: true}},
+		{etcdServerName, CertRequest{CommonName: "etcd", DNSNames: []string{"localhost"}, IPs: loopback, Server: true, Client: true}},
+		{adminName, CertRequest{CommonName: "e2e-admin", Organizations: []string{"system:masters"}, Client: true}},
+		{limitedName, CertRequest{CommonName: LimitedUser, Organizations: []string{LimitedUser}, Client: true}},
+		{controllerManagerName, CertRequest{CommonName: "system:kube-controller-manager", Client: true}},
+		{schedulerName, CertRequest{CommonName: "system:kube-scheduler", Client: true}},
+		{kwokClientName, CertRequest{CommonName: kwokControllerUser, Client: true}},
+		{kwokServingName, CertRequest{CommonName: nodeName, DNSNames: []string{nodeName, "localhost"}, IPs: loopback, Server: true}},
 	}
 	for _, l := range leaves {
 		if err := ca.issueFiles(now, dir, l.name, l.req); err != nil {
@@ -251,4 +254,51 @@ func writePKI(dir, nodeName string, now time.Time) (*authority, error) {
 		return nil, err
 	}
 	return ca, nil
+}
+
+// LoadAuthority reads the CA (ca.crt, ca.key) from a cluster's PKIDir.
+func LoadAuthority(dir string) (*Authority, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, caName+".crt"))
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster CA: %w", err)
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM certificate", filepath.Join(dir, caName+".crt"))
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse the cluster CA: %w", err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, caName+".key"))
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster CA key: %w", err)
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, caName+".key"), err)
+	}
+	return &Authority{Cert: cert, CertPEM: certPEM, key: key, keyPEM: keyPEM}, nil
+}
+
+func parseKey(keyPEM []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		return nil, errors.New("no PEM private key")
+	}
+	if k, err := x509.ParseECPrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("unsupported private key: %w", err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("unsupported private key type %T", k)
+	}
+	return s, nil
 }
