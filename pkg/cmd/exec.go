@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -87,7 +88,11 @@ func (o *ExecOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []str
 	case len(args) == 0:
 		return fmt.Errorf("exec needs a sandbox name and a command: kubectl agentkernel exec NAME -- COMMAND [args...]")
 	case dash < 0:
-		return fmt.Errorf("put '--' between the sandbox name and the command: kubectl agentkernel exec %s -- %s", args[0], joinArgs(args[1:]))
+		command := "COMMAND"
+		if len(args) > 1 {
+			command = strings.Join(args[1:], " ")
+		}
+		return fmt.Errorf("put '--' between the sandbox name and the command: kubectl agentkernel exec %s -- %s", args[0], command)
 	case dash != 1:
 		return fmt.Errorf("exec takes exactly one sandbox name before '--' (got %d)", dash)
 	}
@@ -149,18 +154,4 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("exec in sandbox %q failed: %w", o.Name, o.explain(err, o.Namespace))
 	}
 	return nil
-}
-
-func joinArgs(args []string) string {
-	if len(args) == 0 {
-		return "COMMAND"
-	}
-	s := ""
-	for i, a := range args {
-		if i > 0 {
-			s += " "
-		}
-		s += a
-	}
-	return s
 }

@@ -12,7 +12,7 @@ func TestExecExitCodesAndStdin(t *testing.T) {
 	createSandbox(t, ns, "demo")
 
 	for _, code := range []int{0, 1, 42, 127} {
-		r := plugin(t, "", "exec", "demo", "-n", ns, "--", "sh", "-c", "exit "+itoa(code))
+		r := plugin(t, "", "exec", "demo", "-n", ns, "--", "sh", "-c", "exit "+strconv.Itoa(code))
 		if r.code != code {
 			t.Errorf("exit %d came back as %d:\n%s", code, r.code, r)
 		}
@@ -28,7 +28,7 @@ func TestExecExitCodesAndStdin(t *testing.T) {
 	}
 	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
 	r = mustPlugin(t, big, "exec", "-i", "demo", "-n", ns, "--", "wc", "-c")
-	if strings.TrimSpace(r.stdout) != itoa(len(big)) {
+	if strings.TrimSpace(r.stdout) != strconv.Itoa(len(big)) {
 		t.Fatalf("1 MiB through stdin came out as %q bytes", r.stdout)
 	}
 
@@ -46,5 +46,3 @@ func TestExecExitCodesAndStdin(t *testing.T) {
 		t.Fatalf("streams: %s", r)
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -132,13 +132,10 @@ func deleteNamespace(t *testing.T, name string) {
 // default ServiceAccount.
 func waitForServiceAccount(t *testing.T, ns string) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := env.cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
+	eventually(t, time.Minute, "the default ServiceAccount in "+ns, func() bool {
+		_, err := env.cs.CoreV1().ServiceAccounts(ns).Get(context.Background(), "default", metav1.GetOptions{})
+		return err == nil
 	})
-	if err != nil {
-		t.Fatalf("no default ServiceAccount in %s: %v", ns, err)
-	}
 }
 
 func waitNamespacesGone(ctx context.Context) {
