@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -271,6 +272,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		CreateNamespace: o.CreateNamespace,
 		Wait:            o.Wait && o.DryRun == cmdutil.DryRunNone,
 		Timeout:         o.Timeout,
+		Progress:        o.progress,
 	})
 	if err != nil {
 		return o.explain(err, o.Namespace)
@@ -288,6 +290,14 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		return err
 	}
 	return o.printer.PrintObj(created.Pod, o.Out)
+}
+
+// progress tells, on stderr, why a sandbox is taking long: only states that
+// carry the cluster's message (an image pull being retried, Unschedulable).
+func (o *CreateOptions) progress(state string) {
+	if strings.Contains(state, ": ") && !strings.HasPrefix(state, "SchedulingGated") {
+		fmt.Fprintf(o.ErrOut, "waiting for sandbox/%s: %s\n", o.Name, state)
+	}
 }
 
 // printDryRun shows every object create would send, Secret values redacted.

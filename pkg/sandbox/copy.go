@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Runner runs a command in a sandbox, streaming stdin, stdout and stderr.
@@ -32,6 +34,10 @@ func ExitCode(err error) (int, bool) {
 // goes into that directory (created if needed); if it names an existing
 // directory, the source goes into it; otherwise the source is copied to that
 // name. Without tar in the image a single file is still copied with cat.
+//
+// A source that is itself a symlink is followed (copying ./link copies what
+// it points at, under the link's name); links inside a directory are copied
+// as links.
 func CopyToSandbox(ctx context.Context, r Runner, local, remote string, warn io.Writer) error {
 	info, err := os.Stat(local)
 	if err != nil {
@@ -42,6 +48,10 @@ func CopyToSandbox(ctx context.Context, r Runner, local, remote string, warn io.
 		return err
 	}
 	base := filepath.Base(abs)
+	src, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fmt.Errorf("cannot copy %q: %v", local, err)
+	}
 	if base == string(filepath.Separator) || base == "." {
 		return fmt.Errorf("cannot copy the root directory %q: name a directory below it", local)
 	}
@@ -58,7 +68,7 @@ func CopyToSandbox(ctx context.Context, r Runner, local, remote string, warn io.
 	pr, pw := io.Pipe()
 	writeErr := make(chan error, 1)
 	go func() {
-		err := WriteTar(pw, abs, base, warn)
+		err := WriteTar(pw, src, base, warn)
 		pw.CloseWithError(err)
 		writeErr <- err
 	}()
@@ -77,7 +87,7 @@ func CopyToSandbox(ctx context.Context, r Runner, local, remote string, warn io.
 			return ErrNoTar
 		}
 		fmt.Fprintln(warn, "warning: the sandbox image has no tar; copying the single file with cat")
-		return catToSandbox(ctx, r, abs, dest, base, into)
+		return catToSandbox(ctx, r, src, dest, base, into)
 	}
 	return copyError("copy into the sandbox", runErr, &stderr)
 }
@@ -101,10 +111,12 @@ func catToSandbox(ctx context.Context, r Runner, local, dest, base string, into 
 
 // CopyFromSandbox copies a file or directory out of a sandbox. Everything
 // coming out of the sandbox is hostile: entries outside the requested path,
-// absolute names, "..", links that leave the copied tree and device files
-// are refused or skipped, and nothing is ever written through a link that
-// leads out of the destination.
-func CopyFromSandbox(ctx context.Context, r Runner, remote, local string, warn io.Writer) error {
+// absolute names, "..", sparse files, links that lead out of the copied
+// tree (decided by where they really resolve, through the tree's other
+// links) and device files are refused or skipped; nothing is ever written
+// through a link that leads out of the destination; and limits bound the
+// bytes and entries written.
+func CopyFromSandbox(ctx context.Context, r Runner, remote, local string, limits Limits, warn io.Writer) error {
 	remote = strings.TrimSuffix(remote, "/")
 	if remote == "" || remote == "/" {
 		return fmt.Errorf("cannot copy the sandbox's root directory: name a directory below it, e.g. %s", WorkspaceDir)
@@ -119,23 +131,31 @@ func CopyFromSandbox(ctx context.Context, r Runner, remote, local string, warn i
 	pr, pw := io.Pipe()
 	var stderr boundedBuffer
 	done := make(chan error, 1)
+	streamCtx, stopStream := context.WithCancel(ctx)
+	defer stopStream()
 	go func() {
-		err := r.Run(ctx, []string{"sh", "-c", archiveScript, "sh", parent, "./" + base}, nil, pw, &stderr)
+		err := r.Run(streamCtx, []string{"sh", "-c", archiveScript, "sh", parent, "./" + base}, nil, pw, &stderr)
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	extractErr := extractTar(pr, root, base, target, warn)
+	extractErr := extractTar(pr, root, base, target, limits, warn)
 	if extractErr == nil {
 		// tar pads its archive to a whole record after the end marker; read
 		// that (but not an endless stream) so the sandbox's tar exits cleanly.
 		_, _ = io.CopyN(io.Discard, pr, maxTrailer)
+	} else {
+		// Extraction stopped early: end the stream rather than let it write
+		// into a closed pipe.
+		stopStream()
 	}
-	// Unblock the sandbox's tar if extraction stopped early.
-	pr.CloseWithError(errors.New("extraction stopped"))
+	pr.CloseWithError(errExtractionStopped)
 	runErr := <-done
+	if code, ok := ExitCode(runErr); ok && code == exitNoSuchFile {
+		return &NoSuchFileError{Path: remote}
+	}
 	if code, ok := ExitCode(runErr); ok && code == exitNotFound {
 		fmt.Fprintln(warn, "warning: the sandbox image has no tar; copying a single file with cat")
-		return catFromSandbox(ctx, r, remote, root, target)
+		return catFromSandbox(ctx, r, remote, root, target, limits)
 	}
 	var se *streamError
 	if extractErr != nil && !errors.As(extractErr, &se) {
@@ -154,22 +174,43 @@ type streamError struct{ err error }
 func (e *streamError) Error() string { return "reading the sandbox's tar stream: " + e.err.Error() }
 func (e *streamError) Unwrap() error { return e.err }
 
-var errSandboxStopped = errors.New("the sandbox stopped reading")
+var (
+	errSandboxStopped    = errors.New("the sandbox stopped reading")
+	errExtractionStopped = errors.New("extraction stopped")
+)
+
+// NoSuchFileError: the path to copy out does not exist in the sandbox.
+type NoSuchFileError struct{ Path string }
+
+func (e *NoSuchFileError) Error() string {
+	return "no such file in the sandbox: " + e.Path
+}
 
 // maxTrailer bounds what is read after a tar stream's end marker (GNU tar
 // pads to 10 KiB records).
 const maxTrailer = 1 << 20
 
-func catFromSandbox(ctx context.Context, r Runner, remote string, root *os.Root, target string) error {
+func catFromSandbox(ctx context.Context, r Runner, remote string, root *os.Root, target string, limits Limits) error {
 	f, err := root.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	var stderr boundedBuffer
-	runErr := r.Run(ctx, []string{"sh", "-c", catOutScript, "sh", remote}, nil, f, &stderr)
+	out := &cappedWriter{w: f, limit: limits.MaxBytes}
+	streamCtx, stopStream := context.WithCancel(ctx)
+	defer stopStream()
+	out.stop = stopStream
+	runErr := r.Run(streamCtx, []string{"sh", "-c", catOutScript, "sh", remote}, nil, out, &stderr)
 	closeErr := f.Close()
+	if out.exceeded {
+		_ = root.Remove(target)
+		return &LimitError{What: "bytes", Limit: limits.MaxBytes, Flag: "--max-bytes"}
+	}
 	if runErr != nil {
 		_ = root.Remove(target)
+		if code, ok := ExitCode(runErr); ok && code == exitNoSuchFile {
+			return &NoSuchFileError{Path: remote}
+		}
 		if code, ok := ExitCode(runErr); ok && code == 21 {
 			return ErrNoTar
 		}
@@ -190,4 +231,47 @@ func copyError(what string, err error, stderr *boundedBuffer) error {
 		return fmt.Errorf("%s failed: %v: %s", what, err, msg)
 	}
 	return fmt.Errorf("%s failed: %w", what, err)
+}
+
+// cappedWriter passes at most limit bytes (0: no limit) and then stops the
+// stream feeding it.
+type cappedWriter struct {
+	w        io.Writer
+	limit    int64
+	n        int64
+	exceeded bool
+	stop     func()
+}
+
+func (c *cappedWriter) Write(p []byte) (int, error) {
+	if c.limit > 0 && c.n+int64(len(p)) > c.limit {
+		c.exceeded = true
+		c.stop()
+		return 0, errExtractionStopped
+	}
+	c.n += int64(len(p))
+	return c.w.Write(p)
+}
+
+// Default limits when the sandbox's Pod says nothing: generous for an
+// agent's repository, small next to any disk.
+const (
+	fallbackMaxBytes = 8 << 30
+	minMaxFiles      = 100_000
+)
+
+// DefaultLimits ties a copy's limits to the sandbox's own size: everything
+// it can write lives within its ephemeral-storage limit, and every entry
+// costs it at least one 4 KiB block.
+func DefaultLimits(pod *corev1.Pod) Limits {
+	limit := int64(fallbackMaxBytes)
+	for _, c := range pod.Spec.Containers {
+		if c.Name != ContainerName {
+			continue
+		}
+		if q, ok := c.Resources.Limits[corev1.ResourceEphemeralStorage]; ok && q.Value() > 0 {
+			limit = q.Value()
+		}
+	}
+	return Limits{MaxBytes: limit, MaxFiles: max(limit/4096, minMaxFiles)}
 }

@@ -37,16 +37,55 @@ func localTarget(local, base string) (string, *os.Root, error) {
 	return filepath.Base(local), root, err
 }
 
-// extractTar writes the archive's entry base (and everything below it) to
-// target inside root. Entry names come from the sandbox: each is checked.
-func extractTar(r io.Reader, root *os.Root, base, target string, warn io.Writer) error {
-	tr := tar.NewReader(r)
-	var tree *os.Root // target itself, once it is known to be a directory
+// Limits bound what one copy out of a sandbox may write locally: a hostile
+// sandbox can send a stream of headers that claims terabytes, or millions of
+// entries, for a few bytes of its own storage.
+type Limits struct {
+	MaxBytes int64 // file content, in bytes
+	MaxFiles int64 // entries of any kind
+}
+
+// LimitError says which limit a copy hit, and how to raise it.
+type LimitError struct {
+	What  string // "bytes" or "files"
+	Limit int64
+	Flag  string
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("copy stopped: the sandbox sent more than %d %s (the limit of %s); raise it with %s if you expect that much", e.Limit, e.What, e.Flag, e.Flag)
+}
+
+// extractor writes the archive's entry base (and everything below it) to
+// target inside root. Entry names and links come from the sandbox: each is
+// checked, and each symlink is kept only if it resolves inside the copied
+// tree through the links already there — checked again once the stream
+// ends, since a later link can change where an earlier one leads.
+type extractor struct {
+	root         *os.Root
+	base, target string
+	limits       Limits
+	warn         io.Writer
+
+	tree         *os.Root // target itself, once it is known to be a directory
+	bytes, files int64
+	links        []string // symlinks written, relative to tree
+}
+
+func extractTar(r io.Reader, root *os.Root, base, target string, limits Limits, warn io.Writer) error {
+	x := &extractor{root: root, base: base, target: target, limits: limits, warn: warn}
 	defer func() {
-		if tree != nil {
-			tree.Close()
+		if x.tree != nil {
+			x.tree.Close()
 		}
 	}()
+	if err := x.extract(tar.NewReader(r)); err != nil {
+		return err
+	}
+	return x.recheckLinks()
+}
+
+func (x *extractor) extract(tr *tar.Reader) error {
 	seenTop := false
 	for {
 		hdr, err := tr.Next()
@@ -59,13 +98,16 @@ func extractTar(r io.Reader, root *os.Root, base, target string, warn io.Writer)
 		if err != nil {
 			return &streamError{err}
 		}
-		rel, err := entryPath(hdr.Name, base)
+		rel, err := entryPath(hdr.Name, x.base)
 		if err != nil {
 			return err
 		}
 		switch hdr.Typeflag {
 		case tar.TypeXGlobalHeader, tar.TypeXHeader:
 			continue
+		}
+		if err := x.count(hdr); err != nil {
+			return err
 		}
 		if rel == "" { // the top-level entry
 			if seenTop {
@@ -74,28 +116,59 @@ func extractTar(r io.Reader, root *os.Root, base, target string, warn io.Writer)
 			seenTop = true
 			switch hdr.Typeflag {
 			case tar.TypeDir:
-				if err := root.MkdirAll(target, dirMode(hdr)); err != nil {
+				if err := x.root.MkdirAll(x.target, dirMode(hdr)); err != nil {
 					return err
 				}
-				if tree, err = root.OpenRoot(target); err != nil {
+				if x.tree, err = x.root.OpenRoot(x.target); err != nil {
 					return err
 				}
 			case tar.TypeReg:
-				if err := writeFile(root, target, hdr, tr); err != nil {
+				if err := writeFile(x.root, x.target, hdr, tr); err != nil {
 					return err
 				}
 			default:
-				fmt.Fprintf(warn, "warning: skipping %q: not a regular file or directory\n", sanitize(hdr.Name))
+				fmt.Fprintf(x.warn, "warning: skipping %q: not a regular file or directory\n", sanitize(hdr.Name))
 			}
 			continue
 		}
-		if tree == nil {
+		if x.tree == nil {
 			return fmt.Errorf("the sandbox's tar stream holds %q below a non-directory; refusing it", sanitize(hdr.Name))
 		}
-		if err := extractEntry(tree, rel, hdr, tr, base, warn); err != nil {
+		if err := x.entry(rel, hdr, tr); err != nil {
 			return err
 		}
 	}
+}
+
+// count charges an entry to the limits before anything is written, and
+// refuses sparse files: their few bytes on the wire expand to any size.
+func (x *extractor) count(hdr *tar.Header) error {
+	if isSparse(hdr) {
+		return fmt.Errorf("the sandbox's tar stream holds %q as a sparse file, which can expand to any size on disk; refusing it", sanitize(hdr.Name))
+	}
+	x.files++
+	if x.limits.MaxFiles > 0 && x.files > x.limits.MaxFiles {
+		return &LimitError{What: "files", Limit: x.limits.MaxFiles, Flag: "--max-files"}
+	}
+	if hdr.Typeflag == tar.TypeReg {
+		x.bytes += hdr.Size
+		if x.limits.MaxBytes > 0 && (hdr.Size > x.limits.MaxBytes || x.bytes > x.limits.MaxBytes) {
+			return &LimitError{What: "bytes", Limit: x.limits.MaxBytes, Flag: "--max-bytes"}
+		}
+	}
+	return nil
+}
+
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // entryPath checks an entry name and returns its path below the top-level
@@ -126,7 +199,8 @@ func entryPath(name, base string) (string, error) {
 	return rest, nil
 }
 
-func extractEntry(tree *os.Root, rel string, hdr *tar.Header, r io.Reader, base string, warn io.Writer) error {
+func (x *extractor) entry(rel string, hdr *tar.Header, r io.Reader) error {
+	tree := x.tree
 	if dir := path.Dir(rel); dir != "." {
 		if err := tree.MkdirAll(dir, 0o755); err != nil {
 			return err
@@ -138,18 +212,19 @@ func extractEntry(tree *os.Root, rel string, hdr *tar.Header, r io.Reader, base 
 	case tar.TypeReg:
 		return writeFile(tree, rel, hdr, r)
 	case tar.TypeSymlink:
-		if !linkStaysInside(rel, hdr.Linkname) {
-			fmt.Fprintf(warn, "warning: skipping symlink %q -> %q: it points outside the copied directory\n", sanitize(hdr.Name), sanitize(hdr.Linkname))
+		if !resolvesInside(tree, rel, hdr.Linkname) {
+			fmt.Fprintf(x.warn, "warning: skipping symlink %q -> %q: it leads outside the copied directory\n", sanitize(hdr.Name), sanitize(hdr.Linkname))
 			return nil
 		}
 		if err := removeExisting(tree, rel); err != nil {
 			return err
 		}
+		x.links = append(x.links, rel)
 		return tree.Symlink(hdr.Linkname, rel)
 	case tar.TypeLink:
-		old, err := entryPath(hdr.Linkname, base)
+		old, err := entryPath(hdr.Linkname, x.base)
 		if err != nil || old == "" {
-			fmt.Fprintf(warn, "warning: skipping hard link %q -> %q: it points outside the copied directory\n", sanitize(hdr.Name), sanitize(hdr.Linkname))
+			fmt.Fprintf(x.warn, "warning: skipping hard link %q -> %q: it points outside the copied directory\n", sanitize(hdr.Name), sanitize(hdr.Linkname))
 			return nil
 		}
 		if err := removeExisting(tree, rel); err != nil {
@@ -157,22 +232,84 @@ func extractEntry(tree *os.Root, rel string, hdr *tar.Header, r io.Reader, base 
 		}
 		return tree.Link(old, rel)
 	default:
-		fmt.Fprintf(warn, "warning: skipping %q: devices, pipes and sockets are not copied\n", sanitize(hdr.Name))
+		fmt.Fprintf(x.warn, "warning: skipping %q: devices, pipes and sockets are not copied\n", sanitize(hdr.Name))
 		return nil
 	}
 }
 
-// linkStaysInside reports whether a symlink at rel pointing at target
-// resolves (lexically) inside the copied tree.
-func linkStaysInside(rel, target string) bool {
+// recheckLinks removes every symlink that, in the finished tree, leads out
+// of it, until none does (removing one can change where others lead).
+func (x *extractor) recheckLinks() error {
+	for changed := true; changed; {
+		changed = false
+		kept := x.links[:0]
+		for _, rel := range x.links {
+			target, err := x.tree.Readlink(rel)
+			if err != nil {
+				continue // replaced by a later entry
+			}
+			if resolvesInside(x.tree, rel, target) {
+				kept = append(kept, rel)
+				continue
+			}
+			fmt.Fprintf(x.warn, "warning: removed symlink %q -> %q: through links later in the stream it leads outside the copied directory\n", sanitize(x.base+"/"+rel), sanitize(target))
+			if err := x.tree.Remove(rel); err != nil {
+				return err
+			}
+			changed = true
+		}
+		x.links = kept
+	}
+	return nil
+}
+
+// maxLinkHops is the kernel's limit on symlinks followed in one lookup.
+const maxLinkHops = 40
+
+// resolvesInside reports whether a symlink at rel (relative to tree)
+// pointing at target ends inside tree when followed the way the kernel
+// would: component by component, through the links already in tree, with
+// ".." taken after each link is resolved. Absolute targets, loops and
+// anything that climbs above tree's top are outside. A component that does
+// not exist (yet) is taken as a plain name.
+func resolvesInside(tree *os.Root, rel, target string) bool {
 	if target == "" || path.IsAbs(target) || strings.ContainsRune(target, 0) {
 		return false
 	}
 	if runtime.GOOS == "windows" && strings.ContainsAny(target, `\:`) {
 		return false
 	}
-	resolved := path.Join(path.Dir(rel), target)
-	return resolved != ".." && !strings.HasPrefix(resolved, "../")
+	pending := append(strings.Split(path.Dir(rel), "/"), strings.Split(target, "/")...)
+	var at []string // resolved components below tree's top: never a link
+	hops := 0
+	for len(pending) > 0 {
+		c := pending[0]
+		pending = pending[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(at) == 0 {
+				return false
+			}
+			at = at[:len(at)-1]
+			continue
+		}
+		next := path.Join(append(append([]string{}, at...), c)...)
+		if info, err := tree.Lstat(next); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+			if hops++; hops > maxLinkHops {
+				return false
+			}
+			link, err := tree.Readlink(next)
+			if err != nil || link == "" || path.IsAbs(link) {
+				return false
+			}
+			pending = append(strings.Split(link, "/"), pending...)
+			continue
+		}
+		at = append(at, c)
+	}
+	return true
 }
 
 // removeExisting clears a path about to be replaced, so a regular file is
