@@ -21,6 +21,7 @@ const (
 
 	AnnotationProfile = "agentkernel/profile"
 	AnnotationNetwork = "agentkernel/network"
+	AnnotationTTL     = "agentkernel/ttl"
 
 	// NamePrefix is put before the sandbox name to make the Pod's name.
 	NamePrefix = "agentkernel-"

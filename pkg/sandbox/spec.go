@@ -2,8 +2,10 @@ package sandbox
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -142,6 +144,9 @@ type Spec struct {
 	Labels         map[string]string
 	Ports          []corev1.ContainerPort
 	UID            int64
+	// TTL, if set, ends the sandbox that long after it started, enforced by
+	// the kubelet (activeDeadlineSeconds) even if no client ever comes back.
+	TTL time.Duration
 }
 
 // NewSpec returns the spec of a default, restrictive sandbox.
@@ -179,7 +184,10 @@ func (s *Spec) Validate() error {
 		return err
 	}
 	if s.UID <= 0 {
-		return fmt.Errorf("--user must be a positive UID (got %d): sandboxes never run as root", s.UID)
+		return fmt.Errorf("--uid must be a positive UID (got %d): sandboxes never run as root", s.UID)
+	}
+	if s.TTL < 0 || (s.TTL > 0 && s.TTL < time.Second) {
+		return fmt.Errorf("--ttl must be at least 1s (or 0 for no limit), not %s", s.TTL)
 	}
 	for flag, q := range map[string]resource.Quantity{"--cpu": s.CPU, "--memory": s.Memory, "--ephemeral-storage": s.EphemeralStorage} {
 		if q.Sign() <= 0 {
@@ -316,11 +324,18 @@ func (s *Spec) Pod() *corev1.Pod {
 		runtimeClass = ptr.To(s.RuntimeClassName)
 	}
 
+	var deadline *int64
+	if s.TTL > 0 {
+		deadline = ptr.To(int64(math.Ceil(s.TTL.Seconds())))
+		meta.Annotations[AnnotationTTL] = s.TTL.String()
+	}
+
 	return &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: meta,
 		Spec: corev1.PodSpec{
 			RestartPolicy:                 corev1.RestartPolicyNever,
+			ActiveDeadlineSeconds:         deadline,
 			AutomountServiceAccountToken:  ptr.To(false),
 			EnableServiceLinks:            ptr.To(false),
 			ServiceAccountName:            s.ServiceAccountName,
