@@ -43,7 +43,7 @@ type CreateOptions struct {
 	DryRun          cmdutil.DryRunStrategy
 	CreateNamespace bool
 
-	*SandboxFlags
+	Sandbox    *SandboxFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
 
@@ -57,11 +57,11 @@ type CreateOptions struct {
 // NewCreateOptions returns CreateOptions with the defaults of a restrictive sandbox.
 func NewCreateOptions(streams genericiooptions.IOStreams) *CreateOptions {
 	return &CreateOptions{
-		Wait:         true,
-		Timeout:      5 * time.Minute,
-		SandboxFlags: NewSandboxFlags(),
-		PrintFlags:   genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
-		IOStreams:    streams,
+		Wait:       true,
+		Timeout:    5 * time.Minute,
+		Sandbox:    NewSandboxFlags(),
+		PrintFlags: genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
+		IOStreams:  streams,
 	}
 }
 
@@ -103,7 +103,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 			return o.Run(cmd.Context())
 		},
 	}
-	o.SandboxFlags.AddFlags(cmd)
+	o.Sandbox.AddFlags(cmd)
 	fl := cmd.Flags()
 	fl.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandbox can run commands")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
@@ -119,7 +119,7 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 		return fmt.Errorf("create takes exactly one sandbox name (got %d): kubectl agentkernel create NAME", len(args))
 	}
 	o.Name = args[0]
-	if err := o.SandboxFlags.Complete(cmd); err != nil {
+	if err := o.Sandbox.Complete(cmd); err != nil {
 		return err
 	}
 	var err error
@@ -143,7 +143,7 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 			return err
 		}
 	}
-	o.spec, o.secretValues, err = o.SandboxFlags.Spec(o.Name, o.Namespace)
+	o.spec, o.secretValues, err = o.Sandbox.Spec(o.Name, o.Namespace)
 	return err
 }
 
@@ -151,7 +151,7 @@ func (o *CreateOptions) output() string { return *o.PrintFlags.OutputFormat }
 
 // Validate checks the spec without contacting the cluster.
 func (o *CreateOptions) Validate() error {
-	if err := o.SandboxFlags.Validate(); err != nil {
+	if err := o.Sandbox.Validate(); err != nil {
 		return err
 	}
 	if o.Timeout < 0 {
