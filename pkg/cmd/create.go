@@ -163,7 +163,7 @@ func (o *CreateOptions) Validate() error {
 // Run creates the sandbox (or shows what would be created) and prints it.
 func (o *CreateOptions) Run(ctx context.Context) error {
 	if o.DryRun == cmdutil.DryRunClient {
-		return o.printDryRun()
+		return o.clientDryRun(ctx)
 	}
 	created, err := sandbox.Create(ctx, o.Clientset, &o.spec, sandbox.CreateOptions{
 		SecretValues:    o.secretValues,
@@ -176,6 +176,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return o.explain(err, o.Namespace)
 	}
+	o.warnOtherPolicies(ctx)
 	switch o.output() {
 	case "":
 		suffix := ""

@@ -145,6 +145,10 @@ func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 			{Name: "Node", Type: "string", Priority: 1},
 			{Name: "IP", Type: "string", Priority: 1},
 			{Name: "Runtime", Type: "string", Priority: 1},
+			{Name: "Agent", Type: "string", Priority: 1},
+			{Name: "TTL", Type: "string", Priority: 1},
+			{Name: "Created-By", Type: "string", Priority: 1},
+			{Name: "Version", Type: "string", Priority: 1},
 		},
 	}
 	for i := range pods {
@@ -168,6 +172,10 @@ func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 				orNone(p.Spec.NodeName),
 				orNone(p.Status.PodIP),
 				runtimeClass,
+				orNone(p.Annotations[sandbox.AnnotationAgent]),
+				orNone(p.Annotations[sandbox.AnnotationTTL]),
+				orNone(p.Annotations[sandbox.AnnotationCreatedBy]),
+				orNone(p.Annotations[sandbox.AnnotationVersion]),
 			},
 			Object: runtime.RawExtension{Object: p},
 		})

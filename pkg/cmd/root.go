@@ -61,6 +61,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdList(f, streams),
 		NewCmdDelete(f, streams),
 		NewCmdVersion(streams),
+		NewCmdRBAC(f, streams),
 		NewCmdCompletion(streams),
 	)
 	return cmd

@@ -33,6 +33,8 @@ type SandboxFlags struct {
 	Ports            []string
 	UID              int64
 	TTL              time.Duration
+	AllowEgress      []string
+	DNS              []string
 
 	readOnlySet bool
 	// lookupEnv reads --secret-env values; os.LookupEnv outside tests.
@@ -72,6 +74,7 @@ func (f *SandboxFlags) AddFlags(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.Ports, "port", f.Ports, "Container port to declare, N or N/udp (repeatable)")
 	fl.Int64Var(&f.UID, "uid", f.UID, "UID (and GID) the sandbox runs as; never 0")
 	fl.DurationVar(&f.TTL, "ttl", f.TTL, "Stop the sandbox after this long, enforced by the cluster even if no client is left (e.g. 2h; 0: no limit)")
+	f.addEgressFlags(cmd)
 }
 
 // Complete notes which flags were given. cmd is the command the flags
@@ -143,6 +146,9 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 	}
 	s.UID = f.UID
 	s.TTL = f.TTL
+	if err := f.egressSpec(&s); err != nil {
+		return s, nil, err
+	}
 	values := map[string]string{}
 	for _, n := range f.SecretEnv {
 		v, ok := f.lookupEnv(n)

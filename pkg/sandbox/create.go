@@ -73,6 +73,7 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	if o.ServerDryRun {
 		dryRun = []string{metav1.DryRunAll}
 	}
+	spec.FromCluster(ctx, cs)
 	created := &Created{}
 	defer func() {
 		if err != nil && !o.ServerDryRun {

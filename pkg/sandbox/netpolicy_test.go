@@ -8,6 +8,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // peer is one end of a connection as a NetworkPolicy sees it: an address,
@@ -16,6 +17,7 @@ type peer struct {
 	ip        string
 	podLabels map[string]string // nil: not a Pod of this cluster
 	nsLabels  map[string]string
+	ports     map[string]int32 // a Pod's named container ports
 }
 
 // allows evaluates policies the way the NetworkPolicy API defines them, for
@@ -36,13 +38,13 @@ func allows(t *testing.T, policies []*networkingv1.NetworkPolicy, pod map[string
 		isolated = true
 		if dir == networkingv1.PolicyTypeEgress {
 			for _, r := range np.Spec.Egress {
-				if peersMatch(t, r.To, other) && portsMatch(r.Ports, port, proto) {
+				if peersMatch(t, r.To, other) && portsMatch(r.Ports, other, port, proto) {
 					return true
 				}
 			}
 		} else {
 			for _, r := range np.Spec.Ingress {
-				if peersMatch(t, r.From, other) && portsMatch(r.Ports, port, proto) {
+				if peersMatch(t, r.From, other) && portsMatch(r.Ports, other, port, proto) {
 					return true
 				}
 			}
@@ -114,7 +116,9 @@ func inBlock(t *testing.T, b *networkingv1.IPBlock, ip string) bool {
 	return true
 }
 
-func portsMatch(ports []networkingv1.NetworkPolicyPort, port int32, proto corev1.Protocol) bool {
+// portsMatch: a named port matches the other end's container port of that
+// name (it only names something on a Pod).
+func portsMatch(ports []networkingv1.NetworkPolicyPort, other peer, port int32, proto corev1.Protocol) bool {
 	if len(ports) == 0 {
 		return true
 	}
@@ -129,7 +133,15 @@ func portsMatch(ports []networkingv1.NetworkPolicyPort, port int32, proto corev1
 		if p.Port == nil {
 			return true
 		}
-		lo, hi := p.Port.IntVal, p.Port.IntVal
+		lo := p.Port.IntVal
+		if p.Port.Type == intstr.String {
+			named, ok := other.ports[p.Port.StrVal]
+			if !ok {
+				continue
+			}
+			lo = named
+		}
+		hi := lo
 		if p.EndPort != nil {
 			hi = *p.EndPort
 		}

@@ -139,6 +139,18 @@ type Spec struct {
 	// TTL, if set, ends the sandbox that long after it started, enforced by
 	// the kubelet (activeDeadlineSeconds) even if no client ever comes back.
 	TTL time.Duration
+
+	// AllowEgress, for an egress sandbox, replaces the public internet as
+	// what it may reach (--allow-egress); DNS stays allowed.
+	AllowEgress []Destination
+	// DNS is where an egress sandbox may send DNS queries; nil: the
+	// cluster's, as DetectDNS finds it when the sandbox is created.
+	DNS []Destination
+	// Agent names the agent preset the sandbox was made from, if any.
+	Agent string
+	// CreatedBy is the user the API server knows the creator as (Create
+	// asks it); recorded, like the plugin's version, on every object.
+	CreatedBy string
 }
 
 // NewSpec returns the spec of a default, restrictive sandbox.
@@ -224,6 +236,9 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("%s is given both as --env and as --secret-env; use one", n)
 		}
 	}
+	if err := s.validateEgress(); err != nil {
+		return err
+	}
 	seenPort := map[string]bool{}
 	for _, p := range s.Ports {
 		key := fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)
@@ -273,10 +288,10 @@ func (s *Spec) objectMeta(name string) metav1.ObjectMeta {
 		Name:      name,
 		Namespace: s.Namespace,
 		Labels:    labels,
-		Annotations: map[string]string{
+		Annotations: s.provenance(map[string]string{
 			AnnotationProfile: string(s.Profile),
 			AnnotationNetwork: string(s.Network),
-		},
+		}),
 	}
 }
 

@@ -1,0 +1,46 @@
+package cmd
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// addEgressFlags registers the flags that say where an egress sandbox may
+// connect.
+func (f *SandboxFlags) addEgressFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.AllowEgress, "allow-egress", f.AllowEgress,
+		"Allow egress only to CIDR[:PORT[/PROTO]] (repeatable; implies --network egress): e.g. 203.0.113.0/24:443 or [2001:db8::1]:443. "+
+			"Private, link-local, loopback and metadata addresses stay blocked unless the CIDR lies inside them")
+	fl.StringArrayVar(&f.DNS, "dns", f.DNS,
+		"DNS server an egress sandbox may query, CIDR[:PORT] over UDP and TCP (repeatable; default: the cluster's, as found from its kube-dns Service), e.g. 169.254.20.10 for NodeLocal DNSCache")
+}
+
+// egressSpec puts --allow-egress and --dns into s. An allow-list makes the
+// network egress unless --network says otherwise, which is then an error.
+func (f *SandboxFlags) egressSpec(s *sandbox.Spec) error {
+	for _, a := range f.AllowEgress {
+		d, err := sandbox.ParseEgress("--allow-egress", a)
+		if err != nil {
+			return err
+		}
+		s.AllowEgress = append(s.AllowEgress, d)
+	}
+	for _, a := range f.DNS {
+		d, err := sandbox.ParseDNSServer(a)
+		if err != nil {
+			return err
+		}
+		s.DNS = append(s.DNS, d)
+	}
+	if len(s.AllowEgress) > 0 || len(s.DNS) > 0 {
+		if f.Network != "" && s.Network != sandbox.NetworkEgress {
+			return fmt.Errorf("--allow-egress and --dns shape an egress network; they cannot go with --network %s", f.Network)
+		}
+		s.Network = sandbox.NetworkEgress
+	}
+	return nil
+}

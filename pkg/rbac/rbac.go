@@ -1,0 +1,301 @@
+// Package rbac says what kubectl agentkernel may do in a cluster, as data:
+// every API permission the plugin uses, where, and why. The `rbac` command
+// renders it as Roles and bindings (deploy/rbac.yaml is that output),
+// `doctor` checks each permission with a SelfSubjectAccessReview, and the
+// e2e suite proves the Role is enough for every command and that each
+// permission in it is needed by one.
+//
+// A new command that calls a new API adds a line to Permissions, and a row
+// to the e2e table (test/e2e/rbac_test.go) that runs it.
+package rbac
+
+import (
+	"fmt"
+	"strings"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Scope is where a permission is granted.
+type Scope string
+
+const (
+	// Namespace: in the sandboxes' namespace, by the Role "agentkernel".
+	Namespace Scope = "namespace"
+	// Cluster: everywhere, by the optional ClusterRole (list -A, RuntimeClasses).
+	Cluster Scope = "cluster"
+	// ClusterDNS: in kube-system, on the named Services only, by the Role
+	// "agentkernel-dns-reader": create finds the cluster's DNS through them.
+	ClusterDNS Scope = "cluster-dns"
+)
+
+// DNSNamespace is where ClusterDNS permissions are granted.
+const DNSNamespace = "kube-system"
+
+// Permission is one verb on one resource.
+type Permission struct {
+	Verb          string
+	Group         string // "" is the core group
+	Resource      string // with subresource: "pods/exec"
+	ResourceNames []string
+	Scope         Scope
+	// Why says which commands use it and what for.
+	Why string
+}
+
+// Permissions is everything the plugin asks the API server to do, beyond
+// what every authenticated user may (SelfSubjectReview and
+// SelfSubjectAccessReview, granted by system:basic-user).
+var Permissions = []Permission{
+	{Verb: "create", Resource: "pods", Why: "create: the sandbox's Pod; doctor: a server-side dry run of a default sandbox"},
+	{Verb: "get", Resource: "pods", Why: "exec, cp, delete: find a sandbox by name; create: why a name is taken"},
+	{Verb: "list", Resource: "pods", Why: "list; create: is the name held by a sandbox from a pool; find such a sandbox"},
+	{Verb: "watch", Resource: "pods", Why: "create and delete: wait until the sandbox runs, or is gone"},
+	{Verb: "patch", Resource: "pods", Why: "create: lift the scheduling gate once the sandbox is fenced"},
+	{Verb: "delete", Resource: "pods", Why: "delete; create: undo a create that failed"},
+	{Verb: "create", Resource: "pods/exec", Why: "exec and cp: commands and file streams, through the API server (so audited)"},
+	{Verb: "create", Resource: "secrets", Why: "create --secret-env: the sandbox's secret environment"},
+	{Verb: "get", Resource: "secrets", Why: "create: tell a previous sandbox's stale Secret from someone else's"},
+	{Verb: "delete", Resource: "secrets", Why: "create: replace a stale Secret; undo a create that failed"},
+	{Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: the sandbox's fence"},
+	{Verb: "get", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: tell a previous sandbox's stale NetworkPolicy from someone else's"},
+	{Verb: "list", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create and doctor: find other NetworkPolicies that widen the fence"},
+	{Verb: "delete", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: replace a stale NetworkPolicy; undo a create that failed"},
+	{Verb: "get", Resource: "namespaces", Why: "doctor: the namespace's Pod Security labels (a Role grants this for its own namespace only)"},
+	{Verb: "list", Resource: "limitranges", Why: "doctor: limits that would refuse a sandbox"},
+	{Verb: "list", Resource: "resourcequotas", Why: "doctor: quota left for sandboxes"},
+	{Verb: "get", Resource: "services", Scope: ClusterDNS, ResourceNames: []string{"kube-dns", "node-local-dns", "kube-dns-upstream"},
+		Why: "create --network egress: find the cluster's DNS (kube-dns, NodeLocal DNSCache) for the sandbox's DNS rule"},
+	{Verb: "list", Resource: "pods", Scope: Cluster, Why: "list -A: sandboxes in every namespace"},
+	{Verb: "list", Group: "node.k8s.io", Resource: "runtimeclasses", Why: "doctor: which RuntimeClasses (gVisor, Kata) there are", Scope: Cluster},
+}
+
+// Of returns the permissions of one scope.
+func Of(scope Scope) []Permission {
+	var out []Permission
+	for _, p := range Permissions {
+		if p.Scope == scope || (scope == Namespace && p.Scope == "") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// String is the permission as `kubectl auth can-i` takes it:
+// "create pods/exec", "list networkpolicies.networking.k8s.io",
+// "get services -n kube-system", "list pods -A".
+func (p Permission) String() string {
+	s := p.Verb + " " + p.GroupResource()
+	switch p.Scope {
+	case Cluster:
+		s += " -A"
+	case ClusterDNS:
+		s += " -n " + DNSNamespace
+	}
+	return s
+}
+
+// GroupResource is "pods", "pods/exec" or "networkpolicies.networking.k8s.io".
+func (p Permission) GroupResource() string {
+	res, sub, _ := strings.Cut(p.Resource, "/")
+	if p.Group != "" {
+		res += "." + p.Group
+	}
+	if sub != "" {
+		res += "/" + sub
+	}
+	return res
+}
+
+// Find returns the permission spelled s (as String writes it).
+func Find(s string) (Permission, bool) {
+	for _, p := range Permissions {
+		if p.String() == s {
+			return p, true
+		}
+	}
+	return Permission{}, false
+}
+
+// Names of what Objects renders.
+const (
+	RoleName        = "agentkernel"
+	DNSRoleName     = "agentkernel-dns-reader"
+	ClusterRoleName = "agentkernel-cluster-reader"
+)
+
+// Options choose what Objects renders.
+type Options struct {
+	Namespace string
+	// Subject is bound to the roles; nil renders the roles alone.
+	Subject *rbacv1.Subject
+	// Cluster adds the optional ClusterRole (list -A, RuntimeClasses).
+	Cluster bool
+	// DNS adds the Role in kube-system that lets create find the cluster's DNS.
+	DNS bool
+	// Without leaves permissions out (tests use it to prove each is needed).
+	Without []string
+}
+
+// Objects renders the roles (and bindings, given a subject).
+func Objects(o Options) []runtime.Object {
+	var objs []runtime.Object
+	add := func(scope Scope, role metav1.ObjectMeta, kind string) {
+		rules := rules(Of(scope), o.Without)
+		if len(rules) == 0 {
+			return
+		}
+		if kind == "ClusterRole" {
+			objs = append(objs, &rbacv1.ClusterRole{TypeMeta: typeMeta(kind), ObjectMeta: role, Rules: rules})
+		} else {
+			objs = append(objs, &rbacv1.Role{TypeMeta: typeMeta(kind), ObjectMeta: role, Rules: rules})
+		}
+		if o.Subject == nil {
+			return
+		}
+		binding := metav1.ObjectMeta{Name: role.Name + ":" + subjectName(*o.Subject), Namespace: role.Namespace, Labels: role.Labels}
+		ref := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: kind, Name: role.Name}
+		subjects := []rbacv1.Subject{*o.Subject}
+		if kind == "ClusterRole" {
+			objs = append(objs, &rbacv1.ClusterRoleBinding{TypeMeta: typeMeta("ClusterRoleBinding"), ObjectMeta: binding, RoleRef: ref, Subjects: subjects})
+		} else {
+			objs = append(objs, &rbacv1.RoleBinding{TypeMeta: typeMeta("RoleBinding"), ObjectMeta: binding, RoleRef: ref, Subjects: subjects})
+		}
+	}
+	add(Namespace, meta(RoleName, o.Namespace), "Role")
+	if o.DNS {
+		add(ClusterDNS, meta(DNSRoleName, DNSNamespace), "Role")
+	}
+	if o.Cluster {
+		add(Cluster, meta(ClusterRoleName, ""), "ClusterRole")
+	}
+	return objs
+}
+
+func typeMeta(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: kind}
+}
+
+func meta(name, namespace string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{"app.kubernetes.io/part-of": "kubectl-agentkernel"}}
+}
+
+// rules merges permissions into one rule per resource (and names), verbs in
+// the order Permissions lists them.
+func rules(perms []Permission, without []string) []rbacv1.PolicyRule {
+	skip := map[string]bool{}
+	for _, w := range without {
+		skip[w] = true
+	}
+	var out []rbacv1.PolicyRule
+	index := map[string]int{}
+	for _, p := range perms {
+		if skip[p.String()] {
+			continue
+		}
+		key := p.Group + "/" + p.Resource + "/" + strings.Join(p.ResourceNames, ",")
+		i, ok := index[key]
+		if !ok {
+			i = len(out)
+			index[key] = i
+			out = append(out, rbacv1.PolicyRule{APIGroups: []string{p.Group}, Resources: []string{p.Resource}, ResourceNames: p.ResourceNames})
+		}
+		out[i].Verbs = append(out[i].Verbs, p.Verb)
+	}
+	return out
+}
+
+// subjectName makes a subject part of an object name (no '/' or '%').
+func subjectName(s rbacv1.Subject) string {
+	name := s.Name
+	if s.Kind == rbacv1.ServiceAccountKind {
+		name = s.Namespace + ":" + s.Name
+	}
+	name = strings.NewReplacer("/", "-", "%", "-").Replace(name)
+	return strings.ToLower(s.Kind) + ":" + name
+}
+
+// Subject builds the subject of exactly one of user, group or service
+// account ("NAMESPACE:NAME"); all empty gives nil.
+func Subject(user, group, serviceAccount string) (*rbacv1.Subject, error) {
+	given := 0
+	for _, s := range []string{user, group, serviceAccount} {
+		if s != "" {
+			given++
+		}
+	}
+	switch {
+	case given == 0:
+		return nil, nil
+	case given > 1:
+		return nil, fmt.Errorf("give one of --user, --group or --serviceaccount; to bind more, run the command once for each")
+	case user != "":
+		return &rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}, nil
+	case group != "":
+		return &rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: group}, nil
+	}
+	ns, name, ok := strings.Cut(serviceAccount, ":")
+	if !ok || ns == "" || name == "" || strings.Contains(name, ":") {
+		return nil, fmt.Errorf("--serviceaccount %q: expected NAMESPACE:NAME, e.g. agents:ci", serviceAccount)
+	}
+	return &rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}, nil
+}
+
+// Command is the command line that renders these options.
+func (o Options) Command() string {
+	args := []string{"kubectl agentkernel rbac -n", o.Namespace}
+	if s := o.Subject; s != nil {
+		switch s.Kind {
+		case rbacv1.UserKind:
+			args = append(args, "--user", s.Name)
+		case rbacv1.GroupKind:
+			args = append(args, "--group", s.Name)
+		default:
+			args = append(args, "--serviceaccount", s.Namespace+":"+s.Name)
+		}
+	}
+	if o.Cluster {
+		args = append(args, "--all-namespaces")
+	}
+	if !o.DNS {
+		args = append(args, "--dns-reader=false")
+	}
+	return strings.Join(args, " ")
+}
+
+// Comment explains the objects in YAML comment lines: what each permission
+// is for, so an admin reviewing the manifest need not guess.
+func Comment(o Options) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Least-privilege RBAC for kubectl agentkernel in namespace %q, made by:\n#   %s\n", o.Namespace, o.Command())
+	b.WriteString("# Each permission and what it is for:\n")
+	skip := map[string]bool{}
+	for _, w := range o.Without {
+		skip[w] = true
+	}
+	scopes := []Scope{Namespace}
+	if o.DNS {
+		scopes = append(scopes, ClusterDNS)
+	}
+	if o.Cluster {
+		scopes = append(scopes, Cluster)
+	}
+	width := 0
+	for _, p := range Permissions {
+		width = max(width, len(p.String()))
+	}
+	for _, scope := range scopes {
+		for _, p := range Of(scope) {
+			if !skip[p.String()] {
+				fmt.Fprintf(&b, "#   %-*s  %s\n", width, p.String(), p.Why)
+			}
+		}
+	}
+	b.WriteString("# Not granted: create --create-namespace needs \"create namespaces\" cluster-wide.\n")
+	if o.Subject == nil {
+		b.WriteString("# No subject given: bind the roles with --user, --group or --serviceaccount.\n")
+	}
+	return b.String()
+}
