@@ -63,10 +63,16 @@ func (c *clients) explain(err error, namespace string) error {
 	case errors.Is(err, context.Canceled):
 		return errors.New("interrupted")
 	case apierrors.IsForbidden(err):
-		if strings.Contains(err.Error(), "violates PodSecurity") {
+		switch msg := err.Error(); {
+		case strings.Contains(msg, "violates PodSecurity"):
 			return fmt.Errorf("%v (the namespace's Pod Security admission refused the sandbox)", err)
+		case strings.Contains(msg, "exceeded quota"), strings.Contains(msg, "usage per Container"), strings.Contains(msg, "usage per Pod"):
+			return fmt.Errorf("%v (the namespace's quota or limits; see what fits with: kubectl agentkernel doctor -n %s)", err, namespace)
 		}
-		return fmt.Errorf("%v; ask a cluster admin for access, or check with: kubectl auth can-i --list -n %s", err, namespace)
+		if namespace == "" {
+			return fmt.Errorf("%v; ask a cluster admin for access (kubectl agentkernel rbac --all-namespaces prints the ClusterRole it takes), or check with: kubectl auth can-i --list", err)
+		}
+		return fmt.Errorf("%v; ask a cluster admin for access (kubectl agentkernel rbac -n %s prints the Role it takes), or check with: kubectl auth can-i --list -n %s", err, namespace, namespace)
 	case apierrors.IsUnauthorized(err):
 		return fmt.Errorf("the API server at %s did not accept your credentials (%v); log in again or check your kubeconfig", c.Server, err)
 	case isUnreachable(err):

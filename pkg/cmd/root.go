@@ -62,6 +62,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdDelete(f, streams),
 		NewCmdVersion(streams),
 		NewCmdRBAC(f, streams),
+		NewCmdDoctor(f, streams),
 		NewCmdCompletion(streams),
 	)
 	return cmd

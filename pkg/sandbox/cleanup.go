@@ -27,3 +27,10 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	}
 	return context.WithTimeout(base, cleanupTimeout)
 }
+
+// CleanupContext is the context for undo work outside this package (a
+// probe's sandboxes, say): the one WithCleanupContext gave, else ctx
+// without its cancellation, bounded by cleanupTimeout.
+func CleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return cleanupContext(ctx)
+}

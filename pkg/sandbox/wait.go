@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -20,24 +21,45 @@ import (
 
 // podListWatch lists and watches one Pod by name. The client says whether it
 // can stream the initial list (the API server can; a fake clientset cannot).
-func podListWatch(cs kubernetes.Interface, namespace, podName string) cache.ListerWatcher {
+// A list or watch the user may not make ends the wait through refuse: the
+// informer under UntilWithSync would retry it quietly until the timeout.
+func podListWatch(cs kubernetes.Interface, namespace, podName string, refuse context.CancelCauseFunc) cache.ListerWatcher {
 	fieldSelector := fields.OneTermEqualSelector("metadata.name", podName).String()
+	check := func(err error) {
+		if apierrors.IsForbidden(err) {
+			refuse(err)
+		}
+	}
 	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, options metav1.ListOptions) (runtime.Object, error) {
 			options.FieldSelector = fieldSelector
-			return cs.CoreV1().Pods(namespace).List(ctx, options)
+			l, err := cs.CoreV1().Pods(namespace).List(ctx, options)
+			check(err)
+			return l, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, options metav1.ListOptions) (watch.Interface, error) {
 			options.FieldSelector = fieldSelector
-			return cs.CoreV1().Pods(namespace).Watch(ctx, options)
+			w, err := cs.CoreV1().Pods(namespace).Watch(ctx, options)
+			check(err)
+			return w, err
 		},
 	}, cs)
+}
+
+// refused returns the permission error that ended a wait, if one did.
+func refused(ctx context.Context) error {
+	if err := context.Cause(ctx); apierrors.IsForbidden(err) {
+		return err
+	}
+	return nil
 }
 
 // WaitForDeleted watches until pod (by UID) is gone.
 func WaitForDeleted(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) error {
 	ctx, cancel := watchtools.ContextWithOptionalTimeout(ctx, timeout)
 	defer cancel()
+	ctx, refuse := context.WithCancelCause(ctx)
+	defer refuse(nil)
 	gone := func(store cache.Store) (bool, error) {
 		for _, obj := range store.List() {
 			if p, ok := obj.(*corev1.Pod); ok && p.UID == pod.UID {
@@ -46,11 +68,14 @@ func WaitForDeleted(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 		}
 		return true, nil
 	}
-	_, err := watchtools.UntilWithSync(ctx, podListWatch(cs, pod.Namespace, pod.Name), &corev1.Pod{}, gone,
+	_, err := watchtools.UntilWithSync(ctx, podListWatch(cs, pod.Namespace, pod.Name, refuse), &corev1.Pod{}, gone,
 		func(ev watch.Event) (bool, error) {
 			p, ok := ev.Object.(*corev1.Pod)
 			return ev.Type == watch.Deleted && ok && p.UID == pod.UID, nil
 		})
+	if err := refused(ctx); err != nil {
+		return err
+	}
 	if isTimeout(err) {
 		return fmt.Errorf("sandbox %q in namespace %q was not gone within %s; it may still be terminating: kubectl get pod %s -n %s",
 			NameOf(pod), pod.Namespace, timeout, pod.Name, pod.Namespace)
@@ -70,6 +95,8 @@ func WaitForRunning(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 	name := NameOf(pod)
 	waitCtx, cancel := watchtools.ContextWithOptionalTimeout(ctx, timeout)
 	defer cancel()
+	waitCtx, refuse := context.WithCancelCause(waitCtx)
+	defer refuse(nil)
 	last, lastState := pod, ""
 	deleted := &StartError{Name: name, Namespace: pod.Namespace, Reason: "Deleted", Message: "the pod was deleted while it was starting"}
 	// Deleted (or replaced) before the watch began: no event would ever come.
@@ -81,7 +108,7 @@ func WaitForRunning(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 		}
 		return false, deleted
 	}
-	ev, err := watchtools.UntilWithSync(waitCtx, podListWatch(cs, pod.Namespace, pod.Name), &corev1.Pod{}, stillThere,
+	ev, err := watchtools.UntilWithSync(waitCtx, podListWatch(cs, pod.Namespace, pod.Name, refuse), &corev1.Pod{}, stillThere,
 		func(ev watch.Event) (bool, error) {
 			p, ok := ev.Object.(*corev1.Pod)
 			if !ok || p.UID != pod.UID {
@@ -102,6 +129,9 @@ func WaitForRunning(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
+		}
+		if err := refused(waitCtx); err != nil {
+			return nil, err
 		}
 		if isTimeout(err) {
 			return nil, fmt.Errorf("sandbox %q in namespace %q was not running within %s (status: %s); wait longer with --timeout, or look at: kubectl describe pod %s -n %s",

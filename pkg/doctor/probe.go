@@ -1,0 +1,257 @@
+package doctor
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// The probe: NetworkPolicy is enforced only if something in the cluster
+// enforces it, which the API cannot show. So it starts two small sandboxes:
+// a "server" with no fence, listening on three ports, and a fenced "client"
+// whose policy allows the server on the first port by pod selector, and
+// every public address (never a private one) on the second. Then:
+//
+//	port 1 must connect: the control. Without it a refusal proves nothing
+//	       (no pod network, an image without nc).
+//	port 3 must not: no rule allows it, so a fence that holds refuses it.
+//	port 2 must not when the server's address is private: the blocked
+//	       ranges (ipBlock except) hold.
+//
+// Both sandboxes are deleted whatever happens, and carry a TTL in case
+// even that fails.
+
+// probeScript (run in the server) serves a token on three ports for a
+// bounded time, then checks one of them from inside. Arguments: token,
+// ports, seconds.
+const probeScript = `set -e
+d=/tmp/agentkernel-probe
+mkdir -p "$d"
+echo "$0" > "$d/index.html"
+for p in "$1" "$2" "$3"; do
+  timeout "$4" httpd -f -p "$p" -h "$d" </dev/null >/dev/null 2>&1 &
+done
+sleep 1
+printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 127.0.0.1 "$1"`
+
+// connectScript (run in the client) fetches the token. Arguments: address, port.
+const connectScript = `printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$0" "$1" 2>&1`
+
+// probeWindow is how long a connection is retried (every probeEvery):
+// policies take effect some seconds after they are made on some
+// implementations. Variables for the tests.
+var probeWindow, probeEvery = 30 * time.Second, time.Second
+
+func (p *Probe) run(ctx context.Context, env *Env) Result {
+	timeout := p.Timeout
+	if timeout <= 0 {
+		timeout = 3 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	id := make([]byte, 3)
+	_, _ = rand.Read(id)
+	token := "agentkernel-probe-" + hex.EncodeToString(id) + randomHex(8)
+	port := randomPort()
+	ports := []int32{port, port + 1, port + 2}
+
+	server := p.spec("doctor-"+hex.EncodeToString(id)+"-server", env.Namespace, timeout)
+	server.Network = sandbox.NetworkOpen
+	server.Profile = sandbox.ProfilePermissive
+	client := p.spec("doctor-"+hex.EncodeToString(id)+"-client", env.Namespace, timeout)
+	client.Network = sandbox.NetworkEgress
+	client.DNS = sandbox.DefaultDNS()
+	client.AllowEgress = []sandbox.Destination{
+		{Pods: server.SelectorLabels(), Ports: []sandbox.Port{tcp(ports[0])}},
+		{CIDR: "0.0.0.0/0", Ports: []sandbox.Port{tcp(ports[1])}},
+		{CIDR: "::/0", Ports: []sandbox.Port{tcp(ports[1])}},
+	}
+
+	var made []*corev1.Pod
+	defer func() {
+		// Whatever happened: the cleanup context outlives a cancelled ctx.
+		cctx, cancel := sandbox.CleanupContext(ctx)
+		defer cancel()
+		for _, pod := range made {
+			if err := sandbox.DeletePod(cctx, env.Clientset, pod, ptr.To[int64](0)); err != nil && !isNotFound(err) {
+				env.progress("probe: could not delete sandbox/%s (its TTL ends it within %s): %v", sandbox.NameOf(pod), timeout, err)
+			}
+		}
+	}()
+	start := func(s *sandbox.Spec, what string) (*corev1.Pod, error) {
+		env.progress("probe: starting sandbox/%s (%s)", s.Name, what)
+		c, err := sandbox.Create(ctx, env.Clientset, s, sandbox.CreateOptions{Wait: true, Timeout: timeout})
+		if err != nil {
+			return nil, err
+		}
+		made = append(made, c.Pod)
+		return c.Pod, nil
+	}
+	cannot := func(err error) Result {
+		return warn("could not run the probe: "+err.Error(), "fix that and run doctor --probe again (--probe-image needs sh, httpd, nc and timeout, as busybox has)")
+	}
+
+	srv, err := start(&server, "no fence, listening")
+	if err != nil {
+		return cannot(err)
+	}
+	out, err := p.exec(ctx, srv, probeScript, token, itoa(ports[0]), itoa(ports[1]), itoa(ports[2]), strconv.Itoa(int(timeout.Seconds())+60))
+	if err != nil || !strings.Contains(out, token) {
+		return cannot(fmt.Errorf("the listener in sandbox/%s did not start (%v): %q", server.Name, err, truncate(out)))
+	}
+	ip := srv.Status.PodIP
+	if ip == "" {
+		return cannot(fmt.Errorf("sandbox/%s has no IP", server.Name))
+	}
+	cli, err := start(&client, "fenced")
+	if err != nil {
+		return cannot(err)
+	}
+	reach := func(port int32) bool {
+		out, _ := p.exec(ctx, cli, connectScript, ip, itoa(port))
+		return strings.Contains(out, token)
+	}
+
+	env.progress("probe: %s -> %s:%d (allowed by its policy)", client.Name, ip, ports[0])
+	if !retry(ctx, func() bool { return reach(ports[0]) }) {
+		return warn(fmt.Sprintf("cannot tell: the fenced sandbox did not reach the unfenced one (%s:%d) even where its policy allows it", ip, ports[0]),
+			"check that Pods can reach each other here at all; the probe image needs nc and httpd")
+	}
+	env.progress("probe: %s -> %s:%d (no rule allows it)", client.Name, ip, ports[2])
+	refused := !reach(ports[2])
+	if !refused && !retry(ctx, func() bool { return !reach(ports[2]) }) {
+		return fail(fmt.Sprintf("NetworkPolicy is NOT enforced: a fenced sandbox reached an unfenced one (%s:%d) on a port no rule allows, for %s", ip, ports[2], probeWindow),
+			"install a NetworkPolicy implementation (Calico, Cilium, kube-network-policies, ...); until then no sandbox has a network fence here, not even --network none")
+	}
+	late := !refused // it got through at first, and was refused only later
+	private := isPrivate(ip)
+	if private {
+		env.progress("probe: %s -> %s:%d (public-internet rule, private address)", client.Name, ip, ports[1])
+		if !retry(ctx, func() bool { return !reach(ports[1]) }) {
+			return fail(fmt.Sprintf("private addresses are NOT blocked: the fenced sandbox reached %s:%d through its rule for public addresses (0.0.0.0/0 except private ranges)", ip, ports[1]),
+				"the NetworkPolicy implementation ignores ipBlock except; until it is fixed, egress sandboxes can reach the cluster's private addresses")
+		}
+	}
+	found := fmt.Sprintf("enforced: a fenced sandbox reached an unfenced one (%s) only on the port its policy allows (%d), not on another (%d)", ip, ports[0], ports[2])
+	if private {
+		found += fmt.Sprintf(", nor through its public-internet rule to that private address (%d)", ports[1])
+	} else {
+		found += "; the Pod address is not private, so the private-range block could not be probed"
+	}
+	if late {
+		return warn(found+", but only some seconds after the sandbox started: in that window its fence did not hold",
+			"use a NetworkPolicy implementation that programs policies before a Pod starts, or give sandboxes a moment before they run anything")
+	}
+	return ok("%s", found)
+}
+
+func (p *Probe) spec(name, namespace string, timeout time.Duration) sandbox.Spec {
+	s := sandbox.NewSpec(name, namespace)
+	if p.Image != "" {
+		s.Image = p.Image
+	}
+	s.CPU = resource.MustParse("100m")
+	s.Memory = resource.MustParse("64Mi")
+	s.EphemeralStorage = resource.MustParse("64Mi")
+	s.TTL = timeout + time.Minute
+	return s
+}
+
+func (p *Probe) exec(ctx context.Context, pod *corev1.Pod, script string, args ...string) (string, error) {
+	var out limited
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := p.Exec(pod).Run(ctx, append([]string{"sh", "-c", script}, args...), nil, &out, io.Discard)
+	return out.String(), err
+}
+
+// retry calls cond until it holds, within probeWindow.
+func retry(ctx context.Context, cond func() bool) bool {
+	deadline := time.Now().Add(probeWindow)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(probeEvery):
+		}
+	}
+}
+
+func tcp(port int32) sandbox.Port {
+	return sandbox.Port{Protocol: corev1.ProtocolTCP, Port: intstr.FromInt32(port)}
+}
+
+func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+// randomPort picks three free-looking ports above the usual ones, so that
+// the probe's listeners meet nothing else that listens.
+func randomPort() int32 {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return 20000 + int32(binary.BigEndian.Uint16(b[:])%20000)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func isPrivate(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	for _, b := range sandbox.BlockedRanges() {
+		if b.Prefix.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func isNotFound(err error) bool {
+	var nf *sandbox.NotFoundError
+	return errors.As(err, &nf)
+}
+
+// limited keeps the first 64 KiB written: what comes out of a sandbox is
+// untrusted, and the probe needs only to find its token.
+type limited struct{ bytes.Buffer }
+
+func (l *limited) Write(p []byte) (int, error) {
+	if room := 64<<10 - l.Len(); room > 0 {
+		l.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func truncate(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
+}
