@@ -484,11 +484,13 @@ func checkOtherPolicies(ctx context.Context, env *Env) []Result {
 	spec := defaultSandbox(env.Namespace)
 	subjects := []map[string]string{spec.Pod().Labels}
 	names := []string{"new sandboxes"}
-	if pods, err := sandbox.List(ctx, env.Clientset, env.Namespace, ""); err == nil {
-		for _, p := range pods {
-			subjects = append(subjects, p.Labels)
-			names = append(names, "sandbox/"+sandbox.NameOf(&p))
-		}
+	pods, err := sandbox.List(ctx, env.Clientset, env.Namespace, "")
+	if err != nil {
+		return []Result{warn("cannot list sandboxes to see which policies select them: "+err.Error(), env.rbacHint())}
+	}
+	for _, p := range pods {
+		subjects = append(subjects, p.Labels)
+		names = append(names, "sandbox/"+sandbox.NameOf(&p))
 	}
 	type hit struct {
 		egress, ingress bool

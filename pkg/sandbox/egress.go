@@ -213,11 +213,17 @@ func parseCanonicalPrefix(s string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
 		}
+		if a.Is4In6() {
+			return netip.Prefix{}, fmt.Errorf("%s is IPv4 written as IPv6 (IPv4-mapped), which NetworkPolicy refuses; give %s", s, a.Unmap())
+		}
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", s)
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%s is IPv4 written as IPv6 (IPv4-mapped), which NetworkPolicy refuses; give the IPv4 form", s)
 	}
 	if p.Masked() != p {
 		return netip.Prefix{}, fmt.Errorf("%s has bits set after the prefix length; did you mean %s (the block) or %s/%d (one address)?",

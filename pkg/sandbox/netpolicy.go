@@ -58,9 +58,13 @@ var blocked6 = []struct{ cidr, why string }{
 // in each of them, so naming the prefix on purpose (64:ff9b::/96 to reach
 // the public IPv4 internet through NAT64) never reaches private IPv4
 // addresses or the metadata endpoint through it.
+//
+// IPv4-mapped addresses (::ffff:0:0/96) are not here: they never appear in
+// a packet. A socket that connects to ::ffff:169.254.169.254 sends IPv4 to
+// 169.254.169.254, which the IPv4 blocks refuse; and the API server
+// rejects them in a NetworkPolicy.
 var v4InV6 = []struct{ cidr, why string }{
 	{"::/96", "IPv4-compatible (deprecated), with the unspecified and loopback addresses"},
-	{"::ffff:0:0/96", "IPv4-mapped"},
 	{"::ffff:0:0:0/96", "IPv4-translated (SIIT)"},
 	{"64:ff9b::/96", "NAT64, well-known prefix"},
 	{"64:ff9b:1::/48", "NAT64, local-use prefix"},

@@ -95,8 +95,10 @@ func selects(t *testing.T, s *metav1.LabelSelector, l map[string]string) bool {
 	return sel.Matches(labels.Set(l))
 }
 
+// inBlock matches an address as it travels: an IPv4-mapped IPv6 address
+// is IPv4 on the wire.
 func inBlock(t *testing.T, b *networkingv1.IPBlock, ip string) bool {
-	addr := netip.MustParseAddr(ip)
+	addr := netip.MustParseAddr(ip).Unmap()
 	cidr, err := netip.ParsePrefix(b.CIDR)
 	if err != nil {
 		t.Fatalf("policy CIDR %q: %v", b.CIDR, err)

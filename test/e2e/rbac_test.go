@@ -1,0 +1,505 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/doctor"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/rbac"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// The plugin's least privilege, proven. Every command of the plugin is a
+// row here: what to set up (as admin), the command line as a user runs it,
+// and the permissions it uses (as rbac.Permission strings, the first one
+// it asks for first). The tests below prove, against the real API server:
+//
+//   - every row passes as a user bound only to the Role `rbac` prints;
+//   - in a namespace where that user has nothing, every row is refused with
+//     one line that names the permission it lacks, and leaves nothing;
+//   - every permission of the Role is needed: without it, a row that
+//     claims it no longer passes — so the Role holds no more than the
+//     commands use, and a command that starts to need more fails here;
+//   - the rows together claim exactly the Role's permissions.
+//
+// A new command adds a row (usually one line); if it calls a new API, it
+// adds a line to rbac.Permissions too. In args, {ns} is the namespace, {dir}
+// a local directory with in.txt in it, {run} a number unique to each run.
+var rbacRows = []rbacRow{
+	{name: "version", args: "version"},
+	{name: "create", args: "create rb-create -n {ns}", setup: absent("rb-create"),
+		needs: []string{"create pods", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods", "list networkpolicies.networking.k8s.io"}},
+	{name: "create --secret-env", args: "create rb-secret -n {ns} --secret-env E2E_RBAC_SECRET", setup: absent("rb-secret"),
+		needs: []string{"create pods", "create secrets", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods"}},
+	{name: "create, egress: finds the cluster's DNS", args: "create rb-egress -n {ns} --profile moderate", setup: absent("rb-egress"), check: usesClusterDNS("rb-egress"),
+		needs: []string{"create pods", "get services -n kube-system", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods"}},
+	{name: "create: warns of widening policies", args: "create rb-widened -n {ns}", setup: all(absent("rb-widened"), wideningPolicy), check: warnsOfWideningPolicy,
+		needs: []string{"create pods", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods", "list networkpolicies.networking.k8s.io"}},
+	{name: "create over a previous sandbox's stale objects", args: "create rb-stale -n {ns} --secret-env E2E_RBAC_SECRET", setup: all(absent("rb-stale"), staleDependents("rb-stale")),
+		check: replacedStale("rb-stale"),
+		needs: []string{"create pods", "create secrets", "get secrets", "delete secrets", "create networkpolicies.networking.k8s.io", "get networkpolicies.networking.k8s.io", "delete networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods"}},
+	{name: "create that fails undoes itself", args: "create rb-undo -n {ns} --secret-env E2E_RBAC_SECRET --timeout 1ms", setup: absent("rb-undo"),
+		fails: "was not running within 1ms", check: nothingOf("rb-undo"),
+		needs: []string{"create pods", "create secrets", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "delete pods", "delete secrets", "delete networkpolicies.networking.k8s.io"}},
+	{name: "exec", args: "exec rb-x -n {ns} -- true", setup: running("rb-x"), needs: []string{"get pods", "create pods/exec"}},
+	{name: "cp in", args: "cp {dir}/in.txt rb-x:/workspace/{ns}/ -n {ns}", setup: running("rb-x"), needs: []string{"get pods", "create pods/exec"}},
+	{name: "cp out", args: "cp rb-x:/workspace/{ns}/in.txt {dir}/out-{run}.txt -n {ns}", setup: all(running("rb-x"), fileIn("rb-x")),
+		needs: []string{"get pods", "create pods/exec"}},
+	{name: "list", args: "list -n {ns} -o wide", needs: []string{"list pods"}},
+	{name: "list -A", args: "list -A", needs: []string{"list pods -A"}},
+	{name: "delete", args: "delete rb-del -n {ns}", setup: running("rb-del"), needs: []string{"get pods", "delete pods", "list pods", "watch pods"}},
+	{name: "delete -l", args: "delete -l rbac-row=del -n {ns}", setup: running("rb-del-l", "-l", "rbac-row=del"), needs: []string{"list pods", "delete pods", "watch pods"}},
+	{name: "doctor", args: "doctor -n {ns} -o json", report: true, check: doctorFindsNoRefusal,
+		needs: []string{"get namespaces", "create pods", "create networkpolicies.networking.k8s.io", "list limitranges", "list resourcequotas",
+			"list networkpolicies.networking.k8s.io", "list pods", "get services -n kube-system", "list runtimeclasses.node.k8s.io -A"},
+		refused: doctorNamesWhatItLacks},
+}
+
+type rbacRow struct {
+	name  string
+	args  string // split on spaces
+	setup func(t *testing.T, ns string)
+	// fails, if set, is what the command's error must say: it is expected
+	// to fail, for a reason that is no permission.
+	fails string
+	// report: the exit code is the command's verdict, not ours (doctor).
+	report bool
+	check  func(ns string, r result) error
+	needs  []string
+	// refused checks the refusal in a namespace where the user has
+	// nothing, if not the usual one line naming needs' first namespaced
+	// permission.
+	refused func(ns string, r result) error
+}
+
+// run sets the row up and runs it as kubeconfig; the error says how it
+// did not pass.
+func (row rbacRow) run(t *testing.T, kubeconfig, ns, dir string, n int) (result, error) {
+	t.Helper()
+	if row.setup != nil {
+		row.setup(t, ns)
+	}
+	args := strings.Fields(strings.NewReplacer("{ns}", ns, "{dir}", dir, "{run}", strconv.Itoa(n)).Replace(row.args))
+	r := pluginAs(t, kubeconfig, "", args...)
+	switch {
+	case strings.Contains(r.stdout+r.stderr, "forbidden"):
+		return r, errors.New("the API server refused it something")
+	case row.fails == "" && !row.report && r.code != 0:
+		return r, fmt.Errorf("exit %d", r.code)
+	case row.fails != "" && (r.code == 0 || !strings.Contains(r.stderr, row.fails)):
+		return r, fmt.Errorf("it did not fail with %q", row.fails)
+	}
+	if row.check != nil {
+		return r, row.check(ns, r)
+	}
+	return r, nil
+}
+
+func rbacPermission(t *testing.T, s string) rbac.Permission {
+	t.Helper()
+	p, ok := rbac.Find(s)
+	if !ok {
+		t.Fatalf("%q is no permission in rbac.Permissions", s)
+	}
+	return p
+}
+
+// The table and rbac.Permissions agree: nothing claimed that the Role
+// lacks, nothing in the Role that no row claims. Runs without a cluster.
+func TestRBACRowsClaimExactlyTheRole(t *testing.T) {
+	claimed := map[string]bool{}
+	for _, row := range rbacRows {
+		for _, n := range row.needs {
+			rbacPermission(t, n)
+			claimed[n] = true
+		}
+	}
+	for _, p := range rbac.Permissions {
+		if !claimed[p.String()] {
+			t.Errorf("no command of the table uses %q: drop it from rbac.Permissions, or add the row that needs it", p)
+		}
+	}
+}
+
+const rbacSecret = "rbac-test-value"
+
+// rbacSetup makes a namespace, a user bound by the Role the plugin prints
+// by default (namespace and DNS reader), another also bound by the
+// optional ClusterRole (--all-namespaces), and what the rows need.
+func rbacSetup(t *testing.T) (ns, dir string, plain, full user) {
+	t.Helper()
+	requireUsers(t)
+	requireSimulated(t)
+	t.Setenv("E2E_RBAC_SECRET", rbacSecret)
+	withClusterDNS(t)
+	ns = newNamespace(t)
+	plain, full = newUser(t, "e2e-rbac"), newUser(t, "e2e-rbac-all")
+	applyRBAC(t, "-n", ns, "--user", plain.name)
+	applyRBAC(t, "-n", ns, "--user", full.name, "--all-namespaces")
+	for _, p := range rbac.Permissions {
+		waitForAccess(t, full, ns, p, true)
+		waitForAccess(t, plain, ns, p, p.Scope != rbac.Cluster)
+	}
+	dir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("from the test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ns, dir, plain, full
+}
+
+// needsCluster: the row uses a permission only the optional ClusterRole gives.
+func needsCluster(t *testing.T, row rbacRow) bool {
+	for _, n := range row.needs {
+		if rbacPermission(t, n).Scope == rbac.Cluster {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRBACRoleIsEnoughAndOtherNamespacesRefuse(t *testing.T) {
+	ns, dir, plain, full := rbacSetup(t)
+	for i, row := range rbacRows {
+		t.Run(row.name, func(t *testing.T) {
+			u := plain
+			if needsCluster(t, row) {
+				u = full
+			}
+			if r, err := row.run(t, u.kubeconfig, ns, dir, i); err != nil {
+				t.Fatalf("as %s with the plugin's Role: %v:\n%s", u.name, err, r)
+			}
+		})
+	}
+
+	// In a namespace where the user is given nothing.
+	u := plain
+	other := newNamespace(t)
+	for i, row := range rbacRows {
+		first := ""
+		for _, n := range row.needs {
+			if p := rbacPermission(t, n); p.Scope == rbac.Namespace || p.Scope == "" {
+				first = n
+				break
+			}
+		}
+		if first == "" {
+			continue // nothing of a namespace to refuse
+		}
+		t.Run("refused: "+row.name, func(t *testing.T) {
+			args := strings.Fields(strings.NewReplacer("{ns}", other, "{dir}", dir, "{run}", "x"+strconv.Itoa(i)).Replace(row.args))
+			r := pluginAs(t, u.kubeconfig, "", args...)
+			if r.code == 0 {
+				t.Fatalf("a namespace where %s has nothing let it through:\n%s", u.name, r)
+			}
+			if strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "error: ") {
+				t.Errorf("not one error line:\n%s", r)
+			}
+			if row.refused != nil {
+				if err := row.refused(other, r); err != nil {
+					t.Errorf("%v:\n%s", err, r)
+				}
+			} else {
+				p := rbacPermission(t, first)
+				if want := fmt.Sprintf("cannot %s resource %q", p.Verb, p.Resource); !strings.Contains(r.stderr, want) {
+					t.Errorf("the error does not name the permission it lacks (%q):\n%s", want, r)
+				}
+				if !strings.Contains(r.stderr, "kubectl agentkernel rbac -n "+other) {
+					t.Errorf("the error does not say how to get it:\n%s", r)
+				}
+			}
+			assertNothingLeft(t, other)
+		})
+	}
+}
+
+// Each permission of the Role is needed: without it, a row that claims it
+// does not pass. (A verb the code stopped using would fail here as "no row
+// fails without it"; one it started to use, above.)
+func TestRBACEveryPermissionIsNeeded(t *testing.T) {
+	ns, dir, _, u := rbacSetup(t)
+	subject := &rbac.Options{Namespace: ns, Cluster: true, DNS: true}
+	s, err := subjectOf(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject.Subject = s
+	full := rbac.Objects(*subject)
+	run := 0
+	for _, p := range rbac.Permissions {
+		t.Run(p.String(), func(t *testing.T) {
+			less := *subject
+			less.Without = []string{p.String()}
+			for _, q := range rbac.Permissions { // the cluster-wide twin grants it too
+				if q.Scope == rbac.Cluster && q.Verb == p.Verb && q.GroupResource() == p.GroupResource() {
+					less.Without = append(less.Without, q.String())
+				}
+			}
+			applyObjects(t, full, rbac.Objects(less))
+			waitForAccess(t, u, ns, p, false)
+			defer func() {
+				applyObjects(t, full, full)
+				waitForAccess(t, u, ns, p, true)
+			}()
+			var tried []string
+			for _, row := range rbacRows {
+				if !contains(row.needs, p.String()) {
+					continue
+				}
+				run++
+				r, err := row.run(t, u.kubeconfig, ns, dir, run)
+				if err != nil {
+					t.Logf("without %q, %q does not pass (%v), as it should", p, row.name, err)
+					return
+				}
+				tried = append(tried, fmt.Sprintf("%s:\n%s", row.name, r))
+			}
+			t.Errorf("without %q every row that claims it still passes; is it needed?\n%s", p, strings.Join(tried, "\n"))
+		})
+	}
+}
+
+// The Role binds to users, groups and service accounts alike.
+func TestRBACSubjects(t *testing.T) {
+	requireUsers(t)
+	requireSimulated(t)
+	ns := newNamespace(t)
+	createSandbox(t, ns, "rb-subject")
+	member := newUser(t, "e2e-rbac-member", "e2e-rbac-group")
+	applyRBAC(t, "-n", ns, "--group", "e2e-rbac-group")
+	sa := serviceAccountUser(t, ns, "runner")
+	applyRBAC(t, "-n", ns, "--serviceaccount", ns+":runner")
+	for _, u := range []user{member, sa} {
+		waitForAccess(t, u, ns, rbacPermission(t, "create pods/exec"), true)
+		r := pluginAs(t, u.kubeconfig, "", "exec", "rb-subject", "-n", ns, "--", "echo", "as "+u.name)
+		if r.code != 0 || r.stdout != "as "+u.name+"\n" {
+			t.Errorf("exec as %s: %s", u.name, r)
+		}
+		if r := pluginAs(t, u.kubeconfig, "", "list", "-n", ns, "-o", "name"); r.code != 0 || r.stdout != "sandbox/rb-subject\n" {
+			t.Errorf("list as %s: %s", u.name, r)
+		}
+	}
+}
+
+func subjectOf(u user) (*rbacv1.Subject, error) { return rbac.Subject(u.name, "", "") }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Setups, as admin.
+
+func all(setups ...func(*testing.T, string)) func(*testing.T, string) {
+	return func(t *testing.T, ns string) {
+		for _, s := range setups {
+			s(t, ns)
+		}
+	}
+}
+
+// absent removes a sandbox and its objects, and waits until they are gone,
+// so that the row's create starts clean.
+func absent(name string) func(*testing.T, string) {
+	return func(t *testing.T, ns string) {
+		t.Helper()
+		ctx := context.Background()
+		del := metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}
+		_ = env.cs.CoreV1().Pods(ns).Delete(ctx, sandbox.PodName(name), del)
+		_ = env.cs.CoreV1().Secrets(ns).Delete(ctx, sandbox.SecretName(name), del)
+		_ = env.cs.NetworkingV1().NetworkPolicies(ns).Delete(ctx, sandbox.PodName(name), del)
+		eventually(t, time.Minute, "sandbox "+name+" gone", func() bool {
+			_, e1 := env.cs.CoreV1().Pods(ns).Get(ctx, sandbox.PodName(name), metav1.GetOptions{})
+			_, e2 := env.cs.CoreV1().Secrets(ns).Get(ctx, sandbox.SecretName(name), metav1.GetOptions{})
+			_, e3 := env.cs.NetworkingV1().NetworkPolicies(ns).Get(ctx, sandbox.PodName(name), metav1.GetOptions{})
+			return apierrors.IsNotFound(e1) && apierrors.IsNotFound(e2) && apierrors.IsNotFound(e3)
+		})
+	}
+}
+
+// running makes sure the sandbox exists and runs.
+func running(name string, extra ...string) func(*testing.T, string) {
+	return func(t *testing.T, ns string) {
+		t.Helper()
+		if p, err := env.cs.CoreV1().Pods(ns).Get(context.Background(), sandbox.PodName(name), metav1.GetOptions{}); err == nil && p.DeletionTimestamp == nil {
+			return
+		}
+		absent(name)(t, ns)
+		createSandbox(t, ns, name, extra...)
+	}
+}
+
+func fileIn(name string) func(*testing.T, string) {
+	return func(t *testing.T, ns string) {
+		t.Helper()
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("from the test\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mustPlugin(t, "", "cp", filepath.Join(dir, "in.txt"), name+":/workspace/"+ns+"/", "-n", ns)
+	}
+}
+
+func wideningPolicy(t *testing.T, ns string) {
+	t.Helper()
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "allow-all-egress"}, Spec: networkingv1.NetworkPolicySpec{
+		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}, Egress: []networkingv1.NetworkPolicyEgressRule{{}},
+	}}
+	if _, err := env.cs.NetworkingV1().NetworkPolicies(ns).Create(context.Background(), np, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// staleDependents leaves what a sandbox of an earlier plugin version left
+// behind: its Secret and NetworkPolicy, ours, with no owner.
+func staleDependents(name string) func(*testing.T, string) {
+	return func(t *testing.T, ns string) {
+		t.Helper()
+		ctx := context.Background()
+		labels := map[string]string{sandbox.LabelManagedBy: sandbox.ManagedBy, sandbox.LabelSandbox: name}
+		if _, err := env.cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: sandbox.SecretName(name), Labels: labels}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: sandbox.PodName(name), Labels: labels}, Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: labels}}}
+		if _, err := env.cs.NetworkingV1().NetworkPolicies(ns).Create(ctx, np, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The kube-dns Service of a cluster whose DNS answers on 5353, so that a
+// sandbox that found it differs from one that did not.
+func withClusterDNS(t *testing.T) {
+	t.Helper()
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-dns"}, Spec: corev1.ServiceSpec{
+		Selector: map[string]string{"k8s-app": "kube-dns"},
+		Ports: []corev1.ServicePort{
+			{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(5353)},
+			{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(5353)},
+		},
+	}}
+	ctx := context.Background()
+	if _, err := env.cs.CoreV1().Services("kube-system").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("the test cluster has its own kube-dns Service, or: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = env.cs.CoreV1().Services("kube-system").Delete(context.Background(), "kube-dns", metav1.DeleteOptions{})
+	})
+}
+
+// Checks.
+
+func usesClusterDNS(name string) func(string, result) error {
+	return func(ns string, _ result) error {
+		np, err := env.cs.NetworkingV1().NetworkPolicies(ns).Get(context.Background(), sandbox.PodName(name), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		found := sandbox.DetectDNS(context.Background(), env.cs)
+		want := sandbox.EgressRules(found.Servers)
+		for _, r := range np.Spec.Egress {
+			if reflect.DeepEqual(r, want[0]) {
+				return nil
+			}
+		}
+		return fmt.Errorf("the policy does not allow the cluster's DNS (%s): %+v", found.Found, np.Spec.Egress)
+	}
+}
+
+func warnsOfWideningPolicy(_ string, r result) error {
+	if !strings.Contains(r.stderr, `Warning: NetworkPolicy "allow-all-egress" also selects sandbox/rb-widened and allows it egress`) {
+		return errors.New("no warning about the allow-all-egress policy")
+	}
+	return nil
+}
+
+func replacedStale(name string) func(string, result) error {
+	return func(ns string, _ result) error {
+		ctx := context.Background()
+		pod, err := env.cs.CoreV1().Pods(ns).Get(ctx, sandbox.PodName(name), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		s, err := env.cs.CoreV1().Secrets(ns).Get(ctx, sandbox.SecretName(name), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if ref := metav1.GetControllerOf(s); ref == nil || ref.UID != pod.UID || string(s.Data["E2E_RBAC_SECRET"]) != rbacSecret {
+			return fmt.Errorf("the stale Secret was not replaced: %+v", s.ObjectMeta)
+		}
+		return nil
+	}
+}
+
+func nothingOf(name string) func(string, result) error {
+	return func(ns string, _ result) error {
+		ctx := context.Background()
+		var left string
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			_, e1 := env.cs.CoreV1().Pods(ns).Get(ctx, sandbox.PodName(name), metav1.GetOptions{})
+			_, e2 := env.cs.CoreV1().Secrets(ns).Get(ctx, sandbox.SecretName(name), metav1.GetOptions{})
+			_, e3 := env.cs.NetworkingV1().NetworkPolicies(ns).Get(ctx, sandbox.PodName(name), metav1.GetOptions{})
+			left = ""
+			for what, err := range map[string]error{"pod": e1, "secret": e2, "networkpolicy": e3} {
+				if !apierrors.IsNotFound(err) {
+					left += " " + what
+				}
+			}
+			return left == "", nil
+		})
+		if err != nil {
+			return fmt.Errorf("the failed create left behind:%s", left)
+		}
+		return nil
+	}
+}
+
+// doctorFindsNoRefusal: apart from doctor's own permission lines (which
+// would make this circular), nothing failed, and nothing was refused.
+func doctorFindsNoRefusal(_ string, r result) error {
+	var report struct{ Results []doctor.Result }
+	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
+		return fmt.Errorf("doctor -o json: %v", err)
+	}
+	for _, f := range report.Results {
+		if f.Check != "permissions" && (f.Status == doctor.Fail || strings.Contains(f.Found, "cannot")) {
+			return fmt.Errorf("doctor: %s %s: %s", f.Status, f.Check, f.Found)
+		}
+	}
+	return nil
+}
+
+func doctorNamesWhatItLacks(ns string, r result) error {
+	var report struct{ Results []doctor.Result }
+	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
+		return fmt.Errorf("doctor -o json: %v", err)
+	}
+	want := fmt.Sprintf("may not create, get, list, watch, patch, delete pods in namespace %q", ns)
+	for _, f := range report.Results {
+		if f.Status == doctor.Fail && strings.Contains(f.Found, want) && strings.Contains(f.Action, "kubectl agentkernel rbac -n "+ns) {
+			return nil
+		}
+	}
+	return fmt.Errorf("doctor does not fail with %q", want)
+}
