@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -18,12 +19,18 @@ const clientDryRunLookups = 5 * time.Second
 // sandbox's own select it and allow it traffic. Policies add up: the
 // sandbox may do whatever any of them allows, whatever its own fence says.
 func (o *CreateOptions) warnOtherPolicies(ctx context.Context) {
-	if o.spec.Network == sandbox.NetworkOpen {
+	warnWideningPolicies(ctx, &o.clients, o.ErrOut, &o.spec)
+}
+
+// warnWideningPolicies is warnOtherPolicies for any command that makes a
+// sandbox (run, pool members).
+func warnWideningPolicies(ctx context.Context, c *clients, errOut io.Writer, spec *sandbox.Spec) {
+	if spec.Network == sandbox.NetworkOpen {
 		return // no fence of ours to widen
 	}
-	widening, err := sandbox.OtherPolicies(ctx, o.Clientset, o.Namespace, o.spec.Pod().Labels)
+	widening, err := sandbox.OtherPolicies(ctx, c.Clientset, spec.Namespace, spec.Pod().Labels)
 	if err != nil {
-		fmt.Fprintf(o.ErrOut, "Warning: could not check whether other NetworkPolicies widen the fence of sandbox/%s: %v\n", o.Name, o.explain(err, o.Namespace))
+		fmt.Fprintf(errOut, "Warning: could not check whether other NetworkPolicies widen the fence of sandbox/%s: %v\n", spec.Name, c.explain(err, spec.Namespace))
 		return
 	}
 	for _, w := range widening {
@@ -34,8 +41,8 @@ func (o *CreateOptions) warnOtherPolicies(ctx context.Context) {
 		if w.Ingress {
 			what = append(what, "ingress")
 		}
-		fmt.Fprintf(o.ErrOut, "Warning: NetworkPolicy %q also selects sandbox/%s and allows it %s; policies add up, so its rules widen the sandbox's fence (review it: kubectl get networkpolicy %s -n %s -o yaml)\n",
-			w.Policy.Name, o.Name, strings.Join(what, " and "), w.Policy.Name, o.Namespace)
+		fmt.Fprintf(errOut, "Warning: NetworkPolicy %q also selects sandbox/%s and allows it %s; policies add up, so its rules widen the sandbox's fence (review it: kubectl get networkpolicy %s -n %s -o yaml)\n",
+			w.Policy.Name, spec.Name, strings.Join(what, " and "), w.Policy.Name, spec.Namespace)
 	}
 }
 

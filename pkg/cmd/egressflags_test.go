@@ -2,14 +2,20 @@ package cmd
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -110,5 +116,33 @@ func TestListWideShowsProvenance(t *testing.T) {
 		if !strings.Contains(wide.String(), want) {
 			t.Errorf("wide list lacks %q:\n%s", want, wide.String())
 		}
+	}
+}
+
+// Policies add up: create names each other policy that widens the fence,
+// and says so when it cannot look.
+func TestWarnWideningPolicies(t *testing.T) {
+	spec := sandbox.NewSpec("demo", "agents")
+	allow := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "allow-egress", Namespace: "agents"},
+		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}, Egress: []networkingv1.NetworkPolicyEgressRule{{}}}}
+	var errOut bytes.Buffer
+	warnWideningPolicies(context.Background(), &clients{Clientset: fake.NewClientset(allow)}, &errOut, &spec)
+	if got := errOut.String(); !strings.HasPrefix(got, `Warning: NetworkPolicy "allow-egress" also selects sandbox/demo and allows it egress; policies add up`) || strings.Count(got, "\n") != 1 {
+		t.Errorf("warning: %q", got)
+	}
+	errOut.Reset()
+	open := spec
+	open.Network = sandbox.NetworkOpen
+	warnWideningPolicies(context.Background(), &clients{Clientset: fake.NewClientset(allow)}, &errOut, &open)
+	if errOut.Len() != 0 {
+		t.Errorf("an open sandbox has no fence to widen: %q", errOut.String())
+	}
+	cs := fake.NewClientset()
+	cs.PrependReactor("list", "networkpolicies", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "networking.k8s.io", Resource: "networkpolicies"}, "", nil)
+	})
+	warnWideningPolicies(context.Background(), &clients{Clientset: cs}, &errOut, &spec)
+	if got := errOut.String(); !strings.Contains(got, "Warning: could not check whether other NetworkPolicies widen the fence of sandbox/demo") || !strings.Contains(got, "kubectl agentkernel rbac -n agents") {
+		t.Errorf("a forbidden list: %q", got)
 	}
 }

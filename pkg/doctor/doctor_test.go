@@ -225,6 +225,7 @@ type network struct {
 	tries  map[string]int
 	reach  func(port, try int) bool
 	noHTTP bool
+	broken bool // exec into the client fails (not nc: the stream)
 }
 
 type runner struct {
@@ -242,6 +243,9 @@ func (r runner) Run(_ context.Context, cmd []string, _ io.Reader, stdout, _ io.W
 			_, _ = io.WriteString(stdout, "HTTP/1.0 200 OK\r\n\r\n"+r.n.token+"\n")
 		}
 	case connectScript:
+		if r.n.broken {
+			return fmt.Errorf("error dialing backend: EOF")
+		}
 		port := -1
 		for i, p := range r.n.ports {
 			if p == cmd[4] {
@@ -286,19 +290,22 @@ func TestProbe(t *testing.T) {
 		noHTTP bool
 		status Status
 		found  string
+		broken bool
 	}{
-		{"enforced", "10.244.0.7", func(p, _ int) bool { return p == 0 }, false, OK, "enforced: a fenced sandbox reached an unfenced one (10.244.0.7) only on the port its policy allows"},
-		{"not enforced", "10.244.0.7", func(int, int) bool { return true }, false, Fail, "NetworkPolicy is NOT enforced"},
-		{"except ignored", "10.244.0.7", func(p, _ int) bool { return p != 2 }, false, Fail, "private addresses are NOT blocked"},
-		{"public pod IPs", "203.0.113.7", func(p, _ int) bool { return p != 2 }, false, OK, "the Pod address is not private"},
-		{"late fence", "10.244.0.7", func(p, try int) bool { return p == 0 || (p == 2 && try == 0) }, false, Warn, "only some seconds after the sandbox started"},
-		{"no pod network", "10.244.0.7", func(int, int) bool { return false }, false, Warn, "cannot tell"},
-		{"no httpd in the image", "10.244.0.7", func(int, int) bool { return true }, true, Warn, "the listener in sandbox"},
+		{"enforced", "10.244.0.7", func(p, _ int) bool { return p == 0 }, false, OK, "enforced: a fenced sandbox reached an unfenced one (10.244.0.7) only on the port its policy allows", false},
+		{"not enforced", "10.244.0.7", func(int, int) bool { return true }, false, Fail, "NetworkPolicy is NOT enforced", false},
+		{"except ignored", "10.244.0.7", func(p, _ int) bool { return p != 2 }, false, Fail, "private addresses are NOT blocked", false},
+		{"public pod IPs", "203.0.113.7", func(p, _ int) bool { return p != 2 }, false, OK, "the Pod address is not private", false},
+		{"late fence", "10.244.0.7", func(p, try int) bool { return p == 0 || (p == 2 && try == 0) }, false, Warn, "only some seconds after the sandbox started", false},
+		{"no pod network", "10.244.0.7", func(int, int) bool { return false }, false, Warn, "cannot tell", false},
+		{"no httpd in the image", "10.244.0.7", func(int, int) bool { return true }, true, Warn, "the listener in sandbox", false},
+		// A failed exec is no refusal: it must never read as "enforced".
+		{"exec fails", "10.244.0.7", func(p, _ int) bool { return p == 0 }, false, Warn, "cannot tell whether NetworkPolicy is enforced: running nc", true},
 	}
 	for _, c := range cases {
 		t.Run(c.what, func(t *testing.T) {
 			cs := probeCluster(t, c.ip)
-			n := &network{tries: map[string]int{}, reach: c.reach, noHTTP: c.noHTTP}
+			n := &network{tries: map[string]int{}, reach: c.reach, noHTTP: c.noHTTP, broken: c.broken}
 			env := &Env{Clientset: cs, Namespace: "agents", Probe: &Probe{Timeout: time.Minute, Exec: func(p *corev1.Pod) sandbox.Runner { return runner{n, p} }}}
 			r := checkNetworkPolicy(context.Background(), env)
 			wantLine(t, r, "", c.status, c.found)

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -58,6 +59,10 @@ const connectScript = `printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$0" "$1" 2>&1`
 // implementations. Variables for the tests.
 var probeWindow, probeEvery = 30 * time.Second, time.Second
 
+// execTimeout bounds one command in a probe sandbox: generous, since a
+// loaded node takes seconds per exec.
+const execTimeout = 2 * time.Minute
+
 func (p *Probe) run(ctx context.Context, env *Env) Result {
 	timeout := p.Timeout
 	if timeout <= 0 {
@@ -84,7 +89,10 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 		{CIDR: "::/0", Ports: []sandbox.Port{tcp(ports[1])}},
 	}
 
-	var made []*corev1.Pod
+	var (
+		mu   sync.Mutex
+		made []*corev1.Pod
+	)
 	defer func() {
 		// Whatever happened: the cleanup context outlives a cancelled ctx.
 		cctx, cancel := sandbox.CleanupContext(ctx)
@@ -95,21 +103,34 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 			}
 		}
 	}()
-	start := func(s *sandbox.Spec, what string) (*corev1.Pod, error) {
-		env.progress("probe: starting sandbox/%s (%s)", s.Name, what)
-		c, err := sandbox.Create(ctx, env.Clientset, s, sandbox.CreateOptions{Wait: true, Timeout: timeout})
-		if err != nil {
-			return nil, err
-		}
-		made = append(made, c.Pod)
-		return c.Pod, nil
+	// Both at once: the client's policy names the server by its labels,
+	// not its address, so neither waits for the other.
+	var srv, cli *corev1.Pod
+	var srvErr, cliErr error
+	var wg sync.WaitGroup
+	for _, s := range []struct {
+		spec *sandbox.Spec
+		what string
+		pod  **corev1.Pod
+		err  *error
+	}{{&server, "no fence, listening", &srv, &srvErr}, {&client, "fenced", &cli, &cliErr}} {
+		env.progress("probe: starting sandbox/%s (%s)", s.spec.Name, s.what)
+		wg.Go(func() {
+			c, err := sandbox.Create(ctx, env.Clientset, s.spec, sandbox.CreateOptions{Wait: true, Timeout: timeout})
+			*s.err = err
+			if err == nil {
+				mu.Lock()
+				made = append(made, c.Pod)
+				mu.Unlock()
+				*s.pod = c.Pod
+			}
+		})
 	}
+	wg.Wait()
 	cannot := func(err error) Result {
 		return warn("could not run the probe: "+err.Error(), "fix that and run doctor --probe again (--probe-image needs sh, httpd, nc and timeout, as busybox has)")
 	}
-
-	srv, err := start(&server, "no fence, listening")
-	if err != nil {
+	if err := errors.Join(srvErr, cliErr); err != nil {
 		return cannot(err)
 	}
 	out, err := p.exec(ctx, srv, probeScript, token, itoa(ports[0]), itoa(ports[1]), itoa(ports[2]), strconv.Itoa(int(timeout.Seconds())+60))
@@ -120,31 +141,56 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 	if ip == "" {
 		return cannot(fmt.Errorf("sandbox/%s has no IP", server.Name))
 	}
-	cli, err := start(&client, "fenced")
-	if err != nil {
-		return cannot(err)
+
+	// reach tells whether the client got the server's token on port. A
+	// command that ran and failed (nc's exit status) is an answer; an exec
+	// that did not run is none, and ends the probe undecided.
+	var last string
+	reach := func(port int32) (bool, error) {
+		out, err := p.exec(ctx, cli, connectScript, ip, itoa(port))
+		if _, exited := sandbox.ExitCode(err); err != nil && !exited {
+			return false, fmt.Errorf("running nc in sandbox/%s: %w", client.Name, err)
+		}
+		last = truncate(out)
+		return strings.Contains(out, token), nil
 	}
-	reach := func(port int32) bool {
-		out, _ := p.exec(ctx, cli, connectScript, ip, itoa(port))
-		return strings.Contains(out, token)
+	not := func(port int32) func() (bool, error) {
+		return func() (bool, error) {
+			ok, err := reach(port)
+			return !ok, err
+		}
+	}
+	undecided := func(err error) Result {
+		return warn("cannot tell whether NetworkPolicy is enforced: "+err.Error(), "run doctor --probe again; if it persists, check that exec works in the namespace")
 	}
 
 	env.progress("probe: %s -> %s:%d (allowed by its policy)", client.Name, ip, ports[0])
-	if !retry(ctx, func() bool { return reach(ports[0]) }) {
-		return warn(fmt.Sprintf("cannot tell: the fenced sandbox did not reach the unfenced one (%s:%d) even where its policy allows it", ip, ports[0]),
+	if ok, err := retry(ctx, func() (bool, error) { return reach(ports[0]) }); err != nil {
+		return undecided(err)
+	} else if !ok {
+		return warn(fmt.Sprintf("cannot tell: the fenced sandbox did not reach the unfenced one (%s:%d) even where its policy allows it (nc said %q)", ip, ports[0], last),
 			"check that Pods can reach each other here at all; the probe image needs nc and httpd")
 	}
 	env.progress("probe: %s -> %s:%d (no rule allows it)", client.Name, ip, ports[2])
-	refused := !reach(ports[2])
-	if !refused && !retry(ctx, func() bool { return !reach(ports[2]) }) {
-		return fail(fmt.Sprintf("NetworkPolicy is NOT enforced: a fenced sandbox reached an unfenced one (%s:%d) on a port no rule allows, for %s", ip, ports[2], probeWindow),
-			"install a NetworkPolicy implementation (Calico, Cilium, kube-network-policies, ...); until then no sandbox has a network fence here, not even --network none")
+	refused, err := not(ports[2])()
+	if err != nil {
+		return undecided(err)
+	}
+	if !refused {
+		if ok, err := retry(ctx, not(ports[2])); err != nil {
+			return undecided(err)
+		} else if !ok {
+			return fail(fmt.Sprintf("NetworkPolicy is NOT enforced: a fenced sandbox reached an unfenced one (%s:%d) on a port no rule allows, for %s", ip, ports[2], probeWindow),
+				"install a NetworkPolicy implementation (Calico, Cilium, kube-network-policies, ...); until then no sandbox has a network fence here, not even --network none")
+		}
 	}
 	late := !refused // it got through at first, and was refused only later
 	private := isPrivate(ip)
 	if private {
 		env.progress("probe: %s -> %s:%d (public-internet rule, private address)", client.Name, ip, ports[1])
-		if !retry(ctx, func() bool { return !reach(ports[1]) }) {
+		if ok, err := retry(ctx, not(ports[1])); err != nil {
+			return undecided(err)
+		} else if !ok {
 			return fail(fmt.Sprintf("private addresses are NOT blocked: the fenced sandbox reached %s:%d through its rule for public addresses (0.0.0.0/0 except private ranges)", ip, ports[1]),
 				"the NetworkPolicy implementation ignores ipBlock except; until it is fixed, egress sandboxes can reach the cluster's private addresses")
 		}
@@ -176,25 +222,31 @@ func (p *Probe) spec(name, namespace string, timeout time.Duration) sandbox.Spec
 
 func (p *Probe) exec(ctx context.Context, pod *corev1.Pod, script string, args ...string) (string, error) {
 	var out limited
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, execTimeout)
 	defer cancel()
 	err := p.Exec(pod).Run(ctx, append([]string{"sh", "-c", script}, args...), nil, &out, io.Discard)
 	return out.String(), err
 }
 
-// retry calls cond until it holds, within probeWindow.
-func retry(ctx context.Context, cond func() bool) bool {
-	deadline := time.Now().Add(probeWindow)
+// retry calls cond until it holds, for probeWindow after its first answer
+// (on a slow node the first exec alone can take longer than that), or
+// until it fails to answer.
+func retry(ctx context.Context, cond func() (bool, error)) (bool, error) {
+	var deadline time.Time
 	for {
-		if cond() {
-			return true
+		ok, err := cond()
+		if ok || err != nil {
+			return ok, err
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
+		if deadline.IsZero() {
+			deadline = time.Now().Add(probeWindow)
+		}
+		if time.Now().After(deadline) {
+			return false, nil
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return false, context.Cause(ctx)
 		case <-time.After(probeEvery):
 		}
 	}

@@ -237,13 +237,8 @@ func parsePortRange(s string) (Port, error) {
 	num, proto, hasProto := strings.Cut(s, "/")
 	p := Port{Protocol: corev1.ProtocolTCP}
 	if hasProto {
-		switch strings.ToLower(proto) {
-		case "tcp":
-		case "udp":
-			p.Protocol = corev1.ProtocolUDP
-		case "sctp":
-			p.Protocol = corev1.ProtocolSCTP
-		default:
+		var ok bool
+		if p.Protocol, ok = protocolNamed(proto); !ok {
 			return Port{}, fmt.Errorf("unknown protocol %q (use tcp, udp or sctp)", proto)
 		}
 	}
@@ -266,6 +261,16 @@ func parsePortRange(s string) (Port, error) {
 		}
 	}
 	return p, nil
+}
+
+// protocolNamed reads tcp, udp or sctp in any case.
+func protocolNamed(s string) (corev1.Protocol, bool) {
+	for _, p := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP} {
+		if strings.EqualFold(s, string(p)) {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 func portNumber(s string) (int32, error) {

@@ -47,13 +47,8 @@ func ParsePort(s string) (corev1.ContainerPort, error) {
 	}
 	p := corev1.ContainerPort{ContainerPort: int32(n), Protocol: corev1.ProtocolTCP}
 	if hasProto {
-		switch strings.ToLower(proto) {
-		case "tcp":
-		case "udp":
-			p.Protocol = corev1.ProtocolUDP
-		case "sctp":
-			p.Protocol = corev1.ProtocolSCTP
-		default:
+		var ok bool
+		if p.Protocol, ok = protocolNamed(proto); !ok {
 			return corev1.ContainerPort{}, fmt.Errorf("--port %q: unknown protocol %q, use tcp, udp or sctp", s, proto)
 		}
 	}
