@@ -13,6 +13,9 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
+
+	// Before anything calls kubectl's i18n.T: no translation catalog to load.
+	_ "github.com/agentkernel/kubectl-agentkernel/pkg/english"
 )
 
 var rootLong = templates.LongDesc(`
