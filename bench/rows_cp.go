@@ -18,8 +18,8 @@ const (
 
 // cpRows: one big file and a tree of small ones, into the sandbox and out.
 func cpRows() []*Scenario {
-	in := func(what string, src func(e *Env) string, check func(ctx context.Context, e *Env, kubectlSide bool, dest string) error, rm string) *Scenario {
-		dest := func(side string, round int) string { return fmt.Sprintf("/workspace/in-%s-%s-%d", what, side, round) }
+	in := func(what, id string, src func(e *Env) string, check func(ctx context.Context, e *Env, kubectlSide bool, dest string) error, rm string) *Scenario {
+		dest := func(side string, round int) string { return fmt.Sprintf("/workspace/in-%s-%s-%d", id, side, round) }
 		cleanup := func(kubectlSide bool, side string) func(context.Context, *Env, int) error {
 			return func(ctx context.Context, e *Env, round int) error {
 				if round == 0 {
@@ -51,9 +51,11 @@ func cpRows() []*Scenario {
 			},
 		}
 	}
-	out := func(what, remote string, files int, size int64) *Scenario {
+	// remote(side) is where needCpOutputs put the input: on the simulated
+	// node every pod shares one /workspace, so each side has its own.
+	out := func(what string, remote func(side string) string, files int, size int64) *Scenario {
 		local := func(e *Env, side string, round int) string {
-			return filepath.Join(e.Tmp, fmt.Sprintf("out-%s-%s-%d", filepath.Base(remote), side, round))
+			return filepath.Join(e.Tmp, fmt.Sprintf("out-%s-%d", filepath.Base(remote(side)), round))
 		}
 		cleanup := func(side string) func(context.Context, *Env, int) error {
 			return func(ctx context.Context, e *Env, round int) error {
@@ -70,14 +72,14 @@ func cpRows() []*Scenario {
 			Ours: Side{
 				Label: "kubectl agentkernel cp",
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					return e.run(ctx, nil, e.ours("cp", e.warmName+":"+remote, local(e, "ours", round))...)
+					return e.run(ctx, nil, e.ours("cp", e.warmName+":"+remote("ours"), local(e, "ours", round))...)
 				},
 				Cleanup: cleanup("ours"),
 			},
 			Kubectl: Side{
 				Label: "kubectl cp",
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					return e.run(ctx, nil, e.kubectl("cp", e.kpodName+":"+remote, local(e, "kubectl", round))...)
+					return e.run(ctx, nil, e.kubectl("cp", e.kpodName+":"+remote("kubectl"), local(e, "kubectl", round))...)
 				},
 				Cleanup: cleanup("kubectl"),
 			},
@@ -85,16 +87,19 @@ func cpRows() []*Scenario {
 	}
 	const big, tree = "100 MiB file", "5,000 × 1 KiB files"
 	return []*Scenario{
-		in(big, func(e *Env) string { return e.payload }, func(ctx context.Context, e *Env, k bool, dest string) error {
+		in(big, "big", func(e *Env) string { return e.payload }, func(ctx context.Context, e *Env, k bool, dest string) error {
 			return checkRemote(ctx, e, k, "wc -c < "+dest, payloadSize)
 		}, "rm -f"),
-		out(big, "/workspace/out-src.bin", 1, payloadSize),
-		in(tree, func(e *Env) string { return e.smallFiles }, func(ctx context.Context, e *Env, k bool, dest string) error {
+		out(big, outBig, 1, payloadSize),
+		in(tree, "tree", func(e *Env) string { return e.smallFiles }, func(ctx context.Context, e *Env, k bool, dest string) error {
 			return checkRemote(ctx, e, k, "find "+dest+" -type f | wc -l", smallFiles)
 		}, "rm -rf"),
-		out(tree, "/workspace/out-src-tree", smallFiles, smallFiles*smallSize),
+		out(tree, outTree, smallFiles, smallFiles*smallSize),
 	}
 }
+
+func outBig(side string) string  { return "/workspace/out-src-" + side + ".bin" }
+func outTree(side string) string { return "/workspace/out-src-tree-" + side }
 
 // needCpInputs writes the local inputs: a 100 MiB file of random bytes (no
 // stream along the way compresses, but be safe) and the tree.
@@ -133,11 +138,14 @@ func needCpOutputs(ctx context.Context, e *Env) error {
 	if e.outputsIn {
 		return nil
 	}
-	for _, c := range [][2]string{{e.payload, "/workspace/out-src.bin"}, {e.smallFiles, "/workspace/out-src-tree"}} {
-		if _, err := e.run(ctx, nil, e.ours("cp", c[0], e.warmName+":"+c[1])...); err != nil {
+	for _, c := range []struct {
+		local  string
+		remote func(side string) string
+	}{{e.payload, outBig}, {e.smallFiles, outTree}} {
+		if _, err := e.run(ctx, nil, e.ours("cp", c.local, e.warmName+":"+c.remote("ours"))...); err != nil {
 			return err
 		}
-		if _, err := e.run(ctx, nil, e.kubectl("cp", c[0], e.kpodName+":"+c[1])...); err != nil {
+		if _, err := e.run(ctx, nil, e.kubectl("cp", c.local, e.kpodName+":"+c.remote("kubectl"))...); err != nil {
 			return err
 		}
 	}
