@@ -66,6 +66,7 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results to this JSON file")
 	flag.BoolVar(&o.markdown, "markdown", false, "print the table as markdown (the README's Speed section)")
 	flag.StringVar(&o.from, "from", "", "print the table of an earlier -json file instead of measuring")
+	flag.StringVar(&o.realnode, "realnode", "", "add the real-kubelet times from this `go test -v ./test/realnode` log")
 	flag.IntVar(&o.scaleN, "scale", 100, "sandboxes in the concurrent-create rows")
 	flag.IntVar(&o.scaleProcs, "scale-procs", 20, "processes in the many-process concurrent-create row")
 	flag.StringVar(&o.scaleCPU, "scale-cpu", "100m", "CPU of each sandbox in the scale rows (the simulated node has 64)")
@@ -93,6 +94,7 @@ type options struct {
 	list, markdown        bool
 	kubeconfig, kubectl   string
 	plugin, jsonOut, from string
+	realnode              string
 	scaleN, scaleProcs    int
 	scaleCPU, scaleMem    string
 	qps                   float32
@@ -115,10 +117,20 @@ func allScenarios(o *options) []*Scenario {
 }
 
 func (o *options) main(ctx context.Context) error {
+	var realnode *RealNode
+	if o.realnode != "" {
+		var err error
+		if realnode, err = readRealNode(o.realnode); err != nil {
+			return err
+		}
+	}
 	if o.from != "" {
 		r, err := readReport(o.from)
 		if err != nil {
 			return err
+		}
+		if realnode != nil {
+			r.RealNode = realnode
 		}
 		return o.print(r)
 	}
@@ -151,7 +163,7 @@ func (o *options) main(ctx context.Context) error {
 		ScaleN: o.scaleN, ScaleProcs: o.scaleProcs, ScaleCPU: o.scaleCPU, ScaleMem: o.scaleMem,
 		ClientQPS: o.qps, ClientBurst: o.burst, CreateTimeout: 5 * time.Minute,
 	}
-	report := &Report{Date: time.Now().UTC(), Machine: machine(), ClientQPS: o.qps, ClientBurst: o.burst, Rounds: o.rounds}
+	report := &Report{Date: time.Now().UTC(), Machine: machine(), ClientQPS: o.qps, ClientBurst: o.burst, Rounds: o.rounds, RealNode: realnode}
 
 	if e.Plugin, report.Plugin, err = o.buildPlugin(ctx, tmp); err != nil {
 		return err

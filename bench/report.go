@@ -25,6 +25,8 @@ type Report struct {
 	ClientBurst int              `json:"clientBurst"`
 	Rounds      int              `json:"rounds"`
 	Scenarios   []ScenarioResult `json:"scenarios"`
+	// RealNode holds test/realnode's times, when given with -realnode.
+	RealNode *RealNode `json:"realnode,omitempty"`
 }
 
 // Machine is where the run happened.
@@ -206,7 +208,13 @@ func (r *Report) writeTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, m.Name, o50, o90, k50, k90, ratioText(m))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.RealNode != nil {
+		r.RealNode.writeMarkdown(w)
+	}
+	return nil
 }
 
 // writeMarkdown prints the README's table: medians with p90 in brackets,
@@ -235,6 +243,9 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "; %s", s.Note)
 		}
 		b.WriteString(".\n")
+	}
+	if r.RealNode != nil {
+		r.RealNode.writeMarkdown(&b)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
