@@ -31,5 +31,17 @@ func startupRows() []*Scenario {
 				return e.kubectl("get", "pods", "-l", "agentkernel/managed-by=agentkernel")
 			}),
 		},
+		{
+			Name:    "completion of a sandbox name (TAB)",
+			Cluster: true,
+			Setup:   needWarm,
+			Ours: cmdSide("kubectl_complete-agentkernel exec ''", func(e *Env, _ int) []string {
+				return e.ours("__complete", "exec", "")
+			}),
+			Kubectl: cmdSide("kubectl __complete exec '' (pod names)", func(e *Env, _ int) []string {
+				return e.kubectl("__complete", "exec", "")
+			}),
+			Note: "what a TAB costs; kubectl runs the plugin's completion helper, which now calls the plugin directly",
+		},
 	}
 }
