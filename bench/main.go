@@ -60,6 +60,7 @@ func main() {
 	flag.IntVar(&o.warmup, "warmup", 1, "untimed rounds first (page cache, kubectl's discovery cache, the scheduler)")
 	flag.StringVar(&o.run, "run", ".", "only rows whose name matches this regular expression")
 	flag.BoolVar(&o.list, "list", false, "list the rows and exit")
+	flag.BoolVar(&o.requests, "requests", false, "instead of timing, run each command once through a recording proxy and print the API requests of each side")
 	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "cluster to use (default: start the local test cluster)")
 	flag.StringVar(&o.kubectl, "kubectl", "", "kubectl binary (default: v1.37.2 built as released, or kubectl on PATH outside the repository)")
 	flag.StringVar(&o.plugin, "plugin", "", "kubectl-agentkernel binary (default: build it as the release does)")
@@ -92,6 +93,7 @@ type options struct {
 	rounds, warmup        int
 	run                   string
 	list, markdown        bool
+	requests              bool
 	kubeconfig, kubectl   string
 	plugin, jsonOut, from string
 	realnode              string
@@ -200,6 +202,9 @@ func (o *options) main(ctx context.Context) error {
 		}
 	}()
 
+	if o.requests {
+		return countRequests(ctx, e, os.Stdout)
+	}
 	progress := func(s string) { fmt.Fprintln(os.Stderr, "bench:", s) }
 	for _, s := range selected {
 		if s.Cluster {
