@@ -220,6 +220,11 @@ func (o *options) main(ctx context.Context) error {
 			return err
 		}
 		report.Scenarios = append(report.Scenarios, summarise(res))
+		if o.jsonOut != "" { // as we go: a long run that dies keeps what it measured
+			if err := report.writeJSON(o.jsonOut); err != nil {
+				return err
+			}
+		}
 	}
 	if o.jsonOut != "" {
 		if err := report.writeJSON(o.jsonOut); err != nil {

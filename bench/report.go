@@ -56,6 +56,10 @@ type ScenarioResult struct {
 	Kubectl string   `json:"kubectl"`
 	Rounds  int      `json:"rounds"`
 	Metrics []Metric `json:"metrics"`
+	// OursFailed and KubectlFailed are the rounds (warm-up included) that
+	// failed, with their errors.
+	OursFailed    []string `json:"oursFailed,omitempty"`
+	KubectlFailed []string `json:"kubectlFailed,omitempty"`
 }
 
 // Metric is one measured quantity of a row, both sides.
@@ -72,7 +76,8 @@ type Metric struct {
 
 // summarise turns a scenario's samples into metrics.
 func summarise(r *runResult) ScenarioResult {
-	out := ScenarioResult{Name: r.s.Name, Note: r.s.Note, Ours: r.s.Ours.Label, Kubectl: r.s.Kubectl.Label, Rounds: len(r.ours)}
+	out := ScenarioResult{Name: r.s.Name, Note: r.s.Note, Ours: r.s.Ours.Label, Kubectl: r.s.Kubectl.Label, Rounds: len(r.ours),
+		OursFailed: r.oursFailed, KubectlFailed: r.kubectlFailed}
 	perOp := func(s Sample) float64 { return float64(s.Wall) / float64(max(s.Ops, 1)) / float64(time.Millisecond) }
 	name := "time"
 	if len(r.ours) > 0 && r.ours[0].Ops > 1 {
@@ -211,6 +216,7 @@ func (r *Report) writeTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	r.writeFailures(w, "")
 	if r.RealNode != nil {
 		r.RealNode.writeMarkdown(w)
 	}
@@ -244,11 +250,41 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 		}
 		b.WriteString(".\n")
 	}
+	r.writeFailures(&b, "- ")
 	if r.RealNode != nil {
 		r.RealNode.writeMarkdown(&b)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeFailures lists the rounds that failed: a row's numbers leave them out.
+func (r *Report) writeFailures(w io.Writer, bullet string) {
+	first := true
+	for _, s := range r.Scenarios {
+		for _, side := range []struct {
+			name   string
+			failed []string
+		}{{"agentkernel", s.OursFailed}, {"kubectl", s.KubectlFailed}} {
+			if len(side.failed) == 0 {
+				continue
+			}
+			if first {
+				fmt.Fprintln(w, "\nFailed rounds (left out of the numbers above):")
+				first = false
+			}
+			fmt.Fprintf(w, "%s%s, %s: %d failed; first: %s\n", bullet, s.Name, side.name, len(side.failed), oneLine(side.failed[0], 300))
+		}
+	}
+}
+
+// oneLine shortens an error for the table.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
 }
 
 func (r *Report) writeJSON(path string) error {

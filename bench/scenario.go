@@ -66,10 +66,11 @@ func (a Sample) then(b Sample) Sample {
 	return a
 }
 
-// runResult is every sample of one scenario.
+// runResult is every sample of one scenario, and the rounds that failed.
 type runResult struct {
-	s             *Scenario
-	ours, kubectl []Sample
+	s                         *Scenario
+	ours, kubectl             []Sample
+	oursFailed, kubectlFailed []string
 }
 
 // selectScenarios returns the scenarios whose name matches pattern.
@@ -106,10 +107,11 @@ func measure(ctx context.Context, e *Env, s *Scenario, rounds, warmup int, progr
 	}
 	res := &runResult{s: s}
 	sides := []struct {
-		name string
-		side *Side
-		out  *[]Sample
-	}{{"agentkernel", &s.Ours, &res.ours}, {"kubectl", &s.Kubectl, &res.kubectl}}
+		name   string
+		side   *Side
+		out    *[]Sample
+		failed *[]string
+	}{{"agentkernel", &s.Ours, &res.ours, &res.oursFailed}, {"kubectl", &s.Kubectl, &res.kubectl, &res.kubectlFailed}}
 	for round := 0; round < warmup+rounds; round++ {
 		order := []int{0, 1}
 		if round%2 == 1 {
@@ -125,10 +127,18 @@ func measure(ctx context.Context, e *Env, s *Scenario, rounds, warmup int, progr
 				progress(fmt.Sprintf("%s: %s %d, %s", s.Name, kind, round, side.name))
 			}
 			sample, err := runSide(ctx, e, side.side, round)
-			if err != nil {
-				return nil, fmt.Errorf("%s (%s, round %d): %w", s.Name, side.name, round, err)
-			}
-			if round >= warmup {
+			switch {
+			case ctx.Err() != nil:
+				return nil, ctx.Err()
+			case err != nil:
+				// A failed round is reported with the row, never
+				// dropped, and does not end the run.
+				msg := fmt.Sprintf("round %d: %v", round, err)
+				if progress != nil {
+					progress(fmt.Sprintf("%s: %s failed: %s", s.Name, side.name, msg))
+				}
+				*side.failed = append(*side.failed, msg)
+			case round >= warmup:
 				*side.out = append(*side.out, sample)
 			}
 		}
