@@ -226,6 +226,7 @@ func (o *options) main(ctx context.Context) error {
 			}
 		}
 	}
+	report.Machine.LoadAvgEnd = loadAvg()
 	if o.jsonOut != "" {
 		if err := report.writeJSON(o.jsonOut); err != nil {
 			return err
@@ -373,12 +374,20 @@ func machine() Machine {
 	if kb, err := strconv.ParseFloat(strings.TrimSuffix(firstField("/proc/meminfo", "MemTotal"), " kB"), 64); err == nil {
 		m.MemoryGiB = kb / (1 << 20)
 	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 3 {
-			m.LoadAvg = strings.Join(f[:3], " ")
-		}
-	}
+	m.LoadAvg = loadAvg()
 	return m
+}
+
+// loadAvg is the 1, 5 and 15 minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	if f := strings.Fields(string(b)); len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return ""
 }
 
 func utsString(b []int8) string {

@@ -36,8 +36,10 @@ type Machine struct {
 	Kernel    string  `json:"kernel"`
 	OS        string  `json:"os"`
 	MemoryGiB float64 `json:"memoryGiB"`
-	// LoadAvg at the start: other work on the machine shows up as noise.
-	LoadAvg string `json:"loadavg"`
+	// LoadAvg at the start and the end: other work on the machine shows
+	// up as noise.
+	LoadAvg    string `json:"loadavg"`
+	LoadAvgEnd string `json:"loadavgEnd,omitempty"`
 }
 
 // Binary is one of the two programs compared.
@@ -179,7 +181,7 @@ func ratioText(m Metric) string {
 func (r *Report) header() []string {
 	lines := []string{
 		fmt.Sprintf("date: %s", r.Date.UTC().Format("2006-01-02 15:04 MST")),
-		fmt.Sprintf("machine: %d cores (%s), %s, Linux %s, %.0f GiB, load average at start %s", r.Machine.Cores, r.Machine.CPU, r.Machine.OS, r.Machine.Kernel, r.Machine.MemoryGiB, r.Machine.LoadAvg),
+		fmt.Sprintf("machine: %d cores (%s), %s, Linux %s, %.0f GiB, load average %s at the start, %s at the end", r.Machine.Cores, r.Machine.CPU, r.Machine.OS, r.Machine.Kernel, r.Machine.MemoryGiB, r.Machine.LoadAvg, r.Machine.LoadAvgEnd),
 		fmt.Sprintf("kubectl: %s, %s, %.1f MB", r.Kubectl.Version, r.Kubectl.Build, float64(r.Kubectl.Size)/1e6),
 		fmt.Sprintf("kubectl-agentkernel: %s, %s, %.1f MB", r.Plugin.Version, r.Plugin.Build, float64(r.Plugin.Size)/1e6),
 	}
@@ -244,11 +246,9 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 	}
 	b.WriteString("\nMedian (p90) of the rounds; ratio = agentkernel / kubectl of the medians, below 1 is better; rates: median (p10); Running: the worst round.\n\n")
 	for _, s := range r.Scenarios {
-		fmt.Fprintf(&b, "- **%s**: %s vs %s", s.Name, s.Ours, s.Kubectl)
 		if s.Note != "" {
-			fmt.Fprintf(&b, "; %s", s.Note)
+			fmt.Fprintf(&b, "- **%s**: %s vs %s; %s.\n", s.Name, s.Ours, s.Kubectl, s.Note)
 		}
-		b.WriteString(".\n")
 	}
 	r.writeFailures(&b, "- ")
 	if r.RealNode != nil {
