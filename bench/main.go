@@ -66,6 +66,7 @@ func main() {
 	flag.StringVar(&o.plugin, "plugin", "", "kubectl-agentkernel binary (default: build it as the release does)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results to this JSON file")
 	flag.BoolVar(&o.markdown, "markdown", false, "print the table as markdown (the README's Speed section)")
+	flag.StringVar(&o.readme, "readme", "", "write the markdown table into this file between its speed:begin and speed:end markers (README.md)")
 	flag.StringVar(&o.from, "from", "", "print the table of an earlier -json file instead of measuring")
 	flag.StringVar(&o.realnode, "realnode", "", "add the real-kubelet times from this `go test -v ./test/realnode` log")
 	flag.IntVar(&o.scaleN, "scale", 100, "sandboxes in the concurrent-create rows")
@@ -96,7 +97,7 @@ type options struct {
 	requests              bool
 	kubeconfig, kubectl   string
 	plugin, jsonOut, from string
-	realnode              string
+	realnode, readme      string
 	scaleN, scaleProcs    int
 	scaleCPU, scaleMem    string
 	qps                   float32
@@ -236,6 +237,9 @@ func (o *options) main(ctx context.Context) error {
 }
 
 func (o *options) print(r *Report) error {
+	if o.readme != "" {
+		return r.writeIntoReadme(o.readme)
+	}
 	if o.markdown {
 		return r.writeMarkdown(os.Stdout)
 	}

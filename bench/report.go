@@ -179,9 +179,13 @@ func ratioText(m Metric) string {
 
 // header is the context a table needs to be read honestly.
 func (r *Report) header() []string {
+	load := r.Machine.LoadAvg + " at the start"
+	if r.Machine.LoadAvgEnd != "" {
+		load += ", " + r.Machine.LoadAvgEnd + " at the end"
+	}
 	lines := []string{
 		fmt.Sprintf("date: %s", r.Date.UTC().Format("2006-01-02 15:04 MST")),
-		fmt.Sprintf("machine: %d cores (%s), %s, Linux %s, %.0f GiB, load average %s at the start, %s at the end", r.Machine.Cores, r.Machine.CPU, r.Machine.OS, r.Machine.Kernel, r.Machine.MemoryGiB, r.Machine.LoadAvg, r.Machine.LoadAvgEnd),
+		fmt.Sprintf("machine: %d cores (%s), %s, Linux %s, %.0f GiB, load average %s", r.Machine.Cores, r.Machine.CPU, r.Machine.OS, r.Machine.Kernel, r.Machine.MemoryGiB, load),
 		fmt.Sprintf("kubectl: %s, %s, %.1f MB", r.Kubectl.Version, r.Kubectl.Build, float64(r.Kubectl.Size)/1e6),
 		fmt.Sprintf("kubectl-agentkernel: %s, %s, %.1f MB", r.Plugin.Version, r.Plugin.Build, float64(r.Plugin.Size)/1e6),
 	}
@@ -273,9 +277,16 @@ func (r *Report) writeFailures(w io.Writer, bullet string) {
 				fmt.Fprintln(w, "\nFailed rounds (left out of the numbers above):")
 				first = false
 			}
-			fmt.Fprintf(w, "%s%s, %s: %d failed; first: %s\n", bullet, s.Name, side.name, len(side.failed), oneLine(side.failed[0], 300))
+			fmt.Fprintf(w, "%s%s, %s: %d failed; first: %s\n", bullet, s.Name, side.name, len(side.failed), oneLine(lastLine(side.failed[0]), 200))
 		}
 	}
+}
+
+// lastLine is the last non-empty line of a (multi-line) error: a command's
+// own one-line error, after whatever it logged before.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 // oneLine shortens an error for the table.
@@ -285,6 +296,27 @@ func oneLine(s string, n int) string {
 		s = s[:n] + "…"
 	}
 	return s
+}
+
+// writeIntoReadme replaces what lies between the speed:begin and speed:end
+// marker lines of path with the markdown table.
+func (r *Report) writeIntoReadme(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	text := string(b)
+	begin := strings.Index(text, "<!-- speed:begin")
+	end := strings.Index(text, "<!-- speed:end -->")
+	if begin < 0 || end < begin {
+		return fmt.Errorf("%s has no <!-- speed:begin ... --> and <!-- speed:end --> lines", path)
+	}
+	begin += strings.Index(text[begin:], "\n") + 1
+	var table strings.Builder
+	if err := r.writeMarkdown(&table); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(text[:begin]+table.String()+text[end:]), 0o644)
 }
 
 func (r *Report) writeJSON(path string) error {
