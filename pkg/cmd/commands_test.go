@@ -24,7 +24,7 @@ func runCreate(t *testing.T, env map[string]string, args ...string) (string, err
 	t.Helper()
 	streams, _, out, _ := genericiooptions.NewTestIOStreams()
 	o := NewCreateOptions(streams)
-	o.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	o.Sandbox.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cmd := newCmdCreate(testFactory(t), o)
 	cmd.SetArgs(args)
 	cmd.SetOut(io.Discard)
@@ -93,7 +93,7 @@ func TestCreateBadInput(t *testing.T) {
 		"zero cpu":      {[]string{"d", "--cpu", "0"}, "--cpu"},
 		"bad profile":   {[]string{"d", "--profile", "open"}, "unknown profile"},
 		"bad network":   {[]string{"d", "--network", "all"}, "unknown network"},
-		"root":          {[]string{"d", "--user", "0"}, "never run as root"},
+		"root":          {[]string{"d", "--uid", "0"}, "never run as root"},
 		"bad env":       {[]string{"d", "--env", "NOVALUE"}, "KEY=VALUE"},
 		"bad port":      {[]string{"d", "--port", "99999"}, "--port"},
 		"bad pull":      {[]string{"d", "--image-pull-policy", "Sometimes"}, "--image-pull-policy"},
@@ -102,6 +102,8 @@ func TestCreateBadInput(t *testing.T) {
 		"bad label":     {[]string{"d", "-l", "agentkernel/pool=x"}, "reserved"},
 		"bad selector":  {[]string{"d", "--node-selector", "=x"}, "KEY=VALUE"},
 		"negative wait": {[]string{"d", "--timeout", "-1s"}, "--timeout"},
+		"negative ttl":  {[]string{"d", "--ttl", "-1s"}, "--ttl must be at least 1s"},
+		"tiny ttl":      {[]string{"d", "--ttl", "10ms"}, "--ttl must be at least 1s"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -110,6 +112,29 @@ func TestCreateBadInput(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// --user is kubectl's kubeconfig user; a number there meant the sandbox's UID.
+func TestCreateUserFlagIsKubectls(t *testing.T) {
+	streams, _, _, errOut := genericiooptions.NewTestIOStreams()
+	if code := Execute(context.Background(), streams, []string{"create", "d", "--user", "1000", "--dry-run=client"}); code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	if want := "error: --user 1000 is the kubeconfig user to act as (as in kubectl); to run the sandbox as UID 1000, use --uid 1000\n"; errOut.String() != want {
+		t.Fatalf("stderr = %q", errOut.String())
+	}
+}
+
+func TestCreateTTLIsEnforcedByTheCluster(t *testing.T) {
+	out, err := runCreate(t, nil, "demo", "--ttl", "90m", "--uid", "4242", "--dry-run=client", "-o", "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"activeDeadlineSeconds: 5400", "agentkernel/ttl: 1h30m0s", "runAsUser: 4242"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
 	}
 }
 

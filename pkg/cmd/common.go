@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -12,10 +11,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
-	"k8s.io/kubectl/pkg/cmd/exec"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -29,7 +27,7 @@ type clients struct {
 	Server            string
 	Clientset         kubernetes.Interface
 	Config            *restclient.Config
-	Executor          exec.RemoteExecutor
+	Executor          sandbox.Executor
 }
 
 func (c *clients) complete(f cmdutil.Factory) error {
@@ -48,7 +46,7 @@ func (c *clients) complete(f cmdutil.Factory) error {
 		return err
 	}
 	if c.Executor == nil {
-		c.Executor = &exec.DefaultRemoteExecutor{}
+		c.Executor = sandbox.RemoteExecutor{}
 	}
 	return nil
 }
@@ -58,7 +56,10 @@ func (c *clients) explain(err error, namespace string) error {
 	if err == nil {
 		return nil
 	}
+	var sig *SignalError
 	switch {
+	case errors.As(err, &sig):
+		return err
 	case errors.Is(err, context.Canceled):
 		return errors.New("interrupted")
 	case apierrors.IsForbidden(err):
@@ -74,12 +75,32 @@ func (c *clients) explain(err error, namespace string) error {
 	return err
 }
 
+// explainStream is explain for an error that ended a stream (exec, cp): a
+// connection that broke after the command started says so, and that the
+// command's outcome is unknown, rather than blaming the cluster's address.
+func (c *clients) explainStream(err error, namespace string) error {
+	if isLostConnection(err) {
+		return fmt.Errorf("the connection to the sandbox broke while the command ran (%v); its outcome is unknown: check the sandbox's state before retrying", rootCause(err))
+	}
+	return c.explain(err, namespace)
+}
+
+// isUnreachable: the API server could not be reached at all (dial, DNS,
+// refused, TLS handshake timeout) — as opposed to a connection that broke.
 func isUnreachable(err error) bool {
-	var urlErr *url.Error
 	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return true
+	}
 	var dnsErr *net.DNSError
-	return errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNREFUSED) ||
-		(errors.As(err, &urlErr) && (urlErr.Timeout() || strings.Contains(urlErr.Error(), "connection refused")))
+	var urlErr *url.Error
+	return errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNREFUSED) ||
+		(errors.As(err, &urlErr) && urlErr.Timeout() && !isLostConnection(err))
+}
+
+// isLostConnection: an established connection was reset or closed early.
+func isLostConnection(err error) bool {
+	return utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) || errors.Is(err, syscall.EPIPE)
 }
 
 func rootCause(err error) error {
@@ -92,9 +113,10 @@ func rootCause(err error) error {
 	}
 }
 
-// runningSandbox resolves a sandbox name to its Pod and checks it can exec.
+// runningSandbox resolves a sandbox name to its Pod (one GET for a cold
+// sandbox) and checks it can exec.
 func (c *clients) runningSandbox(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
-	pod, err := sandbox.Get(ctx, c.Clientset, namespace, name)
+	pod, err := sandbox.Find(ctx, c.Clientset, namespace, name)
 	if err != nil {
 		return nil, c.explain(err, namespace)
 	}
@@ -105,44 +127,13 @@ func (c *clients) runningSandbox(ctx context.Context, namespace, name string) (*
 	return pod, nil
 }
 
-// podRunner runs commands in a sandbox through kubectl's own exec machinery
-// (WebSocket with SPDY fallback), for cp.
-type podRunner struct {
-	clients   *clients
-	namespace string
-	pod       string
-}
-
-func (r *podRunner) Run(ctx context.Context, command []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	o := &exec.ExecOptions{
-		StreamOptions: exec.StreamOptions{
-			Namespace:     r.namespace,
-			PodName:       r.pod,
-			ContainerName: sandbox.ContainerName,
-			Stdin:         stdin != nil,
-			Quiet:         true,
-			IOStreams:     genericiooptions.IOStreams{In: stdin, Out: stdout, ErrOut: stderr},
-		},
-		Command:   command,
-		Executor:  r.clients.Executor,
-		Config:    r.clients.Config,
-		PodClient: r.clients.Clientset.CoreV1(),
-	}
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	return runUntilDone(ctx, o.Run)
-}
-
-// runUntilDone runs a stream that takes no context, returning early when ctx
-// is cancelled (Ctrl-C) so the process can exit; the stream dies with it.
-func runUntilDone(ctx context.Context, run func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- run() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+// execIn runs commands in pod's sandbox container.
+func (c *clients) execIn(pod *corev1.Pod) *sandbox.PodExec {
+	return &sandbox.PodExec{
+		Config:    c.Config,
+		Client:    c.Clientset.CoreV1().RESTClient(),
+		Executor:  c.Executor,
+		Namespace: pod.Namespace,
+		Pod:       pod.Name,
 	}
 }

@@ -215,7 +215,7 @@ func listSandboxNames(ctx context.Context, f cmdutil.Factory, prefix string) ([]
 	}
 	var names []string
 	for _, pod := range pods {
-		if name := sandbox.NameFromPod(pod.Labels, pod.Name); strings.HasPrefix(name, prefix) {
+		if name := sandbox.NameOf(&pod); strings.HasPrefix(name, prefix) {
 			names = append(names, name)
 		}
 	}

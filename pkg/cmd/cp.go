@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -25,6 +27,11 @@ var cpExample = templates.Examples(`
 // CpOptions copies files and directories into and out of a sandbox.
 type CpOptions struct {
 	Src, Dst sandbox.FileSpec
+	// MaxBytes and MaxFiles bound a copy out of the sandbox ("" / 0: the
+	// sandbox's ephemeral-storage limit, and one file per 4 KiB of it).
+	MaxBytes string
+	MaxFiles int64
+	maxBytes resource.Quantity
 
 	clients
 	genericiooptions.IOStreams
@@ -52,10 +59,16 @@ func newCmdCp(f cmdutil.Factory, o *CpOptions) *cobra.Command {
 			connection: nothing is buffered whole, nothing rides in an argument list.
 
 			If DST is an existing directory or ends in '/', SRC is copied into it;
-			otherwise SRC is copied to the name DST. Files coming out of a sandbox are
-			checked: absolute names, '..', links leading out of the copied directory and
-			device files are refused or skipped. An image without tar can still copy a
-			single file.`),
+			otherwise SRC is copied to the name DST. A local SRC that is a symlink is
+			followed; links inside a directory are copied as links.
+
+			Files coming out of a sandbox are checked: absolute names, '..', sparse
+			files, links that lead out of the copied directory (decided by where they
+			really resolve, through the other links in the copy) and device files are
+			refused or skipped. A copy out stops at --max-bytes of file content and
+			--max-files entries; both default to what the sandbox can hold (its
+			ephemeral-storage limit, one file per 4 KiB of it). An image without tar can
+			still copy a single file.`),
 		Example:           cpExample,
 		ValidArgsFunction: completeSandboxNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -68,6 +81,8 @@ func newCmdCp(f cmdutil.Factory, o *CpOptions) *cobra.Command {
 			return o.Run(cmd.Context())
 		},
 	}
+	cmd.Flags().StringVar(&o.MaxBytes, "max-bytes", o.MaxBytes, "Copying out: stop after this much file content, e.g. 500Mi (default: the sandbox's ephemeral-storage limit)")
+	cmd.Flags().Int64Var(&o.MaxFiles, "max-files", o.MaxFiles, "Copying out: stop after this many entries (default: one per 4 KiB of the sandbox's ephemeral-storage limit, at least 100000)")
 	return cmd
 }
 
@@ -82,6 +97,11 @@ func (o *CpOptions) Complete(f cmdutil.Factory, args []string) error {
 	}
 	if o.Dst, err = sandbox.ParseFileSpec(args[1]); err != nil {
 		return err
+	}
+	if o.MaxBytes != "" {
+		if o.maxBytes, err = sandbox.ParseQuantity("--max-bytes", o.MaxBytes); err != nil {
+			return err
+		}
 	}
 	if err := o.complete(f); err != nil {
 		return err
@@ -101,6 +121,8 @@ func (o *CpOptions) Validate() error {
 		return fmt.Errorf("both sides are in a sandbox; copy through this machine instead")
 	case !o.Src.Remote() && !o.Dst.Remote():
 		return fmt.Errorf("neither side is in a sandbox; write one as NAME:PATH, e.g. demo:/workspace/")
+	case o.MaxFiles < 0:
+		return fmt.Errorf("--max-files must not be negative")
 	}
 	return nil
 }
@@ -115,11 +137,26 @@ func (o *CpOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r := &podRunner{clients: &o.clients, namespace: remote.Namespace, pod: pod.Name}
+	r := o.execIn(pod)
 	if o.Dst.Remote() {
 		err = sandbox.CopyToSandbox(ctx, r, o.Src.Path, o.Dst.Path, o.ErrOut)
 	} else {
-		err = sandbox.CopyFromSandbox(ctx, r, o.Src.Path, o.Dst.Path, o.ErrOut)
+		err = sandbox.CopyFromSandbox(ctx, r, o.Src.Path, o.Dst.Path, o.limits(pod), o.ErrOut)
 	}
-	return o.explain(err, remote.Namespace)
+	if err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return o.explainStream(err, remote.Namespace)
+}
+
+// limits are the sandbox's defaults, overridden by --max-bytes/--max-files.
+func (o *CpOptions) limits(pod *corev1.Pod) sandbox.Limits {
+	l := sandbox.DefaultLimits(pod)
+	if o.maxBytes.Sign() > 0 {
+		l.MaxBytes = o.maxBytes.Value()
+	}
+	if o.MaxFiles > 0 {
+		l.MaxFiles = o.MaxFiles
+	}
+	return l
 }

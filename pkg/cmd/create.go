@@ -3,7 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,36 +37,18 @@ var createExample = templates.Examples(`
 
 // CreateOptions creates a sandbox.
 type CreateOptions struct {
-	Name             string
-	Image            string
-	PullPolicy       string
-	CPU              string
-	Memory           string
-	EphemeralStorage string
-	Profile          string
-	Network          string
-	ReadOnly         bool
-	readOnlySet      bool
-	RuntimeClass     string
-	NodeSelector     []string
-	ServiceAccount   string
-	Env              []string
-	SecretEnv        []string
-	Labels           []string
-	Ports            []string
-	User             int64
-	Wait             bool
-	Timeout          time.Duration
-	DryRun           cmdutil.DryRunStrategy
-	CreateNamespace  bool
+	Name            string
+	Wait            bool
+	Timeout         time.Duration
+	DryRun          cmdutil.DryRunStrategy
+	CreateNamespace bool
 
+	Sandbox    *SandboxFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
 
 	spec         sandbox.Spec
 	secretValues map[string]string
-	// lookupEnv reads --secret-env values; os.LookupEnv outside tests.
-	lookupEnv func(string) (string, bool)
 
 	clients
 	genericiooptions.IOStreams
@@ -75,17 +57,11 @@ type CreateOptions struct {
 // NewCreateOptions returns CreateOptions with the defaults of a restrictive sandbox.
 func NewCreateOptions(streams genericiooptions.IOStreams) *CreateOptions {
 	return &CreateOptions{
-		Image:            sandbox.DefaultImage,
-		CPU:              sandbox.DefaultCPU.String(),
-		Memory:           sandbox.DefaultMemory.String(),
-		EphemeralStorage: sandbox.DefaultEphemeralStorage.String(),
-		Profile:          string(sandbox.ProfileRestrictive),
-		User:             sandbox.DefaultUID,
-		Wait:             true,
-		Timeout:          5 * time.Minute,
-		PrintFlags:       genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
-		lookupEnv:        os.LookupEnv,
-		IOStreams:        streams,
+		Wait:       true,
+		Timeout:    5 * time.Minute,
+		Sandbox:    NewSandboxFlags(),
+		PrintFlags: genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
+		IOStreams:  streams,
 	}
 }
 
@@ -108,12 +84,14 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 
 			Profiles: restrictive (default: no network, read-only root), moderate (egress to
 			public addresses only, writable root), permissive (the namespace's networking,
-			writable root). --network and --read-only override a profile's choice. With no
-			network, the deny-all NetworkPolicy is created before the Pod.
+			writable root). --network and --read-only override a profile's choice. The Pod
+			is created behind a scheduling gate that is lifted only once its NetworkPolicy
+			and Secret exist: a sandbox never runs without its fence.
 
 			By default create waits until the sandbox can run commands, and fails at once
-			with the cluster's reason (ImagePullBackOff, Unschedulable, admission denial...)
-			when it cannot start; a failed or interrupted create removes what it made.`),
+			with the cluster's reason (an image that does not exist, Unschedulable,
+			admission denial...) when it cannot start; a failed or interrupted create
+			removes what it made.`),
 		Example: createExample,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, cmd, args); err != nil {
@@ -125,23 +103,8 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 			return o.Run(cmd.Context())
 		},
 	}
+	o.Sandbox.AddFlags(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&o.Image, "image", o.Image, "Container image; it needs /bin/sh (and tar for cp of directories)")
-	fl.StringVar(&o.PullPolicy, "image-pull-policy", o.PullPolicy, "Always, IfNotPresent or Never (default: the cluster's default for the tag)")
-	fl.StringVar(&o.CPU, "cpu", o.CPU, "CPU request and limit")
-	fl.StringVar(&o.Memory, "memory", o.Memory, "Memory request and limit")
-	fl.StringVar(&o.EphemeralStorage, "ephemeral-storage", o.EphemeralStorage, "Ephemeral storage request and limit; also the size limit of each writable directory")
-	fl.StringVar(&o.Profile, "profile", o.Profile, "restrictive, moderate or permissive")
-	fl.StringVar(&o.Network, "network", o.Network, "none, egress or open (default: the profile's)")
-	fl.BoolVar(&o.ReadOnly, "read-only", o.ReadOnly, "Read-only root filesystem (default: the profile's)")
-	fl.StringVar(&o.RuntimeClass, "runtime-class", o.RuntimeClass, "RuntimeClass, e.g. gvisor or kata, for a stronger boundary")
-	fl.StringArrayVar(&o.NodeSelector, "node-selector", o.NodeSelector, "Node label the sandbox must run on (k=v, repeatable)")
-	fl.StringVar(&o.ServiceAccount, "service-account", o.ServiceAccount, "ServiceAccount to run as (its token is still not mounted)")
-	fl.StringArrayVar(&o.Env, "env", o.Env, "Environment variable (K=V, repeatable); visible in the Pod spec, so not for secrets")
-	fl.StringArrayVar(&o.SecretEnv, "secret-env", o.SecretEnv, "Name of an environment variable of yours whose value goes into the sandbox through a Secret (repeatable)")
-	fl.StringArrayVarP(&o.Labels, "label", "l", o.Labels, "Label for the sandbox's objects (k=v, repeatable)")
-	fl.StringArrayVar(&o.Ports, "port", o.Ports, "Container port to declare, N or N/udp (repeatable)")
-	fl.Int64Var(&o.User, "user", o.User, "UID (and GID) the sandbox runs as; never 0")
 	fl.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandbox can run commands")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
 	fl.BoolVar(&o.CreateNamespace, "create-namespace", o.CreateNamespace, `Create the namespace, labelled pod-security.kubernetes.io/enforce=restricted, if it does not exist`)
@@ -156,7 +119,9 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 		return fmt.Errorf("create takes exactly one sandbox name (got %d): kubectl agentkernel create NAME", len(args))
 	}
 	o.Name = args[0]
-	o.readOnlySet = cmd.Flags().Changed("read-only")
+	if err := o.Sandbox.Complete(cmd); err != nil {
+		return err
+	}
 	var err error
 	if o.DryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
 		return err
@@ -178,81 +143,16 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 			return err
 		}
 	}
-	o.secretValues = map[string]string{}
-	for _, name := range o.SecretEnv {
-		v, ok := o.lookupEnv(name)
-		if !ok {
-			return fmt.Errorf("--secret-env %s: no such variable in your environment; export it first (its value is read from there, never from the command line)", name)
-		}
-		o.secretValues[name] = v
-	}
-	return o.buildSpec()
+	o.spec, o.secretValues, err = o.Sandbox.Spec(o.Name, o.Namespace)
+	return err
 }
 
 func (o *CreateOptions) output() string { return *o.PrintFlags.OutputFormat }
 
-func (o *CreateOptions) buildSpec() error {
-	s := sandbox.NewSpec(o.Name, o.Namespace)
-	s.Image = o.Image
-	s.ImagePullPolicy = corev1.PullPolicy(o.PullPolicy)
-	profile, err := sandbox.ParseProfile(o.Profile)
-	if err != nil {
-		return err
-	}
-	s.Profile = profile
-	s.Network, s.ReadOnlyRoot = profile.Defaults()
-	if o.Network != "" {
-		if s.Network, err = sandbox.ParseNetwork(o.Network); err != nil {
-			return err
-		}
-	}
-	if o.readOnlySet {
-		s.ReadOnlyRoot = o.ReadOnly
-	}
-	if s.CPU, err = sandbox.ParseQuantity("--cpu", o.CPU); err != nil {
-		return err
-	}
-	if s.Memory, err = sandbox.ParseQuantity("--memory", o.Memory); err != nil {
-		return err
-	}
-	if s.EphemeralStorage, err = sandbox.ParseQuantity("--ephemeral-storage", o.EphemeralStorage); err != nil {
-		return err
-	}
-	s.RuntimeClassName = o.RuntimeClass
-	if s.NodeSelector, err = sandbox.ParseKeyValues("--node-selector", o.NodeSelector); err != nil {
-		return err
-	}
-	s.ServiceAccountName = o.ServiceAccount
-	env, err := sandbox.ParseKeyValues("--env", o.Env)
-	if err != nil {
-		return err
-	}
-	for _, kv := range o.Env { // keep the user's order
-		k, _, _ := sandbox.ParseKeyValue("--env", kv)
-		s.Env = append(s.Env, corev1.EnvVar{Name: k, Value: env[k]})
-	}
-	s.SecretEnvNames = o.SecretEnv
-	if s.Labels, err = sandbox.ParseKeyValues("--label", o.Labels); err != nil {
-		return err
-	}
-	for _, p := range o.Ports {
-		port, err := sandbox.ParsePort(p)
-		if err != nil {
-			return err
-		}
-		s.Ports = append(s.Ports, port)
-	}
-	s.UID = o.User
-	o.spec = s
-	return nil
-}
-
 // Validate checks the spec without contacting the cluster.
 func (o *CreateOptions) Validate() error {
-	switch o.PullPolicy {
-	case "", string(corev1.PullAlways), string(corev1.PullIfNotPresent), string(corev1.PullNever):
-	default:
-		return fmt.Errorf("--image-pull-policy must be Always, IfNotPresent or Never, not %q", o.PullPolicy)
+	if err := o.Sandbox.Validate(); err != nil {
+		return err
 	}
 	if o.Timeout < 0 {
 		return fmt.Errorf("--timeout must not be negative")
@@ -271,6 +171,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		CreateNamespace: o.CreateNamespace,
 		Wait:            o.Wait && o.DryRun == cmdutil.DryRunNone,
 		Timeout:         o.Timeout,
+		Progress:        o.progress,
 	})
 	if err != nil {
 		return o.explain(err, o.Namespace)
@@ -288,6 +189,14 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		return err
 	}
 	return o.printer.PrintObj(created.Pod, o.Out)
+}
+
+// progress tells, on stderr, why a sandbox is taking long: only states that
+// carry the cluster's message (an image pull being retried, Unschedulable).
+func (o *CreateOptions) progress(state string) {
+	if strings.Contains(state, ": ") && !strings.HasPrefix(state, "SchedulingGated") {
+		fmt.Fprintf(o.ErrOut, "waiting for sandbox/%s: %s\n", o.Name, state)
+	}
 }
 
 // printDryRun shows every object create would send, Secret values redacted.

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -109,14 +109,29 @@ func (o *DeleteOptions) Validate() error {
 	return nil
 }
 
-type target struct{ namespace, name string }
-
-// Run deletes, then waits for every deleted Pod to be gone.
+// Run deletes, then waits for every deleted Pod to be gone. Sandboxes found
+// by --all or -l are deleted by the name and UID that were listed.
 func (o *DeleteOptions) Run(ctx context.Context) error {
-	var targets []target
+	var grace *int64
+	if o.GracePeriod >= 0 {
+		grace = &o.GracePeriod
+	}
+	var errs []error
+	var deleted []*corev1.Pod
+	done := func(pod *corev1.Pod, err error) {
+		var notFound *sandbox.NotFoundError
+		switch {
+		case errors.As(err, &notFound) && o.IgnoreNotFound:
+		case err != nil:
+			errs = append(errs, o.explain(err, o.Namespace))
+		default:
+			deleted = append(deleted, pod)
+			fmt.Fprintf(o.Out, "sandbox/%s deleted\n", sandbox.NameOf(pod))
+		}
+	}
 	if len(o.Names) > 0 {
 		for _, n := range o.Names {
-			targets = append(targets, target{o.Namespace, n})
+			done(sandbox.Delete(ctx, o.Clientset, o.Namespace, n, grace))
 		}
 	} else {
 		ns := o.Namespace
@@ -127,43 +142,24 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 		if err != nil {
 			return o.explain(err, ns)
 		}
-		for _, p := range pods {
-			targets = append(targets, target{p.Namespace, sandbox.NameFromPod(p.Labels, p.Name)})
-		}
-		if len(targets) == 0 {
+		if len(pods) == 0 {
 			_, err := fmt.Fprintln(o.ErrOut, "No sandboxes found.")
 			return err
 		}
-	}
-
-	var grace *int64
-	if o.GracePeriod >= 0 {
-		grace = &o.GracePeriod
-	}
-	var errs []error
-	deleted := map[target]types.UID{}
-	for _, t := range targets {
-		uid, err := sandbox.Delete(ctx, o.Clientset, t.namespace, t.name, grace)
-		var notFound *sandbox.NotFoundError
-		if errors.As(err, &notFound) && o.IgnoreNotFound {
-			continue
+		for i := range pods {
+			pod := &pods[i]
+			done(pod, sandbox.DeletePod(ctx, o.Clientset, pod, grace))
 		}
-		if err != nil {
-			errs = append(errs, o.explain(err, t.namespace))
-			continue
-		}
-		deleted[t] = uid
-		fmt.Fprintf(o.Out, "sandbox/%s deleted\n", t.name)
 	}
 	if o.Wait {
-		for t, uid := range deleted {
-			if uid == "" {
-				continue
-			}
-			if err := sandbox.WaitForDeleted(ctx, o.Clientset, t.namespace, t.name, uid, o.Timeout); err != nil {
-				errs = append(errs, o.explain(err, t.namespace))
+		for _, pod := range deleted {
+			if err := sandbox.WaitForDeleted(ctx, o.Clientset, pod, o.Timeout); err != nil {
+				errs = append(errs, o.explain(err, pod.Namespace))
 			}
 		}
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	return errors.Join(errs...)
 }

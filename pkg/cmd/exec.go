@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/kubectl/pkg/cmd/exec"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
@@ -116,42 +115,25 @@ func (o *ExecOptions) Validate() error {
 }
 
 // Run streams the command and returns an *ExitError carrying its exit code.
+// A signal ends the stream at once, in raw mode too (Ctrl-C itself is then
+// a byte for the sandbox, but a SIGTERM from a harness is not), and the
+// local terminal is restored on every way out.
 func (o *ExecOptions) Run(ctx context.Context) error {
 	pod, err := o.runningSandbox(ctx, o.Namespace, o.Name)
 	if err != nil {
 		return err
 	}
-	e := &exec.ExecOptions{
-		StreamOptions: exec.StreamOptions{
-			Namespace:     o.Namespace,
-			PodName:       pod.Name,
-			ContainerName: sandbox.ContainerName,
-			Stdin:         o.Stdin,
-			TTY:           o.TTY,
-			Quiet:         o.Quiet,
-			IOStreams:     o.IOStreams,
-		},
-		Command:   sandbox.ExecCommand(o.Command, o.Env, o.Workdir),
-		Executor:  o.Executor,
-		Config:    o.Config,
-		PodClient: o.Clientset.CoreV1(),
-	}
-	if err := e.Validate(); err != nil {
-		return err
-	}
-	run := e.Run
-	if o.TTY {
-		// In raw mode Ctrl-C goes to the sandbox; waiting for the stream lets
-		// kubectl restore the terminal before we exit.
-		err = run()
-	} else {
-		err = runUntilDone(ctx, run)
-	}
+	t, streams := terminal(o.In, o.Out, o.ErrOut, o.Stdin, o.TTY, o.Quiet)
+	command := sandbox.ExecCommand(o.Command, o.Env, o.Workdir)
+	err = t.Safe(func() error { return o.execIn(pod).Stream(ctx, command, streams) })
 	if code, ok := sandbox.ExitCode(err); ok {
 		return &ExitError{Code: code}
 	}
 	if err != nil {
-		return fmt.Errorf("exec in sandbox %q failed: %w", o.Name, o.explain(err, o.Namespace))
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return fmt.Errorf("exec in sandbox %q failed: %w", o.Name, o.explainStream(err, o.Namespace))
 	}
 	return nil
 }

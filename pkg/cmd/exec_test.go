@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	restclient "k8s.io/client-go/rest"
@@ -21,6 +22,7 @@ import (
 	utilexec "k8s.io/client-go/util/exec"
 	cmdtesting "k8s.io/kubectl/pkg/cmd/testing"
 	"k8s.io/kubectl/pkg/scheme"
+	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -67,7 +69,8 @@ func sandboxPod(name string, mutate func(*corev1.Pod)) *corev1.Pod {
 	return p
 }
 
-// testFactory serves the given pods by GET and 404s everything else.
+// testFactory serves the given pods by GET and by LIST (honouring the label
+// selector) and 404s everything else.
 func testFactory(t *testing.T, pods ...*corev1.Pod) *cmdtesting.TestFactory {
 	t.Helper()
 	tf := cmdtesting.NewTestFactory().WithNamespace("test")
@@ -81,6 +84,19 @@ func testFactory(t *testing.T, pods ...*corev1.Pod) *cmdtesting.TestFactory {
 				if req.Method == http.MethodGet && req.URL.Path == "/api/v1/namespaces/"+p.Namespace+"/pods/"+p.Name {
 					return &http.Response{StatusCode: http.StatusOK, Header: cmdtesting.DefaultHeader(), Body: cmdtesting.ObjBody(codec, p)}, nil
 				}
+			}
+			if ns, ok := strings.CutSuffix(strings.TrimPrefix(req.URL.Path, "/api/v1/namespaces/"), "/pods"); ok && req.Method == http.MethodGet {
+				sel, err := labels.Parse(req.URL.Query().Get("labelSelector"))
+				if err != nil {
+					return nil, err
+				}
+				list := &corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}}
+				for _, p := range pods {
+					if p.Namespace == ns && sel.Matches(labels.Set(p.Labels)) {
+						list.Items = append(list.Items, *p)
+					}
+				}
+				return &http.Response{StatusCode: http.StatusOK, Header: cmdtesting.DefaultHeader(), Body: cmdtesting.ObjBody(codec, list)}, nil
 			}
 			status := &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusFailure, Reason: metav1.StatusReasonNotFound, Code: http.StatusNotFound, Message: "not found"}
 			return &http.Response{StatusCode: http.StatusNotFound, Header: cmdtesting.DefaultHeader(), Body: cmdtesting.ObjBody(codec, status)}, nil
@@ -163,7 +179,11 @@ func TestExecExitCodes(t *testing.T) {
 func TestExecBadInput(t *testing.T) {
 	foreign := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "agentkernel-foreign", Namespace: "test"}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
 	pending := sandboxPod("slow", func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending })
-	tf := testFactory(t, sandboxPod("demo", nil), foreign, pending)
+	// Our labels and name, but a ReplicaSet's Pod: a Deployment template copied ours.
+	spoofed := sandboxPod("spoof", func(p *corev1.Pod) {
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", UID: "rs", Controller: ptr.To(true)}}
+	})
+	tf := testFactory(t, sandboxPod("demo", nil), foreign, pending, spoofed)
 	cases := map[string]struct {
 		args []string
 		want string
@@ -176,8 +196,9 @@ func TestExecBadInput(t *testing.T) {
 		"tty no stdin": {[]string{"-t", "demo", "--", "sh"}, "-t needs -i"},
 		"bad env":      {[]string{"-e", "1A=b", "demo", "--", "sh"}, "invalid environment variable name"},
 		"missing":      {[]string{"ghost", "--", "ls"}, `sandbox "ghost" not found in namespace "test"; list them with: kubectl agentkernel list -A`},
-		"not ours":     {[]string{"foreign", "--", "ls"}, "is not a sandbox"},
+		"not ours":     {[]string{"foreign", "--", "ls"}, "is not sandbox \"foreign\""},
 		"not running":  {[]string{"slow", "--", "ls"}, "not running"},
+		"spoofed":      {[]string{"spoof", "--", "ls"}, `controlled by ReplicaSet "web-1"`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

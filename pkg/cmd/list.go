@@ -110,7 +110,7 @@ func (o *ListOptions) Run(ctx context.Context) error {
 		return p.PrintObj(list, o.Out)
 	case "name":
 		for _, p := range pods {
-			if _, err := fmt.Fprintf(o.Out, "sandbox/%s\n", sandbox.NameFromPod(p.Labels, p.Name)); err != nil {
+			if _, err := fmt.Fprintf(o.Out, "sandbox/%s\n", sandbox.NameOf(&p)); err != nil {
 				return err
 			}
 		}
@@ -159,7 +159,7 @@ func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 		}
 		t.Rows = append(t.Rows, metav1.TableRow{
 			Cells: []interface{}{
-				sandbox.NameFromPod(p.Labels, p.Name),
+				sandbox.NameOf(p),
 				sandbox.Status(p),
 				image,
 				orNone(p.Annotations[sandbox.AnnotationProfile]),

@@ -70,6 +70,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 
 // Execute runs the command line and returns the process exit code.
 func Execute(ctx context.Context, streams genericiooptions.IOStreams, args []string) int {
+	quietRuntimeErrors()
 	cmd := NewCmdRoot(streams)
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)
@@ -82,8 +83,8 @@ func Execute(ctx context.Context, streams genericiooptions.IOStreams, args []str
 		return exit.Code
 	}
 	fmt.Fprintln(streams.ErrOut, "error: "+err.Error())
-	if ctx.Err() != nil {
-		return 130 // interrupted, as a shell reports SIGINT
+	if code, ok := exitCodeFor(ctx); ok {
+		return code // interrupted: 130 for SIGINT, 143 for SIGTERM, as a shell reports them
 	}
 	return 1
 }

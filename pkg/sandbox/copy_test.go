@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	utilexec "k8s.io/client-go/util/exec"
 )
 
@@ -153,7 +156,7 @@ func TestCopyRoundTrip(t *testing.T) {
 
 			// And back out.
 			back := t.TempDir()
-			if err := CopyFromSandbox(ctx, r, remote+"/repo", back, io.Discard); err != nil {
+			if err := CopyFromSandbox(ctx, r, remote+"/repo", back, Limits{}, io.Discard); err != nil {
 				t.Fatalf("copy out: %v", err)
 			}
 			if got := readTree(t, filepath.Join(back, "repo")); !equal(got, want) {
@@ -163,7 +166,7 @@ func TestCopyRoundTrip(t *testing.T) {
 			if err != nil || info.Mode().Perm() != 0o755 {
 				t.Fatalf("mode not kept: %v %v", info, err)
 			}
-			if err := CopyFromSandbox(ctx, r, remote+"/repo/README.md", filepath.Join(back, "readme.txt"), io.Discard); err != nil {
+			if err := CopyFromSandbox(ctx, r, remote+"/repo/README.md", filepath.Join(back, "readme.txt"), Limits{}, io.Discard); err != nil {
 				t.Fatal(err)
 			}
 			if b, _ := os.ReadFile(filepath.Join(back, "readme.txt")); string(b) != "hi\n" {
@@ -177,14 +180,24 @@ func TestCopyErrors(t *testing.T) {
 	ctx := context.Background()
 	r := &hostRunner{}
 	remote := t.TempDir()
-	err := CopyFromSandbox(ctx, r, remote+"/missing", t.TempDir(), io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "missing") || !strings.Contains(err.Error(), "exit code") {
-		t.Fatalf("missing remote file: %v", err)
+	for name, mk := range runners(t) {
+		for _, missing := range []string{remote + "/missing", remote + "/no/such/dir/file"} {
+			var nsf *NoSuchFileError
+			err := CopyFromSandbox(ctx, mk(), missing, t.TempDir(), Limits{}, io.Discard)
+			if !errors.As(err, &nsf) || err.Error() != "no such file in the sandbox: "+missing {
+				t.Fatalf("%s: missing remote file: %v", name, err)
+			}
+		}
+	}
+	// Without tar, cat says the same.
+	var nsf *NoSuchFileError
+	if err := CopyFromSandbox(ctx, &hostRunner{path: toolDir(t, "tar")}, remote+"/missing", t.TempDir(), Limits{}, io.Discard); !errors.As(err, &nsf) {
+		t.Fatalf("missing remote file without tar: %v", err)
 	}
 	if err := CopyToSandbox(ctx, r, filepath.Join(t.TempDir(), "nope"), remote, io.Discard); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("missing local file: %v", err)
 	}
-	if err := CopyFromSandbox(ctx, r, "/", t.TempDir(), io.Discard); err == nil {
+	if err := CopyFromSandbox(ctx, r, "/", t.TempDir(), Limits{}, io.Discard); err == nil {
 		t.Fatal("copying / must be refused")
 	}
 }
@@ -212,7 +225,7 @@ func TestCopyWithoutTar(t *testing.T) {
 		t.Fatalf("no warning: %q", warn.String())
 	}
 	out := t.TempDir()
-	if err := CopyFromSandbox(ctx, r, remote+"/f.txt", filepath.Join(out, "g.txt"), io.Discard); err != nil {
+	if err := CopyFromSandbox(ctx, r, remote+"/f.txt", filepath.Join(out, "g.txt"), Limits{}, io.Discard); err != nil {
 		t.Fatalf("fallback copy out: %v", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(out, "g.txt")); string(b) != "single\n" {
@@ -221,7 +234,7 @@ func TestCopyWithoutTar(t *testing.T) {
 	if err := CopyToSandbox(ctx, r, filepath.Join(local, "dir"), remote, io.Discard); !errors.Is(err, ErrNoTar) {
 		t.Fatalf("a directory without tar: %v", err)
 	}
-	if err := CopyFromSandbox(ctx, r, remote, out, io.Discard); !errors.Is(err, ErrNoTar) {
+	if err := CopyFromSandbox(ctx, r, remote, out, Limits{}, io.Discard); !errors.Is(err, ErrNoTar) {
 		t.Fatalf("a directory out without tar: %v", err)
 	}
 }
@@ -281,6 +294,13 @@ func TestCopyFromHostileSandbox(t *testing.T) {
 		"hard link out":          {[]entry{dir, {name: "./out/h", link: "/etc/passwd", typ: tar.TypeLink}}, false},
 		"device":                 {[]entry{dir, {name: "./out/dev", typ: tar.TypeChar}}, false},
 		"top twice":              {[]entry{dir, dir}, true},
+		// Inside by name, outside through an earlier link of the same stream.
+		"link chain": {[]entry{dir, {name: "./out/d/p/q/", typ: tar.TypeDir}, {name: "./out/d/p/q/up", link: "../..", typ: tar.TypeSymlink},
+			{name: "./out/d/p/q/up/evil", link: "../../../somewhere", typ: tar.TypeSymlink}}, false},
+		// Inside when written; a later link makes it lead out.
+		"later link redirects":   {[]entry{dir, {name: "./out/a", link: "b/../../evil", typ: tar.TypeSymlink}}, false},
+		"later link redirects 2": {[]entry{dir, {name: "./out/a", link: "b/../x", typ: tar.TypeSymlink}, {name: "./out/b", link: ".", typ: tar.TypeSymlink}}, false},
+		"link loop":              {[]entry{dir, {name: "./out/a", link: "b", typ: tar.TypeSymlink}, {name: "./out/b", link: "a/x", typ: tar.TypeSymlink}}, false},
 		"below a file":           {[]entry{{name: "./out", typ: tar.TypeReg, body: "f"}, {name: "./out/x", typ: tar.TypeReg, body: "x"}}, true},
 	}
 	for name, tc := range cases {
@@ -291,13 +311,14 @@ func TestCopyFromHostileSandbox(t *testing.T) {
 				t.Fatal(err)
 			}
 			var warn bytes.Buffer
-			err := CopyFromSandbox(context.Background(), &tarRunner{makeTar(t, tc.entries)}, "/workspace/out", dest, &warn)
+			err := CopyFromSandbox(context.Background(), &tarRunner{makeTar(t, tc.entries)}, "/workspace/out", dest, Limits{}, &warn)
 			if tc.refused && err == nil {
 				t.Fatal("a hostile stream was accepted")
 			}
 			if !tc.refused && (err != nil || warn.Len() == 0) && !strings.Contains(name, "write") {
 				t.Fatalf("want a skipped entry with a warning; err=%v warn=%q", err, warn.String())
 			}
+			assertLinksInside(t, dest)
 			// Whatever happened, nothing may exist outside dest.
 			entries, _ := os.ReadDir(base)
 			if len(entries) != 1 {
@@ -375,6 +396,8 @@ func FuzzParseFileSpec(f *testing.F) {
 func FuzzExtractTar(f *testing.F) {
 	f.Add(makeTar(f, []entry{{name: "./out/", typ: tar.TypeDir}, {name: "./out/a", typ: tar.TypeReg, body: "a"}}))
 	f.Add(makeTar(f, []entry{{name: "./out/", typ: tar.TypeDir}, {name: "./out/l", link: "..", typ: tar.TypeSymlink}, {name: "./out/l/x", typ: tar.TypeReg, body: "x"}}))
+	f.Add(makeTar(f, []entry{{name: "./out/", typ: tar.TypeDir}, {name: "./out/d/p/q/up", link: "../..", typ: tar.TypeSymlink}, {name: "./out/d/p/q/up/e", link: "../../../x", typ: tar.TypeSymlink}}))
+	f.Add(makeTar(f, []entry{{name: "./out/", typ: tar.TypeDir}, {name: "./out/a", link: "b/../x", typ: tar.TypeSymlink}, {name: "./out/b", link: ".", typ: tar.TypeSymlink}}))
 	f.Add([]byte("not a tar"))
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		base := t.TempDir()
@@ -382,11 +405,12 @@ func FuzzExtractTar(f *testing.F) {
 		if err := os.Mkdir(dest, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		_ = CopyFromSandbox(context.Background(), &tarRunner{stream}, "/workspace/out", dest, io.Discard)
+		_ = CopyFromSandbox(context.Background(), &tarRunner{stream}, "/workspace/out", dest, Limits{MaxBytes: 1 << 20, MaxFiles: 1000}, io.Discard)
 		entries, _ := os.ReadDir(base)
 		if len(entries) != 1 {
 			t.Fatalf("wrote outside the destination: %v", entries)
 		}
+		assertLinksInside(t, dest)
 	})
 }
 
@@ -431,7 +455,7 @@ func TestCopyLargeFileChecksum(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	if err := CopyFromSandbox(ctx, r, remote+"/big.bin", out, io.Discard); err != nil {
+	if err := CopyFromSandbox(ctx, r, remote+"/big.bin", out, Limits{}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(out, "big.bin"))
@@ -441,4 +465,196 @@ func TestCopyLargeFileChecksum(t *testing.T) {
 	if got := sha256.Sum256(b); !bytes.Equal(got[:], want) {
 		t.Fatal("checksum differs after a round trip")
 	}
+}
+
+// assertLinksInside checks, the way the kernel would follow them and with
+// code of its own (not the extractor's), that every symlink under dir
+// resolves inside dir.
+func assertLinksInside(t *testing.T, dir string) {
+	t.Helper()
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		if where, ok := followOnDisk(p); !ok || (where != root && !strings.HasPrefix(where, root+string(filepath.Separator))) {
+			target, _ := os.Readlink(p)
+			t.Errorf("symlink %s -> %s leads to %s, outside %s", p, target, where, root)
+		}
+		return nil
+	})
+}
+
+// followOnDisk resolves an absolute path component by component through
+// the real filesystem's links (a missing component is taken as a plain
+// name); ok is false for a loop.
+func followOnDisk(p string) (string, bool) {
+	pending := strings.Split(p, "/")
+	at := "/"
+	for hops := 0; len(pending) > 0; {
+		c := pending[0]
+		pending = pending[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			at = filepath.Dir(at)
+			continue
+		}
+		next := filepath.Join(at, c)
+		if info, err := os.Lstat(next); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+			if hops++; hops > 40 {
+				return next, false
+			}
+			link, _ := os.Readlink(next)
+			if filepath.IsAbs(link) {
+				at = "/"
+			}
+			pending = append(strings.Split(link, "/"), pending...)
+			continue
+		}
+		at = next
+	}
+	return at, true
+}
+
+func TestCopyFromSandboxRefusesSparseFiles(t *testing.T) {
+	// A PAX 0.1 GNU sparse file, as GNU tar writes it: one byte on the
+	// wire, 4 GiB on disk. Go's tar.Writer will not write these records, so
+	// the blocks are made by hand.
+	var stream bytes.Buffer
+	stream.Write(rawTarBlock("./out/", tar.TypeDir, 0))
+	pax := paxRecord("GNU.sparse.major", "0") + paxRecord("GNU.sparse.minor", "1") +
+		paxRecord("GNU.sparse.size", "4294967296") + paxRecord("GNU.sparse.numblocks", "1") + paxRecord("GNU.sparse.map", "4294967295,1")
+	stream.Write(rawTarBlock("./out/PaxHeaders/big", tar.TypeXHeader, int64(len(pax))))
+	stream.Write(padBlock([]byte(pax)))
+	stream.Write(rawTarBlock("./out/big", tar.TypeReg, 1))
+	stream.Write(padBlock([]byte("x")))
+	stream.Write(make([]byte, 1024))
+	// The stream is valid, and Go's reader would expand it to 4 GiB.
+	tr := tar.NewReader(bytes.NewReader(stream.Bytes()))
+	if _, err := tr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if hdr, err := tr.Next(); err != nil || hdr.Size != 1<<32 {
+		t.Fatalf("hand-made sparse entry: %v, %v", hdr, err)
+	}
+	dest := t.TempDir()
+	err := CopyFromSandbox(context.Background(), &tarRunner{stream.Bytes()}, "/workspace/out", dest, Limits{}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "sparse") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "out", "big")); err == nil {
+		t.Fatal("the sparse file was written")
+	}
+}
+
+func TestCopyFromSandboxLimits(t *testing.T) {
+	many := []entry{{name: "./out/", typ: tar.TypeDir}}
+	for i := 0; i < 20; i++ {
+		many = append(many, entry{name: fmt.Sprintf("./out/f%d", i), typ: tar.TypeReg, body: strings.Repeat("x", 100)})
+	}
+	stream := makeTar(t, many)
+	for name, tc := range map[string]struct {
+		limits Limits
+		want   string
+	}{
+		"bytes": {Limits{MaxBytes: 1000}, "more than 1000 bytes (the limit of --max-bytes)"},
+		"files": {Limits{MaxFiles: 10}, "more than 10 files (the limit of --max-files)"},
+		"fits":  {Limits{MaxBytes: 2000, MaxFiles: 21}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := CopyFromSandbox(context.Background(), &tarRunner{stream}, "/workspace/out", t.TempDir(), tc.limits, io.Discard)
+			var le *LimitError
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatal(err)
+			case tc.want != "" && (!errors.As(err, &le) || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// A header that claims more than the limit stops before a byte is written.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	_ = tw.WriteHeader(&tar.Header{Name: "./out", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 40})
+	dest := t.TempDir()
+	var le *LimitError
+	if err := CopyFromSandbox(context.Background(), &tarRunner{buf.Bytes()}, "/workspace/out", dest, Limits{MaxBytes: 1 << 20}, io.Discard); !errors.As(err, &le) {
+		t.Fatalf("err = %v", err)
+	}
+	if entries, _ := os.ReadDir(dest); len(entries) != 0 {
+		t.Fatalf("wrote %v", entries)
+	}
+}
+
+func TestDefaultLimitsFollowTheSandbox(t *testing.T) {
+	s := NewSpec("demo", "ns")
+	s.EphemeralStorage = resource.MustParse("4Gi")
+	l := DefaultLimits(s.Pod())
+	if l.MaxBytes != 4<<30 || l.MaxFiles != (4<<30)/4096 {
+		t.Fatalf("limits = %+v", l)
+	}
+	if l := DefaultLimits(&corev1.Pod{}); l.MaxBytes != fallbackMaxBytes || l.MaxFiles != fallbackMaxBytes/4096 {
+		t.Fatalf("fallback limits = %+v", l)
+	}
+}
+
+// cp ./link demo:... copies what the link points at, under the link's name.
+func TestCopyToSandboxFollowsASymlinkedSource(t *testing.T) {
+	for name, mk := range runners(t) {
+		t.Run(name, func(t *testing.T) {
+			local := t.TempDir()
+			writeTree(t, filepath.Join(local, "real"), map[string]string{"a.txt": "A", "sub/b.txt": "B"})
+			if err := os.Symlink("real", filepath.Join(local, "link")); err != nil {
+				t.Fatal(err)
+			}
+			remote := t.TempDir()
+			if err := CopyToSandbox(context.Background(), mk(), filepath.Join(local, "link"), remote+"/", io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			got := readTree(t, filepath.Join(remote, "link"))
+			if !equal(got, map[string]string{"a.txt": "A", "sub/b.txt": "B"}) {
+				t.Fatalf("copied %v", got)
+			}
+		})
+	}
+}
+
+// rawTarBlock is a ustar header block with a correct checksum.
+func rawTarBlock(name string, typ byte, size int64) []byte {
+	b := make([]byte, 512)
+	copy(b[0:100], name)
+	copy(b[100:108], "0000644\x00")
+	copy(b[108:116], "0000000\x00")
+	copy(b[116:124], "0000000\x00")
+	copy(b[124:136], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:148], "00000000000\x00")
+	b[156] = typ
+	copy(b[257:263], "ustar\x00")
+	copy(b[263:265], "00")
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
+func padBlock(data []byte) []byte {
+	return append(data, make([]byte, (512-len(data)%512)%512)...)
+}
+
+// paxRecord is "LEN key=value\n", LEN counting itself.
+func paxRecord(k, v string) string {
+	body := " " + k + "=" + v + "\n"
+	n := len(body) + 1
+	for len(fmt.Sprint(n))+len(body) != n {
+		n++
+	}
+	return fmt.Sprint(n) + body
 }

@@ -15,11 +15,16 @@ func (e *NotFoundError) Error() string {
 // not create it. The plugin never touches such a Pod.
 type NotManagedError struct {
 	Name, Namespace, PodName string
+	Reason                   string // why the Pod is not one of ours
 }
 
 func (e *NotManagedError) Error() string {
-	return fmt.Sprintf("pod %q in namespace %q is not a sandbox (it lacks the label %s); kubectl agentkernel only works on the sandboxes it created",
-		e.PodName, e.Namespace, ManagedSelector)
+	reason := e.Reason
+	if reason == "" {
+		reason = "it lacks the label " + ManagedSelector
+	}
+	return fmt.Sprintf("pod %q in namespace %q is not sandbox %q (%s); kubectl agentkernel only works on the sandboxes it created",
+		e.PodName, e.Namespace, e.Name, reason)
 }
 
 // AlreadyExistsError: create was asked for a name already taken.

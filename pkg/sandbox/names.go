@@ -6,7 +6,6 @@ package sandbox
 
 import (
 	"fmt"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -22,6 +21,7 @@ const (
 
 	AnnotationProfile = "agentkernel/profile"
 	AnnotationNetwork = "agentkernel/network"
+	AnnotationTTL     = "agentkernel/ttl"
 
 	// NamePrefix is put before the sandbox name to make the Pod's name.
 	NamePrefix = "agentkernel-"
@@ -36,19 +36,19 @@ const (
 // ManagedSelector selects everything this plugin created.
 var ManagedSelector = LabelManagedBy + "=" + ManagedBy
 
+// SandboxSelector selects the plugin's sandbox Pods: cold ones and those
+// claimed from a pool, but not warm pool members nobody has claimed.
+var SandboxSelector = ManagedSelector + "," + LabelSandbox
+
+// PoolMemberPrefix is the generateName of a pool's members. A claimed member
+// keeps this name: Pods cannot be renamed.
+func PoolMemberPrefix(pool string) string { return NamePrefix + "pool-" + pool + "-" }
+
 // PodName is the name of the Pod behind sandbox name.
 func PodName(name string) string { return NamePrefix + name }
 
 // SecretName is the name of the Secret holding a sandbox's secret environment.
 func SecretName(name string) string { return NamePrefix + name + "-env" }
-
-// NameFromPod returns the sandbox name of a Pod this plugin created.
-func NameFromPod(labels map[string]string, podName string) string {
-	if n := labels[LabelSandbox]; n != "" {
-		return n
-	}
-	return strings.TrimPrefix(podName, NamePrefix)
-}
 
 // ValidateName checks a sandbox name. The message says what a good name looks like.
 func ValidateName(name string) error {

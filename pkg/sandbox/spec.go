@@ -2,14 +2,14 @@ package sandbox
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 )
@@ -111,12 +111,6 @@ var (
 	DefaultEphemeralStorage = resource.MustParse("2Gi")
 )
 
-// pid1Script keeps the sandbox alive between execs. A shell waiting on a
-// child handles SIGTERM; a bare `sleep infinity` as PID 1 would ignore it
-// (the kernel drops default-action signals to a namespace's init) and every
-// delete would wait out the whole grace period.
-const pid1Script = `trap 'exit 0' TERM INT HUP; while :; do sleep 86400 & wait $!; done`
-
 // Spec is everything a user can choose about a sandbox.
 type Spec struct {
 	Name      string
@@ -142,6 +136,9 @@ type Spec struct {
 	Labels         map[string]string
 	Ports          []corev1.ContainerPort
 	UID            int64
+	// TTL, if set, ends the sandbox that long after it started, enforced by
+	// the kubelet (activeDeadlineSeconds) even if no client ever comes back.
+	TTL time.Duration
 }
 
 // NewSpec returns the spec of a default, restrictive sandbox.
@@ -179,7 +176,10 @@ func (s *Spec) Validate() error {
 		return err
 	}
 	if s.UID <= 0 {
-		return fmt.Errorf("--user must be a positive UID (got %d): sandboxes never run as root", s.UID)
+		return fmt.Errorf("--uid must be a positive UID (got %d): sandboxes never run as root", s.UID)
+	}
+	if s.TTL < 0 || (s.TTL > 0 && s.TTL < time.Second) {
+		return fmt.Errorf("--ttl must be at least 1s (or 0 for no limit), not %s", s.TTL)
 	}
 	for flag, q := range map[string]resource.Quantity{"--cpu": s.CPU, "--memory": s.Memory, "--ephemeral-storage": s.EphemeralStorage} {
 		if q.Sign() <= 0 {
@@ -316,11 +316,18 @@ func (s *Spec) Pod() *corev1.Pod {
 		runtimeClass = ptr.To(s.RuntimeClassName)
 	}
 
+	var deadline *int64
+	if s.TTL > 0 {
+		deadline = ptr.To(int64(math.Ceil(s.TTL.Seconds())))
+		meta.Annotations[AnnotationTTL] = s.TTL.String()
+	}
+
 	return &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: meta,
 		Spec: corev1.PodSpec{
 			RestartPolicy:                 corev1.RestartPolicyNever,
+			ActiveDeadlineSeconds:         deadline,
 			AutomountServiceAccountToken:  ptr.To(false),
 			EnableServiceLinks:            ptr.To(false),
 			ServiceAccountName:            s.ServiceAccountName,
@@ -383,48 +390,6 @@ func setEnv(env []corev1.EnvVar, e corev1.EnvVar) []corev1.EnvVar {
 		}
 	}
 	return append(env, e)
-}
-
-// privateRanges are never reachable from an egress-only sandbox: the cluster's
-// own networks, the node's neighbours, and cloud metadata (169.254.169.254).
-var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"}
-var privateRanges6 = []string{"fc00::/7", "fe80::/10", "::1/128"}
-
-// NetworkPolicy returns the sandbox's NetworkPolicy, or nil when the network
-// is open. It must exist before the Pod so that there is no moment in which
-// a no-network sandbox has network.
-func (s *Spec) NetworkPolicy() *networkingv1.NetworkPolicy {
-	if s.Network == NetworkOpen {
-		return nil
-	}
-	np := &networkingv1.NetworkPolicy{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
-		ObjectMeta: s.objectMeta(PodName(s.Name)),
-		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: s.SelectorLabels()},
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
-		},
-	}
-	if s.Network == NetworkEgress {
-		dnsPorts := []networkingv1.NetworkPolicyPort{
-			{Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(intstr.FromInt32(53))},
-			{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(53))},
-		}
-		np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{
-			{To: []networkingv1.NetworkPolicyPeer{
-				{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: privateRanges}},
-				{IPBlock: &networkingv1.IPBlock{CIDR: "::/0", Except: privateRanges6}},
-			}},
-			{
-				To: []networkingv1.NetworkPolicyPeer{{
-					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "kube-system"}},
-					PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}},
-				}},
-				Ports: dnsPorts,
-			},
-		}
-	}
-	return np
 }
 
 // Secret returns the Secret holding the sandbox's secret environment, or nil

@@ -128,43 +128,6 @@ func TestPodHardening(t *testing.T) {
 	}
 }
 
-func TestNetworkPolicy(t *testing.T) {
-	s := NewSpec("demo", "ns")
-	np := s.NetworkPolicy()
-	if np == nil || len(np.Spec.Ingress) != 0 || len(np.Spec.Egress) != 0 || len(np.Spec.PolicyTypes) != 2 {
-		t.Fatalf("network none must deny all ingress and egress: %+v", np)
-	}
-	if np.Spec.PodSelector.MatchLabels[LabelSandbox] != "demo" {
-		t.Fatalf("policy selects %v", np.Spec.PodSelector.MatchLabels)
-	}
-
-	s.Network = NetworkEgress
-	np = s.NetworkPolicy()
-	if len(np.Spec.Ingress) != 0 || len(np.Spec.Egress) == 0 {
-		t.Fatalf("egress: %+v", np.Spec)
-	}
-	blocked := map[string]bool{}
-	for _, r := range np.Spec.Egress {
-		for _, peer := range r.To {
-			if peer.IPBlock != nil {
-				for _, e := range peer.IPBlock.Except {
-					blocked[e] = true
-				}
-			}
-		}
-	}
-	for _, cidr := range []string{"169.254.0.0/16", "10.0.0.0/8", "fe80::/10"} {
-		if !blocked[cidr] {
-			t.Errorf("egress policy does not block %s", cidr)
-		}
-	}
-
-	s.Network = NetworkOpen
-	if s.NetworkPolicy() != nil {
-		t.Fatal("open network must have no policy")
-	}
-}
-
 func TestSecretHoldsValuesOnlyInData(t *testing.T) {
 	s := NewSpec("demo", "ns")
 	if s.Secret(nil) != nil {

@@ -38,7 +38,7 @@ func TestUnmanagedPodIsNeverTouched(t *testing.T) {
 		{"create", "mine", "-n", ns},
 		{"cp", "mine:/workspace/x", t.TempDir(), "-n", ns},
 	} {
-		wantError(t, plugin(t, "", args...), "is not a sandbox")
+		wantError(t, plugin(t, "", args...), "is not sandbox \"")
 	}
 	if _, err := env.cs.CoreV1().Pods(ns).Get(context.Background(), "agentkernel-mine", metav1.GetOptions{}); err != nil {
 		t.Fatalf("the pod is gone: %v", err)

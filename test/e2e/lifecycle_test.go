@@ -23,6 +23,7 @@ func TestCreateIsAdmittedUnderRestricted(t *testing.T) {
 	requireCluster(t)
 	ns := newNamespace(t)
 	ctx := context.Background()
+	events := recordPodEvents(t, ns)
 	start := time.Now()
 	createSandbox(t, ns, "demo")
 	t.Logf("create (to Running) took %s", time.Since(start))
@@ -41,11 +42,15 @@ func TestCreateIsAdmittedUnderRestricted(t *testing.T) {
 	if len(np.OwnerReferences) != 1 || np.OwnerReferences[0].UID != pod.UID {
 		t.Fatalf("NetworkPolicy not owned by the pod: %+v", np.OwnerReferences)
 	}
-	// Resource versions come from one etcd revision counter: the policy's
-	// creation revision must precede the pod's. (The policy was patched
-	// later, so compare the pod's against the policy's managed-fields time.)
-	if np.CreationTimestamp.After(pod.CreationTimestamp.Time) {
-		t.Fatalf("NetworkPolicy created at %s, after the pod at %s", np.CreationTimestamp, pod.CreationTimestamp)
+	// Resource versions come from one etcd revision counter: the policy
+	// (never modified since its creation) must precede the write that made
+	// the Pod schedulable, and the Pod must have been created gated.
+	first, ungated := events.gateHistory(t, pod.UID)
+	if !first {
+		t.Fatal("the pod was created without its scheduling gate")
+	}
+	if ungated == 0 || rv(t, np.ResourceVersion) >= ungated {
+		t.Fatalf("NetworkPolicy at revision %s, pod ungated at %d: the policy must exist first", np.ResourceVersion, ungated)
 	}
 
 	// Proof the namespace really enforces: the same spec, weakened, is refused.
@@ -198,7 +203,7 @@ func TestDeleteAllAndBySelectorOnlyTouchesSandboxes(t *testing.T) {
 	}
 	createSandbox(t, ns, "orphan")
 	mustPlugin(t, "", "delete", "orphan", "-n", ns)
-	wantError(t, plugin(t, "", "delete", "d", "-n", ns), "is not a sandbox")
+	wantError(t, plugin(t, "", "delete", "d", "-n", ns), "is not sandbox \"")
 	r = mustPlugin(t, "", "delete", "-n", ns, "--all")
 	if r.stdout != "sandbox/a deleted\n" {
 		t.Fatalf("delete --all: %q", r.stdout)

@@ -1,0 +1,66 @@
+package sandbox
+
+import (
+	"fmt"
+	"path"
+	"runtime"
+	"strings"
+)
+
+// FileSpec is one side of a copy: a local path, or a path in a sandbox.
+type FileSpec struct {
+	Namespace string // "" = the current namespace
+	Sandbox   string // "" = local
+	Path      string
+}
+
+// Remote reports whether the spec names a path in a sandbox.
+func (f FileSpec) Remote() bool { return f.Sandbox != "" }
+
+// ParseFileSpec reads "NAME:PATH", "NAMESPACE/NAME:PATH" or a local path.
+// A relative remote path is taken from the sandbox's /workspace. Anything
+// that does not start with a valid sandbox name and ':' is a local path, so
+// "./a:b" and "/x:y" stay local; on Windows so does "C:\dir".
+func ParseFileSpec(arg string) (FileSpec, error) {
+	if arg == "" {
+		return FileSpec{}, fmt.Errorf("empty path: give a local path or NAME:/path")
+	}
+	before, after, found := strings.Cut(arg, ":")
+	if !found || before == "" || strings.HasPrefix(arg, ".") || strings.HasPrefix(arg, "/") ||
+		(runtime.GOOS == "windows" && len(before) == 1) {
+		return FileSpec{Path: arg}, nil
+	}
+	ns, name, hasNS := strings.Cut(before, "/")
+	if !hasNS {
+		ns, name = "", before
+	}
+	if ValidateName(name) != nil || (hasNS && ValidateName(ns) != nil) {
+		// Not a sandbox reference at all: a local file with a ':' in its name.
+		return FileSpec{Path: arg}, nil
+	}
+	p, err := CleanRemotePath(after)
+	if err != nil {
+		return FileSpec{}, fmt.Errorf("%q: %v", arg, err)
+	}
+	return FileSpec{Namespace: ns, Sandbox: name, Path: p}, nil
+}
+
+// CleanRemotePath makes a sandbox path absolute (relative to /workspace) and
+// clean, keeping a trailing '/' that means "into this directory".
+func CleanRemotePath(p string) (string, error) {
+	if p == "" {
+		return WorkspaceDir + "/", nil
+	}
+	if strings.ContainsRune(p, 0) {
+		return "", fmt.Errorf("path contains a NUL byte")
+	}
+	into := strings.HasSuffix(p, "/") || p == "." || strings.HasSuffix(p, "/.")
+	if !path.IsAbs(p) {
+		p = path.Join(WorkspaceDir, p)
+	}
+	p = path.Clean(p)
+	if into && p != "/" {
+		p += "/"
+	}
+	return p, nil
+}

@@ -1,0 +1,358 @@
+package sandbox
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// localTarget opens the directory that will hold the copy and names the
+// copy inside it: into local if it is a directory (or ends in a separator),
+// else local itself is the new name.
+func localTarget(local, base string) (string, *os.Root, error) {
+	if local == "" {
+		return "", nil, fmt.Errorf("empty local destination")
+	}
+	if strings.HasSuffix(local, "/") || strings.HasSuffix(local, string(filepath.Separator)) {
+		if err := os.MkdirAll(local, 0o755); err != nil {
+			return "", nil, err
+		}
+	}
+	if info, err := os.Stat(local); err == nil && info.IsDir() {
+		root, err := os.OpenRoot(local)
+		return base, root, err
+	}
+	dir := filepath.Dir(local)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	root, err := os.OpenRoot(dir)
+	return filepath.Base(local), root, err
+}
+
+// Limits bound what one copy out of a sandbox may write locally: a hostile
+// sandbox can send a stream of headers that claims terabytes, or millions of
+// entries, for a few bytes of its own storage.
+type Limits struct {
+	MaxBytes int64 // file content, in bytes
+	MaxFiles int64 // entries of any kind
+}
+
+// LimitError says which limit a copy hit, and how to raise it.
+type LimitError struct {
+	What  string // "bytes" or "files"
+	Limit int64
+	Flag  string
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("copy stopped: the sandbox sent more than %d %s (the limit of %s); raise it with %s if you expect that much", e.Limit, e.What, e.Flag, e.Flag)
+}
+
+// extractor writes the archive's entry base (and everything below it) to
+// target inside root. Entry names and links come from the sandbox: each is
+// checked, and each symlink is kept only if it resolves inside the copied
+// tree through the links already there — checked again once the stream
+// ends, since a later link can change where an earlier one leads.
+type extractor struct {
+	root         *os.Root
+	base, target string
+	limits       Limits
+	warn         io.Writer
+
+	tree         *os.Root // target itself, once it is known to be a directory
+	bytes, files int64
+	links        []string // symlinks written, relative to tree
+}
+
+func extractTar(r io.Reader, root *os.Root, base, target string, limits Limits, warn io.Writer) error {
+	x := &extractor{root: root, base: base, target: target, limits: limits, warn: warn}
+	defer func() {
+		if x.tree != nil {
+			x.tree.Close()
+		}
+	}()
+	if err := x.extract(tar.NewReader(r)); err != nil {
+		return err
+	}
+	return x.recheckLinks()
+}
+
+func (x *extractor) extract(tr *tar.Reader) error {
+	seenTop := false
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			if !seenTop {
+				return &streamError{errors.New("the sandbox sent no files")}
+			}
+			return nil
+		}
+		if err != nil {
+			return &streamError{err}
+		}
+		rel, err := entryPath(hdr.Name, x.base)
+		if err != nil {
+			return err
+		}
+		switch hdr.Typeflag {
+		case tar.TypeXGlobalHeader, tar.TypeXHeader:
+			continue
+		}
+		if err := x.count(hdr); err != nil {
+			return err
+		}
+		if rel == "" { // the top-level entry
+			if seenTop {
+				return fmt.Errorf("the sandbox's tar stream holds %q twice; refusing it", sanitize(hdr.Name))
+			}
+			seenTop = true
+			switch hdr.Typeflag {
+			case tar.TypeDir:
+				if err := x.root.MkdirAll(x.target, dirMode(hdr)); err != nil {
+					return err
+				}
+				if x.tree, err = x.root.OpenRoot(x.target); err != nil {
+					return err
+				}
+			case tar.TypeReg:
+				if err := writeFile(x.root, x.target, hdr, tr); err != nil {
+					return err
+				}
+			default:
+				fmt.Fprintf(x.warn, "warning: skipping %q: not a regular file or directory\n", sanitize(hdr.Name))
+			}
+			continue
+		}
+		if x.tree == nil {
+			return fmt.Errorf("the sandbox's tar stream holds %q below a non-directory; refusing it", sanitize(hdr.Name))
+		}
+		if err := x.entry(rel, hdr, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// count charges an entry to the limits before anything is written, and
+// refuses sparse files: their few bytes on the wire expand to any size.
+func (x *extractor) count(hdr *tar.Header) error {
+	if isSparse(hdr) {
+		return fmt.Errorf("the sandbox's tar stream holds %q as a sparse file, which can expand to any size on disk; refusing it", sanitize(hdr.Name))
+	}
+	x.files++
+	if x.limits.MaxFiles > 0 && x.files > x.limits.MaxFiles {
+		return &LimitError{What: "files", Limit: x.limits.MaxFiles, Flag: "--max-files"}
+	}
+	if hdr.Typeflag == tar.TypeReg {
+		x.bytes += hdr.Size
+		if x.limits.MaxBytes > 0 && (hdr.Size > x.limits.MaxBytes || x.bytes > x.limits.MaxBytes) {
+			return &LimitError{What: "bytes", Limit: x.limits.MaxBytes, Flag: "--max-bytes"}
+		}
+	}
+	return nil
+}
+
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// entryPath checks an entry name and returns its path below the top-level
+// entry ("" for the top-level entry itself).
+func entryPath(name, base string) (string, error) {
+	refuse := func(why string) (string, error) {
+		return "", fmt.Errorf("the sandbox's tar stream holds %q (%s); refusing it", sanitize(name), why)
+	}
+	if strings.ContainsRune(name, 0) {
+		return refuse("NUL byte")
+	}
+	if runtime.GOOS == "windows" && strings.ContainsAny(name, `\:`) {
+		return refuse("a character Windows treats as a separator")
+	}
+	if path.IsAbs(name) {
+		return refuse("absolute path")
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return refuse("'..'")
+		}
+	}
+	clean := path.Clean(name)
+	top, rest, _ := strings.Cut(clean, "/")
+	if top != base {
+		return refuse(fmt.Sprintf("outside %q", base))
+	}
+	return rest, nil
+}
+
+func (x *extractor) entry(rel string, hdr *tar.Header, r io.Reader) error {
+	tree := x.tree
+	if dir := path.Dir(rel); dir != "." {
+		if err := tree.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return tree.MkdirAll(rel, dirMode(hdr))
+	case tar.TypeReg:
+		return writeFile(tree, rel, hdr, r)
+	case tar.TypeSymlink:
+		if !resolvesInside(tree, rel, hdr.Linkname) {
+			fmt.Fprintf(x.warn, "warning: skipping symlink %q -> %q: it leads outside the copied directory\n", sanitize(hdr.Name), sanitize(hdr.Linkname))
+			return nil
+		}
+		if err := removeExisting(tree, rel); err != nil {
+			return err
+		}
+		x.links = append(x.links, rel)
+		return tree.Symlink(hdr.Linkname, rel)
+	case tar.TypeLink:
+		old, err := entryPath(hdr.Linkname, x.base)
+		if err != nil || old == "" {
+			fmt.Fprintf(x.warn, "warning: skipping hard link %q -> %q: it points outside the copied directory\n", sanitize(hdr.Name), sanitize(hdr.Linkname))
+			return nil
+		}
+		if err := removeExisting(tree, rel); err != nil {
+			return err
+		}
+		return tree.Link(old, rel)
+	default:
+		fmt.Fprintf(x.warn, "warning: skipping %q: devices, pipes and sockets are not copied\n", sanitize(hdr.Name))
+		return nil
+	}
+}
+
+// recheckLinks removes every symlink that, in the finished tree, leads out
+// of it, until none does (removing one can change where others lead).
+func (x *extractor) recheckLinks() error {
+	for changed := true; changed; {
+		changed = false
+		kept := x.links[:0]
+		for _, rel := range x.links {
+			target, err := x.tree.Readlink(rel)
+			if err != nil {
+				continue // replaced by a later entry
+			}
+			if resolvesInside(x.tree, rel, target) {
+				kept = append(kept, rel)
+				continue
+			}
+			fmt.Fprintf(x.warn, "warning: removed symlink %q -> %q: through links later in the stream it leads outside the copied directory\n", sanitize(x.base+"/"+rel), sanitize(target))
+			if err := x.tree.Remove(rel); err != nil {
+				return err
+			}
+			changed = true
+		}
+		x.links = kept
+	}
+	return nil
+}
+
+// maxLinkHops is the kernel's limit on symlinks followed in one lookup.
+const maxLinkHops = 40
+
+// resolvesInside reports whether a symlink at rel (relative to tree)
+// pointing at target ends inside tree when followed the way the kernel
+// would: component by component, through the links already in tree, with
+// ".." taken after each link is resolved. Absolute targets, loops and
+// anything that climbs above tree's top are outside. A component that does
+// not exist (yet) is taken as a plain name.
+func resolvesInside(tree *os.Root, rel, target string) bool {
+	if target == "" || path.IsAbs(target) || strings.ContainsRune(target, 0) {
+		return false
+	}
+	if runtime.GOOS == "windows" && strings.ContainsAny(target, `\:`) {
+		return false
+	}
+	pending := append(strings.Split(path.Dir(rel), "/"), strings.Split(target, "/")...)
+	var at []string // resolved components below tree's top: never a link
+	hops := 0
+	for len(pending) > 0 {
+		c := pending[0]
+		pending = pending[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(at) == 0 {
+				return false
+			}
+			at = at[:len(at)-1]
+			continue
+		}
+		next := path.Join(append(append([]string{}, at...), c)...)
+		if info, err := tree.Lstat(next); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+			if hops++; hops > maxLinkHops {
+				return false
+			}
+			link, err := tree.Readlink(next)
+			if err != nil || link == "" || path.IsAbs(link) {
+				return false
+			}
+			pending = append(strings.Split(link, "/"), pending...)
+			continue
+		}
+		at = append(at, c)
+	}
+	return true
+}
+
+// removeExisting clears a path about to be replaced, so a regular file is
+// never written through a link the archive planted earlier.
+func removeExisting(tree *os.Root, rel string) error {
+	info, err := tree.Lstat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if info.IsDir() {
+		return fmt.Errorf("cannot replace directory %q with a file", rel)
+	}
+	return tree.Remove(rel)
+}
+
+func writeFile(root *os.Root, name string, hdr *tar.Header, r io.Reader) error {
+	if info, err := root.Lstat(name); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+		if err := root.Remove(name); err != nil {
+			return err
+		}
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileMode(hdr))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return &streamError{fmt.Errorf("writing %s: %w", name, err)}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// O_CREATE's mode is masked by umask and ignored for existing files.
+	if err := root.Chmod(name, fileMode(hdr)); err != nil {
+		return err
+	}
+	return root.Chtimes(name, hdr.ModTime, hdr.ModTime)
+}
+
+// Modes from the sandbox lose setuid, setgid and sticky bits; directories
+// stay writable by their owner so the rest of the copy can go into them.
+func fileMode(hdr *tar.Header) fs.FileMode { return fs.FileMode(hdr.Mode) & 0o777 }
+func dirMode(hdr *tar.Header) fs.FileMode  { return fs.FileMode(hdr.Mode)&0o777 | 0o700 }

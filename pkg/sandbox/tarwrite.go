@@ -1,0 +1,77 @@
+package sandbox
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// WriteTar writes src (a file or a directory tree) as a tar stream whose
+// top-level entry is named top. Symlinks are stored as links, never
+// followed; devices, pipes and sockets are skipped with a warning. No local
+// user or group names leave the machine.
+func WriteTar(w io.Writer, src, top string, warn io.Writer) error {
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		name := top
+		if rel != "." {
+			name = top + "/" + filepath.ToSlash(rel)
+		}
+		var info fs.FileInfo
+		if p == src {
+			info, err = os.Stat(p) // the source itself may be a link to what the user means
+		} else {
+			info, err = d.Info()
+		}
+		if err != nil {
+			return err
+		}
+		link := ""
+		if info.Mode()&fs.ModeSymlink != 0 {
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		} else if !info.Mode().IsRegular() && !info.IsDir() {
+			fmt.Fprintf(warn, "warning: skipping %s: devices, pipes and sockets are not copied\n", p)
+			return nil
+		}
+		hdr, err := tar.FileInfoHeader(info, link)
+		if err != nil {
+			return err
+		}
+		hdr.Name = name
+		if info.IsDir() {
+			hdr.Name += "/"
+		}
+		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := io.CopyN(tw, f, hdr.Size); err != nil {
+			return fmt.Errorf("reading %s: %w (did it change during the copy?)", p, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}

@@ -1,0 +1,250 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+)
+
+// podListWatch lists and watches one Pod by name. The client says whether it
+// can stream the initial list (the API server can; a fake clientset cannot).
+func podListWatch(cs kubernetes.Interface, namespace, podName string) cache.ListerWatcher {
+	fieldSelector := fields.OneTermEqualSelector("metadata.name", podName).String()
+	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, options metav1.ListOptions) (runtime.Object, error) {
+			options.FieldSelector = fieldSelector
+			return cs.CoreV1().Pods(namespace).List(ctx, options)
+		},
+		WatchFuncWithContext: func(ctx context.Context, options metav1.ListOptions) (watch.Interface, error) {
+			options.FieldSelector = fieldSelector
+			return cs.CoreV1().Pods(namespace).Watch(ctx, options)
+		},
+	}, cs)
+}
+
+// WaitForDeleted watches until pod (by UID) is gone.
+func WaitForDeleted(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) error {
+	ctx, cancel := watchtools.ContextWithOptionalTimeout(ctx, timeout)
+	defer cancel()
+	gone := func(store cache.Store) (bool, error) {
+		for _, obj := range store.List() {
+			if p, ok := obj.(*corev1.Pod); ok && p.UID == pod.UID {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	_, err := watchtools.UntilWithSync(ctx, podListWatch(cs, pod.Namespace, pod.Name), &corev1.Pod{}, gone,
+		func(ev watch.Event) (bool, error) {
+			p, ok := ev.Object.(*corev1.Pod)
+			return ev.Type == watch.Deleted && ok && p.UID == pod.UID, nil
+		})
+	if isTimeout(err) {
+		return fmt.Errorf("sandbox %q in namespace %q was not gone within %s; it may still be terminating: kubectl get pod %s -n %s",
+			NameOf(pod), pod.Namespace, timeout, pod.Name, pod.Namespace)
+	}
+	return err
+}
+
+// isTimeout: the deadline passed (UntilWithSync may report it as a closed watch).
+func isTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, watchtools.ErrWatchClosed) || wait.Interrupted(err)
+}
+
+// WaitForRunning watches the sandbox's Pod until it can exec. It returns at
+// once, with the cluster's reason, when the sandbox cannot start; progress
+// (if not nil) hears every new state on the way (Describe).
+func WaitForRunning(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration, progress func(string)) (*corev1.Pod, error) {
+	name := NameOf(pod)
+	waitCtx, cancel := watchtools.ContextWithOptionalTimeout(ctx, timeout)
+	defer cancel()
+	last, lastState := pod, ""
+	deleted := &StartError{Name: name, Namespace: pod.Namespace, Reason: "Deleted", Message: "the pod was deleted while it was starting"}
+	// Deleted (or replaced) before the watch began: no event would ever come.
+	stillThere := func(store cache.Store) (bool, error) {
+		for _, obj := range store.List() {
+			if p, ok := obj.(*corev1.Pod); ok && p.UID == pod.UID {
+				return false, nil
+			}
+		}
+		return false, deleted
+	}
+	ev, err := watchtools.UntilWithSync(waitCtx, podListWatch(cs, pod.Namespace, pod.Name), &corev1.Pod{}, stillThere,
+		func(ev watch.Event) (bool, error) {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || p.UID != pod.UID {
+				return false, nil
+			}
+			if ev.Type == watch.Deleted {
+				return false, deleted
+			}
+			last = p
+			started, err := Started(p, name)
+			// Tell only states that are waited out, not the one that fails.
+			if state := Describe(p); err == nil && !started && progress != nil && state != lastState {
+				lastState = state
+				progress(state)
+			}
+			return started, err
+		})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		if isTimeout(err) {
+			return nil, fmt.Errorf("sandbox %q in namespace %q was not running within %s (status: %s); wait longer with --timeout, or look at: kubectl describe pod %s -n %s",
+				name, pod.Namespace, timeout, Describe(last), pod.Name, pod.Namespace)
+		}
+		return nil, err
+	}
+	return ev.Object.(*corev1.Pod), nil
+}
+
+// fatalWaiting are container waiting reasons that do not clear by themselves
+// in the time a user waits for a sandbox. Image pulls are decided by their
+// message (PermanentPullFailure): a registry's 429 or a timeout clears.
+var fatalWaiting = map[string]bool{
+	"InvalidImageName":           true,
+	"ErrImageNeverPull":          true,
+	"CreateContainerConfigError": true,
+	"CreateContainerError":       true,
+	"RunContainerError":          true,
+	"CrashLoopBackOff":           true,
+}
+
+// Started reports whether the sandbox is running and ready for exec, or
+// returns a StartError when it never will be.
+func Started(pod *corev1.Pod, name string) (bool, error) {
+	fail := func(reason, msg string) (bool, error) {
+		return false, &StartError{Name: name, Namespace: pod.Namespace, Reason: reason, Message: msg}
+	}
+	if pod.DeletionTimestamp != nil {
+		return fail("Terminating", "the pod is being deleted")
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return fail(c.Reason, c.Message)
+		}
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && (fatalWaiting[w.Reason] || isPullFailure(w.Reason) && PermanentPullFailure(w.Message)) {
+			return fail(w.Reason, w.Message)
+		}
+		if t := cs.State.Terminated; t != nil {
+			return fail("Exited", fmt.Sprintf("the sandbox's main process exited with code %d (%s) %s", t.ExitCode, t.Reason, strings.TrimSpace(t.Message)))
+		}
+	}
+	switch pod.Status.Phase {
+	case corev1.PodFailed, corev1.PodSucceeded:
+		return fail(string(pod.Status.Phase), pod.Status.Message)
+	case corev1.PodRunning:
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// Status is a one-word state for a sandbox, in the spirit of kubectl get pods.
+func Status(pod *corev1.Pod) string {
+	if pod.DeletionTimestamp != nil {
+		return "Terminating"
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" {
+			return w.Reason
+		}
+		if t := cs.State.Terminated; t != nil {
+			if t.Reason != "" {
+				return t.Reason
+			}
+			return fmt.Sprintf("ExitCode:%d", t.ExitCode)
+		}
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason != "" {
+			return c.Reason
+		}
+	}
+	if pod.Status.Reason != "" {
+		return pod.Status.Reason
+	}
+	if pod.Status.Phase == "" {
+		return string(corev1.PodPending)
+	}
+	return string(pod.Status.Phase)
+}
+
+// Describe is Status with the cluster's message, for progress lines and
+// timeouts: "ErrImagePull: ... 429 Too Many Requests".
+func Describe(pod *corev1.Pod) string {
+	status := Status(pod)
+	msg := ""
+	for _, cs := range pod.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && w.Reason == status {
+			msg = w.Message
+		}
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == status {
+			msg = c.Message
+		}
+	}
+	if msg = strings.TrimSpace(msg); msg == "" {
+		return status
+	}
+	return status + ": " + msg
+}
+
+func isPullFailure(reason string) bool {
+	return reason == "ErrImagePull" || reason == "ImagePullBackOff"
+}
+
+// permanentPull are the words registries and runtimes use for pull
+// failures that retrying does not fix: a name that does not exist, or
+// credentials the registry refuses.
+var permanentPull = []string{
+	"not found", "manifest unknown", "name unknown", "repository does not exist",
+	"unauthorized", "authentication required", "access denied", "pull access denied",
+	"denied:", "forbidden", "invalid reference format", "no such host",
+}
+
+// transientPull win over permanentPull: a rate-limit message may well
+// mention authenticating ("... increase the limit by authenticating").
+var transientPull = []string{
+	"429", "too many requests", "toomanyrequests", "rate limit", "timeout", "timed out",
+	"temporarily", "connection reset", "connection refused", "503", "502", "504", "service unavailable",
+}
+
+// PermanentPullFailure reports whether an image pull failure message means
+// the pull will never succeed. Anything else (429 Too Many Requests, a
+// timeout, a reset connection, a 5xx) is worth waiting out: the kubelet
+// retries, and the progress line shows the reason meanwhile.
+func PermanentPullFailure(message string) bool {
+	m := strings.ToLower(message)
+	for _, word := range transientPull {
+		if strings.Contains(m, word) {
+			return false
+		}
+	}
+	for _, word := range permanentPull {
+		if strings.Contains(m, word) {
+			return true
+		}
+	}
+	return false
+}
