@@ -200,14 +200,9 @@ func (r *Report) header() []string {
 	return lines
 }
 
-// writeTable prints the report for a terminal.
-func (r *Report) writeTable(w io.Writer) error {
-	for _, l := range r.header() {
-		fmt.Fprintln(w, l)
-	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tmetric\tagentkernel\tp90\tkubectl\tp90\tratio")
+// eachLine calls line for every metric of every row, the row's name on its
+// first metric only.
+func (r *Report) eachLine(line func(name, metric, o50, o90, k50, k90, ratio string)) {
 	for _, s := range r.Scenarios {
 		for i, m := range s.Metrics {
 			name := s.Name
@@ -216,9 +211,22 @@ func (r *Report) writeTable(w io.Writer) error {
 			}
 			o50, o90 := cell(m, m.Ours)
 			k50, k90 := cell(m, m.Kubectl)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, m.Name, o50, o90, k50, k90, ratioText(m))
+			line(name, m.Name, o50, o90, k50, k90, ratioText(m))
 		}
 	}
+}
+
+// writeTable prints the report for a terminal.
+func (r *Report) writeTable(w io.Writer) error {
+	for _, l := range r.header() {
+		fmt.Fprintln(w, l)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tmetric\tagentkernel\tp90\tkubectl\tp90\tratio")
+	r.eachLine(func(name, metric, o50, o90, k50, k90, ratio string) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, metric, o50, o90, k50, k90, ratio)
+	})
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -237,17 +245,9 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "- %s\n", l)
 	}
 	b.WriteString("\n| scenario | metric | agentkernel | kubectl | ratio |\n| --- | --- | --- | --- | --- |\n")
-	for _, s := range r.Scenarios {
-		for i, m := range s.Metrics {
-			name := s.Name
-			if i > 0 {
-				name = ""
-			}
-			o50, o90 := cell(m, m.Ours)
-			k50, k90 := cell(m, m.Kubectl)
-			fmt.Fprintf(&b, "| %s | %s | %s (%s) | %s (%s) | %s |\n", name, m.Name, o50, o90, k50, k90, ratioText(m))
-		}
-	}
+	r.eachLine(func(name, metric, o50, o90, k50, k90, ratio string) {
+		fmt.Fprintf(&b, "| %s | %s | %s (%s) | %s (%s) | %s |\n", name, metric, o50, o90, k50, k90, ratio)
+	})
 	b.WriteString("\nMedian (p90) of the rounds; ratio = agentkernel / kubectl of the medians, below 1 is better; rates: median (p10); Running: the worst round.\n\n")
 	for _, s := range r.Scenarios {
 		if s.Note != "" {

@@ -6,11 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/remotecommand"
-	"k8s.io/streaming/pkg/httpstream"
-
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -32,7 +27,7 @@ func execRows() []*Scenario {
 			Cluster: true,
 			Setup:   needWarm,
 			Ours: Side{
-				Label: "one process, client-go exec (WebSocket, SPDY fallback) per command",
+				Label: "one process, the plugin's exec (pkg/sandbox.PodExec: WebSocket, SPDY fallback) per command",
 				Run: func(ctx context.Context, e *Env, _ int) (Sample, error) {
 					start := time.Now()
 					for range execBatch {
@@ -61,26 +56,12 @@ func execRows() []*Scenario {
 }
 
 // execInProcess runs command in the sandbox container of pod over one exec
-// stream, the way kubectl's exec does it, and fails unless it exits 0.
+// stream, through the plugin's own exec (pkg/sandbox.PodExec), and fails
+// unless it exits 0.
 func execInProcess(ctx context.Context, e *Env, pod string, command []string) error {
-	req := e.Clientset.CoreV1().RESTClient().Post().Resource("pods").Namespace(e.Namespace).Name(pod).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: sandbox.ContainerName, Command: command, Stdout: true, Stderr: true}, scheme.ParameterCodec)
-	ws, err := remotecommand.NewWebSocketExecutor(e.Config, "GET", req.URL().String())
-	if err != nil {
-		return err
-	}
-	spdy, err := remotecommand.NewSPDYExecutor(e.Config, "POST", req.URL())
-	if err != nil {
-		return err
-	}
-	ex, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
-		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
-	})
-	if err != nil {
-		return err
-	}
+	pe := &sandbox.PodExec{Config: e.Config, Client: e.Clientset.CoreV1().RESTClient(), Namespace: e.Namespace, Pod: pod}
 	var out bytes.Buffer
-	if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out}); err != nil {
+	if err := pe.Run(ctx, command, nil, &out, &out); err != nil {
 		return fmt.Errorf("exec %v: %w: %s", command, err, out.String())
 	}
 	return nil
