@@ -237,10 +237,12 @@ func TestHandWrittenPod(t *testing.T) {
 		record("kubectl exec", r.took)
 		return r
 	}
-	if r := ex("", "true"); r.code != 0 {
-		t.Errorf("kubectl exec true: %s", r)
-	} else {
-		logSpeed(t, "kubectl-exec-true", r.took)
+	for range speedSamples {
+		if r := ex("", "true"); r.code != 0 {
+			t.Errorf("kubectl exec true: %s", r)
+		} else {
+			logSpeed(t, "kubectl-exec-true", r.took)
+		}
 	}
 
 	r := ex("", "cat", "/proc/self/status")

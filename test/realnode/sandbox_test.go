@@ -82,10 +82,12 @@ func TestSandboxDefault(t *testing.T) {
 		t.Errorf("sandbox runs on %q, want the real node %q", pod.Spec.NodeName, s.node.Name)
 	}
 
-	if r := s.sandboxExec(ctx, name, "", "true"); r.code != 0 {
-		t.Errorf("exec true: %s", r)
-	} else {
-		logSpeed(t, "plugin-exec-true", r.took)
+	for range speedSamples {
+		if r := s.sandboxExec(ctx, name, "", "true"); r.code != 0 {
+			t.Errorf("exec true: %s", r)
+		} else {
+			logSpeed(t, "plugin-exec-true", r.took)
+		}
 	}
 	r := s.sandboxExec(ctx, name, "", "cat", "/proc/self/status")
 	if r.code != 0 {

@@ -13,6 +13,10 @@ import (
 // and say only that the path works end to end, not how fast it is.
 const SpeedPrefix = "realnode-speed:"
 
+// speedSamples is how many times the cheap rows (exec true) are timed: one
+// sample under TCG says little; the slow ones (create, delete) run once.
+const speedSamples = 3
+
 // logSpeed writes one such line; metric is a word without spaces.
 func logSpeed(t testing.TB, metric string, d time.Duration) {
 	t.Helper()
