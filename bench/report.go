@@ -277,16 +277,22 @@ func (r *Report) writeFailures(w io.Writer, bullet string) {
 				fmt.Fprintln(w, "\nFailed rounds (left out of the numbers above):")
 				first = false
 			}
-			fmt.Fprintf(w, "%s%s, %s: %d failed; first: %s\n", bullet, s.Name, side.name, len(side.failed), oneLine(lastLine(side.failed[0]), 200))
+			fmt.Fprintf(w, "%s%s, %s: %d failed; first: %s\n", bullet, s.Name, side.name, len(side.failed), oneLine(reason(side.failed[0]), 200))
 		}
 	}
 }
 
-// lastLine is the last non-empty line of a (multi-line) error: a command's
-// own one-line error, after whatever it logged before.
-func lastLine(s string) string {
+// reason is what a failed command said: the last line of its error output
+// (after whatever it logged before), without the command line and status.
+func reason(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
+	last := lines[len(lines)-1]
+	if i := strings.LastIndex(last, "exit status "); i >= 0 {
+		if j := strings.Index(last[i:], ": "); j >= 0 {
+			return last[i+j+2:]
+		}
+	}
+	return last
 }
 
 // oneLine shortens an error for the table.

@@ -63,3 +63,15 @@ func TestParseRealNode(t *testing.T) {
 		t.Error("a log without speed lines was accepted")
 	}
 }
+
+func TestReasonIsTheCommandsOwnError(t *testing.T) {
+	for in, want := range map[string]string{
+		"round 1: kubectl-agentkernel cp -n ns a:/x /tmp/y: exit status 1: error: the connection broke": "error: the connection broke",
+		"E1201 v2.go:151] copying failed\nerror: reading from error stream: reset":                      "error: reading from error stream: reset",
+		"prepare: namespace gone": "prepare: namespace gone",
+	} {
+		if got := reason(in); got != want {
+			t.Errorf("reason(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
