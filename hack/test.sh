@@ -146,7 +146,9 @@ await_tail() {
 }
 
 # --- the tiers -------------------------------------------------------------------
-lint_tier() { within_budget hack/lint.sh; }
+# Another golangci-lint on the machine (an engineer's hack/lint.sh) holds its
+# lock: wait for it rather than fail.
+lint_tier() { within_budget hack/lint.sh --allow-serial-runners; }
 
 unit_tier() { gotest unit pkgname-and-test-fails -race -short -count=1 ./...; }
 
@@ -189,13 +191,17 @@ realnode_tier() {
 	else
 		log "realnode: estimated ${need}s, ${left}s left: starting beside e2e"
 	fi
-	AGENTKERNEL_REALNODE_ESTIMATED=1 gotest realnode raw:testname test/realnode/run.sh -json
+	# run.sh's own progress (stderr) goes straight to the log: gotestsum
+	# would count each stderr line of a raw command as an error.
+	AGENTKERNEL_REALNODE_ESTIMATED=1 gotest realnode raw:testname \
+		bash -c 'exec test/realnode/run.sh -json 2>> "$0"' "$out/realnode.log"
 }
 
 # --- the schedule ----------------------------------------------------------------
 bg_pids=() bg_names=()
 background() { # background NAME: run_tier NAME in the background, output in $out/NAME.log
-	run_tier "$1" > "$out/$1.log" 2>&1 &
+	# Appending: a tier may add to its log through a second descriptor.
+	run_tier "$1" >> "$out/$1.log" 2>&1 &
 	bg_pids+=($!) bg_names+=("$1")
 	log "$1: started in the background (log: $out/$1.log)"
 }
