@@ -60,6 +60,8 @@ wanted() { [[ " ${selected[*]} " == *" $1 "* ]]; }
 hack/deps.sh
 rm -rf "$out"
 mkdir -p "$out"
+: > "$out/pids"
+trap interrupted INT TERM
 gotestsum=$(hack/tools.sh gotestsum)
 
 # --- running a tier --------------------------------------------------------------
@@ -81,11 +83,25 @@ run_tier() {
 	[[ $tier_state == ran ]]
 }
 
-# within_budget CMD...: CMD, ended (exit 124) at the deadline.
+# within_budget CMD...: CMD, ended (exit 124) at the deadline. timeout puts
+# CMD in a process group of its own and signals the whole group; its PID is
+# kept so that an interrupted hack/test.sh can end what it started.
 within_budget() {
-	local left=$((deadline - EPOCHSECONDS))
+	local left=$((deadline - EPOCHSECONDS)) pid rc=0
 	((left > 0)) || return 124
-	timeout --kill-after=30 "$left" "$@"
+	timeout --kill-after=30 "$left" "$@" < /dev/null &
+	pid=$!
+	echo "$pid" >> "$out/pids"
+	wait "$pid" || rc=$?
+	return "$rc"
+}
+interrupted() {
+	local pid
+	trap '' INT TERM
+	log "interrupted: ending the tiers' processes"
+	while read -r pid; do kill -TERM "$pid" 2> /dev/null || true; done < "$out/pids"
+	wait
+	exit 130
 }
 
 # gotest NAME FORMAT GO-TEST-ARGS...: go test through gotestsum, which prints
@@ -207,7 +223,11 @@ background() { # background NAME: run_tier NAME in the background, output in $ou
 }
 foreground() { # foreground NAME: run_tier NAME, output here and in $out/NAME.log
 	log "$1"
-	run_tier "$1" 2>&1 | tee "$out/$1.log" || true
+	# Started as a job and waited for, so that Ctrl-C runs the trap at once
+	# (bash defers traps while a foreground command runs, and the tiers'
+	# processes are in timeout's process groups, out of the terminal's reach).
+	{ run_tier "$1" 2>&1 | tee "$out/$1.log"; } &
+	wait $! || true
 }
 
 need_cluster=
