@@ -70,7 +70,7 @@ gotestsum=$(hack/tools.sh gotestsum)
 # state follows its exit code. run_tier records the result in $out/NAME.result.
 run_tier() {
 	local name=$1 t0=$EPOCHSECONDS rc=0
-	tier_state= tier_detail=
+	tier_state='' tier_detail=''
 	"${name}_tier" || rc=$?
 	if [[ -z $tier_state ]]; then
 		if ((rc == 0)); then tier_state=ran; else tier_state=failed; fi
@@ -127,7 +127,7 @@ gotest() {
 # a missing prerequisite or an unfinished test, never a pass.
 every_test_runs=(e2e realnode)
 test_counts() {
-	local json=$out/$1.json rc=$2 passed skipped failed names
+	local json=$out/$1.json rc=$2 passed skipped failed
 	passed=$(grep -c '"Action":"pass","Package":"[^"]*","Test":' "$json" 2>/dev/null || true)
 	skipped=$(grep -c '"Action":"skip","Package":"[^"]*","Test":' "$json" 2>/dev/null || true)
 	failed=$(grep -c '"Action":"fail","Package":"[^"]*","Test":' "$json" 2>/dev/null || true)
@@ -209,6 +209,7 @@ realnode_tier() {
 	fi
 	# run.sh's own progress (stderr) goes straight to the log: gotestsum
 	# would count each stderr line of a raw command as an error.
+	# shellcheck disable=SC2016 # $0 is the inner shell's
 	AGENTKERNEL_REALNODE_ESTIMATED=1 gotest realnode raw:testname \
 		bash -c 'exec test/realnode/run.sh -json 2>> "$0"' "$out/realnode.log"
 }

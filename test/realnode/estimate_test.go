@@ -70,6 +70,17 @@ func TestEstimateFollowsTheCacheAndTheMeasurements(t *testing.T) {
 		wantCold:  "control plane",
 		wantLines: []string{"control plane    cold    1200s  measured here (build-info.json)"},
 	}, {
+		name: "a step added to build.sh without a default: assumed until measured",
+		in: estimateInputs{
+			controlPlaneCached: true,
+			plan:               []planStep{{name: "proxy-image"}, {name: "mcp-inspector"}},
+			timings:            map[string][]time.Duration{"mcp-inspector": {40 * s}},
+			suite:              []time.Duration{300 * s},
+		},
+		wantTotal: withMargin(5*time.Minute + 40*s + 300*s),
+		wantCold:  "proxy-image mcp-inspector",
+		wantLines: []string{"proxy-image      cold     300s  not measured here yet and no default (300s assumed; add one to defaultCosts)"},
+	}, {
 		name:      "everything cached: only the tests",
 		in:        estimateInputs{controlPlaneCached: true, plan: allSteps("host-packages", "kernel", "initramfs", "rootfs", "containerd", "knp", "pause", "images", "kubelet", "disk")},
 		wantTotal: withMargin(9 * time.Minute),
