@@ -60,7 +60,7 @@ wanted() { [[ " ${selected[*]} " == *" $1 "* ]]; }
 hack/deps.sh
 rm -rf "$out"
 mkdir -p "$out"
-: > "$out/pids"
+mkdir "$out/pids"
 trap interrupted INT TERM
 gotestsum=$(hack/tools.sh gotestsum)
 
@@ -91,15 +91,18 @@ within_budget() {
 	((left > 0)) || return 124
 	timeout --kill-after=30 "$left" "$@" < /dev/null &
 	pid=$!
-	echo "$pid" >> "$out/pids"
+	: > "$out/pids/$pid"
 	wait "$pid" || rc=$?
+	rm -f "$out/pids/$pid" # ended: never signal a PID that may be reused
 	return "$rc"
 }
 interrupted() {
 	local pid
 	trap '' INT TERM
 	log "interrupted: ending the tiers' processes"
-	while read -r pid; do kill -TERM "$pid" 2> /dev/null || true; done < "$out/pids"
+	for pid in "$out"/pids/*; do
+		[[ -e $pid ]] && kill -TERM "${pid##*/}" 2> /dev/null || true
+	done
 	wait
 	exit 130
 }
