@@ -101,7 +101,7 @@ interrupted() {
 	trap '' INT TERM
 	log "interrupted: ending the tiers' processes"
 	for pid in "$out"/pids/*; do
-		[[ -e $pid ]] && kill -TERM "${pid##*/}" 2> /dev/null || true
+		if [[ -e $pid ]]; then kill -TERM "${pid##*/}" 2> /dev/null || true; fi
 	done
 	wait
 	exit 130
