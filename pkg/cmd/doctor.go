@@ -11,8 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
-	"k8s.io/client-go/kubernetes"
-	restclient "k8s.io/client-go/rest"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
@@ -90,19 +88,13 @@ func NewCmdDoctor(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	return cmd
 }
 
-// Complete builds clients. Doctor asks many small questions at once, so
-// its client is not held to client-go's default 5 requests a second.
+// Complete builds clients (doctor asks its many small questions at once;
+// the plugin's clients have no client-side rate limit, see clientrate.go).
 func (o *DoctorOptions) Complete(f cmdutil.Factory) error {
 	if err := o.complete(f); err != nil {
 		return err
 	}
-	cfg := restclient.CopyConfig(o.Config)
-	cfg.QPS, cfg.Burst = 50, 100
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	o.env = doctor.Env{Clientset: cs, Namespace: o.Namespace, Server: o.Server}
+	o.env = doctor.Env{Clientset: o.Clientset, Namespace: o.Namespace, Server: o.Server}
 	if o.Probe {
 		o.env.Probe = &doctor.Probe{Image: o.ProbeImage, Timeout: o.Timeout, Exec: func(p *corev1.Pod) sandbox.Runner { return o.execIn(p) }}
 		o.env.Progress = func(s string) { fmt.Fprintln(o.ErrOut, "doctor: "+s) }

@@ -20,7 +20,8 @@ func (f *SandboxFlags) addEgressFlags(cmd *cobra.Command) {
 }
 
 // egressSpec puts --allow-egress and --dns into s. An allow-list makes the
-// network egress unless --network says otherwise, which is then an error.
+// network egress unless --network says otherwise, which is then an error;
+// Spec.Validate refuses --dns on a network that is not egress.
 func (f *SandboxFlags) egressSpec(s *sandbox.Spec) error {
 	for _, a := range f.AllowEgress {
 		d, err := sandbox.ParseEgress("--allow-egress", a)
@@ -36,9 +37,12 @@ func (f *SandboxFlags) egressSpec(s *sandbox.Spec) error {
 		}
 		s.DNS = append(s.DNS, d)
 	}
-	if len(s.AllowEgress) > 0 || len(s.DNS) > 0 {
+	// An allow-list narrows egress, so asking for one asks for egress. --dns
+	// alone does not: it must never turn a sandbox without network into one
+	// that reaches the internet.
+	if len(s.AllowEgress) > 0 {
 		if f.Network != "" && s.Network != sandbox.NetworkEgress {
-			return fmt.Errorf("--allow-egress and --dns shape an egress network; they cannot go with --network %s", f.Network)
+			return fmt.Errorf("--allow-egress is a list of egress destinations; it cannot go with --network %s", f.Network)
 		}
 		s.Network = sandbox.NetworkEgress
 	}

@@ -87,7 +87,8 @@ func TestCreateEgressFlagErrors(t *testing.T) {
 		"with no network":    {[]string{"--allow-egress", "203.0.113.0/24", "--network", "none"}, "cannot go with --network none"},
 		"with open network":  {[]string{"--allow-egress", "203.0.113.0/24", "--network", "open"}, "cannot go with --network open"},
 		"dns with protocol":  {[]string{"--dns", "10.0.0.10:53/udp"}, "both UDP and TCP"},
-		"dns with no egress": {[]string{"--dns", "10.0.0.10", "--network", "none"}, "cannot go with --network none"},
+		"dns with no egress": {[]string{"--dns", "10.0.0.10", "--network", "none"}, "--dns only matters with --network egress"},
+		"dns alone":          {[]string{"--dns", "10.0.0.10"}, "--dns only matters with --network egress"}, // never a way to the internet
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
