@@ -139,6 +139,17 @@ type Spec struct {
 	// TTL, if set, ends the sandbox that long after it started, enforced by
 	// the kubelet (activeDeadlineSeconds) even if no client ever comes back.
 	TTL time.Duration
+
+	// Command, if set, is the sandbox's main process (an agent) instead of
+	// the idle loop: the sandbox ends when it does. See mainprocess.go.
+	Command []string
+	// Stdin keeps the main process's stdin open, for attach; TTY gives it
+	// a terminal (and needs Stdin).
+	Stdin, TTY bool
+	// HoldCommand starts Command only once StartCommand has run in the
+	// sandbox, so that files can be copied in (and the agent installed)
+	// before it starts.
+	HoldCommand bool
 }
 
 // NewSpec returns the spec of a default, restrictive sandbox.
@@ -223,6 +234,9 @@ func (s *Spec) Validate() error {
 		if seenEnv[n] {
 			return fmt.Errorf("%s is given both as --env and as --secret-env; use one", n)
 		}
+	}
+	if err := s.validateMain(); err != nil {
+		return err
 	}
 	seenPort := map[string]bool{}
 	for _, p := range s.Ports {
@@ -345,7 +359,9 @@ func (s *Spec) Pod() *corev1.Pod {
 				Name:            ContainerName,
 				Image:           s.Image,
 				ImagePullPolicy: s.ImagePullPolicy,
-				Command:         []string{"/bin/sh", "-c", pid1Script},
+				Command:         s.containerCommand(),
+				Stdin:           s.Stdin,
+				TTY:             s.TTY,
 				WorkingDir:      WorkspaceDir,
 				Env:             env,
 				EnvFrom:         envFrom,
