@@ -3,6 +3,7 @@ module github.com/agentkernel/kubectl-agentkernel
 go 1.26.0
 
 require (
+	github.com/creack/pty v1.1.18
 	github.com/moby/term v0.5.2
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2

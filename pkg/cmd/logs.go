@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/cmd/logs"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
-	"k8s.io/kubectl/pkg/polymorphichelpers"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -31,7 +31,6 @@ type LogsOptions struct {
 	// make sense for a sandbox's one container.
 	Logs *logs.LogsOptions
 
-	factory cmdutil.Factory
 	clients
 	genericiooptions.IOStreams
 }
@@ -88,13 +87,10 @@ func (o *LogsOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []str
 		return fmt.Errorf("logs takes exactly one sandbox name (got %d): kubectl agentkernel logs NAME", len(args))
 	}
 	o.Name = args[0]
-	o.factory = f
 	l := o.Logs
 	l.TailSpecified = cmd.Flags().Changed("tail")
 	l.Container = sandbox.ContainerName
 	l.ConsumeRequestFn = logs.DefaultConsumeRequest
-	l.LogsForObject = polymorphichelpers.LogsForObjectFn
-	l.RESTClientGetter = f
 	var err error
 	if l.GetPodTimeout, err = cmdutil.GetPodRunningTimeoutFlag(cmd); err != nil {
 		return err
@@ -113,43 +109,40 @@ func (o *LogsOptions) Validate() error {
 	return o.Logs.Validate()
 }
 
-// Run finds the sandbox (never a Pod by name) and streams its logs. kubectl
-// logs' own RunLogs is not used: it exits the process on Ctrl-C, where the
-// plugin ends the stream and exits 130.
+// Run finds the sandbox (never a Pod by name) and streams its logs with
+// kubectl's consumer. kubectl logs' own RunLogs is not used: it exits the
+// process on Ctrl-C, where the plugin ends the stream and exits 130.
 func (o *LogsOptions) Run(ctx context.Context) error {
 	pod, err := sandbox.Find(ctx, o.Clientset, o.Namespace, o.Name)
 	if err != nil {
 		return o.explain(err, o.Namespace)
 	}
 	l := o.Logs
-	requests, err := l.LogsForObject(o.factory, pod, l.Options, l.GetPodTimeout, false)
-	if err != nil {
-		return o.explain(err, o.Namespace)
+	opts, ok := l.Options.(*corev1.PodLogOptions)
+	if !ok {
+		return fmt.Errorf("unexpected logs options %T", l.Options)
 	}
-	for _, req := range requests {
-		if l.Follow {
-			// As kubectl logs -f: while the API says the container is not
-			// there yet, say so and try again, until the pod timeout.
-			err = wait.PollUntilContextTimeout(ctx, time.Second, l.GetPodTimeout, true, func(context.Context) (bool, error) {
-				err := l.ConsumeRequestFn(ctx, req, o.Out)
-				if _, isStatus := err.(apierrors.APIStatus); isStatus && ctx.Err() == nil {
-					fmt.Fprintln(o.ErrOut, err.Error())
-					return false, nil
-				}
-				return true, err
-			})
-		} else {
-			err = l.ConsumeRequestFn(ctx, req, o.Out)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
+	// client-go's request for the one container, by the Pod Find vouched for.
+	req := o.Clientset.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, opts)
+	if l.Follow {
+		// As kubectl logs -f: while the API says the container is not
+		// there yet, say so and try again, until the pod timeout.
+		err = wait.PollUntilContextTimeout(ctx, time.Second, l.GetPodTimeout, true, func(context.Context) (bool, error) {
+			err := l.ConsumeRequestFn(ctx, req, o.Out)
+			if _, isStatus := err.(apierrors.APIStatus); isStatus && ctx.Err() == nil {
+				fmt.Fprintln(o.ErrOut, err.Error())
+				return false, nil
 			}
-			return fmt.Errorf("logs of sandbox %q: %w", o.Name, o.explainStream(err, o.Namespace))
-		}
+			return true, err
+		})
+	} else {
+		err = l.ConsumeRequestFn(ctx, req, o.Out)
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("logs of sandbox %q: %w", o.Name, o.explainStream(err, o.Namespace))
 	}
 	return nil
 }

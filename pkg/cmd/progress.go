@@ -173,11 +173,6 @@ type copyMeter struct {
 // Copy returns r counting what goes through it, and the meter.
 func (p *progress) Copy(label string, r sandbox.Runner) (sandbox.Runner, *copyMeter) {
 	m := &copyMeter{p: p, label: label, start: time.Now()}
-	if p.live {
-		p.mu.Lock()
-		p.showLocked(label, false)
-		p.mu.Unlock()
-	}
 	return countingRunner{r, m}, m
 }
 
@@ -272,19 +267,37 @@ func (p *progress) waitStatus(ctx context.Context, cs kubernetes.Interface, name
 	}
 	p.Status(label + ": creating")
 	ctx, cancel := context.WithCancel(ctx)
+	// Watching before the Pod exists: its first events come fast.
+	w := watchEvents(ctx, cs, namespace, sandbox.PodName(name))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		followEvents(ctx, cs, namespace, sandbox.PodName(name), func(ev *corev1.Event) {
-			msg := ev.Reason
-			if ev.Message != "" {
-				msg = ev.Message
+		if w == nil {
+			return
+		}
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					return
+				}
+				e, isEvent := ev.Object.(*corev1.Event)
+				if !isEvent || (ev.Type != watch.Added && ev.Type != watch.Modified) {
+					continue
+				}
+				msg := e.Reason
+				if e.Message != "" {
+					msg = e.Message
+				}
+				if e.Type == corev1.EventTypeWarning {
+					msg = e.Reason + ": " + msg
+				}
+				p.Status(label + ": " + sandbox.Printable(msg))
 			}
-			if ev.Type == corev1.EventTypeWarning {
-				msg = ev.Reason + ": " + msg
-			}
-			p.Status(label + ": " + sandbox.Printable(msg))
-		})
+		}
 	}()
 	return report, func() {
 		cancel()
@@ -293,33 +306,20 @@ func (p *progress) waitStatus(ctx context.Context, cs kubernetes.Interface, name
 	}
 }
 
-// followEvents calls fn for each event about the named Pod from now on. A
-// client that may not list or watch events just sees no events: the
-// status line then shows the Pod's states alone.
-func followEvents(ctx context.Context, cs kubernetes.Interface, namespace, podName string, fn func(*corev1.Event)) {
+// watchEvents watches the events about the named Pod from now on, or
+// returns nil: a client that may not list or watch events just gets a
+// status line made of the Pod's states alone.
+func watchEvents(ctx context.Context, cs kubernetes.Interface, namespace, podName string) watch.Interface {
 	sel := fields.Set{"involvedObject.kind": "Pod", "involvedObject.name": podName}.AsSelector().String()
 	events := cs.CoreV1().Events(namespace)
 	// Events of an earlier Pod of that name are history: watch from now.
 	list, err := events.List(ctx, metav1.ListOptions{FieldSelector: sel, Limit: 1})
 	if err != nil {
-		return
+		return nil
 	}
 	w, err := events.Watch(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: list.ResourceVersion})
 	if err != nil {
-		return
+		return nil
 	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return
-			}
-			if e, isEvent := ev.Object.(*corev1.Event); isEvent && (ev.Type == watch.Added || ev.Type == watch.Modified) {
-				fn(e)
-			}
-		}
-	}
+	return w
 }
