@@ -253,19 +253,35 @@ func (c countingWriter) Write(b []byte) (int, error) {
 // the event watch.
 func (p *progress) waitStatus(ctx context.Context, cs kubernetes.Interface, namespace, name string) (report func(state string), stop func()) {
 	label := "sandbox/" + name
-	report = func(state string) {
+	// The line shows the Pod's state and its latest event side by side:
+	// "Pending · Successfully assigned ns/pod to node".
+	var mu sync.Mutex
+	state, event := "creating", ""
+	show := func() {
+		mu.Lock()
+		text := label + ": " + state
+		if event != "" {
+			text += " · " + event
+		}
+		mu.Unlock()
+		p.Status(text)
+	}
+	report = func(s string) {
 		if p.live {
-			p.Status(label + ": " + sandbox.Printable(state))
+			mu.Lock()
+			state = sandbox.Printable(s)
+			mu.Unlock()
+			show()
 			return
 		}
-		if strings.Contains(state, ": ") && !strings.HasPrefix(state, "SchedulingGated") {
-			p.Linef("waiting for %s: %s", label, sandbox.Printable(state))
+		if strings.Contains(s, ": ") && !strings.HasPrefix(s, "SchedulingGated") {
+			p.Linef("waiting for %s: %s", label, sandbox.Printable(s))
 		}
 	}
 	if !p.live {
 		return report, func() {}
 	}
-	p.Status(label + ": creating")
+	show()
 	ctx, cancel := context.WithCancel(ctx)
 	// Watching before the Pod exists: its first events come fast.
 	w := watchEvents(ctx, cs, namespace, sandbox.PodName(name))
@@ -295,7 +311,10 @@ func (p *progress) waitStatus(ctx context.Context, cs kubernetes.Interface, name
 				if e.Type == corev1.EventTypeWarning {
 					msg = e.Reason + ": " + msg
 				}
-				p.Status(label + ": " + sandbox.Printable(msg))
+				mu.Lock()
+				event = sandbox.Printable(msg)
+				mu.Unlock()
+				show()
 			}
 		}
 	}()
