@@ -156,6 +156,13 @@ func run(n int, kubeconfig, kubectl string) error {
 			}},
 	}
 
+	// The one-shot run row: bench/run_scenario.go.
+	oneShotOurs, oneShotKubectl, err := r.oneShotSides(tmp, podYAML)
+	if err != nil {
+		return err
+	}
+	scenarios = append(scenarios, scenario{oneShotName, oneShotOurs, oneShotKubectl})
+
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "scenario\tagentkernel (median)\tkubectl (median)\tratio\n")
 	for _, s := range scenarios {

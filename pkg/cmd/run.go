@@ -351,7 +351,7 @@ func (o *RunOptions) Run(ctx context.Context) (err error) {
 	pod := created.Pod
 	defer func() {
 		switch {
-		case o.Detach:
+		case o.Detach && err == nil: // it runs on, for attach
 		case o.Keep:
 			prog.Linef("%s kept: kubectl agentkernel shell %s -n %s; delete it with: kubectl agentkernel delete %s -n %s", label, o.Name, o.Namespace, o.Name, o.Namespace)
 		default:

@@ -486,3 +486,20 @@ func writeTestFile(t *testing.T, path, body string) {
 		t.Fatal(err)
 	}
 }
+
+// A --detach run that fails before its main process starts removes the
+// sandbox like any other run.
+func TestRunDetachFailureDeletes(t *testing.T) {
+	log := &stepLog{}
+	p := newPlayer(t, log)
+	p.failCopyIn = true
+	r := runRun(t, context.Background(), log, p, nil, "--copy-in", t.TempDir(), "--detach", "work", "--", "agent")
+	var se *statusError
+	if !errors.As(r.err, &se) || se.ExitCode() != PluginFailed {
+		t.Fatalf("err = %v", r.err)
+	}
+	steps := log.get()
+	if slicesContain(steps, "start main process") || steps[len(steps)-1] != "delete pods" {
+		t.Fatalf("steps: %q", steps)
+	}
+}

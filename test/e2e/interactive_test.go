@@ -10,148 +10,22 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
+	"github.com/agentkernel/kubectl-agentkernel/test/ptytest"
 )
 
-// ptySession runs the plugin on a real pseudo-terminal, as a user's shell
-// would: the terminal is its stdin, stdout and stderr and its controlling
-// terminal, so raw mode, SIGWINCH and restoring the terminal are real.
-type ptySession struct {
-	cmd       *exec.Cmd
-	ptmx, tty *os.File
-	mu        sync.Mutex
-	screen    bytes.Buffer
-	done      chan struct{}
-	err       error
-}
-
-func startOnPTY(t *testing.T, rows, cols uint16, args ...string) *ptySession {
+// onPTY runs the plugin on a real pseudo-terminal of rows x cols.
+func onPTY(t *testing.T, rows, cols uint16, args ...string) *ptytest.Session {
 	t.Helper()
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pseudo-terminal on this machine: %v", err)
-	}
-	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: rows, Cols: cols}); err != nil {
-		t.Fatal(err)
-	}
-	s := &ptySession{ptmx: ptmx, tty: tty, done: make(chan struct{})}
-	s.cmd = exec.Command(env.binary, append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
-	s.cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent", "TERM=xterm")
-	s.cmd.Stdin, s.cmd.Stdout, s.cmd.Stderr = tty, tty, tty
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := ptmx.Read(buf)
-			s.mu.Lock()
-			s.screen.Write(buf[:n])
-			s.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-		ptmx.Close()
-		tty.Close()
-	})
-	return s
-}
-
-func (s *ptySession) text() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.screen.String()
-}
-
-// waitScreen waits until the terminal shows want after position from.
-func (s *ptySession) waitScreen(t *testing.T, from int, want string) {
-	t.Helper()
-	eventually(t, time.Minute, "the terminal to show "+want, func() bool {
-		txt := s.text()
-		return len(txt) > from && strings.Contains(txt[from:], want)
-	})
-}
-
-func (s *ptySession) send(t *testing.T, keys string) {
-	t.Helper()
-	if _, err := s.ptmx.Write([]byte(keys)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (s *ptySession) termios(t *testing.T) *unix.Termios {
-	t.Helper()
-	tio, err := unix.IoctlGetTermios(int(s.tty.Fd()), unix.TCGETS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tio
-}
-
-func (s *ptySession) exit(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(2 * time.Minute):
-		_ = s.cmd.Process.Kill()
-		t.Fatalf("the plugin did not end; the terminal shows:\n%q", s.text())
-	}
-	if ee, ok := s.err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	if s.err != nil {
-		t.Fatal(s.err)
-	}
-	return 0
-}
-
-func isRaw(tio *unix.Termios) bool { return tio.Lflag&(unix.ICANON|unix.ECHO) == 0 }
-
-// sameTerminal: the settings a raw mode changes are back as they were.
-func sameTerminal(a, b *unix.Termios) bool {
-	return a.Iflag == b.Iflag && a.Oflag == b.Oflag && a.Lflag == b.Lflag && a.Cflag == b.Cflag
-}
-
-// askUntil sends a line until the terminal answers with want: the remote
-// side may see the line before the size the client sent with it.
-func (s *ptySession) askUntil(t *testing.T, line, want string) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		from := len(s.text())
-		s.send(t, line)
-		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			if strings.Contains(s.text()[from:], want) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the terminal never answered %q with %q:\n%q", line, want, s.text())
-		}
-	}
+	cmd := exec.Command(env.binary, append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent", "TERM=xterm")
+	return ptytest.Start(t, rows, cols, cmd)
 }
 
 // shell on a real terminal: a login shell in /workspace, the terminal's
@@ -161,22 +35,20 @@ func TestShellThroughARealTerminal(t *testing.T) {
 	requireSimulated(t) // the simulated node gives exec -t a real pty on the host
 	ns := newNamespace(t)
 	createSandbox(t, ns, "demo")
-	s := startOnPTY(t, 24, 80, "shell", "demo", "-n", ns)
-	before := s.termios(t) // the plugin has not changed it yet, or restores the same
-	s.askUntil(t, "pwd\n", "/workspace")
-	if !isRaw(s.termios(t)) {
+	s := onPTY(t, 24, 80, "shell", "demo", "-n", ns)
+	before := s.Termios(t) // the plugin has not changed it yet, or restores the same
+	s.Ask(t, "pwd\n", "/workspace", time.Minute)
+	if !ptytest.Raw(s.Termios(t)) {
 		t.Fatal("the local terminal is not in raw mode during the session")
 	}
-	s.askUntil(t, "stty size\n", "24 80")
-	if err := pty.Setsize(s.ptmx, &pty.Winsize{Rows: 40, Cols: 100}); err != nil {
-		t.Fatal(err)
+	s.Ask(t, "stty size\n", "24 80", time.Minute)
+	s.Resize(t, 40, 100)
+	s.Ask(t, "stty size\n", "40 100", time.Minute)
+	s.Type(t, "exit 3\n")
+	if code := s.Exit(t, 2*time.Minute); code != 3 {
+		t.Fatalf("exit %d, want the shell's 3:\n%q", code, s.Text())
 	}
-	s.askUntil(t, "stty size\n", "40 100")
-	s.send(t, "exit 3\n")
-	if code := s.exit(t); code != 3 {
-		t.Fatalf("exit %d, want the shell's 3:\n%q", code, s.text())
-	}
-	if after := s.termios(t); !sameTerminal(before, after) || isRaw(after) {
+	if after := s.Termios(t); !ptytest.Same(before, after) || ptytest.Raw(after) {
 		t.Fatalf("the local terminal was not restored: before %+v after %+v", before, after)
 	}
 }
@@ -190,16 +62,16 @@ func TestAttachThroughARealTerminal(t *testing.T) {
 	requireSimulated(t)
 	ns := newNamespace(t)
 	mustPlugin(t, "", "create", "agent", "-n", ns, "--command", "--", "sh", "-c", "read line; exit 7")
-	s := startOnPTY(t, 24, 80, "attach", "agent", "-n", ns)
-	before := s.termios(t)
-	s.waitScreen(t, 0, "attached to sandbox/agent; ctrl-p,ctrl-q detaches")
-	eventually(t, time.Minute, "raw mode", func() bool { return isRaw(s.termios(t)) })
-	s.send(t, "\x10\x11") // ctrl-p ctrl-q
-	if code := s.exit(t); code != 0 {
-		t.Fatalf("detach: exit %d:\n%q", code, s.text())
+	s := onPTY(t, 24, 80, "attach", "agent", "-n", ns)
+	before := s.Termios(t)
+	s.WaitFor(t, "attached to sandbox/agent; ctrl-p,ctrl-q detaches", time.Minute)
+	eventually(t, time.Minute, "raw mode", func() bool { return ptytest.Raw(s.Termios(t)) })
+	s.Type(t, "\x10\x11") // ctrl-p ctrl-q
+	if code := s.Exit(t, 2*time.Minute); code != 0 {
+		t.Fatalf("detach: exit %d:\n%q", code, s.Text())
 	}
-	s.waitScreen(t, 0, "detached from sandbox/agent, which keeps running")
-	if after := s.termios(t); !sameTerminal(before, after) {
+	s.WaitFor(t, "detached from sandbox/agent, which keeps running", time.Minute)
+	if after := s.Termios(t); !ptytest.Same(before, after) {
 		t.Fatalf("detach did not restore the terminal: before %+v after %+v", before, after)
 	}
 	pod, err := env.cs.CoreV1().Pods(ns).Get(context.Background(), "agentkernel-agent", metav1.GetOptions{})
@@ -208,17 +80,17 @@ func TestAttachThroughARealTerminal(t *testing.T) {
 	}
 
 	for sig, want := range map[syscall.Signal]int{syscall.SIGTERM: 143, syscall.SIGINT: 130} {
-		s := startOnPTY(t, 24, 80, "attach", "agent", "-n", ns)
-		before := s.termios(t)
-		s.waitScreen(t, 0, "attached to sandbox/agent")
-		eventually(t, time.Minute, "raw mode", func() bool { return isRaw(s.termios(t)) })
-		if err := s.cmd.Process.Signal(sig); err != nil {
+		s := onPTY(t, 24, 80, "attach", "agent", "-n", ns)
+		before := s.Termios(t)
+		s.WaitFor(t, "attached to sandbox/agent", time.Minute)
+		eventually(t, time.Minute, "raw mode", func() bool { return ptytest.Raw(s.Termios(t)) })
+		if err := s.Cmd.Process.Signal(sig); err != nil {
 			t.Fatal(err)
 		}
-		if code := s.exit(t); code != want {
-			t.Fatalf("%v: exit %d, want %d:\n%q", sig, code, want, s.text())
+		if code := s.Exit(t, 2*time.Minute); code != want {
+			t.Fatalf("%v: exit %d, want %d:\n%q", sig, code, want, s.Text())
 		}
-		if after := s.termios(t); !sameTerminal(before, after) {
+		if after := s.Termios(t); !ptytest.Same(before, after) {
 			t.Fatalf("%v did not restore the terminal: before %+v after %+v", sig, before, after)
 		}
 	}
@@ -233,11 +105,11 @@ func TestAttachThroughARealTerminal(t *testing.T) {
 func TestCreateShowsALiveStatusLine(t *testing.T) {
 	requireSimulated(t) // the hold label keeps the sandbox waiting
 	ns := newNamespace(t)
-	s := startOnPTY(t, 24, 160, "create", "held", "-n", ns, "--label", localcluster.HoldLabel+"=true", "--timeout", "8s")
-	if code := s.exit(t); code == 0 {
-		t.Fatalf("a held sandbox was created:\n%q", s.text())
+	s := onPTY(t, 24, 160, "create", "held", "-n", ns, "--label", localcluster.HoldLabel+"=true", "--timeout", "8s")
+	if code := s.Exit(t, 2*time.Minute); code == 0 {
+		t.Fatalf("a held sandbox was created:\n%q", s.Text())
 	}
-	screen := s.text()
+	screen := s.Text()
 	for _, want := range []string{"sandbox/held: ", "Pending · Successfully assigned " + ns, "\x1b[2K", "error: sandbox \"held\" in namespace \"" + ns + "\" was not running within 8s"} {
 		if !strings.Contains(screen, want) {
 			t.Errorf("the terminal did not show %q:\n%q", want, screen)
