@@ -51,7 +51,8 @@ func newOneShotRow(tmp string, podYAML func(name string) ([]byte, error)) (*oneS
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		body := bytes.Repeat([]byte(fmt.Sprintf("// file %d of the bench repository\n", i)), repoFileSize/36+1)[:repoFileSize]
+		line := []byte(fmt.Sprintf("// file %d of the bench repository\n", i))
+		body := bytes.Repeat(line, repoFileSize/len(line)+1)[:repoFileSize]
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d.go", i)), body, 0o644); err != nil {
 			return nil, err
 		}
