@@ -119,6 +119,13 @@ type attachSession struct {
 func (o *AttachOptions) Run(ctx context.Context) error {
 	pod, err := o.runningSandbox(ctx, o.Namespace, o.Name)
 	if err != nil {
+		// A main process that ended: say how it ended.
+		if p, ferr := sandbox.Find(ctx, o.Clientset, o.Namespace, o.Name); ferr == nil && sandbox.HasMainProcess(p) {
+			if code, ended := sandbox.MainExitCode(p); ended {
+				return fmt.Errorf("the main process of sandbox %q has ended with exit code %d: nothing to attach to; its output: kubectl agentkernel logs %s -n %s",
+					o.Name, code, o.Name, o.Namespace)
+			}
+		}
 		return err
 	}
 	if !sandbox.HasMainProcess(pod) {

@@ -68,7 +68,11 @@ func TestAttachRequestAndExitCode(t *testing.T) {
 	ended := agentPod("done", func(p *corev1.Pod) {
 		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: sandbox.ContainerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 7}}}}
 	})
-	tf := testFactory(t, agentPod("work", nil), ended, sandboxPod("idle", nil))
+	finished := agentPod("finished", func(p *corev1.Pod) {
+		p.Status.Phase = corev1.PodFailed
+		p.Status.ContainerStatuses = ended.Status.ContainerStatuses
+	})
+	tf := testFactory(t, agentPod("work", nil), ended, finished, sandboxPod("idle", nil))
 	attach := func(ex *recordingExecutor, stdin string, args ...string) (string, string, error) {
 		return runInteractive(t, func(s genericiooptions.IOStreams) interface {
 			SetArgs([]string)
@@ -117,6 +121,7 @@ func TestAttachRequestAndExitCode(t *testing.T) {
 		want string
 	}{
 		"no main process": {[]string{"idle"}, "runs no main process to attach to"},
+		"ended":           {[]string{"finished"}, `the main process of sandbox "finished" has ended with exit code 7`},
 		"missing":         {[]string{"ghost"}, `sandbox "ghost" not found`},
 		"no name":         {nil, "exactly one sandbox name"},
 		"bad keys":        {[]string{"work", "--detach-keys", "ctrl-Ω"}, "--detach-keys"},

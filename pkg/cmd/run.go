@@ -357,10 +357,16 @@ func (o *RunOptions) Run(ctx context.Context) (err error) {
 		default:
 			prog.Linef("deleting %s", label)
 			prog.Status("deleting " + label)
-			derr := created.Delete(ctx, o.Clientset, o.DeleteTimeout)
+			terminating, derr := created.Delete(ctx, o.Clientset, o.DeleteTimeout)
 			prog.Done()
-			if derr != nil {
+			switch {
+			case derr != nil:
 				err = withLaterFailure(ctx, err, derr)
+			case terminating:
+				prog.Linef("%s is deleted but still terminating: the cluster is slow to finish (see: kubectl get pod %s -n %s)", label, created.Pod.Name, o.Namespace)
+			}
+			if err == nil && ctx.Err() != nil {
+				err = context.Cause(ctx) // Ctrl-C while deleting: the status says so
 			}
 		}
 	}()
@@ -552,7 +558,7 @@ func (o *CreateOptions) prepare(ctx context.Context, created *sandbox.Created, p
 	if err == nil {
 		return nil
 	}
-	if derr := created.Delete(ctx, o.Clientset, 2*time.Minute); derr != nil {
+	if _, derr := created.Delete(ctx, o.Clientset, 2*time.Minute); derr != nil {
 		err = fmt.Errorf("%w; %v", err, derr)
 	}
 	return err

@@ -50,14 +50,17 @@ func Printable(s string) string { return sanitize(s) }
 // Delete removes what Create made: the sandbox's Pod, by UID, with its
 // normal grace period (PID 1 ends at once on SIGTERM), and the namespace if
 // Create made it; the garbage collector takes the Secret and NetworkPolicy.
-// It waits until the Pod is gone. It works on the cleanup context (see
-// WithCleanupContext), so it still runs after Ctrl-C; a second interrupt
-// stops it and the error names what is left.
-func (c *Created) Delete(ctx context.Context, cs kubernetes.Interface, timeout time.Duration) error {
+// Then it waits, up to timeout, until the Pod is gone: terminating reports
+// a Pod that was deleted but is not gone yet (a slow kubelet), which is
+// not an error. It works on the cleanup context (see WithCleanupContext),
+// so it still runs after Ctrl-C; a second interrupt stops it, and an error
+// names what may be left.
+func (c *Created) Delete(ctx context.Context, cs kubernetes.Interface, timeout time.Duration) (terminating bool, err error) {
 	cctx, cancel := cleanupContext(ctx)
 	defer cancel()
 	pod := c.Pod
 	var errs []error
+	deleted := false
 	if pod != nil {
 		err := DeletePod(cctx, cs, pod, nil)
 		var gone *NotFoundError
@@ -66,9 +69,7 @@ func (c *Created) Delete(ctx context.Context, cs kubernetes.Interface, timeout t
 		case err != nil:
 			errs = append(errs, err)
 		default:
-			if err := WaitForDeleted(cctx, cs, pod, timeout); err != nil {
-				errs = append(errs, err)
-			}
+			deleted = true
 		}
 	}
 	if ns := c.Namespace; ns != nil && len(errs) == 0 {
@@ -77,17 +78,23 @@ func (c *Created) Delete(ctx context.Context, cs kubernetes.Interface, timeout t
 			errs = append(errs, err)
 		}
 	}
-	if len(errs) == 0 {
-		return nil
+	if len(errs) > 0 {
+		why := "deleting the sandbox failed"
+		if cctx.Err() != nil {
+			why = "deleting the sandbox was interrupted"
+		}
+		left := c.namespace()
+		if pod != nil {
+			return false, fmt.Errorf("%s; sandbox %q may be left in namespace %q (remove it with: kubectl agentkernel delete %s -n %s): %w",
+				why, NameOf(pod), left, NameOf(pod), left, errors.Join(errs...))
+		}
+		return false, fmt.Errorf("%s: %w", why, errors.Join(errs...))
 	}
-	why := "deleting the sandbox failed"
-	if cctx.Err() != nil {
-		why = "deleting the sandbox was interrupted"
+	if deleted {
+		// Bounded by timeout, not by cleanupTimeout; a second Ctrl-C ends it.
+		if err := WaitForDeleted(cleanupBase(ctx), cs, pod, timeout); err != nil {
+			return true, nil
+		}
 	}
-	left := c.namespace()
-	if pod != nil {
-		return fmt.Errorf("%s; sandbox %q may be left in namespace %q (remove it with: kubectl agentkernel delete %s -n %s): %w",
-			why, NameOf(pod), left, NameOf(pod), left, errors.Join(errs...))
-	}
-	return fmt.Errorf("%s: %w", why, errors.Join(errs...))
+	return false, nil
 }

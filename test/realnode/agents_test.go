@@ -2,6 +2,7 @@ package realnode
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,16 +21,26 @@ import (
 // with the Pod's environment; a main process that reads its terminal,
 // follows a resize and ends with an exit code).
 
+// sandboxGone checks that run deleted the sandbox: its Pod is gone, or
+// (a slow guest) terminating and then gone.
 func (s *suite) sandboxGone(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
-	list, err := s.client.CoreV1().Pods(s.namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.SelectorFromSet(labels.Set{sandboxLabel: name}).String(),
+	err := poll(ctx, deleteTimeout, func() (bool, error) {
+		list, err := s.client.CoreV1().Pods(s.namespace).List(ctx, metav1.ListOptions{
+			LabelSelector: labels.SelectorFromSet(labels.Set{sandboxLabel: name}).String(),
+		})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range list.Items {
+			if p.DeletionTimestamp == nil {
+				return false, fmt.Errorf("run returned, but sandbox %s's pod %s was not deleted (%s)", name, p.Name, p.Status.Phase)
+			}
+		}
+		return len(list.Items) == 0, nil
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if len(list.Items) > 0 {
-		t.Fatalf("run returned, but sandbox %s's pod %s is still there (%s)", name, list.Items[0].Name, list.Items[0].Status.Phase)
 	}
 }
 
