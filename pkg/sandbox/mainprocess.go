@@ -25,6 +25,10 @@ import (
 // stdin replaced by /dev/null, so stdin is passed through fd 3. On a
 // terminal the command shares PID 1's process group, which is the
 // terminal's foreground group: it reads the terminal as if it were PID 1.
+// Started with &, it also has SIGINT and SIGQUIT ignored (POSIX): agents
+// read Ctrl-C as a key in raw mode, and a program that wants SIGINT (node
+// does) installs its own handler, but one that only keeps the default
+// (a plain `cat`) is not interrupted by a ^C typed on the terminal.
 const mainScript = `gate=$1; shift
 trap 'exit 143' TERM; trap 'exit 129' HUP
 if [ -n "$gate" ]; then

@@ -53,6 +53,32 @@ func TestShellThroughARealTerminal(t *testing.T) {
 	}
 }
 
+// exec -it on a real terminal (raw mode): SIGTERM and SIGINT end it with
+// 143 and 130 and restore the terminal. kubectl's own interrupt handler,
+// which raw mode runs under, would exit 1 on the spot.
+func TestExecOnARealTerminalEndsOnSignals(t *testing.T) {
+	requireCluster(t)
+	ns := newNamespace(t)
+	createSandbox(t, ns, "demo")
+	for sig, want := range map[syscall.Signal]int{syscall.SIGTERM: 143, syscall.SIGINT: 130} {
+		s := onPTY(t, 24, 80, "exec", "-it", "demo", "-n", ns, "--", "sh", "-c", "echo READY; sleep 300")
+		before := s.Termios(t)
+		s.WaitFor(t, "READY", time.Minute)
+		if !ptytest.Raw(s.Termios(t)) {
+			t.Fatal("exec -it did not put the terminal in raw mode")
+		}
+		if err := s.Cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		if code := s.Exit(t, 2*time.Minute); code != want {
+			t.Fatalf("%v: exit %d, want %d:\n%q", sig, code, want, s.Text())
+		}
+		if !ptytest.Same(before, s.Termios(t)) {
+			t.Fatalf("%v did not restore the terminal", sig)
+		}
+	}
+}
+
 // attach on a real terminal: raw mode while attached; the detach keys
 // leave the sandbox's main process running and restore the terminal; a
 // signal ends attach with 143 and restores it too. The simulated node's
