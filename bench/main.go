@@ -113,6 +113,7 @@ func allScenarios(o *options) []*Scenario {
 		execRows(),
 		cpRows(),
 		scaleRows(o.scaleN, o.scaleProcs),
+		runRows(),
 	} {
 		all = append(all, rows...)
 	}

@@ -137,12 +137,15 @@ func (o *CpOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r := o.execIn(pod)
+	// Bytes and rate on a terminal, for copies that take a while.
+	prog := newProgress(o.ErrOut, false)
+	r, meter := prog.Copy(fmt.Sprintf("copying %s → %s", o.Src.Path, o.Dst.Path), o.execIn(pod))
 	if o.Dst.Remote() {
-		err = sandbox.CopyToSandbox(ctx, r, o.Src.Path, o.Dst.Path, o.ErrOut)
+		err = sandbox.CopyToSandbox(ctx, r, o.Src.Path, o.Dst.Path, prog.Warn())
 	} else {
-		err = sandbox.CopyFromSandbox(ctx, r, o.Src.Path, o.Dst.Path, o.limits(pod), o.ErrOut)
+		err = sandbox.CopyFromSandbox(ctx, r, o.Src.Path, o.Dst.Path, o.limits(pod), prog.Warn())
 	}
+	meter.Done()
 	if err != nil && ctx.Err() != nil {
 		return context.Cause(ctx)
 	}

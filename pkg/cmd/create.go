@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,7 +32,11 @@ var createExample = templates.Examples(`
 	kubectl agentkernel create demo --dry-run=client -o yaml
 
 	# A namespace of its own, labelled to enforce Pod Security "restricted"
-	kubectl agentkernel create demo -n agents --create-namespace`)
+	kubectl agentkernel create demo -n agents --create-namespace
+
+	# An agent as the sandbox's main process, to attach to (and detach from)
+	kubectl agentkernel create work --agent claude --command
+	kubectl agentkernel attach work`)
 
 // CreateOptions creates a sandbox.
 type CreateOptions struct {
@@ -42,6 +45,13 @@ type CreateOptions struct {
 	Timeout         time.Duration
 	DryRun          cmdutil.DryRunStrategy
 	CreateNamespace bool
+	// Command makes the arguments after "--" (or the --agent preset's
+	// command) the sandbox's main process, with stdin kept open and, with
+	// TTY, a terminal: attach connects to it.
+	Command bool
+	TTY     bool
+	Quiet   bool
+	command []string
 
 	Sandbox    *SandboxFlags
 	PrintFlags *genericclioptions.PrintFlags
@@ -58,6 +68,7 @@ type CreateOptions struct {
 func NewCreateOptions(streams genericiooptions.IOStreams) *CreateOptions {
 	return &CreateOptions{
 		Wait:       true,
+		TTY:        true,
 		Timeout:    5 * time.Minute,
 		Sandbox:    NewSandboxFlags(),
 		PrintFlags: genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
@@ -73,7 +84,7 @@ func NewCmdCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 // newCmdCreate lets tests supply options (e.g. a fake environment).
 func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:                   "create NAME [flags]",
+		Use:                   "create NAME [flags] [--command [-- COMMAND [args...]]]",
 		DisableFlagsInUseLine: true,
 		Short:                 "Create a hardened sandbox and wait until it can run commands",
 		Long: templates.LongDesc(`
@@ -108,6 +119,9 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 	fl.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandbox can run commands")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
 	fl.BoolVar(&o.CreateNamespace, "create-namespace", o.CreateNamespace, `Create the namespace, labelled pod-security.kubernetes.io/enforce=restricted, if it does not exist`)
+	fl.BoolVar(&o.Command, "command", o.Command, "Run the command after '--' (default: the --agent preset's) as the sandbox's main process, with stdin kept open, for attach; the sandbox ends when it does")
+	fl.BoolVar(&o.TTY, "tty", o.TTY, "With --command: give the main process a terminal")
+	fl.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "No progress on stderr")
 	cmdutil.AddDryRunFlag(cmd)
 	o.PrintFlags.AddFlags(cmd)
 	return cmd
@@ -115,12 +129,21 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 
 // Complete turns flags into a sandbox.Spec and builds clients.
 func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string) error {
+	if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+		args, o.command = args[:dash], args[dash:]
+		if !o.Command && len(o.command) > 0 {
+			return fmt.Errorf("the arguments after '--' would be the sandbox's main process: add --command (kubectl agentkernel create NAME --command -- COMMAND...)")
+		}
+	}
 	if len(args) != 1 {
 		return fmt.Errorf("create takes exactly one sandbox name (got %d): kubectl agentkernel create NAME", len(args))
 	}
 	o.Name = args[0]
 	if err := o.Sandbox.Complete(cmd); err != nil {
 		return err
+	}
+	if cmd.Flags().Changed("tty") && !o.Command {
+		return fmt.Errorf("--tty is for the main process of --command")
 	}
 	var err error
 	if o.DryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
@@ -144,7 +167,10 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 		}
 	}
 	o.spec, o.secretValues, err = o.Sandbox.Spec(o.Name, o.Namespace)
-	return err
+	if err != nil || !o.Command {
+		return err
+	}
+	return o.completeMainProcess()
 }
 
 func (o *CreateOptions) output() string { return *o.PrintFlags.OutputFormat }
@@ -165,18 +191,24 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if o.DryRun == cmdutil.DryRunClient {
 		return o.clientDryRun(ctx)
 	}
+	prog := newProgress(o.ErrOut, o.Quiet || o.DryRun != cmdutil.DryRunNone)
+	report, stopStatus := prog.waitStatus(ctx, o.Clientset, o.Namespace, o.Name)
 	created, err := sandbox.Create(ctx, o.Clientset, &o.spec, sandbox.CreateOptions{
 		SecretValues:    o.secretValues,
 		ServerDryRun:    o.DryRun == cmdutil.DryRunServer,
 		CreateNamespace: o.CreateNamespace,
 		Wait:            o.Wait && o.DryRun == cmdutil.DryRunNone,
 		Timeout:         o.Timeout,
-		Progress:        o.progress,
+		Progress:        report,
 	})
+	stopStatus()
 	if err != nil {
 		return o.explain(err, o.Namespace)
 	}
 	o.warnOtherPolicies(ctx)
+	if err := o.prepare(ctx, created, prog); err != nil {
+		return err
+	}
 	switch o.output() {
 	case "":
 		suffix := ""
@@ -190,14 +222,6 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		return err
 	}
 	return o.printer.PrintObj(created.Pod, o.Out)
-}
-
-// progress tells, on stderr, why a sandbox is taking long: only states that
-// carry the cluster's message (an image pull being retried, Unschedulable).
-func (o *CreateOptions) progress(state string) {
-	if strings.Contains(state, ": ") && !strings.HasPrefix(state, "SchedulingGated") {
-		fmt.Fprintf(o.ErrOut, "waiting for sandbox/%s: %s\n", o.Name, state)
-	}
 }
 
 // printDryRun shows every object create would send, Secret values redacted.

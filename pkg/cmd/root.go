@@ -58,10 +58,16 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 
 	cmd.AddCommand(
 		NewCmdCreate(f, streams),
+		NewCmdRun(f, streams),
 		NewCmdExec(f, streams),
 		NewCmdCp(f, streams),
 		NewCmdList(f, streams),
 		NewCmdDelete(f, streams),
+		NewCmdAttach(f, streams),
+		NewCmdShell(f, streams),
+		NewCmdLogs(f, streams),
+		NewCmdPortForward(f, streams),
+		NewCmdAgents(streams),
 		NewCmdVersion(streams),
 		NewCmdRBAC(f, streams),
 		NewCmdDoctor(f, streams),
@@ -87,6 +93,10 @@ func Execute(ctx context.Context, streams genericiooptions.IOStreams, args []str
 	fmt.Fprintln(streams.ErrOut, "error: "+err.Error())
 	if code, ok := exitCodeFor(ctx); ok {
 		return code // interrupted: 130 for SIGINT, 143 for SIGTERM, as a shell reports them
+	}
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode() // e.g. run's 125: the plugin failed before the command ran
 	}
 	return 1
 }

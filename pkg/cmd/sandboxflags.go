@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -35,6 +36,12 @@ type SandboxFlags struct {
 	TTL              time.Duration
 	AllowEgress      []string
 	DNS              []string
+	// Agent names a preset (pkg/agents) whose defaults fill the flags not
+	// given; AgentsFile overrides the user's presets file.
+	Agent      string
+	AgentsFile string
+	// Preset is the preset Agent chose, once Complete ran (nil without one).
+	Preset *agents.Preset
 
 	readOnlySet bool
 	// lookupEnv reads --secret-env values; os.LookupEnv outside tests.
@@ -75,6 +82,7 @@ func (f *SandboxFlags) AddFlags(cmd *cobra.Command) {
 	fl.Int64Var(&f.UID, "uid", f.UID, "UID (and GID) the sandbox runs as; never 0")
 	fl.DurationVar(&f.TTL, "ttl", f.TTL, "Stop the sandbox after this long, enforced by the cluster even if no client is left (e.g. 2h; 0: no limit)")
 	f.addEgressFlags(cmd)
+	f.addAgentFlags(cmd)
 }
 
 // Complete notes which flags were given. cmd is the command the flags
@@ -88,7 +96,7 @@ func (f *SandboxFlags) Complete(cmd *cobra.Command) error {
 			return fmt.Errorf("--user %s is the kubeconfig user to act as (as in kubectl); to run the sandbox as UID %s, use --uid %s", u.Value, u.Value, u.Value)
 		}
 	}
-	return nil
+	return f.applyAgent(cmd)
 }
 
 // Spec turns the flags into a sandbox.Spec and reads the values of
@@ -146,6 +154,7 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 	}
 	s.UID = f.UID
 	s.TTL = f.TTL
+	s.Agent = f.Agent // provenance: the preset the sandbox was made from
 	if err := f.egressSpec(&s); err != nil {
 		return s, nil, err
 	}

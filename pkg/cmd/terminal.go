@@ -3,9 +3,11 @@ package cmd
 import (
 	"fmt"
 	"io"
+	"os"
 
 	dockerterm "github.com/moby/term"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/kubectl/pkg/util/interrupt"
 	"k8s.io/kubectl/pkg/util/term"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -17,7 +19,7 @@ import (
 // every way out) and the streams to send.
 func terminal(in io.Reader, out, errOut io.Writer, stdin, tty, quiet bool) (term.TTY, sandbox.Streams) {
 	s := sandbox.Streams{Stdout: out, Stderr: errOut}
-	t := term.TTY{Out: out}
+	t := term.TTY{Out: out, Parent: keepRunning()}
 	if !stdin {
 		return t, s
 	}
@@ -41,6 +43,14 @@ func terminal(in io.Reader, out, errOut io.Writer, stdin, tty, quiet bool) (term
 	s.TTY = true
 	s.SizeQueue = sizeQueue{t.MonitorSize(t.GetSize())}
 	return t, s
+}
+
+// keepRunning is the interrupt handler a raw terminal runs under: a signal
+// restores the terminal and nothing more. Without it kubectl's handler
+// exits the process with status 1 on the spot; with it the signal cancels
+// the command's context (WithSignals) and the command ends with 130/143.
+func keepRunning() *interrupt.Handler {
+	return interrupt.New(func(os.Signal) {})
 }
 
 // sizeQueue adapts kubectl's terminal size queue to client-go's.

@@ -21,11 +21,16 @@ func WithCleanupContext(ctx, cleanup context.Context) context.Context {
 
 // cleanupContext is the context to undo work on, bounded by cleanupTimeout.
 func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	base, ok := ctx.Value(cleanupKey{}).(context.Context)
-	if !ok {
-		base = context.WithoutCancel(ctx)
+	return context.WithTimeout(cleanupBase(ctx), cleanupTimeout)
+}
+
+// cleanupBase is the cleanup context without a bound of its own, for a
+// caller that bounds its wait itself.
+func cleanupBase(ctx context.Context) context.Context {
+	if base, ok := ctx.Value(cleanupKey{}).(context.Context); ok {
+		return base
 	}
-	return context.WithTimeout(base, cleanupTimeout)
+	return context.WithoutCancel(ctx)
 }
 
 // CleanupContext is the context for undo work outside this package (a

@@ -151,6 +151,16 @@ type Spec struct {
 	// CreatedBy is the user the API server knows the creator as (Create
 	// asks it); recorded, like the plugin's version, on every object.
 	CreatedBy string
+	// Command, if set, is the sandbox's main process (an agent) instead of
+	// the idle loop: the sandbox ends when it does. See mainprocess.go.
+	Command []string
+	// Stdin keeps the main process's stdin open, for attach; TTY gives it
+	// a terminal (and needs Stdin).
+	Stdin, TTY bool
+	// HoldCommand starts Command only once StartCommand has run in the
+	// sandbox, so that files can be copied in (and the agent installed)
+	// before it starts.
+	HoldCommand bool
 }
 
 // NewSpec returns the spec of a default, restrictive sandbox.
@@ -237,6 +247,9 @@ func (s *Spec) Validate() error {
 		}
 	}
 	if err := s.validateEgress(); err != nil {
+		return err
+	}
+	if err := s.validateMain(); err != nil {
 		return err
 	}
 	seenPort := map[string]bool{}
@@ -360,7 +373,9 @@ func (s *Spec) Pod() *corev1.Pod {
 				Name:            ContainerName,
 				Image:           s.Image,
 				ImagePullPolicy: s.ImagePullPolicy,
-				Command:         []string{"/bin/sh", "-c", pid1Script},
+				Command:         s.containerCommand(),
+				Stdin:           s.Stdin,
+				TTY:             s.TTY,
 				WorkingDir:      WorkspaceDir,
 				Env:             env,
 				EnvFrom:         envFrom,

@@ -1,0 +1,565 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// PluginFailed is the exit status of `run` when the plugin itself failed
+// before the command ran (docker run's convention): anything else is the
+// command's own status, or 130/143 for SIGINT/SIGTERM.
+const PluginFailed = 125
+
+// statusError is an error to print that also decides the exit status
+// (ExitError, in contrast, is silent: the command already spoke).
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+func (e *statusError) ExitCode() int { return e.code }
+
+var runExample = templates.Examples(`
+	# Claude Code on a repository: the repository goes in, the agent works on it,
+	# the result comes back out (also if the agent fails), the sandbox goes away
+	ANTHROPIC_API_KEY=... kubectl agentkernel run --agent claude \
+	  --copy-in ./my-repo --copy-out my-repo:./my-repo.after -w my-repo \
+	  -- claude -p "make the tests pass" --permission-mode acceptEdits
+
+	# Interactively, with a terminal; keep the sandbox afterwards
+	kubectl agentkernel run --agent codex --copy-in ./my-repo -w my-repo --keep -it
+
+	# The agent as the sandbox's main process: detach, attach later
+	kubectl agentkernel run work --agent claude --copy-in ./my-repo --detach
+	kubectl agentkernel attach work
+
+	# Any image, any command; the exit status is the command's
+	kubectl agentkernel run --image python:3.13-slim --copy-in ./src -- python src/main.py`)
+
+// RunOptions runs one command in a fresh sandbox: create, copy in, run,
+// copy out, delete.
+type RunOptions struct {
+	Name    string // "" until Complete: a generated one if none was given
+	Command []string
+	CopyIn  []string // LOCAL[:SANDBOX_PATH]
+	CopyOut []string // SANDBOX_PATH[:LOCAL]
+	Keep    bool
+	Detach  bool
+	Stdin   bool
+	TTY     bool
+	Quiet   bool
+	Workdir string
+	Timeout time.Duration
+	// DeleteTimeout bounds the wait for the sandbox to be gone at the end.
+	DeleteTimeout   time.Duration
+	CreateNamespace bool
+	MaxBytes        string
+	MaxFiles        int64
+
+	Sandbox *SandboxFlags
+
+	copyIns, copyOuts []copySpec
+	maxBytes          resource.Quantity
+	spec              sandbox.Spec
+	secretValues      map[string]string
+
+	clients
+	genericiooptions.IOStreams
+}
+
+// copySpec is one --copy-in or --copy-out.
+type copySpec struct {
+	local, remote string
+}
+
+// NewRunOptions returns RunOptions with the defaults of create.
+func NewRunOptions(streams genericiooptions.IOStreams) *RunOptions {
+	return &RunOptions{
+		Timeout:       5 * time.Minute,
+		DeleteTimeout: 2 * time.Minute,
+		Sandbox:       NewSandboxFlags(),
+		IOStreams:     streams,
+	}
+}
+
+// NewCmdRun returns the run command.
+func NewCmdRun(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	return newCmdRun(f, NewRunOptions(streams))
+}
+
+// newCmdRun lets tests supply options (a fake environment, a recording
+// executor).
+func newCmdRun(f cmdutil.Factory, o *RunOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:                   "run [NAME] [--agent PRESET] [flags] [--copy-in LOCAL[:PATH]]... [--copy-out PATH[:LOCAL]]... [-- COMMAND [args...]]",
+		DisableFlagsInUseLine: true,
+		Short:                 "Run a command in a fresh sandbox: create, copy in, run, copy out, delete",
+		Long: templates.LongDesc(`
+			Run one command (an agent) in a sandbox of its own: create the sandbox (the
+			flags of create, and --agent presets, apply), copy each --copy-in into it,
+			run the command, copy each --copy-out back, also when the command failed (an
+			agent's partial work is still wanted), and delete the sandbox unless --keep.
+			NAME is generated when omitted; the command defaults to the --agent preset's.
+
+			--copy-in LOCAL[:PATH] puts a local file or directory at PATH (default: into
+			/workspace/); --copy-out PATH[:LOCAL] brings PATH back to LOCAL (default: into
+			the current directory). Relative sandbox paths start at /workspace.
+
+			Exit status: the command's own; 125 when the plugin failed (before the command
+			ran, or when copying out or deleting failed after it exited 0); 130 or 143 when
+			interrupted by SIGINT or SIGTERM. A failure or Ctrl-C at any step removes
+			everything the run made (unless --keep); a second Ctrl-C stops the removal and
+			says what is left. Progress goes to stderr (-q for none); stdout carries
+			only the command's output.
+
+			With --detach the command becomes the sandbox's main process, with stdin and
+			a terminal kept open; it starts once the copies are in, and run returns: attach
+			to it with 'kubectl agentkernel attach NAME'.`),
+		Example:           runExample,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(f, cmd, args); err != nil {
+				return o.failed(cmd.Context(), err)
+			}
+			if err := o.Validate(); err != nil {
+				return o.failed(cmd.Context(), err)
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.Sandbox.AddFlags(cmd)
+	fl := cmd.Flags()
+	fl.StringArrayVar(&o.CopyIn, "copy-in", o.CopyIn, "Copy a local file or directory into the sandbox before the command: LOCAL[:SANDBOX_PATH] (repeatable; default path /workspace/)")
+	fl.StringArrayVar(&o.CopyOut, "copy-out", o.CopyOut, "Copy a file or directory out of the sandbox after the command, also when it failed: SANDBOX_PATH[:LOCAL] (repeatable; default local .)")
+	fl.BoolVar(&o.Keep, "keep", o.Keep, "Keep the sandbox afterwards (also after a failure)")
+	fl.BoolVarP(&o.Detach, "detach", "d", o.Detach, "Start the command as the sandbox's main process (stdin and a terminal kept open) and return; attach to it later")
+	fl.BoolVarP(&o.Stdin, "stdin", "i", o.Stdin, "Pass stdin to the command")
+	fl.BoolVarP(&o.TTY, "tty", "t", o.TTY, "Allocate a terminal (with -i, when stdin is a terminal)")
+	fl.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "No progress on stderr: only the command's own output")
+	fl.StringVarP(&o.Workdir, "workdir", "w", o.Workdir, "Working directory of the command; relative paths start at /workspace (default: /workspace)")
+	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the sandbox to start; 0 waits for ever")
+	fl.BoolVar(&o.CreateNamespace, "create-namespace", o.CreateNamespace, `Create the namespace, labelled pod-security.kubernetes.io/enforce=restricted, if it does not exist (and delete it at the end)`)
+	fl.StringVar(&o.MaxBytes, "max-bytes", o.MaxBytes, "Copying out: stop after this much file content (default: the sandbox's ephemeral-storage limit)")
+	fl.Int64Var(&o.MaxFiles, "max-files", o.MaxFiles, "Copying out: stop after this many entries (default: one per 4 KiB of the ephemeral-storage limit)")
+	// A mistyped flag is a failure of the plugin, before the command ran.
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &statusError{PluginFailed, err}
+	})
+	return cmd
+}
+
+// failed turns an error of the plugin into its exit status: 130/143 when a
+// signal caused it, 125 otherwise.
+func (o *RunOptions) failed(ctx context.Context, err error) error {
+	if ctx != nil && ctx.Err() != nil {
+		if cause := context.Cause(ctx); !errors.Is(err, cause) {
+			return fmt.Errorf("%w (%v)", cause, err)
+		}
+		return err
+	}
+	var se *statusError
+	if errors.As(err, &se) {
+		return err
+	}
+	return &statusError{PluginFailed, err}
+}
+
+// Complete reads the name, command and copies, applies the --agent preset
+// (failing before anything is made when a credential it needs is not in
+// the environment) and builds the sandbox's spec.
+func (o *RunOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string) error {
+	names := args
+	if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+		names, o.Command = args[:dash], args[dash:]
+	} else if len(args) > 1 {
+		return fmt.Errorf("put '--' before the command: kubectl agentkernel run %s -- %s", args[0], strings.Join(args[1:], " "))
+	}
+	if len(names) > 1 {
+		return fmt.Errorf("run takes at most one sandbox name before '--' (got %d)", len(names))
+	}
+	if err := o.Sandbox.Complete(cmd); err != nil {
+		return err
+	}
+	preset := o.Sandbox.Preset
+	if len(o.Command) == 0 && preset != nil {
+		o.Command = preset.Command
+	}
+	if len(o.Command) == 0 {
+		hint := ""
+		if preset == nil {
+			hint = ", or pick an --agent preset that has one"
+		}
+		return fmt.Errorf("no command to run: give it after '--' (kubectl agentkernel run [NAME] -- COMMAND [args...])%s", hint)
+	}
+	if len(names) == 1 {
+		o.Name = names[0]
+	} else {
+		o.Name = generateName(preset)
+	}
+	var err error
+	for _, s := range o.CopyIn {
+		c, err := parseCopyIn(s)
+		if err != nil {
+			return err
+		}
+		o.copyIns = append(o.copyIns, c)
+	}
+	for _, s := range o.CopyOut {
+		c, err := parseCopyOut(s)
+		if err != nil {
+			return err
+		}
+		o.copyOuts = append(o.copyOuts, c)
+	}
+	if o.MaxBytes != "" {
+		if o.maxBytes, err = sandbox.ParseQuantity("--max-bytes", o.MaxBytes); err != nil {
+			return err
+		}
+	}
+	if o.Workdir != "" {
+		if o.Workdir, err = sandbox.CleanRemotePath(o.Workdir); err != nil {
+			return fmt.Errorf("--workdir: %v", err)
+		}
+	}
+	if err := o.complete(f); err != nil {
+		return err
+	}
+	if o.spec, o.secretValues, err = o.Sandbox.Spec(o.Name, o.Namespace); err != nil {
+		return err
+	}
+	if o.Detach {
+		o.spec.Command, o.spec.Stdin, o.spec.TTY = o.Command, true, true
+		o.spec.HoldCommand = true // until the copies are in
+	}
+	return nil
+}
+
+// generateName makes a sandbox name from the preset's: "claude-x7k2p".
+func generateName(p *agents.Preset) string {
+	base := "run"
+	if p != nil {
+		base = p.Name
+	}
+	return base + "-" + utilrand.String(5)
+}
+
+// parseCopyIn reads LOCAL[:SANDBOX_PATH]; the local side must exist now,
+// before anything is created.
+func parseCopyIn(s string) (copySpec, error) {
+	local, remote := splitCopy(s)
+	if local == "" {
+		return copySpec{}, fmt.Errorf("--copy-in %q: the local path is empty (LOCAL[:SANDBOX_PATH])", s)
+	}
+	if _, err := os.Stat(local); err != nil {
+		return copySpec{}, fmt.Errorf("--copy-in %q: %v", s, errors.Unwrap(err))
+	}
+	if remote == "" {
+		remote = sandbox.WorkspaceDir + "/"
+	}
+	p, err := sandbox.CleanRemotePath(remote)
+	if err != nil {
+		return copySpec{}, fmt.Errorf("--copy-in %q: %v", s, err)
+	}
+	return copySpec{local: local, remote: p}, nil
+}
+
+// parseCopyOut reads SANDBOX_PATH[:LOCAL].
+func parseCopyOut(s string) (copySpec, error) {
+	remote, local := splitCopy(s)
+	if remote == "" {
+		return copySpec{}, fmt.Errorf("--copy-out %q: the sandbox path is empty (SANDBOX_PATH[:LOCAL])", s)
+	}
+	p, err := sandbox.CleanRemotePath(remote)
+	if err != nil {
+		return copySpec{}, fmt.Errorf("--copy-out %q: %v", s, err)
+	}
+	if local == "" {
+		local = "."
+	}
+	return copySpec{local: local, remote: p}, nil
+}
+
+// splitCopy cuts at the first ':' (a Windows drive letter is not one).
+func splitCopy(s string) (first, second string) {
+	skip := 0
+	if runtime.GOOS == "windows" && len(s) >= 2 && s[1] == ':' {
+		skip = 2
+	}
+	if i := strings.IndexByte(s[skip:], ':'); i >= 0 {
+		return s[:skip+i], s[skip+i+1:]
+	}
+	return s, ""
+}
+
+// Validate checks the options without contacting the cluster.
+func (o *RunOptions) Validate() error {
+	if err := o.Sandbox.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case o.TTY && !o.Stdin && !o.Detach:
+		return fmt.Errorf("-t needs -i: a terminal without input is no use (kubectl agentkernel run -it ...)")
+	case o.Detach && len(o.copyOuts) > 0:
+		return fmt.Errorf("--copy-out needs the command to end, and --detach does not wait for it: copy out later with kubectl agentkernel cp")
+	case o.Detach && (o.Stdin || o.TTY):
+		return fmt.Errorf("-i/-t are for a command run here; with --detach the main process always has stdin and a terminal: attach to it")
+	case o.Timeout < 0:
+		return fmt.Errorf("--timeout must not be negative")
+	case o.MaxFiles < 0:
+		return fmt.Errorf("--max-files must not be negative")
+	}
+	return o.spec.Validate()
+}
+
+// Run does every step. The sandbox is deleted on every way out, unless
+// --keep or --detach, on the cleanup context: Ctrl-C stops the work, not
+// the tidying up.
+func (o *RunOptions) Run(ctx context.Context) (err error) {
+	prog := newProgress(o.ErrOut, o.Quiet)
+	label := "sandbox/" + o.Name
+	prog.Linef("creating %s", label)
+	report, stopStatus := prog.waitStatus(ctx, o.Clientset, o.Namespace, o.Name)
+	created, err := sandbox.Create(ctx, o.Clientset, &o.spec, sandbox.CreateOptions{
+		SecretValues:    o.secretValues,
+		CreateNamespace: o.CreateNamespace,
+		Wait:            true,
+		Timeout:         o.Timeout,
+		Progress:        report,
+	})
+	stopStatus()
+	if err != nil {
+		return o.failed(ctx, o.explain(err, o.Namespace)) // Create removed what it made
+	}
+	pod := created.Pod
+	defer func() {
+		switch {
+		case o.Detach && err == nil: // it runs on, for attach
+		case o.Keep:
+			prog.Linef("%s kept: kubectl agentkernel shell %s -n %s; delete it with: kubectl agentkernel delete %s -n %s", label, o.Name, o.Namespace, o.Name, o.Namespace)
+		default:
+			prog.Linef("deleting %s", label)
+			prog.Status("deleting " + label)
+			terminating, derr := created.Delete(ctx, o.Clientset, o.DeleteTimeout)
+			prog.Done()
+			switch {
+			case derr != nil:
+				err = withLaterFailure(ctx, err, derr)
+			case terminating:
+				prog.Linef("%s is deleted but still terminating: the cluster is slow to finish (see: kubectl get pod %s -n %s)", label, created.Pod.Name, o.Namespace)
+			}
+			if err == nil && ctx.Err() != nil {
+				err = context.Cause(ctx) // Ctrl-C while deleting: the status says so
+			}
+		}
+	}()
+
+	if err := o.prepare(ctx, pod, prog); err != nil {
+		return o.failed(ctx, err)
+	}
+	if o.Detach {
+		if err := startMain(ctx, o.execIn(pod)); err != nil {
+			return o.failed(ctx, err)
+		}
+		prog.Linef("%s is running %s as its main process: attach with: kubectl agentkernel attach %s -n %s", label, o.Command[0], o.Name, o.Namespace)
+		return nil
+	}
+
+	prog.Linef("running: %s", quoteArgs(o.Command))
+	t, streams := terminal(o.In, o.Out, o.ErrOut, o.Stdin, o.TTY, o.Quiet)
+	command := sandbox.ExecCommand(o.Command, nil, o.Workdir)
+	execErr := t.Safe(func() error { return o.execIn(pod).Stream(ctx, command, streams) })
+	code, ran := sandbox.ExitCode(execErr)
+	if ctx.Err() != nil {
+		return context.Cause(ctx) // interrupted: no copies out, straight to deleting
+	}
+	var cmdErr error
+	if execErr != nil && !ran {
+		cmdErr = fmt.Errorf("running %s in %s failed: %w", o.Command[0], label, o.explainStream(execErr, o.Namespace))
+	}
+
+	// Also after a failure: an agent's partial work is still wanted.
+	var outErrs []error
+	for _, c := range o.copyOuts {
+		if err := o.copyOut(ctx, pod, c, prog); err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			outErrs = append(outErrs, err)
+		}
+	}
+	switch {
+	case cmdErr != nil:
+		return &statusError{PluginFailed, errors.Join(append([]error{cmdErr}, outErrs...)...)}
+	case len(outErrs) > 0 && code != 0:
+		return &statusError{code, errors.Join(outErrs...)}
+	case len(outErrs) > 0:
+		return &statusError{PluginFailed, errors.Join(outErrs...)}
+	case code != 0:
+		return &ExitError{Code: code}
+	}
+	return nil
+}
+
+// withLaterFailure adds the failure of a last step (deleting) to the result
+// so far: the command's status stays, unless it was 0.
+func withLaterFailure(ctx context.Context, result, later error) error {
+	if result == nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w; %v", context.Cause(ctx), later)
+		}
+		return &statusError{PluginFailed, later}
+	}
+	var exit *ExitError
+	if errors.As(result, &exit) {
+		return &statusError{exit.Code, later}
+	}
+	var se *statusError
+	if errors.As(result, &se) {
+		return &statusError{se.code, fmt.Errorf("%w; %v", se.err, later)}
+	}
+	return fmt.Errorf("%w; %v", result, later)
+}
+
+// prepare installs the preset's agent and copies the inputs in.
+func (o *RunOptions) prepare(ctx context.Context, pod *corev1.Pod, prog *progress) error {
+	if err := o.installAgent(ctx, pod, o.Sandbox.Preset, prog); err != nil {
+		return err
+	}
+	for _, c := range o.copyIns {
+		prog.Linef("copying %s into %s", c.local, c.remote)
+		r, meter := prog.Copy("copying "+c.local+" → "+c.remote, o.execIn(pod))
+		err := sandbox.CopyToSandbox(ctx, r, c.local, c.remote, prog.Warn())
+		meter.Done()
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("--copy-in %s:%s: %w", c.local, c.remote, o.explainStream(err, o.Namespace))
+		}
+	}
+	return nil
+}
+
+func (o *RunOptions) copyOut(ctx context.Context, pod *corev1.Pod, c copySpec, prog *progress) error {
+	prog.Linef("copying %s out to %s", c.remote, c.local)
+	r, meter := prog.Copy("copying "+c.remote+" → "+c.local, o.execIn(pod))
+	limits := (&CpOptions{MaxFiles: o.MaxFiles, maxBytes: o.maxBytes}).limits(pod)
+	err := sandbox.CopyFromSandbox(ctx, r, c.remote, c.local, limits, prog.Warn())
+	meter.Done()
+	if err != nil {
+		return fmt.Errorf("--copy-out %s:%s: %w", c.remote, c.local, o.explainStream(err, o.Namespace))
+	}
+	return nil
+}
+
+// installAgent runs the preset's install step, if it has one.
+func (c *clients) installAgent(ctx context.Context, pod *corev1.Pod, p *agents.Preset, prog *progress) error {
+	if p == nil || p.InImage() {
+		return nil
+	}
+	prog.Linef("installing %s in sandbox/%s", p.Name, sandbox.NameOf(pod))
+	prog.Status("installing " + p.Name + ": " + p.Install)
+	err := sandbox.RunSetup(ctx, c.execIn(pod), p.Install)
+	prog.Done()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return fmt.Errorf("installing %s in sandbox/%s failed (%v); the install step of the preset (%s) usually needs egress to a package registry: check --profile/--network, or use an image that has the agent (--image)",
+		p.Name, sandbox.NameOf(pod), c.explainStream(err, pod.Namespace), p.Source)
+}
+
+// startMain starts a main process held until now (Spec.HoldCommand).
+func startMain(ctx context.Context, r sandbox.Runner) error {
+	var stderr strings.Builder
+	if err := r.Run(ctx, sandbox.StartCommand, nil, nil, &stderr); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return fmt.Errorf("starting the sandbox's main process failed: %v %s", err, sandbox.Printable(strings.TrimSpace(stderr.String())))
+	}
+	return nil
+}
+
+// quoteArgs shows a command line as a shell would need it typed.
+func quoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && !strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
+			q[i] = a
+			continue
+		}
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	s := strings.Join(q, " ")
+	if len(s) > 200 {
+		s = s[:197] + "..."
+	}
+	return s
+}
+
+// completeMainProcess makes create --command's arguments (or the preset's
+// command) the sandbox's main process. An agent that must be installed
+// first is held until it is (see prepare).
+func (o *CreateOptions) completeMainProcess() error {
+	command := o.command
+	if len(command) == 0 && o.Sandbox.Preset != nil {
+		command = o.Sandbox.Preset.Command
+	}
+	if len(command) == 0 {
+		return fmt.Errorf("--command needs the command after '--' (kubectl agentkernel create NAME --command -- COMMAND...), or an --agent preset that has one")
+	}
+	o.spec.Command, o.spec.Stdin, o.spec.TTY = command, true, o.TTY
+	if p := o.Sandbox.Preset; p != nil && !p.InImage() {
+		o.spec.HoldCommand = true
+		if !o.Wait && o.DryRun == cmdutil.DryRunNone {
+			return fmt.Errorf("--agent %s installs the agent once the sandbox runs, so --command needs --wait", p.Name)
+		}
+	}
+	return nil
+}
+
+// prepare installs an --agent preset's agent in the new sandbox and starts
+// a held main process. If that fails, the sandbox is removed again: a
+// failed create leaves nothing.
+func (o *CreateOptions) prepare(ctx context.Context, created *sandbox.Created, prog *progress) error {
+	p := o.Sandbox.Preset
+	if o.DryRun != cmdutil.DryRunNone || p == nil || p.InImage() {
+		return nil
+	}
+	if !o.Wait {
+		prog.Linef("warning: --agent %s installs the agent once the sandbox runs; without --wait it is not installed (run its install step yourself: kubectl agentkernel agents -o yaml)", p.Name)
+		return nil
+	}
+	err := o.installAgent(ctx, created.Pod, p, prog)
+	if err == nil && o.spec.HoldCommand {
+		err = startMain(ctx, o.execIn(created.Pod))
+	}
+	if err == nil {
+		return nil
+	}
+	if _, derr := created.Delete(ctx, o.Clientset, 2*time.Minute); derr != nil {
+		err = fmt.Errorf("%w; %v", err, derr)
+	}
+	return err
+}
