@@ -44,11 +44,13 @@ type CreateOptions struct {
 	CreateNamespace bool
 
 	Sandbox    *SandboxFlags
+	Claim      *PoolClaimFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
 
 	spec         sandbox.Spec
 	secretValues map[string]string
+	match        []string // with --pool: the flags the claim insists on
 
 	clients
 	genericiooptions.IOStreams
@@ -60,6 +62,7 @@ func NewCreateOptions(streams genericiooptions.IOStreams) *CreateOptions {
 		Wait:       true,
 		Timeout:    5 * time.Minute,
 		Sandbox:    NewSandboxFlags(),
+		Claim:      &PoolClaimFlags{},
 		PrintFlags: genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
 		IOStreams:  streams,
 	}
@@ -104,6 +107,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 		},
 	}
 	o.Sandbox.AddFlags(cmd)
+	o.Claim.AddFlags(cmd)
 	fl := cmd.Flags()
 	fl.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandbox can run commands")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
@@ -123,6 +127,11 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 		return err
 	}
 	var err error
+	if o.Claim.Pool != "" {
+		if o.match, err = claimMatch(cmd); err != nil {
+			return err
+		}
+	}
 	if o.DryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
 		return err
 	}
@@ -157,11 +166,20 @@ func (o *CreateOptions) Validate() error {
 	if o.Timeout < 0 {
 		return fmt.Errorf("--timeout must not be negative")
 	}
+	if err := o.Claim.Validate(); err != nil {
+		return err
+	}
+	if o.Claim.Pool != "" && o.CreateNamespace {
+		return fmt.Errorf("--create-namespace cannot be used with --pool: a pool lives in a namespace that exists")
+	}
 	return o.spec.Validate()
 }
 
 // Run creates the sandbox (or shows what would be created) and prints it.
 func (o *CreateOptions) Run(ctx context.Context) error {
+	if o.Claim.Pool != "" {
+		return o.runClaim(ctx)
+	}
 	if o.DryRun == cmdutil.DryRunClient {
 		return o.printDryRun()
 	}

@@ -142,6 +142,7 @@ func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 			{Name: "Profile", Type: "string"},
 			{Name: "Network", Type: "string"},
 			{Name: "Age", Type: "string"},
+			{Name: "Expires", Type: "string"},
 			{Name: "Node", Type: "string", Priority: 1},
 			{Name: "IP", Type: "string", Priority: 1},
 			{Name: "Runtime", Type: "string", Priority: 1},
@@ -165,6 +166,7 @@ func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 				orNone(p.Annotations[sandbox.AnnotationProfile]),
 				orNone(p.Annotations[sandbox.AnnotationNetwork]),
 				duration.HumanDuration(now.Sub(p.CreationTimestamp.Time)),
+				expires(p, now),
 				orNone(p.Spec.NodeName),
 				orNone(p.Status.PodIP),
 				runtimeClass,
@@ -173,6 +175,18 @@ func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 		})
 	}
 	return t
+}
+
+// expires is how long until the sandbox's TTL ends it ("<none>" without one).
+func expires(p *corev1.Pod, now time.Time) string {
+	at, ok := sandbox.ExpiresAt(p, now)
+	switch {
+	case !ok:
+		return "<none>"
+	case sandbox.Expired(p) || !at.After(now):
+		return "expired"
+	}
+	return "in " + duration.HumanDuration(at.Sub(now))
 }
 
 func orNone(s string) string {

@@ -60,6 +60,8 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdCp(f, streams),
 		NewCmdList(f, streams),
 		NewCmdDelete(f, streams),
+		NewCmdPool(f, streams),
+		NewCmdGC(f, streams),
 		NewCmdVersion(streams),
 		NewCmdCompletion(streams),
 	)

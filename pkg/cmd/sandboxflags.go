@@ -33,6 +33,7 @@ type SandboxFlags struct {
 	Ports            []string
 	UID              int64
 	TTL              time.Duration
+	IdleTimeout      time.Duration
 
 	readOnlySet bool
 	// lookupEnv reads --secret-env values; os.LookupEnv outside tests.
@@ -72,6 +73,7 @@ func (f *SandboxFlags) AddFlags(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.Ports, "port", f.Ports, "Container port to declare, N or N/udp (repeatable)")
 	fl.Int64Var(&f.UID, "uid", f.UID, "UID (and GID) the sandbox runs as; never 0")
 	fl.DurationVar(&f.TTL, "ttl", f.TTL, "Stop the sandbox after this long, enforced by the cluster even if no client is left (e.g. 2h; 0: no limit)")
+	fl.DurationVar(&f.IdleTimeout, "idle-timeout", f.IdleTimeout, "Stop the sandbox once nothing but its PID 1 has run in it for this long, freeing its node (e.g. 30m; 0: never)")
 }
 
 // Complete notes which flags were given. cmd is the command the flags
@@ -143,6 +145,7 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 	}
 	s.UID = f.UID
 	s.TTL = f.TTL
+	s.IdleTimeout = f.IdleTimeout
 	values := map[string]string{}
 	for _, n := range f.SecretEnv {
 		v, ok := f.lookupEnv(n)

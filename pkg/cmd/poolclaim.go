@@ -1,0 +1,172 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// PoolClaimFlags are --pool and --pool-wait: every command that makes a
+// sandbox (create, run) takes them, and claims through acquire.
+type PoolClaimFlags struct {
+	Pool string
+	Wait bool
+}
+
+// AddFlags registers the flags on cmd.
+func (f *PoolClaimFlags) AddFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.Pool, "pool", f.Pool, "Claim a warm sandbox from this pool (kubectl agentkernel pool create); with none ready, create it cold from the pool's definition")
+	cmd.Flags().BoolVar(&f.Wait, "pool-wait", f.Wait, "With --pool: wait (up to --timeout) for a warm sandbox instead of creating one cold")
+}
+
+// Validate checks the flags without I/O.
+func (f *PoolClaimFlags) Validate() error {
+	if f.Pool == "" {
+		if f.Wait {
+			return fmt.Errorf("--pool-wait needs --pool POOL")
+		}
+		return nil
+	}
+	return sandbox.ValidatePoolName(f.Pool)
+}
+
+// claimMatch sorts the sandbox flags given on cmd: those that shape a
+// sandbox come from the pool, so giving one means insisting on the pool's
+// value (sandbox.ClaimFields); the claim's own (sandbox.PerClaimFields) are
+// applied to the member it takes; any other is refused rather than
+// silently ignored — including flags added to SandboxFlags after this was
+// written.
+func claimMatch(cmd *cobra.Command) ([]string, error) {
+	probe := &cobra.Command{}
+	NewSandboxFlags().AddFlags(probe)
+	var match []string
+	var refused []string
+	probe.Flags().VisitAll(func(fl *pflag.Flag) {
+		if !cmd.Flags().Changed(fl.Name) {
+			return
+		}
+		switch {
+		case slices.Contains(sandbox.ClaimFields, fl.Name):
+			match = append(match, fl.Name)
+		case slices.Contains(sandbox.PerClaimFields, fl.Name):
+		default:
+			refused = append(refused, "--"+fl.Name)
+		}
+	})
+	if len(refused) > 0 {
+		sort.Strings(refused)
+		return nil, fmt.Errorf("%s cannot be used with --pool: a pool's sandboxes are made before they are claimed; put it in the pool's definition (kubectl agentkernel pool create), or create the sandbox without --pool",
+			strings.Join(refused, ", "))
+	}
+	return match, nil
+}
+
+// acquire claims the sandbox spec from the pool, or creates it cold; the
+// caller says what happened (acquiredHow).
+func (c *clients) acquire(ctx context.Context, spec *sandbox.Spec, secretValues map[string]string, match []string, pf PoolClaimFlags, create sandbox.CreateOptions) (*sandbox.Acquired, error) {
+	create.SecretValues = secretValues
+	a, err := sandbox.Acquire(ctx, c.Clientset, spec, sandbox.AcquireOptions{
+		Pool:          pf.Pool,
+		Match:         match,
+		WaitForMember: pf.Wait,
+		Exec:          c.execIn,
+		CreateOptions: create,
+	})
+	if err != nil {
+		return nil, c.explain(err, spec.Namespace)
+	}
+	return a, nil
+}
+
+// acquiredHow is the few words that say how a sandbox was got.
+func acquiredHow(a *sandbox.Acquired, pool string) string {
+	if a.Warm {
+		return fmt.Sprintf("claimed warm from pool %s", pool)
+	}
+	return "cold: " + a.Why
+}
+
+// runClaim is create --pool.
+func (o *CreateOptions) runClaim(ctx context.Context) error {
+	if o.DryRun != cmdutil.DryRunNone {
+		return o.dryRunClaim(ctx)
+	}
+	a, err := o.acquire(ctx, &o.spec, o.secretValues, o.match, *o.Claim, sandbox.CreateOptions{
+		Wait:     o.Wait,
+		Timeout:  o.Timeout,
+		Progress: o.progress,
+	})
+	if err != nil {
+		return err
+	}
+	if a.RefillErr != nil {
+		fmt.Fprintf(o.ErrOut, "warning: %v\n", a.RefillErr)
+	}
+	how := acquiredHow(a, o.Claim.Pool)
+	switch o.output() {
+	case "":
+		_, err = fmt.Fprintf(o.Out, "sandbox/%s created (%s)\n", o.Name, how)
+		return err
+	case "name":
+		fmt.Fprintf(o.ErrOut, "sandbox/%s: %s\n", o.Name, how)
+		_, err = fmt.Fprintf(o.Out, "sandbox/%s\n", o.Name)
+		return err
+	}
+	fmt.Fprintf(o.ErrOut, "sandbox/%s: %s\n", o.Name, how)
+	return o.printer.PrintObj(a.Pod, o.Out)
+}
+
+// dryRunClaim shows the sandbox a claim would get, as a cold create from
+// the pool's definition would make it (a claimed member is the same Pod
+// under a generated name): the pool must be read for that. Secret values
+// are redacted; nothing is claimed or created.
+func (o *CreateOptions) dryRunClaim(ctx context.Context) error {
+	p, err := sandbox.GetPool(ctx, o.Clientset, o.Namespace, o.Claim.Pool)
+	if err != nil {
+		return o.explain(err, o.Namespace)
+	}
+	s, err := sandbox.ClaimedSpec(p, &o.spec, o.match)
+	if err != nil {
+		return err
+	}
+	suffix := fmt.Sprintf("dry run: as claimed from pool %s", p.Name)
+	if o.DryRun == cmdutil.DryRunServer {
+		// Admission of the sandbox a cold fallback would make.
+		if _, err := sandbox.Create(ctx, o.Clientset, s, sandbox.CreateOptions{SecretValues: o.secretValues, ServerDryRun: true}); err != nil {
+			return o.explain(err, o.Namespace)
+		}
+		suffix = fmt.Sprintf("server dry run: as created cold from pool %s", p.Name)
+	}
+	switch o.output() {
+	case "":
+		_, err := fmt.Fprintf(o.Out, "sandbox/%s created (%s)\n", o.Name, suffix)
+		return err
+	case "name":
+		_, err := fmt.Fprintf(o.Out, "sandbox/%s\n", o.Name)
+		return err
+	}
+	var objs []runtime.Object
+	if sec := s.Secret(o.secretValues); sec != nil {
+		objs = append(objs, sandbox.Redacted(sec))
+	}
+	if np := s.NetworkPolicy(); np != nil {
+		objs = append(objs, np)
+	}
+	objs = append(objs, s.Pod())
+	list := &corev1.List{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}}
+	for _, obj := range objs {
+		list.Items = append(list.Items, runtime.RawExtension{Object: obj})
+	}
+	return o.printer.PrintObj(list, o.Out)
+}
