@@ -31,11 +31,22 @@ func main() {
 	n := flag.Int("n", 10, "iterations of each scenario")
 	kubeconfig := flag.String("kubeconfig", "", "cluster to use (default: start the local test cluster)")
 	kubectl := flag.String("kubectl", "", "kubectl binary (default: the local test cluster's v1.37.2 kubectl, or kubectl on PATH)")
+	flag.BoolVar(&poolFlags.on, "pools", false, "run the pool rows (bench/pool_scenario.go) instead of the others")
+	flag.IntVar(&poolFlags.clients, "pool-clients", 20, "pools: concurrent clients of the burst row")
+	flag.IntVar(&poolFlags.claims, "pool-claims", 100, "pools: claims of the burst row")
+	flag.StringVar(&poolFlags.profile, "pool-profile", "", "pools: write the CPU profile of the in-process claims here")
 	flag.Parse()
 	if err := run(*n, *kubeconfig, *kubectl); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
+}
+
+// poolFlags are the pool rows' flags (pool_scenario.go).
+var poolFlags struct {
+	on              bool
+	clients, claims int
+	profile         string
 }
 
 type runner struct {
@@ -90,6 +101,10 @@ func run(n int, kubeconfig, kubectl string) error {
 	}
 	defer func() { _ = r.cmd(nil, r.kubectl, "delete", "namespace", r.ns, "--wait=false") }()
 	time.Sleep(2 * time.Second) // the namespace's default ServiceAccount
+	if poolFlags.on {
+		return runPoolRows(ctx, poolEnv{Kubeconfig: r.kubeconfig, Plugin: r.plugin, Kubectl: r.kubectl, Namespace: r.ns, Rounds: n,
+			Clients: poolFlags.clients, Claims: poolFlags.claims, CPU: "100m", Memory: "128Mi", Profile: poolFlags.profile, Out: os.Stdout})
+	}
 
 	// The same hardened pod, for kubectl to create by hand.
 	spec := sandbox.NewSpec("kpod", r.ns)

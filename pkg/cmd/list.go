@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -97,6 +98,10 @@ func (o *ListOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return o.explain(err, ns)
 	}
+	// By sandbox name: a claimed sandbox's Pod keeps its pool's generated name.
+	sort.SliceStable(pods, func(i, j int) bool {
+		return pods[i].Namespace < pods[j].Namespace || pods[i].Namespace == pods[j].Namespace && sandbox.NameOf(&pods[i]) < sandbox.NameOf(&pods[j])
+	})
 	switch o.Output {
 	case "json", "yaml":
 		list := &corev1.PodList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}, Items: pods}

@@ -97,11 +97,9 @@ func (o *PoolDeleteOptions) Run(ctx context.Context) error {
 		switch {
 		case errors.As(err, &notFound) && o.IgnoreNotFound:
 			continue
-		case err != nil && removed == nil:
-			errs = append(errs, o.explain(err, o.Namespace))
-			continue
 		case err != nil:
 			errs = append(errs, o.explain(err, o.Namespace))
+			continue
 		}
 		fmt.Fprintf(o.Out, "pool/%s deleted (%d warm sandboxes removed, %d claimed kept)\n", name, len(removed), kept)
 		if o.Wait {

@@ -517,10 +517,27 @@ func undoClaim(ctx context.Context, cs kubernetes.Interface, member *corev1.Pod,
 func createCold(ctx context.Context, cs kubernetes.Interface, s *Spec, why string, o AcquireOptions) (*Acquired, error) {
 	created, err := Create(ctx, cs, s, o.CreateOptions)
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil || o.ServerDryRun {
+			return nil, err
+		}
+		return nil, &ColdError{Why: why, Err: err}
 	}
 	return &Acquired{Pod: created.Pod, Why: why, Spec: *s, Secret: created.Secret}, nil
 }
+
+// ColdError: a claim found no ready member, and the cold create it fell
+// back to failed. Both halves are said: the pool's trouble (say, members
+// stuck on ErrImagePull) is usually the cold create's too.
+type ColdError struct {
+	Why string
+	Err error
+}
+
+func (e *ColdError) Error() string {
+	return fmt.Sprintf("%s, and creating the sandbox cold failed: %v", e.Why, e.Err)
+}
+
+func (e *ColdError) Unwrap() error { return e.Err }
 
 // noMemberReason says why a claim found no ready member.
 func noMemberReason(p *Pool, members []corev1.Pod) string {

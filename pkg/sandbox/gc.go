@@ -140,11 +140,10 @@ func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string)
 func whyFinished(pod *corev1.Pod) string {
 	switch {
 	case Expired(pod):
-		ttl := pod.Annotations[AnnotationTTL]
-		if ttl == "" {
-			ttl = "its deadline"
+		if ttl := pod.Annotations[AnnotationTTL]; ttl != "" {
+			return fmt.Sprintf("expired: its TTL (%s) ran out", ttl)
 		}
-		return fmt.Sprintf("expired: its TTL (%s) ran out", ttl)
+		return "expired: its activeDeadlineSeconds passed"
 	case StoppedIdle(pod):
 		idle := pod.Annotations[AnnotationIdleTimeout]
 		if idle == "" {

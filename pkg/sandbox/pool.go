@@ -590,20 +590,26 @@ func DeletePool(ctx context.Context, cs kubernetes.Interface, namespace, name st
 	if err != nil {
 		return nil, 0, err
 	}
+	// Members first, while the pool's definition still exists, so that
+	// they are counted here and not raced by the garbage collector. A
+	// member a claim is taking right now: whichever write lands first
+	// wins. One made after this list (a claimant's replacement, a
+	// concurrent reconcile) is removed by the garbage collector once the
+	// definition is gone: its owner is.
+	removed, err = deleteWarmMembers(ctx, cs, p)
+	if err != nil {
+		return removed, 0, fmt.Errorf("deleting the warm sandboxes of pool %q: %w", name, err)
+	}
 	err = cs.CoreV1().PodTemplates(namespace).Delete(ctx, PoolTemplateName(name), metav1.DeleteOptions{
 		Preconditions:     &metav1.Preconditions{UID: ptr.To(p.UID)},
 		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
 	})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil, 0, &PoolNotFoundError{Name: name, Namespace: namespace}
+		return removed, 0, &PoolNotFoundError{Name: name, Namespace: namespace}
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("deleting pool %q: %w", name, err)
+		return removed, 0, fmt.Errorf("deleting pool %q: %w", name, err)
 	}
-	// Members a claim is taking right now: whichever write lands first
-	// wins. The garbage collector deletes what this misses (a member
-	// created by a claimant after this list), since its owner is gone.
-	removed, err = deleteWarmMembers(ctx, cs, p)
 	if removed == nil {
 		removed = []*corev1.Pod{} // the pool itself is gone
 	}

@@ -334,6 +334,9 @@ func (s *Spec) Pod() *corev1.Pod {
 		deadline = ptr.To(int64(math.Ceil(s.TTL.Seconds())))
 		meta.Annotations[AnnotationTTL] = s.TTL.String()
 	}
+	if s.IdleTimeout > 0 {
+		meta.Annotations[AnnotationIdleTimeout] = s.IdleTimeout.String()
+	}
 
 	pod := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
