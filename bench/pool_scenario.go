@@ -53,7 +53,7 @@ type poolEnv struct {
 
 // runPoolRows runs every pool row and prints their table.
 func runPoolRows(ctx context.Context, e poolEnv) error {
-	cs, cfg, err := poolClients(e.Kubeconfig)
+	cs, _, err := poolClients(e.Kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -67,41 +67,23 @@ func runPoolRows(ctx context.Context, e poolEnv) error {
 	}
 	var rows []poolRow
 
-	// 1. claim → exec-ready, in-process, against a cold create + wait.
-	pool, err := benchPool(ctx, cs, "inproc", spec, e.Rounds+1)
-	if err != nil {
-		return err
-	}
+	// 1. claim → exec-ready, in-process, against a cold create + wait; the
+	// replacement is made in the background (RefillInBackground), as
+	// create --pool and run --pool do, and waited for untimed.
 	stopProfile := startProfile(e.Profile)
-	var claim, claimExec, cold []time.Duration
 	trace := &requestTrace{}
-	tcs, _, err := poolClientsTraced(e.Kubeconfig, trace)
-	if err != nil {
-		return err
-	}
-	for i := range e.Rounds + 1 {
-		name := fmt.Sprintf("ip%d", i)
-		trace.reset()
-		start := time.Now()
-		a, err := sandbox.Acquire(ctx, tcs, claimSpec(name, e.Namespace), sandbox.AcquireOptions{Pool: pool.Name})
+	for _, encoding := range []string{"json", "protobuf"} {
+		claim, claimExec, err := inProcessClaims(ctx, e, spec, encoding, trace)
 		if err != nil {
-			return fmt.Errorf("in-process claim: %w", err)
+			return err
 		}
-		claimed := time.Since(start)
-		ex := sandbox.NewPodExec(cfg, cs.CoreV1().RESTClient(), sandbox.RemoteExecutor{}, a.Pod)
-		if err := ex.Run(ctx, []string{"true"}, nil, nil, nil); err != nil {
-			return fmt.Errorf("exec in a claimed sandbox: %w", err)
-		}
-		if i == 0 {
-			continue // warm-up: connections, discovery
-		}
-		if !a.Warm {
-			return fmt.Errorf("round %d was not warm (%s): make the pool larger", i, a.Why)
-		}
-		claim, claimExec = append(claim, claimed), append(claimExec, time.Since(start))
-		trace.keep()
+		rows = append(rows,
+			poolRow{"claim → exec-ready, in-process, " + encoding, claim, "", nil},
+			poolRow{"claim + first exec true, in-process, " + encoding, claimExec, "", nil},
+		)
 	}
 	stopProfile()
+	var cold []time.Duration
 	for i := range e.Rounds + 1 {
 		s := spec
 		s.Name = fmt.Sprintf("cold%d", i)
@@ -113,10 +95,7 @@ func runPoolRows(ctx context.Context, e poolEnv) error {
 			cold = append(cold, time.Since(start))
 		}
 	}
-	rows = append(rows,
-		poolRow{"claim → exec-ready, in-process (Acquire)", claim, "sandbox.Create + wait Running", cold},
-		poolRow{"claim + first exec true, in-process", claimExec, "", nil},
-	)
+	rows[0].otherName, rows[0].other = "sandbox.Create + wait Running", cold
 
 	// 2. the whole command.
 	if _, err := benchPool(ctx, cs, "cmd", spec, e.Rounds+1); err != nil {
@@ -155,15 +134,25 @@ func runPoolRows(ctx context.Context, e poolEnv) error {
 		poolRow{"  (for scale: kubectl create -f + wait)", kubectlCold, "", nil},
 	)
 
-	// 3. many claims at once, from many clients.
-	if _, err := benchPool(ctx, cs, "burst", spec, e.Claims); err != nil {
+	// 3. many claims at once, from many clients, after the rows above have
+	// been cleared away (room on the node, short lists).
+	if err := clearNamespace(ctx, cs, e.Namespace); err != nil {
 		return err
 	}
-	lat, wall, warm, err := concurrentClaims(ctx, e, "burst")
-	if err != nil {
-		return err
+	var bursts []string
+	for _, encoding := range []string{"json", "protobuf"} {
+		pool := "burst-" + encoding[:4]
+		if _, err := benchPool(ctx, cs, pool, spec, e.Claims); err != nil {
+			return err
+		}
+		lat, wall, warm, err := concurrentClaims(ctx, e, pool, encoding)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, poolRow{fmt.Sprintf("%d claims, %d concurrent clients, %s (per claim)", e.Claims, e.Clients, encoding), lat, "", nil})
+		bursts = append(bursts, fmt.Sprintf("%d claims from %d %s clients: %.0f claims/s (%s wall, replacements included), %d warm",
+			e.Claims, e.Clients, encoding, float64(e.Claims)/wall.Seconds(), wall.Round(time.Millisecond), warm))
 	}
-	rows = append(rows, poolRow{fmt.Sprintf("%d claims, %d concurrent clients (per claim)", e.Claims, e.Clients), lat, "", nil})
 
 	tw := tabwriter.NewWriter(e.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "pool row\tmedian\tp90\tcompared with\tmedian\tp90\tratio\n")
@@ -174,8 +163,9 @@ func runPoolRows(ctx context.Context, e poolEnv) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Out, "%d claims from %d clients: %.0f claims/s (%s wall), %d warm\n",
-		e.Claims, e.Clients, float64(e.Claims)/wall.Seconds(), wall.Round(time.Millisecond), warm)
+	for _, b := range bursts {
+		fmt.Fprintln(e.Out, b)
+	}
 	fmt.Fprintln(e.Out, "where an in-process claim's time goes (median per request, in order):")
 	trace.print(e.Out)
 	if e.Profile != "" {
@@ -196,6 +186,84 @@ func claimSpec(name, ns string) *sandbox.Spec {
 	return &s
 }
 
+// inProcessClaims claims e.Rounds sandboxes (after one warm-up) from a
+// fresh pool, each followed by an exec, with a client of the encoding.
+func inProcessClaims(ctx context.Context, e poolEnv, spec sandbox.Spec, encoding string, trace *requestTrace) (claim, claimExec []time.Duration, err error) {
+	cs, cfg, err := poolClientsTraced(e.Kubeconfig, trace)
+	if err != nil {
+		return nil, nil, err
+	}
+	if encoding == "protobuf" {
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+		if cs, err = kubernetes.NewForConfig(cfg); err != nil {
+			return nil, nil, err
+		}
+	}
+	pool, err := benchPool(ctx, cs, "ip-"+encoding[:4], spec, e.Rounds+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range e.Rounds + 1 {
+		name := fmt.Sprintf("ip%s%d", encoding[:4], i)
+		trace.reset()
+		start := time.Now()
+		a, err := sandbox.Acquire(ctx, cs, claimSpec(name, e.Namespace), sandbox.AcquireOptions{Pool: pool.Name, RefillInBackground: true})
+		if err != nil {
+			return nil, nil, fmt.Errorf("in-process claim: %w", err)
+		}
+		claimed := time.Since(start)
+		ex := sandbox.NewPodExec(cfg, cs.CoreV1().RESTClient(), sandbox.RemoteExecutor{}, a.Pod)
+		if err := ex.Run(ctx, []string{"true"}, nil, io.Discard, nil); err != nil {
+			return nil, nil, fmt.Errorf("exec in a claimed sandbox: %w", err)
+		}
+		execReady := time.Since(start)
+		if err := a.WaitRefill(); err != nil {
+			return nil, nil, err
+		}
+		if i == 0 {
+			continue // warm-up: connections, discovery
+		}
+		if !a.Warm {
+			return nil, nil, fmt.Errorf("round %d was not warm (%s): make the pool larger", i, a.Why)
+		}
+		claim, claimExec = append(claim, claimed), append(claimExec, execReady)
+		if encoding == "json" {
+			trace.keep()
+		}
+	}
+	return claim, claimExec, nil
+}
+
+// clearNamespace deletes every pool and pod of the bench namespace and
+// waits until the pods are gone.
+func clearNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	pools, _, err := sandbox.ListPools(ctx, cs, ns)
+	if err != nil {
+		return err
+	}
+	for _, p := range pools {
+		if _, _, err := sandbox.DeletePool(ctx, cs, ns, p.Name); err != nil {
+			return err
+		}
+	}
+	if err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) == 0 {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("the bench namespace's pods were not gone within 5m")
+}
+
 // benchPool makes a pool of size ready members, waited for.
 func benchPool(ctx context.Context, cs kubernetes.Interface, name string, spec sandbox.Spec, size int) (*sandbox.Pool, error) {
 	p, err := sandbox.NewPool(name, spec, size)
@@ -210,10 +278,22 @@ func benchPool(ctx context.Context, cs kubernetes.Interface, name string, spec s
 
 // concurrentClaims makes e.Claims claims from e.Clients clients at once,
 // each client its own clientset (its own connection), claiming in turn.
-func concurrentClaims(ctx context.Context, e poolEnv, pool string) (lat []time.Duration, wall time.Duration, warm int, err error) {
+func concurrentClaims(ctx context.Context, e poolEnv, pool, encoding string) (lat []time.Duration, wall time.Duration, warm int, err error) {
 	clients := make([]kubernetes.Interface, e.Clients)
+	counter := &requestCounter{counts: map[string]int{}}
+	defer func() { fmt.Fprintf(e.Out, "%s burst: requests by kind and status: %v\n", encoding, counter.summary()) }()
 	for i := range clients {
-		if clients[i], _, err = poolClients(e.Kubeconfig); err != nil {
+		cfg, err := clientcmd.BuildConfigFromFlags("", e.Kubeconfig)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		cfg.QPS, cfg.Burst = -1, 0
+		cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return &countingTransport{rt: rt, c: counter} }
+		if encoding == "protobuf" {
+			cfg.ContentType = "application/vnd.kubernetes.protobuf"
+			cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+		}
+		if clients[i], err = kubernetes.NewForConfig(cfg); err != nil {
 			return nil, 0, 0, err
 		}
 		// One request first: the TLS handshake is not a claim's.
@@ -224,18 +304,20 @@ func concurrentClaims(ctx context.Context, e poolEnv, pool string) (lat []time.D
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var firstErr error
+	var refills []*sandbox.Acquired
 	start := time.Now()
 	for c := range e.Clients {
 		wg.Go(func() {
 			for i := c; i < e.Claims; i += e.Clients {
 				t0 := time.Now()
-				a, err := sandbox.Acquire(ctx, clients[c], claimSpec(fmt.Sprintf("b%d", i), e.Namespace), sandbox.AcquireOptions{Pool: pool})
+				a, err := sandbox.Acquire(ctx, clients[c], claimSpec(fmt.Sprintf("b%d", i), e.Namespace), sandbox.AcquireOptions{Pool: pool, RefillInBackground: true})
 				d := time.Since(t0)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
 				}
 				if err == nil {
+					refills = append(refills, a)
 					lat = append(lat, d)
 					if a.Warm {
 						warm++
@@ -246,6 +328,13 @@ func concurrentClaims(ctx context.Context, e poolEnv, pool string) (lat []time.D
 		})
 	}
 	wg.Wait()
+	// The replacements are part of what the claims cost the cluster: the
+	// wall time ends when the last one exists.
+	for _, a := range refills {
+		if err := a.WaitRefill(); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
 	return lat, time.Since(start), warm, firstErr
 }
 
@@ -320,6 +409,44 @@ func (t *requestTrace) print(w io.Writer) {
 		fmt.Fprintf(w, "  %-70s %s\n", r.what, ms(quantile(ds, 0.5)))
 	}
 	fmt.Fprintf(w, "  (%d of %d claims made these requests; the replacement's run alongside the claim's own)\n", len(runs), len(t.kept))
+}
+
+// requestCounter counts requests by method, path shape and status.
+type requestCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (c *requestCounter) summary() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var keys []string
+	for k := range c.counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		out = append(out, fmt.Sprintf("%s: %d", k, c.counts[k]))
+	}
+	return strings.Join(out, ", ")
+}
+
+type countingTransport struct {
+	rt http.RoundTripper
+	c  *requestCounter
+}
+
+func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(req)
+	code := 0
+	if resp != nil {
+		code = resp.StatusCode
+	}
+	t.c.mu.Lock()
+	t.c.counts[fmt.Sprintf("%s %s %d", req.Method, shortPath(req.URL.Path), code)]++
+	t.c.mu.Unlock()
+	return resp, err
 }
 
 type tracingTransport struct {

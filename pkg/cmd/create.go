@@ -33,7 +33,11 @@ var createExample = templates.Examples(`
 	kubectl agentkernel create demo --dry-run=client -o yaml
 
 	# A namespace of its own, labelled to enforce Pod Security "restricted"
-	kubectl agentkernel create demo -n agents --create-namespace`)
+	kubectl agentkernel create demo -n agents --create-namespace
+
+	# At once, from a pool of warm sandboxes (kubectl agentkernel pool create),
+	# with a secret of its own and a TTL that starts now
+	ANTHROPIC_API_KEY=... kubectl agentkernel create task-1 --pool agents --secret-env ANTHROPIC_API_KEY --ttl 2h`)
 
 // CreateOptions creates a sandbox.
 type CreateOptions struct {
@@ -108,6 +112,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 	}
 	o.Sandbox.AddFlags(cmd)
 	o.Claim.AddFlags(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("pool", completePoolNames(f))
 	fl := cmd.Flags()
 	fl.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandbox can run commands")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -76,17 +79,48 @@ func claimMatch(cmd *cobra.Command) ([]string, error) {
 // caller says what happened (acquiredHow).
 func (c *clients) acquire(ctx context.Context, spec *sandbox.Spec, secretValues map[string]string, match []string, pf PoolClaimFlags, create sandbox.CreateOptions) (*sandbox.Acquired, error) {
 	create.SecretValues = secretValues
-	a, err := sandbox.Acquire(ctx, c.Clientset, spec, sandbox.AcquireOptions{
-		Pool:          pf.Pool,
-		Match:         match,
-		WaitForMember: pf.Wait,
-		Exec:          c.execIn,
-		CreateOptions: create,
+	a, err := sandbox.Acquire(ctx, c.claimClientset(), spec, sandbox.AcquireOptions{
+		Pool:               pf.Pool,
+		Match:              match,
+		WaitForMember:      pf.Wait,
+		Exec:               c.execIn,
+		RefillInBackground: true, // the caller says what it got first, then waits (finishClaim)
+		CreateOptions:      create,
 	})
 	if err != nil {
 		return nil, c.explain(err, spec.Namespace)
 	}
 	return a, nil
+}
+
+// finishClaim waits for the claimed member's replacement, which is made
+// while the caller already uses its sandbox: a process must not end before
+// it, or the pool stays a member short until a pool command tops it up.
+func finishClaim(a *sandbox.Acquired, errOut io.Writer) {
+	if err := a.WaitRefill(); err != nil {
+		fmt.Fprintf(errOut, "warning: %v\n", err)
+	}
+}
+
+// claimClientset is the clientset a claim uses: the command's, speaking
+// protobuf. A claim lists its pool's members, whole Pods (about 7 KiB each
+// in JSON), and with many members and many claimants that list is most of
+// what the API server and the client spend; protobuf is several times
+// cheaper to encode and decode. The connection pool is shared (client-go
+// caches transports by their TLS configuration). A fake clientset (tests)
+// is used as it is.
+func (c *clients) claimClientset() kubernetes.Interface {
+	if _, real := c.Clientset.(*kubernetes.Clientset); !real || c.Config == nil || c.Config.ContentType != "" {
+		return c.Clientset
+	}
+	cfg := restclient.CopyConfig(c.Config)
+	cfg.ContentType = runtime.ContentTypeProtobuf
+	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return c.Clientset
+	}
+	return cs
 }
 
 // acquiredHow is the few words that say how a sandbox was got.
@@ -110,9 +144,7 @@ func (o *CreateOptions) runClaim(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.RefillErr != nil {
-		fmt.Fprintf(o.ErrOut, "warning: %v\n", a.RefillErr)
-	}
+	defer finishClaim(a, o.ErrOut)
 	how := acquiredHow(a, o.Claim.Pool)
 	switch o.output() {
 	case "":

@@ -170,6 +170,7 @@ func PoolTable(statuses []*sandbox.PoolStatus, now time.Time) *metav1.Table {
 		{Name: "Claimed", Type: "integer"},
 		{Name: "Image", Type: "string"},
 		{Name: "Profile", Type: "string"},
+		{Name: "Network", Type: "string"},
 		{Name: "Age", Type: "string"},
 		{Name: "Problems", Type: "string"},
 		{Name: "CPU", Type: "string", Priority: 1},
@@ -183,7 +184,7 @@ func PoolTable(statuses []*sandbox.PoolStatus, now time.Time) *metav1.Table {
 		t.Rows = append(t.Rows, metav1.TableRow{
 			Cells: []any{
 				p.Name, int64(p.Size), int64(st.Ready), int64(st.Starting), int64(st.Claimed),
-				p.Spec.Image, string(p.Spec.Profile),
+				p.Spec.Image, string(p.Spec.Profile), string(p.Spec.Network),
 				duration.HumanDuration(now.Sub(p.CreationTimestamp.Time)),
 				orNone(strings.Join(st.Problems, "; ")),
 				p.Spec.CPU.String(), p.Spec.Memory.String(),

@@ -70,6 +70,12 @@ type AcquireOptions struct {
 	// secrets and idle timeout are delivered through it. Required when the
 	// claim has any of those.
 	Exec func(*corev1.Pod) *PodExec
+	// RefillInBackground returns the claimed sandbox as soon as it is
+	// ready, while its replacement in the pool is still being made; the
+	// caller must then call Acquired.WaitRefill before it exits (a process
+	// that ends first leaves the pool a member short until a pool command
+	// tops it up). Otherwise Acquire returns once the replacement exists.
+	RefillInBackground bool
 	// CreateOptions apply to a cold create; SecretValues to a claim too.
 	CreateOptions
 }
@@ -84,9 +90,20 @@ type Acquired struct {
 	// Spec is the sandbox's shape: the pool's, with the claim's own fields.
 	Spec   Spec
 	Secret *corev1.Secret
-	// RefillErr: the claim succeeded, but the member that was to replace
-	// the claimed one could not be made; the next pool command tops up.
-	RefillErr error
+
+	refilled <-chan error
+	refillErr error
+}
+
+// WaitRefill waits until the member that replaces the claimed one in its
+// pool has been made (see AcquireOptions.RefillInBackground) and returns
+// why it could not be, if so: the claim stands either way, and the next
+// pool command tops the pool up.
+func (a *Acquired) WaitRefill() error {
+	if a.refilled != nil {
+		a.refillErr, a.refilled = <-a.refilled, nil
+	}
+	return a.refillErr
 }
 
 // errLost: another claimant (or a delete) got to the member first.
@@ -135,7 +152,10 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, claim *Spec, o Acquir
 // listWarm lists the unclaimed members of pool, in random order: claimants
 // that start together then mostly try different members first.
 func listWarm(ctx context.Context, cs kubernetes.Interface, namespace, pool string) ([]corev1.Pod, error) {
-	list, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: poolSelector(pool, true)})
+	// From the API server's cache, without a quorum read: a stale list
+	// costs at most a Conflict, since the claim's write carries the
+	// resourceVersion it read.
+	list, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: poolSelector(pool, true), ResourceVersion: "0"})
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +227,7 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, member *corev1.Po
 	// tidying up, and goes on after a first Ctrl-C.
 	refilled := make(chan error, 1)
 	go func() {
-		refilled <- refill(ctx, cs, member, def)
+		refilled <- refill(ctx, cs, member)
 	}()
 	a := &Acquired{Pod: got, Warm: true, Spec: *s}
 	a.Secret, err = finishClaim(ctx, cs, got, s, d, o)
@@ -221,7 +241,10 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, member *corev1.Po
 		}
 		return nil, err
 	}
-	a.RefillErr = <-refilled
+	a.refilled = refilled
+	if !o.RefillInBackground {
+		_ = a.WaitRefill() // kept for the caller in a.refillErr
+	}
 	return a, nil
 }
 
@@ -454,20 +477,32 @@ func newDelivery(member *corev1.Pod, s, claim *Spec, values map[string]string) (
 	return d, nil
 }
 
-// refill creates the member that replaces a claimed one, from the same
-// definition and owned by the same pool. If the pool was deleted meanwhile
-// the garbage collector removes the new member at once (its owner is gone).
-func refill(ctx context.Context, cs kubernetes.Interface, claimed *corev1.Pod, def *Spec) error {
+// refill creates the member that replaces a claimed one, from the pool's
+// definition as its PodTemplate has it now (not as the member's annotation
+// says: whoever may patch Pods must not choose what a claimant creates).
+// A pool that was deleted, or deleted and made again (another UID), gets
+// no replacement from this claim. If the pool is deleted just after this
+// looked, the garbage collector removes the new member: its owner is gone.
+func refill(ctx context.Context, cs kubernetes.Interface, claimed *corev1.Pod) error {
 	owner, ok := poolOwner(claimed)
 	if !ok {
 		return fmt.Errorf("pool member %s has no owner pool to refill", claimed.Name)
 	}
 	cctx, cancel := cleanupContext(ctx)
 	defer cancel()
-	pool := claimed.Labels[LabelPool]
-	_, err := createMember(cctx, cs, memberSpec(def, claimed.Namespace, pool, claimed.Annotations[AnnotationPoolSpec], owner))
-	if err != nil {
-		return fmt.Errorf("refilling pool %q: %w (kubectl agentkernel pool list -n %s tops it up)", pool, err, claimed.Namespace)
+	name := claimed.Labels[LabelPool]
+	p, err := GetPool(cctx, cs, claimed.Namespace, name)
+	var gone *PoolNotFoundError
+	switch {
+	case errors.As(err, &gone):
+		return nil
+	case err != nil:
+		return fmt.Errorf("refilling pool %q: %w (kubectl agentkernel pool list -n %s tops it up)", name, err, claimed.Namespace)
+	case p.UID != owner.UID:
+		return nil
+	}
+	if _, err := createMember(cctx, cs, p.memberSpec()); err != nil {
+		return fmt.Errorf("refilling pool %q: %w (kubectl agentkernel pool list -n %s tops it up)", name, err, claimed.Namespace)
 	}
 	return nil
 }
@@ -507,9 +542,7 @@ func undoClaim(ctx context.Context, cs kubernetes.Interface, member *corev1.Pod,
 		return err
 	}
 	// It was claimed: someone must make its replacement.
-	if def, err := decodeDefinition(member.Annotations[AnnotationPoolSpec], member.Namespace); err == nil {
-		_ = refill(ctx, cs, member, def)
-	}
+	_ = refill(ctx, cs, member)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -502,9 +503,23 @@ func TestClaimWaitsForAMember(t *testing.T) {
 		defer close(done)
 		a, err = Acquire(context.Background(), cs, claimSpec("task"), AcquireOptions{Pool: "warm", WaitForMember: true, CreateOptions: CreateOptions{Timeout: time.Minute}})
 	}()
-	time.Sleep(100 * time.Millisecond)
-	runPods(t, tr, "ns")
-	<-done
+	// The node starts the member (again and again: a fake watch has no
+	// history, so a start written between its list and its watch would be
+	// lost) until the claim took it.
+	gvr := corev1.SchemeGroupVersion.WithResource("pods")
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case <-time.After(50 * time.Millisecond):
+			for _, pod := range podsIn(t, cs, "ns") {
+				if len(pod.Spec.SchedulingGates) == 0 && pod.Labels[LabelSandbox] == "" {
+					pod.Status, pod.ResourceVersion = runningStatus(), ""
+					_ = tr.Update(gvr, &pod, "ns")
+				}
+			}
+		}
+	}
 	if err != nil || !a.Warm {
 		t.Fatalf("waited claim: %v %+v", err, a)
 	}
@@ -554,5 +569,33 @@ func TestClaimKeepsTheMembersPolicyUnchanged(t *testing.T) {
 	after, err := cs.NetworkingV1().NetworkPolicies("ns").Get(context.Background(), a.Pod.Name, metav1.GetOptions{})
 	if err != nil || after.ResourceVersion != before.ResourceVersion || after.UID != before.UID {
 		t.Fatalf("the member's policy changed across the claim: %v %v", after, err)
+	}
+}
+
+// RefillInBackground hands the sandbox over before its replacement exists:
+// a replacement that cannot be made does not fail the claim, WaitRefill
+// says why; without it, the same claim waits and keeps the error for
+// WaitRefill too.
+func TestClaimRefillsInTheBackground(t *testing.T) {
+	for _, background := range []bool{true, false} {
+		cs, tr := poolCluster(t)
+		p := newTestPool(t, cs, tr, "warm", 2, nil)
+		cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("quota exceeded"))
+		})
+		a, err := Acquire(context.Background(), cs, claimSpec("task"), AcquireOptions{Pool: "warm", RefillInBackground: background})
+		if err != nil || !a.Warm {
+			t.Fatalf("background=%v: claim: %v %+v", background, err, a)
+		}
+		if err := a.WaitRefill(); err == nil || !strings.Contains(err.Error(), `refilling pool "warm"`) || !strings.Contains(err.Error(), "quota exceeded") {
+			t.Fatalf("background=%v: WaitRefill = %v", background, err)
+		}
+		if err := a.WaitRefill(); err == nil {
+			t.Fatal("WaitRefill forgot its error")
+		}
+		st, _ := PoolStatuses(context.Background(), cs, []*Pool{p})
+		if st[0].Members() != 1 || st[0].Claimed != 1 {
+			t.Fatalf("background=%v: %d members, %d claimed", background, st[0].Members(), st[0].Claimed)
+		}
 	}
 }

@@ -219,26 +219,31 @@ func TestCreatePoolFailsFastAndCleansUp(t *testing.T) {
 		_, err := CreatePool(context.Background(), cs, p, PoolOptions{Wait: true, Timeout: time.Minute})
 		done <- err
 	}()
+	// The scheduler's verdict, written (again and again: a fake watch has
+	// no history, so one written between its list and its watch would be
+	// lost) until pool create gives up.
 	gvr := corev1.SchemeGroupVersion.WithResource("pods")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		pods := podsIn(t, cs, "ns")
-		if len(pods) == 2 && len(pods[0].Spec.SchedulingGates) == 0 && len(pods[1].Spec.SchedulingGates) == 0 {
-			pod := pods[0]
-			pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: "0/1 nodes are available"}}
-			pod.ResourceVersion = ""
-			if err := tr.Update(gvr, &pod, "ns"); err != nil {
-				t.Fatal(err)
-			}
-			break
+	var err error
+	deadline := time.Now().Add(30 * time.Second)
+	for err == nil {
+		select {
+		case err = <-done:
+			continue
+		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("members never appeared")
+			t.Fatal("pool create did not fail")
 		}
-		time.Sleep(10 * time.Millisecond)
+		for _, pod := range podsIn(t, cs, "ns") {
+			if len(pod.Spec.SchedulingGates) > 0 {
+				continue
+			}
+			pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: "0/1 nodes are available"}}
+			pod.ResourceVersion = ""
+			_ = tr.Update(gvr, &pod, "ns") // gone already, once pool create cleans up
+		}
 	}
-	err := <-done
-	if err == nil || !strings.Contains(err.Error(), `pool "bad" in namespace "ns" cannot start its members: Unschedulable`) {
+	if !strings.Contains(err.Error(), `pool "bad" in namespace "ns" cannot start its members: Unschedulable`) {
 		t.Fatalf("err = %v", err)
 	}
 	if pods := podsIn(t, cs, "ns"); len(pods) != 0 {
