@@ -114,6 +114,7 @@ func allScenarios(o *options) []*Scenario {
 		cpRows(),
 		scaleRows(o.scaleN, o.scaleProcs),
 		runRows(),
+		poolRows(o.scaleN, o.scaleProcs),
 	} {
 		all = append(all, rows...)
 	}

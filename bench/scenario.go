@@ -30,6 +30,8 @@ type Scenario struct {
 	Setup func(ctx context.Context, e *Env) error
 	// Ours is the plugin's side, Kubectl plain kubectl's.
 	Ours, Kubectl Side
+	// Done runs once after the last round; not timed.
+	Done func(ctx context.Context, e *Env) error
 	// Note explains what the row compares, for the JSON and the markdown.
 	Note string
 }
@@ -141,6 +143,11 @@ func measure(ctx context.Context, e *Env, s *Scenario, rounds, warmup int, progr
 			case round >= warmup:
 				*side.out = append(*side.out, sample)
 			}
+		}
+	}
+	if s.Done != nil {
+		if err := s.Done(ctx, e); err != nil {
+			return nil, fmt.Errorf("%s: done: %w", s.Name, err)
 		}
 	}
 	return res, nil

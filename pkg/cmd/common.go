@@ -135,11 +135,5 @@ func (c *clients) runningSandbox(ctx context.Context, namespace, name string) (*
 
 // execIn runs commands in pod's sandbox container.
 func (c *clients) execIn(pod *corev1.Pod) *sandbox.PodExec {
-	return &sandbox.PodExec{
-		Config:    c.Config,
-		Client:    c.Clientset.CoreV1().RESTClient(),
-		Executor:  c.Executor,
-		Namespace: pod.Namespace,
-		Pod:       pod.Name,
-	}
+	return sandbox.NewPodExec(c.Config, c.Clientset.CoreV1().RESTClient(), c.Executor, pod)
 }

@@ -36,7 +36,11 @@ var createExample = templates.Examples(`
 
 	# An agent as the sandbox's main process, to attach to (and detach from)
 	kubectl agentkernel create work --agent claude --command
-	kubectl agentkernel attach work`)
+	kubectl agentkernel attach work
+
+	# At once, from a pool of warm sandboxes (kubectl agentkernel pool create),
+	# with a secret of its own and a TTL that starts now
+	ANTHROPIC_API_KEY=... kubectl agentkernel create task-1 --pool agents --secret-env ANTHROPIC_API_KEY --ttl 2h`)
 
 // CreateOptions creates a sandbox.
 type CreateOptions struct {
@@ -54,11 +58,13 @@ type CreateOptions struct {
 	command []string
 
 	Sandbox    *SandboxFlags
+	Claim      *PoolClaimFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
 
 	spec         sandbox.Spec
 	secretValues map[string]string
+	match        []string // with --pool: the flags the claim insists on
 
 	clients
 	genericiooptions.IOStreams
@@ -71,6 +77,7 @@ func NewCreateOptions(streams genericiooptions.IOStreams) *CreateOptions {
 		TTY:        true,
 		Timeout:    5 * time.Minute,
 		Sandbox:    NewSandboxFlags(),
+		Claim:      &PoolClaimFlags{},
 		PrintFlags: genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
 		IOStreams:  streams,
 	}
@@ -115,6 +122,8 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 		},
 	}
 	o.Sandbox.AddFlags(cmd)
+	o.Claim.AddFlags(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("pool", completePoolNames(f))
 	fl := cmd.Flags()
 	fl.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandbox can run commands")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
@@ -146,6 +155,11 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 		return fmt.Errorf("--tty is for the main process of --command")
 	}
 	var err error
+	if o.Claim.Pool != "" {
+		if o.match, err = claimMatch(cmd); err != nil {
+			return err
+		}
+	}
 	if o.DryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
 		return err
 	}
@@ -183,11 +197,20 @@ func (o *CreateOptions) Validate() error {
 	if o.Timeout < 0 {
 		return fmt.Errorf("--timeout must not be negative")
 	}
+	if err := o.Claim.Validate(); err != nil {
+		return err
+	}
+	if o.Claim.Pool != "" && o.CreateNamespace {
+		return fmt.Errorf("--create-namespace cannot be used with --pool: a pool lives in a namespace that exists")
+	}
 	return o.spec.Validate()
 }
 
 // Run creates the sandbox (or shows what would be created) and prints it.
 func (o *CreateOptions) Run(ctx context.Context) error {
+	if o.Claim.Pool != "" {
+		return o.runClaim(ctx)
+	}
 	if o.DryRun == cmdutil.DryRunClient {
 		return o.clientDryRun(ctx)
 	}

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -97,6 +98,10 @@ func (o *ListOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return o.explain(err, ns)
 	}
+	// By sandbox name: a claimed sandbox's Pod keeps its pool's generated name.
+	sort.SliceStable(pods, func(i, j int) bool {
+		return pods[i].Namespace < pods[j].Namespace || pods[i].Namespace == pods[j].Namespace && sandbox.NameOf(&pods[i]) < sandbox.NameOf(&pods[j])
+	})
 	switch o.Output {
 	case "json", "yaml":
 		list := &corev1.PodList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}, Items: pods}
@@ -142,6 +147,7 @@ func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 			{Name: "Profile", Type: "string"},
 			{Name: "Network", Type: "string"},
 			{Name: "Age", Type: "string"},
+			{Name: "Expires", Type: "string"},
 			{Name: "Node", Type: "string", Priority: 1},
 			{Name: "IP", Type: "string", Priority: 1},
 			{Name: "Runtime", Type: "string", Priority: 1},
@@ -169,6 +175,7 @@ func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 				orNone(p.Annotations[sandbox.AnnotationProfile]),
 				orNone(p.Annotations[sandbox.AnnotationNetwork]),
 				duration.HumanDuration(now.Sub(p.CreationTimestamp.Time)),
+				expires(p, now),
 				orNone(p.Spec.NodeName),
 				orNone(p.Status.PodIP),
 				runtimeClass,
@@ -181,6 +188,18 @@ func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 		})
 	}
 	return t
+}
+
+// expires is how long until the sandbox's TTL ends it ("<none>" without one).
+func expires(p *corev1.Pod, now time.Time) string {
+	at, ok := sandbox.ExpiresAt(p, now)
+	switch {
+	case !ok:
+		return "<none>"
+	case sandbox.Expired(p) || !at.After(now):
+		return "expired"
+	}
+	return "in " + duration.HumanDuration(at.Sub(now))
 }
 
 func orNone(s string) string {

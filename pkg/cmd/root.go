@@ -68,6 +68,8 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdLogs(f, streams),
 		NewCmdPortForward(f, streams),
 		NewCmdAgents(streams),
+		NewCmdPool(f, streams),
+		NewCmdGC(f, streams),
 		NewCmdVersion(streams),
 		NewCmdRBAC(f, streams),
 		NewCmdDoctor(f, streams),

@@ -42,6 +42,7 @@ type SandboxFlags struct {
 	AgentsFile string
 	// Preset is the preset Agent chose, once Complete ran (nil without one).
 	Preset *agents.Preset
+	IdleTimeout      time.Duration
 
 	readOnlySet bool
 	// lookupEnv reads --secret-env values; os.LookupEnv outside tests.
@@ -83,6 +84,7 @@ func (f *SandboxFlags) AddFlags(cmd *cobra.Command) {
 	fl.DurationVar(&f.TTL, "ttl", f.TTL, "Stop the sandbox after this long, enforced by the cluster even if no client is left (e.g. 2h; 0: no limit)")
 	f.addEgressFlags(cmd)
 	f.addAgentFlags(cmd)
+	fl.DurationVar(&f.IdleTimeout, "idle-timeout", f.IdleTimeout, "Stop the sandbox once nothing but its PID 1 has run in it for this long, freeing its node (e.g. 30m; 0: never)")
 }
 
 // Complete notes which flags were given. cmd is the command the flags
@@ -158,6 +160,7 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 	if err := f.egressSpec(&s); err != nil {
 		return s, nil, err
 	}
+	s.IdleTimeout = f.IdleTimeout
 	values := map[string]string{}
 	for _, n := range f.SecretEnv {
 		v, ok := f.lookupEnv(n)

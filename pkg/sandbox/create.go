@@ -92,7 +92,7 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	pod := spec.Pod()
 	pod.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: FenceGate}}
 	got, err := cs.CoreV1().Pods(spec.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: dryRun})
-	if apierrors.IsAlreadyExists(err) {
+	if apierrors.IsAlreadyExists(err) && spec.member == nil {
 		return created, nameTaken(ctx, cs, spec)
 	}
 	if err != nil {
@@ -113,6 +113,7 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	}
 	if np := spec.NetworkPolicy(); np != nil {
 		np.OwnerReferences = owner
+		np.Name = got.Name // a pool member's name is known only now
 		p, err := createOwned(ctx, cs, got, np, policyAPI(cs, spec.Namespace), dryRun)
 		if err != nil {
 			return created, fmt.Errorf("creating the sandbox's NetworkPolicy: %w", err)
@@ -184,6 +185,9 @@ func nameTaken(ctx context.Context, cs kubernetes.Interface, spec *Spec) error {
 // nameHeldElsewhere reports an AlreadyExistsError when another live Pod
 // holds the sandbox name by label (a sandbox claimed from a pool).
 func nameHeldElsewhere(ctx context.Context, cs kubernetes.Interface, spec *Spec, mine types.UID) error {
+	if spec.member != nil {
+		return nil // a warm pool member holds no name yet
+	}
 	list, err := cs.CoreV1().Pods(spec.Namespace).List(ctx, metav1.ListOptions{
 		LabelSelector: labels.SelectorFromSet(map[string]string{LabelManagedBy: ManagedBy, LabelSandbox: spec.Name}).String(),
 	})

@@ -54,7 +54,7 @@ var StartCommand = []string{"sh", "-c", `: > "$0"`, startGate}
 // containerCommand is what the sandbox container runs.
 func (s *Spec) containerCommand() []string {
 	if len(s.Command) == 0 {
-		return []string{"/bin/sh", "-c", pid1Script}
+		return pid1Command(s.IdleTimeout)
 	}
 	gate := ""
 	if s.HoldCommand {
@@ -71,6 +71,9 @@ func (s *Spec) validateMain() error {
 		return fmt.Errorf("a terminal for the main process needs its stdin open too")
 	case len(s.Command) == 0 && (s.Stdin || s.TTY || s.HoldCommand):
 		return fmt.Errorf("stdin, a terminal or a held start need a main process (create --command)")
+	case len(s.Command) > 0 && s.IdleTimeout > 0:
+		// Idle means nothing but PID 1 runs; a main process always does.
+		return fmt.Errorf("--idle-timeout is for sandboxes without a main process; a main process ends the sandbox when it exits (use --ttl to bound it)")
 	}
 	return nil
 }

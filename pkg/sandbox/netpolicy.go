@@ -229,7 +229,7 @@ func (s *Spec) NetworkPolicy() *networkingv1.NetworkPolicy {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 		ObjectMeta: s.objectMeta(PodName(s.Name)),
 		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: s.SelectorLabels()},
+			PodSelector: metav1.LabelSelector{MatchLabels: s.fenceLabels()},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 		},
 	}

@@ -64,10 +64,23 @@ type PodExec struct {
 	Executor  Executor             // RemoteExecutor{} unless a test records requests
 	Namespace string
 	Pod       string
+	// EnvFile, if set, is sourced before every command: the environment a
+	// claim brought to a pool member (EnvFileOf; claimenv.go).
+	EnvFile string
+}
+
+// NewPodExec returns the PodExec of pod, with the environment file its
+// claim left (if any): build every PodExec this way, so that every caller
+// runs commands with the sandbox's whole environment.
+func NewPodExec(config *restclient.Config, client restclient.Interface, executor Executor, pod *corev1.Pod) *PodExec {
+	return &PodExec{Config: config, Client: client, Executor: executor, Namespace: pod.Namespace, Pod: pod.Name, EnvFile: EnvFileOf(pod)}
 }
 
 // Stream runs command with the given streams; see Runner for the error.
 func (e *PodExec) Stream(ctx context.Context, command []string, s Streams) error {
+	if e.EnvFile != "" {
+		command = withEnvFile(e.EnvFile, command)
+	}
 	u := e.Client.Post().
 		Resource("pods").Namespace(e.Namespace).Name(e.Pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{

@@ -161,6 +161,13 @@ type Spec struct {
 	// sandbox, so that files can be copied in (and the agent installed)
 	// before it starts.
 	HoldCommand bool
+	// IdleTimeout, if set, makes the sandbox's PID 1 exit once no other
+	// process has run in it for that long (see pid1.go).
+	IdleTimeout time.Duration
+
+	// member, when set, makes the Pod a warm member of a pool instead of a
+	// sandbox of its own (poolmember.go). Never set by users.
+	member *memberShape
 }
 
 // NewSpec returns the spec of a default, restrictive sandbox.
@@ -202,6 +209,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.TTL < 0 || (s.TTL > 0 && s.TTL < time.Second) {
 		return fmt.Errorf("--ttl must be at least 1s (or 0 for no limit), not %s", s.TTL)
+	}
+	if err := validateIdleTimeout(s.IdleTimeout); err != nil {
+		return err
 	}
 	for flag, q := range map[string]resource.Quantity{"--cpu": s.CPU, "--memory": s.Memory, "--ephemeral-storage": s.EphemeralStorage} {
 		if q.Sign() <= 0 {
@@ -297,6 +307,7 @@ func (s *Spec) objectMeta(name string) metav1.ObjectMeta {
 	for k, v := range s.SelectorLabels() {
 		labels[k] = v
 	}
+	s.memberLabels(labels)
 	return metav1.ObjectMeta{
 		Name:      name,
 		Namespace: s.Namespace,
@@ -311,7 +322,9 @@ func (s *Spec) objectMeta(name string) metav1.ObjectMeta {
 // Pod returns the sandbox Pod. It passes Pod Security "restricted".
 func (s *Spec) Pod() *corev1.Pod {
 	meta := s.objectMeta(PodName(s.Name))
-	meta.Labels[LabelPool] = PoolActive
+	if s.member == nil {
+		meta.Labels[LabelPool] = PoolActive
+	}
 
 	resources := corev1.ResourceList{
 		corev1.ResourceCPU:              s.CPU,
@@ -349,8 +362,11 @@ func (s *Spec) Pod() *corev1.Pod {
 		deadline = ptr.To(int64(math.Ceil(s.TTL.Seconds())))
 		meta.Annotations[AnnotationTTL] = s.TTL.String()
 	}
+	if s.IdleTimeout > 0 {
+		meta.Annotations[AnnotationIdleTimeout] = s.IdleTimeout.String()
+	}
 
-	return &corev1.Pod{
+	pod := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: meta,
 		Spec: corev1.PodSpec{
@@ -393,6 +409,7 @@ func (s *Spec) Pod() *corev1.Pod {
 					{Name: "workspace", MountPath: WorkspaceDir},
 					{Name: "tmp", MountPath: TmpDir},
 					{Name: "home", MountPath: HomeDir},
+					{Name: runVolume, MountPath: RunDir},
 				},
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 			}},
@@ -400,9 +417,12 @@ func (s *Spec) Pod() *corev1.Pod {
 				emptyDir("workspace", s.EphemeralStorage),
 				emptyDir("tmp", s.EphemeralStorage),
 				emptyDir("home", s.EphemeralStorage),
+				runDirVolume(),
 			},
 		},
 	}
+	s.shapeMember(pod)
+	return pod
 }
 
 func emptyDir(name string, limit resource.Quantity) corev1.Volume {

@@ -1,0 +1,182 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+// With restartPolicy Never a sandbox that ended — its TTL ran out, it
+// stopped for being idle, its PID 1 exited — stays as a finished Pod until
+// someone deletes it (the cluster's Pod GC waits for thousands of them). gc
+// is that someone. It also removes Secrets and NetworkPolicies of ours whose
+// owner Pod is gone, should the garbage collector lag or have been told to
+// orphan them. It deletes only what passes the same checks as every other
+// command (Ours, isMember, the managed-by label), by UID.
+
+// Garbage is one object gc deletes, and why.
+type Garbage struct {
+	// Kind is "sandbox", "pool-member", "secret" or "networkpolicy".
+	Kind            string
+	Namespace, Name string // the object's name (a sandbox's: its sandbox name)
+	Why             string
+
+	uid types.UID
+	pod *corev1.Pod
+}
+
+// FindGarbage lists what gc would delete in namespace ("" for all).
+func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string) ([]Garbage, error) {
+	pods, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: ManagedSelector})
+	if err != nil {
+		return nil, err
+	}
+	var out []Garbage
+	live := map[types.UID]bool{}
+	pools := map[string]types.UID{} // namespace/pool → UID of its PodTemplate ("" when none)
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		live[pod.UID] = true
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		finished := pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+		if name := NameOf(pod); name != "" {
+			if Ours(pod, name) == nil && finished {
+				out = append(out, Garbage{Kind: "sandbox", Namespace: pod.Namespace, Name: name, Why: whyFinished(pod), uid: pod.UID, pod: pod})
+			}
+			continue
+		}
+		pool := pod.Labels[LabelPool]
+		if pool == "" || isMember(pod, pool) != nil {
+			continue
+		}
+		key := pod.Namespace + "/" + pool
+		uid, seen := pools[key]
+		if !seen {
+			t, err := cs.CoreV1().PodTemplates(pod.Namespace).Get(ctx, PoolTemplateName(pool), metav1.GetOptions{})
+			switch {
+			case err == nil && IsManaged(t):
+				uid = t.UID
+			case err != nil && !apierrors.IsNotFound(err):
+				return nil, err
+			}
+			pools[key] = uid
+		}
+		switch {
+		case uid == "" || !ownedByPool(pod, uid):
+			out = append(out, Garbage{Kind: "pool-member", Namespace: pod.Namespace, Name: pod.Name,
+				Why: fmt.Sprintf("a warm member of pool %q, which no longer exists", pool), uid: pod.UID, pod: pod})
+		case finished:
+			out = append(out, Garbage{Kind: "pool-member", Namespace: pod.Namespace, Name: pod.Name,
+				Why: fmt.Sprintf("a warm member of pool %q that ended (%s)", pool, Status(pod)), uid: pod.UID, pod: pod})
+		}
+	}
+
+	ownerGone := func(ctx context.Context, obj metav1.Object) (bool, error) {
+		refs := obj.GetOwnerReferences()
+		if len(refs) == 0 {
+			return false, nil // never made by this plugin's current versions; not provably an orphan
+		}
+		for _, ref := range refs {
+			if ref.Kind != "Pod" || ref.APIVersion != "v1" {
+				return false, nil
+			}
+			if live[ref.UID] {
+				return false, nil
+			}
+			// Not among our Pods: make sure it is gone, not just unlabelled.
+			p, err := cs.CoreV1().Pods(obj.GetNamespace()).Get(ctx, ref.Name, metav1.GetOptions{})
+			switch {
+			case err == nil && p.UID == ref.UID:
+				return false, nil
+			case err != nil && !apierrors.IsNotFound(err):
+				return false, err
+			}
+		}
+		return true, nil
+	}
+	secrets, err := cs.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{LabelSelector: ManagedSelector})
+	if err != nil {
+		return nil, err
+	}
+	for i := range secrets.Items {
+		s := &secrets.Items[i]
+		if gone, err := ownerGone(ctx, s); err != nil {
+			return nil, err
+		} else if gone && s.DeletionTimestamp == nil {
+			out = append(out, Garbage{Kind: "secret", Namespace: s.Namespace, Name: s.Name, Why: "its sandbox's Pod is gone", uid: s.UID})
+		}
+	}
+	policies, err := cs.NetworkingV1().NetworkPolicies(namespace).List(ctx, metav1.ListOptions{LabelSelector: ManagedSelector})
+	if err != nil {
+		return nil, err
+	}
+	for i := range policies.Items {
+		np := &policies.Items[i]
+		if gone, err := ownerGone(ctx, np); err != nil {
+			return nil, err
+		} else if gone && np.DeletionTimestamp == nil {
+			out = append(out, Garbage{Kind: "networkpolicy", Namespace: np.Namespace, Name: np.Name, Why: "its sandbox's Pod is gone", uid: np.UID})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].Kind > out[j].Kind // sandboxes first
+	})
+	return out, nil
+}
+
+// whyFinished says why a sandbox ended.
+func whyFinished(pod *corev1.Pod) string {
+	switch {
+	case Expired(pod):
+		if ttl := pod.Annotations[AnnotationTTL]; ttl != "" {
+			return fmt.Sprintf("expired: its TTL (%s) ran out", ttl)
+		}
+		return "expired: its activeDeadlineSeconds passed"
+	case StoppedIdle(pod):
+		idle := pod.Annotations[AnnotationIdleTimeout]
+		if idle == "" {
+			idle = "its idle timeout"
+		}
+		return fmt.Sprintf("idle: it stopped itself after %s with nothing running", idle)
+	}
+	return fmt.Sprintf("finished: %s", Status(pod))
+}
+
+// Delete deletes the object by UID (a pool member also by resourceVersion,
+// so one claimed meanwhile is left alone). Gone already is not an error.
+func (g Garbage) Delete(ctx context.Context, cs kubernetes.Interface) error {
+	pre := &metav1.Preconditions{UID: ptr.To(g.uid)}
+	var err error
+	switch g.Kind {
+	case "sandbox":
+		err = DeletePod(ctx, cs, g.pod, ptr.To[int64](0))
+		if _, gone := err.(*NotFoundError); gone {
+			err = nil
+		}
+		return err
+	case "pool-member":
+		err = deleteMember(ctx, cs, g.pod)
+	case "secret":
+		err = cs.CoreV1().Secrets(g.Namespace).Delete(ctx, g.Name, metav1.DeleteOptions{Preconditions: pre})
+	case "networkpolicy":
+		err = cs.NetworkingV1().NetworkPolicies(g.Namespace).Delete(ctx, g.Name, metav1.DeleteOptions{Preconditions: pre})
+	default:
+		return fmt.Errorf("unknown kind %q", g.Kind)
+	}
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
