@@ -60,6 +60,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdCp(f, streams),
 		NewCmdList(f, streams),
 		NewCmdDelete(f, streams),
+		NewCmdMCP(f, streams),
 		NewCmdVersion(streams),
 		NewCmdCompletion(streams),
 	)
