@@ -31,6 +31,7 @@ func main() {
 	n := flag.Int("n", 10, "iterations of each scenario")
 	kubeconfig := flag.String("kubeconfig", "", "cluster to use (default: start the local test cluster)")
 	kubectl := flag.String("kubectl", "", "kubectl binary (default: the local test cluster's v1.37.2 kubectl, or kubectl on PATH)")
+	flag.BoolVar(&mcpOnly, "mcp-only", false, "only the MCP exec row (bench/mcp_scenario.go)")
 	flag.Parse()
 	if err := run(*n, *kubeconfig, *kubectl); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -54,6 +55,8 @@ func (r *runner) cmd(stdin []byte, bin string, args ...string) error {
 	}
 	return nil
 }
+
+var mcpOnly bool
 
 func run(n int, kubeconfig, kubectl string) error {
 	ctx := context.Background()
@@ -156,6 +159,9 @@ func run(n int, kubeconfig, kubectl string) error {
 			}},
 	}
 
+	if mcpOnly {
+		scenarios = nil
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "scenario\tagentkernel (median)\tkubectl (median)\tratio\n")
 	for _, s := range scenarios {
@@ -176,7 +182,19 @@ func run(n int, kubeconfig, kubectl string) error {
 		mo, mk := median(ours), median(theirs)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\n", s.name, mo.Round(time.Millisecond), mk.Round(time.Millisecond), float64(mo)/float64(mk))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	// The MCP row (bench/mcp_scenario.go).
+	b, err := startMCP(ctx, r.plugin, r.kubeconfig, r.ns)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return mcpExecRates(ctx, b, 20, n,
+		func() error { return r.cmd(nil, r.plugin, "exec", "warm", "-n", r.ns, "--", "true") },
+		func() error { return r.cmd(nil, r.kubectl, "exec", "-n", r.ns, "agentkernel-kpod", "--", "true") })
 }
 
 func median(d []time.Duration) time.Duration {

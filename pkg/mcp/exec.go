@@ -72,15 +72,10 @@ func (s *Server) exec(ctx context.Context, in ExecInput) (ExecOutput, error) {
 	execCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	err = t.run.Stream(execCtx, command, sandbox.Streams{Stdin: stdin, Stdout: stdout, Stderr: stderr})
-	out := ExecOutput{
-		DurationMillis: time.Since(start).Milliseconds(),
-	}
-	code, exited := sandbox.ExitCode(err)
+	code, err := s.run(ctx, execCtx, t, command, stdin, stdout, stderr)
+	out := ExecOutput{ExitCode: code, DurationMillis: time.Since(start).Milliseconds()}
 	switch {
 	case err == nil:
-	case exited:
-		out.ExitCode = code
 	case ctx.Err() != nil:
 		return ExecOutput{}, ctx.Err()
 	case errors.Is(execCtx.Err(), context.DeadlineExceeded):
@@ -94,6 +89,33 @@ func (s *Server) exec(ctx context.Context, in ExecInput) (ExecOutput, error) {
 	out.Stdout, out.StdoutTruncated, out.StdoutBytes = stdout.text(), stdout.truncated(), stdout.total
 	out.Stderr, out.StderrTruncated, out.StderrBytes = stderr.text(), stderr.truncated(), stderr.total
 	return out, nil
+}
+
+// run runs command in the sandbox and returns its exit status: through the
+// sandbox's warm shell when it can (no stdin, shell free), else on an exec
+// stream of its own. An error is a failure to run, never an exit status.
+func (s *Server) run(ctx, execCtx context.Context, t target, command []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if stdin == nil {
+		if sh := s.shell(execCtx, t); sh != nil {
+			code, err := sh.Run(execCtx, command, stdout, stderr)
+			var broken *sandbox.ShellBrokenError
+			switch {
+			case err == nil:
+				return code, nil
+			case errors.As(err, &broken) && broken.Sent:
+				return 0, broken
+			case errors.As(err, &broken), errors.Is(err, sandbox.ErrShellBusy):
+				// It never reached the sandbox: stream it instead.
+			default:
+				return 0, err // ctx ended
+			}
+		}
+	}
+	err := t.run.Stream(execCtx, command, sandbox.Streams{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	if code, ok := sandbox.ExitCode(err); ok {
+		return code, nil
+	}
+	return 0, err
 }
 
 // execCommand builds the argv of an exec call: the agent's command or

@@ -137,9 +137,27 @@ func (h *hostExecutor) ExecuteWithContext(ctx context.Context, u *url.URL, _ *re
 	}
 	c := exec.CommandContext(ctx, command[0], command[1:]...)
 	c.Env = os.Environ()
-	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
+	c.Stdout, c.Stderr = stdout, stderr
 	c.WaitDelay = time.Second
-	err := c.Run()
+	// Like an API server, and unlike os/exec, the stream ends when the
+	// command does, whether or not its stdin has more to say.
+	var in io.WriteCloser
+	if stdin != nil {
+		var err error
+		if in, err = c.StdinPipe(); err != nil {
+			return err
+		}
+	}
+	if err := c.Start(); err != nil {
+		return err
+	}
+	if in != nil {
+		go func() {
+			_, _ = io.Copy(in, stdin)
+			_ = in.Close()
+		}()
+	}
+	err := c.Wait()
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) && exitErr.ExitCode() >= 0 {
 		return utilexec.CodeExitError{Err: err, Code: exitErr.ExitCode()}

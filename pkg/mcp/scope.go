@@ -54,6 +54,11 @@ type entry struct {
 	run     *sandbox.PodExec
 	gone    string // why it can no longer be used; "" while it can
 	removed bool   // the Pod is gone from the cluster (or this server deleted it)
+
+	// The warm shell exec runs commands through (see shell.go).
+	shell         *sandbox.Shell
+	shellStarting bool
+	noShell       bool // starting one failed: every exec streams on its own
 }
 
 // target is a snapshot of an entry for one tool call.
@@ -164,6 +169,10 @@ func (s *scope) vanished(uid types.UID, why string) {
 		e.removed = true
 		if e.gone == "" {
 			e.gone = why
+		}
+		if e.shell != nil {
+			e.shell.Close()
+			e.shell = nil
 		}
 	}
 }
@@ -356,6 +365,10 @@ func (s *scope) close() []target {
 	s.closed = true
 	var out []target
 	for _, e := range s.byName {
+		if e.shell != nil {
+			e.shell.Close()
+			e.shell = nil
+		}
 		if e.created && !e.removed {
 			out = append(out, e.target())
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -185,21 +186,30 @@ func TestCreateExecFilesDelete(t *testing.T) {
 	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "demo"})
 }
 
-// The exec path reads nothing from the API server: the Pod was cached when
-// the server made it, and a watch keeps it fresh.
+// The exec path reads nothing from the API server (the Pod was cached
+// when the server made it, and a watch keeps it fresh), and commands after
+// the first go through the sandbox's warm shell: one exec stream for all.
+// A command with stdin streams on its own.
 func TestExecMakesNoAPIRequests(t *testing.T) {
 	cs := fakeCluster()
 	f := start(t, cs, &hostExecutor{}, nil)
 	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "fast"})
 	before := len(cs.Actions())
-	for range 5 {
-		ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "fast", "command": []string{"true"}})
+	for i := range 5 {
+		out := ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "fast", "command": []string{"sh", "-c", fmt.Sprintf("echo %d; exit %d", i, i)}})
+		if out.ExitCode != i || out.Stdout != fmt.Sprintf("%d\n", i) {
+			t.Errorf("exec %d: %+v", i, out)
+		}
 	}
 	if after := cs.Actions()[before:]; len(after) != 0 {
 		t.Errorf("exec made API requests: %v", after)
 	}
-	if f.exec.count() != 5 {
-		t.Errorf("%d exec streams, want 5", f.exec.count())
+	if f.exec.count() != 1 || f.exec.calls[0].command[0] != "sh" || !strings.Contains(f.exec.calls[0].command[2], "AK-READY") {
+		t.Errorf("%d exec streams, want the shell's alone: %v", f.exec.count(), f.exec.calls)
+	}
+	ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "fast", "command": []string{"cat"}, "stdin": "x"})
+	if f.exec.count() != 2 || f.exec.calls[1].command[0] != "cat" {
+		t.Errorf("exec with stdin: %v", f.exec.calls)
 	}
 }
 
@@ -590,5 +600,43 @@ func TestNewRefusesBadOptions(t *testing.T) {
 				t.Errorf("New: %v, want %q", err, c.want)
 			}
 		})
+	}
+}
+
+// A sandbox whose shell will not start still runs every command, each on
+// an exec stream of its own.
+func TestExecWithoutAShell(t *testing.T) {
+	ex := &hostExecutor{before: func(_ string, command []string) error {
+		if len(command) > 2 && strings.Contains(command[2], "AK-READY") {
+			return errors.New("no shell here")
+		}
+		return nil
+	}}
+	f := start(t, fakeCluster(), ex, nil)
+	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "plain"})
+	for range 3 {
+		if out := ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "plain", "command": []string{"echo", "hi"}}); out.Stdout != "hi\n" {
+			t.Fatalf("exec: %+v", out)
+		}
+	}
+	if n := ex.count(); n != 4 {
+		t.Errorf("%d streams, want one failed shell and 3 execs", n)
+	}
+}
+
+// A shell that dies while its command runs: the agent hears the outcome is
+// unknown (the command is never run twice), and the next exec gets a new
+// shell.
+func TestExecWhenTheShellDies(t *testing.T) {
+	ex := &hostExecutor{}
+	f := start(t, fakeCluster(), ex, nil)
+	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "fragile"})
+	ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "fragile", "command": []string{"true"}})
+	f.fails(toolExec, map[string]any{"sandbox": "fragile", "shell": "kill -9 $PPID; sleep 1"}, "its outcome is unknown")
+	if out := ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "fragile", "command": []string{"echo", "again"}}); out.Stdout != "again\n" {
+		t.Fatalf("exec after the shell died: %+v", out)
+	}
+	if n := ex.count(); n != 2 {
+		t.Errorf("%d streams, want 2 shells", n)
 	}
 }

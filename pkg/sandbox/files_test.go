@@ -13,12 +13,13 @@ import (
 )
 
 // fileRunners are the host's tools and busybox's, with the applets the
-// single-file scripts use besides those of the copy scripts.
+// single-file scripts and the shell tests use besides those of the copy
+// scripts.
 func fileRunners(t *testing.T) map[string]*hostRunner {
 	out := map[string]*hostRunner{"host tools": {}}
 	if bb, err := exec.LookPath("busybox"); err == nil {
 		dir := toolDir(t)
-		for _, applet := range []string{"tail", "stat", "chmod"} {
+		for _, applet := range []string{"tail", "stat", "chmod", "echo", "printf", "true", "sleep", "seq"} {
 			if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
 				t.Fatal(err)
 			}

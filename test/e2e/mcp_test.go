@@ -353,3 +353,48 @@ func TestMCPConcurrentCreatesRespectTheLimit(t *testing.T) {
 	}
 	assertNothingLeftEventually(t, ns)
 }
+
+// Many commands through one server into one sandbox, one after another
+// (through its warm shell) and at once (the shell is busy: the others
+// stream on their own): every result is its own command's.
+func TestMCPExecRoundTrips(t *testing.T) {
+	requireCluster(t)
+	ns := newNamespace(t)
+	session, _, stderr := mcpSession(t, "-n", ns, "--network", "open")
+	defer session.Close()
+	if res := callTool(t, session, "create_sandbox", map[string]any{"name": "busy"}); res.IsError {
+		t.Fatalf("create_sandbox: %v", res.Content)
+	}
+	check := func(i int) {
+		res := callTool(t, session, "exec", map[string]any{"sandbox": "busy", "shell": fmt.Sprintf("echo out %d; echo err %d >&2; exit %d", i, i, i%256)})
+		b, _ := json.Marshal(res.StructuredContent)
+		var out struct {
+			ExitCode       int `json:"exit_code"`
+			Stdout, Stderr string
+		}
+		if err := json.Unmarshal(b, &out); err != nil || res.IsError {
+			t.Errorf("exec %d: %s %v", i, b, err)
+			return
+		}
+		if out.ExitCode != i%256 || out.Stdout != fmt.Sprintf("out %d\n", i) || out.Stderr != fmt.Sprintf("err %d\n", i) {
+			t.Errorf("exec %d got another's result: %s", i, b)
+		}
+	}
+	for i := range 100 {
+		check(i)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 10 {
+				check(1000 + g*10 + j)
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.Logf("server log:\n%s", stderr)
+	}
+}
