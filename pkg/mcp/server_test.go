@@ -121,6 +121,11 @@ func TestCreateExecFilesDelete(t *testing.T) {
 	if out.Stdout != dir+"\nfrom stdin\nhi\n" {
 		t.Errorf("exec with workdir, stdin, env: %q", out.Stdout)
 	}
+	// The same without stdin, through the sandbox's warm shell.
+	out = ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "demo", "command": []string{"sh", "-c", "pwd; echo \"$GREETING\""}, "workdir": dir, "env": map[string]string{"GREETING": "it's\nme"}})
+	if out.Stdout != dir+"\nit's\nme\n" {
+		t.Errorf("exec with workdir and env: %q", out.Stdout)
+	}
 	out = ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "demo", "command": []string{"od", "-An", "-c"}, "stdin": base64.StdEncoding.EncodeToString([]byte{0, 1}), "stdin_base64": true})
 	if strings.Fields(out.Stdout)[0] != `\0` {
 		t.Errorf("exec with binary stdin: %q", out.Stdout)
