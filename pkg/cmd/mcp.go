@@ -103,6 +103,8 @@ func newCmdMCP(f cmdutil.Factory, o *MCPOptions) *cobra.Command {
 	}
 	o.Sandbox.AddFlags(cmd)
 	fl := cmd.Flags()
+	// Here a TTL is the default and the most an agent may ask for, and never 0.
+	fl.Lookup("ttl").Usage = "Stop each sandbox after this long, enforced by the cluster even if the server is killed; also the longest an agent may ask for (never 0)"
 	fl.StringVar(&o.Root, "root", o.Root, "Local directory copy_in and copy_out may use (nothing outside it, through symlinks neither); without it there are no copy tools")
 	fl.IntVar(&o.MaxSandboxes, "max-sandboxes", o.MaxSandboxes, "Most sandboxes the server keeps at once")
 	fl.BoolVar(&o.Keep, "keep", o.Keep, "Leave the sandboxes it created running when the server stops (their --ttl still ends them)")
