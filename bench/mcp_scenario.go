@@ -1,20 +1,74 @@
 package main
 
-// The MCP row: sequential exec round trips through `kubectl agentkernel
-// mcp` (tools/call exec `true`, each waiting for the last), beside the
-// plugin's own exec and kubectl exec (a process per command) in the same
-// run. It needs only a plugin binary, a kubeconfig and a namespace, so it
-// plugs into any harness: see mcpExecRates for the hook of this file's
-// main.go.
-
 import (
 	"context"
 	"fmt"
 	"os/exec"
+	"sync"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
+
+// mcpRows: sequential exec round trips through `kubectl agentkernel mcp`
+// (tools/call exec `true`, each waiting for the last), as an agent makes
+// them, against a kubectl exec process per command. The rows of execRows
+// give the plugin's own exec, a process and in-process, in the same run.
+func mcpRows() []*Scenario {
+	return []*Scenario{{
+		Name:    fmt.Sprintf("exec -- true ×%d through MCP, sequential", execBatch),
+		Cluster: true,
+		Setup: func(ctx context.Context, e *Env) error {
+			if err := needWarm(ctx, e); err != nil {
+				return err
+			}
+			_, err := mcpServer(ctx, e)
+			return err
+		},
+		Ours: Side{
+			Label: "tools/call exec through one kubectl agentkernel mcp server (the official Go SDK's client on its stdio)",
+			Run: func(ctx context.Context, e *Env, _ int) (Sample, error) {
+				b, err := mcpServer(ctx, e)
+				if err != nil {
+					return Sample{}, err
+				}
+				start := time.Now()
+				for range execBatch {
+					if err := b.execTrue(ctx); err != nil {
+						return Sample{}, err
+					}
+				}
+				return Sample{Wall: time.Since(start), Ops: execBatch}, nil
+			},
+		},
+		Kubectl: Side{
+			Label: "a kubectl exec process per command",
+			Run: func(ctx context.Context, e *Env, _ int) (Sample, error) {
+				var argvs [][]string
+				for range execBatch {
+					argvs = append(argvs, e.kubectl("exec", e.kpodName, "--", "true"))
+				}
+				s, err := e.runAll(ctx, nil, argvs...)
+				s.Ops = execBatch
+				return s, err
+			},
+		},
+		Note: "what an agent's commands cost through the MCP server: no API request and, after the first, no new exec stream per command (a warm shell per sandbox); agentkernel publishes 7.7 exec/s for its MCP server",
+	}}
+}
+
+// mcpServer is the one MCP server of the run, started on first use. It
+// lives until the bench exits: its stdin closes then, and it deletes its
+// sandbox (the bench namespace goes anyway).
+var mcpServer = func() func(ctx context.Context, e *Env) (*mcpBench, error) {
+	var once sync.Once
+	var b *mcpBench
+	var err error
+	return func(ctx context.Context, e *Env) (*mcpBench, error) {
+		once.Do(func() { b, err = startMCP(ctx, e.Plugin, e.Kubeconfig, e.Namespace) })
+		return b, err
+	}
+}()
 
 // mcpBench is a running MCP server with one sandbox, and a client on it.
 type mcpBench struct {
@@ -63,45 +117,6 @@ func (b *mcpBench) execTrue(ctx context.Context) error {
 	}
 	if out, ok := res.StructuredContent.(map[string]any); !ok || out["exit_code"] != 0.0 {
 		return fmt.Errorf("exec true: %v", res.StructuredContent)
-	}
-	return nil
-}
-
-// Close ends the session: the server deletes its sandbox and exits.
-func (b *mcpBench) Close() error { return b.session.Close() }
-
-// mcpExecRates measures batches of n sequential execs three ways, the
-// batches interleaved so that drift on a busy machine hits all alike, and
-// prints commands per second (median batch) for each. ours and kubectl run
-// one exec of `true` as a process of the plugin and of kubectl.
-func mcpExecRates(ctx context.Context, b *mcpBench, n, rounds int, ours, kubectl func() error) error {
-	sides := []struct {
-		label string
-		run   func() error
-		walls []time.Duration
-	}{
-		{label: "tools/call exec through kubectl agentkernel mcp (one server, one client)", run: func() error { return b.execTrue(ctx) }},
-		{label: "kubectl agentkernel exec (a process per command)", run: ours},
-		{label: "kubectl exec (a process per command)", run: kubectl},
-	}
-	for round := 0; round <= rounds; round++ { // round 0 warms up
-		for i := range sides {
-			s := &sides[(i+round)%len(sides)]
-			start := time.Now()
-			for range n {
-				if err := s.run(); err != nil {
-					return fmt.Errorf("%s: %w", s.label, err)
-				}
-			}
-			if round > 0 {
-				s.walls = append(s.walls, time.Since(start))
-			}
-		}
-	}
-	fmt.Printf("\nsequential exec `true`, %d per batch, median of %d batches:\n", n, rounds)
-	for _, s := range sides {
-		m := median(s.walls)
-		fmt.Printf("  %7.1f exec/s  %6.1f ms each  %s\n", float64(n)/m.Seconds(), float64(m.Microseconds())/1000/float64(n), s.label)
 	}
 	return nil
 }

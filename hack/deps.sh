@@ -13,6 +13,9 @@ have unshare  || need+=(util-linux) # kwok runs in its own user and mount namesp
 have setpriv  || need+=(util-linux)
 have sha256sum || need+=(coreutils)
 have tar      || need+=(tar)
+have gcc      || need+=(gcc libc6-dev) # go test -race needs cgo
+have flock    || need+=(util-linux) # hack/tools.sh, test/realnode/build
+have timeout  || need+=(coreutils)  # hack/test.sh ends a tier at the CI budget
 
 if ((${#need[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
@@ -21,8 +24,9 @@ if ((${#need[@]})); then
 	fi
 	echo "installing: ${need[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	# Wait for, rather than fail on, another apt run on the machine.
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 if ! have go; then

@@ -16,6 +16,7 @@ goreleaser             github.com/goreleaser/goreleaser/v2                     v
 krew                   sigs.k8s.io/krew/cmd/krew                               v0.4.3
 validate-krew-manifest sigs.k8s.io/krew/cmd/validate-krew-manifest             v0.4.3
 golangci-lint          github.com/golangci/golangci-lint/v2/cmd/golangci-lint  v2.15.0
+gotestsum              gotest.tools/gotestsum                                  v1.13.0
 '
 
 usage() {

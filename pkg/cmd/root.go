@@ -9,10 +9,12 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
+
+	// Before anything calls kubectl's i18n.T: no translation catalog to load.
+	_ "github.com/agentkernel/kubectl-agentkernel/pkg/english"
 )
 
 var rootLong = templates.LongDesc(`
@@ -48,7 +50,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
 
-	configFlags := genericclioptions.NewConfigFlags(true).WithDeprecatedPasswordFlag()
+	configFlags := newConfigFlags()
 	configFlags.AddFlags(cmd.PersistentFlags())
 	// Without the MatchVersion wrapper kubectl's exec/attach fail with
 	// "GroupVersion is required when initializing a RESTClient".

@@ -69,12 +69,21 @@ type extractor struct {
 
 	tree         *os.Root // target itself, once it is known to be a directory
 	bytes, files int64
-	links        []string // symlinks written, relative to tree
+	// The directory the last entry went into, kept open: tar streams list a
+	// directory's entries together, and every path resolved through an
+	// os.Root costs an openat per component (one file of a deep tree would
+	// otherwise cost a dozen system calls).
+	dirName string
+	dir     *os.Root
+	links   []string // symlinks written, relative to tree
 }
 
 func extractTar(r io.Reader, root *os.Root, base, target string, limits Limits, warn io.Writer) error {
 	x := &extractor{root: root, base: base, target: target, limits: limits, warn: warn}
 	defer func() {
+		if x.dir != nil {
+			x.dir.Close()
+		}
 		if x.tree != nil {
 			x.tree.Close()
 		}
@@ -199,19 +208,48 @@ func entryPath(name, base string) (string, error) {
 	return rest, nil
 }
 
+// parent returns rel's directory, opened (and made, if need be) inside the
+// tree, and rel's last element.
+func (x *extractor) parent(rel string) (*os.Root, string, error) {
+	dir, base := path.Split(rel)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		return x.tree, base, nil
+	}
+	if x.dir != nil && x.dirName == dir {
+		return x.dir, base, nil
+	}
+	if err := x.tree.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	d, err := x.tree.OpenRoot(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	if x.dir != nil {
+		x.dir.Close()
+	}
+	x.dir, x.dirName = d, dir
+	return d, base, nil
+}
+
 func (x *extractor) entry(rel string, hdr *tar.Header, r io.Reader) error {
 	tree := x.tree
-	if dir := path.Dir(rel); dir != "." {
-		if err := tree.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return tree.MkdirAll(rel, dirMode(hdr))
 	case tar.TypeReg:
-		return writeFile(tree, rel, hdr, r)
+		dir, base, err := x.parent(rel)
+		if err != nil {
+			return err
+		}
+		return writeFile(dir, base, hdr, r)
 	case tar.TypeSymlink:
+		if dir := path.Dir(rel); dir != "." {
+			if err := tree.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+		}
 		if !resolvesInside(tree, rel, hdr.Linkname) {
 			fmt.Fprintf(x.warn, "warning: skipping symlink %q -> %q: it leads outside the copied directory\n", sanitize(hdr.Name), sanitize(hdr.Linkname))
 			return nil
@@ -222,6 +260,11 @@ func (x *extractor) entry(rel string, hdr *tar.Header, r io.Reader) error {
 		x.links = append(x.links, rel)
 		return tree.Symlink(hdr.Linkname, rel)
 	case tar.TypeLink:
+		if dir := path.Dir(rel); dir != "." {
+			if err := tree.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+		}
 		old, err := entryPath(hdr.Linkname, x.base)
 		if err != nil || old == "" {
 			fmt.Fprintf(x.warn, "warning: skipping hard link %q -> %q: it points outside the copied directory\n", sanitize(hdr.Name), sanitize(hdr.Linkname))
@@ -342,11 +385,12 @@ func writeFile(root *os.Root, name string, hdr *tar.Header, r io.Reader) error {
 		f.Close()
 		return &streamError{fmt.Errorf("writing %s: %w", name, err)}
 	}
-	if err := f.Close(); err != nil {
+	// O_CREATE's mode is masked by umask and ignored for existing files.
+	if err := f.Chmod(fileMode(hdr)); err != nil {
+		f.Close()
 		return err
 	}
-	// O_CREATE's mode is masked by umask and ignored for existing files.
-	if err := root.Chmod(name, fileMode(hdr)); err != nil {
+	if err := f.Close(); err != nil {
 		return err
 	}
 	return root.Chtimes(name, hdr.ModTime, hdr.ModTime)

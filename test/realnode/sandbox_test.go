@@ -28,6 +28,7 @@ func (s *suite) createSandbox(ctx context.Context, t *testing.T, name string, fl
 		t.Fatalf("kubectl agentkernel create %s %v: %s\n%s", name, flags, r, s.node.Diagnostics())
 	}
 	record("plugin: create --wait (→ Running)", r.took)
+	logSpeed(t, "plugin-create-running", r.took)
 	t.Cleanup(func() {
 		// Wait: a default sandbox asks for 1 CPU and 1Gi, so the next
 		// test's sandbox needs this one's resources back.
@@ -81,6 +82,13 @@ func TestSandboxDefault(t *testing.T) {
 		t.Errorf("sandbox runs on %q, want the real node %q", pod.Spec.NodeName, s.node.Name)
 	}
 
+	for range speedSamples {
+		if r := s.sandboxExec(ctx, name, "", "true"); r.code != 0 {
+			t.Errorf("exec true: %s", r)
+		} else {
+			logSpeed(t, "plugin-exec-true", r.took)
+		}
+	}
 	r := s.sandboxExec(ctx, name, "", "cat", "/proc/self/status")
 	if r.code != 0 {
 		t.Fatalf("exec cat /proc/self/status: %s", r)
@@ -145,6 +153,7 @@ func TestSandboxDefault(t *testing.T) {
 		return nil
 	})
 	record("plugin: delete → pod gone", took)
+	logSpeed(t, "plugin-delete-gone", took)
 	t.Logf("delete → gone in %s (grace period %ds, container exit code %d)", took.Round(100*time.Millisecond),
 		ptrOr(pod.Spec.TerminationGracePeriodSeconds, 30), code)
 	// 137: SIGKILL at the end of the grace period. Under TCG the teardown

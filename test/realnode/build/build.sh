@@ -9,6 +9,13 @@
 #
 # Nothing privileged happens on the host: debootstrap runs in a private mount
 # namespace and the image is written with mkfs.ext4 -d (no loop mounts).
+#
+#   build.sh            build what is missing; last line of stdout: the artifact dir
+#   build.sh --plan     build nothing: one line per step on stdout,
+#                       "plan STEP KEY cached|cold", for run.sh --estimate
+#   REALNODE_BUILD_UNTIL=kubelet build.sh
+#                       stop before a step: CI builds everything that does not
+#                       need the control plane's Go build cache while that builds
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,23 +36,36 @@ log() { echo "realnode-build: $*" >&2; }
 hash_of() { sha256sum | cut -c1-16; }
 
 # --- host packages, installed only when missing ---------------------------------
-host_deps() {
-	local pkgs=(qemu-system-x86 qemu-utils debootstrap busybox-static e2fsprogs kmod xz-utils zstd cpio tar socat) missing=()
-	for p in "${pkgs[@]}"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+HOST_PACKAGES=(qemu-system-x86 qemu-utils debootstrap busybox-static e2fsprogs kmod xz-utils zstd cpio tar socat)
+missing_host_packages() {
+	local p
+	for p in "${HOST_PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"
 	done
+}
+host_deps() {
+	local missing
+	mapfile -t missing < <(missing_host_packages)
 	((${#missing[@]} == 0)) && return 0
 	log "installing host packages: ${missing[*]}"
-	apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	# Other scripts on the machine may hold the dpkg lock for a while: wait.
+	apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
+# pkgver PACKAGE: its installed version, empty when it is not installed (plan
+# mode runs before host_deps ever did).
+pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
 
 # step NAME KEY FUNCTION: runs FUNCTION DIR once per key, sets $out to the result.
 step() {
 	local name=$1 key=$2 fn=$3
 	out="$cache_root/$name-$key"
-	# For debugging the build: stop before a step.
-	[[ ${REALNODE_BUILD_UNTIL:-} == "$name" ]] && { log "stopping before $name"; exit 0; }
+	if [[ -n $PLAN ]]; then
+		if [[ -e $out/.done ]]; then echo "plan $name $key cached"; else echo "plan $name $key cold"; fi
+		return 0
+	fi
+	# Stop before a step (CI: before the kubelet, while the control plane builds).
+	[[ ${REALNODE_BUILD_UNTIL:-} == "$name" ]] && stop_before "$name"
 	if [[ -e $out/.done ]]; then
 		log "$name: cached ($out)"
 		return 0
@@ -67,6 +87,22 @@ step() {
 	done
 }
 fnkey() { { declare -f "$@"; printf '%s\n' "${KEYVARS[@]}"; } | hash_of; }
+
+# Steps that wait on the network more than on the CPU run in the background
+# beside the CPU-bound ones; bg_pids are waited for before the disk (and
+# before any early exit, so no step outlives the lock).
+bg_pids=()
+wait_bg() {
+	local pid failed=0
+	for pid in "${bg_pids[@]}"; do wait "$pid" || failed=1; done
+	bg_pids=()
+	((failed == 0)) || { log "a background step failed (its output is above)"; exit 1; }
+}
+stop_before() {
+	wait_bg
+	log "stopping before $1 (REALNODE_BUILD_UNTIL)"
+	exit 0
+}
 
 # --- kernel: Debian's, from its .deb (vmlinuz + modules) ------------------------
 build_kernel() {
@@ -266,27 +302,50 @@ SANDBOX_IMAGE=docker.io/library/busybox:1.37.0
 ROOT_IMAGE=agentkernel.test/rootuser:1
 
 main() {
-	mkdir -p "$cache_root"
-	exec 9>"$cache_root/.lock"
-	flock 9
-	host_deps
+	PLAN=
+	if [[ ${1:-} == --plan ]]; then
+		# Read-only: no lock (a build may be running), no apt, no writes.
+		PLAN=1
+		local missing
+		missing=$(missing_host_packages | paste -sd, -)
+		if [[ -n $missing ]]; then echo "plan host-packages - cold $missing"; else echo "plan host-packages - cached"; fi
+	else
+		mkdir -p "$cache_root"
+		exec 9>"$cache_root/.lock"
+		flock 9
+		# A failing step must not leave a background one writing into the
+		# cache after the lock is gone.
+		trap wait EXIT
+		host_deps
+	fi
 	local t0=$SECONDS
 
 	KERNEL_PKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-	if [[ -z $KERNEL_PKG ]]; then
-		apt-get update -qq >&2
+	if [[ -z $KERNEL_PKG && -z $PLAN ]]; then
+		apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
 		KERNEL_PKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 	fi
-	KERNEL_DEB_VERSION=$(apt-cache policy "$KERNEL_PKG" | awk '/Candidate:/{print $2}')
+	KERNEL_DEB_VERSION=$(apt-cache policy "$KERNEL_PKG" 2>/dev/null | awk '/Candidate:/{print $2}' || true)
 
 	KEYVARS=("$KERNEL_PKG" "$KERNEL_DEB_VERSION")
 	step kernel "$(fnkey build_kernel)" build_kernel; KERNEL_DIR=$out
 
-	KEYVARS=("$KERNEL_DIR" "$(dpkg-query -W -f='${Version}' busybox-static)" "$(sha256sum "$realnode/guest/initramfs-init")")
+	# Keys hash file contents, never their paths: every checkout of the
+	# repository shares the same cached steps.
+	KEYVARS=("$KERNEL_DIR" "$(pkgver busybox-static)" "$(sha256sum < "$realnode/guest/initramfs-init")")
 	step initramfs "$(fnkey build_initramfs)" build_initramfs; INITRAMFS_DIR=$out
 
+	# debootstrap spends its minutes downloading: let it run beside the
+	# CPU-bound Go builds below.
 	KEYVARS=("$SUITE" "$MIRROR" "$GUEST_PACKAGES")
-	step rootfs "$(fnkey build_rootfs)" build_rootfs; ROOTFS_DIR=$out
+	local rootfs_key; rootfs_key=$(fnkey build_rootfs)
+	ROOTFS_DIR=$cache_root/rootfs-$rootfs_key
+	if [[ -n $PLAN || ${REALNODE_BUILD_UNTIL:-} == rootfs ]]; then
+		step rootfs "$rootfs_key" build_rootfs
+	else
+		step rootfs "$rootfs_key" build_rootfs &
+		bg_pids+=($!)
+	fi
 
 	KEYVARS=("$CONTAINERD_VERSION" "$(go version)")
 	step containerd "$(fnkey build_containerd)" build_containerd; CONTAINERD_DIR=$out
@@ -297,7 +356,7 @@ main() {
 	KEYVARS=("$(cat "$realnode"/pause/*.go | sha256sum)" "$(go version)")
 	step pause "$(fnkey build_pause)" build_pause; PAUSE_DIR=$out
 
-	KEYVARS=("$PAUSE_DIR" "$PAUSE_IMAGE" "$SANDBOX_IMAGE" "$ROOT_IMAGE" "$(dpkg-query -W -f='${Version}' busybox-static)")
+	KEYVARS=("$PAUSE_DIR" "$PAUSE_IMAGE" "$SANDBOX_IMAGE" "$ROOT_IMAGE" "$(pkgver busybox-static)")
 	step images "$(fnkey build_images oci_add oci_finish busybox_rootfs)" build_images; IMAGES_DIR=$out
 
 	if [[ -n ${AGENTKERNEL_REALNODE_KUBELET:-} ]]; then
@@ -305,14 +364,16 @@ main() {
 		KEYVARS=("$(sha256sum < "$AGENTKERNEL_REALNODE_KUBELET")")
 		step kubelet "$(fnkey copy_kubelet)" copy_kubelet
 	else
-		KEYVARS=("$K8S_VERSION" "$(sha256sum "$repo/test/cluster/components/go.sum")" "$(go version)")
+		KEYVARS=("$K8S_VERSION" "$(sha256sum < "$repo/test/cluster/components/go.sum")" "$(go version)")
 		step kubelet "$(fnkey build_kubelet)" build_kubelet
 	fi
 	KUBELET_DIR=$out
 
+	wait_bg
 	KEYVARS=("$KERNEL_DIR" "$INITRAMFS_DIR" "$ROOTFS_DIR" "$KUBELET_DIR" "$CONTAINERD_DIR" "$KNP_DIR" "$IMAGES_DIR"
 		"$DISK_SIZE" "$(cat "$realnode"/guest/{init,containerd.toml,10-agentkernel.conflist} | sha256sum)")
 	step disk "$(fnkey build_disk)" build_disk
+	[[ -n $PLAN ]] && return 0
 
 	log "artifacts ready in $((SECONDS - t0))s: $out"
 	echo "$out"

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// Env is what the scenarios share: the two binaries, the cluster, and the
+// long-lived sandbox and pod that exec and cp rows work on.
+type Env struct {
+	Plugin, Kubectl string // binaries
+	Kubeconfig      string // "" until a cluster is up
+	Namespace       string // the bench's own namespace
+	Tmp             string // scratch space, removed at the end
+
+	// Config and Clientset talk to the cluster for setup and for the rows
+	// that work in this process, with the client rate of -qps/-burst.
+	Config    *restclient.Config
+	Clientset kubernetes.Interface
+
+	// Scale rows: how many sandboxes, from how many processes, how small.
+	ScaleN, ScaleProcs  int
+	ScaleCPU, ScaleMem  string
+	ClientQPS           float32
+	ClientBurst         int
+	CreateTimeout       time.Duration
+	timeproc            string   // bench/internal/timeproc, which runs every timed command
+	childEnv            []string // environment of every command run
+	warmName, kpodName  string   // the long-lived sandbox and kubectl's pod ("" until made)
+	payload, smallFiles string   // cp inputs ("" until made)
+	outputsIn           bool     // the cp inputs are in the sandbox and pod too
+	startCluster        func(ctx context.Context) error
+}
+
+// ours returns the plugin's command line: subcommand, the bench namespace,
+// then args (so that -n never lands after a "--").
+func (e *Env) ours(subcommand string, args ...string) []string {
+	return append([]string{e.Plugin, subcommand, "-n", e.Namespace}, args...)
+}
+
+// kubectl returns kubectl's command line, as ours does the plugin's.
+func (e *Env) kubectl(subcommand string, args ...string) []string {
+	return append([]string{e.Kubectl, subcommand, "-n", e.Namespace}, args...)
+}
+
+// run starts argv and waits for it, through timeproc (see
+// bench/internal/timeproc): wall time from start to exit, and the child's
+// peak RSS as wait4 reports it (ru_maxrss, kept across an exec such as
+// kubectl's plugin dispatch).
+func (e *Env) run(ctx context.Context, stdin []byte, argv ...string) (Sample, error) {
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		return Sample{}, err
+	}
+	defer reportR.Close()
+	c := exec.CommandContext(ctx, e.timeproc, argv...)
+	c.Env = e.childEnv
+	c.ExtraFiles = []*os.File{reportW} // fd 3
+	if stdin != nil {
+		c.Stdin = bytes.NewReader(stdin)
+	}
+	var errOut bytes.Buffer
+	c.Stderr = &errOut
+	err = c.Start()
+	reportW.Close()
+	if err != nil {
+		return Sample{}, err
+	}
+	report, readErr := io.ReadAll(reportR)
+	if err := c.Wait(); err != nil {
+		return Sample{}, fmt.Errorf("%s: %v: %s", strings.Join(append([]string{filepath.Base(argv[0])}, argv[1:]...), " "), err, strings.TrimSpace(errOut.String()))
+	}
+	var wallNS, maxrssKB int64
+	var code int
+	if _, err := fmt.Sscan(string(report), &wallNS, &maxrssKB, &code); err != nil || readErr != nil {
+		return Sample{}, fmt.Errorf("timeproc reported %q (%v)", report, errors.Join(err, readErr))
+	}
+	return Sample{Wall: time.Duration(wallNS), PeakRSS: maxrssKB * 1024}, nil
+}
+
+// runAll runs each command line in turn, as one sample.
+func (e *Env) runAll(ctx context.Context, stdin []byte, argvs ...[]string) (Sample, error) {
+	var total Sample
+	for _, argv := range argvs {
+		s, err := e.run(ctx, stdin, argv...)
+		if err != nil {
+			return total, err
+		}
+		total = total.then(s)
+	}
+	return total, nil
+}
+
+// cmdSide is a side that runs one command line per round.
+func cmdSide(label string, argv func(e *Env, round int) []string) Side {
+	return Side{Label: label, Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
+		return e.run(ctx, nil, argv(e, round)...)
+	}}
+}
+
+// needCluster starts (or connects to) the cluster the first time a row
+// needs it, and makes the bench namespace.
+func needCluster(ctx context.Context, e *Env) error {
+	if e.Clientset != nil {
+		return nil
+	}
+	if e.Kubeconfig == "" {
+		if err := e.startCluster(ctx); err != nil {
+			return err
+		}
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", e.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = e.ClientQPS, e.ClientBurst
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	e.childEnv = append(e.childEnv, "KUBECONFIG="+e.Kubeconfig)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "agentkernel-bench-", Labels: sandbox.RestrictedNamespaceLabels()}}
+	got, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("creating the bench namespace: %w", err)
+	}
+	e.Namespace = got.Name
+	// Pods are refused until the namespace has its default ServiceAccount.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := cs.CoreV1().ServiceAccounts(e.Namespace).Get(ctx, "default", metav1.GetOptions{}); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("namespace %s has no default ServiceAccount after a minute: %w", e.Namespace, err)
+		}
+	}
+	e.Config, e.Clientset = cfg, cs
+	return nil
+}
+
+// dropNamespace deletes the bench namespace and everything in it.
+func (e *Env) dropNamespace(ctx context.Context) {
+	if e.Clientset == nil || e.Namespace == "" {
+		return
+	}
+	_ = e.Clientset.CoreV1().Namespaces().Delete(ctx, e.Namespace, metav1.DeleteOptions{})
+}
+
+// kubectlPod is the plugin's sandbox Pod as plain YAML for kubectl create:
+// the same hardened spec with the network open (kubectl makes no
+// NetworkPolicy, so the plugin makes none either in compared rows), under
+// labels of its own so the plugin never counts it as a sandbox.
+func (e *Env) kubectlPod(name string, labels map[string]string, cpu, memory string) ([]byte, error) {
+	spec := sandbox.NewSpec(name, e.Namespace)
+	spec.Network = sandbox.NetworkOpen
+	if err := setResources(&spec, cpu, memory); err != nil {
+		return nil, err
+	}
+	pod := spec.Pod()
+	pod.Name = name
+	pod.Labels = map[string]string{"agentkernel-bench": "kubectl"}
+	for k, v := range labels {
+		pod.Labels[k] = v
+	}
+	pod.Annotations = nil
+	return yaml.Marshal(pod)
+}
+
+func setResources(spec *sandbox.Spec, cpu, memory string) error {
+	var err error
+	if cpu != "" {
+		if spec.CPU, err = sandbox.ParseQuantity("--cpu", cpu); err != nil {
+			return err
+		}
+	}
+	if memory != "" {
+		if spec.Memory, err = sandbox.ParseQuantity("--memory", memory); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// needWarm makes the long-lived sandbox and kubectl pod that exec, cp and
+// list rows work on.
+func needWarm(ctx context.Context, e *Env) error {
+	if err := needCluster(ctx, e); err != nil {
+		return err
+	}
+	if e.warmName != "" {
+		return nil
+	}
+	if _, err := e.run(ctx, nil, e.ours("create", "warm", "--network", "open")...); err != nil {
+		return err
+	}
+	pod, err := e.kubectlPod("kpod", nil, "", "")
+	if err != nil {
+		return err
+	}
+	if _, err := e.runAll(ctx, pod, e.kubectl("create", "-f", "-")); err != nil {
+		return err
+	}
+	if _, err := e.run(ctx, nil, e.kubectl("wait", "--for=condition=Ready", "pod/kpod", "--timeout=5m")...); err != nil {
+		return err
+	}
+	e.warmName, e.kpodName = "warm", "kpod"
+	return nil
+}
+
+// inSandbox runs a shell command in the long-lived sandbox or kubectl pod
+// (not timed: setup, cleanup, checks).
+func (e *Env) inSandbox(ctx context.Context, kubectlSide bool, script string) (string, error) {
+	argv := e.ours("exec", e.warmName, "--", "sh", "-c", script)
+	if kubectlSide {
+		argv = e.kubectl("exec", e.kpodName, "--", "sh", "-c", script)
+	}
+	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	c.Env = e.childEnv
+	var errOut bytes.Buffer
+	c.Stderr = &errOut
+	out, err := c.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s: %v: %s", strings.Join(argv[1:], " "), err, errOut.String())
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// deleteKubectlPods deletes kubectl's pods matching selector and waits
+// until they are gone (not timed).
+func (e *Env) deleteKubectlPods(ctx context.Context, selector string) error {
+	pods := e.Clientset.CoreV1().Pods(e.Namespace)
+	if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: selector}); err != nil {
+		return err
+	}
+	return waitNone(ctx, e, metav1.ListOptions{LabelSelector: selector})
+}
+
+// waitNone waits until no pod matches opts.
+func waitNone(ctx context.Context, e *Env, opts metav1.ListOptions) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		list, err := e.Clientset.CoreV1().Pods(e.Namespace).List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		if len(list.Items) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d pods matching %s%s still there after 5 minutes", len(list.Items), opts.LabelSelector, opts.FieldSelector)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// countRunning counts the pods matching selector that are Running.
+func (e *Env) countRunning(ctx context.Context, selector string) (running, total int, err error) {
+	list, err := e.Clientset.CoreV1().Pods(e.Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, p := range list.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			running++
+		}
+	}
+	return running, len(list.Items), nil
+}
+
+// writeFileOnce writes a scratch file the first time it is asked for.
+func writeFileOnce(path string, size int, fill func([]byte)) error {
+	if fi, err := os.Stat(path); err == nil && fi.Size() == int64(size) {
+		return nil
+	}
+	b := make([]byte, size)
+	fill(b)
+	return os.WriteFile(path, b, 0o644)
+}
