@@ -111,6 +111,7 @@ func allScenarios(o *options) []*Scenario {
 		startupRows(),
 		lifecycleRows(),
 		execRows(),
+		mcpRows(), // bench/mcp_scenario.go
 		cpRows(),
 		scaleRows(o.scaleN, o.scaleProcs),
 		runRows(),

@@ -70,6 +70,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdAgents(streams),
 		NewCmdPool(f, streams),
 		NewCmdGC(f, streams),
+		NewCmdMCP(f, streams),
 		NewCmdVersion(streams),
 		NewCmdRBAC(f, streams),
 		NewCmdDoctor(f, streams),

@@ -43,10 +43,6 @@ func tail(s string, n int) string {
 	return "..." + strings.ToValidUTF8(s[len(s)-n:], "")
 }
 
-// Printable makes text that came from the cluster or a sandbox safe to
-// print on a terminal: control characters become '?'.
-func Printable(s string) string { return sanitize(s) }
-
 // Delete removes what Create made: the sandbox's Pod, by UID, with its
 // normal grace period (PID 1 ends at once on SIGTERM), and the namespace if
 // Create made it; the garbage collector takes the Secret and NetworkPolicy.

@@ -1,0 +1,84 @@
+package mcp
+
+import (
+	"context"
+	"strings"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// CopyInInput copies a local path into a sandbox.
+type CopyInInput struct {
+	Sandbox     string `json:"sandbox" jsonschema:"name of the sandbox"`
+	LocalPath   string `json:"local_path" jsonschema:"local file or directory, relative to the server's root directory (or absolute inside it)"`
+	SandboxPath string `json:"sandbox_path,omitempty" jsonschema:"where it goes (default /workspace/; relative paths start at /workspace). An existing directory, or a path ending in /, receives it under its own name; any other path becomes its new name"`
+}
+
+// CopyOutInput copies a sandbox path out.
+type CopyOutInput struct {
+	Sandbox     string `json:"sandbox" jsonschema:"name of the sandbox"`
+	SandboxPath string `json:"sandbox_path" jsonschema:"file or directory in the sandbox (relative paths start at /workspace)"`
+	LocalPath   string `json:"local_path" jsonschema:"where it goes, relative to the server's root directory (or absolute inside it). An existing directory, or a path ending in /, receives it under its own name; any other path becomes its new name"`
+}
+
+// CopyOutput says what was copied where.
+type CopyOutput struct {
+	From     string   `json:"from"`
+	To       string   `json:"to"`
+	Warnings []string `json:"warnings,omitempty" jsonschema:"entries skipped, and why"`
+}
+
+func (s *Server) copyIn(ctx context.Context, in CopyInInput) (CopyOutput, error) {
+	local, err := s.root.source(in.LocalPath)
+	if err != nil {
+		return CopyOutput{}, err
+	}
+	remote := in.SandboxPath
+	if remote == "" {
+		remote = sandbox.WorkspaceDir + "/"
+	}
+	remote, err = sandbox.CleanRemotePath(remote)
+	if err != nil {
+		return CopyOutput{}, err
+	}
+	t, err := s.scope.usable(ctx, in.Sandbox)
+	if err != nil {
+		return CopyOutput{}, err
+	}
+	var warn capture
+	warn.limit = 16 << 10
+	if err := sandbox.CopyToSandbox(ctx, t.run, local, remote, &warn); err != nil {
+		return CopyOutput{}, err
+	}
+	return CopyOutput{From: s.root.relative(local), To: t.name + ":" + remote, Warnings: warnings(&warn)}, nil
+}
+
+func (s *Server) copyOut(ctx context.Context, in CopyOutInput) (CopyOutput, error) {
+	remote, err := sandboxPath(in.SandboxPath)
+	if err != nil {
+		return CopyOutput{}, err
+	}
+	local, err := s.root.destination(in.LocalPath)
+	if err != nil {
+		return CopyOutput{}, err
+	}
+	t, err := s.scope.usable(ctx, in.Sandbox)
+	if err != nil {
+		return CopyOutput{}, err
+	}
+	// Warnings quote names the sandbox chose: bounded, and made printable.
+	var warn capture
+	warn.limit = 16 << 10
+	if err := sandbox.CopyFromSandbox(ctx, t.run, remote, local, sandbox.DefaultLimits(t.pod), &warn); err != nil {
+		return CopyOutput{}, err
+	}
+	return CopyOutput{From: t.name + ":" + remote, To: s.root.relative(strings.TrimSuffix(local, "/")), Warnings: warnings(&warn)}, nil
+}
+
+func warnings(c *capture) []string {
+	text := strings.TrimSpace(c.text())
+	if text == "" {
+		return nil
+	}
+	return strings.Split(text, "\n")
+}

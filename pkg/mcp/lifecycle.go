@@ -1,0 +1,332 @@
+package mcp
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// CreateInput is what an agent may choose about a new sandbox.
+type CreateInput struct {
+	Name             string            `json:"name,omitempty" jsonschema:"name of the sandbox: lower-case letters, digits and '-'; leave out to get a generated one"`
+	Image            string            `json:"image,omitempty" jsonschema:"container image; it needs /bin/sh (and tar for copy_in/copy_out of directories). Default: the server's"`
+	Profile          string            `json:"profile,omitempty" jsonschema:"restrictive (no network, read-only root), moderate (egress to the internet only) or permissive (the namespace's networking); at most as open as the server's"`
+	Network          string            `json:"network,omitempty" jsonschema:"none, egress or open, overriding the profile's; at most as open as the server's"`
+	CPU              string            `json:"cpu,omitempty" jsonschema:"CPU request and limit, e.g. 500m; at most the server's"`
+	Memory           string            `json:"memory,omitempty" jsonschema:"memory request and limit, e.g. 512Mi; at most the server's"`
+	EphemeralStorage string            `json:"ephemeral_storage,omitempty" jsonschema:"ephemeral storage, also the size of each writable directory, e.g. 1Gi; at most the server's"`
+	TTL              string            `json:"ttl,omitempty" jsonschema:"how long the sandbox may live, e.g. 30m; default and most: the server's"`
+	Env              map[string]string `json:"env,omitempty" jsonschema:"environment variables of the sandbox; visible in its Pod spec, so never secrets"`
+	Pool             string            `json:"pool,omitempty" jsonschema:"take a warm sandbox from this pool instead of making one (fast start; the pool fixes image and resources)"`
+}
+
+// SandboxInfo describes a sandbox to an agent.
+type SandboxInfo struct {
+	Name             string `json:"name"`
+	Namespace        string `json:"namespace"`
+	Status           string `json:"status"`
+	Usable           bool   `json:"usable" jsonschema:"whether the sandbox can run commands now"`
+	Note             string `json:"note,omitempty" jsonschema:"why the sandbox cannot be used, if it cannot"`
+	CreatedByServer  bool   `json:"created_by_this_server" jsonschema:"made in this session, and deleted when it ends (unless the server keeps them); otherwise adopted"`
+	Image            string `json:"image,omitempty"`
+	Profile          string `json:"profile,omitempty"`
+	Network          string `json:"network,omitempty"`
+	ReadOnlyRoot     bool   `json:"read_only_root"`
+	CPU              string `json:"cpu,omitempty"`
+	Memory           string `json:"memory,omitempty"`
+	EphemeralStorage string `json:"ephemeral_storage,omitempty"`
+	ExpiresAt        string `json:"expires_at,omitempty" jsonschema:"when the sandbox's TTL ends it (RFC 3339)"`
+	Workspace        string `json:"workspace" jsonschema:"the writable directory relative paths start at"`
+}
+
+func (s *Server) create(ctx context.Context, in CreateInput) (SandboxInfo, error) {
+	name := in.Name
+	if name == "" {
+		name = generatedName()
+	}
+	if err := sandbox.ValidateName(name); err != nil {
+		return SandboxInfo{}, err
+	}
+	ttl := s.o.Spec.TTL
+	if in.TTL != "" {
+		d, err := time.ParseDuration(in.TTL)
+		if err != nil {
+			return SandboxInfo{}, fmt.Errorf("invalid ttl %q: use a duration such as 30m or 2h", in.TTL)
+		}
+		if d < time.Second || d > s.o.Spec.TTL {
+			return SandboxInfo{}, fmt.Errorf("ttl %s is out of range: from 1s to %s (the server's --ttl)", d, s.o.Spec.TTL)
+		}
+		ttl = d
+	}
+	var spec sandbox.Spec
+	if in.Pool == "" {
+		var err error
+		if spec, err = s.specFor(name, ttl, in); err != nil {
+			return SandboxInfo{}, err
+		}
+	} else if err := poolOnly(in); err != nil {
+		return SandboxInfo{}, err
+	}
+
+	release, err := s.scope.reserve(name)
+	if err != nil {
+		return SandboxInfo{}, err
+	}
+	defer release()
+	var pod *corev1.Pod
+	if in.Pool != "" {
+		if s.o.Pools == nil {
+			return SandboxInfo{}, fmt.Errorf("this server cannot take sandboxes from pools (pool %q); create one without pool", in.Pool)
+		}
+		if pod, err = s.o.Pools.Claim(ctx, in.Pool, name, ttl); err != nil {
+			return SandboxInfo{}, err
+		}
+	} else {
+		created, err := sandbox.Create(ctx, s.o.Clientset, &spec, sandbox.CreateOptions{
+			SecretValues: s.o.SecretValues,
+			Wait:         true,
+			Timeout:      s.o.StartTimeout,
+		})
+		if err != nil {
+			return SandboxInfo{}, err
+		}
+		pod = created.Pod
+	}
+	t, err := s.scope.add(pod, true)
+	if err != nil {
+		// The server began to stop while the sandbox was being made.
+		cctx, cancel := sandbox.CleanupContext(ctx)
+		defer cancel()
+		return SandboxInfo{}, errors.Join(err, sandbox.DeletePod(cctx, s.o.Clientset, pod, nil))
+	}
+	s.log.Info("created sandbox", "sandbox", name, "image", imageOf(pod), "network", pod.Annotations[sandbox.AnnotationNetwork], "ttl", ttl.String())
+	return info(t, "", true), nil
+}
+
+// poolOnly refuses choices that a pool's members have already made.
+func poolOnly(in CreateInput) error {
+	if in.Image != "" || in.Profile != "" || in.Network != "" || in.CPU != "" || in.Memory != "" || in.EphemeralStorage != "" || len(in.Env) > 0 {
+		return fmt.Errorf("a sandbox from pool %q comes as the pool made it: leave out image, profile, network, cpu, memory, ephemeral_storage and env", in.Pool)
+	}
+	return nil
+}
+
+// specFor is the server's sandbox with the agent's choices, none of which
+// may open it wider or make it bigger than the server's own settings.
+func (s *Server) specFor(name string, ttl time.Duration, in CreateInput) (sandbox.Spec, error) {
+	base := s.o.Spec
+	spec := base
+	spec.Name = name
+	spec.TTL = ttl
+	spec.Env = slices.Clone(base.Env)
+	if in.Image != "" {
+		spec.Image = in.Image
+		spec.ImagePullPolicy = "" // the server's policy was for its image
+	}
+	if in.Profile != "" {
+		p, err := sandbox.ParseProfile(in.Profile)
+		if err != nil {
+			return spec, err
+		}
+		spec.Profile = p
+		spec.Network, spec.ReadOnlyRoot = p.Defaults()
+	}
+	if in.Network != "" {
+		n, err := sandbox.ParseNetwork(in.Network)
+		if err != nil {
+			return spec, err
+		}
+		spec.Network = n
+	}
+	if slices.Index(sandbox.Networks, spec.Network) > slices.Index(sandbox.Networks, base.Network) {
+		return spec, fmt.Errorf("network %q is more open than this server allows (%q, from its --profile/--network); ask its user to start it with a more open profile if you need it", spec.Network, base.Network)
+	}
+	// A read-only root the server asked for stays read-only.
+	spec.ReadOnlyRoot = spec.ReadOnlyRoot || base.ReadOnlyRoot
+	for _, r := range []struct {
+		field, value string
+		dst          *resource.Quantity
+		most         resource.Quantity
+	}{
+		{"cpu", in.CPU, &spec.CPU, base.CPU},
+		{"memory", in.Memory, &spec.Memory, base.Memory},
+		{"ephemeral_storage", in.EphemeralStorage, &spec.EphemeralStorage, base.EphemeralStorage},
+	} {
+		if r.value == "" {
+			*r.dst = r.most.DeepCopy()
+			continue
+		}
+		q, err := sandbox.ParseQuantity(r.field, r.value)
+		if err != nil {
+			return spec, err
+		}
+		if q.Cmp(r.most) > 0 {
+			return spec, fmt.Errorf("%s %s is more than this server allows (%s)", r.field, q.String(), r.most.String())
+		}
+		*r.dst = q
+	}
+	keys := make([]string, 0, len(in.Env))
+	for k := range in.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if slices.Contains(base.SecretEnvNames, k) {
+			return spec, fmt.Errorf("env %s is set by the server from a secret; leave it out", k)
+		}
+		spec.Env = slices.DeleteFunc(spec.Env, func(e corev1.EnvVar) bool { return e.Name == k })
+		spec.Env = append(spec.Env, corev1.EnvVar{Name: k, Value: in.Env[k]})
+	}
+	if err := spec.Validate(); err != nil {
+		return spec, err
+	}
+	return spec, nil
+}
+
+// generatedName is a short name unlikely to be taken: mcp- and 5 letters
+// or digits.
+func generatedName() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return "mcp-" + string(b)
+}
+
+func imageOf(pod *corev1.Pod) string {
+	for _, c := range pod.Spec.Containers {
+		if c.Name == sandbox.ContainerName {
+			return c.Image
+		}
+	}
+	return ""
+}
+
+// info describes a sandbox from its Pod; gone says why it cannot be used.
+func info(t target, gone string, created bool) SandboxInfo {
+	pod := t.pod
+	out := SandboxInfo{
+		Name:            t.name,
+		Namespace:       pod.Namespace,
+		Status:          sandbox.Status(pod),
+		Usable:          gone == "" && pod.Status.Phase == corev1.PodRunning,
+		Note:            gone,
+		CreatedByServer: created,
+		Image:           imageOf(pod),
+		Profile:         pod.Annotations[sandbox.AnnotationProfile],
+		Network:         pod.Annotations[sandbox.AnnotationNetwork],
+		ExpiresAt:       expiresAt(pod),
+		Workspace:       sandbox.WorkspaceDir,
+	}
+	for _, c := range pod.Spec.Containers {
+		if c.Name != sandbox.ContainerName {
+			continue
+		}
+		if c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil {
+			out.ReadOnlyRoot = *c.SecurityContext.ReadOnlyRootFilesystem
+		}
+		lim := c.Resources.Limits
+		out.CPU, out.Memory, out.EphemeralStorage = quantity(lim, corev1.ResourceCPU), quantity(lim, corev1.ResourceMemory), quantity(lim, corev1.ResourceEphemeralStorage)
+	}
+	return out
+}
+
+func quantity(l corev1.ResourceList, name corev1.ResourceName) string {
+	if q, ok := l[name]; ok {
+		return q.String()
+	}
+	return ""
+}
+
+// ListInput takes no arguments.
+type ListInput struct{}
+
+// ListOutput is every sandbox in scope.
+type ListOutput struct {
+	Sandboxes    []SandboxInfo `json:"sandboxes"`
+	MaxSandboxes int           `json:"max_sandboxes" jsonschema:"how many sandboxes this server may keep at once"`
+}
+
+func (s *Server) list(ctx context.Context, _ ListInput) (ListOutput, error) {
+	out := ListOutput{Sandboxes: []SandboxInfo{}, MaxSandboxes: s.o.MaxSandboxes}
+	seen := map[string]bool{}
+	for _, e := range s.scope.snapshot() {
+		if e.removed {
+			continue // deleted: no longer a sandbox to list
+		}
+		out.Sandboxes = append(out.Sandboxes, info(e.target, e.gone, e.created))
+		seen[e.name] = true
+	}
+	// Adoptable sandboxes not used yet.
+	var candidates []corev1.Pod
+	if s.scope.selector != nil {
+		pods, err := sandbox.List(ctx, s.o.Clientset, s.o.Namespace, s.o.AdoptSelector)
+		if err != nil {
+			return out, err
+		}
+		candidates = pods
+	}
+	for _, name := range s.o.Adopt {
+		if seen[name] {
+			continue
+		}
+		pod, err := sandbox.Find(ctx, s.o.Clientset, s.o.Namespace, name)
+		var nf *sandbox.NotFoundError
+		if errors.As(err, &nf) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		candidates = append(candidates, *pod)
+	}
+	for i := range candidates {
+		pod := &candidates[i]
+		name := sandbox.NameOf(pod)
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		out.Sandboxes = append(out.Sandboxes, info(target{name: name, pod: pod}, unusable(pod), false))
+	}
+	sort.Slice(out.Sandboxes, func(i, j int) bool { return out.Sandboxes[i].Name < out.Sandboxes[j].Name })
+	return out, nil
+}
+
+// DeleteInput names the sandbox to delete.
+type DeleteInput struct {
+	Sandbox string `json:"sandbox" jsonschema:"name of the sandbox"`
+	Wait    *bool  `json:"wait,omitempty" jsonschema:"wait until it is gone (default true), so its name can be used again at once"`
+}
+
+// DeleteOutput confirms a deletion.
+type DeleteOutput struct {
+	Deleted string `json:"deleted"`
+	Gone    bool   `json:"gone" jsonschema:"whether it is gone already (false when not waited for)"`
+}
+
+func (s *Server) delete(ctx context.Context, in DeleteInput) (DeleteOutput, error) {
+	t, err := s.scope.get(ctx, in.Sandbox)
+	if err != nil {
+		return DeleteOutput{}, err
+	}
+	wait := time.Duration(0)
+	if in.Wait == nil || *in.Wait {
+		wait = deleteWait
+	}
+	if err := s.remove(ctx, t, wait); err != nil {
+		return DeleteOutput{}, err
+	}
+	return DeleteOutput{Deleted: t.name, Gone: wait > 0}, nil
+}

@@ -1,0 +1,378 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// scope is every sandbox this server may touch: those it created in this
+// session, and those the user named when starting it (--adopt NAME,
+// --adopt-selector SELECTOR). Nothing else is reachable through any tool,
+// whatever name an agent sends.
+//
+// The Pods of sandboxes in scope are kept fresh by one watch, so the exec
+// path reads no Pod at all, and a sandbox that goes away (deleted, or its
+// TTL ran out) leaves the scope at once: a Pod someone else creates later
+// under the same name is never exec'd into.
+type scope struct {
+	namespace string
+	cs        kubernetes.Interface
+	config    *restclient.Config
+	rest      restclient.Interface
+	executor  sandbox.Executor
+	adopt     map[string]bool
+	selector  labels.Selector // nil: no --adopt-selector
+	max       int
+
+	mu       sync.Mutex
+	byName   map[string]*entry
+	byUID    map[types.UID]*entry
+	reserved map[string]bool // names being created
+	closed   bool
+}
+
+// entry is one sandbox in scope. Guarded by scope.mu.
+type entry struct {
+	name    string
+	created bool        // made by this server: deleted when it stops, unless --keep
+	pod     *corev1.Pod // as last seen
+	run     *sandbox.PodExec
+	gone    string // why it can no longer be used; "" while it can
+	removed bool   // the Pod is gone from the cluster (or this server deleted it)
+
+	// The warm shell exec runs commands through (see shell.go).
+	shell         *sandbox.Shell
+	shellStarting bool
+	noShell       bool // starting one failed: every exec streams on its own
+}
+
+// target is a snapshot of an entry for one tool call.
+type target struct {
+	name    string
+	created bool
+	pod     *corev1.Pod
+	run     *sandbox.PodExec
+}
+
+func newScope(o *Options) (*scope, error) {
+	s := &scope{
+		namespace: o.Namespace,
+		cs:        o.Clientset,
+		config:    o.Config,
+		rest:      o.RESTClient,
+		executor:  o.Executor,
+		adopt:     map[string]bool{},
+		max:       o.MaxSandboxes,
+		byName:    map[string]*entry{},
+		byUID:     map[types.UID]*entry{},
+		reserved:  map[string]bool{},
+	}
+	for _, n := range o.Adopt {
+		if err := sandbox.ValidateName(n); err != nil {
+			return nil, fmt.Errorf("--adopt: %w", err)
+		}
+		s.adopt[n] = true
+	}
+	if o.AdoptSelector != "" {
+		sel, err := labels.Parse(o.AdoptSelector)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --adopt-selector %q: %v", o.AdoptSelector, err)
+		}
+		s.selector = sel
+	}
+	return s, nil
+}
+
+// watch keeps the Pods of the scope's sandboxes fresh until ctx ends.
+func (s *scope) watch(ctx context.Context) {
+	factory := informers.NewSharedInformerFactoryWithOptions(s.cs, 0,
+		informers.WithNamespace(s.namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sandbox.SandboxSelector }))
+	informer := factory.Core().V1().Pods().Informer()
+	_, _ = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.observe(obj) },
+		UpdateFunc: func(_, obj any) { s.observe(obj) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if pod, ok := obj.(*corev1.Pod); ok {
+				s.vanished(pod.UID, "it was deleted")
+			}
+		},
+	})
+	factory.Start(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		factory.Shutdown()
+	}()
+}
+
+// observe takes in a newer state of a Pod in scope.
+func (s *scope) observe(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byUID[pod.UID]
+	if e == nil || e.removed {
+		return
+	}
+	// Events may trail the Pod a create returned: take a state that ends
+	// the sandbox, or one that moves a sandbox on from Pending, never one
+	// that would send a running sandbox back to Pending.
+	if why := unusable(pod); why != "" {
+		e.pod = pod
+		if e.gone == "" {
+			e.gone = why
+		}
+	} else if e.pod.Status.Phase != corev1.PodRunning {
+		e.pod = pod
+	}
+}
+
+// unusable says why a sandbox Pod can no longer run commands, or "".
+func unusable(pod *corev1.Pod) string {
+	switch {
+	case pod.DeletionTimestamp != nil:
+		return "it is being deleted"
+	case pod.Status.Phase == corev1.PodFailed && pod.Status.Reason == "DeadlineExceeded":
+		return "its TTL ran out"
+	case pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded:
+		return "it has stopped (" + sandbox.Status(pod) + ")"
+	}
+	return ""
+}
+
+// vanished marks the sandbox of a Pod gone for good.
+func (s *scope) vanished(uid types.UID, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.byUID[uid]; e != nil && !e.removed {
+		e.removed = true
+		if e.gone == "" {
+			e.gone = why
+		}
+		if e.shell != nil {
+			e.shell.Close()
+			e.shell = nil
+		}
+	}
+}
+
+// live counts the sandboxes this server made that still hold a place.
+func (s *scope) live() int {
+	n := len(s.reserved)
+	for _, e := range s.byName {
+		if e.created && !e.removed {
+			n++
+		}
+	}
+	return n
+}
+
+// reserve holds name and a place under --max-sandboxes while a sandbox is
+// being made; release gives both back (add keeps the place).
+func (s *scope) reserve(name string) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch e := s.byName[name]; {
+	case s.closed:
+		return nil, errShuttingDown
+	case s.reserved[name] || (e != nil && !e.removed):
+		return nil, fmt.Errorf("sandbox %q already exists; pick another name, or leave the name out to get a new one", name)
+	case s.live() >= s.max:
+		return nil, fmt.Errorf("this server may keep at most %d sandboxes at once (--max-sandboxes) and has %d; delete one with delete_sandbox first", s.max, s.live())
+	}
+	s.reserved[name] = true
+	return func() {
+		s.mu.Lock()
+		delete(s.reserved, name)
+		s.mu.Unlock()
+	}, nil
+}
+
+var errShuttingDown = errors.New("the server is shutting down and makes no new sandboxes")
+
+// add puts a sandbox Pod into the scope. A sandbox made while the server
+// was shutting down is refused: the caller deletes it.
+func (s *scope) add(pod *corev1.Pod, created bool) (target, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := sandbox.NameOf(pod)
+	if s.closed && created {
+		return target{}, errShuttingDown
+	}
+	if e := s.byName[name]; e != nil && !e.removed {
+		return e.target(), nil // adopted by a concurrent call
+	}
+	e := &entry{
+		name:    name,
+		created: created,
+		pod:     pod,
+		run: &sandbox.PodExec{
+			Config:    s.config,
+			Client:    s.rest,
+			Executor:  s.executor,
+			Namespace: pod.Namespace,
+			Pod:       pod.Name,
+		},
+		gone: unusable(pod),
+	}
+	delete(s.reserved, name)
+	s.byName[name] = e
+	s.byUID[pod.UID] = e
+	return e.target(), nil
+}
+
+func (e *entry) target() target {
+	return target{name: e.name, created: e.created, pod: e.pod, run: e.run}
+}
+
+// get returns the sandbox called name if it is in scope, adopting it on
+// first use when the user allowed that.
+func (s *scope) get(ctx context.Context, name string) (target, error) {
+	if err := sandbox.ValidateName(name); err != nil {
+		return target{}, err
+	}
+	s.mu.Lock()
+	e := s.byName[name]
+	if e != nil && !e.removed {
+		t := e.target()
+		s.mu.Unlock()
+		return t, nil
+	}
+	if e != nil && e.created {
+		why := e.gone
+		s.mu.Unlock()
+		return target{}, fmt.Errorf("sandbox %q is gone: %s; create another with create_sandbox", name, why)
+	}
+	s.mu.Unlock()
+
+	if !s.adopt[name] && s.selector == nil {
+		return target{}, s.notInScope(name)
+	}
+	pod, err := sandbox.Find(ctx, s.cs, s.namespace, name)
+	var nf *sandbox.NotFoundError
+	switch {
+	case errors.As(err, &nf):
+		if !s.adopt[name] {
+			return target{}, s.notInScope(name)
+		}
+		return target{}, fmt.Errorf("sandbox %q (named with --adopt) does not exist in namespace %q; list_sandboxes shows the ones this server can use", name, s.namespace)
+	case err != nil:
+		return target{}, err
+	}
+	if !s.adopt[name] && !s.selector.Matches(labels.Set(pod.Labels)) {
+		return target{}, s.notInScope(name)
+	}
+	return s.add(pod, false)
+}
+
+func (s *scope) notInScope(name string) error {
+	how := "it works only on the sandboxes it created in this session"
+	if s.selector != nil || len(s.adopt) > 0 {
+		how += " and those its user adopted (--adopt, --adopt-selector)"
+	}
+	return fmt.Errorf("sandbox %q is not one this server may use: %s; list_sandboxes shows them, create_sandbox makes a new one", name, how)
+}
+
+// usable returns a sandbox in scope that can run commands now.
+func (s *scope) usable(ctx context.Context, name string) (target, error) {
+	t, err := s.get(ctx, name)
+	if err != nil {
+		return t, err
+	}
+	s.mu.Lock()
+	why := s.byName[name].gone
+	s.mu.Unlock()
+	if why != "" {
+		return t, fmt.Errorf("sandbox %q cannot run commands: %s; create another with create_sandbox", name, why)
+	}
+	if t.pod.Status.Phase != corev1.PodRunning {
+		return t, fmt.Errorf("sandbox %q is %s, not running yet; try again in a moment", name, sandbox.Status(t.pod))
+	}
+	return t, nil
+}
+
+// recheck is the one read the exec path makes, and only after a stream
+// failed: it tells whether the sandbox is still there, so the agent hears
+// "it was deleted" rather than a transport error.
+func (s *scope) recheck(ctx context.Context, t target) error {
+	pod, err := s.cs.CoreV1().Pods(t.pod.Namespace).Get(ctx, t.pod.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && pod.UID != t.pod.UID):
+		s.vanished(t.pod.UID, "it was deleted")
+		return fmt.Errorf("sandbox %q is gone: it was deleted; create another with create_sandbox", t.name)
+	case err != nil:
+		return nil // nothing learnt: the original error stands
+	}
+	s.observe(pod)
+	if why := unusable(pod); why != "" {
+		return fmt.Errorf("sandbox %q cannot run commands: %s; create another with create_sandbox", t.name, why)
+	}
+	return nil
+}
+
+// removed notes that this server deleted a sandbox: its name is free again.
+func (s *scope) removed(t target) {
+	s.vanished(t.pod.UID, "this server deleted it")
+}
+
+// snapshot returns the sandboxes in scope, by name.
+func (s *scope) snapshot() []listedEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]listedEntry, 0, len(s.byName))
+	for _, e := range s.byName {
+		if e.removed && !e.created {
+			continue
+		}
+		out = append(out, listedEntry{target: e.target(), gone: e.gone, removed: e.removed})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+type listedEntry struct {
+	target
+	gone    string
+	removed bool
+}
+
+// close stops new sandboxes and returns those this server made that still
+// exist, for deletion.
+func (s *scope) close() []target {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	var out []target
+	for _, e := range s.byName {
+		if e.shell != nil {
+			e.shell.Close()
+			e.shell = nil
+		}
+		if e.created && !e.removed {
+			out = append(out, e.target())
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}

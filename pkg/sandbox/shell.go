@@ -1,0 +1,376 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A Shell runs commands in a sandbox one after another over one long-lived
+// exec stream: a sh in the sandbox reads one command per line from its
+// stdin, runs it, and ends its stdout and stderr with a marker that carries
+// the exit status. An exec stream costs the API server and the kubelet a
+// connection, an upgrade and a process each; a command through a warm Shell
+// costs one line each way. For callers that run many short commands (an
+// MCP server, a benchmark).
+//
+// What differs from an exec of its own: a command gets no stdin (use a
+// stream for that), runs under `sh -c` as `exec ARGV` (so a missing
+// program is exit 127 with sh's message), and a process it leaves running
+// in the background may write into the output of later commands.
+//
+// The sandbox is hostile here too: markers are random per command and
+// never appear in any argument list; output is scanned in bounded memory;
+// a marker that does not parse breaks the Shell, never the caller.
+type Shell struct {
+	stdin  *io.PipeWriter
+	stdout *demux
+	stderr *demux
+	cancel context.CancelFunc
+
+	mu       sync.Mutex // one command at a time
+	once     sync.Once
+	dead     chan struct{} // closed once the stream has ended
+	deadErr  error         // why; set before dead is closed
+	lastUsed atomic.Int64  // unix nanoseconds
+	running  atomic.Bool
+}
+
+// Streamer opens an exec stream; *PodExec is one.
+type Streamer interface {
+	Stream(ctx context.Context, command []string, s Streams) error
+}
+
+// shellScript is the sandbox side. $1 is the ready token. Each input line
+// is "TOKEN WORDS": WORDS are shell-quoted by quoteWords, so eval sees
+// exactly the argument vector the caller gave, newlines included (as
+// "$__ak_nl"). The command runs in a subshell, with no stdin, and `exec`
+// keeps sh's builtins and functions out of its way.
+const shellScript = `__ak_nl='
+'
+printf 'AK-READY %s\n' "$1"
+while IFS= read -r __ak_line; do
+	__ak_t=${__ak_line%% *}
+	( eval "exec ${__ak_line#* }" ) </dev/null
+	__ak_rc=$?
+	printf '\n%s %d\n' "$__ak_t" "$__ak_rc"
+	printf '\n%s\n' "$__ak_t" >&2
+done`
+
+// ErrShellBusy: the Shell is running another command.
+var ErrShellBusy = errors.New("the shell is busy")
+
+// ShellBrokenError: the Shell's stream ended or the sandbox broke the
+// protocol. Sent reports whether the command had been handed to the
+// sandbox: if not, it never ran and may go another way.
+type ShellBrokenError struct {
+	Err  error
+	Sent bool
+}
+
+func (e *ShellBrokenError) Error() string {
+	if e.Sent {
+		return "the connection to the sandbox broke while the command ran (" + e.Err.Error() + "); its outcome is unknown"
+	}
+	return "the sandbox's shell is gone: " + e.Err.Error()
+}
+
+func (e *ShellBrokenError) Unwrap() error { return e.Err }
+
+// StartShell opens the stream and waits until the sandbox's shell answers.
+// The Shell lives until Close, or until parent ends.
+func StartShell(ctx, parent context.Context, s Streamer) (*Shell, error) {
+	streamCtx, cancel := context.WithCancel(parent)
+	ready := token("AK-READY")
+	pr, pw := io.Pipe()
+	sh := &Shell{
+		stdin:  pw,
+		stdout: &demux{},
+		stderr: &demux{},
+		cancel: cancel,
+		dead:   make(chan struct{}),
+	}
+	sh.lastUsed.Store(time.Now().UnixNano())
+	readyNeedle := []byte("AK-READY " + ready + "\n")
+	readyCh := sh.stdout.expect(readyNeedle, false, io.Discard)
+	go func() {
+		err := s.Stream(streamCtx, []string{"sh", "-c", shellScript, "sh", ready}, Streams{Stdin: pr, Stdout: sh.stdout, Stderr: sh.stderr})
+		if err == nil {
+			err = errors.New("the shell exited")
+		}
+		sh.die(err)
+		pr.CloseWithError(err)
+	}()
+	select {
+	case r := <-readyCh:
+		if r.err != nil {
+			return nil, &ShellBrokenError{Err: r.err}
+		}
+		return sh, nil
+	case <-sh.dead:
+		return nil, &ShellBrokenError{Err: sh.deadErr}
+	case <-ctx.Done():
+		sh.Close()
+		return nil, ctx.Err()
+	}
+}
+
+func (sh *Shell) die(err error) {
+	sh.stdout.fail(err)
+	sh.stderr.fail(err)
+	sh.once.Do(func() {
+		sh.deadErr = err
+		close(sh.dead)
+	})
+}
+
+// Close ends the stream; a command still running in the sandbox may go on.
+func (sh *Shell) Close() {
+	err := errors.New("the shell was closed")
+	sh.die(err) // at once: the stream may take a moment to end
+	sh.cancel()
+	_ = sh.stdin.CloseWithError(err)
+}
+
+// Alive reports whether the Shell's stream is up, and how long ago its
+// last command ended (0 while one runs). It never waits for a command.
+func (sh *Shell) Alive() (bool, time.Duration) {
+	select {
+	case <-sh.dead:
+		return false, 0
+	default:
+	}
+	if sh.running.Load() {
+		return true, 0
+	}
+	return true, time.Since(time.Unix(0, sh.lastUsed.Load()))
+}
+
+// Run runs command (an argument vector, as for an exec) and returns its
+// exit status. It returns ErrShellBusy at once if another command runs; a
+// *ShellBrokenError if the stream broke (Sent tells whether the command
+// could have run); ctx's error if ctx ended first, after which the Shell
+// is closed (the command may still run in the sandbox).
+func (sh *Shell) Run(ctx context.Context, command []string, stdout, stderr io.Writer) (int, error) {
+	if len(command) == 0 {
+		return 0, errors.New("no command")
+	}
+	line, err := quoteWords(command)
+	if err != nil {
+		return 0, err
+	}
+	if !sh.mu.TryLock() {
+		return 0, ErrShellBusy
+	}
+	defer sh.mu.Unlock()
+	sh.running.Store(true)
+	defer func() {
+		sh.lastUsed.Store(time.Now().UnixNano())
+		sh.running.Store(false)
+	}()
+	select {
+	case <-sh.dead:
+		return 0, &ShellBrokenError{Err: sh.deadErr}
+	default:
+	}
+	end := token("AK-END")
+	outDone := sh.stdout.expect([]byte("\n"+end+" "), true, stdout)
+	errDone := sh.stderr.expect([]byte("\n"+end+"\n"), false, stderr)
+	if _, err := io.WriteString(sh.stdin, end+" "+line+"\n"); err != nil {
+		sh.Close()
+		return 0, &ShellBrokenError{Err: err}
+	}
+	var code int
+	for outDone != nil || errDone != nil {
+		select {
+		case r := <-outDone:
+			if r.err != nil {
+				sh.die(r.err)
+				sh.Close()
+				return 0, &ShellBrokenError{Err: r.err, Sent: true}
+			}
+			code, outDone = r.code, nil
+		case r := <-errDone:
+			if r.err != nil {
+				sh.die(r.err)
+				sh.Close()
+				return 0, &ShellBrokenError{Err: r.err, Sent: true}
+			}
+			errDone = nil
+		case <-ctx.Done():
+			// What the command wrote so far is the caller's; nothing after.
+			sh.stdout.detach()
+			sh.stderr.detach()
+			sh.Close()
+			return 0, ctx.Err()
+		}
+	}
+	return code, nil
+}
+
+func token(prefix string) string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// quoteWords shell-quotes an argument vector into one line.
+func quoteWords(words []string) (string, error) {
+	var b strings.Builder
+	for i, w := range words {
+		if strings.ContainsRune(w, 0) {
+			return "", errors.New("an argument contains a NUL byte")
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteByte('\'')
+		for i := 0; i < len(w); i++ { // bytes, not runes: any bytes travel as they are
+			switch c := w[i]; c {
+			case '\'':
+				b.WriteString(`'\''`)
+			case '\n':
+				b.WriteString(`'"$__ak_nl"'`)
+			default:
+				b.WriteByte(c)
+			}
+		}
+		b.WriteByte('\'')
+	}
+	return b.String(), nil
+}
+
+// demux passes one stream of the Shell to the current command's writer
+// until that command's marker, and drops what comes between commands.
+type demux struct {
+	mu      sync.Mutex
+	needle  []byte
+	code    bool // the marker goes on with an exit status and a newline
+	sink    io.Writer
+	pending []byte // a tail that may be the start of the marker
+	status  []byte // exit status digits read so far
+	inCode  bool
+	done    chan result
+	err     error
+}
+
+type result struct {
+	code int
+	err  error
+}
+
+// maxStatus bounds the exit status digits the sandbox may send.
+const maxStatus = 10
+
+// expect makes the next marker needle end the output that goes to sink.
+func (d *demux) expect(needle []byte, code bool, sink io.Writer) chan result {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ch := make(chan result, 1)
+	if d.err != nil {
+		ch <- result{err: d.err}
+		return ch
+	}
+	d.needle, d.code, d.sink, d.done = needle, code, sink, ch
+	d.pending, d.status, d.inCode = d.pending[:0], d.status[:0], false
+	return ch
+}
+
+func (d *demux) fail(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err == nil {
+		d.err = err
+	}
+	if d.done != nil {
+		d.done <- result{err: err}
+		d.done, d.sink = nil, nil
+	}
+}
+
+// detach hands the current command's sink what is held back, and writes
+// nothing to it after.
+func (d *demux) detach() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done != nil && !d.inCode {
+		_, _ = d.sink.Write(d.pending)
+	}
+	d.done, d.sink, d.pending = nil, nil, nil
+}
+
+// Write never fails: a stream writer that failed would end the stream.
+func (d *demux) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 && d.done != nil {
+		if d.inCode {
+			i := bytes.IndexByte(p, '\n')
+			if i < 0 {
+				d.status = append(d.status, p...)
+				p = nil
+			} else {
+				d.status = append(d.status, p[:i]...)
+				p = p[i+1:]
+				d.finish()
+				continue
+			}
+			if len(d.status) > maxStatus {
+				d.finishWith(fmt.Errorf("the sandbox's shell sent a malformed exit status"))
+			}
+			continue
+		}
+		buf := append(d.pending, p...)
+		p = nil
+		if i := bytes.Index(buf, d.needle); i >= 0 {
+			_, _ = d.sink.Write(buf[:i])
+			rest := buf[i+len(d.needle):]
+			d.pending = d.pending[:0]
+			if d.code {
+				d.inCode = true
+				p = append([]byte(nil), rest...)
+				continue
+			}
+			d.finish()
+			continue // what follows belongs to no command
+		}
+		keep := min(len(buf), len(d.needle)-1)
+		_, _ = d.sink.Write(buf[:len(buf)-keep])
+		d.pending = append(d.pending[:0], buf[len(buf)-keep:]...)
+	}
+	return n, nil
+}
+
+func (d *demux) finish() {
+	d.sink = nil
+	if !d.code {
+		d.finishWith(nil)
+		return
+	}
+	s := string(d.status)
+	code, err := strconv.Atoi(s)
+	if err != nil || code < 0 || len(s) > maxStatus {
+		d.finishWith(fmt.Errorf("the sandbox's shell sent a malformed exit status"))
+		return
+	}
+	d.done <- result{code: code}
+	d.done = nil
+}
+
+func (d *demux) finishWith(err error) {
+	if err != nil && d.err == nil {
+		d.err = err
+	}
+	d.done <- result{err: err}
+	d.done, d.sink = nil, nil
+}
