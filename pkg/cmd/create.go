@@ -163,6 +163,9 @@ func (o *CreateOptions) Validate() error {
 // Run creates the sandbox (or shows what would be created) and prints it.
 func (o *CreateOptions) Run(ctx context.Context) error {
 	if o.DryRun == cmdutil.DryRunClient {
+		if err := o.prepareEgress(o.DryRun, o.ErrOut)(ctx, &o.spec); err != nil {
+			return err
+		}
 		return o.printDryRun()
 	}
 	created, err := sandbox.Create(ctx, o.Clientset, &o.spec, sandbox.CreateOptions{
@@ -172,6 +175,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		Wait:            o.Wait && o.DryRun == cmdutil.DryRunNone,
 		Timeout:         o.Timeout,
 		Progress:        o.progress,
+		Prepare:         o.prepareEgress(o.DryRun, o.ErrOut),
 	})
 	if err != nil {
 		return o.explain(err, o.Namespace)

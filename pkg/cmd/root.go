@@ -62,6 +62,8 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdDelete(f, streams),
 		NewCmdVersion(streams),
 		NewCmdCompletion(streams),
+		NewCmdEgress(f, streams),
+		NewCmdEgressProxy(f, streams),
 	)
 	return cmd
 }

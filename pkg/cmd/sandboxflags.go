@@ -33,6 +33,7 @@ type SandboxFlags struct {
 	Ports            []string
 	UID              int64
 	TTL              time.Duration
+	AllowHosts       []string
 
 	readOnlySet bool
 	// lookupEnv reads --secret-env values; os.LookupEnv outside tests.
@@ -72,6 +73,7 @@ func (f *SandboxFlags) AddFlags(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.Ports, "port", f.Ports, "Container port to declare, N or N/udp (repeatable)")
 	fl.Int64Var(&f.UID, "uid", f.UID, "UID (and GID) the sandbox runs as; never 0")
 	fl.DurationVar(&f.TTL, "ttl", f.TTL, "Stop the sandbox after this long, enforced by the cluster even if no client is left (e.g. 2h; 0: no limit)")
+	fl.StringArrayVar(&f.AllowHosts, "allow-host", f.AllowHosts, "Host the sandbox may reach over HTTP(S), through the namespace's egress proxy: HOST[:PORT] (port 443 if none), *.example.com for its subdomains, or an IP or CIDR (repeatable); nothing else is reachable")
 }
 
 // Complete notes which flags were given. cmd is the command the flags
@@ -143,6 +145,16 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 	}
 	s.UID = f.UID
 	s.TTL = f.TTL
+	if len(f.AllowHosts) > 0 {
+		if s.AllowHosts, err = sandbox.CanonicalAllowHosts(f.AllowHosts); err != nil {
+			return s, nil, err
+		}
+		// The proxy route replaces the profile's network; an explicit
+		// --network other than none is refused by Spec.Validate.
+		if f.Network == "" {
+			s.Network = sandbox.NetworkNone
+		}
+	}
 	values := map[string]string{}
 	for _, n := range f.SecretEnv {
 		v, ok := f.lookupEnv(n)

@@ -47,5 +47,6 @@ func (s *Spec) NetworkPolicy() *networkingv1.NetworkPolicy {
 			},
 		}
 	}
+	np.Spec.Egress = append(np.Spec.Egress, s.egressProxyRules()...)
 	return np
 }

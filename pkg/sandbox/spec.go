@@ -139,6 +139,13 @@ type Spec struct {
 	// TTL, if set, ends the sandbox that long after it started, enforced by
 	// the kubelet (activeDeadlineSeconds) even if no client ever comes back.
 	TTL time.Duration
+	// AllowHosts, if set, are the only hosts the sandbox may reach: over
+	// HTTP(S), through its namespace's egress proxy (egressproxy.go), in
+	// canonical form (CanonicalAllowHosts). Network must be NetworkNone.
+	AllowHosts []string
+	// EgressProxyURL is the proxy's address (ProxyURL), filled in once the
+	// proxy's Service is known.
+	EgressProxyURL string
 }
 
 // NewSpec returns the spec of a default, restrictive sandbox.
@@ -224,6 +231,9 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("%s is given both as --env and as --secret-env; use one", n)
 		}
 	}
+	if err := s.validateAllowHosts(); err != nil {
+		return err
+	}
 	seenPort := map[string]bool{}
 	for _, p := range s.Ports {
 		key := fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)
@@ -284,6 +294,7 @@ func (s *Spec) objectMeta(name string) metav1.ObjectMeta {
 func (s *Spec) Pod() *corev1.Pod {
 	meta := s.objectMeta(PodName(s.Name))
 	meta.Labels[LabelPool] = PoolActive
+	s.annotateAllowHosts(meta.Annotations)
 
 	resources := corev1.ResourceList{
 		corev1.ResourceCPU:              s.CPU,
@@ -294,6 +305,7 @@ func (s *Spec) Pod() *corev1.Pod {
 		{Name: "HOME", Value: HomeDir},
 		{Name: "TMPDIR", Value: TmpDir},
 	}
+	env = append(env, s.egressProxyEnv()...)
 	for _, e := range s.Env {
 		env = setEnv(env, e)
 	}
