@@ -96,7 +96,9 @@ func (c *clients) prepareEgress(dryRun cmdutil.DryRunStrategy, warn io.Writer) f
 func explainEgressInstall(err error, namespace string) error {
 	var notOurs *egress.NotOursError
 	if apierrors.IsForbidden(err) && !errors.As(err, &notOurs) {
-		return fmt.Errorf("%w; the first sandbox with --allow-host in a namespace installs its egress proxy, which needs rights to create Deployments, Services, NetworkPolicies, ServiceAccounts, Roles and RoleBindings there: ask an admin to run once: kubectl agentkernel egress install -n %s", err, namespace)
+		// %v, not %w: this is the whole advice, not a Forbidden for
+		// explain to add its own to.
+		return fmt.Errorf("%v; the first sandbox with --allow-host in a namespace installs its egress proxy, which needs rights to create Deployments, Services, NetworkPolicies, ServiceAccounts, Roles and RoleBindings there: ask an admin to run once: kubectl agentkernel egress install -n %s", err, namespace)
 	}
 	return err
 }

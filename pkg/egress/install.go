@@ -207,11 +207,14 @@ func Ensure(ctx context.Context, cs kubernetes.Interface, namespace string, o En
 		c.Image = DefaultImage()
 	}
 	api, derr := DetectAPIServer(ctx, cs)
-	if derr != nil && o.Warn != nil {
+	c.APIServer = api
+	in, err := Install(ctx, cs, c, InstallOptions{ServerDryRun: o.ServerDryRun})
+	// Said only once the proxy is there: an install that failed has its
+	// own message.
+	if err == nil && derr != nil && o.Warn != nil {
 		o.Warn(fmt.Sprintf("cannot read the API server's in-cluster address (%v): the egress proxy's NetworkPolicy lets it reach private addresses on ports 443 and 6443 for its watch (the proxy itself still refuses them to sandboxes); narrow it with: kubectl agentkernel egress install -n %s --api-server IP:PORT", derr, namespace))
 	}
-	c.APIServer = api
-	return Install(ctx, cs, c, InstallOptions{ServerDryRun: o.ServerDryRun})
+	return in, err
 }
 
 // DetectAPIServer reads the API server's in-cluster addresses: the

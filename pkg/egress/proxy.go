@@ -171,9 +171,6 @@ func (p *Proxy) decide(r *http.Request, d *decision) (net.Conn, *decision) {
 		return nil, d.deny(http.StatusForbidden, "cannot tell the client's address")
 	}
 	d.client = ap.Addr().Unmap()
-	if d.grant, err = p.Grants.Lookup(d.client); err != nil {
-		return nil, d.deny(http.StatusForbidden, "%s has no egress grants: %v", d.client, err)
-	}
 
 	switch {
 	case r.Method == http.MethodConnect:
@@ -187,6 +184,9 @@ func (p *Proxy) decide(r *http.Request, d *decision) (net.Conn, *decision) {
 	}
 	if err != nil {
 		return nil, d.deny(http.StatusBadRequest, "bad target: %v", err)
+	}
+	if d.grant, err = p.Grants.Lookup(d.client); err != nil {
+		return nil, d.deny(http.StatusForbidden, "%s has no egress grants: %v", d.client, err)
 	}
 	rule, ok := hosts.Match(d.grant.Rules, d.target)
 	if !ok {
