@@ -103,19 +103,8 @@ func (o *EgressInstallOptions) Complete(f cmdutil.Factory, cmd *cobra.Command) e
 	if err := o.complete(f); err != nil {
 		return err
 	}
-	switch o.DryRun {
-	case cmdutil.DryRunClient:
-		err = o.PrintFlags.Complete("%s (dry run)")
-	case cmdutil.DryRunServer:
-		err = o.PrintFlags.Complete("%s (server dry run)")
-	}
-	if err != nil {
+	if o.printer, err = objectPrinter(o.PrintFlags, o.DryRun); err != nil {
 		return err
-	}
-	if out := *o.PrintFlags.OutputFormat; out != "" && out != "name" {
-		if o.printer, err = o.PrintFlags.ToPrinter(); err != nil {
-			return err
-		}
 	}
 	o.config = egress.Config{Namespace: o.Namespace, Image: o.Image, Replicas: o.Replicas}
 	for _, s := range o.PrivateCIDRs {

@@ -54,6 +54,9 @@ func TestProxyPodPassesPodSecurityRestricted(t *testing.T) {
 		!labels.SelectorFromSet(objs.Service.Spec.Selector).Matches(labels.Set(tmpl.Labels)) {
 		t.Error("the Deployment's or the Service's selector does not select the proxy's Pods")
 	}
+	if d := tmpl.Spec.DNSConfig; d == nil || len(d.Options) != 1 || d.Options[0].Name != "ndots" || *d.Options[0].Value != "1" {
+		t.Errorf("dnsConfig = %+v, want ndots:1", d)
+	}
 	if _, ok := tmpl.Labels[sandbox.LabelSandbox]; ok {
 		t.Error("the proxy's Pods carry the sandbox label")
 	}

@@ -175,6 +175,9 @@ func (c *Config) Objects() *Objects {
 						AutomountServiceAccountToken:  ptr.To(true), // the watch of the namespace's Pods
 						EnableServiceLinks:            ptr.To(false),
 						TerminationGracePeriodSeconds: ptr.To[int64](10),
+						// A name with a dot is looked up as it is before the
+						// cluster's search domains are tried (proxy.go).
+						DNSConfig: &corev1.PodDNSConfig{Options: []corev1.PodDNSConfigOption{{Name: "ndots", Value: ptr.To("1")}}},
 						SecurityContext: &corev1.PodSecurityContext{
 							RunAsNonRoot:   ptr.To(true),
 							RunAsUser:      ptr.To(ProxyUID),

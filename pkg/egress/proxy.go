@@ -45,12 +45,54 @@ type Proxy struct {
 
 	DialTimeout    time.Duration // 10s when 0
 	ResolveTimeout time.Duration // 5s when 0
-	// MaxConns bounds the requests and tunnels open at once (1024 when 0):
-	// a sandbox that opens connections without end runs out, not the proxy.
-	MaxConns int
+	// MaxConns bounds the requests and tunnels open at once (1024 when
+	// 0), MaxConnsPerClient those of one client address (128 when 0): a
+	// sandbox that opens connections without end runs out, not the proxy
+	// and not the other sandboxes.
+	MaxConns          int
+	MaxConnsPerClient int
 
-	once  sync.Once
-	slots chan struct{}
+	once      sync.Once
+	slots     chan struct{}
+	mu        sync.Mutex
+	perClient map[netip.Addr]int
+}
+
+// acquire takes a slot for a client, or says which limit it hit.
+func (p *Proxy) acquire(client netip.Addr) (release func(), full string) {
+	p.once.Do(func() {
+		n := p.MaxConns
+		if n <= 0 {
+			n = 1024
+		}
+		p.slots = make(chan struct{}, n)
+		p.perClient = map[netip.Addr]int{}
+	})
+	limit := p.MaxConnsPerClient
+	if limit <= 0 {
+		limit = 128
+	}
+	p.mu.Lock()
+	if p.perClient[client] >= limit {
+		p.mu.Unlock()
+		return nil, fmt.Sprintf("%s has %d connections open through the proxy, its limit", client, limit)
+	}
+	p.perClient[client]++
+	p.mu.Unlock()
+	put := func() {
+		p.mu.Lock()
+		if p.perClient[client]--; p.perClient[client] <= 0 {
+			delete(p.perClient, client)
+		}
+		p.mu.Unlock()
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return func() { <-p.slots; put() }, ""
+	default:
+		put()
+		return nil, "too many connections through the proxy at once"
+	}
 }
 
 // Server returns an http.Server for the proxy with limits on what a client
@@ -126,20 +168,17 @@ func truncate(s string, n int) string {
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p.once.Do(func() {
-		n := p.MaxConns
-		if n <= 0 {
-			n = 1024
-		}
-		p.slots = make(chan struct{}, n)
-	})
-	select {
-	case p.slots <- struct{}{}:
-		defer func() { <-p.slots }()
-	default:
-		http.Error(w, "agentkernel egress proxy: too many connections at once", http.StatusServiceUnavailable)
+	var client netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		client = ap.Addr().Unmap()
+	}
+	release, full := p.acquire(client)
+	if release == nil {
+		p.logger().Info("deny", "client", client.String(), "method", r.Method, "status", http.StatusServiceUnavailable, "reason", full)
+		http.Error(w, "agentkernel egress proxy: "+full, http.StatusServiceUnavailable)
 		return
 	}
+	defer release()
 
 	d := &decision{method: r.Method}
 	// Only the authority is ever logged: a path or query may hold a token.
@@ -147,7 +186,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodConnect && r.URL.Host != "" {
 		raw = r.URL.Host
 	}
-	conn, d := p.decide(r, d)
+	// net/http cancels a request's context when the client half-closes,
+	// as clients that send their whole request at once may (nc does):
+	// that is no reason to stop. Resolving and dialling have timeouts of
+	// their own, and a client that really left makes the copy fail. (A
+	// context that can be done, or ReverseProxy watches CloseNotify.)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	conn, d := p.decide(ctx, r, d)
 	p.record(d, raw)
 	if d.status != 0 {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -160,12 +206,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.tunnel(w, conn)
 		return
 	}
-	p.forward(w, r, conn, d.target)
+	p.forward(w, r.WithContext(ctx), conn, d.target)
 }
 
 // decide checks everything and, when the request is allowed, returns a
 // connection to a checked address of the target.
-func (p *Proxy) decide(r *http.Request, d *decision) (net.Conn, *decision) {
+func (p *Proxy) decide(ctx context.Context, r *http.Request, d *decision) (net.Conn, *decision) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return nil, d.deny(http.StatusForbidden, "cannot tell the client's address")
@@ -194,14 +240,14 @@ func (p *Proxy) decide(r *http.Request, d *decision) (net.Conn, *decision) {
 	}
 	d.rule = rule
 
-	addrs, err := p.addresses(r.Context(), d)
+	addrs, err := p.addresses(ctx, d)
 	if err != nil {
 		return nil, d.deny(http.StatusBadGateway, "%v", err)
 	}
 	if len(addrs) == 0 {
 		return nil, d.deny(http.StatusForbidden, "%s has no address the proxy may connect to (%v)", d.target.Host(), d.dropped)
 	}
-	conn, err := p.dialFirst(r.Context(), d, addrs)
+	conn, err := p.dialFirst(ctx, d, addrs)
 	if err != nil {
 		return nil, d.deny(http.StatusBadGateway, "cannot connect to %s: %v", d.target, err)
 	}
@@ -225,10 +271,13 @@ func (p *Proxy) addresses(ctx context.Context, d *decision) ([]netip.Addr, error
 		if res == nil {
 			res = net.DefaultResolver
 		}
+		// The resolver of the proxy's Pod: /etc/hosts first (hostAliases
+		// an admin set), then DNS. The Pod's ndots:1 (objects.go) makes a
+		// dotted name absolute first, so a cluster search domain is tried
+		// only for a name the public DNS does not know — and whatever that
+		// finds is private, refused unless the admin opened its range.
 		var err error
-		// A fully qualified name: the proxy's own search domains must not
-		// turn "db" into db.<namespace>.svc.cluster.local.
-		if found, err = res.LookupNetIP(rctx, "ip", d.target.Name+"."); err != nil {
+		if found, err = res.LookupNetIP(rctx, "ip", d.target.Name); err != nil {
 			return nil, fmt.Errorf("cannot resolve %s: %v", d.target.Name, err)
 		}
 	}
@@ -317,9 +366,19 @@ func (p *Proxy) tunnel(w http.ResponseWriter, upstream net.Conn) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); copyAndClose(upstream, fromClient) }()
-	go func() { defer wg.Done(); copyAndClose(client, upstream) }()
+	go func() {
+		defer wg.Done()
+		copyAndClose(client, upstream)
+		// The far end is done: a client that keeps its end open without
+		// sending gets a while to finish, not a slot held for ever.
+		_ = client.SetReadDeadline(time.Now().Add(lingerAfterUpstreamClosed))
+	}()
 	wg.Wait()
 }
+
+// lingerAfterUpstreamClosed is how long a tunnel whose upstream has closed
+// waits for the client's last bytes.
+const lingerAfterUpstreamClosed = 30 * time.Second
 
 // copyAndClose copies until src ends, then half-closes dst so its peer sees
 // the end too (a TLS close_notify, an HTTP/1.0 body).
@@ -338,6 +397,7 @@ func copyAndClose(dst net.Conn, src io.Reader) {
 // address is never asked for another site. No X-Forwarded-For: the
 // sandbox's address stays inside the cluster.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, conn net.Conn, target hosts.Target) {
+	defer func() { _ = conn.Close() }() // the transport's, once it took it; ours if it never did
 	var used sync.Once
 	transport := &http.Transport{
 		Proxy: nil,

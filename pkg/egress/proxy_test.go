@@ -48,10 +48,9 @@ func (r *fakeResolver) LookupNetIP(_ context.Context, network, host string) ([]n
 	if network != "ip" {
 		return nil, fmt.Errorf("unexpected network %q", network)
 	}
-	if !strings.HasSuffix(host, ".") {
-		return nil, fmt.Errorf("%q is not fully qualified: search domains would apply", host)
+	if c, err := hosts.ParseAuthority(host+":1", 0); err != nil || c.Name != host {
+		return nil, fmt.Errorf("asked to resolve %q, not a canonical name", host)
 	}
-	host = strings.TrimSuffix(host, ".")
 	answers, ok := r.answers[host]
 	if !ok {
 		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
@@ -296,6 +295,38 @@ func TestConnectTunnelsAnAllowedHost(t *testing.T) {
 	}
 }
 
+// A client may send its whole request and half-close at once (nc does):
+// net/http then cancels the request's context, which must not cancel the
+// resolution, the dial or the tunnel.
+func TestHalfClosingClientsAreServed(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.dialFrom(t, clientA)
+	fmt.Fprintf(c, "CONNECT allowed.example:443 HTTP/1.1\r\nHost: allowed.example:443\r\n\r\nping")
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "HTTP/1.1 200 Connection established\r\n\r\necho:ping"; string(got) != want {
+		t.Fatalf("half-closed CONNECT: %q, want %q", got, want)
+	}
+	c = h.dialFrom(t, clientA)
+	fmt.Fprintf(c, "GET http://web.example/x HTTP/1.0\r\nHost: web.example\r\n\r\n")
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "host=web.example path=/x") {
+		t.Fatalf("half-closed GET: %d %q", resp.StatusCode, body)
+	}
+}
+
 func TestConnectDecisions(t *testing.T) {
 	for _, tc := range []struct {
 		what   string
@@ -460,6 +491,22 @@ func TestTooManyConnectionsAreRefused(t *testing.T) {
 	status, body, _, _ = h.connect(t, clientA, "allowed.example:443", "")
 	if status != http.StatusServiceUnavailable {
 		t.Fatalf("second tunnel while the first is open: %d %s", status, body)
+	}
+}
+
+func TestOneSandboxCannotTakeEveryConnection(t *testing.T) {
+	h := newHarness(t, func(p *Proxy) { p.MaxConnsPerClient = 1 })
+	if status, body, _, _ := h.connect(t, clientA, "allowed.example:443", ""); status != 200 {
+		t.Fatalf("a's first tunnel: %d %s", status, body)
+	}
+	status, body, _, _ := h.connect(t, clientA, "allowed.example:443", "")
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "127.0.0.1 has 1 connections open") {
+		t.Fatalf("a's second tunnel while its first is open: %d %s", status, body)
+	}
+	// Another sandbox is not affected (b is refused for its grants, not
+	// for a's connections).
+	if status, body, _, _ := h.connect(t, clientB, "allowed.example:443", ""); status != http.StatusForbidden {
+		t.Fatalf("b while a holds its limit: %d %s", status, body)
 	}
 }
 

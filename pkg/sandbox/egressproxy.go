@@ -130,7 +130,9 @@ func (s *Spec) proxyURL() string {
 
 // egressProxyEnv names the proxy the way common clients look for it: curl
 // reads only the lower-case http_proxy (the upper-case one is a CGI
-// header), most others either case.
+// header), most others either case, and Node.js's own http, https and
+// fetch only with NODE_USE_ENV_PROXY=1 (recent versions; older ones need a
+// proxy agent).
 func (s *Spec) egressProxyEnv() []corev1.EnvVar {
 	if len(s.AllowHosts) == 0 {
 		return nil
@@ -140,7 +142,8 @@ func (s *Spec) egressProxyEnv() []corev1.EnvVar {
 	for _, n := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
 		env = append(env, corev1.EnvVar{Name: n, Value: u})
 	}
-	return append(env, corev1.EnvVar{Name: "NO_PROXY", Value: NoProxy}, corev1.EnvVar{Name: "no_proxy", Value: NoProxy})
+	return append(env, corev1.EnvVar{Name: "NO_PROXY", Value: NoProxy}, corev1.EnvVar{Name: "no_proxy", Value: NoProxy},
+		corev1.EnvVar{Name: "NODE_USE_ENV_PROXY", Value: "1"})
 }
 
 // egressProxyRules are the egress rules of a sandbox with --allow-host: to

@@ -72,8 +72,8 @@ func TestAllowHostsPodEnvironmentAndGrants(t *testing.T) {
 			t.Errorf("%s = %q", n, env[n])
 		}
 	}
-	if env["NO_PROXY"] != NoProxy || env["no_proxy"] != NoProxy {
-		t.Errorf("NO_PROXY = %q, no_proxy = %q", env["NO_PROXY"], env["no_proxy"])
+	if env["NO_PROXY"] != NoProxy || env["no_proxy"] != NoProxy || env["NODE_USE_ENV_PROXY"] != "1" {
+		t.Errorf("NO_PROXY = %q, no_proxy = %q, NODE_USE_ENV_PROXY = %q", env["NO_PROXY"], env["no_proxy"], env["NODE_USE_ENV_PROXY"])
 	}
 	if got := pod.Annotations[AnnotationAllowHosts]; got != `["api.anthropic.com:443","*.npmjs.org:443"]` {
 		t.Errorf("grants annotation = %s", got)

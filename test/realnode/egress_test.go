@@ -28,9 +28,14 @@ import (
 //     namespace opens the pod network to the proxy with --private-cidr;
 //   - Services have no data path: the sandboxes talk to the proxy Pod's
 //     address (their policy allows the proxy's Pods, whatever address they
-//     are reached by), and the proxy reaches the API server at the guest's
-//     forward to it, 10.0.2.2, through KUBERNETES_SERVICE_HOST/PORT and
-//     --api-server.
+//     are reached by);
+//   - Pods cannot reach the API server: only the node's own address gets
+//     through qemu's forward at 10.0.2.2 (pod traffic is not masqueraded).
+//     A relay in the node's network namespace (a hostNetwork busybox nc,
+//     in a namespace of its own) forwards the node's port to it; the proxy
+//     reaches the relay as kubernetes.default.svc (a name in the API
+//     server's certificate, via hostAliases) through
+//     KUBERNETES_SERVICE_HOST/PORT, and its policy allows it (--api-server).
 // What this does not cover: a client following HTTPS_PROXY (busybox has no
 // working one here: its wget segfaults), the Service's cluster IP, real DNS.
 
@@ -74,11 +79,12 @@ func TestEgressProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	apiPort := u.Port()
+	relay := s.startAPIRelay(ctx, t, apiPort)
 
 	// The proxy, installed by an admin with the options this guest needs.
 	t0 := time.Now()
 	if r := s.pluginRun(ctx, "", "egress", "install", "-n", s.namespace, "--image", EgressImage,
-		"--private-cidr", "10.244.0.0/24", "--api-server", apiHostIP+":"+apiPort); r.code != 0 {
+		"--private-cidr", "10.244.0.0/24", "--api-server", relay+":"+apiPort); r.code != 0 {
 		t.Fatalf("egress install: %s", r)
 	}
 	t.Cleanup(func() {
@@ -92,9 +98,10 @@ func TestEgressProxy(t *testing.T) {
 			{"ip": deniedIP, "hostnames": []string{"denied.test"}},
 			{"ip": "127.0.0.1", "hostnames": []string{"loop.test"}},
 			{"ip": "169.254.169.254", "hostnames": []string{"metadata.test"}},
+			{"ip": relay, "hostnames": []string{"kubernetes.default.svc"}},
 		},
 		"containers": []map[string]any{{"name": "proxy", "env": []map[string]any{
-			{"name": "KUBERNETES_SERVICE_HOST", "value": apiHostIP},
+			{"name": "KUBERNETES_SERVICE_HOST", "value": "kubernetes.default.svc"},
 			{"name": "KUBERNETES_SERVICE_PORT", "value": apiPort},
 		}}},
 	}}}}
@@ -107,8 +114,11 @@ func TestEgressProxy(t *testing.T) {
 	t.Logf("proxy pod %s at %s; servers allowed.test=%s denied.test=%s", proxy.Name, proxy.Status.PodIP, allowedIP, deniedIP)
 	proxyIP := proxy.Status.PodIP
 
-	s.createSandbox(ctx, t, "egress-a", "--allow-host", "allowed.test:8080", "--allow-host", "loop.test:8080", "--allow-host", "metadata.test:80")
-	s.createSandbox(ctx, t, "egress-b", "--allow-host", "denied.test:8080")
+	// Small: two sandboxes, the proxy, two servers and the relay share the
+	// guest's two CPUs.
+	small := []string{"--cpu", "100m", "--memory", "128Mi"}
+	s.createSandbox(ctx, t, "egress-a", append(small, "--allow-host", "allowed.test:8080", "--allow-host", "loop.test:8080", "--allow-host", "metadata.test:80")...)
+	s.createSandbox(ctx, t, "egress-b", append(small, "--allow-host", "denied.test:8080")...)
 	if r := s.sandboxExec(ctx, "egress-a", "", "sh", "-c", "echo $HTTPS_PROXY $http_proxy"); r.code != 0 || !strings.Contains(r.stdout, ":3128 http://") {
 		t.Errorf("sandbox a's proxy environment: %s", r)
 	}
@@ -182,6 +192,39 @@ func TestEgressProxy(t *testing.T) {
 	if allows == 0 || denies == 0 {
 		t.Errorf("the proxy's log lacks the decisions (allow a→allowed.test: %d, deny b→allowed.test: %d):\n%s", allows, denies, log)
 	}
+}
+
+// startAPIRelay runs a relay from the node's port apiPort to the API
+// server's forward (10.0.2.2) and returns the address pods reach the node
+// by: their gateway on the pod bridge.
+func (s *suite) startAPIRelay(ctx context.Context, t *testing.T, apiPort string) string {
+	t.Helper()
+	const relayNS = "agentkernel-realnode-relay" // hostNetwork needs Pod Security "privileged"
+	nss := s.client.CoreV1().Namespaces()
+	if _, err := nss.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: relayNS}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nss.Delete(context.Background(), relayNS, metav1.DeleteOptions{}) })
+	if err := poll(ctx, time.Minute, func() (bool, error) {
+		_, err := s.client.CoreV1().ServiceAccounts(relayNS).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pod := hardenedPod("api-relay", SandboxImage, `nc -ll -p `+apiPort+` -e nc `+apiHostIP+` `+apiPort+` & `+sleeper, nil)
+	pod.Namespace = relayNS
+	pod.Spec.HostNetwork = true
+	pods := s.client.CoreV1().Pods(relayNS)
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, podRunningTimeout, func() (bool, error) {
+		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning, nil
+	}); err != nil {
+		t.Fatalf("the API relay did not start: %v\n%s", err, s.node.Diagnostics())
+	}
+	return "10.244.0.1" // the bridge CNI's gateway (guest/10-agentkernel.conflist)
 }
 
 // waitForProxy waits for a proxy Pod of the Deployment's current template
