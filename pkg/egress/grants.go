@@ -128,6 +128,10 @@ func holdsIP(p *corev1.Pod) bool {
 // of its own and carries grants.
 func grantOf(p *corev1.Pod) (Grant, error) {
 	name := sandbox.NameOf(p)
+	if name == "" {
+		// A warm pool member nobody has claimed yet is nobody's sandbox.
+		return Grant{}, fmt.Errorf("pod %s is not a sandbox: it has no %s label", p.Name, sandbox.LabelSandbox)
+	}
 	if why := sandbox.Ours(p, name); why != nil {
 		return Grant{}, fmt.Errorf("pod %s is not a sandbox: %v", p.Name, why)
 	}

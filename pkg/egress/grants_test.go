@@ -104,7 +104,13 @@ func TestGrantLookup(t *testing.T) {
 	dual := sandboxPod(t, "l", "10.244.0.15", "example.com")
 	dual.Status.PodIPs = []corev1.PodIP{{IP: "10.244.0.15"}, {IP: "fd00:10:244::f"}}
 
-	cs := fake.NewClientset(a, claimed, spoofName, owned, unlabelled, hostNet, noGrants, badGrants, dupA, dupB, ended, reuser, terminating, dual)
+	// A warm pool member, not claimed: pool label, no sandbox label.
+	warm := sandboxPod(t, "m", "10.244.0.16", "example.com")
+	warm.Name = sandbox.PoolMemberPrefix("warm") + "q9w8e"
+	warm.Labels[sandbox.LabelPool] = "warm"
+	delete(warm.Labels, sandbox.LabelSandbox)
+
+	cs := fake.NewClientset(warm, a, claimed, spoofName, owned, unlabelled, hostNet, noGrants, badGrants, dupA, dupB, ended, reuser, terminating, dual)
 	g := startGrants(t, cs, &syncBuffer{})
 
 	for _, tc := range []struct {
@@ -124,6 +130,7 @@ func TestGrantLookup(t *testing.T) {
 		{ip: "10.244.0.14", denied: "being deleted or has ended"},
 		{ip: "10.244.0.15", sandbox: "l"},
 		{ip: "fd00:10:244::f", sandbox: "l"},
+		{ip: "10.244.0.16", denied: "has no agentkernel/sandbox label"},
 		{ip: "10.244.0.99", denied: "no pod in the namespace has address 10.244.0.99"},
 	} {
 		gr, err := lookupErr(g, tc.ip)
