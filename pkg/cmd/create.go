@@ -166,19 +166,8 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 	if err := o.complete(f); err != nil {
 		return err
 	}
-	switch o.DryRun {
-	case cmdutil.DryRunClient:
-		err = o.PrintFlags.Complete("%s (dry run)")
-	case cmdutil.DryRunServer:
-		err = o.PrintFlags.Complete("%s (server dry run)")
-	}
-	if err != nil {
+	if o.printer, err = objectPrinter(o.PrintFlags, o.DryRun); err != nil {
 		return err
-	}
-	if o.output() != "" && o.output() != "name" {
-		if o.printer, err = o.PrintFlags.ToPrinter(); err != nil {
-			return err
-		}
 	}
 	o.spec, o.secretValues, err = o.Sandbox.Spec(o.Name, o.Namespace)
 	if err != nil || !o.Command {
@@ -223,6 +212,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		Wait:            o.Wait && o.DryRun == cmdutil.DryRunNone,
 		Timeout:         o.Timeout,
 		Progress:        report,
+		Prepare:         o.prepareEgress(o.DryRun, o.ErrOut),
 	})
 	stopStatus()
 	if err != nil {

@@ -53,5 +53,8 @@ func (o *CreateOptions) clientDryRun(ctx context.Context) error {
 	defer cancel()
 	o.spec.FromCluster(lookups, o.Clientset)
 	o.warnOtherPolicies(lookups)
+	if err := o.prepareEgress(o.DryRun, o.ErrOut)(lookups, &o.spec); err != nil {
+		return err
+	}
 	return o.printDryRun()
 }

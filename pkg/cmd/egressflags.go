@@ -23,6 +23,11 @@ func (f *SandboxFlags) addEgressFlags(cmd *cobra.Command) {
 // network egress unless --network says otherwise, which is then an error;
 // Spec.Validate refuses --dns on a network that is not egress.
 func (f *SandboxFlags) egressSpec(s *sandbox.Spec) error {
+	if len(f.AllowEgress) > 0 && len(f.AllowHosts) > 0 {
+		// Two different fences: addresses opened in the NetworkPolicy, or
+		// no network but the namespace's egress proxy, which checks names.
+		return fmt.Errorf("--allow-egress and --allow-host cannot be combined: --allow-host sends everything through the namespace's egress proxy, which admits host names (and IPs or CIDRs: --allow-host 203.0.113.0/24:443); use one of them")
+	}
 	for _, a := range f.AllowEgress {
 		d, err := sandbox.ParseEgress("--allow-egress", a)
 		if err != nil {

@@ -89,6 +89,7 @@ func TestCreateEgressFlagErrors(t *testing.T) {
 		"dns with protocol":  {[]string{"--dns", "10.0.0.10:53/udp"}, "both UDP and TCP"},
 		"dns with no egress": {[]string{"--dns", "10.0.0.10", "--network", "none"}, "--dns only matters with --network egress"},
 		"dns alone":          {[]string{"--dns", "10.0.0.10"}, "--dns only matters with --network egress"}, // never a way to the internet
+		"with allow-host":    {[]string{"--allow-egress", "203.0.113.0/24", "--allow-host", "example.com"}, "--allow-egress and --allow-host cannot be combined"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -75,6 +75,8 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdRBAC(f, streams),
 		NewCmdDoctor(f, streams),
 		NewCmdCompletion(streams),
+		NewCmdEgress(f, streams),
+		NewCmdEgressProxy(f, streams),
 	)
 	return cmd
 }

@@ -43,6 +43,7 @@ type SandboxFlags struct {
 	// Preset is the preset Agent chose, once Complete ran (nil without one).
 	Preset *agents.Preset
 	IdleTimeout      time.Duration
+	AllowHosts       []string
 
 	readOnlySet bool
 	// lookupEnv reads --secret-env values; os.LookupEnv outside tests.
@@ -85,6 +86,7 @@ func (f *SandboxFlags) AddFlags(cmd *cobra.Command) {
 	f.addEgressFlags(cmd)
 	f.addAgentFlags(cmd)
 	fl.DurationVar(&f.IdleTimeout, "idle-timeout", f.IdleTimeout, "Stop the sandbox once nothing but its PID 1 has run in it for this long, freeing its node (e.g. 30m; 0: never)")
+	fl.StringArrayVar(&f.AllowHosts, "allow-host", f.AllowHosts, "Host the sandbox may reach over HTTP(S), through the namespace's egress proxy: HOST[:PORT] (port 443 if none), *.example.com for its subdomains, or an IP or CIDR (repeatable); nothing else is reachable")
 }
 
 // Complete notes which flags were given. cmd is the command the flags
@@ -161,6 +163,16 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 		return s, nil, err
 	}
 	s.IdleTimeout = f.IdleTimeout
+	if len(f.AllowHosts) > 0 {
+		if s.AllowHosts, err = sandbox.CanonicalAllowHosts(f.AllowHosts); err != nil {
+			return s, nil, err
+		}
+		// The proxy route replaces the profile's network; an explicit
+		// --network other than none is refused by Spec.Validate.
+		if f.Network == "" {
+			s.Network = sandbox.NetworkNone
+		}
+	}
 	values := map[string]string{}
 	for _, n := range f.SecretEnv {
 		v, ok := f.lookupEnv(n)

@@ -52,6 +52,10 @@ type CreateOptions struct {
 	// Progress, if set, hears each new state of the Pod while Create waits
 	// (e.g. "Pending: Unschedulable: ..." or "ErrImagePull: 429 Too Many Requests").
 	Progress func(state string)
+	// Prepare, if set, runs once the namespace exists and before anything
+	// of the sandbox is made, and may complete the spec: create installs
+	// the namespace's egress proxy there and fills in its address.
+	Prepare func(ctx context.Context, spec *Spec) error
 }
 
 // Created is what Create made.
@@ -89,6 +93,11 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		}
 	}
 
+	if o.Prepare != nil {
+		if err := o.Prepare(ctx, spec); err != nil {
+			return created, err
+		}
+	}
 	pod := spec.Pod()
 	pod.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: FenceGate}}
 	got, err := cs.CoreV1().Pods(spec.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: dryRun})

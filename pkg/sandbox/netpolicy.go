@@ -236,6 +236,7 @@ func (s *Spec) NetworkPolicy() *networkingv1.NetworkPolicy {
 	if s.Network == NetworkEgress {
 		np.Spec.Egress = EgressRules(s.EgressDestinations())
 	}
+	np.Spec.Egress = append(np.Spec.Egress, s.egressProxyRules()...)
 	return np
 }
 

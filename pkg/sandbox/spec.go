@@ -168,6 +168,13 @@ type Spec struct {
 	// member, when set, makes the Pod a warm member of a pool instead of a
 	// sandbox of its own (poolmember.go). Never set by users.
 	member *memberShape
+	// AllowHosts, if set, are the only hosts the sandbox may reach: over
+	// HTTP(S), through its namespace's egress proxy (egressproxy.go), in
+	// canonical form (CanonicalAllowHosts). Network must be NetworkNone.
+	AllowHosts []string
+	// EgressProxyURL is the proxy's address (ProxyURL), filled in once the
+	// proxy's Service is known.
+	EgressProxyURL string
 }
 
 // NewSpec returns the spec of a default, restrictive sandbox.
@@ -262,6 +269,9 @@ func (s *Spec) Validate() error {
 	if err := s.validateMain(); err != nil {
 		return err
 	}
+	if err := s.validateAllowHosts(); err != nil {
+		return err
+	}
 	seenPort := map[string]bool{}
 	for _, p := range s.Ports {
 		key := fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)
@@ -325,6 +335,7 @@ func (s *Spec) Pod() *corev1.Pod {
 	if s.member == nil {
 		meta.Labels[LabelPool] = PoolActive
 	}
+	s.annotateAllowHosts(meta.Annotations)
 
 	resources := corev1.ResourceList{
 		corev1.ResourceCPU:              s.CPU,
@@ -335,6 +346,7 @@ func (s *Spec) Pod() *corev1.Pod {
 		{Name: "HOME", Value: HomeDir},
 		{Name: "TMPDIR", Value: TmpDir},
 	}
+	env = append(env, s.egressProxyEnv()...)
 	for _, e := range s.Env {
 		env = setEnv(env, e)
 	}

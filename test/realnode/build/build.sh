@@ -258,6 +258,38 @@ build_images() {
 	rm -rf "$w"
 }
 
+# --- the egress proxy's image (pkg/egress): the plugin's own binary ---------------
+# Built from this checkout, static (CGO off), in the layout ko gives the
+# released image (/ko-app/kubectl-agentkernel, user 65532), and added to the
+# images step's archive, so the guest imports it with the others. Its key
+# hashes the plugin's Go sources: editing them rebuilds this and the disk.
+EGRESS_IMAGE=agentkernel.test/egress-proxy:1
+build_egress_image() {
+	local d=$1 w
+	w=$(mktemp -d)
+	mkdir -p "$w/root/ko-app" "$w/root/etc" "$w/root/tmp" "$w/layout"
+	chmod 1777 "$w/root/tmp"
+	(cd "$repo" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $NICE go build -trimpath -ldflags "-s -w" \
+		-o "$w/root/ko-app/kubectl-agentkernel" ./cmd/kubectl-agentkernel) >&2
+	printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$w/root/etc/passwd"
+	printf 'root:x:0:\nnonroot:x:65532:\n' > "$w/root/etc/group"
+	# Continue the images step's layout: its index entries first, then ours
+	# (oci_finish joins the lines of "manifests").
+	tar -xf "$IMAGES_DIR/images.tar" -C "$w/layout"
+	local head='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":['
+	local index; index=$(cat "$w/layout/index.json")
+	[[ $index == "$head"*"]}" ]] || { echo "unexpected index.json in $IMAGES_DIR/images.tar" >&2; return 1; }
+	index=${index#"$head"}
+	printf '%s\n' "${index%"]}"}" > "$w/layout/manifests"
+	oci_add "$w/layout" "$EGRESS_IMAGE" "$w/root" \
+		'{"Entrypoint":["/ko-app/kubectl-agentkernel"],"User":"65532:65532","Env":["PATH=/ko-app"]}'
+	oci_finish "$w/layout" "$d/images.tar"
+	rm -rf "$w"
+}
+plugin_sources_hash() {
+	(cd "$repo" && { find cmd pkg -name '*.go' ! -name '*_test.go' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; sha256sum go.mod go.sum; }) | sha256sum
+}
+
 # --- disk image ----------------------------------------------------------------------
 build_disk() {
 	local d=$1 s="$1/stage" kver
@@ -358,6 +390,9 @@ main() {
 
 	KEYVARS=("$PAUSE_DIR" "$PAUSE_IMAGE" "$SANDBOX_IMAGE" "$ROOT_IMAGE" "$(pkgver busybox-static)")
 	step images "$(fnkey build_images oci_add oci_finish busybox_rootfs)" build_images; IMAGES_DIR=$out
+
+	KEYVARS=("$IMAGES_DIR" "$EGRESS_IMAGE" "$(plugin_sources_hash)" "$(go version)")
+	step egress-image "$(fnkey build_egress_image oci_add oci_finish)" build_egress_image; IMAGES_DIR=$out
 
 	if [[ -n ${AGENTKERNEL_REALNODE_KUBELET:-} ]]; then
 		# A kubelet the control-plane harness already built (same module, same flags).

@@ -1,0 +1,266 @@
+// Package egress is the namespace's egress proxy: the HTTP(S) proxy that
+// lets a sandbox made with --allow-host reach exactly the hosts it was
+// granted (proxy.go), the grant table it keeps by watching the namespace's
+// Pods (this file), and the objects that run it (install.go).
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/hosts"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// Grant is what a client address may reach, and whose it is.
+type Grant struct {
+	Sandbox string
+	Pod     string
+	Rules   []hosts.Rule
+}
+
+// Grants tells the proxy which sandbox a client address belongs to. A
+// denial is an error saying why.
+type Grants interface {
+	Lookup(ip netip.Addr) (Grant, error)
+}
+
+// PodGrants keeps the grant table of one namespace from a watch of its
+// Pods (all of them: an address is trusted only while exactly one live Pod
+// holds it, whatever that Pod is).
+type PodGrants struct {
+	informer cache.SharedIndexInformer
+	log      *slog.Logger
+}
+
+const ipIndex = "podIP"
+
+// NewPodGrants watches the Pods of namespace. Run it, then wait for
+// HasSynced before answering lookups: until then it knows no one.
+func NewPodGrants(cs kubernetes.Interface, namespace string, log *slog.Logger) *PodGrants {
+	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(namespace))
+	inf := factory.Core().V1().Pods().Informer()
+	g := &PodGrants{informer: inf, log: log}
+	// Errors only if the informer already started: it has not.
+	_ = inf.SetTransform(slimPod)
+	_ = inf.AddIndexers(cache.Indexers{ipIndex: podIPKeys})
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { g.changed(nil, obj) },
+		UpdateFunc: g.changed,
+		DeleteFunc: func(obj any) { g.changed(obj, nil) },
+	})
+	return g
+}
+
+// Run watches until ctx ends.
+func (g *PodGrants) Run(ctx context.Context) { g.informer.RunWithContext(ctx) }
+
+// HasSynced reports whether the first list has been read.
+func (g *PodGrants) HasSynced() bool { return g.informer.HasSynced() }
+
+// WaitForSync blocks until the first list has been read or ctx ends.
+func (g *PodGrants) WaitForSync(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), g.informer.HasSynced) {
+		return fmt.Errorf("the watch of the namespace's Pods did not sync: %w", context.Cause(ctx))
+	}
+	return nil
+}
+
+// Lookup finds the one live Pod that holds ip, and its grants if it is a
+// sandbox of ours. Two live Pods with one address (an address reused
+// before the API caught up), a Pod that is not a sandbox, a sandbox being
+// deleted or one that has ended: no grants.
+func (g *PodGrants) Lookup(ip netip.Addr) (Grant, error) {
+	objs, err := g.informer.GetIndexer().ByIndex(ipIndex, ip.Unmap().String())
+	if err != nil {
+		return Grant{}, err
+	}
+	pods := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		pods = append(pods, o.(*corev1.Pod))
+	}
+	return lookup(pods, ip)
+}
+
+func lookup(pods []*corev1.Pod, ip netip.Addr) (Grant, error) {
+	var live []*corev1.Pod
+	for _, p := range pods {
+		if holdsIP(p) {
+			live = append(live, p)
+		}
+	}
+	switch len(live) {
+	case 0:
+		if len(pods) > 0 {
+			return Grant{}, fmt.Errorf("address %s belongs to pod %s, which is being deleted or has ended", ip, pods[0].Name)
+		}
+		return Grant{}, fmt.Errorf("no pod in the namespace has address %s", ip)
+	case 1:
+		return grantOf(live[0])
+	}
+	names := make([]string, len(live))
+	for i, p := range live {
+		names[i] = p.Name
+	}
+	slices.Sort(names)
+	return Grant{}, fmt.Errorf("%d live pods claim address %s (%v): trusting none", len(live), ip, names)
+}
+
+// holdsIP: the Pod may be using its address now. A Pod that has ended has
+// given its address back to the network plugin even though the object
+// still shows it; a Pod being deleted may be about to.
+func holdsIP(p *corev1.Pod) bool {
+	return p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
+}
+
+// grantOf returns a Pod's grants if, and only if, it is one of our
+// sandboxes (sandbox.Ours: labels, name and owners agree), has an address
+// of its own and carries grants.
+func grantOf(p *corev1.Pod) (Grant, error) {
+	name := sandbox.NameOf(p)
+	if name == "" {
+		// A warm pool member nobody has claimed yet is nobody's sandbox.
+		return Grant{}, fmt.Errorf("pod %s is not a sandbox: it has no %s label", p.Name, sandbox.LabelSandbox)
+	}
+	if why := sandbox.Ours(p, name); why != nil {
+		return Grant{}, fmt.Errorf("pod %s is not a sandbox: %v", p.Name, why)
+	}
+	if p.Spec.HostNetwork {
+		return Grant{}, fmt.Errorf("pod %s shares its node's address (hostNetwork)", p.Name)
+	}
+	rules, err := sandbox.AllowHostsOf(p)
+	if err != nil {
+		return Grant{}, fmt.Errorf("sandbox %s: %v", name, err)
+	}
+	if len(rules) == 0 {
+		return Grant{}, fmt.Errorf("sandbox %s was granted no hosts (create it with --allow-host)", name)
+	}
+	return Grant{Sandbox: name, Pod: p.Name, Rules: rules}, nil
+}
+
+func podIPKeys(obj any) ([]string, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil, nil
+	}
+	var keys []string
+	add := func(s string) {
+		if a, err := netip.ParseAddr(s); err == nil {
+			k := a.Unmap().String()
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	add(p.Status.PodIP)
+	for _, ip := range p.Status.PodIPs {
+		add(ip.IP)
+	}
+	return keys, nil
+}
+
+// slimPod keeps what the grant table reads, so a namespace of large Pods
+// costs the proxy little memory.
+func slimPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
+			Labels: p.Labels, Annotations: keep(p.Annotations, sandbox.AnnotationAllowHosts),
+			OwnerReferences: p.OwnerReferences, DeletionTimestamp: p.DeletionTimestamp,
+		},
+		Spec:   corev1.PodSpec{HostNetwork: p.Spec.HostNetwork},
+		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs},
+	}, nil
+}
+
+func keep(m map[string]string, key string) map[string]string {
+	v, ok := m[key]
+	if !ok {
+		return nil
+	}
+	return map[string]string{key: v}
+}
+
+// changed logs what a Pod event did to the grant table: one JSON line
+// when an address gains or loses grants, and one when a Pod that carries
+// grants is not trusted with them.
+func (g *PodGrants) changed(oldObj, newObj any) {
+	before, beforeErr := grantState(oldObj)
+	after, afterErr := grantState(newObj)
+	pod := podOf(newObj)
+	if pod == nil {
+		pod = podOf(oldObj)
+	}
+	if pod == nil {
+		return
+	}
+	ips, _ := podIPKeys(pod)
+	switch {
+	case afterErr == nil && (beforeErr != nil || !sameGrant(before, after)):
+		g.log.Info("grant", "sandbox", after.Sandbox, "pod", after.Pod, "ips", ips, "hosts", ruleStrings(after.Rules))
+	case beforeErr == nil && afterErr != nil:
+		g.log.Info("revoke", "sandbox", before.Sandbox, "pod", before.Pod, "ips", ips, "reason", afterErr.Error())
+	case afterErr != nil && newObj != nil && carriesGrants(pod) && !errors.Is(afterErr, errNoAddress) &&
+		(oldObj == nil || beforeErr == nil || beforeErr.Error() != afterErr.Error()):
+		g.log.Warn("untrusted", "pod", pod.Name, "reason", afterErr.Error())
+	}
+}
+
+var errNoAddress = errors.New("no address yet")
+
+// grantState is what the table would answer for the Pod's own address.
+func grantState(obj any) (Grant, error) {
+	p := podOf(obj)
+	if p == nil {
+		return Grant{}, errors.New("gone")
+	}
+	if keys, _ := podIPKeys(p); len(keys) == 0 {
+		return Grant{}, errNoAddress
+	}
+	if !holdsIP(p) {
+		return Grant{}, errors.New("being deleted or ended")
+	}
+	return grantOf(p)
+}
+
+func podOf(obj any) *corev1.Pod {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return o
+	case cache.DeletedFinalStateUnknown:
+		p, _ := o.Obj.(*corev1.Pod)
+		return p
+	}
+	return nil
+}
+
+func carriesGrants(p *corev1.Pod) bool {
+	_, ok := p.Annotations[sandbox.AnnotationAllowHosts]
+	return ok
+}
+
+func sameGrant(a, b Grant) bool {
+	return a.Sandbox == b.Sandbox && a.Pod == b.Pod && slices.Equal(a.Rules, b.Rules)
+}
+
+func ruleStrings(rules []hosts.Rule) []string {
+	s := make([]string, len(rules))
+	for i, r := range rules {
+		s[i] = r.String()
+	}
+	return s
+}

@@ -1,0 +1,451 @@
+package egress
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// FieldManager owns the fields `egress install` applies.
+const FieldManager = "kubectl-agentkernel"
+
+// InstallOptions are the choices of Install beyond the Config.
+type InstallOptions struct {
+	// Update existing objects to the Config (egress install); otherwise an
+	// existing proxy is used as it is (first use by create).
+	Update bool
+	// ServerDryRun sends everything with dryRun=All.
+	ServerDryRun bool
+}
+
+// Installed is what Install found or made.
+type Installed struct {
+	Service *corev1.Service
+	// Created and Updated name the objects this call made or changed, as
+	// kind/name.
+	Created, Updated []string
+}
+
+// NotOursError: an object of the proxy's name exists that the plugin did
+// not make.
+type NotOursError struct{ Kind, Name, Namespace string }
+
+func (e *NotOursError) Error() string {
+	return fmt.Sprintf("%s %q in namespace %q exists and was not made by kubectl agentkernel; remove it, or use another namespace for sandboxes with --allow-host",
+		e.Kind, e.Name, e.Namespace)
+}
+
+// ours: the proxy's objects carry both of its labels.
+func ours(m metav1.Object) bool {
+	l := m.GetLabels()
+	return l[sandbox.LabelManagedBy] == sandbox.ManagedBy && l[sandbox.LabelComponent] == sandbox.ComponentEgressProxy
+}
+
+type client[T metav1.Object] struct {
+	kind   string
+	get    func(context.Context, string, metav1.GetOptions) (T, error)
+	create func(context.Context, T, metav1.CreateOptions) (T, error)
+	patch  func(context.Context, string, types.PatchType, []byte, metav1.PatchOptions, ...string) (T, error)
+	delete func(context.Context, string, metav1.DeleteOptions) error
+}
+
+type step struct {
+	kind, name string
+	ensure     func(ctx context.Context) (created bool, obj metav1.Object, err error)
+	remove     func(ctx context.Context, uid types.UID) error
+}
+
+func newStep[T metav1.Object](c client[T], obj T, o InstallOptions) step {
+	var dryRun []string
+	if o.ServerDryRun {
+		dryRun = []string{metav1.DryRunAll}
+	}
+	s := step{kind: c.kind, name: obj.GetName()}
+	s.remove = func(ctx context.Context, uid types.UID) error {
+		return c.delete(ctx, obj.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr.To(uid)}})
+	}
+	s.ensure = func(ctx context.Context) (bool, metav1.Object, error) {
+		for attempt := 0; ; attempt++ {
+			existing, err := c.get(ctx, obj.GetName(), metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				got, err := c.create(ctx, obj, metav1.CreateOptions{DryRun: dryRun, FieldManager: FieldManager})
+				if apierrors.IsAlreadyExists(err) && attempt < 3 {
+					continue // another create made it meanwhile: look again
+				}
+				return err == nil, got, err
+			case err != nil:
+				return false, existing, err
+			case !ours(existing):
+				return false, existing, &NotOursError{c.kind, obj.GetName(), obj.GetNamespace()}
+			case !o.Update:
+				return false, existing, nil
+			}
+			body, err := json.Marshal(obj)
+			if err != nil {
+				return false, existing, err
+			}
+			got, err := c.patch(ctx, obj.GetName(), types.ApplyPatchType, body,
+				metav1.PatchOptions{FieldManager: FieldManager, Force: ptr.To(true), DryRun: dryRun})
+			return false, got, err
+		}
+	}
+	return s
+}
+
+func (c *Config) steps(cs kubernetes.Interface, o InstallOptions) []step {
+	objs := c.Objects()
+	ns := c.Namespace
+	np, sa, svc := cs.NetworkingV1().NetworkPolicies(ns), cs.CoreV1().ServiceAccounts(ns), cs.CoreV1().Services(ns)
+	role, rb, dep := cs.RbacV1().Roles(ns), cs.RbacV1().RoleBindings(ns), cs.AppsV1().Deployments(ns)
+	return []step{
+		newStep(client[*networkingv1.NetworkPolicy]{"NetworkPolicy", np.Get, np.Create, np.Patch, np.Delete}, objs.NetworkPolicy, o),
+		newStep(client[*corev1.ServiceAccount]{"ServiceAccount", sa.Get, sa.Create, sa.Patch, sa.Delete}, objs.ServiceAccount, o),
+		newStep(client[*rbacv1.Role]{"Role", role.Get, role.Create, role.Patch, role.Delete}, objs.Role, o),
+		newStep(client[*rbacv1.RoleBinding]{"RoleBinding", rb.Get, rb.Create, rb.Patch, rb.Delete}, objs.RoleBinding, o),
+		newStep(client[*corev1.Service]{"Service", svc.Get, svc.Create, svc.Patch, svc.Delete}, objs.Service, o),
+		newStep(client[*appsv1.Deployment]{"Deployment", dep.Get, dep.Create, dep.Patch, dep.Delete}, objs.Deployment, o),
+	}
+}
+
+// Install makes the namespace's proxy, or (with Update) makes it look like
+// the Config. Racing installs in one namespace all succeed and make one
+// proxy. If a step fails, what this call created is removed again, by
+// UID, on the cleanup context (sandbox.WithCleanupContext).
+func Install(ctx context.Context, cs kubernetes.Interface, c *Config, o InstallOptions) (_ *Installed, err error) {
+	type made struct {
+		s   step
+		uid types.UID
+	}
+	var created []made
+	defer func() {
+		if err == nil || o.ServerDryRun {
+			return
+		}
+		cctx, cancel := sandbox.CleanupContext(ctx)
+		defer cancel()
+		var left []string
+		for i := len(created) - 1; i >= 0; i-- {
+			m := created[i]
+			if derr := m.s.remove(cctx, m.uid); derr != nil && !apierrors.IsNotFound(derr) {
+				left = append(left, strings.ToLower(m.s.kind)+"/"+m.s.name)
+			}
+		}
+		if len(left) > 0 {
+			err = fmt.Errorf("%w; cleaning up failed, left behind in namespace %q: %s (remove with: kubectl delete -n %s %s)",
+				err, c.Namespace, strings.Join(left, ", "), c.Namespace, strings.Join(left, " "))
+		}
+	}()
+	in := &Installed{}
+	for _, s := range c.steps(cs, o) {
+		isNew, obj, err := s.ensure(ctx)
+		what := strings.ToLower(s.kind) + "/" + s.name
+		if err != nil {
+			var notOurs *NotOursError
+			if errors.As(err, &notOurs) {
+				return in, err
+			}
+			return in, fmt.Errorf("creating the egress proxy's %s in namespace %q: %w", what, c.Namespace, err)
+		}
+		switch {
+		case isNew:
+			in.Created = append(in.Created, what)
+			created = append(created, made{s, obj.GetUID()})
+		case o.Update:
+			in.Updated = append(in.Updated, what)
+		}
+		if svc, ok := obj.(*corev1.Service); ok {
+			in.Service = svc
+		}
+	}
+	return in, nil
+}
+
+// EnsureOptions are the choices of Ensure.
+type EnsureOptions struct {
+	Image        string
+	ServerDryRun bool
+	// Warn hears what the user should know (an assumption made).
+	Warn func(string)
+}
+
+// Ensure finds the namespace's proxy, making it first if it is not there
+// (the first sandbox with --allow-host in a namespace); Installed.Created
+// says whether it did. An existing proxy is used as it is: `egress
+// install` changes one. The proxy stays when the sandbox that made it
+// goes: it is the namespace's, for every sandbox with --allow-host.
+func Ensure(ctx context.Context, cs kubernetes.Interface, namespace string, o EnsureOptions) (*Installed, error) {
+	svc, err := cs.CoreV1().Services(namespace).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	if err == nil && ours(svc) {
+		_, depErr := cs.AppsV1().Deployments(namespace).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+		_, npErr := cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, sandbox.ProxyPolicyName, metav1.GetOptions{})
+		if depErr == nil && npErr == nil {
+			return &Installed{Service: svc}, nil
+		}
+	}
+	c := &Config{Namespace: namespace, Image: o.Image}
+	if c.Image == "" {
+		c.Image = DefaultImage()
+	}
+	api, derr := DetectAPIServer(ctx, cs)
+	c.APIServer = api
+	in, err := Install(ctx, cs, c, InstallOptions{ServerDryRun: o.ServerDryRun})
+	// Said only once the proxy is there: an install that failed has its
+	// own message.
+	if err == nil && derr != nil && o.Warn != nil {
+		o.Warn(fmt.Sprintf("cannot read the API server's in-cluster address (%v): the egress proxy's NetworkPolicy lets it reach private addresses on ports 443 and 6443 for its watch (the proxy itself still refuses them to sandboxes); narrow it with: kubectl agentkernel egress install -n %s --api-server IP:PORT", derr, namespace))
+	}
+	return in, err
+}
+
+// DetectAPIServer reads the API server's in-cluster addresses: the
+// endpoints and the cluster IP of the "kubernetes" Service in "default".
+// Many users may read neither; the error says so.
+func DetectAPIServer(ctx context.Context, cs kubernetes.Interface) ([]netip.AddrPort, error) {
+	var found []netip.AddrPort
+	var errs []error
+	sliceList, err := cs.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=kubernetes",
+	})
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, es := range sliceList.Items {
+			for _, ep := range es.Endpoints {
+				for _, addr := range ep.Addresses {
+					a, err := netip.ParseAddr(addr)
+					if err != nil {
+						continue
+					}
+					for _, p := range es.Ports {
+						if p.Port != nil && *p.Port > 0 && *p.Port < 65536 {
+							found = append(found, netip.AddrPortFrom(a.Unmap(), uint16(*p.Port)))
+						}
+					}
+				}
+			}
+		}
+	}
+	svc, err := cs.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, ip := range svc.Spec.ClusterIPs {
+			a, err := netip.ParseAddr(ip)
+			if err != nil {
+				continue
+			}
+			for _, p := range svc.Spec.Ports {
+				if p.Port > 0 && p.Port < 65536 {
+					found = append(found, netip.AddrPortFrom(a.Unmap(), uint16(p.Port)))
+				}
+			}
+		}
+	}
+	if len(found) == 0 {
+		if len(errs) == 0 {
+			errs = append(errs, errors.New(`the "kubernetes" Service in "default" has no addresses`))
+		}
+		return nil, errors.Join(errs...)
+	}
+	slices.SortFunc(found, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	return slices.Compact(found), nil
+}
+
+// SandboxesUsing lists the namespace's sandboxes that carry grants.
+func SandboxesUsing(ctx context.Context, cs kubernetes.Interface, namespace string) ([]string, error) {
+	pods, err := sandbox.List(ctx, cs, namespace, "")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for i := range pods {
+		if _, ok := pods[i].Annotations[sandbox.AnnotationAllowHosts]; ok {
+			names = append(names, sandbox.NameOf(&pods[i]))
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// ErrInUse: sandboxes still route through the proxy.
+var ErrInUse = errors.New("in use")
+
+// Uninstall removes the namespace's proxy: the Deployment first (waiting
+// until its Pods are gone, up to timeout), its NetworkPolicy last, so no
+// proxy Pod runs unfenced. Only objects of ours, each by UID. Unless
+// force, it refuses while sandboxes with grants exist.
+func Uninstall(ctx context.Context, cs kubernetes.Interface, namespace string, force bool, timeout time.Duration) ([]string, error) {
+	if !force {
+		users, err := SandboxesUsing(ctx, cs, namespace)
+		if err != nil {
+			return nil, err
+		}
+		if len(users) > 0 {
+			return nil, fmt.Errorf("%w: %d sandboxes in namespace %q reach the network only through the egress proxy (%s); delete them first, or pass --force to leave them with no network",
+				ErrInUse, len(users), namespace, strings.Join(users, ", "))
+		}
+	}
+	var removed []string
+	c := &Config{Namespace: namespace}
+	steps := c.steps(cs, InstallOptions{})
+	// Deployment, Service, RoleBinding, Role, ServiceAccount, then the policy.
+	order := []step{steps[5], steps[4], steps[3], steps[2], steps[1], steps[0]}
+	for i, s := range order {
+		obj, err := getOurs(ctx, cs, namespace, s.kind, s.name)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return removed, err
+		}
+		if err := s.remove(ctx, obj.GetUID()); err != nil && !apierrors.IsNotFound(err) {
+			return removed, fmt.Errorf("deleting the egress proxy's %s/%s: %w", strings.ToLower(s.kind), s.name, err)
+		}
+		removed = append(removed, strings.ToLower(s.kind)+"/"+s.name)
+		if i == 0 {
+			if err := waitProxyPodsGone(ctx, cs, namespace, timeout); err != nil {
+				return removed, err
+			}
+		}
+	}
+	return removed, nil
+}
+
+func getOurs(ctx context.Context, cs kubernetes.Interface, ns, kind, name string) (metav1.Object, error) {
+	var obj metav1.Object
+	var err error
+	switch kind {
+	case "Deployment":
+		obj, err = cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	case "Service":
+		obj, err = cs.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	case "RoleBinding":
+		obj, err = cs.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{})
+	case "Role":
+		obj, err = cs.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{})
+	case "ServiceAccount":
+		obj, err = cs.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
+	case "NetworkPolicy":
+		obj, err = cs.NetworkingV1().NetworkPolicies(ns).Get(ctx, name, metav1.GetOptions{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !ours(obj) {
+		return nil, &NotOursError{kind, name, ns}
+	}
+	return obj, nil
+}
+
+// waitProxyPodsGone waits until no Pod of the proxy is left, so the
+// policy that fences them is removed only after them.
+func waitProxyPodsGone(ctx context.Context, cs kubernetes.Interface, ns string, timeout time.Duration) error {
+	sel := metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: sandbox.ProxyLabels()})
+	var left int
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return false, err
+		}
+		left = len(pods.Items)
+		return left == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%d pods of the egress proxy still exist after %s; its NetworkPolicy %s stays until they are gone (run egress uninstall again): %w", left, timeout, sandbox.ProxyPolicyName, err)
+	}
+	return nil
+}
+
+// Status is what `egress status` reports.
+type Status struct {
+	Namespace string `json:"namespace"`
+	Installed bool   `json:"installed"`
+	Image     string `json:"image,omitempty"`
+	// Version is the plugin version that made or last changed it.
+	Version   string `json:"version,omitempty"`
+	Replicas  int32  `json:"replicas"`
+	Ready     int32  `json:"ready"`
+	ClusterIP string `json:"clusterIP,omitempty"`
+	// Fenced: its NetworkPolicy exists.
+	Fenced       bool     `json:"fenced"`
+	PrivateCIDRs []string `json:"privateCIDRs,omitempty"`
+	// Sandboxes are those with grants, which go out only through it.
+	Sandboxes []string `json:"sandboxes"`
+	Missing   []string `json:"missing,omitempty"`
+	// DeploymentNote is a condition saying why it is not available.
+	DeploymentNote string `json:"note,omitempty"`
+}
+
+// GetStatus reads the namespace's proxy.
+func GetStatus(ctx context.Context, cs kubernetes.Interface, namespace string) (*Status, error) {
+	st := &Status{Namespace: namespace}
+	dep, err := cs.AppsV1().Deployments(namespace).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		st.Missing = append(st.Missing, "deployment/"+sandbox.ProxyName)
+	case err != nil:
+		return nil, err
+	case !ours(dep):
+		return nil, &NotOursError{"Deployment", sandbox.ProxyName, namespace}
+	default:
+		st.Version = dep.Annotations[AnnotationVersion]
+		st.Replicas = ptr.Deref(dep.Spec.Replicas, 1)
+		st.Ready = dep.Status.ReadyReplicas
+		for _, c := range dep.Spec.Template.Spec.Containers {
+			st.Image = c.Image
+			for _, a := range c.Args {
+				if v, ok := strings.CutPrefix(a, "--private-cidr="); ok {
+					st.PrivateCIDRs = append(st.PrivateCIDRs, v)
+				}
+			}
+		}
+		for _, cond := range dep.Status.Conditions {
+			if cond.Status != corev1.ConditionTrue && cond.Message != "" {
+				st.DeploymentNote = string(cond.Type) + ": " + cond.Message
+			}
+		}
+	}
+	svc, err := cs.CoreV1().Services(namespace).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		st.Missing = append(st.Missing, "service/"+sandbox.ProxyName)
+	case err != nil:
+		return nil, err
+	default:
+		st.ClusterIP = svc.Spec.ClusterIP
+	}
+	_, err = cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, sandbox.ProxyPolicyName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		st.Missing = append(st.Missing, "networkpolicy/"+sandbox.ProxyPolicyName)
+	case err != nil:
+		return nil, err
+	default:
+		st.Fenced = true
+	}
+	st.Installed = len(st.Missing) < 3
+	if st.Sandboxes, err = SandboxesUsing(ctx, cs, namespace); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
