@@ -192,6 +192,9 @@ func (o *CreateOptions) Validate() error {
 	if o.Claim.Pool != "" && o.CreateNamespace {
 		return fmt.Errorf("--create-namespace cannot be used with --pool: a pool lives in a namespace that exists")
 	}
+	if o.Claim.Pool != "" && o.Command {
+		return fmt.Errorf("--command cannot be used with --pool: a warm sandbox was started before the claim, without the command as its main process; leave out --pool, or run the command with kubectl agentkernel exec")
+	}
 	return o.spec.Validate()
 }
 

@@ -62,7 +62,7 @@ func claimMatch(cmd *cobra.Command) ([]string, error) {
 		switch {
 		case slices.Contains(sandbox.ClaimFields, fl.Name):
 			match = append(match, fl.Name)
-		case slices.Contains(sandbox.PerClaimFields, fl.Name):
+		case slices.Contains(sandbox.PerClaimFields, fl.Name), slices.Contains(claimNeutral, fl.Name):
 		default:
 			refused = append(refused, "--"+fl.Name)
 		}
@@ -74,6 +74,10 @@ func claimMatch(cmd *cobra.Command) ([]string, error) {
 	}
 	return match, nil
 }
+
+// claimNeutral are sandbox flags that shape nothing themselves:
+// --agents-file only says where --agent's preset is read from.
+var claimNeutral = []string{"agents-file"}
 
 // acquire claims the sandbox spec from the pool, or creates it cold; the
 // caller says what happened (acquiredHow).
@@ -149,6 +153,12 @@ func (o *CreateOptions) runClaim(ctx context.Context) error {
 		return err
 	}
 	defer finishClaim(a, o.ErrOut)
+	// An --agent preset's install step runs in the claimed sandbox as in a
+	// cold one (a pool's members are made without it); if it fails, the
+	// sandbox goes.
+	if err := o.prepare(ctx, &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, newProgress(o.ErrOut, o.Quiet)); err != nil {
+		return err
+	}
 	how := acquiredHow(a, o.Claim.Pool)
 	switch o.output() {
 	case "":

@@ -52,7 +52,12 @@ var runExample = templates.Examples(`
 	kubectl agentkernel attach work
 
 	# Any image, any command; the exit status is the command's
-	kubectl agentkernel run --image python:3.13-slim --copy-in ./src -- python src/main.py`)
+	kubectl agentkernel run --image python:3.13-slim --copy-in ./src -- python src/main.py
+
+	# At once, from a pool of warm sandboxes made for the agent
+	# (kubectl agentkernel pool create claude --agent claude --size 3)
+	ANTHROPIC_API_KEY=... kubectl agentkernel run --pool claude --agent claude \
+	  --copy-in ./my-repo --copy-out my-repo:./my-repo.after -w my-repo -- claude -p "fix the build"`)
 
 // RunOptions runs one command in a fresh sandbox: create, copy in, run,
 // copy out, delete.
@@ -75,8 +80,10 @@ type RunOptions struct {
 	MaxFiles        int64
 
 	Sandbox *SandboxFlags
+	Claim   *PoolClaimFlags
 
 	copyIns, copyOuts []copySpec
+	match             []string // with --pool: the flags the claim insists on
 	maxBytes          resource.Quantity
 	spec              sandbox.Spec
 	secretValues      map[string]string
@@ -96,6 +103,7 @@ func NewRunOptions(streams genericiooptions.IOStreams) *RunOptions {
 		Timeout:       5 * time.Minute,
 		DeleteTimeout: 2 * time.Minute,
 		Sandbox:       NewSandboxFlags(),
+		Claim:         &PoolClaimFlags{},
 		IOStreams:     streams,
 	}
 }
@@ -132,7 +140,16 @@ func newCmdRun(f cmdutil.Factory, o *RunOptions) *cobra.Command {
 
 			With --detach the command becomes the sandbox's main process, with stdin and
 			a terminal kept open; it starts once the copies are in, and run returns: attach
-			to it with 'kubectl agentkernel attach NAME'.`),
+			to it with 'kubectl agentkernel attach NAME'.
+
+			With --pool POOL the sandbox is claimed warm from the pool (kubectl agentkernel
+			pool create), or created cold from the pool's definition when none is ready
+			(--pool-wait waits for one instead); stderr says which. The pool fixes the
+			sandbox's shape: a shaping flag given too (--image, --cpu, --profile...) must
+			match the pool's, or the run is refused; --env, --secret-env, --label, --ttl and
+			--idle-timeout are the claim's own. --agent with --pool needs a pool made with
+			the same --agent: the preset's credentials come with the claim, and its install
+			step (if it has one) runs in the claimed sandbox before the copies.`),
 		Example:           runExample,
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -146,6 +163,8 @@ func newCmdRun(f cmdutil.Factory, o *RunOptions) *cobra.Command {
 		},
 	}
 	o.Sandbox.AddFlags(cmd)
+	o.Claim.AddFlags(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("pool", completePoolNames(f))
 	fl := cmd.Flags()
 	fl.StringArrayVar(&o.CopyIn, "copy-in", o.CopyIn, "Copy a local file or directory into the sandbox before the command: LOCAL[:SANDBOX_PATH] (repeatable; default path /workspace/)")
 	fl.StringArrayVar(&o.CopyOut, "copy-out", o.CopyOut, "Copy a file or directory out of the sandbox after the command, also when it failed: SANDBOX_PATH[:LOCAL] (repeatable; default local .)")
@@ -239,6 +258,11 @@ func (o *RunOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []stri
 			return fmt.Errorf("--workdir: %v", err)
 		}
 	}
+	if o.Claim.Pool != "" {
+		if o.match, err = claimMatch(cmd); err != nil {
+			return err
+		}
+	}
 	if err := o.complete(f); err != nil {
 		return err
 	}
@@ -314,7 +338,15 @@ func (o *RunOptions) Validate() error {
 	if err := o.Sandbox.Validate(); err != nil {
 		return err
 	}
+	if err := o.Claim.Validate(); err != nil {
+		return err
+	}
+	pool := o.Claim.Pool != ""
 	switch {
+	case pool && o.CreateNamespace:
+		return fmt.Errorf("--create-namespace cannot be used with --pool: a pool lives in a namespace that exists")
+	case pool && o.Detach:
+		return fmt.Errorf("--detach cannot be used with --pool: a warm sandbox was started before the claim, without the command as its main process; run it without --detach, or leave out --pool")
 	case o.TTY && !o.Stdin && !o.Detach:
 		return fmt.Errorf("-t needs -i: a terminal without input is no use (kubectl agentkernel run -it ...)")
 	case o.Detach && len(o.copyOuts) > 0:
@@ -335,19 +367,13 @@ func (o *RunOptions) Validate() error {
 func (o *RunOptions) Run(ctx context.Context) (err error) {
 	prog := newProgress(o.ErrOut, o.Quiet)
 	label := "sandbox/" + o.Name
-	prog.Linef("creating %s", label)
-	report, stopStatus := prog.waitStatus(ctx, o.Clientset, o.Namespace, o.Name)
-	created, err := sandbox.Create(ctx, o.Clientset, &o.spec, sandbox.CreateOptions{
-		SecretValues:    o.secretValues,
-		CreateNamespace: o.CreateNamespace,
-		Wait:            true,
-		Timeout:         o.Timeout,
-		Progress:        report,
-	})
-	stopStatus()
+	created, refilled, err := o.makeSandbox(ctx, prog)
 	if err != nil {
-		return o.failed(ctx, o.explain(err, o.Namespace)) // Create removed what it made
+		return o.failed(ctx, err) // Create (or the claim) removed what it made
 	}
+	// The pool's refill goes on while the sandbox is used; it is waited
+	// for last, after the sandbox is gone.
+	defer refilled()
 	pod := created.Pod
 	defer func() {
 		switch {
@@ -416,6 +442,41 @@ func (o *RunOptions) Run(ctx context.Context) (err error) {
 		return &ExitError{Code: code}
 	}
 	return nil
+}
+
+// makeSandbox creates the sandbox, or with --pool claims it (poolclaim.go)
+// and says how it got it. refilled waits for the claimed member's
+// replacement in the pool (a no-op for a cold create).
+func (o *RunOptions) makeSandbox(ctx context.Context, prog *progress) (*sandbox.Created, func(), error) {
+	label := "sandbox/" + o.Name
+	create := sandbox.CreateOptions{
+		SecretValues:    o.secretValues,
+		CreateNamespace: o.CreateNamespace,
+		Wait:            true,
+		Timeout:         o.Timeout,
+	}
+	if o.Claim.Pool == "" {
+		prog.Linef("creating %s", label)
+	} else {
+		prog.Linef("claiming %s from pool %s", label, o.Claim.Pool)
+	}
+	report, stopStatus := prog.waitStatus(ctx, o.Clientset, o.Namespace, o.Name)
+	create.Progress = report
+	if o.Claim.Pool == "" {
+		created, err := sandbox.Create(ctx, o.Clientset, &o.spec, create)
+		stopStatus()
+		if err != nil {
+			return nil, nil, o.explain(err, o.Namespace)
+		}
+		return created, func() {}, nil
+	}
+	a, err := o.acquire(ctx, &o.spec, o.secretValues, o.match, *o.Claim, create)
+	stopStatus()
+	if err != nil {
+		return nil, nil, err
+	}
+	prog.Linef("%s: %s", label, acquiredHow(a, o.Claim.Pool))
+	return &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, func() { finishClaim(a, o.ErrOut) }, nil
 }
 
 // withLaterFailure adds the failure of a last step (deleting) to the result

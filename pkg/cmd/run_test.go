@@ -61,6 +61,10 @@ func runCluster(log *stepLog) *fake.Clientset {
 	})
 	cs.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		pa := a.(k8stesting.PatchAction)
+		if pa.GetPatchType() != types.JSONPatchType {
+			log.add("claim pod") // a claim's merge patch: the fake applies it
+			return false, nil, nil
+		}
 		obj, err := cs.Tracker().Get(a.GetResource(), pa.GetNamespace(), pa.GetName())
 		if err != nil {
 			return true, nil, err
@@ -92,6 +96,8 @@ type sandboxPlayer struct {
 	onCommand  func() // called when the command starts
 	block      bool   // the command runs until the stream is cancelled
 	stdins     map[string]string
+	sourced    int      // execs that sourced a claim's environment file
+	urls       []string // every exec request
 	mu         sync.Mutex
 }
 
@@ -100,7 +106,24 @@ func (p *sandboxPlayer) Execute(u *url.URL, c *restclient.Config, stdin io.Reade
 }
 
 func (p *sandboxPlayer) ExecuteWithContext(ctx context.Context, u *url.URL, _ *restclient.Config, stdin io.Reader, stdout, _ io.Writer, _ bool, _ remotecommand.TerminalSizeQueue) error {
+	p.mu.Lock()
+	p.urls = append(p.urls, u.String())
+	p.mu.Unlock()
 	cmd := u.Query()["command"]
+	if len(cmd) > 4 && cmd[0] == "sh" && cmd[1] == "-c" && strings.HasSuffix(cmd[3], ".env") && strings.HasSuffix(cmd[2], `exec "$@"`) {
+		p.mu.Lock()
+		p.sourced++ // PodExec's wrapper that sources a claim's environment
+		p.mu.Unlock()
+		cmd = cmd[4:]
+	}
+	if len(cmd) > 3 && cmd[0] == "sh" && cmd[1] == "-c" && cmd[3] == "agentkernel-claim" {
+		p.log.add("deliver the claim's environment")
+		b, _ := io.ReadAll(stdin)
+		p.mu.Lock()
+		p.stdins["claim"] = string(b)
+		p.mu.Unlock()
+		return nil
+	}
 	if len(cmd) >= 3 && cmd[0] == "sh" && cmd[1] == "-c" {
 		switch script := cmd[2]; {
 		case strings.Contains(script, "tar -xf -"):
@@ -164,6 +187,13 @@ type runResult struct {
 // what a user would see and what the cluster was sent.
 func runRun(t *testing.T, ctx context.Context, log *stepLog, player *sandboxPlayer, env map[string]string, args ...string) runResult {
 	t.Helper()
+	return runRunOn(t, ctx, runCluster(log), player, env, args...)
+}
+
+// runRunOn is runRun on a fake cluster made by runCluster (and maybe
+// filled since).
+func runRunOn(t *testing.T, ctx context.Context, cs *fake.Clientset, player *sandboxPlayer, env map[string]string, args ...string) runResult {
+	t.Helper()
 	presets := filepath.Join(t.TempDir(), "agents.yaml")
 	if err := os.WriteFile(presets, []byte(testPresets), 0o644); err != nil {
 		t.Fatal(err)
@@ -180,7 +210,6 @@ func runRun(t *testing.T, ctx context.Context, log *stepLog, player *sandboxPlay
 		res.err = err
 		return res
 	}
-	cs := runCluster(log)
 	cs.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		switch obj := a.(k8stesting.CreateAction).GetObject().(type) {
 		case *corev1.Secret:

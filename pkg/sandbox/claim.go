@@ -44,10 +44,12 @@ const (
 
 // ClaimFields are the parts of a sandbox's shape that come from its pool:
 // a claim may name them (Match) only to insist on the pool's values. They
-// are the names of the flags that set them.
+// are the names of the flags that set them. "agent" is the preset a pool
+// was made from (pool create --agent): a claim that brings a preset's
+// credentials and install step must get a sandbox made for that agent.
 var ClaimFields = []string{
 	"image", "image-pull-policy", "cpu", "memory", "ephemeral-storage", "profile", "network",
-	"read-only", "runtime-class", "node-selector", "service-account", "port", "uid",
+	"read-only", "runtime-class", "node-selector", "service-account", "port", "uid", "agent",
 }
 
 // PerClaimFields are what a claim brings to the member it takes, without
@@ -76,6 +78,12 @@ type AcquireOptions struct {
 	// that ends first leaves the pool a member short until a pool command
 	// tops it up). Otherwise Acquire returns once the replacement exists.
 	RefillInBackground bool
+	// Admit, if set, sees the sandbox a claim would get (the pool's shape
+	// with the claim's own fields) before any member is taken or any Pod
+	// made, and refuses it by returning an error: a caller with limits of
+	// its own (the MCP server's most open network and biggest resources)
+	// keeps them for pools too, whoever defined the pool.
+	Admit func(*Spec) error
 	// CreateOptions apply to a cold create; SecretValues to a claim too.
 	CreateOptions
 }
@@ -104,6 +112,16 @@ func (a *Acquired) WaitRefill() error {
 		a.refillErr, a.refilled = <-a.refilled, nil
 	}
 	return a.refillErr
+}
+
+func (o *AcquireOptions) admit(s *Spec) error {
+	if o.Admit == nil {
+		return nil
+	}
+	if err := o.Admit(s); err != nil {
+		return fmt.Errorf("pool %q in namespace %q: %w", o.Pool, s.Namespace, err)
+	}
+	return nil
 }
 
 // errLost: another claimant (or a delete) got to the member first.
@@ -140,6 +158,9 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, claim *Spec, o Acquir
 	}
 	s, err := claimedSpec(p.Name, &p.Spec, claim, o.Match)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.admit(s); err != nil {
 		return nil, err
 	}
 	why := noMemberReason(p, members)
@@ -194,6 +215,9 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, member *corev1.Po
 	}
 	s, err := claimedSpec(o.Pool, def, claim, o.Match)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.admit(s); err != nil {
 		return nil, err
 	}
 	d, err := newDelivery(member, s, claim, o.SecretValues)
@@ -332,6 +356,8 @@ func differs(field string, pool, claim *Spec) string {
 		a, b = pool.Ports, claim.Ports
 	case "uid":
 		a, b = pool.UID, claim.UID
+	case "agent":
+		a, b = pool.Agent, claim.Agent
 	}
 	if reflect.DeepEqual(a, b) {
 		return ""

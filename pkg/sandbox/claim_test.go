@@ -597,3 +597,63 @@ func TestClaimRefillsInTheBackground(t *testing.T) {
 		}
 	}
 }
+
+// A claim that brings an agent preset insists on a pool made for it: the
+// preset's credentials and install step belong in that agent's image.
+func TestClaimInsistsOnThePoolsAgent(t *testing.T) {
+	cs, tr := poolCluster(t)
+	newTestPool(t, cs, tr, "plain", 1, nil)
+	newTestPool(t, cs, tr, "claude", 1, func(s *Spec) { s.Agent = "claude" })
+	claim := claimSpec("task")
+	claim.Agent = "claude"
+	_, err := Acquire(context.Background(), cs, claim, AcquireOptions{Pool: "plain", Match: []string{"agent"}})
+	if err == nil || !strings.Contains(err.Error(), `--agent: the pool has none, the claim asks for "claude"`) {
+		t.Fatalf("err = %v", err)
+	}
+	a, err := Acquire(context.Background(), cs, claim, AcquireOptions{Pool: "claude", Match: []string{"agent"}})
+	if err != nil || !a.Warm || a.Spec.Agent != "claude" {
+		t.Fatalf("claim of the agent's pool: %+v %v", a, err)
+	}
+}
+
+// Admit sees the sandbox before anything is taken or made, on the warm
+// path and on the cold one, and its refusal leaves the pool as it was.
+func TestClaimAdmitRefusesBeforeAnyWrite(t *testing.T) {
+	cs, tr := poolCluster(t)
+	newTestPool(t, cs, tr, "open", 1, func(s *Spec) { s.Network = NetworkOpen })
+	newTestPool(t, cs, tr, "empty", 1, func(s *Spec) { s.Network = NetworkOpen })
+	for _, p := range podsIn(t, cs, "ns") { // no member: the claim would be cold
+		if p.Labels[LabelPool] == "empty" {
+			if err := cs.CoreV1().Pods("ns").Delete(context.Background(), p.Name, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := podsIn(t, cs, "ns")
+	var seen []Network
+	admit := func(s *Spec) error {
+		seen = append(seen, s.Network)
+		if s.Network == NetworkOpen {
+			return errors.New("network open is too open")
+		}
+		return nil
+	}
+	for _, pool := range []string{"open", "empty"} {
+		cs.ClearActions()
+		_, err := Acquire(context.Background(), cs, claimSpec("task-"+pool), AcquireOptions{Pool: pool, Admit: admit})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf(`pool %q in namespace "ns": network open is too open`, pool)) {
+			t.Fatalf("pool %s: err = %v", pool, err)
+		}
+		for _, a := range cs.Actions() {
+			if v := a.GetVerb(); v != "get" && v != "list" {
+				t.Fatalf("pool %s: a refused claim wrote: %v", pool, a)
+			}
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("admit saw %v, want the warm and the cold sandbox", seen)
+	}
+	if after := podsIn(t, cs, "ns"); len(after) != len(before) {
+		t.Fatalf("pods %d → %d", len(before), len(after))
+	}
+}

@@ -1,0 +1,235 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// poolRunCluster is runCluster holding pool "warm" of size ready members,
+// defined by spec (mutate changes it); the step log starts after it.
+func poolRunCluster(t *testing.T, log *stepLog, size int, mutate func(*sandbox.Spec)) *fake.Clientset {
+	t.Helper()
+	cs := runCluster(log)
+	var mu sync.Mutex
+	n := 0
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		pod := a.(k8stesting.CreateAction).GetObject().(*corev1.Pod)
+		if pod.Name == "" && pod.GenerateName != "" { // the API server's, which the fake lacks
+			mu.Lock()
+			n++
+			pod.Name = fmt.Sprintf("%s%05d", pod.GenerateName, n)
+			mu.Unlock()
+		}
+		return false, nil, nil
+	})
+	spec := sandbox.NewSpec("warm", "test")
+	if mutate != nil {
+		mutate(&spec)
+	}
+	p, err := sandbox.NewPool("warm", spec, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sandbox.CreatePool(context.Background(), cs, p, sandbox.PoolOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	log.mu.Lock()
+	log.steps = nil
+	log.mu.Unlock()
+	cs.ClearActions()
+	return cs
+}
+
+// toolPool is a pool made with --agent tool (testPresets): the preset's
+// image, network and environment, no credentials.
+func toolPool(s *sandbox.Spec) {
+	s.Image, s.Agent = "example.org/tool:1", "tool"
+	s.Profile = sandbox.ProfileModerate
+	s.Network, s.ReadOnlyRoot = s.Profile.Defaults()
+	s.Env = []corev1.EnvVar{{Name: "TOOL_MODE", Value: "fast"}}
+}
+
+func warmMembers(t *testing.T, cs *fake.Clientset) []corev1.Pod {
+	t.Helper()
+	list, err := cs.CoreV1().Pods("test").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warm []corev1.Pod
+	for _, p := range list.Items {
+		if p.Labels[sandbox.LabelPool] == "warm" && p.Labels[sandbox.LabelSandbox] == "" {
+			warm = append(warm, p)
+		}
+	}
+	return warm
+}
+
+// run --pool --agent: the claim takes a warm member of a pool made for the
+// agent, brings the preset's credential (over exec stdin, never in a
+// spec or an argument), runs the preset's install step, then the steps of
+// every run; the claimed member is what is deleted, and the pool is whole
+// again when run returns.
+func TestRunPoolClaimsWarm(t *testing.T) {
+	const secret = "sk-claimed-secret"
+	log := &stepLog{}
+	cs := poolRunCluster(t, log, 1, toolPool)
+	member := warmMembers(t, cs)[0]
+	repo := t.TempDir()
+	writeTestFile(t, filepath.Join(repo, "main.go"), "package main\n")
+	out := t.TempDir()
+	p := newPlayer(t, log)
+	r := runRunOn(t, context.Background(), cs, p, map[string]string{"TOOL_KEY": secret},
+		"--pool", "warm", "--agent", "tool", "--copy-in", repo+":/workspace/repo", "--copy-out", "/workspace/out:"+out, "demo")
+	if r.err != nil {
+		t.Fatalf("%v\nstderr: %s", r.err, r.stderr)
+	}
+	var steps []string
+	for _, s := range log.get() {
+		// The refill (a new member, behind its gate) runs beside the others.
+		if s != "create pods" && s != "start pod" && s != "create selfsubjectreviews" && s != "create networkpolicies" {
+			steps = append(steps, s)
+		}
+	}
+	want := []string{
+		"claim pod",
+		"create secrets", // the claim's own, owned by the member
+		"deliver the claim's environment",
+		"install: install-the-tool",
+		"copy in /workspace/repo",
+		"command tool --go",
+		"copy out /workspace/out",
+		"delete pods",
+	}
+	if !reflect.DeepEqual(steps, want) {
+		t.Fatalf("steps:\n%s\nwant:\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
+	}
+	for _, line := range []string{"claiming sandbox/demo from pool warm", "sandbox/demo: claimed warm from pool warm", "installing tool", "deleting sandbox/demo"} {
+		if !strings.Contains(r.stderr, line) {
+			t.Errorf("stderr lacks %q:\n%s", line, r.stderr)
+		}
+	}
+	if r.stdout != "agent output\n" {
+		t.Errorf("stdout: %q", r.stdout)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "out", "result.txt")); err != nil || string(b) != "42" {
+		t.Errorf("copied out: %q %v", b, err)
+	}
+	// Every exec after the delivery ran with the claim's environment.
+	if p.sourced < 4 {
+		t.Errorf("%d execs sourced the claim's environment, want install, copy in, command and copy out", p.sourced)
+	}
+	if !strings.Contains(p.stdins["claim"], secret) || !strings.Contains(p.stdins["claim"], "TOOL_MODE") {
+		t.Errorf("the claim's environment did not go in over stdin: %q", p.stdins["claim"])
+	}
+	// The sandbox deleted is the claimed member itself.
+	var deleted []string
+	for _, a := range cs.Actions() {
+		if d, ok := a.(k8stesting.DeleteAction); ok && d.GetResource().Resource == "pods" {
+			deleted = append(deleted, d.GetName())
+		}
+	}
+	if !reflect.DeepEqual(deleted, []string{member.Name}) || !strings.HasPrefix(member.Name, sandbox.PoolMemberPrefix("warm")) {
+		t.Fatalf("deleted %v, want the claimed member %s", deleted, member.Name)
+	}
+	if warm := warmMembers(t, cs); len(warm) != 1 || warm[0].Name == member.Name {
+		t.Fatalf("the pool was not refilled before run returned: %d warm", len(warm))
+	}
+	// The secret: in the claim's Secret and the stdin of the delivery only.
+	for _, u := range p.urls {
+		if strings.Contains(u, secret) {
+			t.Fatalf("the secret is in an exec request: %s", u)
+		}
+	}
+	for _, a := range cs.Actions() {
+		if c, ok := a.(k8stesting.CreateAction); ok {
+			if pod, ok := c.GetObject().(*corev1.Pod); ok && strings.Contains(fmt.Sprintf("%+v", pod), secret) {
+				t.Fatal("the secret is in a Pod spec")
+			}
+		}
+		if pa, ok := a.(k8stesting.PatchAction); ok && strings.Contains(string(pa.GetPatch()), secret) {
+			t.Fatal("the secret is in a patch")
+		}
+	}
+	if strings.Contains(r.stderr, secret) {
+		t.Fatal("the secret is on stderr")
+	}
+}
+
+// With no ready member, run --pool creates the sandbox cold from the
+// pool's definition and says why.
+func TestRunPoolFallsBackCold(t *testing.T) {
+	log := &stepLog{}
+	cs := poolRunCluster(t, log, 1, func(s *sandbox.Spec) { s.Image = "python:3.12" })
+	for _, m := range warmMembers(t, cs) {
+		if err := cs.CoreV1().Pods("test").Delete(context.Background(), m.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs.ClearActions()
+	r := runRunOn(t, context.Background(), cs, newPlayer(t, log), nil, "--pool", "warm", "demo", "--", "true")
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	if !strings.Contains(r.stderr, `sandbox/demo: cold: pool "warm" has no ready member (all claimed)`) {
+		t.Errorf("stderr does not say it was cold, and why:\n%s", r.stderr)
+	}
+	if r.pod == nil || r.pod.Name != sandbox.PodName("demo") || r.pod.Spec.Containers[0].Image != "python:3.12" {
+		t.Fatalf("cold sandbox: %+v", r.pod)
+	}
+	if steps := log.get(); steps[len(steps)-1] != "delete pods" {
+		t.Fatalf("steps: %q", steps)
+	}
+}
+
+// What run --pool refuses, it refuses before anything is written: a pool
+// that does not exist, a shaping flag the pool has otherwise, an agent the
+// pool was not made for, and options a warm sandbox cannot have. 125, as
+// every failure of the plugin before the command.
+func TestRunPoolRefusals(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"missing pool":     {[]string{"--pool", "nope", "--", "true"}, `pool "nope" not found in namespace "test"`},
+		"other image":      {[]string{"--pool", "warm", "--image", "node:22", "--", "true"}, `--image: the pool has "python:3.12", the claim asks for "node:22"`},
+		"other agent":      {[]string{"--pool", "warm", "--agent", "tool"}, `--agent: the pool has none, the claim asks for "tool"`},
+		"not for a claim":  {[]string{"--pool", "warm", "--allow-host", "example.com", "--", "true"}, "--allow-host cannot be used with --pool"},
+		"detach":           {[]string{"--pool", "warm", "--detach", "--", "true"}, "--detach cannot be used with --pool"},
+		"create namespace": {[]string{"--pool", "warm", "--create-namespace", "--", "true"}, "--create-namespace cannot be used with --pool"},
+		"wait needs pool":  {[]string{"--pool-wait", "--", "true"}, "--pool-wait needs --pool"},
+		"bad pool name":    {[]string{"--pool", "Warm!", "--", "true"}, "invalid pool name"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			log := &stepLog{}
+			cs := poolRunCluster(t, log, 1, func(s *sandbox.Spec) { s.Image = "python:3.12" })
+			r := runRunOn(t, context.Background(), cs, newPlayer(t, log), map[string]string{"TOOL_KEY": "k"}, tc.args...)
+			var se *statusError
+			if !errors.As(r.err, &se) || se.ExitCode() != PluginFailed || !strings.Contains(r.err.Error(), tc.want) {
+				t.Fatalf("err = %v, want 125 and %q", r.err, tc.want)
+			}
+			for _, a := range cs.Actions() {
+				if v := a.GetVerb(); v != "get" && v != "list" {
+					t.Fatalf("a refused run wrote: %v", a)
+				}
+			}
+			if len(warmMembers(t, cs)) != 1 {
+				t.Fatal("the pool lost its member")
+			}
+		})
+	}
+}
