@@ -78,8 +78,9 @@ func newCmdMCP(f cmdutil.Factory, o *MCPOptions) *cobra.Command {
 		Short:                 "Serve sandboxes to an AI agent as MCP tools (stdio)",
 		Long: templates.LongDesc(`
 			Run a Model Context Protocol server on stdin/stdout that gives an agent tools to
-			create sandboxes, run commands in them, read, write and list their files, copy
-			files in and out (under --root only), list and delete them.
+			create sandboxes (or claim them from the namespace's warm pools, if they are
+			within the server's limits), run commands in them, read, write and list their
+			files, copy files in and out (under --root only), list and delete them.
 
 			The agent reaches only the sandboxes this server created in its session, and
 			those named with --adopt or matched by --adopt-selector; at most --max-sandboxes
@@ -176,6 +177,7 @@ func (o *MCPOptions) Run(ctx context.Context) error {
 		Root:          o.Root,
 		Limits:        mcp.Limits{OutputBytes: o.maxOutput, Entries: o.MaxEntries, ExecTimeout: o.ExecTimeout},
 		StartTimeout:  o.Timeout,
+		Pools:         mcp.WarmPools(), // create_sandbox's pool: the namespace's warm pools
 		Log:           slog.New(slog.NewTextHandler(o.ErrOut, nil)),
 		Version:       version.Get().Version,
 	})

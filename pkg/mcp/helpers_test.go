@@ -39,9 +39,9 @@ import (
 const testNamespace = "agents"
 
 // fakeCluster is a fake clientset that behaves like an API server and a
-// kubelet where the server depends on it: creates get a UID, deletes honour
-// UID preconditions, and lifting a Pod's scheduling gate makes it Running
-// and Ready.
+// kubelet where the server depends on it: creates get a UID (and a name
+// from generateName), deletes honour UID preconditions, and lifting a
+// Pod's scheduling gate makes it Running and Ready.
 func fakeCluster(objects ...runtime.Object) *fake.Clientset {
 	cs := fake.NewClientset(objects...)
 	var n atomic.Int64
@@ -49,6 +49,9 @@ func fakeCluster(objects ...runtime.Object) *fake.Clientset {
 		obj := a.(k8stesting.CreateActionImpl).GetObject()
 		if m, err := meta.Accessor(obj); err == nil && m.GetUID() == "" {
 			m.SetUID(types.UID(fmt.Sprintf("uid-%d", n.Add(1))))
+		}
+		if m, err := meta.Accessor(obj); err == nil && m.GetName() == "" && m.GetGenerateName() != "" {
+			m.SetName(fmt.Sprintf("%s%05d", m.GetGenerateName(), n.Add(1))) // a pool member
 		}
 		return false, nil, nil
 	})
@@ -69,6 +72,9 @@ func fakeCluster(objects ...runtime.Object) *fake.Clientset {
 	})
 	cs.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		pa := a.(k8stesting.PatchActionImpl)
+		if pa.GetPatchType() != types.JSONPatchType {
+			return false, nil, nil // a claim's merge patch: the fake applies it
+		}
 		obj, err := cs.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), pa.GetNamespace(), pa.GetName())
 		if err != nil {
 			return true, nil, err

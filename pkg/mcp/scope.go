@@ -227,13 +227,9 @@ func (s *scope) add(pod *corev1.Pod, created bool) (target, error) {
 		name:    name,
 		created: created,
 		pod:     pod,
-		run: &sandbox.PodExec{
-			Config:    s.config,
-			Client:    s.rest,
-			Executor:  s.executor,
-			Namespace: pod.Namespace,
-			Pod:       pod.Name,
-		},
+		// With the environment file a claim left, if any: a sandbox claimed
+		// from a pool has its secrets there.
+		run:  sandbox.NewPodExec(s.config, s.rest, s.executor, pod),
 		gone: unusable(pod),
 	}
 	delete(s.reserved, name)

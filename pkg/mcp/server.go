@@ -69,7 +69,8 @@ type Options struct {
 	Limits Limits
 	// StartTimeout bounds the wait for a new sandbox to run.
 	StartTimeout time.Duration
-	// Pools, if set, lets create_sandbox take a warm sandbox from a pool.
+	// Pools, if set, lets create_sandbox take a warm sandbox from a pool:
+	// WarmPools() for the namespace's pools.
 	Pools PoolClaimer
 
 	// Log receives the server's log lines (stderr: stdout is the protocol's).
@@ -94,10 +95,10 @@ func DefaultLimits() Limits {
 	return Limits{OutputBytes: 64 << 10, Entries: 1000, ExecTimeout: 10 * time.Minute}
 }
 
-// PoolClaimer takes a warm sandbox out of a pool and names it. The pools
-// work provides one; without it, create_sandbox refuses a pool. The Pod it
-// returns must be running and pass sandbox.Ours under name, and its TTL
-// must end it.
+// PoolClaimer takes a warm sandbox out of a pool and names it (WarmPools;
+// tests have their own); without one, create_sandbox refuses a pool. The
+// Pod it returns must be running and pass sandbox.Ours under name, and its
+// TTL must end it.
 type PoolClaimer interface {
 	Claim(ctx context.Context, pool, name string, ttl time.Duration) (*corev1.Pod, error)
 }
@@ -146,6 +147,9 @@ func New(o Options) (*Server, error) {
 		o.StartTimeout = 5 * time.Minute
 	}
 	s := &Server{o: o, log: o.Log}
+	if b, ok := o.Pools.(interface{ bind(*Server) }); ok {
+		b.bind(s)
+	}
 	var err error
 	if s.scope, err = newScope(&s.o); err != nil {
 		return nil, err
@@ -242,6 +246,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 
 	made := s.scope.close()
+	// The pools' refills are part of tidying up: a server that stopped
+	// before them would leave its pools short.
+	if w, ok := s.o.Pools.(interface{ waitRefills() }); ok {
+		w.waitRefills()
+	}
 	if s.o.Keep {
 		for _, t := range made {
 			s.log.Info("keeping sandbox (--keep)", "sandbox", t.name, "expires", expiresAt(t.pod))
