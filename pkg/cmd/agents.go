@@ -95,12 +95,15 @@ func (f *SandboxFlags) applyAgent(cmd *cobra.Command) error {
 	}
 	f.Env = append(env, f.Env...)
 
+	f.Preset = p
+	if f.noCredentials {
+		return nil
+	}
 	names, err := p.Credentials.Resolve(p.Name, f.lookupEnv, func(n string) bool { return plain[n] || secret[n] })
 	if err != nil {
 		return err
 	}
 	f.SecretEnv = append(slices.Clone(f.SecretEnv), names...)
-	f.Preset = p
 	return nil
 }
 

@@ -47,10 +47,12 @@ type PoolCreateOptions struct {
 
 // NewPoolCreateOptions returns PoolCreateOptions with the defaults of a restrictive sandbox.
 func NewPoolCreateOptions(streams genericiooptions.IOStreams) *PoolCreateOptions {
+	sf := NewSandboxFlags()
+	sf.noCredentials = true // an --agent preset's credentials come with each claim
 	return &PoolCreateOptions{
 		Wait:       true,
 		Timeout:    5 * time.Minute,
-		Sandbox:    NewSandboxFlags(),
+		Sandbox:    sf,
 		PrintFlags: genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
 		IOStreams:  streams,
 	}

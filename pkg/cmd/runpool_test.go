@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -231,5 +232,30 @@ func TestRunPoolRefusals(t *testing.T) {
 				t.Fatal("the pool lost its member")
 			}
 		})
+	}
+}
+
+// pool create --agent takes the preset's shape without its credentials:
+// they belong to each claim, and the caller need not have them.
+func TestPoolCreateAgentNeedsNoCredentials(t *testing.T) {
+	presets := filepath.Join(t.TempDir(), "agents.yaml")
+	if err := os.WriteFile(presets, []byte(testPresets), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TOOL_KEY", "") // set or not: never the pool's
+	os.Unsetenv("TOOL_KEY")
+	streams, _, out, _ := genericiooptions.NewTestIOStreams()
+	cmd := NewCmdPool(testFactory(t), streams)
+	cmd.SetArgs([]string{"create", "tools", "--size", "1", "--agent", "tool", "--agents-file", presets, "--dry-run=client", "-o", "yaml"})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"image: example.org/tool:1", "agentkernel/agent: tool", "name: TOOL_MODE", `"Agent":"tool"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "TOOL_KEY") {
+		t.Errorf("the pool names the preset's credential:\n%s", out.String())
 	}
 }

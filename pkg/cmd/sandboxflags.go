@@ -46,6 +46,9 @@ type SandboxFlags struct {
 	AllowHosts       []string
 
 	readOnlySet bool
+	// noCredentials: --agent takes no credentials here (pool create: they
+	// belong to each claim, never to a warm member).
+	noCredentials bool
 	// lookupEnv reads --secret-env values; os.LookupEnv outside tests.
 	lookupEnv func(string) (string, bool)
 }
