@@ -362,7 +362,11 @@ func differs(field string, pool, claim *Spec) string {
 	if reflect.DeepEqual(a, b) {
 		return ""
 	}
-	return fmt.Sprintf("--%s: the pool has %s, the claim asks for %s", field, show(a), show(b))
+	d := fmt.Sprintf("--%s: the pool has %s, the claim asks for %s", field, show(a), show(b))
+	if field == "agent" && claim.Agent != "" {
+		d += fmt.Sprintf(" (a pool for it: kubectl agentkernel pool create NAME --agent %s --size N)", claim.Agent)
+	}
+	return d
 }
 
 // quantity is shown unquoted.
