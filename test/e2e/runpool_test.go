@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
 
 // claimedAs returns the Pods (from the recorded events) that ever carried
@@ -282,5 +283,50 @@ func TestMCPInspectorPool(t *testing.T) {
 		t.Fatalf("the secret is in a tool result or the server's log")
 	}
 	mustPlugin(t, "", "pool", "delete", "fast", "open", "-n", ns)
+	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
+}
+
+// Ctrl-C while run --pool --pool-wait waits for a member, and while the
+// command runs in a claimed sandbox: exit 130, the claimed sandbox
+// deleted, the pool whole, nothing else left.
+func TestRunPoolInterrupted(t *testing.T) {
+	requireSimulated(t) // the simulated node never readies pods labelled e2e.agentkernel/hold
+	ns := newNamespace(t)
+	mustPlugin(t, "", "pool", "create", "held", "--size", "1", "-n", ns, "--label", localcluster.HoldLabel+"=true", "--wait=false")
+	mustPlugin(t, "", "pool", "create", "warm", "--size", "1", "-n", ns)
+	member := onlyReadyMember(t, ns, "warm")
+	events := recordPodEvents(t, ns)
+	for _, tc := range []struct {
+		name, until string
+		args        []string
+	}{
+		{"waiting for a member", "claiming sandbox/", []string{"--pool", "held", "--pool-wait", "--", "echo", "CMD-RAN"}},
+		{"in the command", "CMD-STARTED", []string{"--pool", "warm", "--", "sh", "-c", "echo CMD-STARTED; sleep 300"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startPlugin(t, append([]string{"run", "interrupted", "-n", ns}, tc.args...)...)
+			s.waitFor(t, tc.until)
+			if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			code := s.exit(t)
+			out, errOut := s.output()
+			if code != 130 || strings.Contains(out, "CMD-RAN") {
+				t.Fatalf("exit %d, want 130\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+			if left := sandboxPods(t, ns); len(left) != 0 {
+				t.Fatalf("sandboxes left: %v", left)
+			}
+		})
+	}
+	if claimed := events.claimedAs("interrupted"); len(claimed) != 1 || claimed[member.UID] == "" {
+		t.Fatalf("the interrupted command ran in %v, want the warm member %s", claimed, member.Name)
+	}
+	for _, pool := range []string{"held", "warm"} {
+		if _, all := warmMembers(t, ns, pool); len(all) != 1 {
+			t.Errorf("pool %s has %d members after the interrupted runs, want 1", pool, len(all))
+		}
+	}
+	mustPlugin(t, "", "pool", "delete", "held", "warm", "-n", ns)
 	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
 }
