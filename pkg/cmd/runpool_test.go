@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -257,5 +258,49 @@ func TestPoolCreateAgentNeedsNoCredentials(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "TOOL_KEY") {
 		t.Errorf("the pool names the preset's credential:\n%s", out.String())
+	}
+}
+
+// create --pool --agent runs the preset's install step in the claimed
+// sandbox, as a cold create does; --command is refused with --pool.
+func TestCreatePoolAgentInstallsAfterTheClaim(t *testing.T) {
+	presets := filepath.Join(t.TempDir(), "agents.yaml")
+	if err := os.WriteFile(presets, []byte(testPresets), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	create := func(cs *fake.Clientset, p *sandboxPlayer, args ...string) (string, error) {
+		streams, _, out, _ := genericiooptions.NewTestIOStreams()
+		o := NewCreateOptions(streams)
+		o.Sandbox.lookupEnv = func(k string) (string, bool) { return "k", k == "TOOL_KEY" }
+		o.Executor = p
+		tf := testFactory(t)
+		cmd := newCmdCreate(tf, o)
+		if err := cmd.ParseFlags(append([]string{"--agents-file", presets}, args...)); err != nil {
+			return "", err
+		}
+		if err := o.Complete(tf, cmd, cmd.Flags().Args()); err != nil {
+			return "", err
+		}
+		o.Clientset = withREST{cs, o.Clientset.CoreV1().RESTClient()}
+		if err := o.Validate(); err != nil {
+			return "", err
+		}
+		err := o.Run(context.Background())
+		return out.String(), err
+	}
+	log := &stepLog{}
+	cs := poolRunCluster(t, log, 1, toolPool)
+	out, err := create(cs, newPlayer(t, log), "task", "--pool", "warm", "--agent", "tool")
+	if err != nil || out != "sandbox/task created (claimed warm from pool warm)\n" {
+		t.Fatalf("%q %v", out, err)
+	}
+	steps := log.get()
+	claim, install := slices.Index(steps, "claim pod"), slices.Index(steps, "install: install-the-tool")
+	if claim < 0 || install < claim {
+		t.Fatalf("steps: %q; want the install step after the claim", steps)
+	}
+	_, err = create(cs, newPlayer(t, log), "task2", "--pool", "warm", "--agent", "tool", "--command")
+	if err == nil || !strings.Contains(err.Error(), "--command cannot be used with --pool") {
+		t.Fatalf("create --pool --command: %v", err)
 	}
 }
