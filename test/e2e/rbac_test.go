@@ -68,11 +68,11 @@ var rbacRows = []rbacRow{
 	{name: "delete", args: "delete rb-del -n {ns}", setup: running("rb-del"), needs: []string{"get pods", "delete pods", "list pods", "watch pods"}},
 	{name: "delete -l", args: "delete -l rbac-row=del -n {ns}", setup: running("rb-del-l", "-l", "rbac-row=del"), needs: []string{"list pods", "delete pods", "watch pods"}},
 	{name: "run: one-shot, a generated name, copies in and out", args: "run -n {ns} --copy-in {dir}/in.txt:/workspace/{ns}/run-{run}.txt --copy-out /workspace/{ns}/run-{run}.txt:{dir}/run-out-{run}.txt -- true",
-		check: copiedOut("run-out-{run}.txt"),
+		check: copiedOut("run-out-{run}.txt"), steps: true,
 		needs: []string{"create pods", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods", "create pods/exec", "delete pods"}},
 	{name: "create --command: a main process", args: "create rb-main -n {ns} --command -- sleep 3600", setup: absent("rb-main"),
 		needs: []string{"create pods", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods"}},
-	{name: "attach", args: "attach rb-attach -n {ns} -i=false", setup: withMain("rb-attach"), drive: untilInterrupted(kwokLog),
+	{name: "attach", args: "attach rb-attach -n {ns} -i=false", setup: withMain("rb-attach"), drive: attached,
 		needs: []string{"get pods", "create pods/attach"}},
 	{name: "shell", args: "shell rb-x -n {ns}", stdin: "echo in-the-shell; exit 0\n", setup: running("rb-x"), check: printed("in-the-shell"),
 		needs: []string{"get pods", "create pods/exec"}},
@@ -122,6 +122,9 @@ type rbacRow struct {
 	// port-forward) or speaks a protocol (mcp), instead of running it to
 	// its end: it returns what the command did, exit 0 when it behaved.
 	drive func(t *testing.T, kubeconfig string, args []string) result
+	// steps: it prints its progress (run), so the error line, still one,
+	// comes last.
+	steps bool
 	// protocol: refusals come back in the protocol (as a tool error), not
 	// as an error line; refused checks them.
 	protocol bool
@@ -274,7 +277,17 @@ func TestRBACRoleIsEnoughAndOtherNamespacesRefuse(t *testing.T) {
 			if r.code == 0 {
 				t.Fatalf("a namespace where %s has nothing let it through:\n%s", u.name, r)
 			}
-			if !row.protocol && (strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "error: ")) {
+			errLines := r.stderr
+			if row.steps {
+				// Its progress lines may come first: the error is the last line, and the only one.
+				if i := strings.LastIndex(strings.TrimSuffix(r.stderr, "\n"), "\n"); i >= 0 {
+					errLines = r.stderr[i+1:]
+				}
+				if strings.Count(r.stderr, "error: ") != 1 {
+					t.Errorf("not one error line:\n%s", r)
+				}
+			}
+			if !row.protocol && (strings.Count(errLines, "\n") != 1 || !strings.HasPrefix(errLines, "error: ")) {
 				t.Errorf("not one error line:\n%s", r)
 			}
 			if row.refused != nil {
