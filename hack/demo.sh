@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up on a fresh machine and runs a short real session of
 # kubectl agentkernel against a local Kubernetes v1.37.2 control plane built
-# from source: create, exec, cp in and out, list, delete.
+# from source: create, exec, cp in and out, list, delete; a one-shot run; a
+# warm pool and a claim from it; doctor.
 #
 # The node is SIMULATED (kwok): the API server, admission, scheduler and
 # garbage collector are real, but commands "in" the sandbox run on this
@@ -50,5 +51,23 @@ run kubectl agentkernel cp demo:/workspace/repo/result.txt "$work/result.txt" -n
 run cat "$work/result.txt"
 run kubectl get pod,networkpolicy -n agents -l agentkernel/managed-by=agentkernel
 run kubectl agentkernel delete demo -n agents
+
+# The main job, in one command: a sandbox made, the repository copied in, a
+# command run on it, the result copied out (also when it fails), the sandbox
+# deleted; the exit status is the command's.
+run kubectl agentkernel run -n agents --copy-in "$work/repo:/workspace/repo" \
+	--copy-out "/workspace/repo/result.txt:$work/run-result.txt" -w /workspace/repo -- sh test.sh
+run cat "$work/run-result.txt"
+
+# Warm sandboxes: a pool of two, a claim that takes one at once.
+run kubectl agentkernel pool create warm -n agents --size 2
+run kubectl agentkernel create task-1 --pool warm -n agents --ttl 30m
+run kubectl agentkernel exec task-1 -n agents -- echo "claimed, and running"
+run kubectl agentkernel pool list -n agents
+run kubectl agentkernel delete task-1 -n agents
+run kubectl agentkernel pool delete warm -n agents
+
+# What the cluster enforces, for its admin.
+run kubectl agentkernel doctor -n agents || true
 echo
 echo "==> done; stopping the cluster"

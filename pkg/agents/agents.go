@@ -37,6 +37,10 @@ type Preset struct {
 	Memory      string            `json:"memory,omitempty"`
 	// EphemeralStorage is also the size limit of each writable directory.
 	EphemeralStorage string `json:"ephemeralStorage,omitempty"`
+	// Hosts are what the agent must reach (its model APIs, the registry its
+	// install step uses), as --allow-host rules. They are used only when
+	// the user fences egress by host name: --allow-host adds to them.
+	Hosts []string `json:"hosts,omitempty"`
 
 	// Source says where the preset came from: "embedded", a file, or
 	// "embedded, overridden by FILE".

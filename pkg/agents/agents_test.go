@@ -49,19 +49,20 @@ func TestParseErrors(t *testing.T) {
 		want []string
 	}{
 		"bad values": {
-			"agents:\n  claude:\n    memory: 4GB\n    readOnly: yes\n    profile: loose\n    network: wide\n    command: [\"\", x]\n",
+			"agents:\n  claude:\n    memory: 4GB\n    readOnly: yes\n    profile: loose\n    network: wide\n    command: [\"\", x]\n    hosts: [\"*.com\"]\n",
 			[]string{
 				`f.yaml:3: agents.claude.memory: "4GB" is not a valid quantity (examples: 500m, 2, 512Mi, 4Gi)`,
 				`f.yaml:4: agents.claude.readOnly: want true or false, not "yes"`,
 				`f.yaml:5: agents.claude.profile: unknown profile "loose": use one of "restrictive", "moderate", "permissive"`,
 				`f.yaml:6: agents.claude.network: unknown network "wide": use one of "none", "egress", "open"`,
 				`f.yaml:7: agents.claude.command: the first word of a command must be a program, not empty`,
+				`f.yaml:8: agents.claude.hosts: --allow-host "*.com": *.com covers a whole top-level domain; name the domain: *.example.com`,
 			},
 		},
 		"unknown fields": {
 			"apiVersion: agentkernel/v1alpha1\nagents:\n  x:\n    imgae: busybox\nspec: {}\n",
 			[]string{
-				"f.yaml:4: agents.x.imgae: unknown field; a preset has command, cpu, credentials, description, env, ephemeralStorage, image, install, memory, network, profile, readOnly",
+				"f.yaml:4: agents.x.imgae: unknown field; a preset has command, cpu, credentials, description, env, ephemeralStorage, hosts, image, install, memory, network, profile, readOnly",
 				"f.yaml:5: spec: unknown field; a presets file has apiVersion, kind and agents",
 			},
 		},

@@ -54,6 +54,9 @@ func comparable(p *Preset) Preset {
 	if len(c.Command) == 0 {
 		c.Command = nil
 	}
+	if len(c.Hosts) == 0 {
+		c.Hosts = nil
+	}
 	return c
 }
 
@@ -89,6 +92,8 @@ func render(t *testing.T, presets []*Preset) []byte {
 				body[field] = p.Memory
 			case "ephemeralStorage":
 				body[field] = p.EphemeralStorage
+			case "hosts":
+				body[field] = p.Hosts
 			}
 		}
 		var n yaml.Node

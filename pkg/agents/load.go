@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/hosts"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -280,6 +281,16 @@ var presetFields = map[string]func(p *parser, n *yaml.Node, field string, into *
 	"cpu":              func(p *parser, n *yaml.Node, f string, into *Preset) { into.CPU = p.quantity(n, f) },
 	"memory":           func(p *parser, n *yaml.Node, f string, into *Preset) { into.Memory = p.quantity(n, f) },
 	"ephemeralStorage": func(p *parser, n *yaml.Node, f string, into *Preset) { into.EphemeralStorage = p.quantity(n, f) },
+	"hosts": func(p *parser, n *yaml.Node, f string, into *Preset) {
+		if l, ok := p.list(n, f); ok {
+			for _, h := range l {
+				if _, err := hosts.ParseRule(h); err != nil {
+					p.fail(n, f, "%v", err)
+				}
+			}
+			into.Hosts = l
+		}
+	},
 }
 
 func fieldNames() string {

@@ -73,6 +73,8 @@ func overlay(b, o *Preset) *Preset {
 			m.Memory = o.Memory
 		case "ephemeralStorage":
 			m.EphemeralStorage = o.EphemeralStorage
+		case "hosts":
+			m.Hosts = slices.Clone(o.Hosts)
 		}
 	}
 	return &m

@@ -95,6 +95,12 @@ func (f *SandboxFlags) applyAgent(cmd *cobra.Command) error {
 	}
 	f.Env = append(env, f.Env...)
 
+	// Fenced by host name, the agent still needs its own hosts (its model
+	// APIs, its install step's registry); the user's --allow-host add to them.
+	if len(f.AllowHosts) > 0 {
+		f.AllowHosts = append(slices.Clone(p.Hosts), f.AllowHosts...)
+	}
+
 	names, err := p.Credentials.Resolve(p.Name, f.lookupEnv, func(n string) bool { return plain[n] || secret[n] })
 	if err != nil {
 		return err

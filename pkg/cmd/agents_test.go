@@ -83,7 +83,7 @@ func TestAgentsListsPresetsAndWhereTheyCameFrom(t *testing.T) {
 
 func TestAgentsBadInput(t *testing.T) {
 	bad := presetsFile(t, "agents:\n  claude:\n    memry: 8Gi\n")
-	if _, err := runAgents(t, "--agents-file", bad); err == nil || err.Error() != bad+":3: agents.claude.memry: unknown field; a preset has command, cpu, credentials, description, env, ephemeralStorage, image, install, memory, network, profile, readOnly" {
+	if _, err := runAgents(t, "--agents-file", bad); err == nil || err.Error() != bad+":3: agents.claude.memry: unknown field; a preset has command, cpu, credentials, description, env, ephemeralStorage, hosts, image, install, memory, network, profile, readOnly" {
 		t.Fatalf("bad file: %v", err)
 	}
 	if _, err := runAgents(t, "--agents-file", "/no/such/file.yaml"); err == nil || !strings.Contains(err.Error(), "/no/such/file.yaml") {
@@ -160,6 +160,30 @@ func TestCreateWithAnAgentPreset(t *testing.T) {
 	if _, err := runCreate(t, nil, "demo", "--agents-file", file, "--agent", "tool", "--dry-run=client"); err == nil ||
 		!strings.HasPrefix(err.Error(), "--agent tool needs TOOL_KEY in your environment") {
 		t.Fatalf("missing credential: %v", err)
+	}
+}
+
+// A preset's hosts matter only when egress is fenced by host name: any
+// --allow-host adds to them, and without one the preset's profile rules.
+func TestAgentHostsJoinAllowHost(t *testing.T) {
+	file := presetsFile(t, testPresets+"    hosts: [api.tool.example, 'registry.tool.example:8443']\n")
+	env := map[string]string{"TOOL_KEY": "k"}
+	pod, _, err := dryRunPod(t, env, "demo", "--agents-file", file, "--agent", "tool", "--allow-host", "github.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pod.Annotations["agentkernel/allow-hosts"], `["api.tool.example:443","registry.tool.example:8443","github.com:443"]`; got != want {
+		t.Errorf("grants = %s, want %s", got, want)
+	}
+	if pod.Annotations["agentkernel/network"] != "none" {
+		t.Errorf("fenced by host name, the network is %q, want none (only the proxy)", pod.Annotations["agentkernel/network"])
+	}
+	pod, _, err = dryRunPod(t, env, "demo", "--agents-file", file, "--agent", "tool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, ok := pod.Annotations["agentkernel/allow-hosts"]; ok || pod.Annotations["agentkernel/network"] != "egress" {
+		t.Errorf("without --allow-host: grants %q, network %q; want none and the preset's egress", g, pod.Annotations["agentkernel/network"])
 	}
 }
 

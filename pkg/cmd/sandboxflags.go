@@ -41,9 +41,9 @@ type SandboxFlags struct {
 	Agent      string
 	AgentsFile string
 	// Preset is the preset Agent chose, once Complete ran (nil without one).
-	Preset *agents.Preset
-	IdleTimeout      time.Duration
-	AllowHosts       []string
+	Preset      *agents.Preset
+	IdleTimeout time.Duration
+	AllowHosts  []string
 
 	readOnlySet bool
 	// lookupEnv reads --secret-env values; os.LookupEnv outside tests.

@@ -78,8 +78,7 @@ var Checks = []Check{
 	{"dns", checkDNS},
 	{"other-policies", checkOtherPolicies},
 	{"network-policy", checkNetworkPolicy},
-	// Pools (issue #10) add their check here: each pool, its ready members
-	// against its size, and whether its template still matches the plugin.
+	{"pools", checkPools},
 }
 
 // Run runs every check. When the API server does not answer, nothing else

@@ -91,7 +91,7 @@ type Acquired struct {
 	Spec   Spec
 	Secret *corev1.Secret
 
-	refilled <-chan error
+	refilled  <-chan error
 	refillErr error
 }
 

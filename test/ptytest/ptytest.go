@@ -145,7 +145,24 @@ func Same(a, b *unix.Termios) bool {
 	return a.Iflag == b.Iflag && a.Oflag == b.Oflag && a.Lflag == b.Lflag && a.Cflag == b.Cflag
 }
 
-// Exit waits (at most timeout) for the command and returns its exit code.
+// drain waits until what the command wrote before it exited has been read
+// from the terminal: the reader gets no end of file (the test keeps the
+// terminal open to read its modes), so the sign is a quiet 200 ms.
+func (s *Session) drain() {
+	last := -1
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		s.mu.Lock()
+		n := s.screen.Len()
+		s.mu.Unlock()
+		if n == last {
+			return
+		}
+		last = n
+	}
+}
+
+// Exit waits (at most timeout) for the command and returns its exit code,
+// once the terminal shows all it wrote.
 func (s *Session) Exit(t *testing.T, timeout time.Duration) int {
 	t.Helper()
 	select {
@@ -154,6 +171,7 @@ func (s *Session) Exit(t *testing.T, timeout time.Duration) int {
 		_ = s.Cmd.Process.Kill()
 		t.Fatalf("the command did not end within %s; the terminal shows:\n%q", timeout, s.Text())
 	}
+	s.drain()
 	if ee, ok := s.err.(*exec.ExitError); ok {
 		return ee.ExitCode()
 	}

@@ -68,7 +68,9 @@ func TestTTLAndIdleTimeoutStopASandbox(t *testing.T) {
 	if r := s.pluginRun(ctx, "", append([]string{"create", "rn-ttl", "-n", s.namespace, "--wait=false", "--ttl", "30s"}, small...)...); r.code != 0 {
 		t.Fatalf("create rn-ttl: %s", r)
 	}
-	t.Cleanup(func() { _ = s.pluginRun(context.Background(), "", "delete", "rn-ttl", "-n", s.namespace, "--ignore-not-found") })
+	t.Cleanup(func() {
+		_ = s.pluginRun(context.Background(), "", "delete", "rn-ttl", "-n", s.namespace, "--ignore-not-found")
+	})
 	s.createSlowly(ctx, t, "rn-idle", append(small, "--idle-timeout", "60s")...)
 
 	// Busy for longer than its idle timeout: PID 1 sees the exec'd process
