@@ -69,7 +69,7 @@ var Permissions = []Permission{
 	{Verb: "delete", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: replace a stale NetworkPolicy; undo a create that failed; gc"},
 	{Verb: "create", Resource: "podtemplates", Why: "pool create: the pool's definition (a PodTemplate)"},
 	{Verb: "get", Resource: "podtemplates", Why: "pool scale and delete; create --pool: refill the pool from its definition; gc: is a member's pool still there"},
-	{Verb: "list", Resource: "podtemplates", Why: "pool list"},
+	{Verb: "list", Resource: "podtemplates", Why: "pool list; doctor: the namespace's pools"},
 	{Verb: "patch", Resource: "podtemplates", Why: "pool scale: the pool's size"},
 	{Verb: "delete", Resource: "podtemplates", Why: "pool delete; pool create: undo a create that failed"},
 	{Verb: "get", Resource: "services", ResourceNames: []string{EgressProxyName},

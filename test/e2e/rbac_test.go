@@ -109,7 +109,7 @@ var rbacRows = []rbacRow{
 		refused: mcpNamesWhatItLacks},
 	{name: "doctor", args: "doctor -n {ns} -o json", report: true, check: doctorFindsNoRefusal,
 		needs: []string{"get namespaces", "create pods", "create networkpolicies.networking.k8s.io", "list limitranges", "list resourcequotas",
-			"list networkpolicies.networking.k8s.io", "list pods", "get services -n kube-system", "list runtimeclasses.node.k8s.io -A"},
+			"list networkpolicies.networking.k8s.io", "list pods", "get services -n kube-system", "list runtimeclasses.node.k8s.io -A", "list podtemplates"},
 		refused: doctorNamesWhatItLacks},
 }
 
