@@ -95,10 +95,24 @@ func (c *clients) prepareEgress(dryRun cmdutil.DryRunStrategy, warn io.Writer) f
 // explainEgressInstall says who can install the proxy when the user cannot.
 func explainEgressInstall(err error, namespace string) error {
 	var notOurs *egress.NotOursError
+	var cannotRead *egress.CannotReadError
+	if errors.As(err, &cannotRead) {
+		return err // the plugin's Role is missing: explain says how to get it
+	}
 	if apierrors.IsForbidden(err) && !errors.As(err, &notOurs) {
 		// %v, not %w: this is the whole advice, not a Forbidden for
 		// explain to add its own to.
 		return fmt.Errorf("%v; the first sandbox with --allow-host in a namespace installs its egress proxy, which needs rights to create Deployments, Services, NetworkPolicies, ServiceAccounts, Roles and RoleBindings there: ask an admin to run once: kubectl agentkernel egress install -n %s", err, namespace)
+	}
+	return err
+}
+
+// explainEgressAdmin says, when egress install or uninstall is refused,
+// that it is an admin's work and which Role it takes.
+func explainEgressAdmin(err error, namespace string) error {
+	var notOurs *egress.NotOursError
+	if apierrors.IsForbidden(err) && !errors.As(err, &notOurs) {
+		return fmt.Errorf("%v; installing or removing the namespace's egress proxy is an admin's work (it makes a ServiceAccount, a Role and a RoleBinding): ask a cluster admin to run it, or to grant you what it takes (kubectl agentkernel rbac -n %s --egress-admin prints that Role)", err, namespace)
 	}
 	return err
 }

@@ -137,19 +137,21 @@ func (o *EgressInstallOptions) Validate() error {
 
 // Run installs or updates the proxy.
 func (o *EgressInstallOptions) Run(ctx context.Context) error {
+	var detectErr error
 	if len(o.config.APIServer) == 0 && o.DryRun != cmdutil.DryRunClient {
-		api, err := egress.DetectAPIServer(ctx, o.Clientset)
-		if err != nil {
-			fmt.Fprintf(o.ErrOut, "warning: cannot read the API server's in-cluster address (%v): the proxy's NetworkPolicy lets it reach private addresses on ports 443 and 6443 for its watch; narrow it with --api-server IP:PORT\n", err)
-		}
-		o.config.APIServer = api
+		o.config.APIServer, detectErr = egress.DetectAPIServer(ctx, o.Clientset)
 	}
 	if o.DryRun == cmdutil.DryRunClient {
 		return o.print(o.config.Objects().List(), "")
 	}
 	in, err := egress.Install(ctx, o.Clientset, &o.config, egress.InstallOptions{Update: true, ServerDryRun: o.DryRun == cmdutil.DryRunServer})
 	if err != nil {
-		return o.explain(explainEgressInstall(err, o.Namespace), o.Namespace)
+		return o.explain(explainEgressAdmin(err, o.Namespace), o.Namespace)
+	}
+	// Said only once the proxy is there: a refused install has its own
+	// one line.
+	if detectErr != nil {
+		fmt.Fprintf(o.ErrOut, "warning: cannot read the API server's in-cluster address (%v): the proxy's NetworkPolicy lets it reach private addresses on ports 443 and 6443 for its watch; narrow it with --api-server IP:PORT\n", detectErr)
 	}
 	suffix := ""
 	if o.DryRun == cmdutil.DryRunServer {

@@ -57,7 +57,7 @@ func (o *EgressUninstallOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.Out, "%s deleted\n", r)
 	}
 	if err != nil {
-		return o.explain(err, o.Namespace)
+		return o.explain(explainEgressAdmin(err, o.Namespace), o.Namespace)
 	}
 	if len(removed) == 0 {
 		fmt.Fprintf(o.Out, "no egress proxy in namespace %s\n", o.Namespace)

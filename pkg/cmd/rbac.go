@@ -20,8 +20,9 @@ var rbacLong = templates.LongDesc(`
 	namespace: a Role with only the resources and verbs the plugin uses (each one
 	explained in a comment), a Role in kube-system that lets create read the
 	cluster's DNS Services (nothing else there), and, with --all-namespaces, a
-	ClusterRole for list -A and doctor's RuntimeClass check. Given a subject, each
-	comes with its binding.
+	ClusterRole for list -A, pool list -A and doctor's RuntimeClass check. Given a
+	subject, each comes with its binding. --egress-admin adds the Role that egress
+	install and uninstall take: an admin's, not a user's.
 
 	It contacts no cluster: review the output, then apply it as an admin.
 	deploy/rbac.yaml in the repository is this command's output, checked in CI.`)
@@ -35,7 +36,10 @@ var rbacExample = templates.Examples(`
 	kubectl agentkernel rbac -n agents --serviceaccount ci:runner
 
 	# Also let them list sandboxes in every namespace
-	kubectl agentkernel rbac -n agents --user alice --all-namespaces`)
+	kubectl agentkernel rbac -n agents --user alice --all-namespaces
+
+	# What an admin needs to install the namespace's egress proxy (egress install)
+	kubectl agentkernel rbac -n agents --user admin --egress-admin`)
 
 // RBACOptions prints the plugin's RBAC.
 type RBACOptions struct {
@@ -44,6 +48,7 @@ type RBACOptions struct {
 	ServiceAccount string
 	AllNamespaces  bool
 	DNSReader      bool
+	EgressAdmin    bool
 	Output         string
 
 	opts rbac.Options
@@ -83,6 +88,7 @@ func NewCmdRBAC(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 	fl.StringVar(&o.ServiceAccount, "serviceaccount", o.ServiceAccount, "Service account to bind the roles to, as NAMESPACE:NAME")
 	fl.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "Add a ClusterRole to list sandboxes in every namespace (and RuntimeClasses)")
 	fl.BoolVar(&o.DNSReader, "dns-reader", o.DNSReader, "Add the Role in kube-system that lets create find the cluster's DNS (kube-dns, NodeLocal DNSCache)")
+	fl.BoolVar(&o.EgressAdmin, "egress-admin", o.EgressAdmin, "Add the Role an admin needs in the namespace for egress install and uninstall (not for users)")
 	fl.StringVarP(&o.Output, "output", "o", o.Output, "yaml or json")
 	return cmd
 }
@@ -97,7 +103,7 @@ func (o *RBACOptions) Complete(f cmdutil.Factory) error {
 	if err != nil {
 		return err
 	}
-	o.opts = rbac.Options{Namespace: ns, Subject: subject, Cluster: o.AllNamespaces, DNS: o.DNSReader}
+	o.opts = rbac.Options{Namespace: ns, Subject: subject, Cluster: o.AllNamespaces, DNS: o.DNSReader, EgressAdmin: o.EgressAdmin}
 	return nil
 }
 

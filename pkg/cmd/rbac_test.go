@@ -14,6 +14,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/rbac"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // deployRBACArgs is how deploy/rbac.yaml is made; CI (this test) checks
@@ -63,6 +64,7 @@ func TestRBACPrintsRolesAndBindings(t *testing.T) {
 		"group, -A":       {[]string{"--group", "devs", "-A"}, "Role RoleBinding Role RoleBinding ClusterRole ClusterRoleBinding", rbacv1.Subject{Kind: "Group", APIGroup: rbacv1.GroupName, Name: "devs"}},
 		"service account": {[]string{"--serviceaccount", "ci:runner", "--dns-reader=false"}, "Role RoleBinding", rbacv1.Subject{Kind: "ServiceAccount", Namespace: "ci", Name: "runner"}},
 		"no subject":      {nil, "Role Role", rbacv1.Subject{}},
+		"egress admin":    {[]string{"--user", "admin", "--egress-admin"}, "Role RoleBinding Role RoleBinding Role RoleBinding", rbacv1.Subject{Kind: "User", APIGroup: rbacv1.GroupName, Name: "admin"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -124,5 +126,20 @@ func TestRBACBadInput(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q, want one line with %q", code, errOut, tc.want)
 			}
 		})
+	}
+}
+
+// rbac names the egress proxy's objects without importing the domain: the
+// names must stay the proxy's.
+func TestRBACNamesTheEgressProxysObjects(t *testing.T) {
+	if rbac.EgressProxyName != sandbox.ProxyName || rbac.EgressProxyPolicyName != sandbox.ProxyPolicyName {
+		t.Fatalf("rbac names %q and %q, the proxy is %q with policy %q", rbac.EgressProxyName, rbac.EgressProxyPolicyName, sandbox.ProxyName, sandbox.ProxyPolicyName)
+	}
+	out, _, code := runRoot(t, "rbac", "-n", "agents", "--egress-admin")
+	if code != 0 || !strings.Contains(out, "name: "+rbac.EgressAdminRole) || !strings.Contains(out, "#   create rolebindings.rbac.authorization.k8s.io") {
+		t.Fatalf("rbac --egress-admin:\n%s", out)
+	}
+	if out, _, _ := runRoot(t, "rbac", "-n", "agents"); strings.Contains(out, rbac.EgressAdminRole) || strings.Contains(out, "rolebindings") {
+		t.Fatalf("the user's RBAC includes the egress admin's:\n%s", out)
 	}
 }

@@ -180,6 +180,15 @@ func Install(ctx context.Context, cs kubernetes.Interface, c *Config, o InstallO
 	return in, nil
 }
 
+// CannotReadError: the user may not even read the namespace's egress
+// proxy. That is the plugin's own Role missing (kubectl agentkernel rbac),
+// not an admin's rights to install the proxy: trying to install it would
+// only be refused for something else.
+type CannotReadError struct{ Err error }
+
+func (e *CannotReadError) Error() string { return e.Err.Error() }
+func (e *CannotReadError) Unwrap() error { return e.Err }
+
 // EnsureOptions are the choices of Ensure.
 type EnsureOptions struct {
 	Image        string
@@ -195,9 +204,17 @@ type EnsureOptions struct {
 // goes: it is the namespace's, for every sandbox with --allow-host.
 func Ensure(ctx context.Context, cs kubernetes.Interface, namespace string, o EnsureOptions) (*Installed, error) {
 	svc, err := cs.CoreV1().Services(namespace).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	if apierrors.IsForbidden(err) {
+		return nil, &CannotReadError{Err: err}
+	}
 	if err == nil && ours(svc) {
 		_, depErr := cs.AppsV1().Deployments(namespace).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
 		_, npErr := cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, sandbox.ProxyPolicyName, metav1.GetOptions{})
+		for _, err := range []error{depErr, npErr} {
+			if apierrors.IsForbidden(err) {
+				return nil, &CannotReadError{Err: err}
+			}
+		}
 		if depErr == nil && npErr == nil {
 			return &Installed{Service: svc}, nil
 		}

@@ -418,3 +418,29 @@ func endpointSlice(service string, addrs []string, port int32) *discoveryv1.Endp
 		Ports:       []discoveryv1.EndpointPort{{Port: &port}},
 	}
 }
+
+// A user who may not even read the proxy lacks the plugin's own Role: Ensure
+// says so with the refusal itself (CannotReadError), and tries no install,
+// which would only be refused for something else.
+func TestEnsureCannotRead(t *testing.T) {
+	for _, resource := range []string{"services", "deployments", "networkpolicies"} {
+		t.Run(resource, func(t *testing.T) {
+			cs, rec := recordingCluster("")
+			if _, err := Ensure(context.Background(), cs, ns, EnsureOptions{Image: "img:1"}); err != nil {
+				t.Fatal(err)
+			}
+			n := len(rec.list())
+			cs.PrependReactor("get", resource, func(a k8stesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: resource}, sandbox.ProxyName, errors.New("RBAC says no"))
+			})
+			_, err := Ensure(context.Background(), cs, ns, EnsureOptions{Image: "img:1"})
+			var cannot *CannotReadError
+			if !errors.As(err, &cannot) || !apierrors.IsForbidden(err) {
+				t.Fatalf("Ensure: %v, want a CannotReadError that is a Forbidden", err)
+			}
+			if got := rec.list()[n:]; len(got) != 0 {
+				t.Fatalf("Ensure wrote after a refused read: %v", got)
+			}
+		})
+	}
+}

@@ -143,7 +143,7 @@ func (s *Server) toolError(ctx context.Context, err error) error {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		err = errors.New("cancelled: the call was cancelled or the server is stopping")
 	case apierrors.IsForbidden(err):
-		err = fmt.Errorf("%v (the user running this server lacks the permission in namespace %q)", err, s.o.Namespace)
+		err = fmt.Errorf("%v; the user running this server lacks the permission in namespace %q: ask a cluster admin for access (kubectl agentkernel rbac -n %s prints the Role it takes)", err, s.o.Namespace, s.o.Namespace)
 	}
 	return errors.New(sandbox.Printable(err.Error()))
 }

@@ -49,28 +49,86 @@ type Permission struct {
 // what every authenticated user may (SelfSubjectReview and
 // SelfSubjectAccessReview, granted by system:basic-user).
 var Permissions = []Permission{
-	{Verb: "create", Resource: "pods", Why: "create: the sandbox's Pod; doctor: a server-side dry run of a default sandbox"},
-	{Verb: "get", Resource: "pods", Why: "exec, cp, delete: find a sandbox by name; create: why a name is taken"},
-	{Verb: "list", Resource: "pods", Why: "list; create: is the name held by a sandbox from a pool; find such a sandbox"},
-	{Verb: "watch", Resource: "pods", Why: "create and delete: wait until the sandbox runs, or is gone"},
-	{Verb: "patch", Resource: "pods", Why: "create: lift the scheduling gate once the sandbox is fenced"},
-	{Verb: "delete", Resource: "pods", Why: "delete; create: undo a create that failed"},
-	{Verb: "create", Resource: "pods/exec", Why: "exec and cp: commands and file streams, through the API server (so audited)"},
+	{Verb: "create", Resource: "pods", Why: "create, run: the sandbox's Pod; pool create and claims: warm members; doctor: a server-side dry run of a default sandbox"},
+	{Verb: "get", Resource: "pods", Why: "exec, cp, shell, attach, logs, port-forward, delete: find a sandbox by name; create: why a name is taken; gc: is an owner gone"},
+	{Verb: "list", Resource: "pods", Why: "list; create: is the name held by a sandbox from a pool; pools: their members; gc; mcp: its sandboxes' states"},
+	{Verb: "watch", Resource: "pods", Why: "create, run, pool create and delete: wait until the sandbox runs, or is gone"},
+	{Verb: "patch", Resource: "pods", Why: "create: lift the scheduling gate once the sandbox is fenced; create --pool: claim a warm member"},
+	{Verb: "delete", Resource: "pods", Why: "delete, run, gc, pool scale and delete; create: undo a create that failed"},
+	{Verb: "create", Resource: "pods/exec", Why: "exec, cp, shell, run, mcp: commands and file streams, through the API server (so audited); create --pool: deliver a claim's environment"},
+	{Verb: "create", Resource: "pods/attach", Why: "attach: the main process of create --command or run --detach, through the API server (so audited)"},
+	{Verb: "get", Resource: "pods/log", Why: "logs: the sandbox's output"},
+	{Verb: "create", Resource: "pods/portforward", Why: "port-forward: a local port to the sandbox, through the API server"},
 	{Verb: "create", Resource: "secrets", Why: "create --secret-env: the sandbox's secret environment"},
 	{Verb: "get", Resource: "secrets", Why: "create: tell a previous sandbox's stale Secret from someone else's"},
-	{Verb: "delete", Resource: "secrets", Why: "create: replace a stale Secret; undo a create that failed"},
+	{Verb: "list", Resource: "secrets", Why: "gc: Secrets whose sandbox is gone (a list cannot be narrowed to the plugin's by RBAC: it reads the namespace's Secrets)"},
+	{Verb: "delete", Resource: "secrets", Why: "create: replace a stale Secret; undo a create that failed; gc"},
 	{Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: the sandbox's fence"},
-	{Verb: "get", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: tell a previous sandbox's stale NetworkPolicy from someone else's"},
-	{Verb: "list", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create and doctor: find other NetworkPolicies that widen the fence"},
-	{Verb: "delete", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: replace a stale NetworkPolicy; undo a create that failed"},
+	{Verb: "get", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: tell a previous sandbox's stale NetworkPolicy from someone else's; create --allow-host, egress status: the egress proxy's fence"},
+	{Verb: "list", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create and doctor: find other NetworkPolicies that widen the fence; gc"},
+	{Verb: "delete", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: replace a stale NetworkPolicy; undo a create that failed; gc"},
+	{Verb: "create", Resource: "podtemplates", Why: "pool create: the pool's definition (a PodTemplate)"},
+	{Verb: "get", Resource: "podtemplates", Why: "pool scale and delete; create --pool: refill the pool from its definition; gc: is a member's pool still there"},
+	{Verb: "list", Resource: "podtemplates", Why: "pool list; doctor: the namespace's pools"},
+	{Verb: "patch", Resource: "podtemplates", Why: "pool scale: the pool's size"},
+	{Verb: "delete", Resource: "podtemplates", Why: "pool delete; pool create: undo a create that failed"},
+	{Verb: "get", Resource: "services", ResourceNames: []string{EgressProxyName},
+		Why: "create --allow-host, egress status: the namespace's egress proxy (an admin installs it: egress install)"},
+	{Verb: "get", Group: "apps", Resource: "deployments", ResourceNames: []string{EgressProxyName},
+		Why: "create --allow-host, egress status: is the egress proxy there"},
 	{Verb: "get", Resource: "namespaces", Why: "doctor: the namespace's Pod Security labels (a Role grants this for its own namespace only)"},
 	{Verb: "list", Resource: "limitranges", Why: "doctor: limits that would refuse a sandbox"},
 	{Verb: "list", Resource: "resourcequotas", Why: "doctor: quota left for sandboxes"},
 	{Verb: "get", Resource: "services", Scope: ClusterDNS, ResourceNames: []string{"kube-dns", "node-local-dns", "kube-dns-upstream"},
 		Why: "create --network egress: find the cluster's DNS (kube-dns, NodeLocal DNSCache) for the sandbox's DNS rule"},
 	{Verb: "list", Resource: "pods", Scope: Cluster, Why: "list -A: sandboxes in every namespace"},
+	{Verb: "list", Resource: "podtemplates", Scope: Cluster, Why: "pool list -A: pools in every namespace"},
 	{Verb: "list", Group: "node.k8s.io", Resource: "runtimeclasses", Why: "doctor: which RuntimeClasses (gVisor, Kata) there are", Scope: Cluster},
 }
+
+// EgressAdmin is what `egress install` and `egress uninstall` need in the
+// namespace beyond Permissions: they make the namespace's egress proxy,
+// which has a ServiceAccount and a Role of its own. That is an admin's
+// work, not a user's: the Role "agentkernel-egress-admin" is rendered only
+// when asked for (rbac --egress-admin), and doctor does not ask for it.
+// Objects that exist are reached by name only; a create cannot be narrowed
+// by name in RBAC. The proxy's Role grants get, list and watch pods, which
+// its creator must hold (RBAC's escalation check): the plugin's Role does.
+var EgressAdmin = []Permission{
+	{Verb: "create", Resource: "serviceaccounts", Why: "egress install: the proxy's ServiceAccount"},
+	{Verb: "get", Resource: "serviceaccounts", ResourceNames: []string{EgressProxyName}, Why: "egress install and uninstall: is it there, and ours"},
+	{Verb: "patch", Resource: "serviceaccounts", ResourceNames: []string{EgressProxyName}, Why: "egress install: update it"},
+	{Verb: "delete", Resource: "serviceaccounts", ResourceNames: []string{EgressProxyName}, Why: "egress uninstall; a failed install undone"},
+	{Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "roles", Why: "egress install: the proxy may get, list and watch the namespace's Pods"},
+	{Verb: "get", Group: "rbac.authorization.k8s.io", Resource: "roles", ResourceNames: []string{EgressProxyName}, Why: "egress install and uninstall"},
+	{Verb: "patch", Group: "rbac.authorization.k8s.io", Resource: "roles", ResourceNames: []string{EgressProxyName}, Why: "egress install: update it"},
+	{Verb: "delete", Group: "rbac.authorization.k8s.io", Resource: "roles", ResourceNames: []string{EgressProxyName}, Why: "egress uninstall; a failed install undone"},
+	{Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "rolebindings", Why: "egress install: that Role, bound to the proxy's ServiceAccount"},
+	{Verb: "get", Group: "rbac.authorization.k8s.io", Resource: "rolebindings", ResourceNames: []string{EgressProxyName}, Why: "egress install and uninstall"},
+	{Verb: "patch", Group: "rbac.authorization.k8s.io", Resource: "rolebindings", ResourceNames: []string{EgressProxyName}, Why: "egress install: update it"},
+	{Verb: "delete", Group: "rbac.authorization.k8s.io", Resource: "rolebindings", ResourceNames: []string{EgressProxyName}, Why: "egress uninstall; a failed install undone"},
+	{Verb: "create", Resource: "services", Why: "egress install: the proxy's Service"},
+	{Verb: "get", Resource: "services", ResourceNames: []string{EgressProxyName}, Why: "egress install and uninstall"},
+	{Verb: "patch", Resource: "services", ResourceNames: []string{EgressProxyName}, Why: "egress install: update it"},
+	{Verb: "delete", Resource: "services", ResourceNames: []string{EgressProxyName}, Why: "egress uninstall; a failed install undone"},
+	{Verb: "create", Group: "apps", Resource: "deployments", Why: "egress install: the proxy's Deployment"},
+	{Verb: "get", Group: "apps", Resource: "deployments", ResourceNames: []string{EgressProxyName}, Why: "egress install and uninstall"},
+	{Verb: "patch", Group: "apps", Resource: "deployments", ResourceNames: []string{EgressProxyName}, Why: "egress install: update it"},
+	{Verb: "delete", Group: "apps", Resource: "deployments", ResourceNames: []string{EgressProxyName}, Why: "egress uninstall; a failed install undone"},
+	{Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "egress install: the proxy's fence"},
+	{Verb: "get", Group: "networking.k8s.io", Resource: "networkpolicies", ResourceNames: []string{EgressProxyPolicyName}, Why: "egress install and uninstall"},
+	{Verb: "patch", Group: "networking.k8s.io", Resource: "networkpolicies", ResourceNames: []string{EgressProxyPolicyName}, Why: "egress install: update it"},
+	{Verb: "delete", Group: "networking.k8s.io", Resource: "networkpolicies", ResourceNames: []string{EgressProxyPolicyName}, Why: "egress uninstall (last, once the proxy's Pods are gone); a failed install undone"},
+	{Verb: "list", Resource: "pods", Why: "egress uninstall: sandboxes still using the proxy; wait until the proxy's Pods are gone"},
+}
+
+// EgressProxyName is the name of the egress proxy's Service and Deployment
+// (sandbox.ProxyName; this package imports no domain code).
+const EgressProxyName = "agentkernel-egress"
+
+// EgressProxyPolicyName is the name of the egress proxy's NetworkPolicy
+// (sandbox.ProxyPolicyName).
+const EgressProxyPolicyName = "agentkernel-egress.proxy"
 
 // Of returns the permissions of one scope.
 func Of(scope Scope) []Permission {
@@ -95,6 +153,14 @@ func (p Permission) String() string {
 		s += " -n " + DNSNamespace
 	}
 	return s
+}
+
+// names is " [only NAME, ...]" for a permission on named objects only.
+func (p Permission) names() string {
+	if len(p.ResourceNames) == 0 {
+		return ""
+	}
+	return " [only " + strings.Join(p.ResourceNames, ", ") + "]"
 }
 
 // GroupResource is "pods", "pods/exec" or "networkpolicies.networking.k8s.io".
@@ -122,6 +188,7 @@ func Find(s string) (Permission, bool) {
 // Names of what Objects renders.
 const (
 	RoleName        = "agentkernel"
+	EgressAdminRole = "agentkernel-egress-admin"
 	DNSRoleName     = "agentkernel-dns-reader"
 	ClusterRoleName = "agentkernel-cluster-reader"
 )
@@ -135,6 +202,9 @@ type Options struct {
 	Cluster bool
 	// DNS adds the Role in kube-system that lets create find the cluster's DNS.
 	DNS bool
+	// EgressAdmin adds the Role in the namespace that egress install and
+	// uninstall need (an admin's, not a user's).
+	EgressAdmin bool
 	// Without leaves permissions out (tests use it to prove each is needed).
 	Without []string
 }
@@ -142,8 +212,8 @@ type Options struct {
 // Objects renders the roles (and bindings, given a subject).
 func Objects(o Options) []runtime.Object {
 	var objs []runtime.Object
-	add := func(scope Scope, role metav1.ObjectMeta, kind string) {
-		rules := rules(Of(scope), o.Without)
+	add := func(perms []Permission, role metav1.ObjectMeta, kind string) {
+		rules := rules(perms, o.Without)
 		if len(rules) == 0 {
 			return
 		}
@@ -164,12 +234,15 @@ func Objects(o Options) []runtime.Object {
 			objs = append(objs, &rbacv1.RoleBinding{TypeMeta: typeMeta("RoleBinding"), ObjectMeta: binding, RoleRef: ref, Subjects: subjects})
 		}
 	}
-	add(Namespace, meta(RoleName, o.Namespace), "Role")
+	add(Of(Namespace), meta(RoleName, o.Namespace), "Role")
 	if o.DNS {
-		add(ClusterDNS, meta(DNSRoleName, DNSNamespace), "Role")
+		add(Of(ClusterDNS), meta(DNSRoleName, DNSNamespace), "Role")
 	}
 	if o.Cluster {
-		add(Cluster, meta(ClusterRoleName, ""), "ClusterRole")
+		add(Of(Cluster), meta(ClusterRoleName, ""), "ClusterRole")
+	}
+	if o.EgressAdmin {
+		add(EgressAdmin, meta(EgressAdminRole, o.Namespace), "Role")
 	}
 	return objs
 }
@@ -262,6 +335,9 @@ func (o Options) Command() string {
 	if !o.DNS {
 		args = append(args, "--dns-reader=false")
 	}
+	if o.EgressAdmin {
+		args = append(args, "--egress-admin")
+	}
 	return strings.Join(args, " ")
 }
 
@@ -283,14 +359,24 @@ func Comment(o Options) string {
 		scopes = append(scopes, Cluster)
 	}
 	width := 0
-	for _, p := range Permissions {
+	listed := Permissions
+	if o.EgressAdmin {
+		listed = append(listed[:len(listed):len(listed)], EgressAdmin...)
+	}
+	for _, p := range listed {
 		width = max(width, len(p.String()))
 	}
 	for _, scope := range scopes {
 		for _, p := range Of(scope) {
 			if !skip[p.String()] {
-				fmt.Fprintf(&b, "#   %-*s  %s\n", width, p.String(), p.Why)
+				fmt.Fprintf(&b, "#   %-*s  %s%s\n", width, p.String(), p.Why, p.names())
 			}
+		}
+	}
+	if o.EgressAdmin {
+		fmt.Fprintf(&b, "# And, for an admin, what egress install and uninstall need (Role %s):\n", EgressAdminRole)
+		for _, p := range EgressAdmin {
+			fmt.Fprintf(&b, "#   %-*s  %s%s\n", width, p.String(), p.Why, p.names())
 		}
 	}
 	b.WriteString("# Not granted: create --create-namespace needs \"create namespaces\" cluster-wide.\n")

@@ -67,22 +67,73 @@ var rbacRows = []rbacRow{
 	{name: "list -A", args: "list -A", needs: []string{"list pods -A"}},
 	{name: "delete", args: "delete rb-del -n {ns}", setup: running("rb-del"), needs: []string{"get pods", "delete pods", "list pods", "watch pods"}},
 	{name: "delete -l", args: "delete -l rbac-row=del -n {ns}", setup: running("rb-del-l", "-l", "rbac-row=del"), needs: []string{"list pods", "delete pods", "watch pods"}},
+	{name: "run: one-shot, a generated name, copies in and out", args: "run -n {ns} --copy-in {dir}/in.txt:/workspace/{ns}/run-{run}.txt --copy-out /workspace/{ns}/run-{run}.txt:{dir}/run-out-{run}.txt -- true",
+		check: copiedOut("run-out-{run}.txt"), steps: true,
+		needs: []string{"create pods", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods", "create pods/exec", "delete pods"}},
+	{name: "create --command: a main process", args: "create rb-main -n {ns} --command -- sleep 3600", setup: absent("rb-main"),
+		needs: []string{"create pods", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods"}},
+	{name: "attach", args: "attach rb-attach -n {ns} -i=false", setup: withMain("rb-attach"), drive: attached,
+		needs: []string{"get pods", "create pods/attach"}},
+	{name: "shell", args: "shell rb-x -n {ns}", stdin: "echo in-the-shell; exit 0\n", setup: running("rb-x"), check: printed("in-the-shell"),
+		needs: []string{"get pods", "create pods/exec"}},
+	{name: "logs", args: "logs rb-x -n {ns}", setup: running("rb-x"), check: printed(kwokLog),
+		needs: []string{"get pods", "get pods/log"}},
+	{name: "port-forward", args: "port-forward rb-x -n {ns} :8080", setup: running("rb-x"), drive: portForwardEcho,
+		needs: []string{"get pods", "create pods/portforward"}},
+	{name: "agents", args: "agents"},
+	{name: "pool create", args: "pool create rb-pc --size 1 -n {ns}", setup: poolAbsent("rb-pc"),
+		needs: []string{"create podtemplates", "list pods", "create pods", "create networkpolicies.networking.k8s.io", "patch pods", "watch pods", "get podtemplates"}},
+	{name: "pool create that fails undoes itself", args: "pool create rb-pu --size 1 -n {ns} --timeout 1ms", setup: poolAbsent("rb-pu"),
+		fails: "was not ready within 1ms", check: poolGone("rb-pu"),
+		needs: []string{"create podtemplates", "list pods", "create pods", "create networkpolicies.networking.k8s.io", "patch pods", "delete podtemplates", "delete pods"}},
+	{name: "pool list", args: "pool list -n {ns}", setup: poolReady("rb-pl"), check: printed("rb-pl"),
+		needs: []string{"list podtemplates", "list pods"}},
+	{name: "pool list -A", args: "pool list -A --no-reconcile", setup: poolReady("rb-pl"), check: printed("rb-pl"),
+		needs: []string{"list podtemplates -A", "list pods -A"}},
+	{name: "pool scale", args: "pool scale rb-ps --size 2 -n {ns}", setup: poolOfSize("rb-ps", 1),
+		needs: []string{"get podtemplates", "patch podtemplates", "list pods", "create pods", "create networkpolicies.networking.k8s.io", "patch pods", "watch pods"}},
+	{name: "pool delete", args: "pool delete rb-pd -n {ns}", setup: poolReady("rb-pd"), check: poolGone("rb-pd"),
+		needs: []string{"get podtemplates", "list pods", "delete pods", "delete podtemplates"}},
+	{name: "create --pool: a claim, its environment delivered, the pool refilled", args: "create rb-claim --pool rb-pw -n {ns} --env MODE=rbac",
+		setup: all(claimAbsent("rb-claim"), poolReady("rb-pw")), check: printed("claimed warm from pool rb-pw"),
+		needs: []string{"list pods", "patch pods", "create pods/exec", "get podtemplates", "create pods", "create networkpolicies.networking.k8s.io"}},
+	{name: "gc", args: "gc -n {ns}", setup: orphans("rb-gone"), check: nothingOf("rb-gone"),
+		needs: []string{"list pods", "get podtemplates", "list secrets", "get pods", "list networkpolicies.networking.k8s.io", "delete secrets", "delete networkpolicies.networking.k8s.io"}},
+	{name: "create --allow-host, the proxy installed by an admin", args: "create rb-host -n {ns} --allow-host example.com",
+		setup: all(egressInstalled, absent("rb-host")), check: installedNothing,
+		needs: []string{"get services", "get deployments.apps", "get networkpolicies.networking.k8s.io", "create pods", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods"}},
+	{name: "egress status", args: "egress status -n {ns} -o json", setup: egressInstalled, check: printed(`"installed": true`),
+		needs: []string{"get deployments.apps", "get services", "get networkpolicies.networking.k8s.io", "list pods"}},
+	{name: "mcp: create, exec, list and delete a sandbox", args: "mcp -n {ns}", setup: absent("rb-mcp"), drive: mcpTools("rb-mcp"), protocol: true,
+		needs:   []string{"create pods", "create networkpolicies.networking.k8s.io", "list pods", "watch pods", "patch pods", "create pods/exec", "delete pods"},
+		refused: mcpNamesWhatItLacks},
 	{name: "doctor", args: "doctor -n {ns} -o json", report: true, check: doctorFindsNoRefusal,
 		needs: []string{"get namespaces", "create pods", "create networkpolicies.networking.k8s.io", "list limitranges", "list resourcequotas",
-			"list networkpolicies.networking.k8s.io", "list pods", "get services -n kube-system", "list runtimeclasses.node.k8s.io -A"},
+			"list networkpolicies.networking.k8s.io", "list pods", "get services -n kube-system", "list runtimeclasses.node.k8s.io -A", "list podtemplates"},
 		refused: doctorNamesWhatItLacks},
 }
 
 type rbacRow struct {
 	name  string
 	args  string // split on spaces
+	stdin string
 	setup func(t *testing.T, ns string)
+	// drive runs a command that does not end by itself (attach,
+	// port-forward) or speaks a protocol (mcp), instead of running it to
+	// its end: it returns what the command did, exit 0 when it behaved.
+	drive func(t *testing.T, kubeconfig string, args []string) result
+	// steps: it prints its progress (run), so the error line, still one,
+	// comes last.
+	steps bool
+	// protocol: refusals come back in the protocol (as a tool error), not
+	// as an error line; refused checks them.
+	protocol bool
 	// fails, if set, is what the command's error must say: it is expected
 	// to fail, for a reason that is no permission.
 	fails string
 	// report: the exit code is the command's verdict, not ours (doctor).
 	report bool
-	check  func(ns string, r result) error
+	check  func(ns string, r rbacRun) error
 	needs  []string
 	// refused checks the refusal in a namespace where the user has
 	// nothing, if not the usual one line naming needs' first namespaced
@@ -98,7 +149,12 @@ func (row rbacRow) run(t *testing.T, kubeconfig, ns, dir string, n int) (result,
 		row.setup(t, ns)
 	}
 	args := strings.Fields(strings.NewReplacer("{ns}", ns, "{dir}", dir, "{run}", strconv.Itoa(n)).Replace(row.args))
-	r := pluginAs(t, kubeconfig, "", args...)
+	var r result
+	if row.drive != nil {
+		r = row.drive(t, kubeconfig, args)
+	} else {
+		r = pluginAs(t, kubeconfig, row.stdin, args...)
+	}
 	switch {
 	case strings.Contains(r.stdout+r.stderr, "forbidden"):
 		return r, errors.New("the API server refused it something")
@@ -108,9 +164,16 @@ func (row rbacRow) run(t *testing.T, kubeconfig, ns, dir string, n int) (result,
 		return r, fmt.Errorf("it did not fail with %q", row.fails)
 	}
 	if row.check != nil {
-		return r, row.check(ns, r)
+		return r, row.check(ns, rbacRun{dir: dir, n: n, result: r})
 	}
 	return r, nil
+}
+
+// rbacRun is what a check sees: the result, and where the run was.
+type rbacRun struct {
+	result
+	dir string
+	n   int
 }
 
 func rbacPermission(t *testing.T, s string) rbac.Permission {
@@ -205,11 +268,26 @@ func TestRBACRoleIsEnoughAndOtherNamespacesRefuse(t *testing.T) {
 		}
 		t.Run("refused: "+row.name, func(t *testing.T) {
 			args := strings.Fields(strings.NewReplacer("{ns}", other, "{dir}", dir, "{run}", "x"+strconv.Itoa(i)).Replace(row.args))
-			r := pluginAs(t, u.kubeconfig, "", args...)
+			var r result
+			if row.drive != nil {
+				r = row.drive(t, u.kubeconfig, args)
+			} else {
+				r = pluginAs(t, u.kubeconfig, row.stdin, args...)
+			}
 			if r.code == 0 {
 				t.Fatalf("a namespace where %s has nothing let it through:\n%s", u.name, r)
 			}
-			if strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "error: ") {
+			errLines := r.stderr
+			if row.steps {
+				// Its progress lines may come first: the error is the last line, and the only one.
+				if i := strings.LastIndex(strings.TrimSuffix(r.stderr, "\n"), "\n"); i >= 0 {
+					errLines = r.stderr[i+1:]
+				}
+				if strings.Count(r.stderr, "error: ") != 1 {
+					t.Errorf("not one error line:\n%s", r)
+				}
+			}
+			if !row.protocol && (strings.Count(errLines, "\n") != 1 || !strings.HasPrefix(errLines, "error: ")) {
 				t.Errorf("not one error line:\n%s", r)
 			}
 			if row.refused != nil {
@@ -410,8 +488,8 @@ func withClusterDNS(t *testing.T) {
 
 // Checks.
 
-func usesClusterDNS(name string) func(string, result) error {
-	return func(ns string, _ result) error {
+func usesClusterDNS(name string) func(string, rbacRun) error {
+	return func(ns string, _ rbacRun) error {
 		np, err := env.cs.NetworkingV1().NetworkPolicies(ns).Get(context.Background(), sandbox.PodName(name), metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -427,15 +505,15 @@ func usesClusterDNS(name string) func(string, result) error {
 	}
 }
 
-func warnsOfWideningPolicy(_ string, r result) error {
+func warnsOfWideningPolicy(_ string, r rbacRun) error {
 	if !strings.Contains(r.stderr, `Warning: NetworkPolicy "allow-all-egress" also selects sandbox/rb-widened and allows it egress`) {
 		return errors.New("no warning about the allow-all-egress policy")
 	}
 	return nil
 }
 
-func replacedStale(name string) func(string, result) error {
-	return func(ns string, _ result) error {
+func replacedStale(name string) func(string, rbacRun) error {
+	return func(ns string, _ rbacRun) error {
 		ctx := context.Background()
 		pod, err := env.cs.CoreV1().Pods(ns).Get(ctx, sandbox.PodName(name), metav1.GetOptions{})
 		if err != nil {
@@ -452,8 +530,8 @@ func replacedStale(name string) func(string, result) error {
 	}
 }
 
-func nothingOf(name string) func(string, result) error {
-	return func(ns string, _ result) error {
+func nothingOf(name string) func(string, rbacRun) error {
+	return func(ns string, _ rbacRun) error {
 		ctx := context.Background()
 		var left string
 		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
@@ -477,7 +555,7 @@ func nothingOf(name string) func(string, result) error {
 
 // doctorFindsNoRefusal: apart from doctor's own permission lines (which
 // would make this circular), nothing failed, and nothing was refused.
-func doctorFindsNoRefusal(_ string, r result) error {
+func doctorFindsNoRefusal(_ string, r rbacRun) error {
 	var report struct{ Results []doctor.Result }
 	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
 		return fmt.Errorf("doctor -o json: %v", err)

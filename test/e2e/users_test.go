@@ -165,6 +165,8 @@ func waitForAccess(t *testing.T, u user, ns string, p rbac.Permission, want bool
 		attrs.Namespace = ""
 	case rbac.ClusterDNS:
 		attrs.Namespace = rbac.DNSNamespace
+	}
+	if len(p.ResourceNames) > 0 {
 		attrs.Name = p.ResourceNames[0]
 	}
 	if p.Resource == "namespaces" {
