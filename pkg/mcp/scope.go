@@ -327,9 +327,33 @@ func (s *scope) recheck(ctx context.Context, t target) error {
 	return nil
 }
 
+// deletedByServer is why a sandbox this server deleted is gone.
+const deletedByServer = "this server deleted it"
+
 // removed notes that this server deleted a sandbox: its name is free again.
 func (s *scope) removed(t target) {
-	s.vanished(t.pod.UID, "this server deleted it")
+	s.vanished(t.pod.UID, deletedByServer)
+}
+
+// deleting records, before the delete is sent, that this server is the one
+// deleting the sandbox: the watch may see the Pod go before the delete call
+// returns, and the first reason recorded is the one the agent hears. undo
+// takes it back if the delete failed.
+func (s *scope) deleting(t target) (undo func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byUID[t.pod.UID]
+	if e == nil || e.gone != "" {
+		return func() {}
+	}
+	e.gone = deletedByServer
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !e.removed && e.gone == deletedByServer {
+			e.gone = ""
+		}
+	}
 }
 
 // snapshot returns the sandboxes in scope, by name.

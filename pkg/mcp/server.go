@@ -287,6 +287,7 @@ const deleteWait = time.Minute
 
 // remove deletes a sandbox by UID and waits up to wait until it is gone.
 func (s *Server) remove(ctx context.Context, t target, wait time.Duration) error {
+	undo := s.scope.deleting(t)
 	err := sandbox.DeletePod(ctx, s.o.Clientset, t.pod, nil)
 	var nf *sandbox.NotFoundError
 	if errors.As(err, &nf) {
@@ -294,6 +295,7 @@ func (s *Server) remove(ctx context.Context, t target, wait time.Duration) error
 		return nil // gone already, or replaced by a Pod that is not ours
 	}
 	if err != nil {
+		undo()
 		return err
 	}
 	s.scope.removed(t)
