@@ -41,19 +41,8 @@ func mcpRows() []*Scenario {
 				return Sample{Wall: time.Since(start), Ops: execBatch}, nil
 			},
 		},
-		Kubectl: Side{
-			Label: "a kubectl exec process per command",
-			Run: func(ctx context.Context, e *Env, _ int) (Sample, error) {
-				var argvs [][]string
-				for range execBatch {
-					argvs = append(argvs, e.kubectl("exec", e.kpodName, "--", "true"))
-				}
-				s, err := e.runAll(ctx, nil, argvs...)
-				s.Ops = execBatch
-				return s, err
-			},
-		},
-		Note: "what an agent's commands cost through the MCP server: no API request and, after the first, no new exec stream per command (a warm shell per sandbox); agentkernel publishes 7.7 exec/s for its MCP server",
+		Kubectl: kubectlExecBatch(),
+		Note:    "what an agent's commands cost through the MCP server: no API request and, after the first, no new exec stream per command (a warm shell per sandbox); agentkernel publishes 7.7 exec/s for its MCP server",
 	}}
 }
 

@@ -38,19 +38,25 @@ func execRows() []*Scenario {
 					return Sample{Wall: time.Since(start), Ops: execBatch}, nil
 				},
 			},
-			Kubectl: Side{
-				Label: "a kubectl exec process per command",
-				Run: func(ctx context.Context, e *Env, _ int) (Sample, error) {
-					var argvs [][]string
-					for range execBatch {
-						argvs = append(argvs, e.kubectl("exec", e.kpodName, "--", "true"))
-					}
-					s, err := e.runAll(ctx, nil, argvs...)
-					s.Ops = execBatch
-					return s, err
-				},
-			},
-			Note: "commands per second from one long-lived process (a pool, an MCP server) against kubectl, which has no other way than a process per command",
+			Kubectl: kubectlExecBatch(),
+			Note:    "commands per second from one long-lived process (a pool, an MCP server) against kubectl, which has no other way than a process per command",
+		},
+	}
+}
+
+// kubectlExecBatch is kubectl's side of the sequential exec rows: what a
+// client without a long-lived process has, a kubectl exec per command.
+func kubectlExecBatch() Side {
+	return Side{
+		Label: "a kubectl exec process per command",
+		Run: func(ctx context.Context, e *Env, _ int) (Sample, error) {
+			var argvs [][]string
+			for range execBatch {
+				argvs = append(argvs, e.kubectl("exec", e.kpodName, "--", "true"))
+			}
+			s, err := e.runAll(ctx, nil, argvs...)
+			s.Ops = execBatch
+			return s, err
 		},
 	}
 }
