@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -79,7 +80,7 @@ func poolRows(burst, clients int) []*Scenario {
 				return benchPool(ctx, e, "bench-ip", 1)
 			},
 			Ours: Side{
-				Label:   "pkg/sandbox.Acquire (the replacement made in the background)",
+				Label:   "pkg/pool.Acquire (the replacement made in the background)",
 				Prepare: func(ctx context.Context, e *Env, round int) error { return readyMembers(ctx, e, "bench-ip", 1) },
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
 					cs, err := trace.clientset(e.Config)
@@ -88,7 +89,7 @@ func poolRows(burst, clients int) []*Scenario {
 					}
 					trace.reset()
 					start := time.Now()
-					a, err := sandbox.Acquire(ctx, cs, claimSpec(fmt.Sprintf("ip%d", round), e.Namespace), sandbox.AcquireOptions{Pool: "bench-ip", RefillInBackground: true})
+					a, err := pool.Acquire(ctx, cs, claimSpec(fmt.Sprintf("ip%d", round), e.Namespace), pool.AcquireOptions{Pool: "bench-ip", RefillInBackground: true})
 					s := Sample{Wall: time.Since(start)}
 					if err != nil {
 						return s, err
@@ -116,7 +117,7 @@ func poolRows(burst, clients int) []*Scenario {
 			MaxRounds: 3,
 			Setup:     func(ctx context.Context, e *Env) error { return benchPool(ctx, e, "bench-burst", burst) },
 			Ours: Side{
-				Label:   fmt.Sprintf("pkg/sandbox.Acquire from %d clientsets (connections) in this process, %d claims each in turn", clients, burst/clients),
+				Label:   fmt.Sprintf("pkg/pool.Acquire from %d clientsets (connections) in this process, %d claims each in turn", clients, burst/clients),
 				Prepare: func(ctx context.Context, e *Env, round int) error { return readyMembers(ctx, e, "bench-burst", burst) },
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
 					return claimBurst(ctx, e, "bench-burst", round, burst, clients)
@@ -170,23 +171,23 @@ func benchPool(ctx context.Context, e *Env, name string, size int) error {
 	if err := setResources(&spec, e.ScaleCPU, e.ScaleMem); err != nil {
 		return err
 	}
-	p, err := sandbox.NewPool(name, spec, size)
+	p, err := pool.NewPool(name, spec, size)
 	if err != nil {
 		return err
 	}
-	_, err = sandbox.CreatePool(ctx, e.Clientset, p, sandbox.PoolOptions{Wait: true, Timeout: e.CreateTimeout})
+	_, err = pool.CreatePool(ctx, e.Clientset, p, pool.PoolOptions{Wait: true, Timeout: e.CreateTimeout})
 	return err
 }
 
 // readyMembers waits until pool has n ready members (the last round's
 // replacements starting), untimed.
-func readyMembers(ctx context.Context, e *Env, pool string, n int) error {
-	p, err := sandbox.GetPool(ctx, e.Clientset, e.Namespace, pool)
+func readyMembers(ctx context.Context, e *Env, poolName string, n int) error {
+	p, err := pool.GetPool(ctx, e.Clientset, e.Namespace, poolName)
 	if err != nil {
 		return err
 	}
 	p.Size = n
-	_, err = sandbox.WaitForPool(ctx, e.Clientset, p, e.CreateTimeout, nil)
+	_, err = pool.WaitForPool(ctx, e.Clientset, p, e.CreateTimeout, nil)
 	return err
 }
 
@@ -207,7 +208,7 @@ func deleteSandboxes(ctx context.Context, e *Env) error {
 
 // claimBurst makes n claims from clients clientsets at once, each client
 // claiming in turn, and reports per-claim latencies on stderr.
-func claimBurst(ctx context.Context, e *Env, pool string, round, n, clients int) (Sample, error) {
+func claimBurst(ctx context.Context, e *Env, poolName string, round, n, clients int) (Sample, error) {
 	css := make([]kubernetes.Interface, clients)
 	for i := range css {
 		// A clientset of its own: client-go shares one transport per TLS
@@ -228,14 +229,14 @@ func claimBurst(ctx context.Context, e *Env, pool string, round, n, clients int)
 	var wg sync.WaitGroup
 	var firstErr error
 	var lat []time.Duration
-	var got []*sandbox.Acquired
+	var got []*pool.Acquired
 	warm := 0
 	start := time.Now()
 	for c := range clients {
 		wg.Go(func() {
 			for i := c; i < n; i += clients {
 				t0 := time.Now()
-				a, err := sandbox.Acquire(ctx, css[c], claimSpec(fmt.Sprintf("b%d-%d", round, i), e.Namespace), sandbox.AcquireOptions{Pool: pool, RefillInBackground: true})
+				a, err := pool.Acquire(ctx, css[c], claimSpec(fmt.Sprintf("b%d-%d", round, i), e.Namespace), pool.AcquireOptions{Pool: poolName, RefillInBackground: true})
 				d := time.Since(t0)
 				mu.Lock()
 				if err != nil {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/transfer"
 )
 
 var cpExample = templates.Examples(`
@@ -26,7 +27,7 @@ var cpExample = templates.Examples(`
 
 // CpOptions copies files and directories into and out of a sandbox.
 type CpOptions struct {
-	Src, Dst sandbox.FileSpec
+	Src, Dst transfer.FileSpec
 	// MaxBytes and MaxFiles bound a copy out of the sandbox ("" / 0: the
 	// sandbox's ephemeral-storage limit, and one file per 4 KiB of it).
 	MaxBytes string
@@ -92,10 +93,10 @@ func (o *CpOptions) Complete(f cmdutil.Factory, args []string) error {
 		return fmt.Errorf("cp takes a source and a destination, one of them NAME:PATH (got %d arguments)", len(args))
 	}
 	var err error
-	if o.Src, err = sandbox.ParseFileSpec(args[0]); err != nil {
+	if o.Src, err = transfer.ParseFileSpec(args[0]); err != nil {
 		return err
 	}
-	if o.Dst, err = sandbox.ParseFileSpec(args[1]); err != nil {
+	if o.Dst, err = transfer.ParseFileSpec(args[1]); err != nil {
 		return err
 	}
 	if o.MaxBytes != "" {
@@ -106,7 +107,7 @@ func (o *CpOptions) Complete(f cmdutil.Factory, args []string) error {
 	if err := o.complete(f); err != nil {
 		return err
 	}
-	for _, s := range []*sandbox.FileSpec{&o.Src, &o.Dst} {
+	for _, s := range []*transfer.FileSpec{&o.Src, &o.Dst} {
 		if s.Remote() && s.Namespace == "" {
 			s.Namespace = o.Namespace
 		}
@@ -141,9 +142,9 @@ func (o *CpOptions) Run(ctx context.Context) error {
 	prog := newProgress(o.ErrOut, false)
 	r, meter := prog.Copy(fmt.Sprintf("copying %s → %s", o.Src.Path, o.Dst.Path), o.execIn(pod))
 	if o.Dst.Remote() {
-		err = sandbox.CopyToSandbox(ctx, r, o.Src.Path, o.Dst.Path, prog.Warn())
+		err = transfer.CopyToSandbox(ctx, r, o.Src.Path, o.Dst.Path, prog.Warn())
 	} else {
-		err = sandbox.CopyFromSandbox(ctx, r, o.Src.Path, o.Dst.Path, o.limits(pod), prog.Warn())
+		err = transfer.CopyFromSandbox(ctx, r, o.Src.Path, o.Dst.Path, o.limits(pod), prog.Warn())
 	}
 	meter.Done()
 	if err != nil && ctx.Err() != nil {
@@ -153,8 +154,8 @@ func (o *CpOptions) Run(ctx context.Context) error {
 }
 
 // limits are the sandbox's defaults, overridden by --max-bytes/--max-files.
-func (o *CpOptions) limits(pod *corev1.Pod) sandbox.Limits {
-	l := sandbox.DefaultLimits(pod)
+func (o *CpOptions) limits(pod *corev1.Pod) transfer.Limits {
+	l := transfer.DefaultLimits(pod)
 	if o.maxBytes.Sign() > 0 {
 		l.MaxBytes = o.maxBytes.Value()
 	}

@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
-
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 var gcExample = templates.Examples(`
@@ -76,7 +75,7 @@ func (o *GCOptions) Run(ctx context.Context) error {
 	if o.AllNamespaces {
 		ns = metav1.NamespaceAll
 	}
-	garbage, err := sandbox.FindGarbage(ctx, o.Clientset, ns)
+	garbage, err := pool.FindGarbage(ctx, o.Clientset, ns)
 	if err != nil {
 		return o.explain(err, ns)
 	}

@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
-
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 var poolLong = templates.LongDesc(`
@@ -77,7 +76,7 @@ func completePoolNames(f cmdutil.Factory) cobra.CompletionFunc {
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
-		pools, _, err := sandbox.ListPools(ctx, client, namespace)
+		pools, _, err := pool.ListPools(ctx, client, namespace)
 		if err != nil {
 			cobra.CompDebugln(err.Error(), true)
 			return nil, cobra.ShellCompDirectiveError

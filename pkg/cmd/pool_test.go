@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -51,7 +52,7 @@ func testPool(t *testing.T, name string, mutate func(*sandbox.Spec)) *corev1.Pod
 	if mutate != nil {
 		mutate(&spec)
 	}
-	p, err := sandbox.NewPool(name, spec, 2)
+	p, err := pool.NewPool(name, spec, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,11 +127,11 @@ func TestClaimMatchSortsEverySandboxFlag(t *testing.T) {
 		}
 		match, err := claimMatch(cmd)
 		switch {
-		case slices.Contains(sandbox.ClaimFields, name):
+		case slices.Contains(pool.ClaimFields, name):
 			if err != nil || !slices.Equal(match, []string{name}) {
 				t.Errorf("--%s: match %v, err %v; want it insisted on", name, match, err)
 			}
-		case slices.Contains(sandbox.PerClaimFields, name), slices.Contains(claimNeutral, name):
+		case slices.Contains(pool.PerClaimFields, name), slices.Contains(claimNeutral, name):
 			if err != nil || len(match) != 0 {
 				t.Errorf("--%s: match %v, err %v; want it brought by the claim", name, match, err)
 			}
@@ -204,14 +205,14 @@ func TestPoolTable(t *testing.T) {
 	now := time.Now()
 	spec := sandbox.NewSpec("p", "test")
 	spec.TTL = time.Hour
-	p, _ := sandbox.NewPool("agents", spec, 4)
+	p, _ := pool.NewPool("agents", spec, 4)
 	p.CreationTimestamp = metav1.NewTime(now.Add(-2 * time.Minute))
-	st := &sandbox.PoolStatus{Pool: p, Ready: 2, Starting: 2, Claimed: 5, Problems: []string{"2 × ErrImagePull: 429 Too Many Requests"}}
+	st := &pool.PoolStatus{Pool: p, Ready: 2, Starting: 2, Claimed: 5, Problems: []string{"2 × ErrImagePull: 429 Too Many Requests"}}
 	var plain, wide bytes.Buffer
-	if err := printers.NewTablePrinter(printers.PrintOptions{}).PrintObj(PoolTable([]*sandbox.PoolStatus{st}, now), &plain); err != nil {
+	if err := printers.NewTablePrinter(printers.PrintOptions{}).PrintObj(PoolTable([]*pool.PoolStatus{st}, now), &plain); err != nil {
 		t.Fatal(err)
 	}
-	if err := printers.NewTablePrinter(printers.PrintOptions{Wide: true}).PrintObj(PoolTable([]*sandbox.PoolStatus{st}, now), &wide); err != nil {
+	if err := printers.NewTablePrinter(printers.PrintOptions{Wide: true}).PrintObj(PoolTable([]*pool.PoolStatus{st}, now), &wide); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"NAME", "SIZE", "READY", "STARTING", "CLAIMED", "agents", "4", "2", "5", "2m", "2 × ErrImagePull: 429 Too Many Requests"} {

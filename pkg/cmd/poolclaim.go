@@ -17,6 +17,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -41,12 +42,12 @@ func (f *PoolClaimFlags) Validate() error {
 		}
 		return nil
 	}
-	return sandbox.ValidatePoolName(f.Pool)
+	return pool.ValidatePoolName(f.Pool)
 }
 
 // claimMatch sorts the sandbox flags given on cmd: those that shape a
 // sandbox come from the pool, so giving one means insisting on the pool's
-// value (sandbox.ClaimFields); the claim's own (sandbox.PerClaimFields) are
+// value (pool.ClaimFields); the claim's own (pool.PerClaimFields) are
 // applied to the member it takes; any other is refused rather than
 // silently ignored — including flags added to SandboxFlags after this was
 // written.
@@ -60,9 +61,9 @@ func claimMatch(cmd *cobra.Command) ([]string, error) {
 			return
 		}
 		switch {
-		case slices.Contains(sandbox.ClaimFields, fl.Name):
+		case slices.Contains(pool.ClaimFields, fl.Name):
 			match = append(match, fl.Name)
-		case slices.Contains(sandbox.PerClaimFields, fl.Name), slices.Contains(claimNeutral, fl.Name):
+		case slices.Contains(pool.PerClaimFields, fl.Name), slices.Contains(claimNeutral, fl.Name):
 		default:
 			refused = append(refused, "--"+fl.Name)
 		}
@@ -81,9 +82,9 @@ var claimNeutral = []string{"agents-file"}
 
 // acquire claims the sandbox spec from the pool, or creates it cold; the
 // caller says what happened (acquiredHow).
-func (c *clients) acquire(ctx context.Context, spec *sandbox.Spec, secretValues map[string]string, match []string, pf PoolClaimFlags, create sandbox.CreateOptions) (*sandbox.Acquired, error) {
+func (c *clients) acquire(ctx context.Context, spec *sandbox.Spec, secretValues map[string]string, match []string, pf PoolClaimFlags, create sandbox.CreateOptions) (*pool.Acquired, error) {
 	create.SecretValues = secretValues
-	a, err := sandbox.Acquire(ctx, c.claimClientset(), spec, sandbox.AcquireOptions{
+	a, err := pool.Acquire(ctx, c.claimClientset(), spec, pool.AcquireOptions{
 		Pool:               pf.Pool,
 		Match:              match,
 		WaitForMember:      pf.Wait,
@@ -100,7 +101,7 @@ func (c *clients) acquire(ctx context.Context, spec *sandbox.Spec, secretValues 
 // finishClaim waits for the claimed member's replacement, which is made
 // while the caller already uses its sandbox: a process must not end before
 // it, or the pool stays a member short until a pool command tops it up.
-func finishClaim(a *sandbox.Acquired, errOut io.Writer) {
+func finishClaim(a *pool.Acquired, errOut io.Writer) {
 	if err := a.WaitRefill(); err != nil {
 		fmt.Fprintf(errOut, "warning: %v\n", err)
 	}
@@ -128,14 +129,14 @@ func (c *clients) claimClientset() kubernetes.Interface {
 }
 
 // acquiredHow is the few words that say how a sandbox was got.
-func acquiredHow(a *sandbox.Acquired, pool string) string {
+func acquiredHow(a *pool.Acquired, poolName string) string {
 	if a.Warm {
-		return fmt.Sprintf("claimed warm from pool %s", pool)
+		return fmt.Sprintf("claimed warm from poolName %s", poolName)
 	}
 	return "cold: " + a.Why
 }
 
-// runClaim is create --pool.
+// runClaim is create --poolName.
 func (o *CreateOptions) runClaim(ctx context.Context) error {
 	if o.DryRun != cmdutil.DryRunNone {
 		return o.dryRunClaim(ctx)
@@ -178,11 +179,11 @@ func (o *CreateOptions) runClaim(ctx context.Context) error {
 // under a generated name): the pool must be read for that. Secret values
 // are redacted; nothing is claimed or created.
 func (o *CreateOptions) dryRunClaim(ctx context.Context) error {
-	p, err := sandbox.GetPool(ctx, o.Clientset, o.Namespace, o.Claim.Pool)
+	p, err := pool.GetPool(ctx, o.Clientset, o.Namespace, o.Claim.Pool)
 	if err != nil {
 		return o.explain(err, o.Namespace)
 	}
-	s, err := sandbox.ClaimedSpec(p, &o.spec, o.match)
+	s, err := pool.ClaimedSpec(p, &o.spec, o.match)
 	if err != nil {
 		return err
 	}

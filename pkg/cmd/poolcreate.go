@@ -15,6 +15,7 @@ import (
 	"k8s.io/kubectl/pkg/scheme"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -39,7 +40,7 @@ type PoolCreateOptions struct {
 	Sandbox    *SandboxFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
-	pool       *sandbox.Pool
+	pool       *pool.Pool
 
 	clients
 	genericiooptions.IOStreams
@@ -127,10 +128,10 @@ func (o *PoolCreateOptions) output() string { return *o.PrintFlags.OutputFormat 
 
 // Validate checks the pool without contacting the cluster.
 func (o *PoolCreateOptions) Validate() error {
-	if err := sandbox.ValidatePoolName(o.Name); err != nil {
+	if err := pool.ValidatePoolName(o.Name); err != nil {
 		return err
 	}
-	if err := sandbox.ValidatePoolSize(o.Size, true); err != nil {
+	if err := pool.ValidatePoolSize(o.Size, true); err != nil {
 		return err
 	}
 	if err := o.Sandbox.Validate(); err != nil {
@@ -141,14 +142,14 @@ func (o *PoolCreateOptions) Validate() error {
 	}
 	if len(o.Sandbox.SecretEnv) > 0 {
 		// Refused before the environment is read: the value has no business here.
-		_, err := sandbox.NewPool(o.Name, sandbox.Spec{SecretEnvNames: o.Sandbox.SecretEnv}, o.Size)
+		_, err := pool.NewPool(o.Name, sandbox.Spec{SecretEnvNames: o.Sandbox.SecretEnv}, o.Size)
 		return err
 	}
 	spec, _, err := o.Sandbox.Spec(o.Name, o.Namespace)
 	if err != nil {
 		return err
 	}
-	o.pool, err = sandbox.NewPool(o.Name, spec, o.Size)
+	o.pool, err = pool.NewPool(o.Name, spec, o.Size)
 	return err
 }
 
@@ -164,7 +165,7 @@ func (o *PoolCreateOptions) Run(ctx context.Context) error {
 		}
 		return o.print(t, "(server dry run)")
 	}
-	st, err := sandbox.CreatePool(ctx, o.Clientset, o.pool, sandbox.PoolOptions{
+	st, err := pool.CreatePool(ctx, o.Clientset, o.pool, pool.PoolOptions{
 		Wait: o.Wait, Timeout: o.Timeout, Progress: poolProgress(o.ErrOut, o.Name),
 	})
 	if err != nil {
@@ -174,7 +175,7 @@ func (o *PoolCreateOptions) Run(ctx context.Context) error {
 	if !o.Wait {
 		state = fmt.Sprintf("%d members starting", st.Members())
 	}
-	t, err := o.Clientset.CoreV1().PodTemplates(o.Namespace).Get(ctx, sandbox.PoolTemplateName(o.Name), metav1.GetOptions{})
+	t, err := o.Clientset.CoreV1().PodTemplates(o.Namespace).Get(ctx, pool.PoolTemplateName(o.Name), metav1.GetOptions{})
 	if err != nil {
 		return o.explain(err, o.Namespace)
 	}

@@ -11,6 +11,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -78,7 +79,7 @@ func (o *PoolDeleteOptions) Validate() error {
 		return fmt.Errorf("name the pools to delete (list them with: kubectl agentkernel pool list)")
 	}
 	for _, n := range o.Names {
-		if err := sandbox.ValidatePoolName(n); err != nil {
+		if err := pool.ValidatePoolName(n); err != nil {
 			return err
 		}
 	}
@@ -92,8 +93,8 @@ func (o *PoolDeleteOptions) Validate() error {
 func (o *PoolDeleteOptions) Run(ctx context.Context) error {
 	var errs []error
 	for _, name := range o.Names {
-		removed, kept, err := sandbox.DeletePool(ctx, o.Clientset, o.Namespace, name)
-		var notFound *sandbox.PoolNotFoundError
+		removed, kept, err := pool.DeletePool(ctx, o.Clientset, o.Namespace, name)
+		var notFound *pool.PoolNotFoundError
 		switch {
 		case errors.As(err, &notFound) && o.IgnoreNotFound:
 			continue

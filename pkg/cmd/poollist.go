@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -16,8 +17,6 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
-
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 var poolListExample = templates.Examples(`
@@ -109,21 +108,21 @@ func (o *PoolListOptions) Run(ctx context.Context) error {
 	if o.AllNamespaces {
 		ns = metav1.NamespaceAll
 	}
-	pools, bad, err := sandbox.ListPools(ctx, o.Clientset, ns)
+	pools, bad, err := pool.ListPools(ctx, o.Clientset, ns)
 	if err != nil {
 		return o.explain(err, ns)
 	}
 	for _, err := range bad {
 		fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
 	}
-	var statuses []*sandbox.PoolStatus
+	var statuses []*pool.PoolStatus
 	if o.NoReconcile {
-		if statuses, err = sandbox.PoolStatuses(ctx, o.Clientset, pools); err != nil {
+		if statuses, err = pool.PoolStatuses(ctx, o.Clientset, pools); err != nil {
 			return o.explain(err, ns)
 		}
 	} else {
 		for _, p := range pools {
-			st, err := sandbox.Reconcile(ctx, o.Clientset, p)
+			st, err := pool.Reconcile(ctx, o.Clientset, p)
 			if err != nil {
 				if st == nil {
 					return o.explain(err, p.Namespace)
@@ -161,7 +160,7 @@ func (o *PoolListOptions) Run(ctx context.Context) error {
 }
 
 // PoolTable builds the table pool list prints; wide-only columns have priority 1.
-func PoolTable(statuses []*sandbox.PoolStatus, now time.Time) *metav1.Table {
+func PoolTable(statuses []*pool.PoolStatus, now time.Time) *metav1.Table {
 	t := &metav1.Table{ColumnDefinitions: []metav1.TableColumnDefinition{
 		{Name: "Name", Type: "string"},
 		{Name: "Size", Type: "integer"},
@@ -206,7 +205,7 @@ func durationOrNone(d time.Duration) string {
 // poolObject is a pool as -o json/yaml/jsonpath show it. It is not an API
 // object (there is no Pool kind in any cluster: a pool is a PodTemplate and
 // Pods), only the shape of this command's output.
-func poolObject(st *sandbox.PoolStatus) *unstructured.Unstructured {
+func poolObject(st *pool.PoolStatus) *unstructured.Unstructured {
 	p := st.Pool
 	problems := make([]any, 0, len(st.Problems))
 	for _, s := range st.Problems {
@@ -230,7 +229,7 @@ func poolObject(st *sandbox.PoolStatus) *unstructured.Unstructured {
 			"memory":      p.Spec.Memory.String(),
 			"ttl":         p.Spec.TTL.String(),
 			"idleTimeout": p.Spec.IdleTimeout.String(),
-			"template":    sandbox.PoolTemplateName(p.Name),
+			"template":    pool.PoolTemplateName(p.Name),
 		},
 		"status": map[string]any{
 			"ready":    int64(st.Ready),

@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
-
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 var poolScaleExample = templates.Examples(`
@@ -77,18 +76,18 @@ func (o *PoolScaleOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args 
 
 // Validate checks the name and size.
 func (o *PoolScaleOptions) Validate() error {
-	if err := sandbox.ValidatePoolName(o.Name); err != nil {
+	if err := pool.ValidatePoolName(o.Name); err != nil {
 		return err
 	}
 	if o.Timeout < 0 {
 		return fmt.Errorf("--timeout must not be negative")
 	}
-	return sandbox.ValidatePoolSize(o.Size, false)
+	return pool.ValidatePoolSize(o.Size, false)
 }
 
 // Run scales the pool.
 func (o *PoolScaleOptions) Run(ctx context.Context) error {
-	st, err := sandbox.ScalePool(ctx, o.Clientset, o.Namespace, o.Name, o.Size, sandbox.PoolOptions{
+	st, err := pool.ScalePool(ctx, o.Clientset, o.Namespace, o.Name, o.Size, pool.PoolOptions{
 		Wait: o.Wait, Timeout: o.Timeout, Progress: poolProgress(o.ErrOut, o.Name),
 	})
 	if err != nil {

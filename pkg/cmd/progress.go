@@ -19,6 +19,7 @@ import (
 	"k8s.io/kubectl/pkg/util/term"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // progress tells, on stderr, what a long command is doing. On a terminal
@@ -269,13 +270,13 @@ func (p *progress) waitStatus(ctx context.Context, cs kubernetes.Interface, name
 	report = func(s string) {
 		if p.live {
 			mu.Lock()
-			state = sandbox.Printable(s)
+			state = untrusted.Printable(s)
 			mu.Unlock()
 			show()
 			return
 		}
 		if strings.Contains(s, ": ") && !strings.HasPrefix(s, "SchedulingGated") {
-			p.Linef("waiting for %s: %s", label, sandbox.Printable(s))
+			p.Linef("waiting for %s: %s", label, untrusted.Printable(s))
 		}
 	}
 	if !p.live {
@@ -312,7 +313,7 @@ func (p *progress) waitStatus(ctx context.Context, cs kubernetes.Interface, name
 					msg = e.Reason + ": " + msg
 				}
 				mu.Lock()
-				event = sandbox.Printable(msg)
+				event = untrusted.Printable(msg)
 				mu.Unlock()
 				show()
 			}

@@ -15,6 +15,8 @@ import (
 
 	// Before anything calls kubectl's i18n.T: no translation catalog to load.
 	_ "github.com/agentkernel/kubectl-agentkernel/pkg/english"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
 )
 
 var rootLong = templates.LongDesc(`
@@ -35,6 +37,9 @@ var rootExample = templates.Examples(`
 
 // NewCmdRoot builds the whole command tree around one set of kubeconfig flags.
 func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
+	// The domain records the plugin's version on what it makes; it is told
+	// the version rather than importing it.
+	sandbox.Version = version.Get().Version
 	cmd := &cobra.Command{
 		Use:     "kubectl-agentkernel",
 		Short:   "Hardened, disposable sandbox Pods for AI coding agents",

@@ -19,6 +19,8 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/transfer"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // PluginFailed is the exit status of `run` when the plugin itself failed
@@ -254,7 +256,7 @@ func (o *RunOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []stri
 		}
 	}
 	if o.Workdir != "" {
-		if o.Workdir, err = sandbox.CleanRemotePath(o.Workdir); err != nil {
+		if o.Workdir, err = transfer.CleanRemotePath(o.Workdir); err != nil {
 			return fmt.Errorf("--workdir: %v", err)
 		}
 	}
@@ -298,7 +300,7 @@ func parseCopyIn(s string) (copySpec, error) {
 	if remote == "" {
 		remote = sandbox.WorkspaceDir + "/"
 	}
-	p, err := sandbox.CleanRemotePath(remote)
+	p, err := transfer.CleanRemotePath(remote)
 	if err != nil {
 		return copySpec{}, fmt.Errorf("--copy-in %q: %v", s, err)
 	}
@@ -311,7 +313,7 @@ func parseCopyOut(s string) (copySpec, error) {
 	if remote == "" {
 		return copySpec{}, fmt.Errorf("--copy-out %q: the sandbox path is empty (SANDBOX_PATH[:LOCAL])", s)
 	}
-	p, err := sandbox.CleanRemotePath(remote)
+	p, err := transfer.CleanRemotePath(remote)
 	if err != nil {
 		return copySpec{}, fmt.Errorf("--copy-out %q: %v", s, err)
 	}
@@ -507,7 +509,7 @@ func (o *RunOptions) prepare(ctx context.Context, pod *corev1.Pod, prog *progres
 	for _, c := range o.copyIns {
 		prog.Linef("copying %s into %s", c.local, c.remote)
 		r, meter := prog.Copy("copying "+c.local+" → "+c.remote, o.execIn(pod))
-		err := sandbox.CopyToSandbox(ctx, r, c.local, c.remote, prog.Warn())
+		err := transfer.CopyToSandbox(ctx, r, c.local, c.remote, prog.Warn())
 		meter.Done()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -523,7 +525,7 @@ func (o *RunOptions) copyOut(ctx context.Context, pod *corev1.Pod, c copySpec, p
 	prog.Linef("copying %s out to %s", c.remote, c.local)
 	r, meter := prog.Copy("copying "+c.remote+" → "+c.local, o.execIn(pod))
 	limits := (&CpOptions{MaxFiles: o.MaxFiles, maxBytes: o.maxBytes}).limits(pod)
-	err := sandbox.CopyFromSandbox(ctx, r, c.remote, c.local, limits, prog.Warn())
+	err := transfer.CopyFromSandbox(ctx, r, c.remote, c.local, limits, prog.Warn())
 	meter.Done()
 	if err != nil {
 		return fmt.Errorf("--copy-out %s:%s: %w", c.remote, c.local, o.explainStream(err, o.Namespace))
@@ -557,7 +559,7 @@ func startMain(ctx context.Context, r sandbox.Runner) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		return fmt.Errorf("starting the sandbox's main process failed: %v %s", err, sandbox.Printable(strings.TrimSpace(stderr.String())))
+		return fmt.Errorf("starting the sandbox's main process failed: %v %s", err, untrusted.Printable(strings.TrimSpace(stderr.String())))
 	}
 	return nil
 }

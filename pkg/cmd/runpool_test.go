@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -43,11 +44,11 @@ func poolRunCluster(t *testing.T, log *stepLog, size int, mutate func(*sandbox.S
 	if mutate != nil {
 		mutate(&spec)
 	}
-	p, err := sandbox.NewPool("warm", spec, size)
+	p, err := pool.NewPool("warm", spec, size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sandbox.CreatePool(context.Background(), cs, p, sandbox.PoolOptions{}); err != nil {
+	if _, err := pool.CreatePool(context.Background(), cs, p, pool.PoolOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	log.mu.Lock()

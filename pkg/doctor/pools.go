@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 )
 
 // checkPools reports each warm pool of the namespace: its ready members
 // against its size, and why members are not starting. It only looks: pool
 // list and every claim top a pool up, doctor does not change the cluster.
 func checkPools(ctx context.Context, env *Env) []Result {
-	pools, bad, err := sandbox.ListPools(ctx, env.Clientset, env.Namespace)
+	pools, bad, err := pool.ListPools(ctx, env.Clientset, env.Namespace)
 	if err != nil {
 		return []Result{warn("cannot list pools (PodTemplates): "+err.Error(), env.rbacHint())}
 	}
@@ -26,7 +26,7 @@ func checkPools(ctx context.Context, env *Env) []Result {
 		}
 		return out
 	}
-	statuses, err := sandbox.PoolStatuses(ctx, env.Clientset, pools)
+	statuses, err := pool.PoolStatuses(ctx, env.Clientset, pools)
 	if err != nil {
 		return append(out, warn("cannot count the pools' members: "+err.Error(), env.rbacHint()))
 	}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -17,7 +18,7 @@ import (
 // member in the state given (ready, or waiting with a reason).
 func poolObjects(t *testing.T, name string, size int, members ...string) []runtime.Object {
 	t.Helper()
-	p, err := sandbox.NewPool(name, sandbox.NewSpec("", "agents"), size)
+	p, err := pool.NewPool(name, sandbox.NewSpec("", "agents"), size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestPools(t *testing.T) {
 	short := poolObjects(t, "short", 3, "ready")
 	stuck := poolObjects(t, "stuck", 2, "ready", "ImagePullBackOff")
 	broken := poolObjects(t, "broken", 1)
-	broken[0].(*corev1.PodTemplate).Annotations[sandbox.AnnotationPoolSize] = "many"
+	broken[0].(*corev1.PodTemplate).Annotations[pool.AnnotationPoolSize] = "many"
 	var all []runtime.Object
 	for _, o := range [][]runtime.Object{full, short, stuck, broken} {
 		all = append(all, o...)

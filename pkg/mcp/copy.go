@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/transfer"
 )
 
 // CopyInInput copies a local path into a sandbox.
@@ -37,7 +38,7 @@ func (s *Server) copyIn(ctx context.Context, in CopyInInput) (CopyOutput, error)
 	if remote == "" {
 		remote = sandbox.WorkspaceDir + "/"
 	}
-	remote, err = sandbox.CleanRemotePath(remote)
+	remote, err = transfer.CleanRemotePath(remote)
 	if err != nil {
 		return CopyOutput{}, err
 	}
@@ -47,7 +48,7 @@ func (s *Server) copyIn(ctx context.Context, in CopyInInput) (CopyOutput, error)
 	}
 	var warn capture
 	warn.limit = 16 << 10
-	if err := sandbox.CopyToSandbox(ctx, t.run, local, remote, &warn); err != nil {
+	if err := transfer.CopyToSandbox(ctx, t.run, local, remote, &warn); err != nil {
 		return CopyOutput{}, err
 	}
 	return CopyOutput{From: s.root.relative(local), To: t.name + ":" + remote, Warnings: warnings(&warn)}, nil
@@ -69,7 +70,7 @@ func (s *Server) copyOut(ctx context.Context, in CopyOutInput) (CopyOutput, erro
 	// Warnings quote names the sandbox chose: bounded, and made printable.
 	var warn capture
 	warn.limit = 16 << 10
-	if err := sandbox.CopyFromSandbox(ctx, t.run, remote, local, sandbox.DefaultLimits(t.pod), &warn); err != nil {
+	if err := transfer.CopyFromSandbox(ctx, t.run, remote, local, transfer.DefaultLimits(t.pod), &warn); err != nil {
 		return CopyOutput{}, err
 	}
 	return CopyOutput{From: t.name + ":" + remote, To: s.root.relative(strings.TrimSuffix(local, "/")), Warnings: warnings(&warn)}, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/transfer"
 )
 
 // ExecInput is one command to run.
@@ -152,7 +153,7 @@ func (s *Server) execCommand(in ExecInput) ([]string, error) {
 	workdir := ""
 	if in.Workdir != "" {
 		var err error
-		if workdir, err = sandbox.CleanRemotePath(in.Workdir); err != nil {
+		if workdir, err = transfer.CleanRemotePath(in.Workdir); err != nil {
 			return nil, fmt.Errorf("workdir: %v", err)
 		}
 		workdir = strings.TrimSuffix(workdir, "/")

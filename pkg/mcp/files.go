@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/transfer"
 )
 
 // sandboxPath cleans a path an agent gave for a sandbox file: absolute, or
@@ -17,7 +18,7 @@ func sandboxPath(p string) (string, error) {
 	if strings.TrimSpace(p) == "" {
 		return "", fmt.Errorf("a path is required (relative paths start at %s)", sandbox.WorkspaceDir)
 	}
-	clean, err := sandbox.CleanRemotePath(p)
+	clean, err := transfer.CleanRemotePath(p)
 	if err != nil {
 		return "", err
 	}
@@ -62,7 +63,7 @@ func (s *Server) writeFile(ctx context.Context, in WriteFileInput) (WriteFileOut
 	if err != nil {
 		return WriteFileOutput{}, err
 	}
-	if err := sandbox.WriteFile(ctx, t.run, p, strings.NewReader(string(content)), sandbox.WriteOptions{Append: in.Append, Mode: uint32(mode)}); err != nil {
+	if err := transfer.WriteFile(ctx, t.run, p, strings.NewReader(string(content)), transfer.WriteOptions{Append: in.Append, Mode: uint32(mode)}); err != nil {
 		return WriteFileOutput{}, err
 	}
 	return WriteFileOutput{Path: p, Bytes: len(content)}, nil
@@ -126,7 +127,7 @@ func (s *Server) readFile(ctx context.Context, in ReadFileInput) (ReadFileOutput
 	if err != nil {
 		return ReadFileOutput{}, err
 	}
-	data, more, err := sandbox.ReadFile(ctx, t.run, p, in.Offset, int64(limit))
+	data, more, err := transfer.ReadFile(ctx, t.run, p, in.Offset, int64(limit))
 	if err != nil {
 		return ReadFileOutput{}, err
 	}
@@ -191,7 +192,7 @@ func (s *Server) listDir(ctx context.Context, in ListDirInput) (ListDirOutput, e
 	if err != nil {
 		return ListDirOutput{}, err
 	}
-	entries, more, err := sandbox.ListDir(ctx, t.run, p, limit)
+	entries, more, err := transfer.ListDir(ctx, t.run, p, limit)
 	if err != nil {
 		return ListDirOutput{}, err
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // capture keeps the first limit bytes a sandbox writes and counts the rest.
@@ -48,14 +48,14 @@ func truncationMarker(shown, total int64) string {
 // returns before a newline are dropped rather than marked, so CRLF text
 // reads as text.
 func cleanText(b []byte) string {
-	return sandbox.Printable(string(dropCR(b)))
+	return untrusted.Printable(string(dropCR(b)))
 }
 
 // isCleanText reports whether cleanText would return b unchanged (but for
 // CRLF line ends): valid UTF-8 without control characters.
 func isCleanText(b []byte) bool {
 	s := string(dropCR(b))
-	return utf8.ValidString(s) && sandbox.Printable(s) == s
+	return utf8.ValidString(s) && untrusted.Printable(s) == s
 }
 
 func dropCR(b []byte) []byte {

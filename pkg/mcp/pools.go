@@ -12,12 +12,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // WarmPools is the PoolClaimer of the namespace's warm pools (kubectl
 // agentkernel pool create): create_sandbox with a pool claims through
-// sandbox.Acquire, exactly as `create --pool` does. The claim brings the
+// pool.Acquire, exactly as `create --pool` does. The claim brings the
 // server's own environment, secrets, labels and idle timeout, and the
 // agent's TTL; the pool fixes the rest. A pool whose sandboxes would be
 // more open or bigger than the server allows (its --profile, --network,
@@ -37,7 +38,7 @@ type warmPools struct {
 // bind gives the claimer the server whose options it claims with.
 func (w *warmPools) bind(s *Server) { w.s = s }
 
-func (w *warmPools) Claim(ctx context.Context, pool, name string, ttl time.Duration) (*corev1.Pod, error) {
+func (w *warmPools) Claim(ctx context.Context, poolName, name string, ttl time.Duration) (*corev1.Pod, error) {
 	s := w.s
 	if s == nil {
 		return nil, errors.New("WarmPools claims only for the server it was given to (mcp.Options.Pools)")
@@ -45,8 +46,8 @@ func (w *warmPools) Claim(ctx context.Context, pool, name string, ttl time.Durat
 	o := &s.o
 	claim := o.Spec
 	claim.Name, claim.TTL = name, ttl
-	a, err := sandbox.Acquire(ctx, o.Clientset, &claim, sandbox.AcquireOptions{
-		Pool: pool,
+	a, err := pool.Acquire(ctx, o.Clientset, &claim, pool.AcquireOptions{
+		Pool: poolName,
 		Exec: func(pod *corev1.Pod) *sandbox.PodExec {
 			return sandbox.NewPodExec(o.Config, o.RESTClient, o.Executor, pod)
 		},
@@ -65,13 +66,13 @@ func (w *warmPools) Claim(ctx context.Context, pool, name string, ttl time.Durat
 	go func() {
 		defer w.refills.Done()
 		if err := a.WaitRefill(); err != nil {
-			s.log.Warn("refilling the pool", "pool", pool, "error", err)
+			s.log.Warn("refilling the pool", "pool", poolName, "error", err)
 		}
 	}()
 	if a.Warm {
-		s.log.Info("claimed warm from pool", "sandbox", name, "pool", pool, "pod", a.Pod.Name)
+		s.log.Info("claimed warm from pool", "sandbox", name, "pool", poolName, "pod", a.Pod.Name)
 	} else {
-		s.log.Info("created cold from the pool's definition", "sandbox", name, "pool", pool, "why", a.Why)
+		s.log.Info("created cold from the pool's definition", "sandbox", name, "pool", poolName, "why", a.Why)
 	}
 	return a.Pod, nil
 }

@@ -13,6 +13,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -47,29 +48,29 @@ func poolIn(t *testing.T, cs *fake.Clientset, name string, size int, mutate func
 	if mutate != nil {
 		mutate(&spec)
 	}
-	p, err := sandbox.NewPool(name, spec, size)
+	p, err := pool.NewPool(name, spec, size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sandbox.CreatePool(context.Background(), cs, p, sandbox.PoolOptions{}); err != nil {
+	if _, err := pool.CreatePool(context.Background(), cs, p, pool.PoolOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func warm(pods []corev1.Pod, pool string) []corev1.Pod {
+func warm(pods []corev1.Pod, poolName string) []corev1.Pod {
 	var out []corev1.Pod
 	for _, p := range pods {
-		if p.Labels[sandbox.LabelPool] == pool && p.Labels[sandbox.LabelSandbox] == "" {
+		if p.Labels[sandbox.LabelPool] == poolName && p.Labels[sandbox.LabelSandbox] == "" {
 			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// create_sandbox with a pool claims a warm member through sandbox.Acquire:
+// create_sandbox with a poolName claims a warm member through pool.Acquire:
 // the server's secret comes with the claim (over exec stdin only), every
 // exec sources it, the sandbox counts under --max-sandboxes and is deleted
-// when the session ends, and the pool is whole again by then.
+// when the session ends, and the poolName is whole again by then.
 func TestWarmPoolsClaim(t *testing.T) {
 	const secret = "sk-mcp-pool-secret-0815"
 	cs := fakeCluster()

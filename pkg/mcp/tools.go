@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // Tool names. They are the API agents learn: keep them stable.
@@ -145,7 +146,7 @@ func (s *Server) toolError(ctx context.Context, err error) error {
 	case apierrors.IsForbidden(err):
 		err = fmt.Errorf("%v; the user running this server lacks the permission in namespace %q: ask a cluster admin for access (kubectl agentkernel rbac -n %s prints the Role it takes)", err, s.o.Namespace, s.o.Namespace)
 	}
-	return errors.New(sandbox.Printable(err.Error()))
+	return errors.New(untrusted.Printable(err.Error()))
 }
 
 func profileNames() []string {

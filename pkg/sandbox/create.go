@@ -101,7 +101,7 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	pod := spec.Pod()
 	pod.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: FenceGate}}
 	got, err := cs.CoreV1().Pods(spec.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: dryRun})
-	if apierrors.IsAlreadyExists(err) && spec.member == nil {
+	if apierrors.IsAlreadyExists(err) && spec.Shape == nil {
 		return created, nameTaken(ctx, cs, spec)
 	}
 	if err != nil {
@@ -135,7 +135,7 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	}
 	// A sandbox claimed from a pool holds the name by label, not by Pod
 	// name: if one appeared, back off (it may back off too; never both stay).
-	if err := nameHeldElsewhere(ctx, cs, spec, got.UID); err != nil {
+	if err := NameHeldElsewhere(ctx, cs, spec, got.UID); err != nil {
 		return created, err
 	}
 	started, err := Ungate(ctx, cs, got)
@@ -191,10 +191,10 @@ func nameTaken(ctx context.Context, cs kubernetes.Interface, spec *Spec) error {
 	return &AlreadyExistsError{Name: spec.Name, Namespace: spec.Namespace}
 }
 
-// nameHeldElsewhere reports an AlreadyExistsError when another live Pod
-// holds the sandbox name by label (a sandbox claimed from a pool).
-func nameHeldElsewhere(ctx context.Context, cs kubernetes.Interface, spec *Spec, mine types.UID) error {
-	if spec.member != nil {
+// NameHeldElsewhere reports an AlreadyExistsError when another live Pod
+// than mine holds the sandbox name by label (a sandbox claimed from a pool).
+func NameHeldElsewhere(ctx context.Context, cs kubernetes.Interface, spec *Spec, mine types.UID) error {
+	if spec.Shape != nil {
 		return nil // a warm pool member holds no name yet
 	}
 	list, err := cs.CoreV1().Pods(spec.Namespace).List(ctx, metav1.ListOptions{
@@ -229,6 +229,13 @@ func Ungate(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) (*cor
 		return nil, fmt.Errorf("starting the sandbox's pod (lifting its scheduling gate): %w", err)
 	}
 	return got, nil
+}
+
+// CreateOwnedSecret creates secret, owned by pod, replacing an object of
+// its name only when it is provably stale (see createOwned): the Secret a
+// claim brings to the member it takes.
+func CreateOwnedSecret(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, secret *corev1.Secret) (*corev1.Secret, error) {
+	return createOwned(ctx, cs, pod, secret, secretAPI(cs, pod.Namespace), nil)
 }
 
 // objectAPI is the slice of a typed client createOwned needs.

@@ -49,11 +49,14 @@ func (e *StartError) Error() string {
 	if e.Message != "" {
 		msg += ": " + e.Message
 	}
-	if hint := startHints[e.Reason]; hint != "" {
+	if hint := e.Hint(); hint != "" {
 		msg += " (" + hint + ")"
 	}
 	return msg
 }
+
+// Hint says what usually fixes Reason, or "".
+func (e *StartError) Hint() string { return startHints[e.Reason] }
 
 var startHints = map[string]string{
 	"ErrImagePull":               "check the --image name and that the cluster can pull it",

@@ -1,6 +1,11 @@
 package sandbox
 
-import "fmt"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
 
 // workdirScript changes directory before running the command; the directory
 // and the command travel as arguments, never inside the script text.
@@ -33,4 +38,20 @@ func ValidateEnvPairs(pairs []string) error {
 		}
 	}
 	return nil
+}
+
+// Runner runs a command in a sandbox, streaming stdin, stdout and stderr.
+// A command that ran and exited non-zero comes back as an error with an
+// ExitStatus() int method (client-go's exec.CodeExitError has one).
+type Runner interface {
+	Run(ctx context.Context, command []string, stdin io.Reader, stdout, stderr io.Writer) error
+}
+
+// ExitCode returns the exit status carried by err, if any.
+func ExitCode(err error) (int, bool) {
+	var exit interface{ ExitStatus() int }
+	if errors.As(err, &exit) {
+		return exit.ExitStatus(), true
+	}
+	return 0, false
 }

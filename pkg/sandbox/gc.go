@@ -19,7 +19,8 @@ import (
 // is that someone. It also removes Secrets and NetworkPolicies of ours whose
 // owner Pod is gone, should the garbage collector lag or have been told to
 // orphan them. It deletes only what passes the same checks as every other
-// command (Ours, isMember, the managed-by label), by UID.
+// command (Ours, the managed-by label), by UID. Pools add their members
+// (package pool's FindGarbage) through a GarbageFinder.
 
 // Garbage is one object gc deletes, and why.
 type Garbage struct {
@@ -30,17 +31,30 @@ type Garbage struct {
 
 	uid types.UID
 	pod *corev1.Pod
+	// remove deletes the object; nil for the kinds this package knows.
+	remove func(context.Context, kubernetes.Interface) error
 }
 
-// FindGarbage lists what gc would delete in namespace ("" for all).
-func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string) ([]Garbage, error) {
+// NewGarbage is garbage of a kind only its finder knows how to delete:
+// remove deletes it (gone or changed meanwhile is not an error).
+func NewGarbage(kind, namespace, name, why string, remove func(context.Context, kubernetes.Interface) error) Garbage {
+	return Garbage{Kind: kind, Namespace: namespace, Name: name, Why: why, remove: remove}
+}
+
+// A GarbageFinder finds more garbage among the plugin's live Pods (those
+// not being deleted) in the namespace FindGarbage looks at.
+type GarbageFinder func(ctx context.Context, cs kubernetes.Interface, pods []*corev1.Pod) ([]Garbage, error)
+
+// FindGarbage lists what gc would delete in namespace ("" for all): ended
+// sandboxes, orphaned Secrets and NetworkPolicies, and what more finds.
+func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string, more ...GarbageFinder) ([]Garbage, error) {
 	pods, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: ManagedSelector})
 	if err != nil {
 		return nil, err
 	}
 	var out []Garbage
 	live := map[types.UID]bool{}
-	pools := map[string]types.UID{} // namespace/pool → UID of its PodTemplate ("" when none)
+	var others []*corev1.Pod // not sandboxes: for the GarbageFinders
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		live[pod.UID] = true
@@ -54,30 +68,14 @@ func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string)
 			}
 			continue
 		}
-		pool := pod.Labels[LabelPool]
-		if pool == "" || isMember(pod, pool) != nil {
-			continue
+		others = append(others, pod)
+	}
+	for _, find := range more {
+		found, err := find(ctx, cs, others)
+		if err != nil {
+			return nil, err
 		}
-		key := pod.Namespace + "/" + pool
-		uid, seen := pools[key]
-		if !seen {
-			t, err := cs.CoreV1().PodTemplates(pod.Namespace).Get(ctx, PoolTemplateName(pool), metav1.GetOptions{})
-			switch {
-			case err == nil && IsManaged(t):
-				uid = t.UID
-			case err != nil && !apierrors.IsNotFound(err):
-				return nil, err
-			}
-			pools[key] = uid
-		}
-		switch {
-		case uid == "" || !ownedByPool(pod, uid):
-			out = append(out, Garbage{Kind: "pool-member", Namespace: pod.Namespace, Name: pod.Name,
-				Why: fmt.Sprintf("a warm member of pool %q, which no longer exists", pool), uid: pod.UID, pod: pod})
-		case finished:
-			out = append(out, Garbage{Kind: "pool-member", Namespace: pod.Namespace, Name: pod.Name,
-				Why: fmt.Sprintf("a warm member of pool %q that ended (%s)", pool, Status(pod)), uid: pod.UID, pod: pod})
-		}
+		out = append(out, found...)
 	}
 
 	ownerGone := func(ctx context.Context, obj metav1.Object) (bool, error) {
@@ -154,8 +152,9 @@ func whyFinished(pod *corev1.Pod) string {
 	return fmt.Sprintf("finished: %s", Status(pod))
 }
 
-// Delete deletes the object by UID (a pool member also by resourceVersion,
-// so one claimed meanwhile is left alone). Gone already is not an error.
+// Delete deletes the object by UID (through its finder's remove for kinds
+// of other packages: a pool member also by resourceVersion, so one claimed
+// meanwhile is left alone). Gone already is not an error.
 func (g Garbage) Delete(ctx context.Context, cs kubernetes.Interface) error {
 	pre := &metav1.Preconditions{UID: ptr.To(g.uid)}
 	var err error
@@ -166,14 +165,15 @@ func (g Garbage) Delete(ctx context.Context, cs kubernetes.Interface) error {
 			err = nil
 		}
 		return err
-	case "pool-member":
-		err = deleteMember(ctx, cs, g.pod)
 	case "secret":
 		err = cs.CoreV1().Secrets(g.Namespace).Delete(ctx, g.Name, metav1.DeleteOptions{Preconditions: pre})
 	case "networkpolicy":
 		err = cs.NetworkingV1().NetworkPolicies(g.Namespace).Delete(ctx, g.Name, metav1.DeleteOptions{Preconditions: pre})
 	default:
-		return fmt.Errorf("unknown kind %q", g.Kind)
+		if g.remove == nil {
+			return fmt.Errorf("unknown kind %q", g.Kind)
+		}
+		err = g.remove(ctx, cs)
 	}
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil

@@ -12,7 +12,7 @@ import (
 
 // runPID1 runs the sandbox's PID 1 script with a stand-in /proc and
 // termination log, as a child of the test.
-func runPID1(t *testing.T, idle string) (proc, idleFile, termLog string, cmd *exec.Cmd, done chan error) {
+func runPID1(t *testing.T, idle string) (proc, IdleFile, termLog string, cmd *exec.Cmd, done chan error) {
 	t.Helper()
 	dir := t.TempDir()
 	proc = filepath.Join(dir, "proc")
@@ -20,17 +20,17 @@ func runPID1(t *testing.T, idle string) (proc, idleFile, termLog string, cmd *ex
 		t.Fatal(err)
 	}
 	termLog = filepath.Join(dir, "termination-log")
-	idleFile = filepath.Join(dir, "idle-timeout")
+	IdleFile = filepath.Join(dir, "idle-timeout")
 	script := strings.ReplaceAll(pid1Script, "/proc/", proc+"/")
 	script = strings.ReplaceAll(script, "/dev/termination-log", termLog)
-	cmd = exec.Command("/bin/sh", "-c", script, "agentkernel-pid1", idle, idleFile)
+	cmd = exec.Command("/bin/sh", "-c", script, "agentkernel-pid1", idle, IdleFile)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done = make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	return proc, idleFile, termLog, cmd, done
+	return proc, IdleFile, termLog, cmd, done
 }
 
 func waitExit(t *testing.T, done chan error, what string) {
@@ -76,9 +76,9 @@ func TestPID1StaysWhileBusy(t *testing.T) {
 // A claim sets the idle timeout of a warm member after it started: it
 // writes the file and wakes PID 1 with SIGUSR1.
 func TestPID1TakesTheClaimsIdleTimeout(t *testing.T) {
-	_, idleFile, _, cmd, done := runPID1(t, "0")
+	_, IdleFile, _, cmd, done := runPID1(t, "0")
 	time.Sleep(200 * time.Millisecond) // let the shell install its traps
-	if err := os.WriteFile(idleFile, []byte("1\n"), 0o600); err != nil {
+	if err := os.WriteFile(IdleFile, []byte("1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
@@ -100,7 +100,7 @@ func TestPID1CommandCarriesTheIdleTimeout(t *testing.T) {
 	s := NewSpec("x", "ns")
 	s.IdleTimeout = 90*time.Second + time.Millisecond
 	c := s.Pod().Spec.Containers[0].Command
-	if len(c) != 6 || c[4] != "91" || c[5] != idleFile {
+	if len(c) != 6 || c[4] != "91" || c[5] != IdleFile {
 		t.Fatalf("command %q", c)
 	}
 	if err := validateIdleTimeout(500 * time.Millisecond); err == nil {

@@ -154,7 +154,7 @@ func WaitForMainExit(ctx context.Context, cs kubernetes.Interface, pod *corev1.P
 		if err := refused(waitCtx); err != nil {
 			return 0, err
 		}
-		if isTimeout(err) {
+		if IsTimeout(err) {
 			return 0, fmt.Errorf("sandbox %q in namespace %q: its main process's end was not reported within %s; see: kubectl describe pod %s -n %s",
 				name, pod.Namespace, timeout, pod.Name, pod.Namespace)
 		}

@@ -22,6 +22,11 @@ const (
 	AnnotationProfile = "agentkernel/profile"
 	AnnotationNetwork = "agentkernel/network"
 	AnnotationTTL     = "agentkernel/ttl"
+	// AnnotationIdleTimeout records --idle-timeout.
+	AnnotationIdleTimeout = "agentkernel/idle-timeout"
+	// AnnotationEnvFile names the file in the sandbox that holds the
+	// environment a pool claim brought; every exec sources it (envfile.go).
+	AnnotationEnvFile = "agentkernel/env-file"
 
 	// NamePrefix is put before the sandbox name to make the Pod's name.
 	NamePrefix = "agentkernel-"

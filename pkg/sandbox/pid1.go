@@ -24,7 +24,7 @@ import (
 // the Pod is then Succeeded: its node's resources are free, and `gc`
 // deletes it — no controller needed.
 //
-// $2 is a file a claim may write later (idleFile): a warm pool member is
+// $2 is a file a claim may write later (IdleFile): a warm pool member is
 // idle by nature, so its timeout starts only when it is claimed. SIGUSR1
 // makes PID 1 read it at once; without the signal it is read within a
 // minute. A sandbox can change or remove its own idle timeout this way —
@@ -59,17 +59,17 @@ done`
 // stopped itself for being idle; gc and list tell idle stops by it.
 const IdleMessagePrefix = "agentkernel: idle:"
 
-// idleFile is where a claim writes the idle timeout, in seconds, of a pool
+// IdleFile is where a claim writes the idle timeout, in seconds, of a pool
 // member it took (see pid1Script).
-const idleFile = RunDir + "/idle-timeout"
+const IdleFile = RunDir + "/idle-timeout"
 
 // pid1Command is the sandbox container's command.
 func pid1Command(idle time.Duration) []string {
-	return []string{"/bin/sh", "-c", pid1Script, "agentkernel-pid1", strconv.FormatInt(idleSeconds(idle), 10), idleFile}
+	return []string{"/bin/sh", "-c", pid1Script, "agentkernel-pid1", strconv.FormatInt(IdleSeconds(idle), 10), IdleFile}
 }
 
-// idleSeconds rounds a timeout up to whole seconds, PID 1's unit.
-func idleSeconds(d time.Duration) int64 {
+// IdleSeconds rounds a timeout up to whole seconds, PID 1's unit.
+func IdleSeconds(d time.Duration) int64 {
 	if d <= 0 {
 		return 0
 	}

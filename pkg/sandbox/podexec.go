@@ -79,7 +79,7 @@ func NewPodExec(config *restclient.Config, client restclient.Interface, executor
 // Stream runs command with the given streams; see Runner for the error.
 func (e *PodExec) Stream(ctx context.Context, command []string, s Streams) error {
 	if e.EnvFile != "" {
-		command = withEnvFile(e.EnvFile, command)
+		command = WithEnvFile(e.EnvFile, command)
 	}
 	u := e.Client.Post().
 		Resource("pods").Namespace(e.Namespace).Name(e.Pod).SubResource("exec").

@@ -2,20 +2,22 @@ package sandbox
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-
-	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
 )
 
 // Who made an object, with what: annotations on every object the plugin
 // creates, so an admin looking at a Pod, its Secret or its NetworkPolicy
 // sees the same story. They are what the client said; the API server's
 // audit log is the record to trust (README: "Who did what").
+// Version is the plugin's version, recorded on every object it makes. The
+// command line sets it (from pkg/version) before it creates anything: the
+// domain is told its version, it does not import it.
+var Version = "dev"
+
 const (
 	// AnnotationVersion is the plugin version that made the object.
 	AnnotationVersion = "agentkernel/version"
@@ -30,7 +32,7 @@ const (
 // provenance adds the plugin's version, the creator, the preset, the TTL and
 // the egress allow-list to annotations.
 func (s *Spec) provenance(annotations map[string]string) map[string]string {
-	annotations[AnnotationVersion] = version.Get().Version
+	annotations[AnnotationVersion] = Version
 	set := func(k, v string) {
 		if v != "" {
 			annotations[k] = v
@@ -56,24 +58,6 @@ func WhoAmI(ctx context.Context, cs kubernetes.Interface) string {
 		return ""
 	}
 	return r.Status.UserInfo.Username
-}
-
-// validateEgress checks the egress fields against the network mode.
-func (s *Spec) validateEgress() error {
-	if s.Network != NetworkEgress {
-		if len(s.AllowEgress) > 0 {
-			return fmt.Errorf("--allow-egress needs --network egress (the network is %q)", s.Network)
-		}
-		if len(s.DNS) > 0 {
-			return fmt.Errorf("--dns only matters with --network egress (the network is %q)", s.Network)
-		}
-	}
-	for _, d := range append(append([]Destination(nil), s.AllowEgress...), s.DNS...) {
-		if err := d.Validate(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // FromCluster fills in what only the cluster can tell: who is creating the

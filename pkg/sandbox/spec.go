@@ -165,9 +165,10 @@ type Spec struct {
 	// process has run in it for that long (see pid1.go).
 	IdleTimeout time.Duration
 
-	// member, when set, makes the Pod a warm member of a pool instead of a
-	// sandbox of its own (poolmember.go). Never set by users.
-	member *memberShape
+	// Shape, when set, makes the Pod something other than a sandbox of its
+	// own: a pool's warm member (see Shape). Never set by users, never
+	// stored.
+	Shape Shape `json:"-"`
 	// AllowHosts, if set, are the only hosts the sandbox may reach: over
 	// HTTP(S), through its namespace's egress proxy (egressproxy.go), in
 	// canonical form (CanonicalAllowHosts). Network must be NetworkNone.
@@ -317,7 +318,9 @@ func (s *Spec) objectMeta(name string) metav1.ObjectMeta {
 	for k, v := range s.SelectorLabels() {
 		labels[k] = v
 	}
-	s.memberLabels(labels)
+	if s.Shape != nil {
+		s.Shape.Labels(labels)
+	}
 	return metav1.ObjectMeta{
 		Name:      name,
 		Namespace: s.Namespace,
@@ -332,7 +335,7 @@ func (s *Spec) objectMeta(name string) metav1.ObjectMeta {
 // Pod returns the sandbox Pod. It passes Pod Security "restricted".
 func (s *Spec) Pod() *corev1.Pod {
 	meta := s.objectMeta(PodName(s.Name))
-	if s.member == nil {
+	if s.Shape == nil {
 		meta.Labels[LabelPool] = PoolActive
 	}
 	s.annotateAllowHosts(meta.Annotations)
@@ -348,7 +351,7 @@ func (s *Spec) Pod() *corev1.Pod {
 	}
 	env = append(env, s.egressProxyEnv()...)
 	for _, e := range s.Env {
-		env = setEnv(env, e)
+		env = SetEnv(env, e)
 	}
 	var envFrom []corev1.EnvFromSource
 	if len(s.SecretEnvNames) > 0 {
@@ -433,7 +436,9 @@ func (s *Spec) Pod() *corev1.Pod {
 			},
 		},
 	}
-	s.shapeMember(pod)
+	if s.Shape != nil {
+		s.Shape.Pod(pod)
+	}
 	return pod
 }
 
@@ -444,7 +449,8 @@ func emptyDir(name string, limit resource.Quantity) corev1.Volume {
 	}
 }
 
-func setEnv(env []corev1.EnvVar, e corev1.EnvVar) []corev1.EnvVar {
+// SetEnv sets e in env, replacing a variable of its name.
+func SetEnv(env []corev1.EnvVar, e corev1.EnvVar) []corev1.EnvVar {
 	for i := range env {
 		if env[i].Name == e.Name {
 			env[i] = e

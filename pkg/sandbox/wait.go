@@ -76,15 +76,15 @@ func WaitForDeleted(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 	if err := refused(ctx); err != nil {
 		return err
 	}
-	if isTimeout(err) {
+	if IsTimeout(err) {
 		return fmt.Errorf("sandbox %q in namespace %q was not gone within %s; it may still be terminating: kubectl get pod %s -n %s",
 			NameOf(pod), pod.Namespace, timeout, pod.Name, pod.Namespace)
 	}
 	return err
 }
 
-// isTimeout: the deadline passed (UntilWithSync may report it as a closed watch).
-func isTimeout(err error) bool {
+// IsTimeout: the deadline passed (UntilWithSync may report it as a closed watch).
+func IsTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, watchtools.ErrWatchClosed) || wait.Interrupted(err)
 }
 
@@ -133,7 +133,7 @@ func WaitForRunning(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 		if err := refused(waitCtx); err != nil {
 			return nil, err
 		}
-		if isTimeout(err) {
+		if IsTimeout(err) {
 			return nil, fmt.Errorf("sandbox %q in namespace %q was not running within %s (status: %s); wait longer with --timeout, or look at: kubectl describe pod %s -n %s",
 				name, pod.Namespace, timeout, Describe(last), pod.Name, pod.Namespace)
 		}

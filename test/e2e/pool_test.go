@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
@@ -349,7 +350,7 @@ func TestPoolErrors(t *testing.T) {
 
 	// A name clash, ours and someone else's.
 	wantError(t, plugin(t, "", "pool", "create", "nowhere", "--size", "1", "-n", ns), `pool "nowhere" already exists`)
-	foreign := &corev1.PodTemplate{ObjectMeta: metav1.ObjectMeta{Name: sandbox.PoolTemplateName("theirs")}, Template: corev1.PodTemplateSpec{
+	foreign := &corev1.PodTemplate{ObjectMeta: metav1.ObjectMeta{Name: pool.PoolTemplateName("theirs")}, Template: corev1.PodTemplateSpec{
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "x"}}}}}
 	if _, err := env.cs.CoreV1().PodTemplates(ns).Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -411,7 +412,7 @@ func TestInterruptedClaimAndPoolCreate(t *testing.T) {
 	interrupt("pool", "create", "held2", "--size", "2", "-n", ns, "--label", localcluster.HoldLabel+"=true")
 	eventually(t, time.Minute, "the interrupted pool create removed what it made", func() bool {
 		_, all := warmMembers(t, ns, "held2")
-		_, err := env.cs.CoreV1().PodTemplates(ns).Get(context.Background(), sandbox.PoolTemplateName("held2"), metav1.GetOptions{})
+		_, err := env.cs.CoreV1().PodTemplates(ns).Get(context.Background(), pool.PoolTemplateName("held2"), metav1.GetOptions{})
 		return len(all) == 0 && apierrors.IsNotFound(err)
 	})
 	mustPlugin(t, "", "pool", "delete", "held", "-n", ns)

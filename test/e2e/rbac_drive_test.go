@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/utils/ptr"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/rbac"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -309,50 +310,50 @@ func installedNothing(_ string, r rbacRun) error {
 	return nil
 }
 
-func poolGone(pool string) func(string, rbacRun) error {
+func poolGone(poolName string) func(string, rbacRun) error {
 	return func(ns string, _ rbacRun) error {
 		ctx := context.Background()
 		var left string
 		for range 300 {
-			_, err := env.cs.CoreV1().PodTemplates(ns).Get(ctx, sandbox.PoolTemplateName(pool), metav1.GetOptions{})
-			pods, lerr := env.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sandbox.LabelPool + "=" + pool + ",!" + sandbox.LabelSandbox})
+			_, err := env.cs.CoreV1().PodTemplates(ns).Get(ctx, pool.PoolTemplateName(poolName), metav1.GetOptions{})
+			pods, lerr := env.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sandbox.LabelPool + "=" + poolName + ",!" + sandbox.LabelSandbox})
 			if apierrors.IsNotFound(err) && lerr == nil && len(pods.Items) == 0 {
 				return nil
 			}
 			left = fmt.Sprintf("podtemplate: %v; members: %d", err, len(pods.Items))
 			time.Sleep(100 * time.Millisecond)
 		}
-		return fmt.Errorf("pool %s is not gone: %s", pool, left)
+		return fmt.Errorf("pool %s is not gone: %s", poolName, left)
 	}
 }
 
 // Setups, as admin.
 
-func poolAbsent(pool string) func(*testing.T, string) {
+func poolAbsent(poolName string) func(*testing.T, string) {
 	return func(t *testing.T, ns string) {
 		t.Helper()
 		ctx := context.Background()
 		del := metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}
-		_ = env.cs.CoreV1().PodTemplates(ns).Delete(ctx, sandbox.PoolTemplateName(pool), del)
-		_ = env.cs.CoreV1().Pods(ns).DeleteCollection(ctx, del, metav1.ListOptions{LabelSelector: sandbox.LabelPool + "=" + pool})
-		eventually(t, time.Minute, "pool "+pool+" gone", func() bool {
-			_, err := env.cs.CoreV1().PodTemplates(ns).Get(ctx, sandbox.PoolTemplateName(pool), metav1.GetOptions{})
-			pods, lerr := env.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sandbox.LabelPool + "=" + pool})
+		_ = env.cs.CoreV1().PodTemplates(ns).Delete(ctx, pool.PoolTemplateName(poolName), del)
+		_ = env.cs.CoreV1().Pods(ns).DeleteCollection(ctx, del, metav1.ListOptions{LabelSelector: sandbox.LabelPool + "=" + poolName})
+		eventually(t, time.Minute, "pool "+poolName+" gone", func() bool {
+			_, err := env.cs.CoreV1().PodTemplates(ns).Get(ctx, pool.PoolTemplateName(poolName), metav1.GetOptions{})
+			pods, lerr := env.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sandbox.LabelPool + "=" + poolName})
 			return apierrors.IsNotFound(err) && lerr == nil && len(pods.Items) == 0
 		})
 	}
 }
 
-func poolExists(t *testing.T, ns, pool string) bool {
+func poolExists(t *testing.T, ns, poolName string) bool {
 	t.Helper()
-	_, err := env.cs.CoreV1().PodTemplates(ns).Get(context.Background(), sandbox.PoolTemplateName(pool), metav1.GetOptions{})
+	_, err := env.cs.CoreV1().PodTemplates(ns).Get(context.Background(), pool.PoolTemplateName(poolName), metav1.GetOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
 	return err == nil
 }
 
-// poolReady makes sure the pool exists and has a ready warm member.
+// poolReady makes sure the poolName exists and has a ready warm member.
 func poolReady(pool string) func(*testing.T, string) {
 	return func(t *testing.T, ns string) {
 		t.Helper()

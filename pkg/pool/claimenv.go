@@ -1,48 +1,18 @@
-package sandbox
+package pool
 
 import (
 	"bytes"
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
 )
 
-// A warm Pod cannot take new environment: a container's env is fixed when
-// it starts. So the environment a claim brings — --env, and the values of
-// --secret-env — goes into a file on the sandbox's memory-backed RunDir,
-// streamed over exec STDIN (never in an argument list, the Pod spec, an
-// event or a log), and every later exec sources that file before it runs
-// the command. The claimed Pod's AnnotationEnvFile says where the file is;
-// PodExec does the sourcing, so exec, cp, run, shell and MCP all get the
-// environment without knowing. The file is named for the Pod: on a node
-// where sandboxes share one filesystem (the simulated test node runs every
-// sandbox's commands on one host), no sandbox reads another's.
-
-// envFilePath is the environment file of a claimed Pod.
-func envFilePath(podName string) string { return RunDir + "/" + podName + ".env" }
-
-// EnvFileOf returns the environment file every exec in pod must source, or
-// "" when it has none. Anything but a plain file in RunDir is ignored.
-func EnvFileOf(pod *corev1.Pod) string {
-	f := pod.Annotations[AnnotationEnvFile]
-	if f == "" || path.Clean(f) != f || path.Dir(f) != RunDir {
-		return ""
-	}
-	return f
-}
-
-// sourceScript runs "$@" with the environment file $0 sourced. A file that
-// is gone (the sandbox removed it) is said on stderr, and the command runs
-// anyway: the sandbox must stay usable.
-const sourceScript = `if [ -r "$0" ]; then . "$0" || exit 126; else echo "agentkernel: $0 is missing: this command runs without the environment the sandbox was claimed with" >&2; fi; exec "$@"`
-
-// withEnvFile wraps command so that it runs with file sourced.
-func withEnvFile(file string, command []string) []string {
-	return append([]string{"sh", "-c", sourceScript, file}, command...)
-}
+// A claim brings environment to a warm Pod, whose container's env is fixed:
+// it writes it to the Pod's environment file (sandbox.EnvFilePath) over
+// exec stdin, and every later exec sources it (see pkg/sandbox envfile.go).
 
 // deliverScript writes stdin to the environment file $1 (unless $1 is
 // empty) and the idle timeout $2 to $3, each atomically and readable only
@@ -55,7 +25,7 @@ if [ "$2" != 0 ]; then mkdir -p "${3%/*}"; echo "$2" > "$3.new"; mv -f "$3.new" 
 // deliverCommand is the exec that delivers a claim's environment (file ""
 // for none) and idle timeout in seconds (0 for none).
 func deliverCommand(file string, idle int64) []string {
-	return []string{"sh", "-c", deliverScript, "agentkernel-claim", file, strconv.FormatInt(idle, 10), idleFile}
+	return []string{"sh", "-c", deliverScript, "agentkernel-claim", file, strconv.FormatInt(idle, 10), sandbox.IdleFile}
 }
 
 // envFileContent renders env and the named secrets as shell that exports
@@ -64,7 +34,7 @@ func deliverCommand(file string, idle int64) []string {
 func envFileContent(env []corev1.EnvVar, secretNames []string, values map[string]string) ([]byte, error) {
 	var b bytes.Buffer
 	put := func(name, value string) error {
-		if err := ValidateEnvName(name); err != nil {
+		if err := sandbox.ValidateEnvName(name); err != nil {
 			return err
 		}
 		// Only a shell variable name can be exported by a shell.

@@ -1,4 +1,4 @@
-package sandbox
+package pool
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,10 +21,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 )
 
-func claimSpec(name string) *Spec {
-	s := NewSpec(name, "ns")
+func claimSpec(name string) *sandbox.Spec {
+	s := sandbox.NewSpec(name, "ns")
 	return &s
 }
 
@@ -69,7 +71,7 @@ func TestClaimTakesAReadyMemberInOneWrite(t *testing.T) {
 		if err := json.Unmarshal(p.GetPatch(), &patch); err != nil {
 			t.Fatal(err)
 		}
-		if patch.Metadata.ResourceVersion == "" || patch.Metadata.Labels[LabelSandbox] != "task" || !strings.Contains(string(p.GetPatch()), `"ownerReferences":null`) {
+		if patch.Metadata.ResourceVersion == "" || patch.Metadata.Labels[sandbox.LabelSandbox] != "task" || !strings.Contains(string(p.GetPatch()), `"ownerReferences":null`) {
 			t.Fatalf("the claim patch lacks its precondition, name or release from the pool: %s", p.GetPatch())
 		}
 	}
@@ -79,17 +81,17 @@ func TestClaimTakesAReadyMemberInOneWrite(t *testing.T) {
 	if !slices.ContainsFunc(before, func(p corev1.Pod) bool { return p.UID == a.Pod.UID }) {
 		t.Fatalf("claimed pod %s was not one of the warm members", a.Pod.Name)
 	}
-	if err := Ours(a.Pod, "task"); err != nil {
+	if err := sandbox.Ours(a.Pod, "task"); err != nil {
 		t.Fatalf("a claimed sandbox must pass Ours: %v", err)
 	}
 	if len(a.Pod.OwnerReferences) != 0 {
 		t.Fatalf("claimed sandbox still owned: %v", a.Pod.OwnerReferences)
 	}
-	found, err := Find(context.Background(), cs, "ns", "task")
+	found, err := sandbox.Find(context.Background(), cs, "ns", "task")
 	if err != nil || found.UID != a.Pod.UID {
 		t.Fatalf("Find(task) = %v, %v", found, err)
 	}
-	listed, err := List(context.Background(), cs, "ns", "")
+	listed, err := sandbox.List(context.Background(), cs, "ns", "")
 	if err != nil || len(listed) != 1 || listed[0].UID != a.Pod.UID {
 		t.Fatalf("List = %v, %v: want only the claimed sandbox (warm members are not sandboxes)", listed, err)
 	}
@@ -131,8 +133,8 @@ func TestClaimConflictTriesTheNextMemberThenCold(t *testing.T) {
 			return false, nil, nil
 		}
 		p := obj.(*corev1.Pod)
-		if p.Labels[LabelSandbox] == "" {
-			p.Labels[LabelSandbox] = fmt.Sprintf("rival-%d", len(rivals))
+		if p.Labels[sandbox.LabelSandbox] == "" {
+			p.Labels[sandbox.LabelSandbox] = fmt.Sprintf("rival-%d", len(rivals))
 			rivals = append(rivals, p.Name)
 			if err := tr.Update(pa.GetResource(), p, "ns"); err != nil {
 				t.Fatal(err)
@@ -152,8 +154,8 @@ func TestClaimConflictTriesTheNextMemberThenCold(t *testing.T) {
 	}
 	for i, name := range rivals {
 		p, err := cs.CoreV1().Pods("ns").Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil || p.Labels[LabelSandbox] != fmt.Sprintf("rival-%d", i) {
-			t.Fatalf("member %s was claimed twice (label %q): %v", name, p.Labels[LabelSandbox], err)
+		if err != nil || p.Labels[sandbox.LabelSandbox] != fmt.Sprintf("rival-%d", i) {
+			t.Fatalf("member %s was claimed twice (label %q): %v", name, p.Labels[sandbox.LabelSandbox], err)
 		}
 	}
 }
@@ -161,7 +163,7 @@ func TestClaimConflictTriesTheNextMemberThenCold(t *testing.T) {
 // The cold fallback is the pool's sandbox, not a default one, and says why.
 func TestClaimColdFallbackUsesThePoolsDefinition(t *testing.T) {
 	cs, tr := poolCluster(t)
-	newTestPool(t, cs, tr, "py", 1, func(s *Spec) { s.Image = "python:3.12"; s.Env = []corev1.EnvVar{{Name: "POOL", Value: "py"}} })
+	newTestPool(t, cs, tr, "py", 1, func(s *sandbox.Spec) { s.Image = "python:3.12"; s.Env = []corev1.EnvVar{{Name: "POOL", Value: "py"}} })
 	if _, err := Acquire(context.Background(), cs, claimSpec("first"), AcquireOptions{Pool: "py"}); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func TestClaimColdFallbackUsesThePoolsDefinition(t *testing.T) {
 	claim := claimSpec("second")
 	claim.Env = []corev1.EnvVar{{Name: "MINE", Value: "1"}}
 	claim.TTL = time.Hour
-	a, err := Acquire(context.Background(), cs, claim, AcquireOptions{Pool: "py", CreateOptions: CreateOptions{}})
+	a, err := Acquire(context.Background(), cs, claim, AcquireOptions{Pool: "py", CreateOptions: sandbox.CreateOptions{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +191,7 @@ func TestClaimColdFallbackUsesThePoolsDefinition(t *testing.T) {
 // nothing is claimed; flags it does not name come from the pool.
 func TestClaimRefusesAPoolOfAnotherShape(t *testing.T) {
 	cs, tr := poolCluster(t)
-	newTestPool(t, cs, tr, "py", 2, func(s *Spec) { s.Image = "python:3.12" })
+	newTestPool(t, cs, tr, "py", 2, func(s *sandbox.Spec) { s.Image = "python:3.12" })
 	claim := claimSpec("task")
 	claim.Image = "node:22"
 	claim.Memory.Set(4 << 30)
@@ -268,8 +270,8 @@ func TestConcurrentClaimsNeverShareAMember(t *testing.T) {
 	}
 	// Every pod's final sandbox label is the claim that got it.
 	for _, p := range podsIn(t, cs, "ns") {
-		if want, ok := pods[p.UID]; ok && p.Labels[LabelSandbox] != want {
-			t.Fatalf("pod %s is labelled %q but was given to %s", p.Name, p.Labels[LabelSandbox], want)
+		if want, ok := pods[p.UID]; ok && p.Labels[sandbox.LabelSandbox] != want {
+			t.Fatalf("pod %s is labelled %q but was given to %s", p.Name, p.Labels[sandbox.LabelSandbox], want)
 		}
 	}
 }
@@ -279,18 +281,18 @@ func TestConcurrentClaimsNeverShareAMember(t *testing.T) {
 func TestClaimBacksOffFromATakenName(t *testing.T) {
 	cs, tr := poolCluster(t)
 	newTestPool(t, cs, tr, "warm", 2, nil)
-	spec := NewSpec("task", "ns")
-	if _, err := Create(context.Background(), cs, &spec, CreateOptions{}); err != nil {
+	spec := sandbox.NewSpec("task", "ns")
+	if _, err := sandbox.Create(context.Background(), cs, &spec, sandbox.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Acquire(context.Background(), cs, claimSpec("task"), AcquireOptions{Pool: "warm"})
-	var exists *AlreadyExistsError
+	var exists *sandbox.AlreadyExistsError
 	if !errors.As(err, &exists) {
 		t.Fatalf("err = %v", err)
 	}
 	n := 0
 	for _, p := range podsIn(t, cs, "ns") {
-		if p.Labels[LabelSandbox] == "task" {
+		if p.Labels[sandbox.LabelSandbox] == "task" {
 			n++
 		}
 	}
@@ -318,7 +320,7 @@ func TestClaimDeliversSecretsOverStdinOnly(t *testing.T) {
 	claim.IdleTimeout = 90 * time.Second
 	a, err := Acquire(context.Background(), cs, claim, AcquireOptions{
 		Pool: "warm", Exec: rec.execFor(t),
-		CreateOptions: CreateOptions{SecretValues: map[string]string{"API_KEY": secret}},
+		CreateOptions: sandbox.CreateOptions{SecretValues: map[string]string{"API_KEY": secret}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -331,14 +333,14 @@ func TestClaimDeliversSecretsOverStdinOnly(t *testing.T) {
 		t.Fatalf("%d execs, want 1", len(rec.urls))
 	}
 	q := rec.urls[0].Query()
-	file := envFilePath(a.Pod.Name)
+	file := sandbox.EnvFilePath(a.Pod.Name)
 	if want := deliverCommand(file, 90); !slices.Equal(q["command"], want) {
 		t.Fatalf("delivery command %q, want %q", q["command"], want)
 	}
 	if q.Get("stdin") != "true" || !strings.Contains(rec.stdins[0], "export API_KEY=") || !strings.Contains(rec.stdins[0], "export MODE='review'") {
 		t.Fatalf("delivery stdin %q", rec.stdins[0])
 	}
-	if a.Pod.Annotations[AnnotationEnvFile] != file || a.Pod.Annotations[AnnotationIdleTimeout] != "1m30s" {
+	if a.Pod.Annotations[sandbox.AnnotationEnvFile] != file || a.Pod.Annotations[sandbox.AnnotationIdleTimeout] != "1m30s" {
 		t.Fatalf("annotations %v", a.Pod.Annotations)
 	}
 	// The Secret: owned by the Pod (delete removes it), holding the value.
@@ -348,11 +350,11 @@ func TestClaimDeliversSecretsOverStdinOnly(t *testing.T) {
 
 	// Later execs source the file; their requests hold no value either.
 	ex := rec.execFor(t)(a.Pod)
-	if err := ex.Run(context.Background(), ExecCommand([]string{"env"}, []string{"X=1"}, "/workspace"), nil, nil, nil); err != nil {
+	if err := ex.Run(context.Background(), sandbox.ExecCommand([]string{"env"}, []string{"X=1"}, "/workspace"), nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	later := rec.urls[1].Query()["command"]
-	if !slices.Equal(later[:4], []string{"sh", "-c", sourceScript, file}) || !slices.Equal(later[4:6], []string{"env", "X=1"}) {
+	if !slices.Equal(later[:4], sandbox.WithEnvFile(file, nil)) || !slices.Equal(later[4:6], []string{"env", "X=1"}) {
 		t.Fatalf("later exec does not source the env file first: %q", later)
 	}
 
@@ -413,7 +415,7 @@ func TestClaimWhoseDeliveryFailsRemovesTheSandbox(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	for _, p := range podsIn(t, cs, "ns") {
-		if p.Labels[LabelSandbox] != "" {
+		if p.Labels[sandbox.LabelSandbox] != "" {
 			t.Fatalf("the failed claim left sandbox pod %s", p.Name)
 		}
 	}
@@ -443,7 +445,7 @@ func TestInterruptedClaimWriteIsUndone(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	for _, p := range podsIn(t, cs, "ns") {
-		if p.Labels[LabelSandbox] != "" {
+		if p.Labels[sandbox.LabelSandbox] != "" {
 			t.Fatalf("the interrupted claim left sandbox pod %s", p.Name)
 		}
 	}
@@ -461,7 +463,7 @@ func TestClaimDeadlineCountsFromTheClaim(t *testing.T) {
 	if d := claimDeadline(member, time.Hour, now); d == nil || *d != 4200 {
 		t.Fatalf("deadline %v, want 4200 (10 min warm + 1 h)", d)
 	}
-	member.Spec.ActiveDeadlineSeconds = ptrTo[int64](600)
+	member.Spec.ActiveDeadlineSeconds = ptr.To[int64](600)
 	if d := claimDeadline(member, time.Hour, now); d != nil {
 		t.Fatalf("a running pod refuses a later deadline than it has: %v", *d)
 	}
@@ -474,10 +476,10 @@ func TestClaimDeadlineCountsFromTheClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := a.Pod.Spec.ActiveDeadlineSeconds
-	if d == nil || *d < 1860 || *d > 1870 || a.Pod.Annotations[AnnotationTTL] != "30m0s" {
-		t.Fatalf("deadline %v (member started a minute ago), ttl annotation %q", d, a.Pod.Annotations[AnnotationTTL])
+	if d == nil || *d < 1860 || *d > 1870 || a.Pod.Annotations[sandbox.AnnotationTTL] != "30m0s" {
+		t.Fatalf("deadline %v (member started a minute ago), ttl annotation %q", d, a.Pod.Annotations[sandbox.AnnotationTTL])
 	}
-	at, ok := ExpiresAt(a.Pod, time.Now())
+	at, ok := sandbox.ExpiresAt(a.Pod, time.Now())
 	if !ok || time.Until(at) < 29*time.Minute || time.Until(at) > 31*time.Minute {
 		t.Fatalf("ExpiresAt = %v, %v", at, ok)
 	}
@@ -487,7 +489,7 @@ func TestClaimDeadlineCountsFromTheClaim(t *testing.T) {
 // becomes ready.
 func TestClaimWaitsForAMember(t *testing.T) {
 	cs, tr := poolCluster(t)
-	spec := NewSpec("warm", "ns")
+	spec := sandbox.NewSpec("warm", "ns")
 	p, err := NewPool("warm", spec, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -499,7 +501,7 @@ func TestClaimWaitsForAMember(t *testing.T) {
 	var a *Acquired
 	go func() {
 		defer close(done)
-		a, err = Acquire(context.Background(), cs, claimSpec("task"), AcquireOptions{Pool: "warm", WaitForMember: true, CreateOptions: CreateOptions{Timeout: time.Minute}})
+		a, err = Acquire(context.Background(), cs, claimSpec("task"), AcquireOptions{Pool: "warm", WaitForMember: true, CreateOptions: sandbox.CreateOptions{Timeout: time.Minute}})
 	}()
 	// The node starts the member (again and again: a fake watch has no
 	// history, so a start written between its list and its watch would be
@@ -511,7 +513,7 @@ func TestClaimWaitsForAMember(t *testing.T) {
 			waiting = false
 		case <-time.After(50 * time.Millisecond):
 			for _, pod := range podsIn(t, cs, "ns") {
-				if len(pod.Spec.SchedulingGates) == 0 && pod.Labels[LabelSandbox] == "" {
+				if len(pod.Spec.SchedulingGates) == 0 && pod.Labels[sandbox.LabelSandbox] == "" {
 					pod.Status, pod.ResourceVersion = runningStatus(), ""
 					_ = tr.Update(gvr, &pod, "ns")
 				}
@@ -526,20 +528,20 @@ func TestClaimWaitsForAMember(t *testing.T) {
 // A member that cannot start fails a waiting claim at once, with the reason.
 func TestClaimWaitFailsFastOnAMemberThatCannotStart(t *testing.T) {
 	cs, tr := poolCluster(t)
-	p, _ := NewPool("bad", NewSpec("bad", "ns"), 1)
+	p, _ := NewPool("bad", sandbox.NewSpec("bad", "ns"), 1)
 	if _, err := CreatePool(context.Background(), cs, p, PoolOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	gvr := corev1.SchemeGroupVersion.WithResource("pods")
 	for _, pod := range podsIn(t, cs, "ns") {
-		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: sandbox.ContainerName, State: corev1.ContainerState{
 			Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "docker.io/library/nope:1: not found"}}}}
 		pod.ResourceVersion = ""
 		if err := tr.Update(gvr, &pod, "ns"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := Acquire(context.Background(), cs, claimSpec("task"), AcquireOptions{Pool: "bad", WaitForMember: true, CreateOptions: CreateOptions{Timeout: time.Minute}})
+	_, err := Acquire(context.Background(), cs, claimSpec("task"), AcquireOptions{Pool: "bad", WaitForMember: true, CreateOptions: sandbox.CreateOptions{Timeout: time.Minute}})
 	if err == nil || !strings.Contains(err.Error(), `pool "bad" in namespace "ns" cannot start its members: ErrImagePull`) {
 		t.Fatalf("err = %v", err)
 	}
@@ -603,7 +605,7 @@ func TestClaimRefillsInTheBackground(t *testing.T) {
 func TestClaimInsistsOnThePoolsAgent(t *testing.T) {
 	cs, tr := poolCluster(t)
 	newTestPool(t, cs, tr, "plain", 1, nil)
-	newTestPool(t, cs, tr, "claude", 1, func(s *Spec) { s.Agent = "claude" })
+	newTestPool(t, cs, tr, "claude", 1, func(s *sandbox.Spec) { s.Agent = "claude" })
 	claim := claimSpec("task")
 	claim.Agent = "claude"
 	_, err := Acquire(context.Background(), cs, claim, AcquireOptions{Pool: "plain", Match: []string{"agent"}})
@@ -620,20 +622,20 @@ func TestClaimInsistsOnThePoolsAgent(t *testing.T) {
 // path and on the cold one, and its refusal leaves the pool as it was.
 func TestClaimAdmitRefusesBeforeAnyWrite(t *testing.T) {
 	cs, tr := poolCluster(t)
-	newTestPool(t, cs, tr, "open", 1, func(s *Spec) { s.Network = NetworkOpen })
-	newTestPool(t, cs, tr, "empty", 1, func(s *Spec) { s.Network = NetworkOpen })
+	newTestPool(t, cs, tr, "open", 1, func(s *sandbox.Spec) { s.Network = sandbox.NetworkOpen })
+	newTestPool(t, cs, tr, "empty", 1, func(s *sandbox.Spec) { s.Network = sandbox.NetworkOpen })
 	for _, p := range podsIn(t, cs, "ns") { // no member: the claim would be cold
-		if p.Labels[LabelPool] == "empty" {
+		if p.Labels[sandbox.LabelPool] == "empty" {
 			if err := cs.CoreV1().Pods("ns").Delete(context.Background(), p.Name, metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	before := podsIn(t, cs, "ns")
-	var seen []Network
-	admit := func(s *Spec) error {
+	var seen []sandbox.Network
+	admit := func(s *sandbox.Spec) error {
 		seen = append(seen, s.Network)
-		if s.Network == NetworkOpen {
+		if s.Network == sandbox.NetworkOpen {
 			return errors.New("network open is too open")
 		}
 		return nil

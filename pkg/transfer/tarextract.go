@@ -1,4 +1,4 @@
-package sandbox
+package transfer
 
 import (
 	"archive/tar"
@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // localTarget opens the directory that will hold the copy and names the
@@ -120,7 +122,7 @@ func (x *extractor) extract(tr *tar.Reader) error {
 		}
 		if rel == "" { // the top-level entry
 			if seenTop {
-				return fmt.Errorf("the sandbox's tar stream holds %q twice; refusing it", sanitize(hdr.Name))
+				return fmt.Errorf("the sandbox's tar stream holds %q twice; refusing it", untrusted.Printable(hdr.Name))
 			}
 			seenTop = true
 			switch hdr.Typeflag {
@@ -136,12 +138,12 @@ func (x *extractor) extract(tr *tar.Reader) error {
 					return err
 				}
 			default:
-				fmt.Fprintf(x.warn, "warning: skipping %q: not a regular file or directory\n", sanitize(hdr.Name))
+				fmt.Fprintf(x.warn, "warning: skipping %q: not a regular file or directory\n", untrusted.Printable(hdr.Name))
 			}
 			continue
 		}
 		if x.tree == nil {
-			return fmt.Errorf("the sandbox's tar stream holds %q below a non-directory; refusing it", sanitize(hdr.Name))
+			return fmt.Errorf("the sandbox's tar stream holds %q below a non-directory; refusing it", untrusted.Printable(hdr.Name))
 		}
 		if err := x.entry(rel, hdr, tr); err != nil {
 			return err
@@ -153,7 +155,7 @@ func (x *extractor) extract(tr *tar.Reader) error {
 // refuses sparse files: their few bytes on the wire expand to any size.
 func (x *extractor) count(hdr *tar.Header) error {
 	if isSparse(hdr) {
-		return fmt.Errorf("the sandbox's tar stream holds %q as a sparse file, which can expand to any size on disk; refusing it", sanitize(hdr.Name))
+		return fmt.Errorf("the sandbox's tar stream holds %q as a sparse file, which can expand to any size on disk; refusing it", untrusted.Printable(hdr.Name))
 	}
 	x.files++
 	if x.limits.MaxFiles > 0 && x.files > x.limits.MaxFiles {
@@ -184,7 +186,7 @@ func isSparse(hdr *tar.Header) bool {
 // entry ("" for the top-level entry itself).
 func entryPath(name, base string) (string, error) {
 	refuse := func(why string) (string, error) {
-		return "", fmt.Errorf("the sandbox's tar stream holds %q (%s); refusing it", sanitize(name), why)
+		return "", fmt.Errorf("the sandbox's tar stream holds %q (%s); refusing it", untrusted.Printable(name), why)
 	}
 	if strings.ContainsRune(name, 0) {
 		return refuse("NUL byte")
@@ -251,7 +253,7 @@ func (x *extractor) entry(rel string, hdr *tar.Header, r io.Reader) error {
 			}
 		}
 		if !resolvesInside(tree, rel, hdr.Linkname) {
-			fmt.Fprintf(x.warn, "warning: skipping symlink %q -> %q: it leads outside the copied directory\n", sanitize(hdr.Name), sanitize(hdr.Linkname))
+			fmt.Fprintf(x.warn, "warning: skipping symlink %q -> %q: it leads outside the copied directory\n", untrusted.Printable(hdr.Name), untrusted.Printable(hdr.Linkname))
 			return nil
 		}
 		if err := removeExisting(tree, rel); err != nil {
@@ -267,7 +269,7 @@ func (x *extractor) entry(rel string, hdr *tar.Header, r io.Reader) error {
 		}
 		old, err := entryPath(hdr.Linkname, x.base)
 		if err != nil || old == "" {
-			fmt.Fprintf(x.warn, "warning: skipping hard link %q -> %q: it points outside the copied directory\n", sanitize(hdr.Name), sanitize(hdr.Linkname))
+			fmt.Fprintf(x.warn, "warning: skipping hard link %q -> %q: it points outside the copied directory\n", untrusted.Printable(hdr.Name), untrusted.Printable(hdr.Linkname))
 			return nil
 		}
 		if err := removeExisting(tree, rel); err != nil {
@@ -275,7 +277,7 @@ func (x *extractor) entry(rel string, hdr *tar.Header, r io.Reader) error {
 		}
 		return tree.Link(old, rel)
 	default:
-		fmt.Fprintf(x.warn, "warning: skipping %q: devices, pipes and sockets are not copied\n", sanitize(hdr.Name))
+		fmt.Fprintf(x.warn, "warning: skipping %q: devices, pipes and sockets are not copied\n", untrusted.Printable(hdr.Name))
 		return nil
 	}
 }
@@ -295,7 +297,7 @@ func (x *extractor) recheckLinks() error {
 				kept = append(kept, rel)
 				continue
 			}
-			fmt.Fprintf(x.warn, "warning: removed symlink %q -> %q: through links later in the stream it leads outside the copied directory\n", sanitize(x.base+"/"+rel), sanitize(target))
+			fmt.Fprintf(x.warn, "warning: removed symlink %q -> %q: through links later in the stream it leads outside the copied directory\n", untrusted.Printable(x.base+"/"+rel), untrusted.Printable(target))
 			if err := x.tree.Remove(rel); err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package sandbox
+package pool
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -35,7 +36,7 @@ func TestPoolNamesAndSizes(t *testing.T) {
 	}
 	// The longest name leaves room for the API server's 5-character suffix
 	// without cutting the prefix that identifies a member.
-	if n := len(PoolMemberPrefix(strings.Repeat("b", MaxPoolNameLength))) + 5; n > 63 {
+	if n := len(sandbox.PoolMemberPrefix(strings.Repeat("b", MaxPoolNameLength))) + 5; n > 63 {
 		t.Fatalf("a member of the longest pool name is %d characters", n)
 	}
 	for size, want := range map[int]string{-1: "must not be negative", 0: "at least 1", 1001: "more than 1000", 1: ""} {
@@ -47,7 +48,7 @@ func TestPoolNamesAndSizes(t *testing.T) {
 	if err := ValidatePoolSize(0, false); err != nil {
 		t.Errorf("scaling to 0 must be allowed: %v", err)
 	}
-	spec := NewSpec("p", "ns")
+	spec := sandbox.NewSpec("p", "ns")
 	spec.SecretEnvNames = []string{"KEY"}
 	if _, err := NewPool("p", spec, 1); err == nil || !strings.Contains(err.Error(), "--secret-env belongs to a claim") {
 		t.Fatalf("a pool with a secret: %v", err)
@@ -59,11 +60,11 @@ func TestPoolNamesAndSizes(t *testing.T) {
 // label no claim changes.
 func TestPoolMembersAreColdSandboxes(t *testing.T) {
 	cs, tr := poolCluster(t)
-	p := newTestPool(t, cs, tr, "warm", 2, func(s *Spec) { s.TTL = time.Hour; s.IdleTimeout = time.Minute })
-	cold := NewSpec("cold", "ns")
+	p := newTestPool(t, cs, tr, "warm", 2, func(s *sandbox.Spec) { s.TTL = time.Hour; s.IdleTimeout = time.Minute })
+	cold := sandbox.NewSpec("cold", "ns")
 	coldPod := cold.Pod()
 	for _, m := range podsIn(t, cs, "ns") {
-		if !strings.HasPrefix(m.Name, PoolMemberPrefix("warm")) || m.Labels[LabelSandbox] != "" || m.Labels[LabelPool] != "warm" {
+		if !strings.HasPrefix(m.Name, sandbox.PoolMemberPrefix("warm")) || m.Labels[sandbox.LabelSandbox] != "" || m.Labels[sandbox.LabelPool] != "warm" {
 			t.Fatalf("member %s: labels %v", m.Name, m.Labels)
 		}
 		if len(m.OwnerReferences) != 1 || m.OwnerReferences[0].Kind != "PodTemplate" || m.OwnerReferences[0].UID != p.UID ||
@@ -112,7 +113,7 @@ func TestPoolMembersAreColdSandboxes(t *testing.T) {
 
 // The PodTemplate stores what members are; the definition reads back.
 func TestPoolDefinitionRoundTrips(t *testing.T) {
-	spec := NewSpec("x", "ns")
+	spec := sandbox.NewSpec("x", "ns")
 	spec.Image = "node:22"
 	spec.Env = []corev1.EnvVar{{Name: "A", Value: "b"}}
 	spec.Labels = map[string]string{"team": "ml"}
@@ -122,7 +123,7 @@ func TestPoolDefinitionRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	tmpl := p.PodTemplate()
-	if tmpl.Name != "agentkernel-pool-agents" || tmpl.Template.Spec.Containers[0].Image != "node:22" || tmpl.Template.Labels[LabelPool] != "agents" {
+	if tmpl.Name != "agentkernel-pool-agents" || tmpl.Template.Spec.Containers[0].Image != "node:22" || tmpl.Template.Labels[sandbox.LabelPool] != "agents" {
 		t.Fatalf("template %s: %v", tmpl.Name, tmpl.Template)
 	}
 	if _, ok := tmpl.Template.Labels[LabelFence]; ok {
@@ -135,7 +136,7 @@ func TestPoolDefinitionRoundTrips(t *testing.T) {
 	if back.Size != 3 || back.Spec.Image != "node:22" || back.Spec.TTL != 2*time.Hour || back.Spec.Labels["team"] != "ml" || back.Spec.Env[0].Value != "b" {
 		t.Fatalf("read back %+v", back)
 	}
-	tmpl.Labels[LabelManagedBy] = "someone"
+	tmpl.Labels[sandbox.LabelManagedBy] = "someone"
 	var notPool *NotAPoolError
 	if _, err := PoolFromTemplate(tmpl); !errors.As(err, &notPool) {
 		t.Fatalf("a foreign PodTemplate: %v", err)
@@ -185,7 +186,7 @@ func TestReconcile(t *testing.T) {
 		t.Fatalf("reconcile deleted a member claimed meanwhile: %+v", st)
 	}
 	left := podsIn(t, cs, "ns")
-	if len(left) != 1 || left[0].Labels[LabelSandbox] != "sneaky" {
+	if len(left) != 1 || left[0].Labels[sandbox.LabelSandbox] != "sneaky" {
 		t.Fatalf("left %v", left)
 	}
 }
@@ -198,8 +199,8 @@ func claimFirst(t *testing.T, tr *rvTracker) func(a k8stesting.Action) (bool, ru
 			return false, nil, nil
 		}
 		pod := obj.(*corev1.Pod)
-		if pod.Labels[LabelSandbox] == "" {
-			pod.Labels[LabelSandbox] = "sneaky"
+		if pod.Labels[sandbox.LabelSandbox] == "" {
+			pod.Labels[sandbox.LabelSandbox] = "sneaky"
 			pod.OwnerReferences = nil
 			if err := tr.Update(a.GetResource(), pod, a.GetNamespace()); err != nil {
 				t.Fatal(err)
@@ -213,7 +214,7 @@ func claimFirst(t *testing.T, tr *rvTracker) func(a k8stesting.Action) (bool, ru
 // start, and leaves nothing behind; a name taken is refused.
 func TestCreatePoolFailsFastAndCleansUp(t *testing.T) {
 	cs, tr := poolCluster(t)
-	p, _ := NewPool("bad", NewSpec("bad", "ns"), 2)
+	p, _ := NewPool("bad", sandbox.NewSpec("bad", "ns"), 2)
 	done := make(chan error, 1)
 	go func() {
 		_, err := CreatePool(context.Background(), cs, p, PoolOptions{Wait: true, Timeout: time.Minute})
@@ -254,7 +255,7 @@ func TestCreatePoolFailsFastAndCleansUp(t *testing.T) {
 	}
 
 	newTestPool(t, cs, tr, "taken", 1, nil)
-	again, _ := NewPool("taken", NewSpec("taken", "ns"), 1)
+	again, _ := NewPool("taken", sandbox.NewSpec("taken", "ns"), 1)
 	var exists *PoolExistsError
 	if _, err := CreatePool(context.Background(), cs, again, PoolOptions{}); !errors.As(err, &exists) || !strings.Contains(err.Error(), "pool scale taken") {
 		t.Fatalf("name clash: %v", err)

@@ -1,4 +1,4 @@
-package sandbox
+package transfer
 
 import (
 	"bytes"
@@ -8,6 +8,9 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // Single-file work through a Runner, for callers that hand a sandbox's
@@ -67,8 +70,8 @@ func (e *NotDirectoryError) Error() string {
 }
 
 // fileError turns a script's exit status into the error a caller can act on.
-func fileError(what, path string, err error, stderr *boundedBuffer) error {
-	switch code, _ := ExitCode(err); code {
+func fileError(what, path string, err error, stderr *untrusted.Buffer) error {
+	switch code, _ := sandbox.ExitCode(err); code {
 	case exitNoSuchFile:
 		return &NoSuchFileError{Path: path}
 	case exitIsDirectory:
@@ -82,14 +85,14 @@ func fileError(what, path string, err error, stderr *boundedBuffer) error {
 // ReadFile returns at most limit bytes of the sandbox file path, starting
 // offset bytes in, and whether the file had more. The stream is stopped as
 // soon as the limit is passed: a sandbox cannot make the caller read more.
-func ReadFile(ctx context.Context, r Runner, path string, offset, limit int64) ([]byte, bool, error) {
+func ReadFile(ctx context.Context, r sandbox.Runner, path string, offset, limit int64) ([]byte, bool, error) {
 	if offset < 0 || limit < 0 {
 		return nil, false, fmt.Errorf("offset and limit must not be negative")
 	}
 	streamCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	out := &limitedBuffer{limit: limit, stop: stop}
-	var stderr boundedBuffer
+	var stderr untrusted.Buffer
 	err := r.Run(streamCtx, []string{"sh", "-c", readFileScript, "sh", path, strconv.FormatInt(offset+1, 10)}, nil, out, &stderr)
 	if out.exceeded && ctx.Err() == nil {
 		return out.buf.Bytes(), true, nil // we ended the stream: its error is ours
@@ -127,7 +130,7 @@ type WriteOptions struct {
 
 // WriteFile writes content to the sandbox file path, creating its parent
 // directories.
-func WriteFile(ctx context.Context, r Runner, path string, content io.Reader, o WriteOptions) error {
+func WriteFile(ctx context.Context, r sandbox.Runner, path string, content io.Reader, o WriteOptions) error {
 	appendArg, modeArg := "", ""
 	if o.Append {
 		appendArg = "append"
@@ -138,7 +141,7 @@ func WriteFile(ctx context.Context, r Runner, path string, content io.Reader, o 
 		}
 		modeArg = strconv.FormatUint(uint64(o.Mode), 8)
 	}
-	var stderr boundedBuffer
+	var stderr untrusted.Buffer
 	err := r.Run(ctx, []string{"sh", "-c", writeFileScript, "sh", path, appendArg, modeArg}, content, io.Discard, &stderr)
 	if err != nil {
 		return fileError("writing", path, err, &stderr)
@@ -161,7 +164,7 @@ const maxNameBytes = 255 + 1
 
 // ListDir lists the directory path in the sandbox: at most maxEntries
 // entries (in the shell's glob order), and whether there were more.
-func ListDir(ctx context.Context, r Runner, path string, maxEntries int) ([]DirEntry, bool, error) {
+func ListDir(ctx context.Context, r sandbox.Runner, path string, maxEntries int) ([]DirEntry, bool, error) {
 	if maxEntries <= 0 {
 		return nil, false, fmt.Errorf("maxEntries must be positive")
 	}
@@ -170,7 +173,7 @@ func ListDir(ctx context.Context, r Runner, path string, maxEntries int) ([]DirE
 	// Every honest answer fits: names, the marker, and a size line per file.
 	limit := int64(maxEntries)*(maxNameBytes+1+21) + 64
 	out := &limitedBuffer{limit: limit, stop: stop}
-	var stderr boundedBuffer
+	var stderr untrusted.Buffer
 	err := r.Run(streamCtx, []string{"sh", "-c", listDirScript, "sh", path, strconv.Itoa(maxEntries)}, nil, out, &stderr)
 	if out.exceeded {
 		if ctx.Err() != nil {
@@ -251,8 +254,3 @@ func parseListing(b []byte, maxEntries int) ([]DirEntry, bool, error) {
 	}
 	return entries, more, nil
 }
-
-// Printable returns text that came from a sandbox with its control
-// characters (other than newline and tab) and invalid UTF-8 replaced by
-// '?', safe to show a person or hand to an agent.
-func Printable(s string) string { return sanitize(s) }

@@ -1,4 +1,4 @@
-package sandbox
+package pool
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,7 +15,7 @@ import (
 )
 
 func finishedPod(name string, mutate func(*corev1.Pod)) *corev1.Pod {
-	s := NewSpec(name, "ns")
+	s := sandbox.NewSpec(name, "ns")
 	p := s.Pod()
 	p.UID = k8stypes.UID("uid-pod-" + p.Name)
 	mutate(p)
@@ -28,15 +29,15 @@ func finishedPod(name string, mutate func(*corev1.Pod)) *corev1.Pod {
 func TestGCFindsOnlyWhatEnded(t *testing.T) {
 	expired := finishedPod("expired", func(p *corev1.Pod) {
 		p.Status = corev1.PodStatus{Phase: corev1.PodFailed, Reason: "DeadlineExceeded"}
-		p.Annotations[AnnotationTTL] = "2h0m0s"
+		p.Annotations[sandbox.AnnotationTTL] = "2h0m0s"
 	})
 	idle := finishedPod("idle", func(p *corev1.Pod) {
-		p.Status = corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName,
-			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", Message: IdleMessagePrefix + " no process but PID 1 ran for 60s"}}}}}
-		p.Annotations[AnnotationIdleTimeout] = "1m0s"
+		p.Status = corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{Name: sandbox.ContainerName,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", Message: sandbox.IdleMessagePrefix + " no process but PID 1 ran for 60s"}}}}}
+		p.Annotations[sandbox.AnnotationIdleTimeout] = "1m0s"
 	})
 	exited := finishedPod("exited", func(p *corev1.Pod) {
-		p.Status = corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName,
+		p.Status = corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: sandbox.ContainerName,
 			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}}}}}
 	})
 	running := finishedPod("running", func(p *corev1.Pod) { p.Status = runningStatus() })
@@ -49,16 +50,16 @@ func TestGCFindsOnlyWhatEnded(t *testing.T) {
 		p.Status.Phase = corev1.PodSucceeded
 	})
 	orphanMember := finishedPod("x", func(p *corev1.Pod) {
-		p.Name = PoolMemberPrefix("gone") + "abcde"
-		delete(p.Labels, LabelSandbox)
-		p.Labels[LabelPool] = "gone"
+		p.Name = sandbox.PoolMemberPrefix("gone") + "abcde"
+		delete(p.Labels, sandbox.LabelSandbox)
+		p.Labels[sandbox.LabelPool] = "gone"
 		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "PodTemplate", Name: PoolTemplateName("gone"), UID: "old-pool"}}
 		p.Status = runningStatus()
 	})
 	secret := func(name string, owner *metav1.OwnerReference, managed bool) *corev1.Secret {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: k8stypes.UID("uid-secret-" + name)}}
 		if managed {
-			s.Labels = map[string]string{LabelManagedBy: ManagedBy}
+			s.Labels = map[string]string{sandbox.LabelManagedBy: sandbox.ManagedBy}
 		}
 		if owner != nil {
 			s.OwnerReferences = []metav1.OwnerReference{*owner}

@@ -1,10 +1,12 @@
-package sandbox
+package transfer
 
 import (
 	"fmt"
 	"path"
 	"runtime"
 	"strings"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // FileSpec is one side of a copy: a local path, or a path in a sandbox.
@@ -34,7 +36,7 @@ func ParseFileSpec(arg string) (FileSpec, error) {
 	if !hasNS {
 		ns, name = "", before
 	}
-	if ValidateName(name) != nil || (hasNS && ValidateName(ns) != nil) {
+	if sandbox.ValidateName(name) != nil || (hasNS && sandbox.ValidateName(ns) != nil) {
 		// Not a sandbox reference at all: a local file with a ':' in its name.
 		return FileSpec{Path: arg}, nil
 	}
@@ -49,14 +51,14 @@ func ParseFileSpec(arg string) (FileSpec, error) {
 // clean, keeping a trailing '/' that means "into this directory".
 func CleanRemotePath(p string) (string, error) {
 	if p == "" {
-		return WorkspaceDir + "/", nil
+		return sandbox.WorkspaceDir + "/", nil
 	}
 	if strings.ContainsRune(p, 0) {
 		return "", fmt.Errorf("path contains a NUL byte")
 	}
 	into := strings.HasSuffix(p, "/") || p == "." || strings.HasSuffix(p, "/.")
 	if !path.IsAbs(p) {
-		p = path.Join(WorkspaceDir, p)
+		p = path.Join(sandbox.WorkspaceDir, p)
 	}
 	p = path.Clean(p)
 	if into && p != "/" {

@@ -1,4 +1,4 @@
-package sandbox
+package pool
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,7 +41,7 @@ const (
 // MaxPoolNameLength keeps a member's generated name whole: the API server
 // cuts a generateName prefix down to 58 characters, and a member must keep
 // the prefix agentkernel-pool-NAME- to be recognised (Ours).
-const MaxPoolNameLength = validation.DNS1123LabelMaxLength - 5 - len(NamePrefix+"pool-") - 1
+const MaxPoolNameLength = validation.DNS1123LabelMaxLength - 5 - len(sandbox.NamePrefix+"pool-") - 1
 
 // MaxPoolSize bounds --size: a typo must not start ten thousand Pods.
 const MaxPoolSize = 1000
@@ -49,7 +50,7 @@ const MaxPoolSize = 1000
 const poolSpecVersion = 1
 
 // PoolTemplateName is the name of the PodTemplate that defines pool.
-func PoolTemplateName(pool string) string { return NamePrefix + "pool-" + pool }
+func PoolTemplateName(pool string) string { return sandbox.NamePrefix + "pool-" + pool }
 
 // ValidatePoolName checks a pool name.
 func ValidatePoolName(name string) error {
@@ -58,11 +59,11 @@ func ValidatePoolName(name string) error {
 		return fmt.Errorf("a pool name is required")
 	case len(name) > MaxPoolNameLength:
 		return fmt.Errorf("pool name %q is %d characters long; at most %d are allowed (members are named %q + name + a random suffix, a DNS label of at most 63)",
-			name, len(name), MaxPoolNameLength, NamePrefix+"pool-")
+			name, len(name), MaxPoolNameLength, sandbox.NamePrefix+"pool-")
 	case len(validation.IsDNS1123Label(name)) > 0:
 		return fmt.Errorf("invalid pool name %q: use lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. %q)", name, "agents")
-	case name == PoolActive:
-		return fmt.Errorf("pool name %q is reserved: cold sandboxes carry %s=%s", name, LabelPool, PoolActive)
+	case name == sandbox.PoolActive:
+		return fmt.Errorf("pool name %q is reserved: cold sandboxes carry %s=%s", name, sandbox.LabelPool, sandbox.PoolActive)
 	}
 	return nil
 }
@@ -87,7 +88,7 @@ type Pool struct {
 	// Spec is what every member is, and what a claim gets: a sandbox
 	// without a name. Its TTL and IdleTimeout start when a member is
 	// claimed. It never has SecretEnvNames: secrets are the claim's.
-	Spec Spec
+	Spec sandbox.Spec
 
 	// UID and ResourceVersion of the PodTemplate, once it exists.
 	UID               types.UID
@@ -96,7 +97,7 @@ type Pool struct {
 }
 
 // NewPool returns the definition of a pool of size members shaped by spec.
-func NewPool(name string, spec Spec, size int) (*Pool, error) {
+func NewPool(name string, spec sandbox.Spec, size int) (*Pool, error) {
 	if err := ValidatePoolName(name); err != nil {
 		return nil, err
 	}
@@ -107,9 +108,9 @@ func NewPool(name string, spec Spec, size int) (*Pool, error) {
 		return nil, fmt.Errorf("--secret-env belongs to a claim, not to a pool: every warm member would hold the secret; give it when claiming: kubectl agentkernel create NAME --pool %s --secret-env %s",
 			name, spec.SecretEnvNames[0])
 	}
-	s := spec.clone()
-	s.member = nil
-	check := s.clone()
+	s := spec.Clone()
+	s.Shape = nil
+	check := s.Clone()
 	check.Name = name // any valid sandbox name: the definition has none
 	if err := check.Validate(); err != nil {
 		return nil, err
@@ -129,13 +130,13 @@ func (p *Pool) definition() string {
 }
 
 type storedDefinition struct {
-	Version int  `json:"version"`
-	Spec    Spec `json:"spec"`
+	Version int          `json:"version"`
+	Spec    sandbox.Spec `json:"spec"`
 }
 
-func encodeDefinition(s *Spec) string {
-	c := s.clone()
-	c.Name, c.Namespace, c.member = "", "", nil
+func encodeDefinition(s *sandbox.Spec) string {
+	c := s.Clone()
+	c.Name, c.Namespace, c.Shape = "", "", nil
 	b, err := json.Marshal(storedDefinition{Version: poolSpecVersion, Spec: c})
 	if err != nil {
 		panic(fmt.Sprintf("a Spec always encodes: %v", err))
@@ -143,7 +144,7 @@ func encodeDefinition(s *Spec) string {
 	return string(b)
 }
 
-func decodeDefinition(text, namespace string) (*Spec, error) {
+func decodeDefinition(text, namespace string) (*sandbox.Spec, error) {
 	var d storedDefinition
 	if err := json.Unmarshal([]byte(text), &d); err != nil {
 		return nil, fmt.Errorf("its %s annotation is not a pool definition: %v", AnnotationPoolSpec, err)
@@ -156,7 +157,7 @@ func decodeDefinition(text, namespace string) (*Spec, error) {
 }
 
 // memberSpec is the Spec of a new member of the pool.
-func (p *Pool) memberSpec() *Spec {
+func (p *Pool) memberSpec() *sandbox.Spec {
 	return memberSpec(&p.Spec, p.Namespace, p.Name, p.definition(), p.owner())
 }
 
@@ -172,7 +173,7 @@ func (p *Pool) PodTemplate() *corev1.PodTemplate {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      PoolTemplateName(p.Name),
 			Namespace: p.Namespace,
-			Labels:    map[string]string{LabelManagedBy: ManagedBy, LabelPool: p.Name},
+			Labels:    map[string]string{sandbox.LabelManagedBy: sandbox.ManagedBy, sandbox.LabelPool: p.Name},
 			Annotations: map[string]string{
 				AnnotationPoolSize: strconv.Itoa(p.Size),
 				AnnotationPoolSpec: p.definition(),
@@ -187,8 +188,8 @@ func (p *Pool) PodTemplate() *corev1.PodTemplate {
 
 // PoolFromTemplate reads a pool's definition back from its PodTemplate.
 func PoolFromTemplate(t *corev1.PodTemplate) (*Pool, error) {
-	name := t.Labels[LabelPool]
-	if !IsManaged(t) || name == "" || t.Name != PoolTemplateName(name) {
+	name := t.Labels[sandbox.LabelPool]
+	if !sandbox.IsManaged(t) || name == "" || t.Name != PoolTemplateName(name) {
 		return nil, &NotAPoolError{Name: name, Namespace: t.Namespace, TemplateName: t.Name}
 	}
 	size, err := strconv.Atoi(t.Annotations[AnnotationPoolSize])
@@ -219,7 +220,7 @@ func GetPool(ctx context.Context, cs kubernetes.Interface, namespace, name strin
 // ListPools returns the pools in namespace ("" for all). A PodTemplate of
 // ours that does not parse is reported in errs, and the others still listed.
 func ListPools(ctx context.Context, cs kubernetes.Interface, namespace string) (pools []*Pool, errs []error, err error) {
-	list, err := cs.CoreV1().PodTemplates(namespace).List(ctx, metav1.ListOptions{LabelSelector: ManagedSelector + "," + LabelPool})
+	list, err := cs.CoreV1().PodTemplates(namespace).List(ctx, metav1.ListOptions{LabelSelector: sandbox.ManagedSelector + "," + sandbox.LabelPool})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -243,9 +244,9 @@ func ListPools(ctx context.Context, cs kubernetes.Interface, namespace string) (
 // poolSelector selects the Pods of a pool: warm members and, unless
 // onlyWarm, sandboxes claimed from it.
 func poolSelector(pool string, onlyWarm bool) string {
-	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy, LabelPool: pool})
+	sel := labels.SelectorFromSet(labels.Set{sandbox.LabelManagedBy: sandbox.ManagedBy, sandbox.LabelPool: pool})
 	if onlyWarm {
-		req, _ := labels.NewRequirement(LabelSandbox, selection.DoesNotExist, nil)
+		req, _ := labels.NewRequirement(sandbox.LabelSandbox, selection.DoesNotExist, nil)
 		sel = sel.Add(*req)
 	}
 	return sel.String()
@@ -282,11 +283,11 @@ const (
 )
 
 func classify(pod *corev1.Pod, p *Pool) memberState {
-	if pod.Labels[LabelPool] != p.Name {
+	if pod.Labels[sandbox.LabelPool] != p.Name {
 		return stateOther
 	}
-	if pod.Labels[LabelSandbox] != "" {
-		if pod.DeletionTimestamp == nil && Ours(pod, NameOf(pod)) == nil {
+	if pod.Labels[sandbox.LabelSandbox] != "" {
+		if pod.DeletionTimestamp == nil && sandbox.Ours(pod, sandbox.NameOf(pod)) == nil {
 			return stateClaimed
 		}
 		return stateOther
@@ -304,7 +305,7 @@ func classify(pod *corev1.Pod, p *Pool) memberState {
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
 		return stateDead
 	}
-	if started, err := Started(pod, ""); started && err == nil {
+	if started, err := sandbox.Started(pod, ""); started && err == nil {
 		return stateReady
 	}
 	return stateStarting
@@ -414,7 +415,7 @@ func createMembers(ctx context.Context, cs kubernetes.Interface, p *Pool, n int)
 func problems(starting []*corev1.Pod) []string {
 	count := map[string]int{}
 	for _, pod := range starting {
-		d := Describe(pod)
+		d := sandbox.Describe(pod)
 		if !strings.Contains(d, ": ") || strings.HasPrefix(d, "SchedulingGated") {
 			continue // plain Pending/ContainerCreating: just on its way
 		}
@@ -454,7 +455,7 @@ func CreatePool(ctx context.Context, cs kubernetes.Interface, p *Pool, o PoolOpt
 	t, err := cs.CoreV1().PodTemplates(p.Namespace).Create(ctx, p.PodTemplate(), metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		existing, gerr := cs.CoreV1().PodTemplates(p.Namespace).Get(ctx, PoolTemplateName(p.Name), metav1.GetOptions{})
-		if gerr == nil && !IsManaged(existing) {
+		if gerr == nil && !sandbox.IsManaged(existing) {
 			return nil, &NotAPoolError{Name: p.Name, Namespace: p.Namespace, TemplateName: existing.Name}
 		}
 		return nil, &PoolExistsError{Name: p.Name, Namespace: p.Namespace}
@@ -482,7 +483,7 @@ func CreatePool(ctx context.Context, cs kubernetes.Interface, p *Pool, o PoolOpt
 
 // removePool undoes a CreatePool: the PodTemplate and its members, by UID.
 func removePool(ctx context.Context, cs kubernetes.Interface, p *Pool) error {
-	cctx, cancel := cleanupContext(ctx)
+	cctx, cancel := sandbox.CleanupContext(ctx)
 	defer cancel()
 	err := cs.CoreV1().PodTemplates(p.Namespace).Delete(cctx, PoolTemplateName(p.Name), metav1.DeleteOptions{
 		Preconditions:     &metav1.Preconditions{UID: ptr.To(p.UID)},
@@ -513,7 +514,7 @@ func WaitForPool(ctx context.Context, cs kubernetes.Interface, p *Pool, timeout 
 			case stateReady:
 				st.Ready++
 			case stateStarting:
-				if _, err := Started(pod, ""); err != nil {
+				if _, err := sandbox.Started(pod, ""); err != nil {
 					return false, memberStartError(p, pod, err)
 				}
 				starting = append(starting, pod)
@@ -529,7 +530,7 @@ func WaitForPool(ctx context.Context, cs kubernetes.Interface, p *Pool, timeout 
 		}
 		return st.Ready >= p.Size, nil
 	})
-	if err != nil && isTimeout(err) && ctx.Err() == nil {
+	if err != nil && sandbox.IsTimeout(err) && ctx.Err() == nil {
 		state := "no member"
 		if last != nil {
 			state = fmt.Sprintf("%d of %d ready", last.Ready, p.Size)
@@ -547,10 +548,10 @@ func WaitForPool(ctx context.Context, cs kubernetes.Interface, p *Pool, timeout 
 }
 
 func memberStartError(p *Pool, pod *corev1.Pod, err error) error {
-	var se *StartError
+	var se *sandbox.StartError
 	if errors.As(err, &se) {
 		msg := fmt.Sprintf("pool %q in namespace %q cannot start its members: %s (pod %s): %s", p.Name, p.Namespace, se.Reason, pod.Name, se.Message)
-		if hint := startHints[se.Reason]; hint != "" {
+		if hint := se.Hint(); hint != "" {
 			msg += " (" + hint + ")"
 		}
 		return errors.New(msg)
@@ -657,7 +658,7 @@ func PoolStatuses(ctx context.Context, cs kubernetes.Interface, pools []*Pool) (
 	for _, p := range pools {
 		pods, ok := byNS[p.Namespace]
 		if !ok {
-			list, err := cs.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{LabelSelector: ManagedSelector + "," + LabelPool})
+			list, err := cs.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sandbox.ManagedSelector + "," + sandbox.LabelPool})
 			if err != nil {
 				return nil, err
 			}

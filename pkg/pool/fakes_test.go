@@ -1,4 +1,4 @@
-package sandbox
+package pool
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	psaapi "k8s.io/pod-security-admission/api"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -24,6 +27,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/pod-security-admission/policy"
 )
 
 // rvTracker gives a fake clientset the API server's optimistic
@@ -182,15 +186,15 @@ func runningStatus() corev1.PodStatus {
 		Phase:      corev1.PodRunning,
 		StartTime:  &metav1.Time{Time: time.Now().Add(-time.Minute)},
 		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
-		ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, Ready: true,
+		ContainerStatuses: []corev1.ContainerStatus{{Name: sandbox.ContainerName, Ready: true,
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}},
 	}
 }
 
 // newTestPool creates pool name of size members and starts them.
-func newTestPool(t *testing.T, cs *fake.Clientset, tr *rvTracker, name string, size int, mutate func(*Spec)) *Pool {
+func newTestPool(t *testing.T, cs *fake.Clientset, tr *rvTracker, name string, size int, mutate func(*sandbox.Spec)) *Pool {
 	t.Helper()
-	spec := NewSpec(name, "ns")
+	spec := sandbox.NewSpec(name, "ns")
 	if mutate != nil {
 		mutate(&spec)
 	}
@@ -237,7 +241,7 @@ func (e *execRecorder) ExecuteWithContext(_ context.Context, u *url.URL, _ *rest
 }
 
 // execFor builds PodExecs on a REST client that only makes URLs.
-func (e *execRecorder) execFor(t *testing.T) func(*corev1.Pod) *PodExec {
+func (e *execRecorder) execFor(t *testing.T) func(*corev1.Pod) *sandbox.PodExec {
 	t.Helper()
 	rc, err := restclient.RESTClientFor(&restclient.Config{
 		Host:    "https://apiserver.invalid",
@@ -250,5 +254,21 @@ func (e *execRecorder) execFor(t *testing.T) func(*corev1.Pod) *PodExec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(pod *corev1.Pod) *PodExec { return NewPodExec(&restclient.Config{}, rc, e, pod) }
+	return func(pod *corev1.Pod) *sandbox.PodExec { return sandbox.NewPodExec(&restclient.Config{}, rc, e, pod) }
+}
+
+// restrictedViolations evaluates a pod with the Pod Security library itself,
+// the same code the API server's admission plugin runs.
+func restrictedViolations(t *testing.T, pod *corev1.Pod) string {
+	t.Helper()
+	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lv := psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: psaapi.LatestVersion()}
+	agg := policy.AggregateCheckResults(evaluator.EvaluatePod(lv, &pod.ObjectMeta, &pod.Spec))
+	if agg.Allowed {
+		return ""
+	}
+	return agg.ForbiddenReason() + ": " + agg.ForbiddenDetail()
 }

@@ -1,4 +1,4 @@
-package sandbox
+package transfer
 
 import (
 	"context"
@@ -10,24 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 	corev1 "k8s.io/api/core/v1"
 )
-
-// Runner runs a command in a sandbox, streaming stdin, stdout and stderr.
-// A command that ran and exited non-zero comes back as an error with an
-// ExitStatus() int method (client-go's exec.CodeExitError has one).
-type Runner interface {
-	Run(ctx context.Context, command []string, stdin io.Reader, stdout, stderr io.Writer) error
-}
-
-// ExitCode returns the exit status carried by err, if any.
-func ExitCode(err error) (int, bool) {
-	var exit interface{ ExitStatus() int }
-	if errors.As(err, &exit) {
-		return exit.ExitStatus(), true
-	}
-	return 0, false
-}
 
 // CopyToSandbox copies a local file or directory into a sandbox, streaming
 // a tar archive into the sandbox's tar. If remote ends in '/', the source
@@ -38,7 +24,7 @@ func ExitCode(err error) (int, bool) {
 // A source that is itself a symlink is followed (copying ./link copies what
 // it points at, under the link's name); links inside a directory are copied
 // as links.
-func CopyToSandbox(ctx context.Context, r Runner, local, remote string, warn io.Writer) error {
+func CopyToSandbox(ctx context.Context, r sandbox.Runner, local, remote string, warn io.Writer) error {
 	info, err := os.Stat(local)
 	if err != nil {
 		return fmt.Errorf("cannot copy %q: %v", local, errors.Unwrap(err))
@@ -72,7 +58,7 @@ func CopyToSandbox(ctx context.Context, r Runner, local, remote string, warn io.
 		pw.CloseWithError(err)
 		writeErr <- err
 	}()
-	var stderr boundedBuffer
+	var stderr untrusted.Buffer
 	runErr := r.Run(ctx, cmd, pr, io.Discard, &stderr)
 	// Stops the tar writer if the sandbox stopped reading early.
 	pr.CloseWithError(errSandboxStopped)
@@ -82,7 +68,7 @@ func CopyToSandbox(ctx context.Context, r Runner, local, remote string, warn io.
 	if runErr == nil {
 		return nil
 	}
-	if code, ok := ExitCode(runErr); ok && code == exitNotFound {
+	if code, ok := sandbox.ExitCode(runErr); ok && code == exitNotFound {
 		if !info.Mode().IsRegular() {
 			return ErrNoTar
 		}
@@ -92,7 +78,7 @@ func CopyToSandbox(ctx context.Context, r Runner, local, remote string, warn io.
 	return copyError("copy into the sandbox", runErr, &stderr)
 }
 
-func catToSandbox(ctx context.Context, r Runner, local, dest, base string, into bool) error {
+func catToSandbox(ctx context.Context, r sandbox.Runner, local, dest, base string, into bool) error {
 	f, err := os.Open(local)
 	if err != nil {
 		return err
@@ -102,7 +88,7 @@ func catToSandbox(ctx context.Context, r Runner, local, dest, base string, into 
 	if into {
 		mode = "into"
 	}
-	var stderr boundedBuffer
+	var stderr untrusted.Buffer
 	if err := r.Run(ctx, []string{"sh", "-c", catInScript, "sh", dest, base, mode, path.Dir(dest)}, f, io.Discard, &stderr); err != nil {
 		return copyError("copy into the sandbox", err, &stderr)
 	}
@@ -116,10 +102,10 @@ func catToSandbox(ctx context.Context, r Runner, local, dest, base string, into 
 // links) and device files are refused or skipped; nothing is ever written
 // through a link that leads out of the destination; and limits bound the
 // bytes and entries written.
-func CopyFromSandbox(ctx context.Context, r Runner, remote, local string, limits Limits, warn io.Writer) error {
+func CopyFromSandbox(ctx context.Context, r sandbox.Runner, remote, local string, limits Limits, warn io.Writer) error {
 	remote = strings.TrimSuffix(remote, "/")
 	if remote == "" || remote == "/" {
-		return fmt.Errorf("cannot copy the sandbox's root directory: name a directory below it, e.g. %s", WorkspaceDir)
+		return fmt.Errorf("cannot copy the sandbox's root directory: name a directory below it, e.g. %s", sandbox.WorkspaceDir)
 	}
 	parent, base := path.Split(remote)
 	target, root, err := localTarget(local, base)
@@ -129,7 +115,7 @@ func CopyFromSandbox(ctx context.Context, r Runner, remote, local string, limits
 	defer root.Close()
 
 	pr, pw := io.Pipe()
-	var stderr boundedBuffer
+	var stderr untrusted.Buffer
 	done := make(chan error, 1)
 	streamCtx, stopStream := context.WithCancel(ctx)
 	defer stopStream()
@@ -150,10 +136,10 @@ func CopyFromSandbox(ctx context.Context, r Runner, remote, local string, limits
 	}
 	pr.CloseWithError(errExtractionStopped)
 	runErr := <-done
-	if code, ok := ExitCode(runErr); ok && code == exitNoSuchFile {
+	if code, ok := sandbox.ExitCode(runErr); ok && code == exitNoSuchFile {
 		return &NoSuchFileError{Path: remote}
 	}
-	if code, ok := ExitCode(runErr); ok && code == exitNotFound {
+	if code, ok := sandbox.ExitCode(runErr); ok && code == exitNotFound {
 		fmt.Fprintln(warn, "warning: the sandbox image has no tar; copying a single file with cat")
 		return catFromSandbox(ctx, r, remote, root, target, limits)
 	}
@@ -190,12 +176,12 @@ func (e *NoSuchFileError) Error() string {
 // pads to 10 KiB records).
 const maxTrailer = 1 << 20
 
-func catFromSandbox(ctx context.Context, r Runner, remote string, root *os.Root, target string, limits Limits) error {
+func catFromSandbox(ctx context.Context, r sandbox.Runner, remote string, root *os.Root, target string, limits Limits) error {
 	f, err := root.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	var stderr boundedBuffer
+	var stderr untrusted.Buffer
 	out := &cappedWriter{w: f, limit: limits.MaxBytes}
 	streamCtx, stopStream := context.WithCancel(ctx)
 	defer stopStream()
@@ -208,10 +194,10 @@ func catFromSandbox(ctx context.Context, r Runner, remote string, root *os.Root,
 	}
 	if runErr != nil {
 		_ = root.Remove(target)
-		if code, ok := ExitCode(runErr); ok && code == exitNoSuchFile {
+		if code, ok := sandbox.ExitCode(runErr); ok && code == exitNoSuchFile {
 			return &NoSuchFileError{Path: remote}
 		}
-		if code, ok := ExitCode(runErr); ok && code == 21 {
+		if code, ok := sandbox.ExitCode(runErr); ok && code == 21 {
 			return ErrNoTar
 		}
 		return copyError("copy out of the sandbox", runErr, &stderr)
@@ -219,9 +205,9 @@ func catFromSandbox(ctx context.Context, r Runner, remote string, root *os.Root,
 	return closeErr
 }
 
-func copyError(what string, err error, stderr *boundedBuffer) error {
+func copyError(what string, err error, stderr *untrusted.Buffer) error {
 	msg := strings.TrimSpace(stderr.String())
-	if code, ok := ExitCode(err); ok {
+	if code, ok := sandbox.ExitCode(err); ok {
 		if msg == "" {
 			return fmt.Errorf("%s failed: exit code %d", what, code)
 		}
@@ -266,7 +252,7 @@ const (
 func DefaultLimits(pod *corev1.Pod) Limits {
 	limit := int64(fallbackMaxBytes)
 	for _, c := range pod.Spec.Containers {
-		if c.Name != ContainerName {
+		if c.Name != sandbox.ContainerName {
 			continue
 		}
 		if q, ok := c.Resources.Limits[corev1.ResourceEphemeralStorage]; ok && q.Value() > 0 {

@@ -1,4 +1,4 @@
-package sandbox
+package transfer
 
 import (
 	"archive/tar"
@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	utilexec "k8s.io/client-go/util/exec"
@@ -336,18 +337,6 @@ func TestCopyFromHostileSandbox(t *testing.T) {
 	}
 }
 
-func TestSanitizeStripsTerminalControl(t *testing.T) {
-	var b boundedBuffer
-	_, _ = b.Write([]byte("bad \x1b]0;title\x07 name\n"))
-	if got := b.String(); strings.ContainsAny(got, "\x1b\x07") {
-		t.Fatalf("control characters kept: %q", got)
-	}
-	_, _ = b.Write(bytes.Repeat([]byte("x"), 2*maxStderr))
-	if len(b.String()) > maxStderr {
-		t.Fatal("stderr buffer is not bounded")
-	}
-}
-
 func TestParseFileSpec(t *testing.T) {
 	cases := map[string]FileSpec{
 		"demo:/workspace/x":  {Sandbox: "demo", Path: "/workspace/x"},
@@ -382,7 +371,7 @@ func FuzzParseFileSpec(f *testing.F) {
 		if err != nil || !spec.Remote() {
 			return
 		}
-		if ValidateName(spec.Sandbox) != nil {
+		if sandbox.ValidateName(spec.Sandbox) != nil {
 			t.Fatalf("%q: invalid sandbox name %q accepted", s, spec.Sandbox)
 		}
 		if !strings.HasPrefix(spec.Path, "/") || strings.Contains(spec.Path, "/../") || strings.ContainsRune(spec.Path, 0) {
@@ -592,7 +581,7 @@ func TestCopyFromSandboxLimits(t *testing.T) {
 }
 
 func TestDefaultLimitsFollowTheSandbox(t *testing.T) {
-	s := NewSpec("demo", "ns")
+	s := sandbox.NewSpec("demo", "ns")
 	s.EphemeralStorage = resource.MustParse("4Gi")
 	l := DefaultLimits(s.Pod())
 	if l.MaxBytes != 4<<30 || l.MaxFiles != (4<<30)/4096 {

@@ -1,4 +1,4 @@
-package sandbox
+package pool
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,11 +37,6 @@ const (
 	// AnnotationClaim is a random id of the claim, so that a claimant whose
 	// write's outcome is unknown (Ctrl-C mid-request) can tell its own.
 	AnnotationClaim = "agentkernel/claim"
-	// AnnotationEnvFile names the file in the sandbox that holds the
-	// environment the claim brought; every exec sources it (claimenv.go).
-	AnnotationEnvFile = "agentkernel/env-file"
-	// AnnotationIdleTimeout records --idle-timeout.
-	AnnotationIdleTimeout = "agentkernel/idle-timeout"
 )
 
 // ClaimFields are the parts of a sandbox's shape that come from its pool:
@@ -71,7 +68,7 @@ type AcquireOptions struct {
 	// Exec runs commands in a claimed Pod: the claim's environment,
 	// secrets and idle timeout are delivered through it. Required when the
 	// claim has any of those.
-	Exec func(*corev1.Pod) *PodExec
+	Exec func(*corev1.Pod) *sandbox.PodExec
 	// RefillInBackground returns the claimed sandbox as soon as it is
 	// ready, while its replacement in the pool is still being made; the
 	// caller must then call Acquired.WaitRefill before it exits (a process
@@ -83,9 +80,9 @@ type AcquireOptions struct {
 	// made, and refuses it by returning an error: a caller with limits of
 	// its own (the MCP server's most open network and biggest resources)
 	// keeps them for pools too, whoever defined the pool.
-	Admit func(*Spec) error
+	Admit func(*sandbox.Spec) error
 	// CreateOptions apply to a cold create; SecretValues to a claim too.
-	CreateOptions
+	sandbox.CreateOptions
 }
 
 // Acquired is what Acquire got.
@@ -96,7 +93,7 @@ type Acquired struct {
 	Warm bool
 	Why  string
 	// Spec is the sandbox's shape: the pool's, with the claim's own fields.
-	Spec   Spec
+	Spec   sandbox.Spec
 	Secret *corev1.Secret
 
 	refilled  <-chan error
@@ -114,7 +111,7 @@ func (a *Acquired) WaitRefill() error {
 	return a.refillErr
 }
 
-func (o *AcquireOptions) admit(s *Spec) error {
+func (o *AcquireOptions) admit(s *sandbox.Spec) error {
 	if o.Admit == nil {
 		return nil
 	}
@@ -133,7 +130,7 @@ var errLost = errors.New("the member was taken by someone else")
 //
 // claim is the sandbox as the caller would create it: its Name and
 // Namespace, its PerClaimFields, and the ClaimFields named in o.Match.
-func Acquire(ctx context.Context, cs kubernetes.Interface, claim *Spec, o AcquireOptions) (*Acquired, error) {
+func Acquire(ctx context.Context, cs kubernetes.Interface, claim *sandbox.Spec, o AcquireOptions) (*Acquired, error) {
 	if err := ValidatePoolName(o.Pool); err != nil {
 		return nil, err
 	}
@@ -192,10 +189,10 @@ func listWarm(ctx context.Context, cs kubernetes.Interface, namespace, pool stri
 
 // claimAny claims the first ready member it can. It returns nil, nil when
 // every one was taken by someone else (or none is ready).
-func claimAny(ctx context.Context, cs kubernetes.Interface, members []corev1.Pod, claim *Spec, o AcquireOptions) (*Acquired, error) {
+func claimAny(ctx context.Context, cs kubernetes.Interface, members []corev1.Pod, claim *sandbox.Spec, o AcquireOptions) (*Acquired, error) {
 	for i := range members {
 		m := &members[i]
-		if started, err := Started(m, ""); !started || err != nil {
+		if started, err := sandbox.Started(m, ""); !started || err != nil {
 			continue
 		}
 		a, err := claimMember(ctx, cs, m, claim, o)
@@ -208,7 +205,7 @@ func claimAny(ctx context.Context, cs kubernetes.Interface, members []corev1.Pod
 }
 
 // claimMember claims one ready member; errLost if someone was first.
-func claimMember(ctx context.Context, cs kubernetes.Interface, member *corev1.Pod, claim *Spec, o AcquireOptions) (*Acquired, error) {
+func claimMember(ctx context.Context, cs kubernetes.Interface, member *corev1.Pod, claim *sandbox.Spec, o AcquireOptions) (*Acquired, error) {
 	def, err := decodeDefinition(member.Annotations[AnnotationPoolSpec], member.Namespace)
 	if err != nil {
 		return nil, fmt.Errorf("pool member %s in namespace %q: %v", member.Name, member.Namespace, err)
@@ -275,7 +272,7 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, member *corev1.Po
 // claimedSpec is the sandbox a claim of a pool defined by def gets: the
 // pool's shape, with the claim's name and PerClaimFields. A claim that
 // insists (match) on a field the pool has otherwise is refused.
-func claimedSpec(pool string, def, claim *Spec, match []string) (*Spec, error) {
+func claimedSpec(pool string, def, claim *sandbox.Spec, match []string) (*sandbox.Spec, error) {
 	var diffs []string
 	for _, f := range match {
 		if d := differs(f, def, claim); d != "" {
@@ -286,11 +283,11 @@ func claimedSpec(pool string, def, claim *Spec, match []string) (*Spec, error) {
 		return nil, fmt.Errorf("pool %q in namespace %q does not match this claim: %s; leave these flags out to take the pool's, or use a pool (or a cold create) that has them",
 			pool, claim.Namespace, strings.Join(diffs, "; "))
 	}
-	s := def.clone()
-	s.member = nil
+	s := def.Clone()
+	s.Shape = nil
 	s.Name, s.Namespace = claim.Name, claim.Namespace
 	for _, e := range claim.Env {
-		s.Env = setEnv(s.Env, e)
+		s.Env = sandbox.SetEnv(s.Env, e)
 	}
 	s.SecretEnvNames = append([]string(nil), claim.SecretEnvNames...)
 	if len(claim.Labels) > 0 && s.Labels == nil {
@@ -312,7 +309,7 @@ func claimedSpec(pool string, def, claim *Spec, match []string) (*Spec, error) {
 }
 
 // differs says how a claim's field differs from the pool's, or "".
-func differs(field string, pool, claim *Spec) string {
+func differs(field string, pool, claim *sandbox.Spec) string {
 	var a, b any
 	switch field {
 	case "image":
@@ -400,17 +397,17 @@ func show(v any) string {
 }
 
 // claimPatch is the one write of a claim.
-func claimPatch(member *corev1.Pod, s, claim *Spec, d delivery, id string, now time.Time) ([]byte, error) {
-	lbls := map[string]string{LabelSandbox: s.Name}
+func claimPatch(member *corev1.Pod, s, claim *sandbox.Spec, d delivery, id string, now time.Time) ([]byte, error) {
+	lbls := map[string]string{sandbox.LabelSandbox: s.Name}
 	for k, v := range claim.Labels {
 		lbls[k] = v
 	}
 	ann := map[string]any{AnnotationClaim: id}
 	if d.file != "" {
-		ann[AnnotationEnvFile] = d.file
+		ann[sandbox.AnnotationEnvFile] = d.file
 	}
 	if s.IdleTimeout > 0 {
-		ann[AnnotationIdleTimeout] = s.IdleTimeout.String()
+		ann[sandbox.AnnotationIdleTimeout] = s.IdleTimeout.String()
 	}
 	meta := map[string]any{
 		"resourceVersion": member.ResourceVersion, // the precondition: no one wrote it since we read it
@@ -420,7 +417,7 @@ func claimPatch(member *corev1.Pod, s, claim *Spec, d delivery, id string, now t
 	}
 	patch := map[string]any{"metadata": meta}
 	if s.TTL > 0 {
-		ann[AnnotationTTL] = s.TTL.String()
+		ann[sandbox.AnnotationTTL] = s.TTL.String()
 		if d := claimDeadline(member, s.TTL, now); d != nil {
 			patch["spec"] = map[string]any{"activeDeadlineSeconds": *d}
 		}
@@ -448,17 +445,17 @@ func claimDeadline(member *corev1.Pod, ttl time.Duration, now time.Time) *int64 
 // name is held by another sandbox, creates the claim's Secret (owned by the
 // Pod, so delete removes it), and delivers the claim's environment and idle
 // timeout over exec stdin.
-func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, s *Spec, d delivery, o AcquireOptions) (*corev1.Secret, error) {
+func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, s *sandbox.Spec, d delivery, o AcquireOptions) (*corev1.Secret, error) {
 	// A cold create or another claim of this name may have won meanwhile;
 	// of two that see each other both back off, and never both stay.
-	if err := nameHeldElsewhere(ctx, cs, s, pod.UID); err != nil {
+	if err := sandbox.NameHeldElsewhere(ctx, cs, s, pod.UID); err != nil {
 		return nil, err
 	}
 	var secret *corev1.Secret
 	if sec := s.Secret(o.SecretValues); sec != nil {
 		sec.Name = pod.Name + "-env"
 		sec.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID, Controller: ptr.To(true)}}
-		got, err := createOwned(ctx, cs, pod, sec, secretAPI(cs, pod.Namespace), nil)
+		got, err := sandbox.CreateOwnedSecret(ctx, cs, pod, sec)
 		if err != nil {
 			return nil, fmt.Errorf("creating the claim's secret: %w", err)
 		}
@@ -473,7 +470,7 @@ func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, 
 	if d.file != "" {
 		stdin = bytes.NewReader(d.content)
 	}
-	var stderr boundedBuffer
+	var stderr untrusted.Buffer
 	if err := ex.Run(ctx, deliverCommand(d.file, d.idle), stdin, nil, &stderr); err != nil {
 		if ctx.Err() != nil {
 			return secret, context.Cause(ctx)
@@ -494,8 +491,8 @@ func (d delivery) empty() bool { return d.file == "" && d.idle == 0 }
 
 // newDelivery prepares it before the claim is written, so that bad input
 // fails before a member is taken.
-func newDelivery(member *corev1.Pod, s, claim *Spec, values map[string]string) (delivery, error) {
-	d := delivery{idle: idleSeconds(s.IdleTimeout)}
+func newDelivery(member *corev1.Pod, s, claim *sandbox.Spec, values map[string]string) (delivery, error) {
+	d := delivery{idle: sandbox.IdleSeconds(s.IdleTimeout)}
 	if len(claim.Env) == 0 && len(claim.SecretEnvNames) == 0 {
 		return d, nil
 	}
@@ -503,7 +500,7 @@ func newDelivery(member *corev1.Pod, s, claim *Spec, values map[string]string) (
 	if err != nil {
 		return d, err
 	}
-	d.file, d.content = envFilePath(member.Name), content
+	d.file, d.content = sandbox.EnvFilePath(member.Name), content
 	return d, nil
 }
 
@@ -518,9 +515,9 @@ func refill(ctx context.Context, cs kubernetes.Interface, claimed *corev1.Pod) e
 	if !ok {
 		return fmt.Errorf("pool member %s has no owner pool to refill", claimed.Name)
 	}
-	cctx, cancel := cleanupContext(ctx)
+	cctx, cancel := sandbox.CleanupContext(ctx)
 	defer cancel()
-	name := claimed.Labels[LabelPool]
+	name := claimed.Labels[sandbox.LabelPool]
 	p, err := GetPool(cctx, cs, claimed.Namespace, name)
 	var gone *PoolNotFoundError
 	switch {
@@ -540,7 +537,7 @@ func refill(ctx context.Context, cs kubernetes.Interface, claimed *corev1.Pod) e
 // deleteClaimed removes a member this claim took but could not finish.
 // Nothing of it may go back to the pool: secrets may already be inside.
 func deleteClaimed(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) error {
-	cctx, cancel := cleanupContext(ctx)
+	cctx, cancel := sandbox.CleanupContext(ctx)
 	defer cancel()
 	err := cs.CoreV1().Pods(pod.Namespace).Delete(cctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr.To[int64](0),
@@ -555,7 +552,7 @@ func deleteClaimed(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod
 
 // undoClaim deletes member if this claim's write (id) landed on it.
 func undoClaim(ctx context.Context, cs kubernetes.Interface, member *corev1.Pod, id string) error {
-	cctx, cancel := cleanupContext(ctx)
+	cctx, cancel := sandbox.CleanupContext(ctx)
 	defer cancel()
 	got, err := cs.CoreV1().Pods(member.Namespace).Get(cctx, member.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -577,8 +574,8 @@ func undoClaim(ctx context.Context, cs kubernetes.Interface, member *corev1.Pod,
 }
 
 // createCold creates the claim's sandbox cold, from the pool's definition.
-func createCold(ctx context.Context, cs kubernetes.Interface, s *Spec, why string, o AcquireOptions) (*Acquired, error) {
-	created, err := Create(ctx, cs, s, o.CreateOptions)
+func createCold(ctx context.Context, cs kubernetes.Interface, s *sandbox.Spec, why string, o AcquireOptions) (*Acquired, error) {
+	created, err := sandbox.Create(ctx, cs, s, o.CreateOptions)
 	if err != nil {
 		if ctx.Err() != nil || o.ServerDryRun {
 			return nil, err
@@ -631,7 +628,7 @@ func noMemberReason(p *Pool, members []corev1.Pod) string {
 // o.Timeout. It tops the pool up first: with no controller, a pool that
 // lost a member (a claimant that died before refilling) would never get
 // one back while everybody waits.
-func waitAndClaim(ctx context.Context, cs kubernetes.Interface, p *Pool, claim *Spec, o AcquireOptions) (*Acquired, error) {
+func waitAndClaim(ctx context.Context, cs kubernetes.Interface, p *Pool, claim *sandbox.Spec, o AcquireOptions) (*Acquired, error) {
 	if p.Size == 0 {
 		return nil, fmt.Errorf("pool %q in namespace %q has size 0: nothing to wait for; scale it with: kubectl agentkernel pool scale %s --size N", p.Name, p.Namespace, p.Name)
 	}
@@ -647,7 +644,7 @@ func waitAndClaim(ctx context.Context, cs kubernetes.Interface, p *Pool, claim *
 			case stateReady:
 				ready = append(ready, pod)
 			case stateStarting:
-				if _, err := Started(pod, ""); err != nil {
+				if _, err := sandbox.Started(pod, ""); err != nil {
 					return false, memberStartError(p, pod, err)
 				}
 				starting = append(starting, pod)
@@ -672,7 +669,7 @@ func waitAndClaim(ctx context.Context, cs kubernetes.Interface, p *Pool, claim *
 		return got, nil
 	case ctx.Err() != nil:
 		return nil, context.Cause(ctx)
-	case isTimeout(err):
+	case sandbox.IsTimeout(err):
 		return nil, fmt.Errorf("no member of pool %q in namespace %q became ready within %s; wait longer with --timeout, see why with: kubectl agentkernel pool list -n %s, or claim without --pool-wait to create the sandbox cold",
 			p.Name, p.Namespace, o.Timeout, p.Namespace)
 	}
@@ -682,7 +679,7 @@ func waitAndClaim(ctx context.Context, cs kubernetes.Interface, p *Pool, claim *
 // ClaimedFrom returns the pool a sandbox was claimed from, or "" for one
 // created cold.
 func ClaimedFrom(pod *corev1.Pod) string {
-	if p := pod.Labels[LabelPool]; pod.Labels[LabelSandbox] != "" && p != PoolActive {
+	if p := pod.Labels[sandbox.LabelPool]; pod.Labels[sandbox.LabelSandbox] != "" && p != sandbox.PoolActive {
 		return p
 	}
 	return ""
@@ -690,6 +687,6 @@ func ClaimedFrom(pod *corev1.Pod) string {
 
 // ClaimedSpec is the sandbox a claim of pool p gets (see Acquire): what
 // `create --pool --dry-run` shows.
-func ClaimedSpec(p *Pool, claim *Spec, match []string) (*Spec, error) {
+func ClaimedSpec(p *Pool, claim *sandbox.Spec, match []string) (*sandbox.Spec, error) {
 	return claimedSpec(p.Name, &p.Spec, claim, match)
 }
