@@ -15,6 +15,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 var egressLong = templates.LongDesc(`
@@ -70,8 +71,8 @@ func (c *clients) prepareEgress(dryRun cmdutil.DryRunStrategy, warn io.Writer) f
 			return nil
 		}
 		if dryRun == cmdutil.DryRunClient {
-			if svc, err := c.Clientset.CoreV1().Services(spec.Namespace).Get(ctx, sandbox.ProxyName, metav1.GetOptions{}); err == nil {
-				spec.EgressProxyURL = sandbox.ProxyURL(spec.Namespace, svc.Spec.ClusterIP)
+			if svc, err := c.Clientset.CoreV1().Services(spec.Namespace).Get(ctx, fence.ProxyName, metav1.GetOptions{}); err == nil {
+				spec.EgressProxyURL = fence.ProxyURL(spec.Namespace, svc.Spec.ClusterIP)
 			}
 			return nil
 		}
@@ -87,7 +88,7 @@ func (c *clients) prepareEgress(dryRun cmdutil.DryRunStrategy, warn io.Writer) f
 			// whatever becomes of this one: say so once.
 			fmt.Fprintf(warn, "egress proxy installed in namespace %s for sandboxes with --allow-host (see: kubectl agentkernel egress status -n %s)\n", spec.Namespace, spec.Namespace)
 		}
-		spec.EgressProxyURL = sandbox.ProxyURL(spec.Namespace, in.Service.Spec.ClusterIP)
+		spec.EgressProxyURL = fence.ProxyURL(spec.Namespace, in.Service.Spec.ClusterIP)
 		return nil
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 func listItems(t *testing.T, out string) ([]string, []corev1.List) {
@@ -51,14 +52,14 @@ func TestCreateAllowHostDryRun(t *testing.T) {
 	}
 	// The profile's internet egress is gone: only the proxy remains.
 	if len(np.Spec.Egress) != 1 || np.Spec.Egress[0].To[0].PodSelector == nil ||
-		np.Spec.Egress[0].To[0].PodSelector.MatchLabels[sandbox.LabelComponent] != sandbox.ComponentEgressProxy {
+		np.Spec.Egress[0].To[0].PodSelector.MatchLabels[fence.LabelComponent] != fence.ComponentEgressProxy {
 		t.Fatalf("egress rules: %+v", np.Spec.Egress)
 	}
 	var pod corev1.Pod
 	if err := yaml.Unmarshal(lists[0].Items[1].Raw, &pod); err != nil {
 		t.Fatal(err)
 	}
-	if got := pod.Annotations[sandbox.AnnotationAllowHosts]; got != `["api.anthropic.com:443","*.npmjs.org:443"]` {
+	if got := pod.Annotations[fence.AnnotationAllowHosts]; got != `["api.anthropic.com:443","*.npmjs.org:443"]` {
 		t.Errorf("grants = %s", got)
 	}
 	if pod.Annotations[sandbox.AnnotationNetwork] != string(sandbox.NetworkNone) {

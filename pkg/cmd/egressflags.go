@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // addEgressFlags registers the flags that say where an egress sandbox may
@@ -29,14 +30,14 @@ func (f *SandboxFlags) egressSpec(s *sandbox.Spec) error {
 		return fmt.Errorf("--allow-egress and --allow-host cannot be combined: --allow-host sends everything through the namespace's egress proxy, which admits host names (and IPs or CIDRs: --allow-host 203.0.113.0/24:443); use one of them")
 	}
 	for _, a := range f.AllowEgress {
-		d, err := sandbox.ParseEgress("--allow-egress", a)
+		d, err := fence.ParseEgress("--allow-egress", a)
 		if err != nil {
 			return err
 		}
 		s.AllowEgress = append(s.AllowEgress, d)
 	}
 	for _, a := range f.DNS {
-		d, err := sandbox.ParseDNSServer(a)
+		d, err := fence.ParseDNSServer(a)
 		if err != nil {
 			return err
 		}

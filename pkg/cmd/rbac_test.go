@@ -14,7 +14,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/rbac"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // deployRBACArgs is how deploy/rbac.yaml is made; CI (this test) checks
@@ -132,8 +132,8 @@ func TestRBACBadInput(t *testing.T) {
 // rbac names the egress proxy's objects without importing the domain: the
 // names must stay the proxy's.
 func TestRBACNamesTheEgressProxysObjects(t *testing.T) {
-	if rbac.EgressProxyName != sandbox.ProxyName || rbac.EgressProxyPolicyName != sandbox.ProxyPolicyName {
-		t.Fatalf("rbac names %q and %q, the proxy is %q with policy %q", rbac.EgressProxyName, rbac.EgressProxyPolicyName, sandbox.ProxyName, sandbox.ProxyPolicyName)
+	if rbac.EgressProxyName != fence.ProxyName || rbac.EgressProxyPolicyName != fence.ProxyPolicyName {
+		t.Fatalf("rbac names %q and %q, the proxy is %q with policy %q", rbac.EgressProxyName, rbac.EgressProxyPolicyName, fence.ProxyName, fence.ProxyPolicyName)
 	}
 	out, _, code := runRoot(t, "rbac", "-n", "agents", "--egress-admin")
 	if code != 0 || !strings.Contains(out, "name: "+rbac.EgressAdminRole) || !strings.Contains(out, "#   create rolebindings.rbac.authorization.k8s.io") {

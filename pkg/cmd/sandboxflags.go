@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // SandboxFlags are the choices that shape a sandbox. create, run, pool
@@ -167,7 +168,7 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 	}
 	s.IdleTimeout = f.IdleTimeout
 	if len(f.AllowHosts) > 0 {
-		if s.AllowHosts, err = sandbox.CanonicalAllowHosts(f.AllowHosts); err != nil {
+		if s.AllowHosts, err = fence.CanonicalAllowHosts(f.AllowHosts); err != nil {
 			return s, nil, err
 		}
 		// The proxy route replaces the profile's network; an explicit

@@ -21,6 +21,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/rbac"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // minVersion: scheduling gates, which keep a sandbox from running before
@@ -453,7 +454,7 @@ func checkRuntimeClasses(ctx context.Context, env *Env) []Result {
 }
 
 func checkDNS(ctx context.Context, env *Env) []Result {
-	f := sandbox.DetectDNS(ctx, env.Clientset)
+	f := fence.DetectDNS(ctx, env.Clientset)
 	rule := "egress sandboxes allow DNS to " + describeDestinations(f.Servers)
 	switch {
 	case f.Err != nil:
@@ -465,7 +466,7 @@ func checkDNS(ctx context.Context, env *Env) []Result {
 	return []Result{ok("%s", f.Found)}
 }
 
-func describeDestinations(dests []sandbox.Destination) string {
+func describeDestinations(dests []fence.Destination) string {
 	s := make([]string, len(dests))
 	for i, d := range dests {
 		s[i] = d.String()

@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // The probe: NetworkPolicy is enforced only if something in the cluster
@@ -82,11 +83,11 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 	server.Profile = sandbox.ProfilePermissive
 	client := p.spec("doctor-"+hex.EncodeToString(id)+"-client", env.Namespace, timeout)
 	client.Network = sandbox.NetworkEgress
-	client.DNS = sandbox.DefaultDNS()
-	client.AllowEgress = []sandbox.Destination{
-		{Pods: server.SelectorLabels(), Ports: []sandbox.Port{tcp(ports[0])}},
-		{CIDR: "0.0.0.0/0", Ports: []sandbox.Port{tcp(ports[1])}},
-		{CIDR: "::/0", Ports: []sandbox.Port{tcp(ports[1])}},
+	client.DNS = fence.DefaultDNS()
+	client.AllowEgress = []fence.Destination{
+		{Pods: server.SelectorLabels(), Ports: []fence.Port{tcp(ports[0])}},
+		{CIDR: "0.0.0.0/0", Ports: []fence.Port{tcp(ports[1])}},
+		{CIDR: "::/0", Ports: []fence.Port{tcp(ports[1])}},
 	}
 
 	var (
@@ -252,8 +253,8 @@ func retry(ctx context.Context, cond func() (bool, error)) (bool, error) {
 	}
 }
 
-func tcp(port int32) sandbox.Port {
-	return sandbox.Port{Protocol: corev1.ProtocolTCP, Port: intstr.FromInt32(port)}
+func tcp(port int32) fence.Port {
+	return fence.Port{Protocol: corev1.ProtocolTCP, Port: intstr.FromInt32(port)}
 }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
@@ -277,7 +278,7 @@ func isPrivate(ip string) bool {
 	if err != nil {
 		return false
 	}
-	for _, b := range sandbox.BlockedRanges() {
+	for _, b := range fence.BlockedRanges() {
 		if b.Prefix.Contains(a) {
 			return true
 		}

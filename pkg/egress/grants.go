@@ -20,6 +20,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/hosts"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // Grant is what a client address may reach, and whose it is.
@@ -138,7 +139,7 @@ func grantOf(p *corev1.Pod) (Grant, error) {
 	if p.Spec.HostNetwork {
 		return Grant{}, fmt.Errorf("pod %s shares its node's address (hostNetwork)", p.Name)
 	}
-	rules, err := sandbox.AllowHostsOf(p)
+	rules, err := fence.AllowHostsOf(p)
 	if err != nil {
 		return Grant{}, fmt.Errorf("sandbox %s: %v", name, err)
 	}
@@ -179,7 +180,7 @@ func slimPod(obj any) (any, error) {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
-			Labels: p.Labels, Annotations: keep(p.Annotations, sandbox.AnnotationAllowHosts),
+			Labels: p.Labels, Annotations: keep(p.Annotations, fence.AnnotationAllowHosts),
 			OwnerReferences: p.OwnerReferences, DeletionTimestamp: p.DeletionTimestamp,
 		},
 		Spec:   corev1.PodSpec{HostNetwork: p.Spec.HostNetwork},
@@ -249,7 +250,7 @@ func podOf(obj any) *corev1.Pod {
 }
 
 func carriesGrants(p *corev1.Pod) bool {
-	_, ok := p.Annotations[sandbox.AnnotationAllowHosts]
+	_, ok := p.Annotations[fence.AnnotationAllowHosts]
 	return ok
 }
 

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 const ns = "agents"
@@ -25,7 +26,7 @@ func sandboxPod(t *testing.T, name, ip string, allow ...string) *corev1.Pod {
 	t.Helper()
 	s := sandbox.NewSpec(name, ns)
 	var err error
-	if s.AllowHosts, err = sandbox.CanonicalAllowHosts(allow); err != nil {
+	if s.AllowHosts, err = fence.CanonicalAllowHosts(allow); err != nil {
 		t.Fatal(err)
 	}
 	pod := s.Pod()
@@ -83,7 +84,7 @@ func TestGrantLookup(t *testing.T) {
 	noGrants := sandboxPod(t, "g", "10.244.0.10")
 
 	badGrants := sandboxPod(t, "h", "10.244.0.11", "example.com")
-	badGrants.Annotations[sandbox.AnnotationAllowHosts] = `["169.254.169.254"]`
+	badGrants.Annotations[fence.AnnotationAllowHosts] = `["169.254.169.254"]`
 
 	// An address reused before the API caught up: two live pods claim it.
 	dupA := sandboxPod(t, "i", "10.244.0.12", "example.com")
@@ -191,7 +192,7 @@ func TestGrantsFollowTheWatch(t *testing.T) {
 	}
 	eventually("sandbox a's grant", has("10.244.1.2", "a", "example.com:443"))
 
-	pod.Annotations[sandbox.AnnotationAllowHosts] = `["other.example:443"]`
+	pod.Annotations[fence.AnnotationAllowHosts] = `["other.example:443"]`
 	if _, err := pods.Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // FieldManager owns the fields `egress install` applies.
@@ -57,7 +58,7 @@ func (e *NotOursError) Error() string {
 // ours: the proxy's objects carry both of its labels.
 func ours(m metav1.Object) bool {
 	l := m.GetLabels()
-	return l[sandbox.LabelManagedBy] == sandbox.ManagedBy && l[sandbox.LabelComponent] == sandbox.ComponentEgressProxy
+	return l[sandbox.LabelManagedBy] == sandbox.ManagedBy && l[fence.LabelComponent] == fence.ComponentEgressProxy
 }
 
 type client[T metav1.Object] struct {
@@ -203,13 +204,13 @@ type EnsureOptions struct {
 // install` changes one. The proxy stays when the sandbox that made it
 // goes: it is the namespace's, for every sandbox with --allow-host.
 func Ensure(ctx context.Context, cs kubernetes.Interface, namespace string, o EnsureOptions) (*Installed, error) {
-	svc, err := cs.CoreV1().Services(namespace).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	svc, err := cs.CoreV1().Services(namespace).Get(ctx, fence.ProxyName, metav1.GetOptions{})
 	if apierrors.IsForbidden(err) {
 		return nil, &CannotReadError{Err: err}
 	}
 	if err == nil && ours(svc) {
-		_, depErr := cs.AppsV1().Deployments(namespace).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
-		_, npErr := cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, sandbox.ProxyPolicyName, metav1.GetOptions{})
+		_, depErr := cs.AppsV1().Deployments(namespace).Get(ctx, fence.ProxyName, metav1.GetOptions{})
+		_, npErr := cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, fence.ProxyPolicyName, metav1.GetOptions{})
 		for _, err := range []error{depErr, npErr} {
 			if apierrors.IsForbidden(err) {
 				return nil, &CannotReadError{Err: err}
@@ -296,7 +297,7 @@ func SandboxesUsing(ctx context.Context, cs kubernetes.Interface, namespace stri
 	}
 	var names []string
 	for i := range pods {
-		if _, ok := pods[i].Annotations[sandbox.AnnotationAllowHosts]; ok {
+		if _, ok := pods[i].Annotations[fence.AnnotationAllowHosts]; ok {
 			names = append(names, sandbox.NameOf(&pods[i]))
 		}
 	}
@@ -388,7 +389,7 @@ func waitProxyPodsGone(ctx context.Context, cs kubernetes.Interface, ns string, 
 		return left == 0, nil
 	})
 	if err != nil {
-		return fmt.Errorf("%d pods of the egress proxy still exist after %s; its NetworkPolicy %s stays until they are gone (run egress uninstall again): %w", left, timeout, sandbox.ProxyPolicyName, err)
+		return fmt.Errorf("%d pods of the egress proxy still exist after %s; its NetworkPolicy %s stays until they are gone (run egress uninstall again): %w", left, timeout, fence.ProxyPolicyName, err)
 	}
 	return nil
 }
@@ -416,14 +417,14 @@ type Status struct {
 // GetStatus reads the namespace's proxy.
 func GetStatus(ctx context.Context, cs kubernetes.Interface, namespace string) (*Status, error) {
 	st := &Status{Namespace: namespace}
-	dep, err := cs.AppsV1().Deployments(namespace).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	dep, err := cs.AppsV1().Deployments(namespace).Get(ctx, fence.ProxyName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		st.Missing = append(st.Missing, "deployment/"+sandbox.ProxyName)
+		st.Missing = append(st.Missing, "deployment/"+fence.ProxyName)
 	case err != nil:
 		return nil, err
 	case !ours(dep):
-		return nil, &NotOursError{"Deployment", sandbox.ProxyName, namespace}
+		return nil, &NotOursError{"Deployment", fence.ProxyName, namespace}
 	default:
 		st.Version = dep.Annotations[AnnotationVersion]
 		st.Replicas = ptr.Deref(dep.Spec.Replicas, 1)
@@ -442,19 +443,19 @@ func GetStatus(ctx context.Context, cs kubernetes.Interface, namespace string) (
 			}
 		}
 	}
-	svc, err := cs.CoreV1().Services(namespace).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	svc, err := cs.CoreV1().Services(namespace).Get(ctx, fence.ProxyName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		st.Missing = append(st.Missing, "service/"+sandbox.ProxyName)
+		st.Missing = append(st.Missing, "service/"+fence.ProxyName)
 	case err != nil:
 		return nil, err
 	default:
 		st.ClusterIP = svc.Spec.ClusterIP
 	}
-	_, err = cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, sandbox.ProxyPolicyName, metav1.GetOptions{})
+	_, err = cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, fence.ProxyPolicyName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		st.Missing = append(st.Missing, "networkpolicy/"+sandbox.ProxyPolicyName)
+		st.Missing = append(st.Missing, "networkpolicy/"+fence.ProxyPolicyName)
 	case err != nil:
 		return nil, err
 	default:

@@ -25,6 +25,7 @@ import (
 	"k8s.io/pod-security-admission/policy"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 func testConfig() *Config {
@@ -278,7 +279,7 @@ func TestFailedInstallLeavesNothing(t *testing.T) {
 // An object of the proxy's name that is not ours is never adopted or
 // changed, and nothing this call made stays.
 func TestInstallRefusesForeignObjects(t *testing.T) {
-	foreign := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: sandbox.ProxyName, Namespace: ns, UID: "foreign"}}
+	foreign := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: fence.ProxyName, Namespace: ns, UID: "foreign"}}
 	cs, rec := recordingCluster("", foreign)
 	_, err := Install(context.Background(), cs, testConfig(), InstallOptions{Update: true})
 	var notOurs *NotOursError
@@ -299,14 +300,14 @@ func TestEnsure(t *testing.T) {
 	cs, rec := recordingCluster("")
 	var warnings []string
 	in, err := Ensure(context.Background(), cs, ns, EnsureOptions{Image: "img:1", Warn: func(s string) { warnings = append(warnings, s) }})
-	if err != nil || in.Service == nil || in.Service.Name != sandbox.ProxyName || len(in.Created) != 6 {
+	if err != nil || in.Service == nil || in.Service.Name != fence.ProxyName || len(in.Created) != 6 {
 		t.Fatalf("Ensure: %+v, %v", in, err)
 	}
 	// The fake cluster has no "kubernetes" Service: the policy assumes.
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "--api-server") {
 		t.Fatalf("warnings: %q", warnings)
 	}
-	dep, err := cs.AppsV1().Deployments(ns).Get(context.Background(), sandbox.ProxyName, metav1.GetOptions{})
+	dep, err := cs.AppsV1().Deployments(ns).Get(context.Background(), fence.ProxyName, metav1.GetOptions{})
 	if err != nil || dep.Spec.Template.Spec.Containers[0].Image != "img:1" {
 		t.Fatalf("deployment: %v", err)
 	}
@@ -317,7 +318,7 @@ func TestEnsure(t *testing.T) {
 	if len(rec.list()) != n {
 		t.Fatalf("Ensure changed an existing proxy: %v", rec.list()[n:])
 	}
-	dep, _ = cs.AppsV1().Deployments(ns).Get(context.Background(), sandbox.ProxyName, metav1.GetOptions{})
+	dep, _ = cs.AppsV1().Deployments(ns).Get(context.Background(), fence.ProxyName, metav1.GetOptions{})
 	if dep.Spec.Template.Spec.Containers[0].Image != "img:1" {
 		t.Fatal("Ensure replaced the image of an existing proxy")
 	}
@@ -431,7 +432,7 @@ func TestEnsureCannotRead(t *testing.T) {
 			}
 			n := len(rec.list())
 			cs.PrependReactor("get", resource, func(a k8stesting.Action) (bool, runtime.Object, error) {
-				return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: resource}, sandbox.ProxyName, errors.New("RBAC says no"))
+				return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: resource}, fence.ProxyName, errors.New("RBAC says no"))
 			})
 			_, err := Ensure(context.Background(), cs, ns, EnsureOptions{Image: "img:1"})
 			var cannot *CannotReadError

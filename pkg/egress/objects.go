@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/hosts"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
 )
 
@@ -118,7 +119,7 @@ func (c *Config) Objects() *Objects {
 	if replicas <= 0 {
 		replicas = 1
 	}
-	args := []string{"egress-proxy", "--namespace=" + c.Namespace, "--listen=:" + strconv.Itoa(sandbox.ProxyPort)}
+	args := []string{"egress-proxy", "--namespace=" + c.Namespace, "--listen=:" + strconv.Itoa(fence.ProxyPort)}
 	for _, p := range c.Private {
 		args = append(args, "--private-cidr="+p.String())
 	}
@@ -133,36 +134,36 @@ func (c *Config) Objects() *Objects {
 		NetworkPolicy: c.networkPolicy(),
 		ServiceAccount: &corev1.ServiceAccount{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-			ObjectMeta: c.meta(sandbox.ProxyName),
+			ObjectMeta: c.meta(fence.ProxyName),
 			// Mounted into the proxy's Pods only, which ask for it.
 			AutomountServiceAccountToken: ptr.To(false),
 		},
 		Role: &rbacv1.Role{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
-			ObjectMeta: c.meta(sandbox.ProxyName),
+			ObjectMeta: c.meta(fence.ProxyName),
 			// The grant table: which Pod has which address, and its grants.
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}}},
 		},
 		RoleBinding: &rbacv1.RoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
-			ObjectMeta: c.meta(sandbox.ProxyName),
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: sandbox.ProxyName},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sandbox.ProxyName, Namespace: c.Namespace}},
+			ObjectMeta: c.meta(fence.ProxyName),
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: fence.ProxyName},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: fence.ProxyName, Namespace: c.Namespace}},
 		},
 		Service: &corev1.Service{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-			ObjectMeta: c.meta(sandbox.ProxyName),
+			ObjectMeta: c.meta(fence.ProxyName),
 			Spec: corev1.ServiceSpec{
 				Type:     corev1.ServiceTypeClusterIP,
 				Selector: sandbox.ProxyLabels(),
 				Ports: []corev1.ServicePort{{
-					Name: "proxy", Protocol: corev1.ProtocolTCP, Port: sandbox.ProxyPort, TargetPort: intstr.FromInt32(sandbox.ProxyPort),
+					Name: "proxy", Protocol: corev1.ProtocolTCP, Port: fence.ProxyPort, TargetPort: intstr.FromInt32(fence.ProxyPort),
 				}},
 			},
 		},
 		Deployment: &appsv1.Deployment{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-			ObjectMeta: c.meta(sandbox.ProxyName),
+			ObjectMeta: c.meta(fence.ProxyName),
 			Spec: appsv1.DeploymentSpec{
 				Replicas:             ptr.To(replicas),
 				RevisionHistoryLimit: ptr.To[int32](2),
@@ -171,7 +172,7 @@ func (c *Config) Objects() *Objects {
 					ObjectMeta: podMeta,
 					// Hardened as a sandbox is: Pod Security "restricted".
 					Spec: corev1.PodSpec{
-						ServiceAccountName:            sandbox.ProxyName,
+						ServiceAccountName:            fence.ProxyName,
 						AutomountServiceAccountToken:  ptr.To(true), // the watch of the namespace's Pods
 						EnableServiceLinks:            ptr.To(false),
 						TerminationGracePeriodSeconds: ptr.To[int64](10),
@@ -188,7 +189,7 @@ func (c *Config) Objects() *Objects {
 							Name:  "proxy",
 							Image: c.Image,
 							Args:  args,
-							Ports: []corev1.ContainerPort{{Name: "proxy", ContainerPort: sandbox.ProxyPort, Protocol: corev1.ProtocolTCP}},
+							Ports: []corev1.ContainerPort{{Name: "proxy", ContainerPort: fence.ProxyPort, Protocol: corev1.ProtocolTCP}},
 							// The Go runtime collects garbage before the
 							// kernel kills it for memory.
 							Env:       []corev1.EnvVar{{Name: "GOMEMLIMIT", Value: "100MiB"}},
@@ -241,7 +242,7 @@ func (c *Config) networkPolicy() *networkingv1.NetworkPolicy {
 	egress = append(egress, c.apiServerRules()...)
 	return &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
-		ObjectMeta: c.meta(sandbox.ProxyPolicyName),
+		ObjectMeta: c.meta(fence.ProxyPolicyName),
 		Spec: networkingv1.NetworkPolicySpec{
 			PodSelector: metav1.LabelSelector{MatchLabels: sandbox.ProxyLabels()},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
@@ -250,7 +251,7 @@ func (c *Config) networkPolicy() *networkingv1.NetworkPolicy {
 					MatchLabels:      map[string]string{sandbox.LabelManagedBy: sandbox.ManagedBy},
 					MatchExpressions: []metav1.LabelSelectorRequirement{{Key: sandbox.LabelSandbox, Operator: metav1.LabelSelectorOpExists}},
 				}}},
-				Ports: []networkingv1.NetworkPolicyPort{{Protocol: tcp, Port: ptr.To(intstr.FromInt32(sandbox.ProxyPort))}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: tcp, Port: ptr.To(intstr.FromInt32(fence.ProxyPort))}},
 			}},
 			Egress: egress,
 		},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // WarmPools is the PoolClaimer of the namespace's warm pools (kubectl
@@ -148,7 +149,7 @@ func missingFrom(got, allowed []string) []string {
 	return out
 }
 
-func destinations(ds []sandbox.Destination) []string {
+func destinations(ds []fence.Destination) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
 		out[i] = fmt.Sprintf("%+v", d)

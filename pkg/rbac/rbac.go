@@ -123,11 +123,11 @@ var EgressAdmin = []Permission{
 }
 
 // EgressProxyName is the name of the egress proxy's Service and Deployment
-// (sandbox.ProxyName; this package imports no domain code).
+// (fence.ProxyName; this package imports no domain code).
 const EgressProxyName = "agentkernel-egress"
 
 // EgressProxyPolicyName is the name of the egress proxy's NetworkPolicy
-// (sandbox.ProxyPolicyName).
+// (fence.ProxyPolicyName).
 const EgressProxyPolicyName = "agentkernel-egress.proxy"
 
 // Of returns the permissions of one scope.

@@ -7,12 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -21,12 +20,12 @@ import (
 // egressSandbox renders an egress sandbox with the given --allow-egress and
 // --dns values (parsed as the flags are) and returns a function telling
 // whether it may reach a destination.
-func egressSandbox(t *testing.T, allow []string, dns []Destination) func(other peer, port int32, proto corev1.Protocol) bool {
+func egressSandbox(t *testing.T, allow []string, dns []fence.Destination) func(other peer, port int32, proto corev1.Protocol) bool {
 	t.Helper()
 	s := NewSpec("demo", "agents")
 	s.Network = NetworkEgress
 	for _, a := range allow {
-		d, err := ParseEgress("--allow-egress", a)
+		d, err := fence.ParseEgress("--allow-egress", a)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +78,7 @@ func TestEgressBlocksPrivateAddressesInEveryForm(t *testing.T) {
 		}
 	}
 	// The table itself: the first and last address of every blocked range.
-	for _, b := range BlockedRanges() {
+	for _, b := range fence.BlockedRanges() {
 		first := b.Prefix.Addr()
 		last := lastAddr(b.Prefix)
 		if reach(addr(first.String()), 443, tcp) || reach(addr(last.String()), 443, tcp) {
@@ -188,11 +187,11 @@ func TestAllowEgressBehaviour(t *testing.T) {
 		for _, other := range []peer{fakeDNS, neighbour} {
 			named := false
 			for _, a := range tc.allow {
-				d, _ := ParseEgress("--allow-egress", a)
+				d, _ := fence.ParseEgress("--allow-egress", a)
 				p := netip.MustParsePrefix(d.CIDR)
 				onPurpose := false
-				for _, b := range BlockedRanges() {
-					onPurpose = onPurpose || covers(b.Prefix, p)
+				for _, b := range fence.BlockedRanges() {
+					onPurpose = onPurpose || coversPrefix(b.Prefix, p)
 				}
 				named = named || (onPurpose && p.Contains(netip.MustParseAddr(other.ip)))
 			}
@@ -218,7 +217,7 @@ func TestDNSDestinationsBehaviour(t *testing.T) {
 			Ports: []corev1.ServicePort{{Name: "dns", Port: 53, Protocol: udp, TargetPort: intstr.FromString("dns")}, {Name: "dns-tcp", Port: 53, Protocol: tcp, TargetPort: intstr.FromString("dns-tcp")}, {Name: "metrics", Port: 9154, Protocol: tcp, TargetPort: intstr.FromString("metrics")}}},
 	}
 	nodeLocal := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "node-local-dns"}, Spec: corev1.ServiceSpec{ClusterIP: "None"}}
-	dnsFlag, err := ParseDNSServer("192.0.2.53:5353")
+	dnsFlag, err := fence.ParseDNSServer("192.0.2.53:5353")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +231,7 @@ func TestDNSDestinationsBehaviour(t *testing.T) {
 	cases := []struct {
 		what    string
 		objects []runtime.Object
-		dns     []Destination // non-nil: --dns
+		dns     []fence.Destination // non-nil: --dns
 		conns   []conn
 	}{
 		{"kube-dns", []runtime.Object{kubeDNSService}, nil, []conn{
@@ -251,7 +250,7 @@ func TestDNSDestinationsBehaviour(t *testing.T) {
 			{kubeDNS, 53, udp, false},
 		}},
 		{"nothing found", nil, nil, []conn{{kubeDNS, 53, udp, true}, {openshiftDNS, 5353, udp, false}}},
-		{"--dns", []runtime.Object{kubeDNSService}, []Destination{dnsFlag}, []conn{
+		{"--dns", []runtime.Object{kubeDNSService}, []fence.Destination{dnsFlag}, []conn{
 			{addr("192.0.2.53"), 5353, udp, true}, {addr("192.0.2.53"), 5353, tcp, true},
 			{addr("192.0.2.53"), 53, udp, false}, {kubeDNS, 53, udp, false},
 		}},
@@ -260,7 +259,7 @@ func TestDNSDestinationsBehaviour(t *testing.T) {
 		t.Run(tc.what, func(t *testing.T) {
 			dns := tc.dns
 			if dns == nil {
-				found := DetectDNS(context.Background(), fake.NewClientset(tc.objects...))
+				found := fence.DetectDNS(context.Background(), fake.NewClientset(tc.objects...))
 				t.Logf("found: %s", found.Found)
 				dns = found.Servers
 			}
@@ -274,172 +273,6 @@ func TestDNSDestinationsBehaviour(t *testing.T) {
 	}
 }
 
-func TestDetectDNSSaysWhatItFound(t *testing.T) {
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-dns"},
-		Spec:       corev1.ServiceSpec{Selector: map[string]string{"k8s-app": "kube-dns"}, ClusterIP: "10.96.0.10", Ports: []corev1.ServicePort{{Port: 53, Protocol: udp}}},
-	}
-	f := DetectDNS(context.Background(), fake.NewClientset(svc))
-	if f.Default || f.Err != nil || !strings.Contains(f.Found, "Service kube-system/kube-dns: pods k8s-app=kube-dns in kube-system, ports 53/UDP") {
-		t.Errorf("kube-dns: %+v", f)
-	}
-	none := DetectDNS(context.Background(), fake.NewClientset())
-	if !none.Default || none.Err != nil || !reflect.DeepEqual(none.Servers, DefaultDNS()) || !strings.Contains(none.Found, "no Service kube-system/kube-dns") {
-		t.Errorf("no DNS service: %+v", none)
-	}
-	cs := fake.NewClientset(svc)
-	cs.PrependReactor("get", "services", func(k8stesting.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "services"}, "kube-dns", nil)
-	})
-	forbidden := DetectDNS(context.Background(), cs)
-	if !forbidden.Default || !apierrors.IsForbidden(forbidden.Err) || !strings.Contains(forbidden.Found, "cannot read Service kube-system/kube-dns") {
-		t.Errorf("forbidden: %+v", forbidden)
-	}
-	// A Service without selector: its cluster IP.
-	manual := svc.DeepCopy()
-	manual.Spec.Selector = nil
-	m := DetectDNS(context.Background(), fake.NewClientset(manual))
-	if len(m.Servers) != 1 || m.Servers[0].CIDR != "10.96.0.10/32" {
-		t.Errorf("no selector: %+v", m)
-	}
-}
-
-func TestExceptWithin(t *testing.T) {
-	cases := map[string][]string{
-		"0.0.0.0/0": {"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-			"192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4"},
-		"::/0": {"::/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/32", "2002::/16",
-			"fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"},
-		"169.254.0.0/16":     {"169.254.169.254/32"},
-		"169.254.169.254/32": nil,
-		"10.1.2.3/32":        nil,
-		"100.64.0.0/10":      {"100.100.100.200/32"},
-		"203.0.113.0/24":     nil,
-		"64:ff9b::/96": {"64:ff9b::/104", "64:ff9b::a00:0/104", "64:ff9b::6440:0/106", "64:ff9b::7f00:0/104", "64:ff9b::a9fe:0/112",
-			"64:ff9b::ac10:0/108", "64:ff9b::c000:0/120", "64:ff9b::c0a8:0/112", "64:ff9b::c612:0/111", "64:ff9b::e000:0/100", "64:ff9b::f000:0/100"},
-	}
-	for cidr, want := range cases {
-		got := exceptWithin(netip.MustParsePrefix(cidr))
-		if len(got) == 0 {
-			got = nil
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("except within %s:\n got %q\nwant %q", cidr, got, want)
-		}
-	}
-}
-
-func TestEmbedIPv4(t *testing.T) {
-	cases := []struct{ prefix, v4, want string }{
-		{"64:ff9b::/96", "169.254.169.254/32", "64:ff9b::a9fe:a9fe/128"},
-		{"::ffff:0:0:0/96", "10.0.0.0/8", "::ffff:0:a00:0/104"},
-		{"64:ff9b:1::/48", "169.254.169.254/32", "64:ff9b:1:a9fe:a9:fe00::/88"}, // RFC 6052: skip the u octet
-		{"64:ff9b:1::/48", "10.0.0.0/8", "64:ff9b:1:a00::/56"},
-		{"64:ff9b:1::/48", "169.254.0.0/16", "64:ff9b:1:a9fe::/64"},
-		{"2002::/16", "10.0.0.0/8", "2002:a00::/24"},
-		{"64:ff9b::/96", "0.0.0.0/0", "64:ff9b::/96"},
-	}
-	for _, c := range cases {
-		if got := embedIPv4(netip.MustParsePrefix(c.prefix), netip.MustParsePrefix(c.v4)).String(); got != c.want {
-			t.Errorf("%s in %s = %s, want %s", c.v4, c.prefix, got, c.want)
-		}
-	}
-}
-
-func TestParseEgress(t *testing.T) {
-	tcp443 := []Port{{Protocol: tcp, Port: intstr.FromInt32(443)}}
-	good := map[string]Destination{
-		"203.0.113.0/24":           {CIDR: "203.0.113.0/24"},
-		"198.51.100.7":             {CIDR: "198.51.100.7/32"},
-		"198.51.100.7:443":         {CIDR: "198.51.100.7/32", Ports: tcp443},
-		"10.0.0.0/8:5432/tcp":      {CIDR: "10.0.0.0/8", Ports: []Port{{Protocol: tcp, Port: intstr.FromInt32(5432)}}},
-		"192.0.2.1:53/UDP":         {CIDR: "192.0.2.1/32", Ports: []Port{{Protocol: udp, Port: intstr.FromInt32(53)}}},
-		"192.0.2.1:8000-8100/sctp": {CIDR: "192.0.2.1/32", Ports: []Port{{Protocol: corev1.ProtocolSCTP, Port: intstr.FromInt32(8000), EndPort: 8100}}},
-		"192.0.2.1:80-80":          {CIDR: "192.0.2.1/32", Ports: []Port{{Protocol: tcp, Port: intstr.FromInt32(80)}}},
-		"2001:db8::/32":            {CIDR: "2001:db8::/32"},
-		"2001:db8::/32:443":        {CIDR: "2001:db8::/32", Ports: tcp443},
-		"2001:db8::1":              {CIDR: "2001:db8::1/128"},
-		"[2001:db8::1]:443":        {CIDR: "2001:db8::1/128", Ports: tcp443},
-		"[2001:db8::/32]:443":      {CIDR: "2001:db8::/32", Ports: tcp443},
-		"[2001:db8::1]":            {CIDR: "2001:db8::1/128"},
-	}
-	for in, want := range good {
-		got, err := ParseEgress("--allow-egress", in)
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("ParseEgress(%q) = %+v, %v; want %+v", in, got, err, want)
-		}
-	}
-	bad := map[string]string{
-		"":                    "no address",
-		"example.com:443":     "not an IP address",
-		"10.1.2.3/8":          "did you mean 10.0.0.0/8",
-		"10.0.0.0/33":         "not a CIDR",
-		"10.0.0.1:0":          "from 1 to 65535",
-		"10.0.0.1:65536":      "from 1 to 65535",
-		"10.0.0.1:":           "from 1 to 65535",
-		"10.0.0.1:+80":        "from 1 to 65535",
-		"10.0.0.1:080":        "from 1 to 65535",
-		"10.0.0.1:443/icmp":   "unknown protocol",
-		"10.0.0.1:90-80":      "ends before it starts",
-		"[2001:db8::1":        "no address",
-		"[2001:db8::1]443":    "no address",
-		"fe80::1%eth0":        "zone",
-		"10.0.0.0/8/tcp":      "not a CIDR",
-		"2001:db8::1:443/tcp": "not a CIDR",
-		"10.0.0.1:53:53":      "not an IP address",
-	}
-	for in, want := range bad {
-		_, err := ParseEgress("--allow-egress", in)
-		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--allow-egress") {
-			t.Errorf("ParseEgress(%q) error = %v, want %q", in, err, want)
-		}
-	}
-}
-
-func TestParseDNSServer(t *testing.T) {
-	d, err := ParseDNSServer("169.254.20.10")
-	want := Destination{CIDR: "169.254.20.10/32", Ports: dnsPorts(intstr.FromInt32(53))}
-	if err != nil || !reflect.DeepEqual(d, want) {
-		t.Errorf("--dns 169.254.20.10 = %+v, %v", d, err)
-	}
-	d, err = ParseDNSServer("[fd00::a]:5353")
-	if err != nil || d.CIDR != "fd00::a/128" || !reflect.DeepEqual(d.Ports, dnsPorts(intstr.FromInt32(5353))) {
-		t.Errorf("--dns [fd00::a]:5353 = %+v, %v", d, err)
-	}
-	if _, err := ParseDNSServer("10.0.0.10:53/udp"); err == nil || !strings.Contains(err.Error(), "both UDP and TCP") {
-		t.Errorf("--dns with a protocol: %v", err)
-	}
-}
-
-func FuzzParseEgress(f *testing.F) {
-	for _, s := range []string{"203.0.113.0/24:443/tcp", "[2001:db8::1]:53/udp", "2001:db8::/32:1-2", "10.0.0.1", "::", "[::]:1", "1.2.3.4:5-6/sctp"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		d, err := ParseEgress("--allow-egress", s)
-		if err != nil {
-			return
-		}
-		if err := d.Validate(); err != nil {
-			t.Fatalf("%q parsed to an invalid destination %+v: %v", s, d, err)
-		}
-		again, err := ParseEgress("--allow-egress", d.String())
-		if err != nil || !reflect.DeepEqual(again, d) {
-			t.Fatalf("%q → %q does not parse back: %+v, %v", s, d.String(), again, err)
-		}
-		// Rendering must not panic and must yield a valid except list.
-		p := netip.MustParsePrefix(d.CIDR)
-		for _, e := range exceptWithin(p) {
-			ex := netip.MustParsePrefix(e)
-			if !covers(p, ex) || ex == p {
-				t.Fatalf("except %s is not strictly inside %s", e, p)
-			}
-		}
-	})
-}
-
-// Policies add up: someone else's policy that selects the sandbox and allows
-// anything widens its fence; deny-only ones and the plugin's own do not.
 func TestWideningPolicies(t *testing.T) {
 	s := NewSpec("demo", "agents")
 	pod := s.Pod()
@@ -480,9 +313,9 @@ func ptrTo[T any](v T) *T { return &v }
 
 // An allow-list needs the egress network; destinations are validated.
 func TestSpecValidateEgress(t *testing.T) {
-	d, _ := ParseEgress("--allow-egress", "203.0.113.0/24")
+	d, _ := fence.ParseEgress("--allow-egress", "203.0.113.0/24")
 	s := NewSpec("demo", "agents")
-	s.AllowEgress = []Destination{d}
+	s.AllowEgress = []fence.Destination{d}
 	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "--allow-egress needs --network egress") {
 		t.Errorf("allow-list on a no-network sandbox: %v", err)
 	}
@@ -490,16 +323,16 @@ func TestSpecValidateEgress(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Errorf("allow-list on an egress sandbox: %v", err)
 	}
-	s.DNS = []Destination{{CIDR: "10.1.2.3/8"}}
+	s.DNS = []fence.Destination{{CIDR: "10.1.2.3/8"}}
 	if err := s.Validate(); err == nil {
 		t.Error("a non-canonical DNS destination was accepted")
 	}
 	s.DNS = nil
-	s.AllowEgress = []Destination{{CIDR: "10.0.0.0/8", Pods: map[string]string{"a": "b"}}}
+	s.AllowEgress = []fence.Destination{{CIDR: "10.0.0.0/8", Pods: map[string]string{"a": "b"}}}
 	if err := s.Validate(); err == nil {
 		t.Error("a destination with both a CIDR and pods was accepted")
 	}
-	s.AllowEgress = []Destination{{CIDR: "10.0.0.0/8", Ports: []Port{{Protocol: tcp, Port: intstr.FromString("http")}}}}
+	s.AllowEgress = []fence.Destination{{CIDR: "10.0.0.0/8", Ports: []fence.Port{{Protocol: tcp, Port: intstr.FromString("http")}}}}
 	if err := s.Validate(); err == nil {
 		t.Error("a named port on an address block was accepted")
 	}
@@ -509,9 +342,9 @@ func TestSpecValidateEgress(t *testing.T) {
 func TestProvenanceAnnotations(t *testing.T) {
 	s := NewSpec("demo", "agents")
 	s.Network = NetworkEgress
-	d, _ := ParseEgress("--allow-egress", "[2001:db8::1]:443")
-	d2, _ := ParseEgress("--allow-egress", "203.0.113.0/24")
-	s.AllowEgress = []Destination{d, d2}
+	d, _ := fence.ParseEgress("--allow-egress", "[2001:db8::1]:443")
+	d2, _ := fence.ParseEgress("--allow-egress", "203.0.113.0/24")
+	s.AllowEgress = []fence.Destination{d, d2}
 	s.TTL = 90 * 60e9
 	s.Agent = "claude"
 	s.CreatedBy = "alice@example.com"
@@ -541,7 +374,12 @@ func TestFromCluster(t *testing.T) {
 	asked = nil
 	s.Network = NetworkEgress
 	s.FromCluster(context.Background(), cs)
-	if len(asked) != 5 || !reflect.DeepEqual(s.DNS, DefaultDNS()) { // 4 DNS Services + who am I
+	if len(asked) != 5 || !reflect.DeepEqual(s.DNS, fence.DefaultDNS()) { // 4 DNS Services + who am I
 		t.Errorf("an egress sandbox asked %v, DNS %v", asked, s.DNS)
 	}
+}
+
+// coversPrefix reports whether outer holds all of inner (same family).
+func coversPrefix(outer, inner netip.Prefix) bool {
+	return outer.Addr().Is4() == inner.Addr().Is4() && outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr())
 }

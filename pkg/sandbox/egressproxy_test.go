@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 )
@@ -12,10 +13,10 @@ func allowHostsSpec(t *testing.T, allow ...string) Spec {
 	t.Helper()
 	s := NewSpec("demo", "agents")
 	var err error
-	if s.AllowHosts, err = CanonicalAllowHosts(allow); err != nil {
+	if s.AllowHosts, err = fence.CanonicalAllowHosts(allow); err != nil {
 		t.Fatal(err)
 	}
-	s.EgressProxyURL = ProxyURL("agents", "10.96.7.8")
+	s.EgressProxyURL = fence.ProxyURL("agents", "10.96.7.8")
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,7 @@ func TestAllowHostsPolicyReachesOnlyTheProxy(t *testing.T) {
 	np := s.NetworkPolicy()
 	pod := s.Pod().Labels
 	proxy := peer{ip: "10.244.0.20", podLabels: ProxyLabels(), nsLabels: map[string]string{"kubernetes.io/metadata.name": "agents"}}
-	fakeProxy := peer{ip: "10.244.0.21", podLabels: map[string]string{LabelComponent: ComponentEgressProxy}, nsLabels: proxy.nsLabels}
+	fakeProxy := peer{ip: "10.244.0.21", podLabels: map[string]string{fence.LabelComponent: fence.ComponentEgressProxy}, nsLabels: proxy.nsLabels}
 	for _, c := range []struct {
 		what  string
 		dir   networkingv1.PolicyType
@@ -38,10 +39,10 @@ func TestAllowHostsPolicyReachesOnlyTheProxy(t *testing.T) {
 		proto corev1.Protocol
 		want  bool
 	}{
-		{"the proxy on its port", egress, proxy, ProxyPort, tcp, true},
+		{"the proxy on its port", egress, proxy, fence.ProxyPort, tcp, true},
 		{"the proxy on another port", egress, proxy, 8080, tcp, false},
-		{"the proxy over UDP", egress, proxy, ProxyPort, udp, false},
-		{"a pod with only the component label", egress, fakeProxy, ProxyPort, tcp, false},
+		{"the proxy over UDP", egress, proxy, fence.ProxyPort, udp, false},
+		{"a pod with only the component label", egress, fakeProxy, fence.ProxyPort, tcp, false},
 		{"public HTTPS", egress, public4, 443, tcp, false},
 		{"public IPv6", egress, public6, 443, tcp, false},
 		{"cluster DNS", egress, kubeDNS, 53, udp, false},
@@ -55,7 +56,7 @@ func TestAllowHostsPolicyReachesOnlyTheProxy(t *testing.T) {
 	}
 	// Without --allow-host the proxy is as unreachable as anything else.
 	plain := NewSpec("demo", "agents")
-	if allows(t, []*networkingv1.NetworkPolicy{plain.NetworkPolicy()}, plain.Pod().Labels, egress, proxy, ProxyPort, tcp) {
+	if allows(t, []*networkingv1.NetworkPolicy{plain.NetworkPolicy()}, plain.Pod().Labels, egress, proxy, fence.ProxyPort, tcp) {
 		t.Error("a sandbox without --allow-host reaches the proxy")
 	}
 }
@@ -72,13 +73,13 @@ func TestAllowHostsPodEnvironmentAndGrants(t *testing.T) {
 			t.Errorf("%s = %q", n, env[n])
 		}
 	}
-	if env["NO_PROXY"] != NoProxy || env["no_proxy"] != NoProxy || env["NODE_USE_ENV_PROXY"] != "1" {
+	if env["NO_PROXY"] != fence.NoProxy || env["no_proxy"] != fence.NoProxy || env["NODE_USE_ENV_PROXY"] != "1" {
 		t.Errorf("NO_PROXY = %q, no_proxy = %q, NODE_USE_ENV_PROXY = %q", env["NO_PROXY"], env["no_proxy"], env["NODE_USE_ENV_PROXY"])
 	}
-	if got := pod.Annotations[AnnotationAllowHosts]; got != `["api.anthropic.com:443","*.npmjs.org:443"]` {
+	if got := pod.Annotations[fence.AnnotationAllowHosts]; got != `["api.anthropic.com:443","*.npmjs.org:443"]` {
 		t.Errorf("grants annotation = %s", got)
 	}
-	rules, err := AllowHostsOf(pod)
+	rules, err := fence.AllowHostsOf(pod)
 	if err != nil || len(rules) != 2 || rules[1].String() != "*.npmjs.org:443" {
 		t.Fatalf("AllowHostsOf = %v, %v", rules, err)
 	}
@@ -95,7 +96,7 @@ func TestAllowHostsPodEnvironmentAndGrants(t *testing.T) {
 	// A sandbox without --allow-host has neither.
 	plainSpec := NewSpec("demo", "agents")
 	plain := plainSpec.Pod()
-	if _, ok := plain.Annotations[AnnotationAllowHosts]; ok {
+	if _, ok := plain.Annotations[fence.AnnotationAllowHosts]; ok {
 		t.Error("a plain sandbox carries grants")
 	}
 	for _, e := range plain.Spec.Containers[0].Env {
@@ -112,7 +113,7 @@ func TestProxyURL(t *testing.T) {
 		{"", "http://agentkernel-egress.agents.svc:3128"},
 		{"None", "http://agentkernel-egress.agents.svc:3128"},
 	} {
-		if got := ProxyURL("agents", tc.ip); got != tc.want {
+		if got := fence.ProxyURL("agents", tc.ip); got != tc.want {
 			t.Errorf("ProxyURL(%q) = %s, want %s", tc.ip, got, tc.want)
 		}
 	}
@@ -137,11 +138,11 @@ func TestAllowHostsValidation(t *testing.T) {
 			t.Errorf("%s: Validate = %v, want %q", tc.what, err, tc.wantErr)
 		}
 	}
-	many := make([]string, MaxAllowHosts+1)
+	many := make([]string, fence.MaxAllowHosts+1)
 	for i := range many {
 		many[i] = "example.com"
 	}
-	if _, err := CanonicalAllowHosts(many); err == nil {
+	if _, err := fence.CanonicalAllowHosts(many); err == nil {
 		t.Error("more than MaxAllowHosts accepted")
 	}
 }
@@ -153,11 +154,11 @@ func TestSetAllowHosts(t *testing.T) {
 	if err := SetAllowHosts(pod, []string{"B.example.com", "*.example.org:8443"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := pod.Annotations[AnnotationAllowHosts]; got != `["b.example.com:443","*.example.org:8443"]` {
+	if got := pod.Annotations[fence.AnnotationAllowHosts]; got != `["b.example.com:443","*.example.org:8443"]` {
 		t.Errorf("annotation = %s", got)
 	}
-	if err := SetAllowHosts(pod, nil); err != nil || pod.Annotations[AnnotationAllowHosts] != "" {
-		t.Errorf("revoking all: %v, %q", err, pod.Annotations[AnnotationAllowHosts])
+	if err := SetAllowHosts(pod, nil); err != nil || pod.Annotations[fence.AnnotationAllowHosts] != "" {
+		t.Errorf("revoking all: %v, %q", err, pod.Annotations[fence.AnnotationAllowHosts])
 	}
 	if err := SetAllowHosts(pod, []string{"exa mple.com"}); err == nil {
 		t.Error("an invalid host was set")
@@ -172,14 +173,14 @@ func TestSetAllowHosts(t *testing.T) {
 func TestParseAllowHostsRefusesBadAnnotations(t *testing.T) {
 	for _, raw := range []string{
 		``, `not json`, `{"a":1}`, `[1]`, `["exa mple.com"]`, `["127.0.0.1"]`, `["*.com"]`,
-		`[` + strings.Repeat(`"a.example.com",`, MaxAllowHosts) + `"b.example.com"]`,
-		strings.Repeat(" ", MaxAllowHosts*(300)),
+		`[` + strings.Repeat(`"a.example.com",`, fence.MaxAllowHosts) + `"b.example.com"]`,
+		strings.Repeat(" ", fence.MaxAllowHosts*(300)),
 	} {
-		if rules, err := ParseAllowHosts(raw); err == nil {
+		if rules, err := fence.ParseAllowHosts(raw); err == nil {
 			t.Errorf("ParseAllowHosts(%.40q) = %v, want an error", raw, rules)
 		}
 	}
-	if rules, err := ParseAllowHosts(`[]`); err != nil || len(rules) != 0 {
+	if rules, err := fence.ParseAllowHosts(`[]`); err != nil || len(rules) != 0 {
 		t.Errorf("[] = %v, %v", rules, err)
 	}
 }
@@ -189,11 +190,11 @@ func FuzzParseAllowHosts(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		rules, err := ParseAllowHosts(raw)
+		rules, err := fence.ParseAllowHosts(raw)
 		if err != nil {
 			return
 		}
-		if len(rules) > MaxAllowHosts {
+		if len(rules) > fence.MaxAllowHosts {
 			t.Fatalf("%d rules accepted", len(rules))
 		}
 		for _, r := range rules {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -48,7 +49,7 @@ func ParsePort(s string) (corev1.ContainerPort, error) {
 	p := corev1.ContainerPort{ContainerPort: int32(n), Protocol: corev1.ProtocolTCP}
 	if hasProto {
 		var ok bool
-		if p.Protocol, ok = protocolNamed(proto); !ok {
+		if p.Protocol, ok = fence.ProtocolNamed(proto); !ok {
 			return corev1.ContainerPort{}, fmt.Errorf("--port %q: unknown protocol %q, use tcp, udp or sctp", s, proto)
 		}
 	}

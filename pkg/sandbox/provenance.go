@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -44,7 +45,7 @@ func (s *Spec) provenance(annotations map[string]string) map[string]string {
 		annotations[AnnotationTTL] = s.TTL.String()
 	}
 	if s.Network == NetworkEgress && len(s.AllowEgress) > 0 {
-		annotations[AnnotationAllowEgress] = egressAnnotation(s.AllowEgress)
+		annotations[AnnotationAllowEgress] = fence.EgressAnnotation(s.AllowEgress)
 	}
 	return annotations
 }
@@ -71,7 +72,7 @@ func (s *Spec) FromCluster(ctx context.Context, cs kubernetes.Interface) {
 		wg.Go(func() { s.CreatedBy = WhoAmI(ctx, cs) })
 	}
 	if s.Network == NetworkEgress && s.DNS == nil {
-		wg.Go(func() { s.DNS = DetectDNS(ctx, cs).Servers })
+		wg.Go(func() { s.DNS = fence.DetectDNS(ctx, cs).Servers })
 	}
 	wg.Wait()
 }

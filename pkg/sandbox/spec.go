@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -142,10 +143,10 @@ type Spec struct {
 
 	// AllowEgress, for an egress sandbox, replaces the public internet as
 	// what it may reach (--allow-egress); DNS stays allowed.
-	AllowEgress []Destination
+	AllowEgress []fence.Destination
 	// DNS is where an egress sandbox may send DNS queries; nil: the
 	// cluster's, as DetectDNS finds it when the sandbox is created.
-	DNS []Destination
+	DNS []fence.Destination
 	// Agent names the agent preset the sandbox was made from, if any.
 	Agent string
 	// CreatedBy is the user the API server knows the creator as (Create
@@ -237,12 +238,12 @@ func (s *Spec) Validate() error {
 		}
 	}
 	for k, v := range s.NodeSelector {
-		if err := validateLabel("--node-selector", k, v); err != nil {
+		if err := fence.ValidateLabel("--node-selector", k, v); err != nil {
 			return err
 		}
 	}
 	for k, v := range s.Labels {
-		if err := validateLabel("--label", k, v); err != nil {
+		if err := fence.ValidateLabel("--label", k, v); err != nil {
 			return err
 		}
 		if strings.HasPrefix(k, "agentkernel/") {
@@ -280,16 +281,6 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("--port %s is given twice", strings.ToLower(key))
 		}
 		seenPort[key] = true
-	}
-	return nil
-}
-
-func validateLabel(flag, k, v string) error {
-	if errs := validation.IsQualifiedName(k); len(errs) > 0 {
-		return fmt.Errorf("invalid %s key %q: %s", flag, k, strings.Join(errs, "; "))
-	}
-	if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
-		return fmt.Errorf("invalid %s value %q for %s: %s", flag, v, k, strings.Join(errs, "; "))
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
 
@@ -99,7 +100,7 @@ func TestEgressFirstUseInstallsTheProxy(t *testing.T) {
 	if got := strings.Join(proxyObjects(t, ns), ","); got != allProxyObjects {
 		t.Fatalf("proxy objects: %s", got)
 	}
-	svc, err := env.cs.CoreV1().Services(ns).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	svc, err := env.cs.CoreV1().Services(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestEgressFirstUseInstallsTheProxy(t *testing.T) {
 			t.Errorf("%s = %q, want %q", n, e[n], want)
 		}
 	}
-	if got := pod.Annotations[sandbox.AnnotationAllowHosts]; got != `["api.anthropic.com:443","*.npmjs.org:443"]` {
+	if got := pod.Annotations[fence.AnnotationAllowHosts]; got != `["api.anthropic.com:443","*.npmjs.org:443"]` {
 		t.Errorf("grants: %s", got)
 	}
 	np, err := env.cs.NetworkingV1().NetworkPolicies(ns).Get(ctx, sandbox.PodName("a"), metav1.GetOptions{})
@@ -143,12 +144,12 @@ func TestEgressFirstUseInstallsTheProxy(t *testing.T) {
 	}
 
 	// The second sandbox finds the proxy and changes nothing.
-	dep, _ := env.cs.AppsV1().Deployments(ns).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	dep, _ := env.cs.AppsV1().Deployments(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})
 	r = mustPlugin(t, "", "create", "b", "-n", ns, "--allow-host", "example.com:8443")
 	if strings.Contains(r.stderr, "installed") {
 		t.Errorf("the second create installed again:\n%s", r)
 	}
-	dep2, _ := env.cs.AppsV1().Deployments(ns).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	dep2, _ := env.cs.AppsV1().Deployments(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})
 	if dep2.ResourceVersion != dep.ResourceVersion {
 		t.Error("the second create changed the proxy's Deployment")
 	}
@@ -225,7 +226,7 @@ func TestEgressRacingFirstUse(t *testing.T) {
 		if got := strings.Join(proxyObjects(t, ns), ","); got != allProxyObjects {
 			t.Fatalf("round %d: proxy objects %s", round, got)
 		}
-		svc, err := env.cs.CoreV1().Services(ns).Get(context.Background(), sandbox.ProxyName, metav1.GetOptions{})
+		svc, err := env.cs.CoreV1().Services(ns).Get(context.Background(), fence.ProxyName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -298,7 +299,7 @@ func TestEgressInstallUpdatesAndRefusesForeignObjects(t *testing.T) {
 	if !strings.Contains(r.stdout, "egress proxy installed in namespace "+ns) || !strings.Contains(r.stdout, "created: networkpolicy/agentkernel-egress.proxy") {
 		t.Fatalf("install said:\n%s", r)
 	}
-	svc, err := env.cs.CoreV1().Services(ns).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	svc, err := env.cs.CoreV1().Services(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +310,7 @@ func TestEgressInstallUpdatesAndRefusesForeignObjects(t *testing.T) {
 	if !strings.Contains(r.stdout, "created: none; updated: networkpolicy/agentkernel-egress.proxy") {
 		t.Fatalf("second install said:\n%s", r)
 	}
-	dep, err := env.cs.AppsV1().Deployments(ns).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	dep, err := env.cs.AppsV1().Deployments(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,11 +318,11 @@ func TestEgressInstallUpdatesAndRefusesForeignObjects(t *testing.T) {
 	if *dep.Spec.Replicas != 2 || c.Image != "example.test/egress:2" || !strings.Contains(strings.Join(c.Args, " "), "--private-cidr=10.20.0.0/16") {
 		t.Errorf("the update did not apply: replicas %d, image %s, args %v", *dep.Spec.Replicas, c.Image, c.Args)
 	}
-	svc2, _ := env.cs.CoreV1().Services(ns).Get(ctx, sandbox.ProxyName, metav1.GetOptions{})
+	svc2, _ := env.cs.CoreV1().Services(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})
 	if svc2.Spec.ClusterIP != svc.Spec.ClusterIP {
 		t.Errorf("the Service's address changed from %s to %s", svc.Spec.ClusterIP, svc2.Spec.ClusterIP)
 	}
-	np, _ := env.cs.NetworkingV1().NetworkPolicies(ns).Get(ctx, sandbox.ProxyPolicyName, metav1.GetOptions{})
+	np, _ := env.cs.NetworkingV1().NetworkPolicies(ns).Get(ctx, fence.ProxyPolicyName, metav1.GetOptions{})
 	if !policyHasBlock(np, "10.20.0.0/16") || !policyHasBlock(np, "10.0.0.1/32") {
 		t.Errorf("the proxy's policy lacks the opened range or the API server: %+v", np.Spec.Egress)
 	}
@@ -336,7 +337,7 @@ func TestEgressInstallUpdatesAndRefusesForeignObjects(t *testing.T) {
 	// and nothing of the proxy left.
 	other := newNamespace(t)
 	foreign := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: sandbox.ProxyName},
+		ObjectMeta: metav1.ObjectMeta{Name: fence.ProxyName},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
 	}
 	if _, err := env.cs.CoreV1().Services(other).Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
@@ -348,7 +349,7 @@ func TestEgressInstallUpdatesAndRefusesForeignObjects(t *testing.T) {
 		t.Fatalf("left: %v", left)
 	}
 	assertNothingLeft(t, other)
-	if _, err := env.cs.CoreV1().Services(other).Get(ctx, sandbox.ProxyName, metav1.GetOptions{}); err != nil {
+	if _, err := env.cs.CoreV1().Services(other).Get(ctx, fence.ProxyName, metav1.GetOptions{}); err != nil {
 		t.Fatalf("the foreign Service: %v", err)
 	}
 	wantError(t, plugin(t, "", "egress", "uninstall", "-n", other, "--force"), "was not made by kubectl agentkernel")
@@ -485,7 +486,7 @@ func TestEgressGrantsFollowSandboxes(t *testing.T) {
 	// proxy says it does not trust it.
 	spoof := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "spoof", Labels: map[string]string{sandbox.LabelManagedBy: sandbox.ManagedBy, sandbox.LabelSandbox: "spoof"},
-			Annotations: map[string]string{sandbox.AnnotationAllowHosts: `["example.com:443"]`}},
+			Annotations: map[string]string{fence.AnnotationAllowHosts: `["example.com:443"]`}},
 		Spec: hardenedSpec(),
 	}
 	if _, err := env.cs.CoreV1().Pods(ns).Create(ctx, spoof, metav1.CreateOptions{}); err != nil {

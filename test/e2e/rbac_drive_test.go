@@ -29,6 +29,7 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/rbac"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // What the rows of rbac_test.go need beyond running a command to its end:
@@ -430,7 +431,7 @@ func orphans(name string) func(*testing.T, string) {
 // egressInstalled: an admin installed the namespace's egress proxy.
 func egressInstalled(t *testing.T, ns string) {
 	t.Helper()
-	if _, err := env.cs.CoreV1().Services(ns).Get(context.Background(), sandbox.ProxyName, metav1.GetOptions{}); err == nil {
+	if _, err := env.cs.CoreV1().Services(ns).Get(context.Background(), fence.ProxyName, metav1.GetOptions{}); err == nil {
 		return
 	}
 	mustPlugin(t, "", "egress", "install", "-n", ns, "--api-server", "10.0.0.1:443")
@@ -458,7 +459,7 @@ func TestRBACEgressInstallIsAnAdmins(t *testing.T) {
 	if strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("not one error line:\n%s", r)
 	}
-	if _, err := env.cs.NetworkingV1().NetworkPolicies(ns).Get(context.Background(), sandbox.ProxyPolicyName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := env.cs.NetworkingV1().NetworkPolicies(ns).Get(context.Background(), fence.ProxyPolicyName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the refused install left its NetworkPolicy: %v", err)
 	}
 	assertNothingLeft(t, ns)
@@ -479,7 +480,7 @@ func TestRBACEgressInstallIsAnAdmins(t *testing.T) {
 		t.Fatalf("egress status:\n%s", r)
 	}
 	r = pluginAs(t, u.kubeconfig, "", "egress", "uninstall", "-n", ns)
-	if r.code != 0 || !strings.Contains(r.stdout, "deployment/"+sandbox.ProxyName+" deleted") {
+	if r.code != 0 || !strings.Contains(r.stdout, "deployment/"+fence.ProxyName+" deleted") {
 		t.Fatalf("egress uninstall with the --egress-admin Role:\n%s", r)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/pkg/doctor"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/rbac"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // The plugin's least privilege, proven. Every command of the plugin is a
@@ -494,8 +495,8 @@ func usesClusterDNS(name string) func(string, rbacRun) error {
 		if err != nil {
 			return err
 		}
-		found := sandbox.DetectDNS(context.Background(), env.cs)
-		want := sandbox.EgressRules(found.Servers)
+		found := fence.DetectDNS(context.Background(), env.cs)
+		want := fence.EgressRules(found.Servers)
 		for _, r := range np.Spec.Egress {
 			if reflect.DeepEqual(r, want[0]) {
 				return nil

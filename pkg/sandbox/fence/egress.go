@@ -1,4 +1,4 @@
-package sandbox
+package fence
 
 import (
 	"fmt"
@@ -96,7 +96,7 @@ func (d Destination) Validate() error {
 		}
 	}
 	for k, v := range d.Pods {
-		if err := validateLabel("egress pod selector", k, v); err != nil {
+		if err := ValidateLabel("egress pod selector", k, v); err != nil {
 			return err
 		}
 	}
@@ -238,7 +238,7 @@ func parsePortRange(s string) (Port, error) {
 	p := Port{Protocol: corev1.ProtocolTCP}
 	if hasProto {
 		var ok bool
-		if p.Protocol, ok = protocolNamed(proto); !ok {
+		if p.Protocol, ok = ProtocolNamed(proto); !ok {
 			return Port{}, fmt.Errorf("unknown protocol %q (use tcp, udp or sctp)", proto)
 		}
 	}
@@ -263,8 +263,8 @@ func parsePortRange(s string) (Port, error) {
 	return p, nil
 }
 
-// protocolNamed reads tcp, udp or sctp in any case.
-func protocolNamed(s string) (corev1.Protocol, bool) {
+// ProtocolNamed reads tcp, udp or sctp in any case.
+func ProtocolNamed(s string) (corev1.Protocol, bool) {
 	for _, p := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP} {
 		if strings.EqualFold(s, string(p)) {
 			return p, true
@@ -318,14 +318,25 @@ func DefaultDNS() []Destination {
 	}}
 }
 
-// egressAnnotation records the --allow-egress destinations on the
+// EgressAnnotation records the --allow-egress destinations on the
 // sandbox's objects, in flag syntax, so `list` and an admin reading the Pod
 // see what it may reach without decoding its NetworkPolicy.
-func egressAnnotation(dests []Destination) string {
+func EgressAnnotation(dests []Destination) string {
 	s := make([]string, 0, len(dests))
 	for _, d := range dests {
 		s = append(s, d.String())
 	}
 	sort.Strings(s)
 	return strings.Join(s, ",")
+}
+
+// ValidateLabel checks a label key and value; flag names what set them.
+func ValidateLabel(flag, k, v string) error {
+	if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+		return fmt.Errorf("invalid %s key %q: %s", flag, k, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+		return fmt.Errorf("invalid %s value %q for %s: %s", flag, v, k, strings.Join(errs, "; "))
+	}
+	return nil
 }

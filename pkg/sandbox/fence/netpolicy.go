@@ -1,7 +1,6 @@
-package sandbox
+package fence
 
 import (
-	"context"
 	"net/netip"
 	"reflect"
 	"sort"
@@ -9,8 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
 
@@ -161,20 +158,6 @@ func PublicInternet() []Destination {
 	return []Destination{{CIDR: "0.0.0.0/0"}, {CIDR: "::/0"}}
 }
 
-// EgressDestinations is what an egress sandbox may reach: its AllowEgress
-// destinations (the public internet when there are none) and its DNS.
-func (s *Spec) EgressDestinations() []Destination {
-	dests := s.AllowEgress
-	if len(dests) == 0 {
-		dests = PublicInternet()
-	}
-	dns := s.DNS
-	if dns == nil {
-		dns = DefaultDNS()
-	}
-	return append(append([]Destination(nil), dests...), dns...)
-}
-
 // EgressRules renders destinations as NetworkPolicy egress rules, one rule
 // per distinct set of ports, in the order the ports first appear.
 func EgressRules(dests []Destination) []networkingv1.NetworkPolicyEgressRule {
@@ -216,72 +199,4 @@ func policyPorts(ports []Port) []networkingv1.NetworkPolicyPort {
 		out = append(out, np)
 	}
 	return out
-}
-
-// NetworkPolicy returns the sandbox's NetworkPolicy, or nil when the network
-// is open. It must exist before the Pod so that there is no moment in which
-// a no-network sandbox has network.
-func (s *Spec) NetworkPolicy() *networkingv1.NetworkPolicy {
-	if s.Network == NetworkOpen {
-		return nil
-	}
-	np := &networkingv1.NetworkPolicy{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
-		ObjectMeta: s.objectMeta(PodName(s.Name)),
-		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: s.fenceLabels()},
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
-		},
-	}
-	if s.Network == NetworkEgress {
-		np.Spec.Egress = EgressRules(s.EgressDestinations())
-	}
-	np.Spec.Egress = append(np.Spec.Egress, s.egressProxyRules()...)
-	return np
-}
-
-// Widening is another NetworkPolicy that selects a sandbox and allows it
-// traffic. NetworkPolicies add up: whatever it allows, the sandbox may do,
-// whatever its own policy says.
-type Widening struct {
-	Policy  *networkingv1.NetworkPolicy
-	Egress  bool // it allows some egress
-	Ingress bool // it allows some ingress
-}
-
-// WideningPolicies returns the policies that select a Pod labelled
-// podLabels and allow it some traffic, leaving out the plugin's own (which
-// carry its label and are owned by their sandbox's Pod).
-func WideningPolicies(policies []networkingv1.NetworkPolicy, podLabels map[string]string) []Widening {
-	var out []Widening
-	for i := range policies {
-		np := &policies[i]
-		if IsManaged(np) && metav1.GetControllerOfNoCopy(np) != nil {
-			continue
-		}
-		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
-		if err != nil || !sel.Matches(labels.Set(podLabels)) {
-			continue
-		}
-		ingress, egress := len(np.Spec.PolicyTypes) == 0, len(np.Spec.PolicyTypes) == 0 && len(np.Spec.Egress) > 0
-		for _, t := range np.Spec.PolicyTypes {
-			ingress = ingress || t == networkingv1.PolicyTypeIngress
-			egress = egress || t == networkingv1.PolicyTypeEgress
-		}
-		w := Widening{Policy: np, Egress: egress && len(np.Spec.Egress) > 0, Ingress: ingress && len(np.Spec.Ingress) > 0}
-		if w.Egress || w.Ingress {
-			out = append(out, w)
-		}
-	}
-	return out
-}
-
-// OtherPolicies lists the namespace's NetworkPolicies that widen the fence
-// of a sandbox whose Pod carries podLabels.
-func OtherPolicies(ctx context.Context, cs kubernetes.Interface, namespace string, podLabels map[string]string) ([]Widening, error) {
-	list, err := cs.NetworkingV1().NetworkPolicies(namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return WideningPolicies(list.Items, podLabels), nil
 }
