@@ -23,7 +23,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/clientrate"
 	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
 
@@ -73,8 +73,8 @@ func main() {
 	flag.IntVar(&o.scaleProcs, "scale-procs", 20, "processes in the many-process concurrent-create row")
 	flag.StringVar(&o.scaleCPU, "scale-cpu", "100m", "CPU of each sandbox in the scale rows (the simulated node has 64)")
 	flag.StringVar(&o.scaleMem, "scale-memory", "128Mi", "memory of each sandbox in the scale rows")
-	qps := flag.Float64("qps", float64(cmd.ClientQPS), "client QPS of the in-process rows (negative: no limit; the plugin's own setting is the default; client-go's is 5)")
-	flag.IntVar(&o.burst, "burst", cmd.ClientBurst, "client burst of the in-process rows (client-go's default is 10)")
+	qps := flag.Float64("qps", float64(clientrate.QPS), "client QPS of the in-process rows (negative: no limit; the plugin's own setting is the default; client-go's is 5)")
+	flag.IntVar(&o.burst, "burst", clientrate.Burst, "client burst of the in-process rows (client-go's default is 10)")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
 		flag.PrintDefaults()

@@ -1,30 +1,13 @@
 package cmd
 
 import (
+	"github.com/agentkernel/kubectl-agentkernel/pkg/clientrate"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	restclient "k8s.io/client-go/rest"
 )
 
-// ClientQPS and ClientBurst are the client-side rate limit of every API
-// client the plugin builds: none. client-go's default (5 requests/s, burst 10)
-// makes one process that manages many sandboxes wait on itself: a create is
-// 5-7 requests, so 100 concurrent creates from one process (a pool, an MCP
-// server, a script) took 79 s at 5/s and 7 s without the limit, and
-// `delete --all` of 100 sandboxes 28 s instead of 16 (measured on the local
-// test cluster, 2 busy cores: go run ./bench -run 'one process' -qps 5
-// -burst 10). The API server's Priority and Fairness (on by default since
-// 1.20, GA in 1.29) is the limiter that knows the server's load: it queues,
-// or answers 429 with Retry-After, which client-go honours. SIG API
-// Machinery recommends relying on it rather than on a client-side token
-// bucket, and controller-runtime stopped setting one by default for the same
-// reason (kubernetes-sigs/controller-runtime#3119).
-const (
-	ClientQPS   float32 = -1 // negative: no client-side rate limiter
-	ClientBurst int     = 0
-)
-
 // newConfigFlags returns the kubeconfig flags of the whole command tree,
-// whose REST configs carry ClientQPS/ClientBurst.
+// whose REST configs carry clientrate.QPS/Burst.
 func newConfigFlags() *genericclioptions.ConfigFlags {
 	flags := genericclioptions.NewConfigFlags(true).WithDeprecatedPasswordFlag()
 	return flags.WithWrapConfigFn(withClientRate)
@@ -34,7 +17,7 @@ func newConfigFlags() *genericclioptions.ConfigFlags {
 // own (a kubeconfig cannot carry one; a caller of the library might).
 func withClientRate(c *restclient.Config) *restclient.Config {
 	if c.QPS == 0 && c.Burst == 0 && c.RateLimiter == nil {
-		c.QPS, c.Burst = ClientQPS, ClientBurst
+		c.QPS, c.Burst = clientrate.QPS, clientrate.Burst
 	}
 	return c
 }

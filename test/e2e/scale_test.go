@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/clientrate"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -98,7 +98,7 @@ func TestHundredConcurrentCreatesFromOneProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.QPS, cfg.Burst = cmd.ClientQPS, cmd.ClientBurst
+	cfg.QPS, cfg.Burst = clientrate.QPS, clientrate.Burst
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
