@@ -131,12 +131,12 @@ func (c *clients) claimClientset() kubernetes.Interface {
 // acquiredHow is the few words that say how a sandbox was got.
 func acquiredHow(a *pool.Acquired, poolName string) string {
 	if a.Warm {
-		return fmt.Sprintf("claimed warm from poolName %s", poolName)
+		return fmt.Sprintf("claimed warm from pool %s", poolName)
 	}
 	return "cold: " + a.Why
 }
 
-// runClaim is create --poolName.
+// runClaim is create --pool.
 func (o *CreateOptions) runClaim(ctx context.Context) error {
 	if o.DryRun != cmdutil.DryRunNone {
 		return o.dryRunClaim(ctx)

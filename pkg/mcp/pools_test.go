@@ -57,20 +57,20 @@ func poolIn(t *testing.T, cs *fake.Clientset, name string, size int, mutate func
 	}
 }
 
-func warm(pods []corev1.Pod, poolName string) []corev1.Pod {
+func warm(pods []corev1.Pod, pool string) []corev1.Pod {
 	var out []corev1.Pod
 	for _, p := range pods {
-		if p.Labels[sandbox.LabelPool] == poolName && p.Labels[sandbox.LabelSandbox] == "" {
+		if p.Labels[sandbox.LabelPool] == pool && p.Labels[sandbox.LabelSandbox] == "" {
 			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// create_sandbox with a poolName claims a warm member through pool.Acquire:
+// create_sandbox with a pool claims a warm member through pool.Acquire:
 // the server's secret comes with the claim (over exec stdin only), every
 // exec sources it, the sandbox counts under --max-sandboxes and is deleted
-// when the session ends, and the poolName is whole again by then.
+// when the session ends, and the pool is whole again by then.
 func TestWarmPoolsClaim(t *testing.T) {
 	const secret = "sk-mcp-pool-secret-0815"
 	cs := fakeCluster()

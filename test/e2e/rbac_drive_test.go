@@ -354,7 +354,7 @@ func poolExists(t *testing.T, ns, poolName string) bool {
 	return err == nil
 }
 
-// poolReady makes sure the poolName exists and has a ready warm member.
+// poolReady makes sure the pool exists and has a ready warm member.
 func poolReady(pool string) func(*testing.T, string) {
 	return func(t *testing.T, ns string) {
 		t.Helper()
