@@ -138,7 +138,7 @@ func CopyFromSandbox(ctx context.Context, r Runner, remote, local string, limits
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	extractErr := extractTar(pr, root, base, target, limits, warn)
+	extractErr := extractTar(ctx, pr, root, base, target, limits, warn)
 	if extractErr == nil {
 		// tar pads its archive to a whole record after the end marker; read
 		// that (but not an endless stream) so the sandbox's tar exits cleanly.
