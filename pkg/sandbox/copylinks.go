@@ -25,7 +25,10 @@ import (
 //   - resolving it now, through the links already in the tree, passes
 //     only through links that obey the same lexical rule (a link the user
 //     already had that climbs, e.g. `up -> ../..`, is not a way out for
-//     the sandbox), in at most maxLinkHops links and maxLinkSteps names.
+//     the sandbox), in at most maxLinkHops links and maxLinkSteps names;
+//   - if it leads to a name that does not exist yet, the tree holds no link
+//     that climbs: a later copy could make that name a link to the
+//     directory holding one (`l -> m/up/x`, then `m -> dir-with-up`).
 //
 // Every link the sandbox can write then goes strictly down from where it
 // stands, so following any chain of them only ever descends; directories
@@ -141,7 +144,18 @@ func linkRefusal(x *extractor, dir *os.Root, self, target string) (string, error
 		switch {
 		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENAMETOOLONG):
 			// The rest does not exist yet: whatever a later entry makes of
-			// it is a directory or a link under this same rule.
+			// it is a directory or a link under this same rule, which can
+			// lead anywhere below the tree, so to any link that climbs.
+			if len(pending) == 0 {
+				return "", nil // nothing is looked up below the missing name
+			}
+			climbing, err := x.treeHasClimbingLink()
+			if err != nil {
+				return "", err
+			}
+			if climbing != "" {
+				return fmt.Sprintf("it leads through %q, which does not exist yet and could later lead to %q, a link already here that climbs", shown(c), shown(climbing)), nil
+			}
 			return "", nil
 		case err != nil:
 			return "", err
@@ -173,4 +187,39 @@ func linkRefusal(x *extractor, dir *os.Root, self, target string) (string, error
 		}
 	}
 	return "", nil
+}
+
+// treeHasClimbingLink names a link in the tree (the user's: a copy makes
+// none) whose target is absolute or climbs, or "" if there is none. The
+// tree is walked once per copy, and only when a link leads to a name that
+// does not exist yet.
+func (x *extractor) treeHasClimbingLink() (string, error) {
+	if x.climbingChecked {
+		return x.climbing, nil
+	}
+	n := 0
+	err := fs.WalkDir(x.tree.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable: nothing there can be followed by us either
+		}
+		if n++; n%256 == 0 {
+			if err := x.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		target, err := x.tree.Readlink(p)
+		if err != nil || climbs(target) != "" {
+			x.climbing = p
+			return fs.SkipAll
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	x.climbingChecked = true
+	return x.climbing, nil
 }

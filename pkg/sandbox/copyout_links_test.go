@@ -242,3 +242,25 @@ func TestCopyOutAppliesUmask(t *testing.T) {
 		}
 	}
 }
+
+// A name that does not exist yet can later become a link to the directory
+// that holds a link of the user's that climbs.
+func TestCopyOutLaterRedirectOntoUsersLink(t *testing.T) {
+	dest := destWithSecret(t)
+	if err := os.MkdirAll(filepath.Join(dest, "out", "q"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../..", filepath.Join(dest, "out", "q", "up")); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = copyOut(t, context.Background(), dest, []entry{outDir, {name: "./out/l", link: "m/up/secret", typ: tar.TypeSymlink}})
+	_, _ = copyOut(t, context.Background(), dest, []entry{outDir, {name: "./out/m", link: "q", typ: tar.TypeSymlink}})
+	if target, err := os.Readlink(filepath.Join(dest, "out", "l")); err == nil {
+		t.Fatalf("kept l -> %s, which now leads through the user's q/up", target)
+	}
+	// Without such a link, a link to a name not there yet is kept.
+	clean := destWithSecret(t)
+	if err, warn := copyOut(t, context.Background(), clean, []entry{outDir, {name: "./out/l", link: "later/file", typ: tar.TypeSymlink}}); err != nil || warn != "" {
+		t.Fatalf("err=%v warn=%q", err, warn)
+	}
+}

@@ -77,6 +77,9 @@ type extractor struct {
 	// otherwise cost a dozen system calls).
 	dirName string
 	dir     *os.Root
+	// A link in the tree that climbs (the user's), once looked for.
+	climbing        string
+	climbingChecked bool
 }
 
 // extractTar's errors may quote names the sandbox chose (a file system
