@@ -111,10 +111,9 @@ func catToSandbox(ctx context.Context, r Runner, local, dest, base string, into 
 
 // CopyFromSandbox copies a file or directory out of a sandbox. Everything
 // coming out of the sandbox is hostile: entries outside the requested path,
-// absolute names, "..", sparse files, links that lead out of the copied
-// tree (decided by where they really resolve, through the tree's other
-// links) and device files are refused or skipped; nothing is ever written
-// through a link that leads out of the destination; and limits bound the
+// absolute names, "..", sparse files, device files and links that do not
+// lead down from where they stand (see copylinks.go) are refused or
+// skipped; nothing is ever written through a link; and limits bound the
 // bytes and entries written.
 func CopyFromSandbox(ctx context.Context, r Runner, remote, local string, limits Limits, warn io.Writer) error {
 	remote = strings.TrimSuffix(remote, "/")
