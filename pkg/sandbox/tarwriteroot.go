@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // CopyToSandboxFrom is CopyToSandbox for a source inside root, named
@@ -86,8 +87,15 @@ type rootSource struct {
 	dir  *os.Root // when it is a directory
 }
 
+// openNoWait opens for reading without blocking on a FIFO (one swapped in
+// for a file would otherwise hang the copy for ever); it is refused once
+// its Stat shows what it is.
+func openNoWait(dir *os.Root, name string) (*os.File, error) {
+	return dir.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+}
+
 func openSource(root *os.Root, name string) (*rootSource, error) {
-	f, err := root.Open(name)
+	f, err := openNoWait(root, name)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +211,7 @@ func writeDirTar(tw *tar.Writer, dir *os.Root, info fs.FileInfo, name string, wa
 				return err
 			}
 		case info.Mode().IsRegular():
-			f, err := dir.Open(n)
+			f, err := openNoWait(dir, n)
 			if err != nil {
 				return err
 			}
