@@ -3,6 +3,8 @@ package mcp
 import (
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -34,7 +36,10 @@ func TestWarmPoolsComparedByReach(t *testing.T) {
 		{"private", func(s *sandbox.Spec) { egress(s); s.AllowEgress = allow("10.0.0.0/8") }, `it may reach 10.0.0.0/8, beyond what this server's sandboxes may reach (0.0.0.0/0, ::/0)`},
 		{"metadata", func(s *sandbox.Spec) { egress(s); s.AllowEgress = allow("169.254.169.254:80") }, `it may reach 169.254.169.254/32:80/TCP`},
 		{"dns", func(s *sandbox.Spec) { egress(s); s.DNS = []sandbox.Destination{dns} }, `it may send DNS to 10.0.0.53/32`},
-		{"nodes", func(s *sandbox.Spec) { egress(s); s.NodeSelector = map[string]string{"kubernetes.io/hostname": "control-plane"} }, `its node selector kubernetes.io/hostname=control-plane may place it on nodes this server's (pool=sandboxes) does not`},
+		{"nodes", func(s *sandbox.Spec) {
+			egress(s)
+			s.NodeSelector = map[string]string{"kubernetes.io/hostname": "control-plane"}
+		}, `its node selector kubernetes.io/hostname=control-plane may place it on nodes this server's (pool=sandboxes) does not`},
 		{"runtime", func(s *sandbox.Spec) {
 			egress(s)
 			s.NodeSelector = map[string]string{"pool": "sandboxes"}
@@ -68,5 +73,21 @@ func TestWarmPoolsComparedByReach(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// An agent that picks its own image keeps the server's --image-pull-policy
+// Always: with any other policy the node may run an image someone else
+// pulled, without asking the registry whether this sandbox may have it.
+func TestAgentImageKeepsPullAlways(t *testing.T) {
+	f := start(t, fakeCluster(), &hostExecutor{}, func(o *Options) { o.Spec.ImagePullPolicy = corev1.PullAlways })
+	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "mine", "image": "registry.example/private:1.0"})
+	for _, c := range f.pod("mine").Spec.Containers {
+		if c.Name == sandbox.ContainerName && c.ImagePullPolicy != corev1.PullAlways {
+			t.Errorf("the agent's image is pulled %q, not Always", c.ImagePullPolicy)
+		}
+	}
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
 	}
 }
