@@ -134,7 +134,7 @@ var table = []Range{
 	carrier("::/96", Never, CarriedIgnored, "IPv4-compatible (deprecated), with the unspecified and loopback addresses"),
 	carrier("::ffff:0:0:0/96", Private, CarriedDecides, "IPv4-translated (SIIT)"),
 	carrier("64:ff9b::/96", Private, CarriedDecides, "NAT64, well-known prefix"),
-	carrier("64:ff9b:1::/48", Private, CarriedIgnored, "NAT64, local-use prefix"),
+	carrier("64:ff9b:1::/48", Private, CarriedNever, "NAT64, local-use prefix"),
 	carrier("2002::/16", Private, CarriedNever, "6to4: tunnels to an IPv4 address"),
 }
 
