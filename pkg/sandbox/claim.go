@@ -337,6 +337,13 @@ func differs(field string, pool, claim *Spec) string {
 	case "profile":
 		a, b = pool.Profile, claim.Profile
 	case "network":
+		// The same mode is not the same reach: a pool made with
+		// --allow-egress 10.0.0.0/8 is no "--network egress" (public only).
+		for _, e := range Within(claim, pool) {
+			if e.Field == "allowEgress" {
+				return fmt.Sprintf("--network: the pool's sandboxes may reach %s, beyond the claim's --network %s (%s)", e.Asked, claim.Network, e.Ceiling)
+			}
+		}
 		a, b = pool.Network, claim.Network
 	case "read-only":
 		a, b = pool.ReadOnlyRoot, claim.ReadOnlyRoot
