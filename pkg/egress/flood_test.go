@@ -1,10 +1,12 @@
 package egress
 
 import (
-	"fmt"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -103,6 +105,185 @@ func TestFloodOfHalfSentConnectionsIsBounded(t *testing.T) {
 	if served > 10*time.Second {
 		t.Fatalf("b waited %v for its tunnel during the flood", served)
 	}
-	_ = fmt.Sprint()
-	_ = netip.Addr{}
+	if open, by := h.proxy.OpenConns(); open > maxConns || by[clientA] > perClient {
+		t.Fatalf("during the flood %d connections are counted, %d of them a's: over the limits", open, by[clientA])
+	} else {
+		t.Logf("connections held during the flood: %d (a: %d)", open, by[clientA])
+	}
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	waitForOpenConns(t, h.proxy, 0)
+}
+
+// waitForOpenConns waits until the proxy counts want connections.
+func waitForOpenConns(t *testing.T, p *Proxy, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		open, by := p.OpenConns()
+		if open == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy counts %d open connections (%v), want %d", open, by, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A connection counts from the moment it is accepted, before it has sent
+// a byte of its request.
+func TestHalfSentConnectionsCountAgainstTheLimit(t *testing.T) {
+	h := newHarness(t, func(p *Proxy) { p.MaxConnsPerClient = 1 })
+	half := h.dialFrom(t, clientA)
+	if _, err := io.WriteString(half, "CONNECT allowed.example:443 HTTP/1.1\r\nHo"); err != nil {
+		t.Fatal(err)
+	}
+	status, body, _, _ := h.connect(t, clientA, "allowed.example:443", "")
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "127.0.0.1 has 1 connections open") {
+		t.Fatalf("a's CONNECT while its half-sent connection is open: %d %s", status, body)
+	}
+	// Another address is not affected (b is refused for its grants).
+	if status, body, _, _ := h.connect(t, clientB, "allowed.example:443", ""); status != http.StatusForbidden {
+		t.Fatalf("b while a holds its limit: %d %s", status, body)
+	}
+	_ = half.Close()
+	waitForOpenConns(t, h.proxy, 0)
+	if status, body, _, _ := h.connect(t, clientA, "allowed.example:443", ""); status != http.StatusOK {
+		t.Fatalf("a once its half-sent connection closed: %d %s", status, body)
+	}
+}
+
+// A CONNECT tunnel is a hijacked connection: its slot is held while the
+// tunnel is open, given back when it closes, and only once.
+func TestTunnelSlotIsReleasedWhenTheTunnelCloses(t *testing.T) {
+	h := newHarness(t, func(p *Proxy) { p.MaxConnsPerClient = 1 })
+	status, body, br, c := h.connect(t, clientA, "allowed.example:443", "")
+	if status != http.StatusOK {
+		t.Fatalf("tunnel: %d %s", status, body)
+	}
+	// The handler has returned from its point of view long ago; the
+	// tunnel is still open and still counted.
+	if status, body, _, _ := h.connect(t, clientA, "allowed.example:443", ""); status != http.StatusServiceUnavailable {
+		t.Fatalf("a second tunnel while the first is open: %d %s", status, body)
+	}
+	if open, _ := h.proxy.OpenConns(); open != 1 {
+		t.Fatalf("%d connections counted while one tunnel is open", open)
+	}
+	_ = c.CloseWrite()
+	if got, _ := io.ReadAll(br); string(got) != "echo:" {
+		t.Fatalf("through the tunnel: %q", got)
+	}
+	_ = c.Close()
+	waitForOpenConns(t, h.proxy, 0)
+	if status, body, _, _ := h.connect(t, clientA, "allowed.example:443", ""); status != http.StatusOK {
+		t.Fatalf("a new tunnel once the first closed: %d %s", status, body)
+	}
+}
+
+func TestCountedConnGivesItsSlotBackOnce(t *testing.T) {
+	l := newConnLimits(2, 2)
+	a := netip.MustParseAddr("10.0.0.1")
+	if full := l.take(a); full != "" {
+		t.Fatal(full)
+	}
+	server, other := net.Pipe()
+	defer func() { _ = other.Close() }()
+	c := &countedConn{Conn: server, release: func() { l.put(a) }}
+	_ = c.Close()
+	_ = c.Close()
+	if open, by := l.counts(); open != 0 || len(by) != 0 {
+		t.Fatalf("after two Closes: %d open, %v", open, by)
+	}
+	// A double release would have let three in.
+	for i := 0; i < 2; i++ {
+		if full := l.take(a); full != "" {
+			t.Fatalf("take %d: %s", i, full)
+		}
+	}
+	if full := l.take(a); full == "" {
+		t.Fatal("a third connection was counted over a limit of 2")
+	}
+}
+
+// A tunnel in which nothing moves is closed after TunnelIdleTimeout, and
+// its slot comes back.
+func TestIdleTunnelIsClosed(t *testing.T) {
+	h := newHarness(t, func(p *Proxy) { p.TunnelIdleTimeout = 300 * time.Millisecond })
+	status, body, br, c := h.connect(t, clientA, "allowed.example:443", "")
+	if status != http.StatusOK {
+		t.Fatalf("tunnel: %d %s", status, body)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(br); err != nil {
+		t.Fatalf("an idle tunnel was not closed by the proxy: %v", err)
+	}
+	waitForOpenConns(t, h.proxy, 0)
+}
+
+// A client that opens a tunnel to a server that sends and never reads is
+// cut off once its writes stall, and so is the upstream.
+func TestTunnelToAClientThatNeverReadsIsClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	cut := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer func() { _ = c.Close() }()
+		buf := make([]byte, 64<<10)
+		for {
+			_ = c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			if _, err := c.Write(buf); err != nil {
+				cut <- err
+				return
+			}
+		}
+	}()
+	h := newHarness(t, func(p *Proxy) { p.StallTimeout = 300 * time.Millisecond })
+	h.dialer.mu.Lock()
+	h.dialer.routes[publicIP+":9999"] = ln.Addr().String()
+	h.dialer.mu.Unlock()
+	status, body, _, _ := h.connect(t, clientA, publicIP+":9999", "")
+	if status != http.StatusOK {
+		t.Fatalf("tunnel: %d %s", status, body)
+	}
+	// The client reads nothing more.
+	select {
+	case err := <-cut:
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal("the proxy kept reading from upstream for a client that never reads")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the proxy kept a tunnel open for a client that never reads")
+	}
+	waitForOpenConns(t, h.proxy, 0)
+}
+
+// A head sent a byte at a time does not hold its connection past
+// HeaderTimeout: the deadline is for the whole head.
+func TestHeadSentAByteAtATimeIsCutOff(t *testing.T) {
+	h := newHarness(t, func(p *Proxy) { p.HeaderTimeout = 500 * time.Millisecond })
+	c := h.dialFrom(t, clientA)
+	head := "CONNECT allowed.example:443 HTTP/1.1\r\nHost: allowed.example:443\r\n\r\n"
+	start := time.Now()
+	for i := 0; i < len(head); i++ {
+		if _, err := c.Write([]byte{head[i]}); err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the whole head would take 7s
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the proxy is still reading a head sent a byte at a time after 5s")
+		}
+	}
+	waitForOpenConns(t, h.proxy, 0)
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("the connection was given back only after %v", time.Since(start))
+	}
 }
