@@ -287,3 +287,21 @@ func TestHeadSentAByteAtATimeIsCutOff(t *testing.T) {
 		t.Fatalf("the connection was given back only after %v", time.Since(start))
 	}
 }
+
+// A proxy served on a listener that does not count its connections would
+// have no limits: it refuses to serve rather than serve without them.
+func TestProxyOnAnUncountedListenerServesNothing(t *testing.T) {
+	p := &Proxy{Grants: fakeGrants{clientA: {Sandbox: "a", Pod: "agentkernel-a", Rules: rules(t, "allowed.example")}}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := p.Server()
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	h := &harness{proxyAddr: ln.Addr().String()}
+	status, body, _, _ := h.connect(t, clientA, "allowed.example:443", "")
+	if status != http.StatusInternalServerError || !strings.Contains(body, "not configured to serve") {
+		t.Fatalf("CONNECT through a proxy on an uncounted listener: %d %s", status, body)
+	}
+}
