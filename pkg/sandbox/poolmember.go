@@ -235,8 +235,8 @@ func podShapeDiff(want, got *corev1.Pod) string {
 		return "its labels differ"
 	case len(g.Containers) != 1 || len(g.InitContainers) != 0 || len(g.EphemeralContainers) != 0:
 		return "it has other containers"
-	case g.HostNetwork || g.HostPID || g.HostIPC || g.HostUsers != nil && !*g.HostUsers && w.HostUsers == nil:
-		return "it shares the node's namespaces"
+	case g.HostNetwork || g.HostPID || g.HostIPC || !ptrEqual(w.HostUsers, g.HostUsers) || !ptrEqual(w.ShareProcessNamespace, g.ShareProcessNamespace):
+		return "it shares namespaces the pool's members do not"
 	case !apiequality.Semantic.DeepEqual(w.SecurityContext, g.SecurityContext):
 		return "its pod security context differs"
 	case !apiequality.Semantic.DeepEqual(w.Volumes, g.Volumes):
