@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,7 +19,8 @@ import (
 // someone deletes it (the cluster's Pod GC waits for thousands of them). gc
 // is that someone. It also removes Secrets and NetworkPolicies of ours whose
 // owner Pod is gone, should the garbage collector lag or have been told to
-// orphan them. It deletes only what passes the same checks as every other
+// orphan them, and sandboxes whose claim died half-way (claimstate.go) once
+// ClaimGrace has passed. It deletes only what passes the same checks as every other
 // command (Ours, isMember, the managed-by label), by UID.
 
 // Garbage is one object gc deletes, and why.
@@ -30,6 +32,9 @@ type Garbage struct {
 
 	uid types.UID
 	pod *corev1.Pod
+	// unfinished: a sandbox whose claim died half-way; deleted only while
+	// it is still the Pod read (UID and resourceVersion).
+	unfinished bool
 }
 
 // FindGarbage lists what gc would delete in namespace ("" for all).
@@ -39,6 +44,7 @@ func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string)
 		return nil, err
 	}
 	var out []Garbage
+	now := time.Now()
 	live := map[types.UID]bool{}
 	pools := map[string]types.UID{} // namespace/pool → UID of its PodTemplate ("" when none)
 	for i := range pods.Items {
@@ -49,8 +55,15 @@ func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string)
 		}
 		finished := pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 		if name := NameOf(pod); name != "" {
-			if Ours(pod, name) == nil && finished {
+			switch {
+			case Ours(pod, name) != nil:
+			case finished:
 				out = append(out, Garbage{Kind: "sandbox", Namespace: pod.Namespace, Name: name, Why: whyFinished(pod), uid: pod.UID, pod: pod})
+			case staleClaim(pod, now):
+				e := ClaimUnfinished(pod, now).(*HalfClaimedError)
+				out = append(out, Garbage{Kind: "sandbox", Namespace: pod.Namespace, Name: name,
+					Why: fmt.Sprintf("half-claimed: its claim from pool %q at %s never finished, so it never got its environment", e.Pool, e.Since.UTC().Format(time.RFC3339)),
+					uid: pod.UID, pod: pod, unfinished: true})
 			}
 			continue
 		}
@@ -161,6 +174,12 @@ func (g Garbage) Delete(ctx context.Context, cs kubernetes.Interface) error {
 	var err error
 	switch g.Kind {
 	case "sandbox":
+		if g.unfinished {
+			// A claim that finishes (or a new one) meanwhile writes the
+			// Pod: the resourceVersion precondition then leaves it alone.
+			err = deleteMember(ctx, cs, g.pod)
+			break
+		}
 		err = DeletePod(ctx, cs, g.pod, ptr.To[int64](0))
 		if _, gone := err.(*NotFoundError); gone {
 			err = nil

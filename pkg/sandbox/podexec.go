@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/url"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -67,17 +68,26 @@ type PodExec struct {
 	// EnvFile, if set, is sourced before every command: the environment a
 	// claim brought to a pool member (EnvFileOf; claimenv.go).
 	EnvFile string
+
+	// unfinished refuses every command: the Pod's claim has not finished
+	// (ClaimUnfinished), so it lacks the environment it was claimed with.
+	unfinished error
 }
 
 // NewPodExec returns the PodExec of pod, with the environment file its
 // claim left (if any): build every PodExec this way, so that every caller
 // runs commands with the sandbox's whole environment.
 func NewPodExec(config *restclient.Config, client restclient.Interface, executor Executor, pod *corev1.Pod) *PodExec {
-	return &PodExec{Config: config, Client: client, Executor: executor, Namespace: pod.Namespace, Pod: pod.Name, EnvFile: EnvFileOf(pod)}
+	return &PodExec{Config: config, Client: client, Executor: executor, Namespace: pod.Namespace, Pod: pod.Name, EnvFile: EnvFileOf(pod),
+		unfinished: ClaimUnfinished(pod, time.Now())}
 }
 
-// Stream runs command with the given streams; see Runner for the error.
+// Stream runs command with the given streams; see Runner for the error. A
+// sandbox whose claim has not finished runs nothing: *HalfClaimedError.
 func (e *PodExec) Stream(ctx context.Context, command []string, s Streams) error {
+	if e.unfinished != nil {
+		return e.unfinished
+	}
 	if e.EnvFile != "" {
 		command = withEnvFile(e.EnvFile, command)
 	}
