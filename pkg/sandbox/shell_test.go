@@ -7,17 +7,32 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// streamer turns a Runner into a Streamer.
+// streamer turns a Runner into a Streamer. Like an API server's exec, and
+// unlike os/exec with a stdin that is not a file, the stream ends when the
+// command does, whether or not its stdin has more to say.
 type streamer struct{ r Runner }
 
 func (s streamer) Stream(ctx context.Context, command []string, st Streams) error {
-	return s.r.Run(ctx, command, st.Stdin, st.Stdout, st.Stderr)
+	if st.Stdin == nil {
+		return s.r.Run(ctx, command, nil, st.Stdout, st.Stderr)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	go func() {
+		_, _ = io.Copy(w, st.Stdin)
+		_ = w.Close()
+	}()
+	defer r.Close()
+	return s.r.Run(ctx, command, r, st.Stdout, st.Stderr)
 }
 
 func shells(t *testing.T) map[string]Streamer {
