@@ -147,7 +147,7 @@ func TestShellLeftoverOutputIsNotALaterCommands(t *testing.T) {
 // shell that retires does not take its stdout away from under it.
 func TestShellLeftoverProcessKeepsRunning(t *testing.T) {
 	dir := t.TempDir()
-	sh := startShell(t, streamer{&hostRunner{}})
+	sh := startShell(t, streamer{r: &hostRunner{}})
 	run(t, sh, "sh", "-c", `(sleep 0.5; echo tick; echo tick >&2; sleep 0.2; : > "$1/alive") &`, "server", dir)
 	sh.Close() // what the MCP server does with a shell that is no longer alive
 	eventuallyTrue(t, func() bool { _, err := os.Stat(filepath.Join(dir, "alive")); return err == nil })
@@ -163,7 +163,7 @@ func TestShellIgnoresOtherSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = busy.Process.Kill(); _ = busy.Wait() })
-	sh := startShell(t, streamer{&hostRunner{}})
+	sh := startShell(t, streamer{r: &hostRunner{}})
 	for i := range 10 {
 		if code, stdout, _ := run(t, sh, "sh", "-c", "sleep 0.05 & wait; echo done"); code != 0 || stdout != "done\n" {
 			t.Fatalf("command %d: %d %q", i, code, stdout)
