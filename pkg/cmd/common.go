@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -129,6 +130,11 @@ func (c *clients) runningSandbox(ctx context.Context, namespace, name string) (*
 	if pod.Status.Phase != corev1.PodRunning || pod.DeletionTimestamp != nil {
 		return nil, fmt.Errorf("sandbox %q in namespace %q is %s, not running; see: kubectl describe pod %s -n %s",
 			name, namespace, sandbox.Status(pod), pod.Name, namespace)
+	}
+	// A sandbox whose claim never finished lacks its environment: nothing
+	// runs in it as if it were whole.
+	if err := sandbox.ClaimUnfinished(pod, time.Now()); err != nil {
+		return nil, err
 	}
 	return pod, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/transfer"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 var cpExample = templates.Examples(`
@@ -64,9 +65,9 @@ func newCmdCp(f cmdutil.Factory, o *CpOptions) *cobra.Command {
 			followed; links inside a directory are copied as links.
 
 			Files coming out of a sandbox are checked: absolute names, '..', sparse
-			files, links that lead out of the copied directory (decided by where they
-			really resolve, through the other links in the copy) and device files are
-			refused or skipped. A copy out stops at --max-bytes of file content and
+			files, device files and links that do not lead down from where they are
+			(absolute, with '..', or through a link that climbs) are refused or
+			skipped, so no later copy can make a kept link lead out. A copy out stops at --max-bytes of file content and
 			--max-files entries; both default to what the sandbox can hold (its
 			ephemeral-storage limit, one file per 4 KiB of it). An image without tar can
 			still copy a single file.`),
@@ -150,7 +151,12 @@ func (o *CpOptions) Run(ctx context.Context) error {
 	if err != nil && ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	return o.explainStream(err, remote.Namespace)
+	// Errors may quote names the sandbox chose: printed to a terminal, they
+	// go through the sanitiser the MCP server uses.
+	if err := o.explainStream(err, remote.Namespace); err != nil {
+		return untrusted.Error(err)
+	}
+	return nil
 }
 
 // limits are the sandbox's defaults, overridden by --max-bytes/--max-files.

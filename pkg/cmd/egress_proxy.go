@@ -110,7 +110,7 @@ func (o *EgressProxyOptions) Run(ctx context.Context) error {
 		o.listening(ln.Addr())
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- srv.Serve(p.Listener(ln)) }()
 	select {
 	case err := <-done:
 		return err

@@ -295,7 +295,7 @@ func TestProbe(t *testing.T) {
 		{"enforced", "10.244.0.7", func(p, _ int) bool { return p == 0 }, false, OK, "enforced: a fenced sandbox reached an unfenced one (10.244.0.7) only on the port its policy allows", false},
 		{"not enforced", "10.244.0.7", func(int, int) bool { return true }, false, Fail, "NetworkPolicy is NOT enforced", false},
 		{"except ignored", "10.244.0.7", func(p, _ int) bool { return p != 2 }, false, Fail, "private addresses are NOT blocked", false},
-		{"public pod IPs", "203.0.113.7", func(p, _ int) bool { return p != 2 }, false, OK, "the Pod address is not private", false},
+		{"public pod IPs", "93.184.216.34", func(p, _ int) bool { return p != 2 }, false, OK, "the Pod address is not private", false},
 		{"late fence", "10.244.0.7", func(p, try int) bool { return p == 0 || (p == 2 && try == 0) }, false, Warn, "only some seconds after the sandbox started", false},
 		{"no pod network", "10.244.0.7", func(int, int) bool { return false }, false, Warn, "cannot tell", false},
 		{"no httpd in the image", "10.244.0.7", func(int, int) bool { return true }, true, Warn, "the listener in sandbox", false},

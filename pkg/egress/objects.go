@@ -235,7 +235,8 @@ func (c *Config) networkPolicy() *networkingv1.NetworkPolicy {
 	if len(c.Private) > 0 {
 		var peers []networkingv1.NetworkPolicyPeer
 		for _, p := range c.Private {
-			peers = append(peers, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: p.String()}})
+			// The Never addresses inside stay out, as Permitted keeps them.
+			peers = append(peers, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: p.String(), Except: neverWithin(p)}})
 		}
 		egress = append(egress, networkingv1.NetworkPolicyEgressRule{To: peers})
 	}
@@ -305,6 +306,14 @@ func (c *Config) apiServerRules() []networkingv1.NetworkPolicyEgressRule {
 		})
 	}
 	return rules
+}
+
+// neverWithin is the except list of a --private-cidr block, nil if empty.
+func neverWithin(p netip.Prefix) []string {
+	if n := hosts.NeverWithin(p); len(n) > 0 {
+		return prefixStrings(n)
+	}
+	return nil
 }
 
 func prefixStrings(ps []netip.Prefix) []string {

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,64 +46,69 @@ type Proxy struct {
 
 	DialTimeout    time.Duration // 10s when 0
 	ResolveTimeout time.Duration // 5s when 0
-	// MaxConns bounds the requests and tunnels open at once (1024 when
-	// 0), MaxConnsPerClient those of one client address (128 when 0): a
-	// sandbox that opens connections without end runs out, not the proxy
-	// and not the other sandboxes.
+	// MaxConns bounds the client connections open at once (1024 when 0),
+	// MaxConnsPerClient those of one client address (128 when 0). They are
+	// counted as they are accepted (Listener), not when a request arrives:
+	// a sandbox that opens connections without end, finished or not, runs
+	// out, not the proxy and not the other sandboxes.
 	MaxConns          int
 	MaxConnsPerClient int
+	// HeaderTimeout is how long a client has, in all, to send a request
+	// head (10s when 0): a head sent a byte at a time does not hold its
+	// connection longer.
+	HeaderTimeout time.Duration
+	// TunnelIdleTimeout closes a tunnel in which no byte moved either way
+	// for that long (15m when 0: a model API may think for minutes before
+	// it answers).
+	TunnelIdleTimeout time.Duration
+	// StallTimeout closes a connection the proxy has been writing to for
+	// that long without the peer taking a byte (2m when 0): a client that
+	// opens a tunnel and never reads holds neither its slot nor the
+	// proxy's buffers for ever.
+	StallTimeout time.Duration
 
-	once      sync.Once
-	slots     chan struct{}
-	mu        sync.Mutex
-	perClient map[netip.Addr]int
+	once   sync.Once
+	limits *connLimits
 }
 
-// acquire takes a slot for a client, or says which limit it hit.
-func (p *Proxy) acquire(client netip.Addr) (release func(), full string) {
-	p.once.Do(func() {
-		n := p.MaxConns
-		if n <= 0 {
-			n = 1024
-		}
-		p.slots = make(chan struct{}, n)
-		p.perClient = map[netip.Addr]int{}
-	})
-	limit := p.MaxConnsPerClient
-	if limit <= 0 {
-		limit = 128
+func (p *Proxy) connLimits() *connLimits {
+	p.once.Do(func() { p.limits = newConnLimits(p.MaxConns, p.MaxConnsPerClient) })
+	return p.limits
+}
+
+// Listener wraps ln so that the proxy's connection limits hold from the
+// moment a connection is accepted; serve Server on it. A connection over a
+// limit is answered 503 and closed, and never reaches the HTTP server.
+func (p *Proxy) Listener(ln net.Listener) net.Listener {
+	return &limitListener{Listener: ln, limits: p.connLimits(), log: p.logger()}
+}
+
+// OpenConns says how many client connections are open, in all and per
+// client address.
+func (p *Proxy) OpenConns() (int, map[netip.Addr]int) {
+	return p.connLimits().counts()
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
 	}
-	p.mu.Lock()
-	if p.perClient[client] >= limit {
-		p.mu.Unlock()
-		return nil, fmt.Sprintf("%s has %d connections open through the proxy, its limit", client, limit)
-	}
-	p.perClient[client]++
-	p.mu.Unlock()
-	put := func() {
-		p.mu.Lock()
-		if p.perClient[client]--; p.perClient[client] <= 0 {
-			delete(p.perClient, client)
-		}
-		p.mu.Unlock()
-	}
-	select {
-	case p.slots <- struct{}{}:
-		return func() { <-p.slots; put() }, ""
-	default:
-		put()
-		return nil, "too many connections through the proxy at once"
-	}
+	return d
 }
 
 // Server returns an http.Server for the proxy with limits on what a client
 // may send before it is answered.
 func (p *Proxy) Server() *http.Server {
 	return &http.Server{
-		Handler:                      p,
-		ReadHeaderTimeout:            10 * time.Second,
-		IdleTimeout:                  90 * time.Second,
-		MaxHeaderBytes:               32 << 10,
+		Handler: p,
+		// An absolute deadline for the whole head, however slowly it
+		// comes.
+		ReadHeaderTimeout: orDefault(p.HeaderTimeout, 10*time.Second),
+		IdleTimeout:       90 * time.Second,
+		// A proxy's requests have small heads; a held connection's cost
+		// is bounded by what it may send before it is answered.
+		MaxHeaderBytes:               16 << 10,
+		ConnContext:                  markCounted,
 		DisableGeneralOptionsHandler: true,
 		ErrorLog:                     slog.NewLogLogger(p.logger().Handler(), slog.LevelWarn),
 	}
@@ -168,17 +174,12 @@ func truncate(s string, n int) string {
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var client netip.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		client = ap.Addr().Unmap()
-	}
-	release, full := p.acquire(client)
-	if release == nil {
-		p.logger().Info("deny", "client", client.String(), "method", r.Method, "status", http.StatusServiceUnavailable, "reason", full)
-		http.Error(w, "agentkernel egress proxy: "+full, http.StatusServiceUnavailable)
+	if r.Context().Value(countedKey{}) == nil {
+		// Fail closed: without the counting listener there are no limits.
+		p.logger().Error("the proxy is served on a listener that does not count connections: serve it on Proxy.Listener")
+		http.Error(w, "agentkernel egress proxy: not configured to serve", http.StatusInternalServerError)
 		return
 	}
-	defer release()
 
 	d := &decision{method: r.Method}
 	// Only the authority is ever logged: a path or query may hold a token.
@@ -338,7 +339,8 @@ func (p *Proxy) checkingDialer(timeout time.Duration) *net.Dialer {
 }
 
 // tunnel answers a CONNECT and splices the two connections until both
-// directions are done.
+// directions are done, the tunnel has been idle for TunnelIdleTimeout, or
+// a peer stopped taking bytes for StallTimeout.
 func (p *Proxy) tunnel(w http.ResponseWriter, upstream net.Conn) {
 	defer func() { _ = upstream.Close() }()
 	hj, ok := w.(http.Hijacker)
@@ -346,13 +348,17 @@ func (p *Proxy) tunnel(w http.ResponseWriter, upstream net.Conn) {
 		http.Error(w, "agentkernel egress proxy: cannot take over the connection", http.StatusInternalServerError)
 		return
 	}
+	// The client's connection is now ours to close (its slot comes back
+	// when it is: countedConn), not the server's.
 	client, rw, err := hj.Hijack()
 	if err != nil {
 		return
 	}
 	defer func() { _ = client.Close() }()
+	stall := orDefault(p.StallTimeout, 2*time.Minute)
 	// The server's read deadlines were for the request head.
 	_ = client.SetDeadline(time.Time{})
+	_ = client.SetWriteDeadline(time.Now().Add(stall))
 	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}
@@ -363,12 +369,17 @@ func (p *Proxy) tunnel(w http.ResponseWriter, upstream net.Conn) {
 		buffered, _ := rw.Peek(n)
 		fromClient = io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), client)
 	}
+	idle := newIdleWatch(orDefault(p.TunnelIdleTimeout, 15*time.Minute), func() {
+		_ = client.Close()
+		_ = upstream.Close()
+	})
+	defer idle.stop()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); copyAndClose(upstream, fromClient) }()
+	go func() { defer wg.Done(); pipe(upstream, fromClient, stall, idle.touch) }()
 	go func() {
 		defer wg.Done()
-		copyAndClose(client, upstream)
+		pipe(client, upstream, stall, idle.touch)
 		// The far end is done: a client that keeps its end open without
 		// sending gets a while to finish, not a slot held for ever.
 		_ = client.SetReadDeadline(time.Now().Add(lingerAfterUpstreamClosed))
@@ -380,15 +391,76 @@ func (p *Proxy) tunnel(w http.ResponseWriter, upstream net.Conn) {
 // waits for the client's last bytes.
 const lingerAfterUpstreamClosed = 30 * time.Second
 
-// copyAndClose copies until src ends, then half-closes dst so its peer sees
-// the end too (a TLS close_notify, an HTTP/1.0 body).
-func copyAndClose(dst net.Conn, src io.Reader) {
-	_, _ = io.Copy(dst, src)
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	} else {
+// tunnelBuffer is each direction's copy buffer: small, because every open
+// tunnel holds two (1024 tunnels hold 32 MiB).
+const tunnelBuffer = 16 << 10
+
+// pipe copies until src ends, then half-closes dst so its peer sees the
+// end too (a TLS close_notify, an HTTP/1.0 body). Each write must make
+// progress within stall; every byte moved counts as activity.
+func pipe(dst net.Conn, src io.Reader, stall time.Duration, active func()) {
+	buf := make([]byte, tunnelBuffer)
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			active()
+			_ = dst.SetWriteDeadline(time.Now().Add(stall))
+			if _, err := dst.Write(buf[:n]); err != nil {
+				_ = dst.Close()
+				return
+			}
+			active()
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
 		_ = dst.Close()
 	}
+}
+
+// idleWatch calls onIdle once no activity was seen for d. One timer per
+// tunnel, no goroutine: it is re-armed for the time left when it fires
+// early.
+type idleWatch struct {
+	d       time.Duration
+	last    atomic.Int64 // unix nanoseconds of the last activity
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+	onIdle  func()
+}
+
+func newIdleWatch(d time.Duration, onIdle func()) *idleWatch {
+	w := &idleWatch{d: d, onIdle: onIdle}
+	w.touch()
+	w.mu.Lock()
+	w.timer = time.AfterFunc(d, w.check)
+	w.mu.Unlock()
+	return w
+}
+
+func (w *idleWatch) touch() { w.last.Store(time.Now().UnixNano()) }
+
+func (w *idleWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	if left := w.d - time.Since(time.Unix(0, w.last.Load())); left > 0 {
+		w.timer.Reset(left)
+		return
+	}
+	w.onIdle()
+}
+
+func (w *idleWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.timer.Stop()
 }
 
 // forward sends a plain HTTP request over conn, a connection already made
@@ -437,5 +509,21 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, conn net.Conn, t
 			http.Error(w, "agentkernel egress proxy: the upstream request failed: "+err.Error(), http.StatusBadGateway)
 		},
 	}
-	rp.ServeHTTP(w, r)
+	rp.ServeHTTP(&stallingWriter{ResponseWriter: w, stall: orDefault(p.StallTimeout, 2*time.Minute)}, r)
 }
+
+// stallingWriter gives each write of a response StallTimeout to make
+// progress: a client that asks for a large response and never reads it
+// does not hold its connection for ever.
+type stallingWriter struct {
+	http.ResponseWriter
+	stall time.Duration
+}
+
+func (w *stallingWriter) Write(b []byte) (int, error) {
+	_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(w.stall))
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets ReverseProxy flush through the wrapper.
+func (w *stallingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

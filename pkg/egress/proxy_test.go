@@ -229,7 +229,7 @@ func newHarness(t *testing.T, configure func(*Proxy)) *harness {
 		t.Fatal(err)
 	}
 	srv := h.proxy.Server()
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = srv.Serve(h.proxy.Listener(ln)) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	h.proxyAddr = ln.Addr().String()
 	return h

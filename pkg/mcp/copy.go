@@ -46,10 +46,17 @@ func (s *Server) copyIn(ctx context.Context, in CopyInInput) (CopyOutput, error)
 	if err != nil {
 		return CopyOutput{}, err
 	}
+	rel, err := s.root.rel(local)
+	if err != nil {
+		return CopyOutput{}, err
+	}
 	var warn capture
 	warn.limit = 16 << 10
-	if err := transfer.CopyToSandbox(ctx, t.run, local, remote, &warn); err != nil {
-		return CopyOutput{}, err
+	// Through the root's handle, never by the resolved name: the path was
+	// checked above, but an entry on it can be swapped for a link to
+	// anywhere before it is read.
+	if err := transfer.CopyToSandboxFrom(ctx, t.run, s.root.fs, rel, remote, &warn); err != nil {
+		return CopyOutput{}, s.root.explain(in.LocalPath, err)
 	}
 	return CopyOutput{From: s.root.relative(local), To: t.name + ":" + remote, Warnings: warnings(&warn)}, nil
 }
@@ -67,11 +74,17 @@ func (s *Server) copyOut(ctx context.Context, in CopyOutInput) (CopyOutput, erro
 	if err != nil {
 		return CopyOutput{}, err
 	}
+	rel, err := s.root.rel(local)
+	if err != nil {
+		return CopyOutput{}, err
+	}
 	// Warnings quote names the sandbox chose: bounded, and made printable.
 	var warn capture
 	warn.limit = 16 << 10
-	if err := transfer.CopyFromSandbox(ctx, t.run, remote, local, transfer.DefaultLimits(t.pod), &warn); err != nil {
-		return CopyOutput{}, err
+	// Every directory, file and link is made through the root's handle, for
+	// the reason copyIn reads through it.
+	if err := transfer.CopyFromSandboxIn(ctx, t.run, remote, s.root.fs, rel, transfer.DefaultLimits(t.pod), &warn); err != nil {
+		return CopyOutput{}, s.root.explain(in.LocalPath, err)
 	}
 	return CopyOutput{From: t.name + ":" + remote, To: s.root.relative(strings.TrimSuffix(local, "/")), Warnings: warnings(&warn)}, nil
 }

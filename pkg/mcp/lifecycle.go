@@ -130,7 +130,9 @@ func (s *Server) specFor(name string, ttl time.Duration, in CreateInput) (sandbo
 	spec.Env = slices.Clone(base.Env)
 	if in.Image != "" {
 		spec.Image = in.Image
-		spec.ImagePullPolicy = "" // the server's policy was for its image
+		if base.ImagePullPolicy != corev1.PullAlways {
+			spec.ImagePullPolicy = "" // the server's policy was for its image; Always holds for any
+		}
 	}
 	if in.Profile != "" {
 		p, err := sandbox.ParseProfile(in.Profile)
@@ -146,9 +148,6 @@ func (s *Server) specFor(name string, ttl time.Duration, in CreateInput) (sandbo
 			return spec, err
 		}
 		spec.Network = n
-	}
-	if slices.Index(sandbox.Networks, spec.Network) > slices.Index(sandbox.Networks, base.Network) {
-		return spec, fmt.Errorf("network %q is more open than this server allows (%q, from its --profile/--network); ask its user to start it with a more open profile if you need it", spec.Network, base.Network)
 	}
 	// A read-only root the server asked for stays read-only.
 	spec.ReadOnlyRoot = spec.ReadOnlyRoot || base.ReadOnlyRoot
@@ -169,10 +168,11 @@ func (s *Server) specFor(name string, ttl time.Duration, in CreateInput) (sandbo
 		if err != nil {
 			return spec, err
 		}
-		if q.Cmp(r.most) > 0 {
-			return spec, fmt.Errorf("%s %s is more than this server allows (%s)", r.field, q.String(), r.most.String())
-		}
 		*r.dst = q
+	}
+	// One check for a sandbox of the agent's and a pool's (admitPool).
+	if errs := sandbox.Within(&base, &spec); len(errs) > 0 {
+		return spec, createBeyond(errs[0])
 	}
 	keys := make([]string, 0, len(in.Env))
 	for k := range in.Env {
@@ -190,6 +190,21 @@ func (s *Server) specFor(name string, ttl time.Duration, in CreateInput) (sandbo
 		return spec, err
 	}
 	return spec, nil
+}
+
+// createBeyond words a field of create_sandbox's sandbox beyond the
+// server's, in the tool's argument names.
+func createBeyond(e sandbox.FieldError) error {
+	switch e.Field {
+	case "network":
+		return fmt.Errorf("network %q is more open than this server allows (%q, from its --profile/--network); ask its user to start it with a more open profile if you need it", e.Asked, e.Ceiling)
+	case "cpu", "memory":
+		return fmt.Errorf("%s %s is more than this server allows (%s)", e.Field, e.Asked, e.Ceiling)
+	case "ephemeralStorage":
+		return fmt.Errorf("ephemeral_storage %s is more than this server allows (%s)", e.Asked, e.Ceiling)
+	}
+	// Fields the agent cannot choose: the server's own settings disagree.
+	return fmt.Errorf("this server's settings do not hold for the sandbox (%s); ask its user", poolBeyond(e))
 }
 
 // generatedName is a short name unlikely to be taken: mcp- and 5 letters

@@ -10,11 +10,16 @@ import (
 )
 
 // localRoot is the one local directory the copy tools may read from and
-// write to (--root). Paths the agent names are resolved — symlinks
-// included — before anything is touched, and refused unless what they
-// really reach is inside it.
+// write to (--root). It is opened once, for the server's life, and every
+// local open, stat, mkdir, walk and write of the copy tools goes through
+// that handle (an os.Root), which refuses to follow any link out of it at
+// the moment of use. Tool calls run concurrently, and a hostile sandbox can
+// write into the root, so an entry checked by name can be a link to ~/.ssh
+// by the time it is used: the checks below (source, destination) only make
+// the refusals say where a path leads; they are not what keeps copies in.
 type localRoot struct {
-	dir string // absolute, symlinks resolved
+	dir string   // absolute, symlinks resolved
+	fs  *os.Root // dir, opened once
 }
 
 func newLocalRoot(dir string) (*localRoot, error) {
@@ -33,7 +38,34 @@ func newLocalRoot(dir string) (*localRoot, error) {
 	if !info.IsDir() {
 		return nil, fmt.Errorf("--root %s is not a directory", dir)
 	}
-	return &localRoot{dir: real}, nil
+	root, err := os.OpenRoot(real)
+	if err != nil {
+		return nil, fmt.Errorf("--root %s: %w", dir, unwrapPathError(err))
+	}
+	return &localRoot{dir: real, fs: root}, nil
+}
+
+// rel names a path returned by source or destination relative to the
+// root, the way r.fs takes it; a trailing separator is kept.
+func (r *localRoot) rel(p string) (string, error) {
+	into := strings.HasSuffix(p, string(filepath.Separator))
+	rel, err := filepath.Rel(r.dir, p)
+	if err != nil || !r.contains(p) {
+		return "", &EscapeError{Path: p, Root: r.dir}
+	}
+	if into {
+		rel += string(filepath.Separator)
+	}
+	return rel, nil
+}
+
+// explain turns a refusal of r.fs (a link that, by the time it was used,
+// led out of the root) into one that says so.
+func (r *localRoot) explain(p string, err error) error {
+	if err != nil && strings.Contains(err.Error(), "path escapes from parent") {
+		return fmt.Errorf("local path %q leads outside the directory this server may use (%s): a link on the way changed while it was being copied; name a path inside it", p, r.dir)
+	}
+	return err
 }
 
 // EscapeError: a local path that leads out of --root.

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -82,53 +80,58 @@ func (w *warmPools) Claim(ctx context.Context, poolName, name string, ttl time.D
 func (w *warmPools) waitRefills() { w.refills.Wait() }
 
 // admitPool refuses a pool's sandbox that the server would not create for
-// its agent: a wider network, a writable root where the server's is
-// read-only, more resources, another runtime class or service account,
-// hosts beyond the server's --allow-host. The image is the pool's: an
-// agent may choose any image for a sandbox of its own too.
+// its agent (sandbox.Within): a wider network or more destinations, other
+// DNS, a writable root where the server's is read-only, more resources,
+// another runtime class, node selector or service account, hosts beyond the
+// server's --allow-host. The image is the pool's: an agent may choose any
+// image for a sandbox of its own too.
 func (s *Server) admitPool(spec *sandbox.Spec) error {
-	base := &s.o.Spec
-	var why []string
-	if slices.Index(sandbox.Networks, spec.Network) > slices.Index(sandbox.Networks, base.Network) {
-		why = append(why, fmt.Sprintf("its network %q is more open than this server's %q", spec.Network, base.Network))
+	base := s.o.Spec
+	if base.Network == sandbox.NetworkEgress && base.DNS == nil && spec.DNS != nil {
+		// The server's sandboxes query the cluster's DNS, as found when
+		// each is made: find it now to compare.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		base.DNS = fence.DetectDNS(ctx, s.o.Clientset).Servers
+		cancel()
 	}
-	if base.Network != sandbox.NetworkOpen {
-		if extra := missingFrom(spec.AllowHosts, base.AllowHosts); len(extra) > 0 {
-			why = append(why, fmt.Sprintf("it may reach %s, which this server's --allow-host does not allow", strings.Join(extra, ", ")))
-		}
+	errs := sandbox.Within(&base, spec)
+	if len(errs) == 0 {
+		return nil
 	}
-	if spec.Network == sandbox.NetworkEgress && base.Network == sandbox.NetworkEgress && len(base.AllowEgress) > 0 {
-		if len(spec.AllowEgress) == 0 {
-			why = append(why, "it may reach the whole internet, and this server only its --allow-egress destinations")
-		} else if extra := missingFrom(destinations(spec.AllowEgress), destinations(base.AllowEgress)); len(extra) > 0 {
-			why = append(why, fmt.Sprintf("it may reach %s, beyond this server's --allow-egress", strings.Join(extra, ", ")))
-		}
+	why := make([]string, len(errs))
+	for i, e := range errs {
+		why[i] = poolBeyond(e)
 	}
-	if base.ReadOnlyRoot && !spec.ReadOnlyRoot {
-		why = append(why, "its root filesystem is writable, and this server's read-only")
+	return fmt.Errorf("this server may not use its sandboxes: %s; create a sandbox without pool, or ask the server's user for a pool within its limits", strings.Join(why, "; "))
+}
+
+// poolBeyond words a field of a pool's sandbox beyond the server's.
+func poolBeyond(e sandbox.FieldError) string {
+	switch e.Field {
+	case "network":
+		return fmt.Sprintf("its network %q is more open than this server's %q", e.Asked, e.Ceiling)
+	case "allowHosts":
+		return fmt.Sprintf("it may reach %s, which this server's --allow-host does not allow", e.Asked)
+	case "allowEgress":
+		return fmt.Sprintf("it may reach %s, beyond what this server's sandboxes may reach (%s)", e.Asked, e.Ceiling)
+	case "dns":
+		return fmt.Sprintf("it may send DNS to %s, beyond this server's DNS (%s)", e.Asked, e.Ceiling)
+	case "readOnlyRoot":
+		return "its root filesystem is writable, and this server's read-only"
+	case "cpu", "memory":
+		return fmt.Sprintf("its %s %s is more than this server's %s", e.Field, e.Asked, e.Ceiling)
+	case "ephemeralStorage":
+		return fmt.Sprintf("its ephemeral storage %s is more than this server's %s", e.Asked, e.Ceiling)
+	case "runtimeClassName":
+		return fmt.Sprintf("its runtime class is %s, not this server's %s", e.Asked, e.Ceiling)
+	case "nodeSelector":
+		return fmt.Sprintf("its node selector %s may place it on nodes this server's (%s) does not", e.Asked, e.Ceiling)
+	case "serviceAccountName":
+		return fmt.Sprintf("it runs as service account %s, not this server's %s", e.Asked, e.Ceiling)
+	case "imagePullPolicy":
+		return fmt.Sprintf("its image pull policy is %s, and this server's %s", e.Asked, e.Ceiling)
 	}
-	for _, r := range []struct {
-		field     string
-		got, most resource.Quantity
-	}{
-		{"cpu", spec.CPU, base.CPU},
-		{"memory", spec.Memory, base.Memory},
-		{"ephemeral storage", spec.EphemeralStorage, base.EphemeralStorage},
-	} {
-		if r.got.Cmp(r.most) > 0 {
-			why = append(why, fmt.Sprintf("its %s %s is more than this server's %s", r.field, r.got.String(), r.most.String()))
-		}
-	}
-	if base.RuntimeClassName != "" && spec.RuntimeClassName != base.RuntimeClassName {
-		why = append(why, fmt.Sprintf("its runtime class is %s, not this server's %q", show(spec.RuntimeClassName), base.RuntimeClassName))
-	}
-	if spec.ServiceAccountName != "" && spec.ServiceAccountName != base.ServiceAccountName {
-		why = append(why, fmt.Sprintf("it runs as service account %q, not this server's %s", spec.ServiceAccountName, show(base.ServiceAccountName)))
-	}
-	if len(why) > 0 {
-		return fmt.Errorf("this server may not use its sandboxes: %s; create a sandbox without pool, or ask the server's user for a pool within its limits", strings.Join(why, "; "))
-	}
-	return nil
+	return e.Error()
 }
 
 func show(s string) string {
@@ -136,23 +139,4 @@ func show(s string) string {
 		return "none"
 	}
 	return fmt.Sprintf("%q", s)
-}
-
-// missingFrom returns the items of got that allowed lacks.
-func missingFrom(got, allowed []string) []string {
-	var out []string
-	for _, g := range got {
-		if !slices.Contains(allowed, g) {
-			out = append(out, g)
-		}
-	}
-	return out
-}
-
-func destinations(ds []fence.Destination) []string {
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = fmt.Sprintf("%+v", d)
-	}
-	return out
 }

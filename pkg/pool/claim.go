@@ -142,16 +142,28 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, claim *sandbox.Spec, 
 			return nil, fmt.Errorf("a claim cannot insist on %q: only on %s", f, strings.Join(ClaimFields, ", "))
 		}
 	}
+	// The pool's definition, read once: what its members must be, and
+	// what a claim gets. A member's own description is never trusted.
+	p, err := GetPool(ctx, cs, claim.Namespace, o.Pool)
+	if err != nil {
+		return nil, err
+	}
+	if err := settleUnfinished(ctx, cs, claim, p); err != nil {
+		return nil, err
+	}
 	members, err := listWarm(ctx, cs, claim.Namespace, o.Pool)
 	if err != nil {
 		return nil, err
 	}
-	if a, err := claimAny(ctx, cs, members, claim, o); a != nil || err != nil {
+	if a, err := claimAny(ctx, cs, p, members, claim, o); a != nil || err != nil {
 		return a, err
 	}
-	p, err := GetPool(ctx, cs, claim.Namespace, o.Pool)
-	if err != nil {
-		return nil, err
+	if len(members) > 0 {
+		// Every member was taken, or gone with a pool deleted meanwhile:
+		// a cold create follows the pool as it is now, if it still is.
+		if p, err = GetPool(ctx, cs, claim.Namespace, o.Pool); err != nil {
+			return nil, err
+		}
 	}
 	s, err := claimedSpec(p.Name, &p.Spec, claim, o.Match)
 	if err != nil {
@@ -189,14 +201,14 @@ func listWarm(ctx context.Context, cs kubernetes.Interface, namespace, pool stri
 
 // claimAny claims the first ready member it can. It returns nil, nil when
 // every one was taken by someone else (or none is ready).
-func claimAny(ctx context.Context, cs kubernetes.Interface, members []corev1.Pod, claim *sandbox.Spec, o AcquireOptions) (*Acquired, error) {
+func claimAny(ctx context.Context, cs kubernetes.Interface, p *Pool, members []corev1.Pod, claim *sandbox.Spec, o AcquireOptions) (*Acquired, error) {
 	for i := range members {
 		m := &members[i]
 		if started, err := sandbox.Started(m, ""); !started || err != nil {
 			continue
 		}
-		a, err := claimMember(ctx, cs, m, claim, o)
-		if errors.Is(err, errLost) {
+		a, err := claimMember(ctx, cs, p, m, claim, o)
+		if errors.Is(err, errLost) || isUntrusted(err) {
 			continue
 		}
 		return a, err
@@ -204,13 +216,20 @@ func claimAny(ctx context.Context, cs kubernetes.Interface, members []corev1.Pod
 	return nil, nil
 }
 
-// claimMember claims one ready member; errLost if someone was first.
-func claimMember(ctx context.Context, cs kubernetes.Interface, member *corev1.Pod, claim *sandbox.Spec, o AcquireOptions) (*Acquired, error) {
-	def, err := decodeDefinition(member.Annotations[AnnotationPoolSpec], member.Namespace)
-	if err != nil {
-		return nil, fmt.Errorf("pool member %s in namespace %q: %v", member.Name, member.Namespace, err)
+// isUntrusted: the member is not one its pool made (trustMember); the
+// claim leaves it alone and tries the next.
+func isUntrusted(err error) bool {
+	var u *untrustedMemberError
+	return errors.As(err, &u)
+}
+
+// claimMember claims one ready member of p; errLost if someone was first,
+// an untrustedMemberError if it is not a member p made.
+func claimMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *corev1.Pod, claim *sandbox.Spec, o AcquireOptions) (*Acquired, error) {
+	if err := trustMember(ctx, cs, p, member); err != nil {
+		return nil, err
 	}
-	s, err := claimedSpec(o.Pool, def, claim, o.Match)
+	s, err := claimedSpec(p.Name, &p.Spec, claim, o.Match)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +270,7 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, member *corev1.Po
 		refilled <- refill(ctx, cs, member)
 	}()
 	a := &Acquired{Pod: got, Warm: true, Spec: *s}
-	a.Secret, err = finishClaim(ctx, cs, got, s, d, o)
+	a.Pod, a.Secret, err = finishClaim(ctx, cs, got, s, d, id, o)
 	if err != nil {
 		if derr := deleteClaimed(ctx, cs, got); derr != nil {
 			err = fmt.Errorf("%w; %v", err, derr)
@@ -334,6 +353,13 @@ func differs(field string, pool, claim *sandbox.Spec) string {
 	case "profile":
 		a, b = pool.Profile, claim.Profile
 	case "network":
+		// The same mode is not the same reach: a pool made with
+		// --allow-egress 10.0.0.0/8 is no "--network egress" (public only).
+		for _, e := range sandbox.Within(claim, pool) {
+			if e.Field == "allowEgress" {
+				return fmt.Sprintf("--network: the pool's sandboxes may reach %s, beyond the claim's --network %s (%s)", e.Asked, claim.Network, e.Ceiling)
+			}
+		}
 		a, b = pool.Network, claim.Network
 	case "read-only":
 		a, b = pool.ReadOnlyRoot, claim.ReadOnlyRoot
@@ -403,6 +429,11 @@ func claimPatch(member *corev1.Pod, s, claim *sandbox.Spec, d delivery, id strin
 		lbls[k] = v
 	}
 	ann := map[string]any{AnnotationClaim: id}
+	if !d.empty() {
+		// Not whole until the delivery says so (claimstate.go).
+		ann[sandbox.AnnotationClaimState] = sandbox.ClaimPending
+		ann[sandbox.AnnotationClaimedAt] = now.UTC().Format(time.RFC3339)
+	}
 	if d.file != "" {
 		ann[sandbox.AnnotationEnvFile] = d.file
 	}
@@ -444,12 +475,13 @@ func claimDeadline(member *corev1.Pod, ttl time.Duration, now time.Time) *int64 
 // finishClaim makes a claimed member the sandbox s: it backs off if the
 // name is held by another sandbox, creates the claim's Secret (owned by the
 // Pod, so delete removes it), and delivers the claim's environment and idle
-// timeout over exec stdin.
-func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, s *sandbox.Spec, d delivery, o AcquireOptions) (*corev1.Secret, error) {
+// timeout over exec stdin, then marks the claim complete. It returns the
+// Pod as it is then.
+func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, s *sandbox.Spec, d delivery, id string, o AcquireOptions) (*corev1.Pod, *corev1.Secret, error) {
 	// A cold create or another claim of this name may have won meanwhile;
 	// of two that see each other both back off, and never both stay.
 	if err := sandbox.NameHeldElsewhere(ctx, cs, s, pod.UID); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var secret *corev1.Secret
 	if sec := s.Secret(o.SecretValues); sec != nil {
@@ -457,15 +489,14 @@ func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, 
 		sec.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID, Controller: ptr.To(true)}}
 		got, err := sandbox.CreateOwnedSecret(ctx, cs, pod, sec)
 		if err != nil {
-			return nil, fmt.Errorf("creating the claim's secret: %w", err)
+			return nil, nil, fmt.Errorf("creating the claim's secret: %w", err)
 		}
 		secret = got
 	}
 	if d.empty() {
-		return secret, nil
+		return pod, secret, nil
 	}
-	ex := *o.Exec(pod)
-	ex.EnvFile = "" // the file is being written: nothing to source yet
+	ex := o.Exec(pod).Delivering()
 	var stdin io.Reader
 	if d.file != "" {
 		stdin = bytes.NewReader(d.content)
@@ -473,11 +504,19 @@ func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, 
 	var stderr untrusted.Buffer
 	if err := ex.Run(ctx, deliverCommand(d.file, d.idle), stdin, nil, &stderr); err != nil {
 		if ctx.Err() != nil {
-			return secret, context.Cause(ctx)
+			return nil, secret, context.Cause(ctx)
 		}
-		return secret, fmt.Errorf("delivering the claim's environment into sandbox %q: %v %s", s.Name, err, strings.TrimSpace(stderr.String()))
+		// The member's stderr is the sandbox's text: one short line of it.
+		return nil, secret, fmt.Errorf("delivering the claim's environment into sandbox %q failed: %v; the sandbox said: %q", s.Name, err, untrusted.Line(stderr.String(), 200))
 	}
-	return secret, nil
+	done, err := completeClaim(ctx, cs, pod, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, secret, context.Cause(ctx)
+		}
+		return nil, secret, err
+	}
+	return done, secret, nil
 }
 
 // delivery is what a claim writes into the sandbox it takes.
@@ -651,8 +690,8 @@ func waitAndClaim(ctx context.Context, cs kubernetes.Interface, p *Pool, claim *
 			}
 		}
 		for _, m := range ready {
-			a, err := claimMember(ctx, cs, m, claim, o)
-			if errors.Is(err, errLost) {
+			a, err := claimMember(ctx, cs, p, m, claim, o)
+			if errors.Is(err, errLost) || isUntrusted(err) {
 				continue
 			}
 			got = a

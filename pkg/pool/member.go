@@ -5,11 +5,18 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
@@ -120,4 +127,166 @@ func poolOwner(pod *corev1.Pod) (metav1.OwnerReference, bool) {
 func ownedByPool(pod *corev1.Pod, uid types.UID) bool {
 	ref, ok := poolOwner(pod)
 	return ok && ref.UID == uid
+}
+
+// A member describes itself with labels, an ownerReference and an
+// annotation, all of which anyone who may create Pods can write. So before
+// a claim delivers anything to a member (secrets above all), the member is
+// checked against what its pool would make: it must be owned by the pool's
+// PodTemplate as it exists now (by UID: a member of an earlier pool of the
+// same name is not trusted), have the Pod the pool's definition renders
+// (image, command, security contexts, volumes, fence label), and be
+// selected by its own NetworkPolicy, owned by it. The member's
+// AnnotationPoolSpec is never evidence: the PodTemplate is.
+
+// untrustedMemberError says why a member was not claimed.
+type untrustedMemberError struct {
+	pool, member, why string
+}
+
+func (e *untrustedMemberError) Error() string {
+	return fmt.Sprintf("pod %s is not a member pool %q made: %s", e.member, e.pool, e.why)
+}
+
+// trustMember returns nil when member is a warm member of p exactly as p
+// makes them, or why not. It reads the member's NetworkPolicy (one GET).
+func trustMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *corev1.Pod) error {
+	refuse := func(format string, args ...any) error {
+		return &untrustedMemberError{pool: p.Name, member: member.Name, why: fmt.Sprintf(format, args...)}
+	}
+	if err := isMember(member, p.Name); err != nil {
+		return refuse("%v", err)
+	}
+	if p.UID == "" || !ownedByPool(member, p.UID) {
+		return refuse("it is not owned by the PodTemplate %s with UID %s", PoolTemplateName(p.Name), p.UID)
+	}
+	fence := member.Labels[LabelFence]
+	if fence == "" {
+		return refuse("it has no %s label", LabelFence)
+	}
+	want := p.memberSpec()
+	shape := want.Shape.(memberShape)
+	shape.fence = fence
+	want.Shape = shape
+	if why := podShapeDiff(want.Pod(), member); why != "" {
+		return refuse("%s", why)
+	}
+	np := want.NetworkPolicy()
+	if np == nil {
+		return nil // an open pool: no policy to check
+	}
+	got, err := cs.NetworkingV1().NetworkPolicies(member.Namespace).Get(ctx, member.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return refuse("it has no NetworkPolicy")
+	}
+	if err != nil {
+		return fmt.Errorf("reading the NetworkPolicy of pool member %s: %w", member.Name, err)
+	}
+	if why := policyDiff(np, got, member); why != "" {
+		return refuse("its NetworkPolicy %s", why)
+	}
+	return nil
+}
+
+// podShapeDiff compares the parts of a member Pod that decide what it runs
+// and what it may do with what the pool renders; fields the API server or
+// admission fill in (defaults, tolerations, the node) are left out.
+func podShapeDiff(want, got *corev1.Pod) string {
+	w, g := &want.Spec, &got.Spec
+	switch {
+	case got.Labels[sandbox.LabelManagedBy] != sandbox.ManagedBy || got.Labels[LabelFence] != want.Labels[LabelFence]:
+		return "its labels differ"
+	case len(g.Containers) != 1 || len(g.InitContainers) != 0 || len(g.EphemeralContainers) != 0:
+		return "it has other containers"
+	case g.HostNetwork || g.HostPID || g.HostIPC || !ptrEqual(w.HostUsers, g.HostUsers) || !ptrEqual(w.ShareProcessNamespace, g.ShareProcessNamespace):
+		return "it shares namespaces the pool's members do not"
+	case !apiequality.Semantic.DeepEqual(w.SecurityContext, g.SecurityContext):
+		return "its pod security context differs"
+	case !apiequality.Semantic.DeepEqual(w.Volumes, g.Volumes):
+		return "its volumes differ"
+	case !ptrEqual(w.AutomountServiceAccountToken, g.AutomountServiceAccountToken):
+		return "it mounts a service account token"
+	case serviceAccount(w.ServiceAccountName) != serviceAccount(g.ServiceAccountName):
+		return fmt.Sprintf("it runs as service account %q", g.ServiceAccountName)
+	case !ptrEqual(w.RuntimeClassName, g.RuntimeClassName):
+		return "its runtime class differs"
+	}
+	wc, gc := &w.Containers[0], &g.Containers[0]
+	switch {
+	case wc.Name != gc.Name:
+		return "its container differs"
+	case wc.Image != gc.Image:
+		return fmt.Sprintf("it runs image %q, the pool %q", untrusted.Line(gc.Image, 200), wc.Image)
+	case wc.ImagePullPolicy != "" && wc.ImagePullPolicy != gc.ImagePullPolicy:
+		return "its image pull policy differs"
+	case !slices.Equal(wc.Command, gc.Command) || !slices.Equal(wc.Args, gc.Args) || wc.WorkingDir != gc.WorkingDir:
+		return "its command differs"
+	case !apiequality.Semantic.DeepEqual(wc.SecurityContext, gc.SecurityContext):
+		return "its container security context differs"
+	case !apiequality.Semantic.DeepEqual(wc.VolumeMounts, gc.VolumeMounts) || len(gc.VolumeDevices) != 0:
+		return "its volume mounts differ"
+	case !apiequality.Semantic.DeepEqual(wc.Env, gc.Env) || !apiequality.Semantic.DeepEqual(wc.EnvFrom, gc.EnvFrom):
+		return "its environment differs"
+	case !apiequality.Semantic.DeepEqual(wc.Resources, gc.Resources):
+		return "its resources differ"
+	case !apiequality.Semantic.DeepEqual(wc.Ports, gc.Ports) && !(len(wc.Ports) == 0 && len(gc.Ports) == 0):
+		return "its ports differ"
+	}
+	return ""
+}
+
+// serviceAccount: the API server gives a Pod without one "default".
+func serviceAccount(name string) string {
+	if name == "" {
+		return "default"
+	}
+	return name
+}
+
+func ptrEqual[T comparable](a, b *T) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+// policyDiff compares a member's NetworkPolicy with the one the pool
+// renders: owned by the member (UID), selecting it by its fence, with the
+// same rules. Egress rules to DNS are left out of the comparison when the
+// pool does not pin its DNS servers: each member's come from the cluster
+// as it was found when the member was made.
+func policyDiff(want, got *networkingv1.NetworkPolicy, member *corev1.Pod) string {
+	owner := metav1.GetControllerOfNoCopy(got)
+	switch {
+	case owner == nil || owner.Kind != "Pod" || owner.UID != member.UID:
+		return "is not owned by the member"
+	case got.DeletionTimestamp != nil:
+		return "is being deleted"
+	case len(got.Spec.PodSelector.MatchExpressions) != 0 || !maps.Equal(got.Spec.PodSelector.MatchLabels, want.Spec.PodSelector.MatchLabels):
+		return "does not select the member by its fence label"
+	case !labels.SelectorFromSet(got.Spec.PodSelector.MatchLabels).Matches(labels.Set(member.Labels)):
+		return "does not select the member"
+	case !slices.Equal(got.Spec.PolicyTypes, want.Spec.PolicyTypes):
+		return "has other policy types"
+	case !apiequality.Semantic.DeepEqual(want.Spec.Ingress, got.Spec.Ingress) && len(want.Spec.Ingress)+len(got.Spec.Ingress) != 0:
+		return "allows other ingress"
+	case !apiequality.Semantic.DeepEqual(withoutDNS(want.Spec.Egress), withoutDNS(got.Spec.Egress)):
+		return "allows other egress"
+	}
+	return ""
+}
+
+// withoutDNS drops the egress rules whose ports are all DNS's (53, or
+// OpenShift's 5353).
+func withoutDNS(rules []networkingv1.NetworkPolicyEgressRule) []networkingv1.NetworkPolicyEgressRule {
+	var out []networkingv1.NetworkPolicyEgressRule
+	for _, r := range rules {
+		dns := len(r.Ports) > 0
+		for _, p := range r.Ports {
+			if p.Port == nil || (p.Port.IntValue() != 53 && p.Port.IntValue() != 5353) || p.EndPort != nil {
+				dns = false
+			}
+		}
+		if !dns {
+			out = append(out, r)
+		}
+	}
+	return out
 }

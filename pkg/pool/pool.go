@@ -375,11 +375,7 @@ func Reconcile(ctx context.Context, cs kubernetes.Interface, p *Pool) (*PoolStat
 // deleteMember deletes a warm member only if it is still the Pod that was
 // read: the resourceVersion precondition fails once a claim has written it.
 func deleteMember(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) error {
-	return cs.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-		GracePeriodSeconds: ptr.To[int64](0),
-		Preconditions:      &metav1.Preconditions{UID: ptr.To(pod.UID), ResourceVersion: ptr.To(pod.ResourceVersion)},
-		PropagationPolicy:  ptr.To(metav1.DeletePropagationBackground),
-	})
+	return sandbox.DeleteUnchanged(ctx, cs, pod)
 }
 
 // createMembers makes n members, a few at a time.

@@ -72,7 +72,7 @@ func TestEgressBlocksPrivateAddressesInEveryForm(t *testing.T) {
 			}
 		}
 	}
-	for _, ip := range []string{"8.8.8.8", "::ffff:8.8.8.8", "1.1.1.1", "203.0.113.9", "100.128.0.1", "172.32.0.1", "2001:4860:4860::8888", "2606:4700::1111", "2a00:1450::1"} {
+	for _, ip := range []string{"8.8.8.8", "::ffff:8.8.8.8", "1.1.1.1", "93.184.216.34", "100.128.0.1", "172.32.0.1", "2001:4860:4860::8888", "2606:4700::1111", "2a00:1450::1"} {
 		if !reach(addr(ip), 443, tcp) || !reach(addr(ip), 53, udp) {
 			t.Errorf("an egress sandbox does not reach the public address %s", ip)
 		}

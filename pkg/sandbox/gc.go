@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,8 +19,9 @@ import (
 // someone deletes it (the cluster's Pod GC waits for thousands of them). gc
 // is that someone. It also removes Secrets and NetworkPolicies of ours whose
 // owner Pod is gone, should the garbage collector lag or have been told to
-// orphan them. It deletes only what passes the same checks as every other
-// command (Ours, the managed-by label), by UID. Pools add their members
+// orphan them, and sandboxes whose claim died half-way (claimstate.go) once
+// ClaimGrace has passed. It deletes only what passes the same checks as every
+// other command (Ours, the managed-by label), by UID. Pools add their members
 // (package pool's FindGarbage) through a GarbageFinder.
 
 // Garbage is one object gc deletes, and why.
@@ -33,6 +35,9 @@ type Garbage struct {
 	pod *corev1.Pod
 	// remove deletes the object; nil for the kinds this package knows.
 	remove func(context.Context, kubernetes.Interface) error
+	// unfinished: a sandbox whose claim died half-way; deleted only while
+	// it is still the Pod read (UID and resourceVersion).
+	unfinished bool
 }
 
 // NewGarbage is garbage of a kind only its finder knows how to delete:
@@ -53,6 +58,7 @@ func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string,
 		return nil, err
 	}
 	var out []Garbage
+	now := time.Now()
 	live := map[types.UID]bool{}
 	var others []*corev1.Pod // not sandboxes: for the GarbageFinders
 	for i := range pods.Items {
@@ -63,8 +69,15 @@ func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string,
 		}
 		finished := pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 		if name := NameOf(pod); name != "" {
-			if Ours(pod, name) == nil && finished {
+			switch {
+			case Ours(pod, name) != nil:
+			case finished:
 				out = append(out, Garbage{Kind: "sandbox", Namespace: pod.Namespace, Name: name, Why: whyFinished(pod), uid: pod.UID, pod: pod})
+			case StaleClaim(pod, now):
+				e := ClaimUnfinished(pod, now).(*HalfClaimedError)
+				out = append(out, Garbage{Kind: "sandbox", Namespace: pod.Namespace, Name: name,
+					Why: fmt.Sprintf("half-claimed: its claim from pool %q at %s never finished, so it never got its environment", e.Pool, e.Since.UTC().Format(time.RFC3339)),
+					uid: pod.UID, pod: pod, unfinished: true})
 			}
 			continue
 		}
@@ -160,6 +173,12 @@ func (g Garbage) Delete(ctx context.Context, cs kubernetes.Interface) error {
 	var err error
 	switch g.Kind {
 	case "sandbox":
+		if g.unfinished {
+			// A claim that finishes (or a new one) meanwhile writes the
+			// Pod: the resourceVersion precondition then leaves it alone.
+			err = DeleteUnchanged(ctx, cs, g.pod)
+			break
+		}
 		err = DeletePod(ctx, cs, g.pod, ptr.To[int64](0))
 		if _, gone := err.(*NotFoundError); gone {
 			err = nil
@@ -179,4 +198,15 @@ func (g Garbage) Delete(ctx context.Context, cs kubernetes.Interface) error {
 		return nil
 	}
 	return err
+}
+
+// DeleteUnchanged deletes pod at once, but only while it is still the Pod
+// that was read: its UID and resourceVersion are the preconditions, so one
+// a claim wrote meanwhile is left alone.
+func DeleteUnchanged(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) error {
+	return cs.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr.To[int64](0),
+		Preconditions:      &metav1.Preconditions{UID: ptr.To(pod.UID), ResourceVersion: ptr.To(pod.ResourceVersion)},
+		PropagationPolicy:  ptr.To(metav1.DeletePropagationBackground),
+	})
 }

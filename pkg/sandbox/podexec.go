@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/url"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -67,17 +68,26 @@ type PodExec struct {
 	// EnvFile, if set, is sourced before every command: the environment a
 	// claim brought to a pool member (EnvFileOf; claimenv.go).
 	EnvFile string
+
+	// unfinished refuses every command: the Pod's claim has not finished
+	// (ClaimUnfinished), so it lacks the environment it was claimed with.
+	unfinished error
 }
 
 // NewPodExec returns the PodExec of pod, with the environment file its
 // claim left (if any): build every PodExec this way, so that every caller
 // runs commands with the sandbox's whole environment.
 func NewPodExec(config *restclient.Config, client restclient.Interface, executor Executor, pod *corev1.Pod) *PodExec {
-	return &PodExec{Config: config, Client: client, Executor: executor, Namespace: pod.Namespace, Pod: pod.Name, EnvFile: EnvFileOf(pod)}
+	return &PodExec{Config: config, Client: client, Executor: executor, Namespace: pod.Namespace, Pod: pod.Name, EnvFile: EnvFileOf(pod),
+		unfinished: ClaimUnfinished(pod, time.Now())}
 }
 
-// Stream runs command with the given streams; see Runner for the error.
+// Stream runs command with the given streams; see Runner for the error. A
+// sandbox whose claim has not finished runs nothing: *HalfClaimedError.
 func (e *PodExec) Stream(ctx context.Context, command []string, s Streams) error {
+	if e.unfinished != nil {
+		return e.unfinished
+	}
 	if e.EnvFile != "" {
 		command = WithEnvFile(e.EnvFile, command)
 	}
@@ -105,4 +115,12 @@ func (e *PodExec) Stream(ctx context.Context, command []string, s Streams) error
 // Run implements Runner.
 func (e *PodExec) Run(ctx context.Context, command []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return e.Stream(ctx, command, Streams{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+}
+
+// Delivering returns a copy of e for the exec that finishes a pool claim:
+// it sources no environment file (the file is being written), and it runs
+// although the claim has not finished (it is what finishes it).
+func (e PodExec) Delivering() *PodExec {
+	e.EnvFile, e.unfinished = "", nil
+	return &e
 }

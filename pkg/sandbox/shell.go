@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,13 +25,20 @@ import (
 // MCP server, a benchmark).
 //
 // What differs from an exec of its own: a command gets no stdin (use a
-// stream for that), runs under `sh -c` as `exec ARGV` (so a missing
-// program is exit 127 with sh's message), and a process it leaves running
-// in the background may write into the output of later commands.
+// stream for that), and runs under `sh -c` as `exec ARGV` (so a missing
+// program is exit 127 with sh's message).
 //
-// The sandbox is hostile here too: markers are random per command and
+// The sandbox is hostile here too. Markers are random per command and
 // never appear in any argument list; output is scanned in bounded memory;
-// a marker that does not parse breaks the Shell, never the caller.
+// a marker that does not parse breaks the Shell, never the caller. Any
+// process of the sandbox's user can read and write the shell's stdin and
+// stdout through /proc, so one command could answer for the next: a Shell
+// takes a next command only when the sandbox's shell proves, with a secret
+// it got before the command started, that no process the command started
+// is left (see shellScript). Otherwise it retires after that command: it
+// takes no more, and its stream stays open, with nothing read from it
+// going anywhere, until the processes left behind end, so that they do
+// not die writing to a closed pipe.
 type Shell struct {
 	stdin  *io.PipeWriter
 	stdout *demux
@@ -43,6 +51,9 @@ type Shell struct {
 	deadErr  error         // why; set before dead is closed
 	lastUsed atomic.Int64  // unix nanoseconds
 	running  atomic.Bool
+	retired  atomic.Bool
+
+	key string // what the next line must start with (after its END); under mu
 }
 
 // Streamer opens an exec stream; *PodExec is one.
@@ -51,19 +62,83 @@ type Streamer interface {
 }
 
 // shellScript is the sandbox side. $1 is the ready token. Each input line
-// is "TOKEN WORDS": WORDS are shell-quoted by quoteWords, so eval sees
-// exactly the argument vector the caller gave, newlines included (as
-// "$__ak_nl"). The command runs in a subshell, with no stdin, and `exec`
-// keeps sh's builtins and functions out of its way.
+// is "END KEY NEXT OK WORDS":
+//
+//   - END ends the command's stdout ("\nEND STATUS VERDICT\n") and stderr
+//     ("\nEND\n").
+//   - KEY must be the NEXT of the line before ("-" for the first line): a
+//     line that some process of the sandbox wrote into the shell's stdin
+//     (through /proc/PID/fd/0) does not have it, and the shell exits rather
+//     than run it.
+//   - OK is the VERDICT when no process the command started is left: then
+//     nothing that could read the next line from the shell's stdin exists
+//     (short of a process that was there before the command started), and
+//     the next command may come. Anything else retires the shell.
+//   - WORDS are shell-quoted by quoteWords, so eval sees exactly the
+//     argument vector the caller gave, newlines included (as "$__ak_nl").
+//
+// KEY, NEXT and OK are secrets that live only in the shell's memory: never
+// in an argument list or an environment, and unset in the subshell before
+// the command's program replaces it.
+//
+// A command's processes are the ones alive after it that were not before
+// it (by pid and start time, so a reused pid is no disguise), unless they
+// belong to a session that a process from before it still belongs to: a
+// process cannot join a session, only start one (its own pid, which a
+// session still in use never gets) or inherit one, so those are the
+// processes of someone else (PID 1, another exec). A process in the shell's
+// session, or in session 0 (one that began outside the sandbox's pid
+// namespace, which cannot be told apart), always counts. Scanning /proc
+// forks nothing: the glob, read, case and set are builtins.
+//
+// The command runs in a subshell with no stdin; `exec` keeps sh's builtins
+// and functions out of its way.
 const shellScript = `__ak_nl='
 '
-printf 'AK-READY %s\n' "$1"
+__ak_ready=$1
+__ak_stat() {
+	__ak_s=
+	{ while IFS= read -r __ak_l; do __ak_s="$__ak_s$__ak_l "; done < "/proc/$1/stat"; } 2>/dev/null
+	case $__ak_s in *') '*) ;; *) return 1;; esac
+	set -f
+	set -- ${__ak_s##*') '}
+	set +f
+	__ak_s="${20}:$4"
+}
+__ak_scan() {
+	__ak_ps=' '
+	for __ak_p in /proc/[0-9]*; do
+		__ak_p=${__ak_p#/proc/}
+		case $__ak_p in "$$") continue;; esac
+		__ak_stat "$__ak_p" && __ak_ps="$__ak_ps$__ak_p:$__ak_s "
+	done
+}
+__ak_stat $$ || { echo "agentkernel: /proc is not readable here, so the warm shell cannot tell whether a command left processes behind" >&2; exit 3; }
+__ak_mysid=${__ak_s#*:}
+__ak_key=-
+printf 'AK-READY %s\n' "$__ak_ready"
 while IFS= read -r __ak_line; do
-	__ak_t=${__ak_line%% *}
-	( eval "exec ${__ak_line#* }" ) </dev/null
+	__ak_end=${__ak_line%% *}; __ak_line=${__ak_line#* }
+	__ak_k=${__ak_line%% *}; __ak_line=${__ak_line#* }
+	case $__ak_k in "$__ak_key") ;; *) echo "agentkernel: a line without the shell's key reached its stdin; some process wrote it there" >&2; exit 4;; esac
+	__ak_key=${__ak_line%% *}; __ak_line=${__ak_line#* }
+	__ak_ok=${__ak_line%% *}; __ak_line=${__ak_line#* }
+	__ak_scan; __ak_before=$__ak_ps
+	( unset __ak_key __ak_ok __ak_k; eval "exec $__ak_line" ) </dev/null
 	__ak_rc=$?
-	printf '\n%s %d\n' "$__ak_t" "$__ak_rc"
-	printf '\n%s\n' "$__ak_t" >&2
+	__ak_scan
+	__ak_old=' '
+	for __ak_e in $__ak_ps; do
+		case $__ak_before in *" ${__ak_e%:*}:"*) __ak_old="$__ak_old${__ak_e##*:} ";; esac
+	done
+	for __ak_e in $__ak_ps; do
+		case $__ak_before in *" ${__ak_e%:*}:"*) continue;; esac
+		__ak_sid=${__ak_e##*:}
+		case $__ak_sid in 0|"$__ak_mysid") __ak_ok=-; break;; esac
+		case $__ak_old in *" $__ak_sid "*) ;; *) __ak_ok=-; break;; esac
+	done
+	printf '\n%s %d %s\n' "$__ak_end" "$__ak_rc" "$__ak_ok"
+	printf '\n%s\n' "$__ak_end" >&2
 done`
 
 // ErrShellBusy: the Shell is running another command.
@@ -98,6 +173,7 @@ func StartShell(ctx, parent context.Context, s Streamer) (*Shell, error) {
 		stderr: &demux{},
 		cancel: cancel,
 		dead:   make(chan struct{}),
+		key:    "-",
 	}
 	sh.lastUsed.Store(time.Now().UnixNano())
 	readyNeedle := []byte("AK-READY " + ready + "\n")
@@ -133,8 +209,24 @@ func (sh *Shell) die(err error) {
 	})
 }
 
+// errRetired: a command left processes behind.
+var errRetired = errors.New("a command left processes running, which could read the shell's stdin; it takes no more commands")
+
+// retire takes no more commands, and ends the sandbox's shell (its stdin
+// ends), but leaves the stream to drain until the processes left behind
+// close it.
+func (sh *Shell) retire() {
+	sh.retired.Store(true)
+	sh.die(errRetired)
+	_ = sh.stdin.Close()
+}
+
 // Close ends the stream; a command still running in the sandbox may go on.
+// A retired Shell's stream is left to end by itself (or with parent).
 func (sh *Shell) Close() {
+	if sh.retired.Load() {
+		return
+	}
 	err := errors.New("the shell was closed")
 	sh.die(err) // at once: the stream may take a moment to end
 	sh.cancel()
@@ -182,14 +274,16 @@ func (sh *Shell) Run(ctx context.Context, command []string, stdout, stderr io.Wr
 		return 0, &ShellBrokenError{Err: sh.deadErr}
 	default:
 	}
-	end := token("AK-END")
+	end, next, ok := token("AK-END"), secret(), secret()
 	outDone := sh.stdout.expect([]byte("\n"+end+" "), true, stdout)
 	errDone := sh.stderr.expect([]byte("\n"+end+"\n"), false, stderr)
-	if _, err := io.WriteString(sh.stdin, end+" "+line+"\n"); err != nil {
+	if _, err := io.WriteString(sh.stdin, end+" "+sh.key+" "+next+" "+ok+" "+line+"\n"); err != nil {
 		sh.Close()
 		return 0, &ShellBrokenError{Err: err}
 	}
+	sh.key = next
 	var code int
+	var verdict []byte
 	for outDone != nil || errDone != nil {
 		select {
 		case r := <-outDone:
@@ -198,7 +292,7 @@ func (sh *Shell) Run(ctx context.Context, command []string, stdout, stderr io.Wr
 				sh.Close()
 				return 0, &ShellBrokenError{Err: r.err, Sent: true}
 			}
-			code, outDone = r.code, nil
+			code, verdict, outDone = r.code, r.verdict, nil
 		case r := <-errDone:
 			if r.err != nil {
 				sh.die(r.err)
@@ -214,6 +308,11 @@ func (sh *Shell) Run(ctx context.Context, command []string, stdout, stderr io.Wr
 			return 0, ctx.Err()
 		}
 	}
+	if subtle.ConstantTimeCompare(verdict, []byte(ok)) != 1 {
+		// The command's own result stands: a command can always lie about
+		// its own work. What it left behind gets no later command to read.
+		sh.retire()
+	}
 	return code, nil
 }
 
@@ -221,6 +320,14 @@ func token(prefix string) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// secret is a token without a prefix: one that only the client and the
+// sandbox's shell know.
+func secret() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // quoteWords shell-quotes an argument vector into one line.
@@ -254,22 +361,27 @@ func quoteWords(words []string) (string, error) {
 type demux struct {
 	mu      sync.Mutex
 	needle  []byte
-	code    bool // the marker goes on with an exit status and a newline
+	code    bool // the marker goes on with an exit status, maybe a verdict, and a newline
 	sink    io.Writer
 	pending []byte // a tail that may be the start of the marker
-	status  []byte // exit status digits read so far
+	status  []byte // the status line read so far
 	inCode  bool
 	done    chan result
 	err     error
 }
 
 type result struct {
-	code int
-	err  error
+	code    int
+	verdict []byte // after the exit status; nil if none
+	err     error
 }
 
-// maxStatus bounds the exit status digits the sandbox may send.
-const maxStatus = 10
+// maxStatus bounds the exit status digits the sandbox may send, and
+// maxVerdict what may follow them.
+const (
+	maxStatus  = 10
+	maxVerdict = 64
+)
 
 // expect makes the next marker needle end the output that goes to sink.
 func (d *demux) expect(needle []byte, code bool, sink io.Writer) chan result {
@@ -325,7 +437,7 @@ func (d *demux) Write(p []byte) (int, error) {
 				d.finish()
 				continue
 			}
-			if len(d.status) > maxStatus {
+			if len(d.status) > maxStatus+1+maxVerdict {
 				d.finishWith(fmt.Errorf("the sandbox's shell sent a malformed exit status"))
 			}
 			continue
@@ -357,14 +469,43 @@ func (d *demux) finish() {
 		d.finishWith(nil)
 		return
 	}
-	s := string(d.status)
-	code, err := strconv.Atoi(s)
-	if err != nil || code < 0 || len(s) > maxStatus {
+	code, verdict, ok := parseStatus(d.status)
+	if !ok {
 		d.finishWith(fmt.Errorf("the sandbox's shell sent a malformed exit status"))
 		return
 	}
-	d.done <- result{code: code}
+	d.done <- result{code: code, verdict: verdict}
 	d.done = nil
+}
+
+// parseStatus reads "STATUS" or "STATUS VERDICT": decimal digits, and
+// letters or digits.
+func parseStatus(line []byte) (code int, verdict []byte, ok bool) {
+	digits, rest, hasVerdict := bytes.Cut(line, []byte(" "))
+	if len(digits) == 0 || len(digits) > maxStatus {
+		return 0, nil, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, nil, false
+		}
+	}
+	code, err := strconv.Atoi(string(digits))
+	if err != nil {
+		return 0, nil, false
+	}
+	if hasVerdict {
+		if len(rest) == 0 || len(rest) > maxVerdict {
+			return 0, nil, false
+		}
+		for _, c := range rest {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-') {
+				return 0, nil, false
+			}
+		}
+		verdict = append([]byte(nil), rest...)
+	}
+	return code, verdict, true
 }
 
 func (d *demux) finishWith(err error) {

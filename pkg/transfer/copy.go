@@ -97,10 +97,9 @@ func catToSandbox(ctx context.Context, r sandbox.Runner, local, dest, base strin
 
 // CopyFromSandbox copies a file or directory out of a sandbox. Everything
 // coming out of the sandbox is hostile: entries outside the requested path,
-// absolute names, "..", sparse files, links that lead out of the copied
-// tree (decided by where they really resolve, through the tree's other
-// links) and device files are refused or skipped; nothing is ever written
-// through a link that leads out of the destination; and limits bound the
+// absolute names, "..", sparse files, device files and links that do not
+// lead down from where they stand (see copylinks.go) are refused or
+// skipped; nothing is ever written through a link; and limits bound the
 // bytes and entries written.
 func CopyFromSandbox(ctx context.Context, r sandbox.Runner, remote, local string, limits Limits, warn io.Writer) error {
 	remote = strings.TrimSuffix(remote, "/")
@@ -124,7 +123,7 @@ func CopyFromSandbox(ctx context.Context, r sandbox.Runner, remote, local string
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	extractErr := extractTar(pr, root, base, target, limits, warn)
+	extractErr := extractTar(ctx, pr, root, base, target, limits, warn)
 	if extractErr == nil {
 		// tar pads its archive to a whole record after the end marker; read
 		// that (but not an endless stream) so the sandbox's tar exits cleanly.

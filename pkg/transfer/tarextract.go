@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -60,10 +61,11 @@ func (e *LimitError) Error() string {
 
 // extractor writes the archive's entry base (and everything below it) to
 // target inside root. Entry names and links come from the sandbox: each is
-// checked, and each symlink is kept only if it resolves inside the copied
-// tree through the links already there — checked again once the stream
-// ends, since a later link can change where an earlier one leads.
+// checked before anything is written, and a symlink is kept only if it
+// passes linkRefusal, a rule that later entries and later copies into the
+// same tree cannot break (see there).
 type extractor struct {
+	ctx          context.Context
 	root         *os.Root
 	base, target string
 	limits       Limits
@@ -77,11 +79,15 @@ type extractor struct {
 	// otherwise cost a dozen system calls).
 	dirName string
 	dir     *os.Root
-	links   []string // symlinks written, relative to tree
+	// A link in the tree that climbs (the user's), once looked for.
+	climbing        string
+	climbingChecked bool
 }
 
-func extractTar(r io.Reader, root *os.Root, base, target string, limits Limits, warn io.Writer) error {
-	x := &extractor{root: root, base: base, target: target, limits: limits, warn: warn}
+// extractTar's errors may quote names the sandbox chose (a file system
+// error names the path it failed on): they come back printable and bounded.
+func extractTar(ctx context.Context, r io.Reader, root *os.Root, base, target string, limits Limits, warn io.Writer) error {
+	x := &extractor{ctx: ctx, root: root, base: base, target: target, limits: limits, warn: warn}
 	defer func() {
 		if x.dir != nil {
 			x.dir.Close()
@@ -91,14 +97,17 @@ func extractTar(r io.Reader, root *os.Root, base, target string, limits Limits, 
 		}
 	}()
 	if err := x.extract(tar.NewReader(r)); err != nil {
-		return err
+		return untrusted.Error(err)
 	}
-	return x.recheckLinks()
+	return nil
 }
 
 func (x *extractor) extract(tr *tar.Reader) error {
 	seenTop := false
 	for {
+		if err := x.ctx.Err(); err != nil {
+			return err
+		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			if !seenTop {
@@ -122,7 +131,7 @@ func (x *extractor) extract(tr *tar.Reader) error {
 		}
 		if rel == "" { // the top-level entry
 			if seenTop {
-				return fmt.Errorf("the sandbox's tar stream holds %q twice; refusing it", untrusted.Printable(hdr.Name))
+				return fmt.Errorf("the sandbox's tar stream holds %q twice; refusing it", untrusted.Shown(hdr.Name))
 			}
 			seenTop = true
 			switch hdr.Typeflag {
@@ -138,12 +147,12 @@ func (x *extractor) extract(tr *tar.Reader) error {
 					return err
 				}
 			default:
-				fmt.Fprintf(x.warn, "warning: skipping %q: not a regular file or directory\n", untrusted.Printable(hdr.Name))
+				fmt.Fprintf(x.warn, "warning: skipping %q: not a regular file or directory\n", untrusted.Shown(hdr.Name))
 			}
 			continue
 		}
 		if x.tree == nil {
-			return fmt.Errorf("the sandbox's tar stream holds %q below a non-directory; refusing it", untrusted.Printable(hdr.Name))
+			return fmt.Errorf("the sandbox's tar stream holds %q below a non-directory; refusing it", untrusted.Shown(hdr.Name))
 		}
 		if err := x.entry(rel, hdr, tr); err != nil {
 			return err
@@ -155,7 +164,7 @@ func (x *extractor) extract(tr *tar.Reader) error {
 // refuses sparse files: their few bytes on the wire expand to any size.
 func (x *extractor) count(hdr *tar.Header) error {
 	if isSparse(hdr) {
-		return fmt.Errorf("the sandbox's tar stream holds %q as a sparse file, which can expand to any size on disk; refusing it", untrusted.Printable(hdr.Name))
+		return fmt.Errorf("the sandbox's tar stream holds %q as a sparse file, which can expand to any size on disk; refusing it", untrusted.Shown(hdr.Name))
 	}
 	x.files++
 	if x.limits.MaxFiles > 0 && x.files > x.limits.MaxFiles {
@@ -186,7 +195,10 @@ func isSparse(hdr *tar.Header) bool {
 // entry ("" for the top-level entry itself).
 func entryPath(name, base string) (string, error) {
 	refuse := func(why string) (string, error) {
-		return "", fmt.Errorf("the sandbox's tar stream holds %q (%s); refusing it", untrusted.Printable(name), why)
+		return "", fmt.Errorf("the sandbox's tar stream holds %q (%s); refusing it", untrusted.Shown(name), why)
+	}
+	if len(name) > maxPath {
+		return refuse("longer than PATH_MAX")
 	}
 	if strings.ContainsRune(name, 0) {
 		return refuse("NUL byte")
@@ -247,114 +259,43 @@ func (x *extractor) entry(rel string, hdr *tar.Header, r io.Reader) error {
 		}
 		return writeFile(dir, base, hdr, r)
 	case tar.TypeSymlink:
-		if dir := path.Dir(rel); dir != "." {
-			if err := tree.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-		}
-		if !resolvesInside(tree, rel, hdr.Linkname) {
-			fmt.Fprintf(x.warn, "warning: skipping symlink %q -> %q: it leads outside the copied directory\n", untrusted.Printable(hdr.Name), untrusted.Printable(hdr.Linkname))
-			return nil
-		}
-		if err := removeExisting(tree, rel); err != nil {
-			return err
-		}
-		x.links = append(x.links, rel)
-		return tree.Symlink(hdr.Linkname, rel)
+		return x.symlink(rel, hdr.Name, hdr.Linkname)
 	case tar.TypeLink:
-		if dir := path.Dir(rel); dir != "." {
-			if err := tree.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-		}
 		old, err := entryPath(hdr.Linkname, x.base)
 		if err != nil || old == "" {
-			fmt.Fprintf(x.warn, "warning: skipping hard link %q -> %q: it points outside the copied directory\n", untrusted.Printable(hdr.Name), untrusted.Printable(hdr.Linkname))
+			fmt.Fprintf(x.warn, "warning: skipping hard link %q -> %q: it points outside the copied directory\n", untrusted.Shown(hdr.Name), untrusted.Shown(hdr.Linkname))
 			return nil
 		}
-		if err := removeExisting(tree, rel); err != nil {
+		// linkat does not follow a symlink: a hard link to one is a second
+		// symlink, whose target now resolves from another directory. Make
+		// it as the symlink it is, under the same rule.
+		info, err := tree.Lstat(old)
+		if errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(x.warn, "warning: skipping hard link %q -> %q: its target was not copied\n", untrusted.Shown(hdr.Name), untrusted.Shown(hdr.Linkname))
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			target, err := tree.Readlink(old)
+			if err != nil {
+				return err
+			}
+			return x.symlink(rel, hdr.Name, target)
+		}
+		dir, base, err := x.parent(rel)
+		if err != nil {
+			return err
+		}
+		if err := removeExisting(dir, base); err != nil {
 			return err
 		}
 		return tree.Link(old, rel)
 	default:
-		fmt.Fprintf(x.warn, "warning: skipping %q: devices, pipes and sockets are not copied\n", untrusted.Printable(hdr.Name))
+		fmt.Fprintf(x.warn, "warning: skipping %q: devices, pipes and sockets are not copied\n", untrusted.Shown(hdr.Name))
 		return nil
 	}
-}
-
-// recheckLinks removes every symlink that, in the finished tree, leads out
-// of it, until none does (removing one can change where others lead).
-func (x *extractor) recheckLinks() error {
-	for changed := true; changed; {
-		changed = false
-		kept := x.links[:0]
-		for _, rel := range x.links {
-			target, err := x.tree.Readlink(rel)
-			if err != nil {
-				continue // replaced by a later entry
-			}
-			if resolvesInside(x.tree, rel, target) {
-				kept = append(kept, rel)
-				continue
-			}
-			fmt.Fprintf(x.warn, "warning: removed symlink %q -> %q: through links later in the stream it leads outside the copied directory\n", untrusted.Printable(x.base+"/"+rel), untrusted.Printable(target))
-			if err := x.tree.Remove(rel); err != nil {
-				return err
-			}
-			changed = true
-		}
-		x.links = kept
-	}
-	return nil
-}
-
-// maxLinkHops is the kernel's limit on symlinks followed in one lookup.
-const maxLinkHops = 40
-
-// resolvesInside reports whether a symlink at rel (relative to tree)
-// pointing at target ends inside tree when followed the way the kernel
-// would: component by component, through the links already in tree, with
-// ".." taken after each link is resolved. Absolute targets, loops and
-// anything that climbs above tree's top are outside. A component that does
-// not exist (yet) is taken as a plain name.
-func resolvesInside(tree *os.Root, rel, target string) bool {
-	if target == "" || path.IsAbs(target) || strings.ContainsRune(target, 0) {
-		return false
-	}
-	if runtime.GOOS == "windows" && strings.ContainsAny(target, `\:`) {
-		return false
-	}
-	pending := append(strings.Split(path.Dir(rel), "/"), strings.Split(target, "/")...)
-	var at []string // resolved components below tree's top: never a link
-	hops := 0
-	for len(pending) > 0 {
-		c := pending[0]
-		pending = pending[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(at) == 0 {
-				return false
-			}
-			at = at[:len(at)-1]
-			continue
-		}
-		next := path.Join(append(append([]string{}, at...), c)...)
-		if info, err := tree.Lstat(next); err == nil && info.Mode()&fs.ModeSymlink != 0 {
-			if hops++; hops > maxLinkHops {
-				return false
-			}
-			link, err := tree.Readlink(next)
-			if err != nil || link == "" || path.IsAbs(link) {
-				return false
-			}
-			pending = append(strings.Split(link, "/"), pending...)
-			continue
-		}
-		at = append(at, c)
-	}
-	return true
 }
 
 // removeExisting clears a path about to be replaced, so a regular file is
@@ -368,18 +309,21 @@ func removeExisting(tree *os.Root, rel string) error {
 		return err
 	}
 	if info.IsDir() {
-		return fmt.Errorf("cannot replace directory %q with a file", rel)
+		return fmt.Errorf("cannot replace directory %q with a file", untrusted.Shown(rel))
 	}
 	return tree.Remove(rel)
 }
 
+// writeFile makes name afresh, as tar -x does for a user other than root:
+// whatever was there (a link, a file hard-linked elsewhere) is removed, not
+// written through, and the new file's mode passes through the user's umask
+// (O_CREATE applies it), so a sandbox cannot drop world-writable files
+// into a project.
 func writeFile(root *os.Root, name string, hdr *tar.Header, r io.Reader) error {
-	if info, err := root.Lstat(name); err == nil && info.Mode()&fs.ModeSymlink != 0 {
-		if err := root.Remove(name); err != nil {
-			return err
-		}
+	if err := removeExisting(root, name); err != nil {
+		return err
 	}
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileMode(hdr))
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode(hdr))
 	if err != nil {
 		return err
 	}
@@ -387,18 +331,14 @@ func writeFile(root *os.Root, name string, hdr *tar.Header, r io.Reader) error {
 		f.Close()
 		return &streamError{fmt.Errorf("writing %s: %w", name, err)}
 	}
-	// O_CREATE's mode is masked by umask and ignored for existing files.
-	if err := f.Chmod(fileMode(hdr)); err != nil {
-		f.Close()
-		return err
-	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	return root.Chtimes(name, hdr.ModTime, hdr.ModTime)
 }
 
-// Modes from the sandbox lose setuid, setgid and sticky bits; directories
-// stay writable by their owner so the rest of the copy can go into them.
+// Modes from the sandbox lose setuid, setgid and sticky bits, and pass
+// through the umask when the file or directory is made; directories stay
+// writable by their owner so the rest of the copy can go into them.
 func fileMode(hdr *tar.Header) fs.FileMode { return fs.FileMode(hdr.Mode) & 0o777 }
 func dirMode(hdr *tar.Header) fs.FileMode  { return fs.FileMode(hdr.Mode)&0o777 | 0o700 }

@@ -6,6 +6,7 @@ package untrusted
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -58,4 +59,58 @@ func Truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "..."
+}
+
+// maxShownName bounds how much of a name chosen by a sandbox one message
+// quotes: enough to recognise it, never a megabyte of it.
+const maxShownName = 256
+
+// Shown is a name chosen by a sandbox as a message quotes it (with %q):
+// printable, and cut, saying how much was cut, when long.
+func Shown(name string) string {
+	if len(name) > maxShownName {
+		cut := maxShownName
+		for cut > 0 && !utf8.RuneStart(name[cut]) {
+			cut--
+		}
+		name = fmt.Sprintf("%s…[%d more bytes]", name[:cut], len(name)-cut)
+	}
+	return Printable(name)
+}
+
+// maxMessage bounds an error message that may quote a sandbox's names.
+const maxMessage = 2048
+
+// untrustedError is an error whose text may quote names a sandbox chose (a
+// file system error names the path it failed on). Its message is what
+// Printable makes of it, on one line and bounded (the start and the end are
+// kept: what failed, and why); errors.Is and errors.As still see the cause.
+type untrustedError struct{ err error }
+
+func (e *untrustedError) Error() string {
+	msg := strings.ReplaceAll(Printable(e.err.Error()), "\n", " ")
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	head, tail := maxMessage*2/3, maxMessage/4
+	for head > 0 && !utf8.RuneStart(msg[head]) {
+		head--
+	}
+	end := len(msg) - tail
+	for end < len(msg) && !utf8.RuneStart(msg[end]) {
+		end++
+	}
+	return fmt.Sprintf("%s…[%d bytes cut]…%s", msg[:head], end-head, msg[end:])
+}
+
+func (e *untrustedError) Unwrap() error { return e.err }
+
+// Error returns err with a message safe to print to a terminal or hand to
+// an agent (see untrustedError), for errors that may quote what a sandbox
+// said or named; errors.Is and errors.As still see through it.
+func Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &untrustedError{err}
 }

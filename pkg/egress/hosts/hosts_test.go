@@ -235,13 +235,14 @@ func TestClassify(t *testing.T) {
 		{"fd12:3456::1", Private},
 		{"fc00::1", Private},
 		{"2001:db8::1", Private},
-		{"64:ff9b::a00:1", Private},      // NAT64 of 10.0.0.1
-		{"::ffff:10.0.0.1", Private},     // IPv4-mapped
-		{"::ffff:0:a00:1", Private},      // IPv4-translated
-		{"2002:a00:1::1", Private},       // 6to4 of 10.0.0.1
-		{"2002:808:808::1", Private},     // 6to4 of a public address: still hidden
-		{"2001:0:4136:e378::1", Private}, // Teredo
-		{"64:ff9b:1::1", Private},        // local-use NAT64
+		{"64:ff9b::a00:1", Private},         // NAT64 of 10.0.0.1
+		{"::ffff:10.0.0.1", Private},        // IPv4-mapped
+		{"::ffff:0:a00:1", Private},         // IPv4-translated
+		{"2002:a00:1::1", Private},          // 6to4 of 10.0.0.1
+		{"2002:808:808::1", Private},        // 6to4 of a public address: still hidden
+		{"2001:0:4136:e378::1", Private},    // Teredo
+		{"64:ff9b:1:808:8:800::", Private},  // local-use NAT64 of 8.8.8.8
+		{"64:ff9b:1:a9fe:a9:fe00::", Never}, // local-use NAT64 of the metadata address
 
 		{"127.0.0.1", Never},
 		{"127.255.255.254", Never},

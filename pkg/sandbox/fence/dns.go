@@ -133,9 +133,9 @@ func dnsServers(svc *corev1.Service) ([]Destination, string) {
 // nodeLocalServers: NodeLocal DNSCache answers on the node, on its own
 // address and (in its usual mode) on the kube-dns cluster IP, port 53.
 func nodeLocalServers(kubeDNS *corev1.Service) []Destination {
-	dests := []Destination{{CIDR: NodeLocalDNSAddress + "/32", Ports: dnsPorts(intstr.FromInt32(53))}}
+	dests := []Destination{{CIDR: NodeLocalDNSAddress + "/32", Ports: DNSPorts(intstr.FromInt32(53))}}
 	for _, ip := range clusterIPs(kubeDNS) {
-		dests = append(dests, Destination{CIDR: ip, Ports: dnsPorts(intstr.FromInt32(53))})
+		dests = append(dests, Destination{CIDR: ip, Ports: DNSPorts(intstr.FromInt32(53))})
 	}
 	return dests
 }

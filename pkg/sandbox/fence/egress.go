@@ -296,14 +296,14 @@ func ParseDNSServer(s string) (Destination, error) {
 	if len(d.Ports) == 1 {
 		port, end = d.Ports[0].Port, d.Ports[0].EndPort
 	}
-	d.Ports = dnsPorts(port)
+	d.Ports = DNSPorts(port)
 	for i := range d.Ports {
 		d.Ports[i].EndPort = end
 	}
 	return d, nil
 }
 
-func dnsPorts(port intstr.IntOrString) []Port {
+func DNSPorts(port intstr.IntOrString) []Port {
 	return []Port{{Protocol: corev1.ProtocolUDP, Port: port}, {Protocol: corev1.ProtocolTCP, Port: port}}
 }
 
@@ -314,7 +314,7 @@ func DefaultDNS() []Destination {
 	return []Destination{{
 		Namespace: "kube-system",
 		Pods:      map[string]string{"k8s-app": "kube-dns"},
-		Ports:     dnsPorts(intstr.FromInt32(53)),
+		Ports:     DNSPorts(intstr.FromInt32(53)),
 	}}
 }
 

@@ -51,20 +51,23 @@ func TestDetectDNSSaysWhatItFound(t *testing.T) {
 
 func TestExceptWithin(t *testing.T) {
 	cases := map[string][]string{
-		"0.0.0.0/0": {"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-			"192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4"},
-		"::/0": {"::/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/32", "2002::/16",
-			"fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"},
-		"169.254.0.0/16":     {"169.254.169.254/32"},
+		"0.0.0.0/0": {"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "168.63.129.16/32", "169.254.0.0/16", "172.16.0.0/12",
+			"192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4"},
+		"::/0": {"::/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/32", "2001:10::/28", "2001:20::/28", "2001:db8::/32", "2002::/16",
+			"3fff::/20", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"},
+		"169.254.0.0/16":     {"169.254.0.23/32", "169.254.42.42/32", "169.254.169.254/32", "169.254.170.2/32", "169.254.170.23/32"},
+		"192.0.0.0/24":       {"192.0.0.192/32"},
+		"fd00::/8":           {"fd00:42::42/128", "fd00:c1::a9fe:a9fe/128", "fd00:ec2::23/128", "fd00:ec2::254/128", "fd00:a9fe:a9fe::1/128", "fd20:ce::254/128"},
 		"169.254.169.254/32": nil,
 		"10.1.2.3/32":        nil,
 		"100.64.0.0/10":      {"100.100.100.200/32"},
 		"203.0.113.0/24":     nil,
-		"64:ff9b::/96": {"64:ff9b::/104", "64:ff9b::a00:0/104", "64:ff9b::6440:0/106", "64:ff9b::7f00:0/104", "64:ff9b::a9fe:0/112",
-			"64:ff9b::ac10:0/108", "64:ff9b::c000:0/120", "64:ff9b::c0a8:0/112", "64:ff9b::c612:0/111", "64:ff9b::e000:0/100", "64:ff9b::f000:0/100"},
+		"64:ff9b::/96": {"64:ff9b::/104", "64:ff9b::a00:0/104", "64:ff9b::6440:0/106", "64:ff9b::7f00:0/104", "64:ff9b::a83f:8110/128", "64:ff9b::a9fe:0/112",
+			"64:ff9b::ac10:0/108", "64:ff9b::c000:0/120", "64:ff9b::c000:200/120", "64:ff9b::c058:6300/120", "64:ff9b::c0a8:0/112", "64:ff9b::c612:0/111",
+			"64:ff9b::c633:6400/120", "64:ff9b::cb00:7100/120", "64:ff9b::e000:0/100", "64:ff9b::f000:0/100"},
 	}
 	for cidr, want := range cases {
-		got := exceptWithin(netip.MustParsePrefix(cidr))
+		got := ExceptWithin(netip.MustParsePrefix(cidr))
 		if len(got) == 0 {
 			got = nil
 		}
@@ -143,12 +146,12 @@ func TestParseEgress(t *testing.T) {
 
 func TestParseDNSServer(t *testing.T) {
 	d, err := ParseDNSServer("169.254.20.10")
-	want := Destination{CIDR: "169.254.20.10/32", Ports: dnsPorts(intstr.FromInt32(53))}
+	want := Destination{CIDR: "169.254.20.10/32", Ports: DNSPorts(intstr.FromInt32(53))}
 	if err != nil || !reflect.DeepEqual(d, want) {
 		t.Errorf("--dns 169.254.20.10 = %+v, %v", d, err)
 	}
 	d, err = ParseDNSServer("[fd00::a]:5353")
-	if err != nil || d.CIDR != "fd00::a/128" || !reflect.DeepEqual(d.Ports, dnsPorts(intstr.FromInt32(5353))) {
+	if err != nil || d.CIDR != "fd00::a/128" || !reflect.DeepEqual(d.Ports, DNSPorts(intstr.FromInt32(5353))) {
 		t.Errorf("--dns [fd00::a]:5353 = %+v, %v", d, err)
 	}
 	if _, err := ParseDNSServer("10.0.0.10:53/udp"); err == nil || !strings.Contains(err.Error(), "both UDP and TCP") {
@@ -174,7 +177,7 @@ func FuzzParseEgress(f *testing.F) {
 		}
 		// Rendering must not panic and must yield a valid except list.
 		p := netip.MustParsePrefix(d.CIDR)
-		for _, e := range exceptWithin(p) {
+		for _, e := range ExceptWithin(p) {
 			ex := netip.MustParsePrefix(e)
 			if !covers(p, ex) || ex == p {
 				t.Fatalf("except %s is not strictly inside %s", e, p)
