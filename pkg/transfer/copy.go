@@ -106,13 +106,20 @@ func CopyFromSandbox(ctx context.Context, r sandbox.Runner, remote, local string
 	if remote == "" || remote == "/" {
 		return fmt.Errorf("cannot copy the sandbox's root directory: name a directory below it, e.g. %s", sandbox.WorkspaceDir)
 	}
-	parent, base := path.Split(remote)
+	_, base := path.Split(remote)
 	target, root, err := localTarget(local, base)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
 
+	return copyOut(ctx, r, remote, root, target, limits, warn)
+}
+
+// copyOut streams remote out of the sandbox into target inside root: the
+// one body of CopyFromSandbox and CopyFromSandboxIn.
+func copyOut(ctx context.Context, r sandbox.Runner, remote string, root *os.Root, target string, limits Limits, warn io.Writer) error {
+	parent, base := path.Split(remote)
 	pr, pw := io.Pipe()
 	var stderr untrusted.Buffer
 	done := make(chan error, 1)

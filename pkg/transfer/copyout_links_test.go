@@ -14,9 +14,9 @@ import (
 	"unicode"
 )
 
-// copyOut runs one copy of a prepared stream into dest (its tree is
+// copyOutStream runs one copy of a prepared stream into dest (its tree is
 // dest/out) and returns the error and the warnings.
-func copyOut(t *testing.T, ctx context.Context, dest string, entries []entry) (error, string) {
+func copyOutStream(t *testing.T, ctx context.Context, dest string, entries []entry) (error, string) {
 	t.Helper()
 	var warn bytes.Buffer
 	err := CopyFromSandbox(ctx, &tarRunner{makeTar(t, entries)}, "/workspace/out", dest, Limits{}, &warn)
@@ -44,7 +44,7 @@ var outDir = entry{name: "./out/", typ: tar.TypeDir}
 // it), whose relative target now resolves from another directory.
 func TestCopyOutHardLinkToSymlink(t *testing.T) {
 	dest := destWithSecret(t)
-	err, warn := copyOut(t, context.Background(), dest, []entry{outDir,
+	err, warn := copyOutStream(t, context.Background(), dest, []entry{outDir,
 		{name: "./out/d/e/", typ: tar.TypeDir},
 		{name: "./out/d/e/s", link: "../../x", typ: tar.TypeSymlink},
 		{name: "./out/h", link: "./out/d/e/s", typ: tar.TypeLink},
@@ -68,7 +68,7 @@ func TestCopyOutHardLinkToUsersSymlink(t *testing.T) {
 	if err := os.Symlink("/etc/passwd", filepath.Join(dest, "out", "mine")); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = copyOut(t, context.Background(), dest, []entry{outDir, {name: "./out/h", link: "./out/mine", typ: tar.TypeLink}})
+	_, _ = copyOutStream(t, context.Background(), dest, []entry{outDir, {name: "./out/h", link: "./out/mine", typ: tar.TypeLink}})
 	if target, err := os.Readlink(filepath.Join(dest, "out", "h")); err == nil {
 		t.Fatalf("the sandbox made h -> %s", target)
 	}
@@ -78,7 +78,7 @@ func TestCopyOutHardLinkToUsersSymlink(t *testing.T) {
 // fails, and the escaping link must not stay behind.
 func TestCopyOutFailingStreamLeavesNoEscapingLink(t *testing.T) {
 	dest := destWithSecret(t)
-	err, _ := copyOut(t, context.Background(), dest, []entry{outDir,
+	err, _ := copyOutStream(t, context.Background(), dest, []entry{outDir,
 		{name: "./out/l", link: "x/x/../../secret", typ: tar.TypeSymlink},
 		{name: "./out/x", link: ".", typ: tar.TypeSymlink},
 		{name: "/etc/evil", typ: tar.TypeReg, body: "x"},
@@ -100,10 +100,10 @@ func TestCopyOutSuccessiveCopiesCompose(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dest := destWithSecret(t)
-			if err, _ := copyOut(t, context.Background(), dest, []entry{outDir, {name: "./out/l", link: "x/x/../../secret", typ: tar.TypeSymlink}}); err != nil {
+			if err, _ := copyOutStream(t, context.Background(), dest, []entry{outDir, {name: "./out/l", link: "x/x/../../secret", typ: tar.TypeSymlink}}); err != nil {
 				t.Fatal(err)
 			}
-			if err, _ := copyOut(t, context.Background(), dest, second); err != nil {
+			if err, _ := copyOutStream(t, context.Background(), dest, second); err != nil {
 				t.Fatal(err)
 			}
 			assertLinksInside(t, filepath.Join(dest, "out"))
@@ -121,7 +121,7 @@ func TestCopyOutLinkThroughUsersLink(t *testing.T) {
 	if err := os.Symlink("../..", filepath.Join(dest, "out", "up")); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = copyOut(t, context.Background(), dest, []entry{outDir, {name: "./out/l", link: "up/secret", typ: tar.TypeSymlink}})
+	_, _ = copyOutStream(t, context.Background(), dest, []entry{outDir, {name: "./out/l", link: "up/secret", typ: tar.TypeSymlink}})
 	if target, err := os.Readlink(filepath.Join(dest, "out", "l")); err == nil {
 		t.Fatalf("the sandbox made l -> %s through the user's link", target)
 	}
@@ -133,7 +133,7 @@ func TestCopyOutLongLinkTarget(t *testing.T) {
 	dest := destWithSecret(t)
 	long := strings.Repeat("a/", 40_000) + "x"
 	start := time.Now()
-	err, warn := copyOut(t, context.Background(), dest, []entry{outDir,
+	err, warn := copyOutStream(t, context.Background(), dest, []entry{outDir,
 		{name: "./out/a", typ: tar.TypeDir},
 		{name: "./out/l", link: long, typ: tar.TypeSymlink},
 		{name: "./out/m", link: strings.Repeat("b/", 1000) + "\x1b]0;pwned\x07", typ: tar.TypeSymlink},
@@ -158,7 +158,7 @@ func TestCopyOutHonoursCancellation(t *testing.T) {
 	dest := destWithSecret(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err, _ := copyOut(t, ctx, dest, []entry{outDir, {name: "./out/f", typ: tar.TypeReg, body: "x"}})
+	err, _ := copyOutStream(t, ctx, dest, []entry{outDir, {name: "./out/f", typ: tar.TypeReg, body: "x"}})
 	if err == nil {
 		t.Fatal("a cancelled copy succeeded")
 	}
@@ -178,7 +178,7 @@ func TestCopyOutErrorsArePrintable(t *testing.T) {
 		"long name":          {outDir, {name: "./out/" + strings.Repeat(evil+"/", 30) + "f", typ: tar.TypeReg, body: "x"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err, warn := copyOut(t, context.Background(), destWithSecret(t), entries)
+			err, warn := copyOutStream(t, context.Background(), destWithSecret(t), entries)
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -253,14 +253,14 @@ func TestCopyOutLaterRedirectOntoUsersLink(t *testing.T) {
 	if err := os.Symlink("../../..", filepath.Join(dest, "out", "q", "up")); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = copyOut(t, context.Background(), dest, []entry{outDir, {name: "./out/l", link: "m/up/secret", typ: tar.TypeSymlink}})
-	_, _ = copyOut(t, context.Background(), dest, []entry{outDir, {name: "./out/m", link: "q", typ: tar.TypeSymlink}})
+	_, _ = copyOutStream(t, context.Background(), dest, []entry{outDir, {name: "./out/l", link: "m/up/secret", typ: tar.TypeSymlink}})
+	_, _ = copyOutStream(t, context.Background(), dest, []entry{outDir, {name: "./out/m", link: "q", typ: tar.TypeSymlink}})
 	if target, err := os.Readlink(filepath.Join(dest, "out", "l")); err == nil {
 		t.Fatalf("kept l -> %s, which now leads through the user's q/up", target)
 	}
 	// Without such a link, a link to a name not there yet is kept.
 	clean := destWithSecret(t)
-	if err, warn := copyOut(t, context.Background(), clean, []entry{outDir, {name: "./out/l", link: "later/file", typ: tar.TypeSymlink}}); err != nil || warn != "" {
+	if err, warn := copyOutStream(t, context.Background(), clean, []entry{outDir, {name: "./out/l", link: "later/file", typ: tar.TypeSymlink}}); err != nil || warn != "" {
 		t.Fatalf("err=%v warn=%q", err, warn)
 	}
 }

@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // CopyFromSandboxIn is CopyFromSandbox for a destination inside root, named
@@ -24,46 +22,14 @@ func CopyFromSandboxIn(ctx context.Context, r sandbox.Runner, remote string, roo
 	if remote == "" || remote == "/" {
 		return fmt.Errorf("cannot copy the sandbox's root directory: name a directory below it, e.g. %s", sandbox.WorkspaceDir)
 	}
-	parent, base := path.Split(remote)
+	_, base := path.Split(remote)
 	target, dir, err := targetIn(root, local, base)
 	if err != nil {
 		return err
 	}
 	defer dir.Close()
 
-	pr, pw := io.Pipe()
-	var stderr untrusted.Buffer
-	done := make(chan error, 1)
-	streamCtx, stopStream := context.WithCancel(ctx)
-	defer stopStream()
-	go func() {
-		err := r.Run(streamCtx, []string{"sh", "-c", archiveScript, "sh", parent, "./" + base}, nil, pw, &stderr)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	extractErr := extractTar(ctx, pr, dir, base, target, limits, warn)
-	if extractErr == nil {
-		_, _ = io.CopyN(io.Discard, pr, maxTrailer) // let the sandbox's tar exit cleanly
-	} else {
-		stopStream()
-	}
-	pr.CloseWithError(errExtractionStopped)
-	runErr := <-done
-	if code, ok := sandbox.ExitCode(runErr); ok && code == exitNoSuchFile {
-		return &NoSuchFileError{Path: remote}
-	}
-	if code, ok := sandbox.ExitCode(runErr); ok && code == exitNotFound {
-		fmt.Fprintln(warn, "warning: the sandbox image has no tar; copying a single file with cat")
-		return catFromSandbox(ctx, r, remote, dir, target, limits)
-	}
-	var se *streamError
-	if extractErr != nil && !errors.As(extractErr, &se) {
-		return extractErr
-	}
-	if runErr != nil {
-		return copyError("copy out of the sandbox", runErr, &stderr)
-	}
-	return extractErr
+	return copyOut(ctx, r, remote, dir, target, limits, warn)
 }
 
 // targetIn is localTarget inside root: it opens, through root, the
