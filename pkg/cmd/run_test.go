@@ -62,7 +62,13 @@ func runCluster(log *stepLog) *fake.Clientset {
 	cs.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		pa := a.(k8stesting.PatchAction)
 		if pa.GetPatchType() != types.JSONPatchType {
-			log.add("claim pod") // a claim's merge patch: the fake applies it
+			// A claim's merge patch, or the one that marks it complete once
+			// its environment is delivered: the fake applies either.
+			if strings.Contains(string(pa.GetPatch()), `"`+sandbox.AnnotationClaimState+`":"`+sandbox.ClaimComplete+`"`) {
+				log.add("complete the claim")
+			} else {
+				log.add("claim pod")
+			}
 			return false, nil, nil
 		}
 		obj, err := cs.Tracker().Get(a.GetResource(), pa.GetNamespace(), pa.GetName())

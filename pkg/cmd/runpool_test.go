@@ -112,6 +112,7 @@ func TestRunPoolClaimsWarm(t *testing.T) {
 		"claim pod",
 		"create secrets", // the claim's own, owned by the member
 		"deliver the claim's environment",
+		"complete the claim",
 		"install: install-the-tool",
 		"copy in /workspace/repo",
 		"command tool --go",

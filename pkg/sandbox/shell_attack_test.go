@@ -147,6 +147,9 @@ func TestShellLeftoverOutputIsNotALaterCommands(t *testing.T) {
 // shell that retires does not take its stdout away from under it.
 func TestShellLeftoverProcessKeepsRunning(t *testing.T) {
 	dir := t.TempDir()
+	// On this machine's pid namespace: the test's own one would end its
+	// leftover with the shell. What else runs here cannot matter: the
+	// shell is closed after one command whatever it saw.
 	sh := startShell(t, streamer{r: &hostRunner{}})
 	run(t, sh, "sh", "-c", `(sleep 0.5; echo tick; echo tick >&2; sleep 0.2; : > "$1/alive") &`, "server", dir)
 	sh.Close() // what the MCP server does with a shell that is no longer alive
@@ -157,13 +160,20 @@ func TestShellLeftoverProcessKeepsRunning(t *testing.T) {
 // a main process's workers) do not retire the shell; a command that waits
 // for its children does not either.
 func TestShellIgnoresOtherSessions(t *testing.T) {
-	busy := exec.Command("sh", "-c", "while :; do sleep 0.01; done")
-	busy.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := busy.Start(); err != nil {
-		t.Fatal(err)
+	// Inside a pid namespace of its own, like a container, so that what
+	// this busy machine starts meanwhile is not seen; the busy session is
+	// there before the shell, as a main process would be.
+	const busy = `setsid sh -c 'while :; do sleep 0.01; done' & `
+	wrap := pidNamespaceWith(t, busy)
+	if wrap == nil {
+		cmd := exec.Command("sh", "-c", "while :; do sleep 0.01; done")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	}
-	t.Cleanup(func() { _ = busy.Process.Kill(); _ = busy.Wait() })
-	sh := startShell(t, streamer{r: &hostRunner{}})
+	sh := startShell(t, streamer{r: &hostRunner{}, wrap: wrap})
 	for i := range 10 {
 		if code, stdout, _ := run(t, sh, "sh", "-c", "sleep 0.05 & wait; echo done"); code != 0 || stdout != "done\n" {
 			t.Fatalf("command %d: %d %q", i, code, stdout)

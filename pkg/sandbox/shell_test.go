@@ -57,12 +57,16 @@ func shells(t *testing.T) map[string]Streamer {
 // cannot tell from one its command left starts while a command runs, and
 // on a busy machine that shares its pid namespace such processes come and
 // go. Nil where user namespaces are not allowed.
-func pidNamespace(t *testing.T) []string {
+func pidNamespace(t *testing.T) []string { return pidNamespaceWith(t, "") }
+
+// pidNamespaceWith is pidNamespace whose PID 1 first runs prelude (shell
+// code), as a container's other processes would be there before an exec.
+func pidNamespaceWith(t *testing.T, prelude string) []string {
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
 		return nil
 	}
-	wrap := []string{unshare, "--kill-child", "-Urpf", "--mount-proc", "/bin/sh", "-c", `exec 3<&0; "$@" <&3 3<&- & wait $!`, "init"}
+	wrap := []string{unshare, "--kill-child", "-Urpf", "--mount-proc", "/bin/sh", "-c", prelude + `exec 3<&0; "$@" <&3 3<&- & wait $!`, "init"}
 	if out, err := exec.Command(wrap[0], append(wrap[1:], "echo", "ok")...).CombinedOutput(); err != nil || string(out) != "ok\n" {
 		t.Logf("no pid namespace for the shell (%v, %q): it runs in this machine's", err, out)
 		return nil
@@ -131,7 +135,7 @@ func TestShellRunsCommandsOneAfterAnother(t *testing.T) {
 }
 
 func TestShellIsOneCommandAtATime(t *testing.T) {
-	sh := startShell(t, streamer{r: &hostRunner{}})
+	sh := startShell(t, streamer{r: &hostRunner{}, wrap: pidNamespace(t)})
 	started := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
