@@ -1,17 +1,16 @@
 package cmd
 
 import (
-	"encoding/json"
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/kubectl/pkg/util/templates"
-	"sigs.k8s.io/yaml"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -120,12 +119,15 @@ var agentsExample = templates.Examples(`
 	# Everything a preset sets
 	kubectl agentkernel agents -o yaml
 
+	# The image of each, for scripts
+	kubectl agentkernel agents -o custom-columns=NAME:.metadata.name,IMAGE:.image --no-headers
+
 	# With a presets file of your own laid over the embedded ones
 	kubectl agentkernel agents --agents-file ./team-agents.yaml`)
 
 // AgentsOptions lists the agent presets.
 type AgentsOptions struct {
-	Output     string
+	PrintFlags *printFlags
 	AgentsFile string
 
 	genericiooptions.IOStreams
@@ -133,14 +135,14 @@ type AgentsOptions struct {
 
 // NewAgentsOptions returns AgentsOptions writing to streams.
 func NewAgentsOptions(streams genericiooptions.IOStreams) *AgentsOptions {
-	return &AgentsOptions{IOStreams: streams}
+	return &AgentsOptions{PrintFlags: newPrintFlags("", withTable|withSort), IOStreams: streams}
 }
 
 // NewCmdAgents returns the agents command.
 func NewCmdAgents(streams genericiooptions.IOStreams) *cobra.Command {
 	o := NewAgentsOptions(streams)
 	cmd := &cobra.Command{
-		Use:   "agents [-o wide|yaml|json]",
+		Use:   "agents [-o wide|yaml|json|name|jsonpath=...|custom-columns=...]",
 		Short: "List the agent presets --agent can name",
 		Long: templates.LongDesc(`
 			List the agent presets: the defaults --agent NAME gives create and run (image,
@@ -159,69 +161,58 @@ func NewCmdAgents(streams genericiooptions.IOStreams) *cobra.Command {
 			return o.Run()
 		},
 	}
-	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "One of 'wide', 'yaml' or 'json'. Default: a table.")
+	o.PrintFlags.addFlags(cmd)
 	cmd.Flags().StringVar(&o.AgentsFile, "agents-file", o.AgentsFile, "Agent presets file laid over the embedded ones (default: $XDG_CONFIG_HOME/agentkernel/agents.yaml, if it exists)")
 	return cmd
 }
 
 // Validate checks the output format.
-func (o *AgentsOptions) Validate() error {
-	switch o.Output {
-	case "", "wide", "json", "yaml":
-		return nil
-	}
-	return fmt.Errorf("--output must be 'wide', 'yaml' or 'json', not %q", o.Output)
-}
+func (o *AgentsOptions) Validate() error { return o.PrintFlags.validate() }
 
-// presetList is what -o yaml|json print.
-type presetList struct {
-	APIVersion string           `json:"apiVersion"`
-	Kind       string           `json:"kind"`
-	Items      []*agents.Preset `json:"items"`
-}
-
-// Run prints the merged presets.
+// Run prints the merged presets: a table, or a list of AgentPreset objects
+// (apiVersion agentkernel/v1alpha1, as in presets files), each the preset's
+// fields with kind and metadata.name added for kubectl's printers.
 func (o *AgentsOptions) Run() error {
+	printer, err := o.PrintFlags.toPrinter(false)
+	if err != nil {
+		return err
+	}
 	set, err := agents.Load(o.AgentsFile, o.AgentsFile != "")
 	if err != nil {
 		return err
 	}
-	list := presetList{APIVersion: agents.APIVersion, Kind: "AgentPresetList", Items: set.All()}
-	switch o.Output {
-	case "json":
-		b, err := json.MarshalIndent(list, "", "  ")
+	presets := set.All()
+	t := &metav1.Table{ColumnDefinitions: []metav1.TableColumnDefinition{
+		{Name: "Name", Type: "string"},
+		{Name: "Description", Type: "string"},
+		{Name: "Source", Type: "string"},
+		{Name: "Image", Type: "string", Priority: 1},
+		{Name: "Install", Type: "string", Priority: 1},
+		{Name: "Credentials", Type: "string", Priority: 1},
+	}}
+	var items []unstructured.Unstructured
+	for _, p := range presets {
+		obj, err := ownObject("AgentPreset", p.Name, p)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(o.Out, string(b))
-		return err
-	case "yaml":
-		b, err := yaml.Marshal(list)
-		if err != nil {
-			return err
+		obj.SetAPIVersion(agents.APIVersion)
+		items = append(items, *obj)
+		install := "-"
+		if !p.InImage() {
+			install = "yes"
 		}
-		_, err = o.Out.Write(b)
-		return err
+		t.Rows = append(t.Rows, metav1.TableRow{
+			Cells:  []any{p.Name, p.Description, p.Source, p.Image, install, credentialsText(p.Credentials)},
+			Object: runtime.RawExtension{Object: obj},
+		})
 	}
-	w := printers.GetNewTabWriter(o.Out)
-	wide := o.Output == "wide"
-	header := "NAME\tDESCRIPTION\tSOURCE"
-	if wide {
-		header += "\tIMAGE\tINSTALL\tCREDENTIALS"
+	if o.PrintFlags.own() {
+		return printer.PrintObj(t, o.Out)
 	}
-	fmt.Fprintln(w, header)
-	for _, p := range list.Items {
-		line := p.Name + "\t" + p.Description + "\t" + p.Source
-		if wide {
-			install := "-"
-			if !p.InImage() {
-				install = "yes"
-			}
-			line += "\t" + p.Image + "\t" + install + "\t" + credentialsText(p.Credentials)
-		}
-		fmt.Fprintln(w, line)
-	}
-	return w.Flush()
+	list := ownList("AgentPresetList", items, nil)
+	list.SetAPIVersion(agents.APIVersion)
+	return printer.PrintObj(list, o.Out)
 }
 
 // credentialsText sums up the variables a preset needs: "A, one of B|C, [D]".

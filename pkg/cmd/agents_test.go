@@ -16,6 +16,13 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
 )
 
+// presetList is the shape of agents -o yaml|json that scripts read.
+type presetList struct {
+	APIVersion string           `json:"apiVersion"`
+	Kind       string           `json:"kind"`
+	Items      []*agents.Preset `json:"items"`
+}
+
 func runAgents(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	streams, _, out, _ := genericiooptions.NewTestIOStreams()

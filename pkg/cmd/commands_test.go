@@ -279,7 +279,9 @@ func TestListTable(t *testing.T) {
 }
 
 func TestListValidate(t *testing.T) {
-	if err := (&ListOptions{Output: "table"}).Validate(); err == nil {
+	o := NewListOptions(genericiooptions.NewTestIOStreamsDiscard())
+	*o.PrintFlags.OutputFormat = "table"
+	if err := o.Validate(); err == nil {
 		t.Fatal("unknown output accepted")
 	}
 }

@@ -2,15 +2,18 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/kubectl/pkg/cmd/get"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
@@ -40,12 +43,15 @@ var doctorExample = templates.Examples(`
 	# Also prove that NetworkPolicy is enforced
 	kubectl agentkernel doctor -n agents --probe
 
-	# For scripts
-	kubectl agentkernel doctor -n agents -o json`)
+	# For scripts: every finding, with what to do
+	kubectl agentkernel doctor -n agents -o json
+
+	# Only the checks that did not pass
+	kubectl agentkernel doctor -n agents -o jsonpath='{range .items[?(@.status!="ok")]}{.check}{"\n"}{end}'`)
 
 // DoctorOptions checks a cluster and a namespace.
 type DoctorOptions struct {
-	Output     string
+	PrintFlags *printFlags
 	Probe      bool
 	ProbeImage string
 	Timeout    time.Duration
@@ -57,14 +63,14 @@ type DoctorOptions struct {
 
 // NewDoctorOptions returns DoctorOptions writing to streams.
 func NewDoctorOptions(streams genericiooptions.IOStreams) *DoctorOptions {
-	return &DoctorOptions{ProbeImage: sandbox.DefaultImage, Timeout: 3 * time.Minute, IOStreams: streams}
+	return &DoctorOptions{PrintFlags: newPrintFlags("", withSort), ProbeImage: sandbox.DefaultImage, Timeout: 3 * time.Minute, IOStreams: streams}
 }
 
 // NewCmdDoctor returns the doctor command.
 func NewCmdDoctor(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := NewDoctorOptions(streams)
 	cmd := &cobra.Command{
-		Use:                   "doctor [-n NAMESPACE] [--probe] [-o json]",
+		Use:                   "doctor [-n NAMESPACE] [--probe] [-o json|yaml|name|jsonpath=...|custom-columns=...]",
 		DisableFlagsInUseLine: true,
 		Short:                 "Check what the cluster and namespace give sandboxes",
 		Long:                  doctorLong,
@@ -81,7 +87,7 @@ func NewCmdDoctor(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&o.Output, "output", "o", o.Output, "json, or empty for one line per finding")
+	o.PrintFlags.addFlags(cmd)
 	fl.BoolVar(&o.Probe, "probe", o.Probe, "Start two small sandboxes to check that NetworkPolicy is enforced (deleted afterwards)")
 	fl.StringVar(&o.ProbeImage, "probe-image", o.ProbeImage, "Image of the probe's sandboxes; it needs sh, httpd, nc and timeout")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long the probe may take")
@@ -104,10 +110,8 @@ func (o *DoctorOptions) Complete(f cmdutil.Factory) error {
 
 // Validate checks the flags.
 func (o *DoctorOptions) Validate() error {
-	switch o.Output {
-	case "", "json":
-	default:
-		return fmt.Errorf("--output must be json or empty, not %q", o.Output)
+	if err := o.PrintFlags.validate(); err != nil {
+		return err
 	}
 	if o.Timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive")
@@ -118,7 +122,7 @@ func (o *DoctorOptions) Validate() error {
 // Run runs the checks and prints them; a failed check is an error.
 func (o *DoctorOptions) Run(ctx context.Context) error {
 	results := doctor.Run(ctx, &o.env)
-	if err := printDoctor(o.Out, o.Output, o.Namespace, results); err != nil {
+	if err := printDoctor(o.Out, o.PrintFlags, o.Namespace, results); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -130,28 +134,44 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-func printDoctor(out io.Writer, format, namespace string, results []doctor.Result) error {
-	if format == "json" {
-		b, err := json.MarshalIndent(struct {
-			Namespace string          `json:"namespace"`
-			Failed    int             `json:"failed"`
-			Results   []doctor.Result `json:"results"`
-		}{namespace, doctor.Failed(results), results}, "", "  ")
+// printDoctor prints the findings: one line each (status, check, what was
+// found -> what to do), or with -o a DoctorFindingList: the namespace, how
+// many failed, and the findings as items, each with kind and metadata.name
+// (its check) added for kubectl's printers.
+func printDoctor(out io.Writer, pf *printFlags, namespace string, results []doctor.Result) error {
+	printer, err := pf.toPrinter(false)
+	if err != nil {
+		return err
+	}
+	t := &metav1.Table{ColumnDefinitions: []metav1.TableColumnDefinition{
+		{Name: "Status", Type: "string"},
+		{Name: "Check", Type: "string"},
+		{Name: "Finding", Type: "string"},
+	}}
+	var items []unstructured.Unstructured
+	for _, r := range results {
+		obj, err := ownObject("DoctorFinding", r.Check, r)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(out, string(b))
-		return err
-	}
-	w := printers.GetNewTabWriter(out)
-	for _, r := range results {
+		items = append(items, *obj)
 		line := r.Found
 		if r.Action != "" {
 			line += " -> " + r.Action
 		}
-		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\n", r.Status, r.Check, line); err != nil {
-			return err
-		}
+		t.Rows = append(t.Rows, metav1.TableRow{Cells: []any{string(r.Status), r.Check, line}, Object: runtime.RawExtension{Object: obj}})
 	}
-	return w.Flush()
+	if pf.own() {
+		// Each line says what it is: no header, as before doctor had -o.
+		if by := pf.HumanReadableFlags.SortBy; by != nil && *by != "" {
+			printer = &get.SortingPrinter{Delegate: printers.NewTablePrinter(printers.PrintOptions{NoHeaders: true}), SortField: *by}
+		} else {
+			printer = printers.NewTablePrinter(printers.PrintOptions{NoHeaders: true})
+		}
+		return printer.PrintObj(t, out)
+	}
+	return printer.PrintObj(ownList("DoctorFindingList", items, map[string]any{
+		"namespace": namespace,
+		"failed":    int64(doctor.Failed(results)),
+	}), out)
 }

@@ -21,7 +21,7 @@ func TestPrintDoctor(t *testing.T) {
 		{Check: "resource-quotas", Status: doctor.Fail, Found: `ResourceQuota "q" has no room`, Action: "ask for more quota"},
 	}
 	var text bytes.Buffer
-	if err := printDoctor(&text, "", "agents", results); err != nil {
+	if err := printDoctor(&text, newPrintFlags("", withSort), "agents", results); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(text.String(), "\n"), "\n")
@@ -30,15 +30,18 @@ func TestPrintDoctor(t *testing.T) {
 		t.Errorf("one line per finding, status first, then what to do:\n%s", text.String())
 	}
 	var js bytes.Buffer
-	if err := printDoctor(&js, "json", "agents", results); err != nil {
+	pf := newPrintFlags("", withSort)
+	*pf.OutputFormat = "json"
+	if err := printDoctor(&js, pf, "agents", results); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {
+		Kind      string
 		Namespace string
 		Failed    int
-		Results   []doctor.Result
+		Items     []doctor.Result
 	}
-	if err := json.Unmarshal(js.Bytes(), &got); err != nil || got.Namespace != "agents" || got.Failed != 1 || len(got.Results) != 2 || got.Results[1].Action != "ask for more quota" {
+	if err := json.Unmarshal(js.Bytes(), &got); err != nil || got.Kind != "DoctorFindingList" || got.Namespace != "agents" || got.Failed != 1 || len(got.Items) != 2 || got.Items[1].Action != "ask for more quota" {
 		t.Errorf("json: %+v %v\n%s", got, err, js.String())
 	}
 }
@@ -56,11 +59,11 @@ func TestDoctorFailsWhenACheckFails(t *testing.T) {
 
 func TestDoctorValidate(t *testing.T) {
 	o := NewDoctorOptions(genericiooptions.NewTestIOStreamsDiscard())
-	o.Output = "yaml"
+	*o.PrintFlags.OutputFormat = "xml"
 	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--output must be json") {
-		t.Errorf("-o yaml: %v", err)
+		t.Errorf("-o xml: %v", err)
 	}
-	o.Output, o.Timeout = "", 0
+	*o.PrintFlags.OutputFormat, o.Timeout = "", 0
 	if err := o.Validate(); err == nil {
 		t.Error("a zero probe timeout was accepted")
 	}

@@ -2,14 +2,12 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
-	"sigs.k8s.io/yaml"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
@@ -17,7 +15,7 @@ import (
 
 // EgressStatusOptions shows the namespace's egress proxy.
 type EgressStatusOptions struct {
-	Output string
+	PrintFlags *printFlags
 
 	clients
 	genericiooptions.IOStreams
@@ -25,17 +23,15 @@ type EgressStatusOptions struct {
 
 // NewCmdEgressStatus returns the egress status command.
 func NewCmdEgressStatus(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &EgressStatusOptions{IOStreams: streams}
+	o := &EgressStatusOptions{PrintFlags: newPrintFlags("", withoutName), IOStreams: streams}
 	cmd := &cobra.Command{
-		Use:                   "status [-n NAMESPACE] [-o json|yaml]",
+		Use:                   "status [-n NAMESPACE] [-o json|yaml|jsonpath=...]",
 		DisableFlagsInUseLine: true,
 		Short:                 "Show the namespace's egress proxy and the sandboxes that use it",
 		Args:                  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch o.Output {
-			case "", "json", "yaml":
-			default:
-				return fmt.Errorf("--output must be 'json' or 'yaml', not %q", o.Output)
+			if err := o.PrintFlags.validate(); err != nil {
+				return err
 			}
 			if err := o.complete(f); err != nil {
 				return err
@@ -43,7 +39,7 @@ func NewCmdEgressStatus(f cmdutil.Factory, streams genericiooptions.IOStreams) *
 			return o.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "One of 'json' or 'yaml'. Default: a few lines for people.")
+	o.PrintFlags.addFlags(cmd)
 	return cmd
 }
 
@@ -53,21 +49,18 @@ func (o *EgressStatusOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return o.explain(err, o.Namespace)
 	}
-	switch o.Output {
-	case "json":
-		b, err := json.MarshalIndent(st, "", "  ")
+	if !o.PrintFlags.own() {
+		// An object of kind EgressStatus: the status's fields, with
+		// apiVersion and kind added for kubectl's printers.
+		printer, err := o.PrintFlags.toPrinter(false)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(o.Out, string(b))
-		return err
-	case "yaml":
-		b, err := yaml.Marshal(st)
+		obj, err := ownObject("EgressStatus", "", st)
 		if err != nil {
 			return err
 		}
-		_, err = o.Out.Write(b)
-		return err
+		return printer.PrintObj(obj, o.Out)
 	}
 	var b strings.Builder
 	if !st.Installed {

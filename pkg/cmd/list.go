@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/cli-runtime/pkg/printers"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
@@ -27,14 +26,19 @@ var listExample = templates.Examples(`
 	kubectl agentkernel list -A -o wide
 
 	# Names only, for scripts
-	kubectl agentkernel list -o name`)
+	kubectl agentkernel list -o name
+
+	# Oldest first, with the labels
+	kubectl agentkernel list --sort-by=.metadata.creationTimestamp --show-labels
+
+	# Pod, node and IP of each, as kubectl get would print them
+	kubectl agentkernel list -o custom-columns=POD:.metadata.name,NODE:.spec.nodeName,IP:.status.podIP`)
 
 // ListOptions lists sandboxes, always from the cluster (there is no local state).
 type ListOptions struct {
 	AllNamespaces bool
 	Selector      string
-	Output        string
-	NoHeaders     bool
+	PrintFlags    *printFlags
 
 	clients
 	genericiooptions.IOStreams
@@ -42,14 +46,14 @@ type ListOptions struct {
 
 // NewListOptions returns ListOptions writing to streams.
 func NewListOptions(streams genericiooptions.IOStreams) *ListOptions {
-	return &ListOptions{IOStreams: streams}
+	return &ListOptions{PrintFlags: newPrintFlags("", withTable|withSort), IOStreams: streams}
 }
 
 // NewCmdList returns the list command.
 func NewCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := NewListOptions(streams)
 	cmd := &cobra.Command{
-		Use:                   "list [-A] [-l SELECTOR] [-o wide|json|yaml|name]",
+		Use:                   "list [-A] [-l SELECTOR] [-o wide|json|yaml|name|jsonpath=...|custom-columns=...] [--sort-by=...]",
 		DisableFlagsInUseLine: true,
 		Aliases:               []string{"ls"},
 		Short:                 "List sandboxes",
@@ -67,8 +71,7 @@ func NewCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 	}
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "List sandboxes in every namespace")
 	cmd.Flags().StringVarP(&o.Selector, "selector", "l", o.Selector, "Only sandboxes matching this label selector")
-	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "One of: wide, json, yaml, name")
-	cmd.Flags().BoolVar(&o.NoHeaders, "no-headers", o.NoHeaders, "Leave out the header line")
+	o.PrintFlags.addFlags(cmd)
 	return cmd
 }
 
@@ -79,10 +82,8 @@ func (o *ListOptions) Complete(f cmdutil.Factory) error {
 
 // Validate checks the output format and selector.
 func (o *ListOptions) Validate() error {
-	switch o.Output {
-	case "", "wide", "json", "yaml", "name":
-	default:
-		return fmt.Errorf("--output must be one of wide, json, yaml, name; not %q", o.Output)
+	if err := o.PrintFlags.validate(); err != nil {
+		return err
 	}
 	_, err := sandbox.Selector(o.Selector)
 	return err
@@ -102,24 +103,26 @@ func (o *ListOptions) Run(ctx context.Context) error {
 	sort.SliceStable(pods, func(i, j int) bool {
 		return pods[i].Namespace < pods[j].Namespace || pods[i].Namespace == pods[j].Namespace && sandbox.NameOf(&pods[i]) < sandbox.NameOf(&pods[j])
 	})
-	switch o.Output {
-	case "json", "yaml":
-		list := &corev1.PodList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}, Items: pods}
-		for i := range list.Items {
-			list.Items[i].TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
-		}
-		var p printers.ResourcePrinter = &printers.JSONPrinter{}
-		if o.Output == "yaml" {
-			p = &printers.YAMLPrinter{}
-		}
-		return p.PrintObj(list, o.Out)
-	case "name":
+	printer, err := o.PrintFlags.toPrinter(o.AllNamespaces)
+	if err != nil {
+		return err
+	}
+	for i := range pods {
+		pods[i].TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+	}
+	if o.PrintFlags.output() == "name" {
+		// A sandbox is named by its label, not its Pod's name (a claimed
+		// sandbox's Pod keeps its pool's generated name): sandbox/NAME is
+		// what the other commands take.
 		for _, p := range pods {
 			if _, err := fmt.Fprintf(o.Out, "sandbox/%s\n", sandbox.NameOf(&p)); err != nil {
 				return err
 			}
 		}
 		return nil
+	}
+	if !o.PrintFlags.own() {
+		return printer.PrintObj(&corev1.PodList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}, Items: pods}, o.Out)
 	}
 	if len(pods) == 0 {
 		if o.AllNamespaces {
@@ -129,11 +132,6 @@ func (o *ListOptions) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	printer := printers.NewTablePrinter(printers.PrintOptions{
-		Wide:          o.Output == "wide",
-		WithNamespace: o.AllNamespaces,
-		NoHeaders:     o.NoHeaders,
-	})
 	return printer.PrintObj(SandboxTable(pods, time.Now()), o.Out)
 }
 

@@ -39,7 +39,10 @@ var rbacExample = templates.Examples(`
 	kubectl agentkernel rbac -n agents --user alice --all-namespaces
 
 	# What an admin needs to install the namespace's egress proxy (egress install)
-	kubectl agentkernel rbac -n agents --user admin --egress-admin`)
+	kubectl agentkernel rbac -n agents --user admin --egress-admin
+
+	# The objects' kinds and names only
+	kubectl agentkernel rbac -n agents --user alice -o name`)
 
 // RBACOptions prints the plugin's RBAC.
 type RBACOptions struct {
@@ -49,7 +52,7 @@ type RBACOptions struct {
 	AllNamespaces  bool
 	DNSReader      bool
 	EgressAdmin    bool
-	Output         string
+	PrintFlags     *printFlags
 
 	opts rbac.Options
 	genericiooptions.IOStreams
@@ -57,7 +60,7 @@ type RBACOptions struct {
 
 // NewRBACOptions returns RBACOptions writing to streams.
 func NewRBACOptions(streams genericiooptions.IOStreams) *RBACOptions {
-	return &RBACOptions{DNSReader: true, Output: "yaml", IOStreams: streams}
+	return &RBACOptions{DNSReader: true, PrintFlags: newPrintFlags("yaml", withoutDefault), IOStreams: streams}
 }
 
 // NewCmdRBAC returns the rbac command.
@@ -89,7 +92,7 @@ func NewCmdRBAC(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 	fl.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "Add a ClusterRole to list sandboxes in every namespace (and RuntimeClasses)")
 	fl.BoolVar(&o.DNSReader, "dns-reader", o.DNSReader, "Add the Role in kube-system that lets create find the cluster's DNS (kube-dns, NodeLocal DNSCache)")
 	fl.BoolVar(&o.EgressAdmin, "egress-admin", o.EgressAdmin, "Add the Role an admin needs in the namespace for egress install and uninstall (not for users)")
-	fl.StringVarP(&o.Output, "output", "o", o.Output, "yaml or json")
+	o.PrintFlags.addFlags(cmd)
 	return cmd
 }
 
@@ -108,20 +111,27 @@ func (o *RBACOptions) Complete(f cmdutil.Factory) error {
 }
 
 // Validate checks the output format.
-func (o *RBACOptions) Validate() error {
-	switch o.Output {
-	case "yaml", "json":
-		return nil
-	}
-	return fmt.Errorf("--output must be yaml or json, not %q", o.Output)
-}
+func (o *RBACOptions) Validate() error { return o.PrintFlags.validate() }
 
 // Run prints the objects: YAML documents after a comment that explains each
-// permission, or one JSON List.
+// permission (what kubectl apply -f takes, and deploy/rbac.yaml is), or
+// through kubectl's printers one List (-o name: one line per object).
 func (o *RBACOptions) Run() error {
 	objs := rbac.Objects(o.opts)
-	if o.Output == "json" {
-		return (&printers.JSONPrinter{}).PrintObj(asList(objs), o.Out)
+	if o.PrintFlags.output() != "yaml" {
+		printer, err := o.PrintFlags.toPrinter(false)
+		if err != nil {
+			return err
+		}
+		if o.PrintFlags.output() != "name" {
+			return printer.PrintObj(asList(objs), o.Out)
+		}
+		for _, obj := range objs {
+			if err := printer.PrintObj(obj, o.Out); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if _, err := fmt.Fprint(o.Out, rbac.Comment(o.opts)); err != nil {
 		return err

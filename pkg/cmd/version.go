@@ -1,35 +1,37 @@
 package cmd
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"sigs.k8s.io/yaml"
+	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
 )
 
 // VersionOptions prints the plugin's own version; it never contacts a cluster.
 type VersionOptions struct {
-	Output string
+	PrintFlags *printFlags
 
 	genericiooptions.IOStreams
 }
 
 // NewVersionOptions returns VersionOptions writing to streams.
 func NewVersionOptions(streams genericiooptions.IOStreams) *VersionOptions {
-	return &VersionOptions{IOStreams: streams}
+	return &VersionOptions{PrintFlags: newPrintFlags("", withoutName), IOStreams: streams}
 }
 
 // NewCmdVersion returns the version command.
 func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
 	o := NewVersionOptions(streams)
 	cmd := &cobra.Command{
-		Use:   "version [-o json|yaml]",
+		Use:   "version [-o json|yaml|jsonpath=...]",
 		Short: "Print the plugin's version",
-		Args:  cobra.NoArgs,
+		Example: templates.Examples(`
+			# The version alone, for scripts
+			kubectl agentkernel version -o jsonpath='{.version}'`),
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Validate(); err != nil {
 				return err
@@ -37,37 +39,27 @@ func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
 			return o.Run()
 		},
 	}
-	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "One of 'json' or 'yaml'. Default: a human-readable line.")
+	o.PrintFlags.addFlags(cmd)
 	return cmd
 }
 
 // Validate checks the output format.
-func (o *VersionOptions) Validate() error {
-	switch o.Output {
-	case "", "json", "yaml":
-		return nil
-	}
-	return fmt.Errorf("--output must be 'json' or 'yaml', not %q", o.Output)
-}
+func (o *VersionOptions) Validate() error { return o.PrintFlags.validate() }
 
-// Run prints the version.
+// Run prints the version: a line, or through kubectl's printers an object
+// of kind Version (its fields, with apiVersion and kind added).
 func (o *VersionOptions) Run() error {
 	info := version.Get()
-	switch o.Output {
-	case "json":
-		b, err := json.MarshalIndent(info, "", "  ")
+	if !o.PrintFlags.own() {
+		printer, err := o.PrintFlags.toPrinter(false)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(o.Out, string(b))
-		return err
-	case "yaml":
-		b, err := yaml.Marshal(info)
+		obj, err := ownObject("Version", "", info)
 		if err != nil {
 			return err
 		}
-		_, err = o.Out.Write(b)
-		return err
+		return printer.PrintObj(obj, o.Out)
 	}
 	line := "kubectl-agentkernel " + info.Version
 	if info.Commit != "" {
