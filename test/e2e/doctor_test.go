@@ -18,7 +18,7 @@ import (
 type doctorReport struct {
 	Namespace string
 	Failed    int
-	Results   []doctor.Result
+	Items     []doctor.Result // doctor -o json: a DoctorFindingList
 }
 
 // runDoctor runs doctor -o json as kubeconfig and decodes the report.
@@ -37,7 +37,7 @@ func runDoctor(t *testing.T, kubeconfig string, args ...string) (doctorReport, r
 
 func (rep doctorReport) want(t *testing.T, check string, status doctor.Status, found string) {
 	t.Helper()
-	for _, f := range rep.Results {
+	for _, f := range rep.Items {
 		if f.Check == check && f.Status == status && strings.Contains(f.Found, found) {
 			if status != doctor.OK && f.Action == "" {
 				t.Errorf("%s %s says what it found, not what to do: %s", status, check, f.Found)
@@ -45,7 +45,7 @@ func (rep doctorReport) want(t *testing.T, check string, status doctor.Status, f
 			return
 		}
 	}
-	b, _ := json.MarshalIndent(rep.Results, "", "  ")
+	b, _ := json.MarshalIndent(rep.Items, "", "  ")
 	t.Errorf("no %s %s line saying %q:\n%s", status, check, found, b)
 }
 

@@ -97,7 +97,7 @@ var rbacRows = []rbacRow{
 		needs: []string{"get podtemplates", "list pods", "delete pods", "delete podtemplates"}},
 	{name: "create --pool: a claim, its environment delivered, the pool refilled", args: "create rb-claim --pool rb-pw -n {ns} --env MODE=rbac",
 		setup: all(claimAbsent("rb-claim"), poolReady("rb-pw")), check: printed("claimed warm from pool rb-pw"),
-		needs: []string{"list pods", "patch pods", "create pods/exec", "get podtemplates", "create pods", "create networkpolicies.networking.k8s.io"}},
+		needs: []string{"get podtemplates", "list pods", "patch pods", "create pods/exec", "create pods", "create networkpolicies.networking.k8s.io", "get networkpolicies.networking.k8s.io"}},
 	{name: "gc", args: "gc -n {ns}", setup: orphans("rb-gone"), check: nothingOf("rb-gone"),
 		needs: []string{"list pods", "get podtemplates", "list secrets", "get pods", "list networkpolicies.networking.k8s.io", "delete secrets", "delete networkpolicies.networking.k8s.io"}},
 	{name: "create --allow-host, the proxy installed by an admin", args: "create rb-host -n {ns} --allow-host example.com",
@@ -557,11 +557,11 @@ func nothingOf(name string) func(string, rbacRun) error {
 // doctorFindsNoRefusal: apart from doctor's own permission lines (which
 // would make this circular), nothing failed, and nothing was refused.
 func doctorFindsNoRefusal(_ string, r rbacRun) error {
-	var report struct{ Results []doctor.Result }
+	var report struct{ Items []doctor.Result }
 	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
 		return fmt.Errorf("doctor -o json: %v", err)
 	}
-	for _, f := range report.Results {
+	for _, f := range report.Items {
 		if f.Check != "permissions" && (f.Status == doctor.Fail || strings.Contains(f.Found, "cannot")) {
 			return fmt.Errorf("doctor: %s %s: %s", f.Status, f.Check, f.Found)
 		}
@@ -570,12 +570,12 @@ func doctorFindsNoRefusal(_ string, r rbacRun) error {
 }
 
 func doctorNamesWhatItLacks(ns string, r result) error {
-	var report struct{ Results []doctor.Result }
+	var report struct{ Items []doctor.Result }
 	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
 		return fmt.Errorf("doctor -o json: %v", err)
 	}
 	want := fmt.Sprintf("may not create, get, list, watch, patch, delete pods in namespace %q", ns)
-	for _, f := range report.Results {
+	for _, f := range report.Items {
 		if f.Status == doctor.Fail && strings.Contains(f.Found, want) && strings.Contains(f.Action, "kubectl agentkernel rbac -n "+ns) {
 			return nil
 		}
