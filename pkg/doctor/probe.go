@@ -1,7 +1,6 @@
 package doctor
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // The probe: NetworkPolicy is enforced only if something in the cluster
@@ -136,7 +136,7 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 	}
 	out, err := p.exec(ctx, srv, probeScript, token, itoa(ports[0]), itoa(ports[1]), itoa(ports[2]), strconv.Itoa(int(timeout.Seconds())+60))
 	if err != nil || !strings.Contains(out, token) {
-		return cannot(fmt.Errorf("the listener in sandbox/%s did not start (%v): %q", server.Name, err, truncate(out)))
+		return cannot(fmt.Errorf("the listener in sandbox/%s did not start (%v): %q", server.Name, err, untrusted.Truncate(out, 200)))
 	}
 	ip := srv.Status.PodIP
 	if ip == "" {
@@ -152,7 +152,7 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 		if _, exited := sandbox.ExitCode(err); err != nil && !exited {
 			return false, fmt.Errorf("running nc in sandbox/%s: %w", client.Name, err)
 		}
-		last = truncate(out)
+		last = untrusted.Truncate(out, 200)
 		return strings.Contains(out, token), nil
 	}
 	not := func(port int32) func() (bool, error) {
@@ -222,7 +222,7 @@ func (p *Probe) spec(name, namespace string, timeout time.Duration) sandbox.Spec
 }
 
 func (p *Probe) exec(ctx context.Context, pod *corev1.Pod, script string, args ...string) (string, error) {
-	var out limited
+	out := untrusted.Buffer{Max: maxProbeOutput}
 	ctx, cancel := context.WithTimeout(ctx, execTimeout)
 	defer cancel()
 	err := p.Exec(pod).Run(ctx, append([]string{"sh", "-c", script}, args...), nil, &out, io.Discard)
@@ -291,20 +291,7 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf)
 }
 
-// limited keeps the first 64 KiB written: what comes out of a sandbox is
-// untrusted, and the probe needs only to find its token.
-type limited struct{ bytes.Buffer }
-
-func (l *limited) Write(p []byte) (int, error) {
-	if room := 64<<10 - l.Len(); room > 0 {
-		l.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func truncate(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "..."
-	}
-	return s
-}
+// maxProbeOutput bounds what the probe keeps of one command's output: what
+// comes out of a sandbox is untrusted, and the probe needs only to find its
+// token.
+const maxProbeOutput = 64 << 10
