@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -74,12 +73,11 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	id := make([]byte, 3)
-	_, _ = rand.Read(id)
-	token := "agentkernel-probe-" + hex.EncodeToString(id) + randomHex(8)
+	id := sandbox.RandomHex(3)
+	token := "agentkernel-probe-" + id + sandbox.RandomHex(8)
 	port := randomPort()
 	ports := []int32{port, port + 1, port + 2}
-	server, client := p.specs("doctor-"+hex.EncodeToString(id), env.Namespace, timeout, ports)
+	server, client := p.specs("doctor-"+id, env.Namespace, timeout, ports)
 
 	srv, cli, made, err := startBoth(ctx, env, &server, &client, timeout)
 	defer func() {
@@ -285,12 +283,6 @@ func randomPort() int32 {
 	var b [2]byte
 	_, _ = rand.Read(b[:])
 	return 20000 + int32(binary.BigEndian.Uint16(b[:])%20000)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func isPrivate(ip string) bool {
