@@ -182,6 +182,36 @@ func (e *Env) kubectlPod(name string, labels map[string]string, cpu, memory stri
 	return yaml.Marshal(pod)
 }
 
+// kubectlPods is n kubectlPods, named prefix0..prefix(n-1), as one
+// multi-document YAML stream for a single kubectl create -f -.
+func (e *Env) kubectlPods(prefix string, n int, labels map[string]string, cpu, memory string) ([]byte, error) {
+	var all bytes.Buffer
+	for i := range n {
+		pod, err := e.kubectlPod(fmt.Sprintf("%s%d", prefix, i), labels, cpu, memory)
+		if err != nil {
+			return nil, err
+		}
+		all.WriteString("---\n")
+		all.Write(pod)
+	}
+	return all.Bytes(), nil
+}
+
+// kubectlCreateReady creates the kubectlPod name with kubectl create and
+// waits for it with kubectl wait, as a kubectl user makes one Pod.
+func (e *Env) kubectlCreateReady(ctx context.Context, name string, labels map[string]string, cpu, memory string) (Sample, error) {
+	pod, err := e.kubectlPod(name, labels, cpu, memory)
+	if err != nil {
+		return Sample{}, err
+	}
+	created, err := e.run(ctx, pod, e.kubectl("create", "-f", "-")...)
+	if err != nil {
+		return created, err
+	}
+	ready, err := e.run(ctx, nil, e.kubectl("wait", "--for=condition=Ready", "pod/"+name, "--timeout=5m")...)
+	return created.then(ready), err
+}
+
 func setResources(spec *sandbox.Spec, cpu, memory string) error {
 	var err error
 	if cpu != "" {

@@ -10,16 +10,7 @@ import (
 // lifecycleRows: one sandbox from nothing to exec-ready, and back to gone.
 func lifecycleRows() []*Scenario {
 	kubectlCreate := func(ctx context.Context, e *Env, name string) (Sample, error) {
-		pod, err := e.kubectlPod(name, nil, "", "")
-		if err != nil {
-			return Sample{}, err
-		}
-		created, err := e.run(ctx, pod, e.kubectl("create", "-f", "-")...)
-		if err != nil {
-			return created, err
-		}
-		ready, err := e.run(ctx, nil, e.kubectl("wait", "--for=condition=Ready", "pod/"+name, "--timeout=5m")...)
-		return created.then(ready), err
+		return e.kubectlCreateReady(ctx, name, nil, "", "")
 	}
 	// Not timed: rounds leave nothing behind for the next.
 	deleteQuietly := func(ctx context.Context, e *Env, podName string) error {

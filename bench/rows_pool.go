@@ -10,7 +10,6 @@ package main
 // BENCH_POOL_PROFILE=FILE writes a CPU profile of the in-process claims.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -40,17 +39,7 @@ func poolRows(burst, clients int) []*Scenario {
 	kubectlCold := Side{
 		Label: "kubectl create -f + kubectl wait --for=condition=Ready (cold)",
 		Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-			name := fmt.Sprintf("kw%d", round)
-			pod, err := e.kubectlPod(name, map[string]string{roundLabel: "kw"}, e.ScaleCPU, e.ScaleMem)
-			if err != nil {
-				return Sample{}, err
-			}
-			created, err := e.run(ctx, pod, e.kubectl("create", "-f", "-")...)
-			if err != nil {
-				return created, err
-			}
-			ready, err := e.run(ctx, nil, e.kubectl("wait", "--for=condition=Ready", "pod/"+name, "--timeout=5m")...)
-			return created.then(ready), err
+			return e.kubectlCreateReady(ctx, fmt.Sprintf("kw%d", round), map[string]string{roundLabel: "kw"}, e.ScaleCPU, e.ScaleMem)
 		},
 		Cleanup: func(ctx context.Context, e *Env, round int) error {
 			return e.deleteKubectlPods(ctx, roundLabel+"=kw")
@@ -127,17 +116,12 @@ func poolRows(burst, clients int) []*Scenario {
 			Kubectl: Side{
 				Label: "kubectl create -f (N pods in one file) + kubectl wait -l (cold)",
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					var all bytes.Buffer
-					for i := range burst {
-						pod, err := e.kubectlPod(fmt.Sprintf("kb%d-%d", round, i), map[string]string{roundLabel: "kb"}, e.ScaleCPU, e.ScaleMem)
-						if err != nil {
-							return Sample{}, err
-						}
-						all.WriteString("---\n")
-						all.Write(pod)
+					all, err := e.kubectlPods(fmt.Sprintf("kb%d-", round), burst, map[string]string{roundLabel: "kb"}, e.ScaleCPU, e.ScaleMem)
+					if err != nil {
+						return Sample{}, err
 					}
 					start := time.Now()
-					s, err := e.run(ctx, all.Bytes(), e.kubectl("create", "-f", "-")...)
+					s, err := e.run(ctx, all, e.kubectl("create", "-f", "-")...)
 					if err != nil {
 						return s, err
 					}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -76,17 +75,12 @@ func scaleRows(n, procs int) []*Scenario {
 			Kubectl: Side{
 				Label: "kubectl create -f (N pods in one file) + kubectl wait -l",
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					var all bytes.Buffer
-					for i := range e.ScaleN {
-						pod, err := e.kubectlPod(fmt.Sprintf("ks%d-%d", round, i), map[string]string{roundLabel: labelValue("ks", round)}, e.ScaleCPU, e.ScaleMem)
-						if err != nil {
-							return Sample{}, err
-						}
-						all.WriteString("---\n")
-						all.Write(pod)
+					all, err := e.kubectlPods(fmt.Sprintf("ks%d-", round), e.ScaleN, map[string]string{roundLabel: labelValue("ks", round)}, e.ScaleCPU, e.ScaleMem)
+					if err != nil {
+						return Sample{}, err
 					}
 					start := time.Now()
-					s, err := e.run(ctx, all.Bytes(), e.kubectl("create", "-f", "-")...)
+					s, err := e.run(ctx, all, e.kubectl("create", "-f", "-")...)
 					if err != nil {
 						return s, err
 					}

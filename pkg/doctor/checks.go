@@ -2,8 +2,6 @@ package doctor
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -199,9 +197,7 @@ func (e *Env) canI(ctx context.Context, p rbac.Permission) (bool, error) {
 
 // defaultSandbox is what create makes without flags.
 func defaultSandbox(namespace string) sandbox.Spec {
-	suffix := make([]byte, 3)
-	_, _ = rand.Read(suffix)
-	return sandbox.NewSpec("doctor-"+hex.EncodeToString(suffix), namespace)
+	return sandbox.NewSpec("doctor-"+sandbox.RandomHex(3), namespace)
 }
 
 func describeResources(s sandbox.Spec) string {

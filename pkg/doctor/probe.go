@@ -1,11 +1,9 @@
 package doctor
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // The probe: NetworkPolicy is enforced only if something in the cluster
@@ -64,6 +63,8 @@ var probeWindow, probeEvery = 30 * time.Second, time.Second
 // loaded node takes seconds per exec.
 const execTimeout = 2 * time.Minute
 
+// run starts the two sandboxes, has the server listen, and judges the
+// fence from the client; both sandboxes are deleted whatever happens.
 func (p *Probe) run(ctx context.Context, env *Env) Result {
 	timeout := p.Timeout
 	if timeout <= 0 {
@@ -72,28 +73,13 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	id := make([]byte, 3)
-	_, _ = rand.Read(id)
-	token := "agentkernel-probe-" + hex.EncodeToString(id) + randomHex(8)
+	id := sandbox.RandomHex(3)
+	token := "agentkernel-probe-" + id + sandbox.RandomHex(8)
 	port := randomPort()
 	ports := []int32{port, port + 1, port + 2}
+	server, client := p.specs("doctor-"+id, env.Namespace, timeout, ports)
 
-	server := p.spec("doctor-"+hex.EncodeToString(id)+"-server", env.Namespace, timeout)
-	server.Network = sandbox.NetworkOpen
-	server.Profile = sandbox.ProfilePermissive
-	client := p.spec("doctor-"+hex.EncodeToString(id)+"-client", env.Namespace, timeout)
-	client.Network = sandbox.NetworkEgress
-	client.DNS = fence.DefaultDNS()
-	client.AllowEgress = []fence.Destination{
-		{Pods: server.SelectorLabels(), Ports: []fence.Port{tcp(ports[0])}},
-		{CIDR: "0.0.0.0/0", Ports: []fence.Port{tcp(ports[1])}},
-		{CIDR: "::/0", Ports: []fence.Port{tcp(ports[1])}},
-	}
-
-	var (
-		mu   sync.Mutex
-		made []*corev1.Pod
-	)
+	srv, cli, made, err := startBoth(ctx, env, &server, &client, timeout)
 	defer func() {
 		// Whatever happened: the cleanup context outlives a cancelled ctx.
 		cctx, cancel := sandbox.CleanupContext(ctx)
@@ -104,17 +90,57 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 			}
 		}
 	}()
-	// Both at once: the client's policy names the server by its labels,
-	// not its address, so neither waits for the other.
-	var srv, cli *corev1.Pod
-	var srvErr, cliErr error
-	var wg sync.WaitGroup
+	cannot := func(err error) Result {
+		return warn("could not run the probe: "+err.Error(), "fix that and run doctor --probe again (--probe-image needs sh, httpd, nc and timeout, as busybox has)")
+	}
+	if err != nil {
+		return cannot(err)
+	}
+	out, err := p.exec(ctx, srv, probeScript, token, itoa(ports[0]), itoa(ports[1]), itoa(ports[2]), strconv.Itoa(int(timeout.Seconds())+60))
+	if err != nil || !strings.Contains(out, token) {
+		return cannot(fmt.Errorf("the listener in sandbox/%s did not start (%v): %q", server.Name, err, untrusted.Truncate(out, 200)))
+	}
+	ip := srv.Status.PodIP
+	if ip == "" {
+		return cannot(fmt.Errorf("sandbox/%s has no IP", server.Name))
+	}
+	return p.judge(ctx, env, cli, client.Name, ip, token, ports)
+}
+
+// specs are the probe's two sandboxes, named from prefix: a server with no
+// fence, and a client whose policy allows the server on ports[0] by its
+// labels and every public address on ports[1].
+func (p *Probe) specs(prefix, namespace string, timeout time.Duration, ports []int32) (server, client sandbox.Spec) {
+	server = p.spec(prefix+"-server", namespace, timeout)
+	server.Network = sandbox.NetworkOpen
+	server.Profile = sandbox.ProfilePermissive
+	client = p.spec(prefix+"-client", namespace, timeout)
+	client.Network = sandbox.NetworkEgress
+	client.DNS = fence.DefaultDNS()
+	client.AllowEgress = []fence.Destination{
+		{Pods: server.SelectorLabels(), Ports: []fence.Port{tcp(ports[0])}},
+		{CIDR: "0.0.0.0/0", Ports: []fence.Port{tcp(ports[1])}},
+		{CIDR: "::/0", Ports: []fence.Port{tcp(ports[1])}},
+	}
+	return server, client
+}
+
+// startBoth creates the server and the client at once: the client's policy
+// names the server by its labels, not its address, so neither waits for
+// the other. made holds every Pod created, for the caller to delete, even
+// when err is not nil.
+func startBoth(ctx context.Context, env *Env, server, client *sandbox.Spec, timeout time.Duration) (srv, cli *corev1.Pod, made []*corev1.Pod, err error) {
+	var (
+		mu             sync.Mutex
+		srvErr, cliErr error
+		wg             sync.WaitGroup
+	)
 	for _, s := range []struct {
 		spec *sandbox.Spec
 		what string
 		pod  **corev1.Pod
 		err  *error
-	}{{&server, "no fence, listening", &srv, &srvErr}, {&client, "fenced", &cli, &cliErr}} {
+	}{{server, "no fence, listening", &srv, &srvErr}, {client, "fenced", &cli, &cliErr}} {
 		env.progress("probe: starting sandbox/%s (%s)", s.spec.Name, s.what)
 		wg.Go(func() {
 			c, err := sandbox.Create(ctx, env.Clientset, s.spec, sandbox.CreateOptions{Wait: true, Timeout: timeout})
@@ -128,21 +154,13 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 		})
 	}
 	wg.Wait()
-	cannot := func(err error) Result {
-		return warn("could not run the probe: "+err.Error(), "fix that and run doctor --probe again (--probe-image needs sh, httpd, nc and timeout, as busybox has)")
-	}
-	if err := errors.Join(srvErr, cliErr); err != nil {
-		return cannot(err)
-	}
-	out, err := p.exec(ctx, srv, probeScript, token, itoa(ports[0]), itoa(ports[1]), itoa(ports[2]), strconv.Itoa(int(timeout.Seconds())+60))
-	if err != nil || !strings.Contains(out, token) {
-		return cannot(fmt.Errorf("the listener in sandbox/%s did not start (%v): %q", server.Name, err, truncate(out)))
-	}
-	ip := srv.Status.PodIP
-	if ip == "" {
-		return cannot(fmt.Errorf("sandbox/%s has no IP", server.Name))
-	}
+	return srv, cli, made, errors.Join(srvErr, cliErr)
+}
 
+// judge connects from the client to the server at ip and decides from the
+// answers whether the fence holds (client names the client sandbox): ports[0] must connect, ports[2] must
+// not, and ports[1] must not when ip is private.
+func (p *Probe) judge(ctx context.Context, env *Env, cli *corev1.Pod, client, ip, token string, ports []int32) Result {
 	// reach tells whether the client got the server's token on port. A
 	// command that ran and failed (nc's exit status) is an answer; an exec
 	// that did not run is none, and ends the probe undecided.
@@ -150,9 +168,9 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 	reach := func(port int32) (bool, error) {
 		out, err := p.exec(ctx, cli, connectScript, ip, itoa(port))
 		if _, exited := sandbox.ExitCode(err); err != nil && !exited {
-			return false, fmt.Errorf("running nc in sandbox/%s: %w", client.Name, err)
+			return false, fmt.Errorf("running nc in sandbox/%s: %w", client, err)
 		}
-		last = truncate(out)
+		last = untrusted.Truncate(out, 200)
 		return strings.Contains(out, token), nil
 	}
 	not := func(port int32) func() (bool, error) {
@@ -165,14 +183,14 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 		return warn("cannot tell whether NetworkPolicy is enforced: "+err.Error(), "run doctor --probe again; if it persists, check that exec works in the namespace")
 	}
 
-	env.progress("probe: %s -> %s:%d (allowed by its policy)", client.Name, ip, ports[0])
+	env.progress("probe: %s -> %s:%d (allowed by its policy)", client, ip, ports[0])
 	if ok, err := retry(ctx, func() (bool, error) { return reach(ports[0]) }); err != nil {
 		return undecided(err)
 	} else if !ok {
 		return warn(fmt.Sprintf("cannot tell: the fenced sandbox did not reach the unfenced one (%s:%d) even where its policy allows it (nc said %q)", ip, ports[0], last),
 			"check that Pods can reach each other here at all; the probe image needs nc and httpd")
 	}
-	env.progress("probe: %s -> %s:%d (no rule allows it)", client.Name, ip, ports[2])
+	env.progress("probe: %s -> %s:%d (no rule allows it)", client, ip, ports[2])
 	refused, err := not(ports[2])()
 	if err != nil {
 		return undecided(err)
@@ -188,7 +206,7 @@ func (p *Probe) run(ctx context.Context, env *Env) Result {
 	late := !refused // it got through at first, and was refused only later
 	private := isPrivate(ip)
 	if private {
-		env.progress("probe: %s -> %s:%d (public-internet rule, private address)", client.Name, ip, ports[1])
+		env.progress("probe: %s -> %s:%d (public-internet rule, private address)", client, ip, ports[1])
 		if ok, err := retry(ctx, not(ports[1])); err != nil {
 			return undecided(err)
 		} else if !ok {
@@ -222,7 +240,7 @@ func (p *Probe) spec(name, namespace string, timeout time.Duration) sandbox.Spec
 }
 
 func (p *Probe) exec(ctx context.Context, pod *corev1.Pod, script string, args ...string) (string, error) {
-	var out limited
+	out := untrusted.Buffer{Max: maxProbeOutput}
 	ctx, cancel := context.WithTimeout(ctx, execTimeout)
 	defer cancel()
 	err := p.Exec(pod).Run(ctx, append([]string{"sh", "-c", script}, args...), nil, &out, io.Discard)
@@ -267,12 +285,6 @@ func randomPort() int32 {
 	return 20000 + int32(binary.BigEndian.Uint16(b[:])%20000)
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func isPrivate(ip string) bool {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
@@ -291,20 +303,7 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf)
 }
 
-// limited keeps the first 64 KiB written: what comes out of a sandbox is
-// untrusted, and the probe needs only to find its token.
-type limited struct{ bytes.Buffer }
-
-func (l *limited) Write(p []byte) (int, error) {
-	if room := 64<<10 - l.Len(); room > 0 {
-		l.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func truncate(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "..."
-	}
-	return s
-}
+// maxProbeOutput bounds what the probe keeps of one command's output: what
+// comes out of a sandbox is untrusted, and the probe needs only to find its
+// token.
+const maxProbeOutput = 64 << 10

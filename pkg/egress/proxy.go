@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/hosts"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // Resolver looks names up; *net.Resolver is one. Tests give their own, so
@@ -147,7 +148,7 @@ func (p *Proxy) record(d *decision, raw string) {
 	if d.target.Port != 0 {
 		attrs = append(attrs, "target", d.target.String())
 	} else {
-		attrs = append(attrs, "target_raw", truncate(raw, 256))
+		attrs = append(attrs, "target_raw", untrusted.Truncate(raw, 256))
 	}
 	if d.rule.Port != 0 {
 		attrs = append(attrs, "rule", d.rule.String())
@@ -164,13 +165,6 @@ func (p *Proxy) record(d *decision, raw string) {
 		return
 	}
 	p.logger().Info("allow", attrs...)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {

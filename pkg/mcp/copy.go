@@ -42,16 +42,11 @@ func (s *Server) copyIn(ctx context.Context, in CopyInInput) (CopyOutput, error)
 	if err != nil {
 		return CopyOutput{}, err
 	}
-	t, err := s.scope.usable(ctx, in.Sandbox)
+	t, rel, err := s.copyEnds(ctx, in.Sandbox, local)
 	if err != nil {
 		return CopyOutput{}, err
 	}
-	rel, err := s.root.rel(local)
-	if err != nil {
-		return CopyOutput{}, err
-	}
-	var warn capture
-	warn.limit = 16 << 10
+	warn := capture{limit: maxWarnings}
 	// Through the root's handle, never by the resolved name: the path was
 	// checked above, but an entry on it can be swapped for a link to
 	// anywhere before it is read.
@@ -70,17 +65,12 @@ func (s *Server) copyOut(ctx context.Context, in CopyOutInput) (CopyOutput, erro
 	if err != nil {
 		return CopyOutput{}, err
 	}
-	t, err := s.scope.usable(ctx, in.Sandbox)
-	if err != nil {
-		return CopyOutput{}, err
-	}
-	rel, err := s.root.rel(local)
+	t, rel, err := s.copyEnds(ctx, in.Sandbox, local)
 	if err != nil {
 		return CopyOutput{}, err
 	}
 	// Warnings quote names the sandbox chose: bounded, and made printable.
-	var warn capture
-	warn.limit = 16 << 10
+	warn := capture{limit: maxWarnings}
 	// Every directory, file and link is made through the root's handle, for
 	// the reason copyIn reads through it.
 	if err := transfer.CopyFromSandboxIn(ctx, t.run, remote, s.root.fs, rel, transfer.DefaultLimits(t.pod), &warn); err != nil {
@@ -88,6 +78,25 @@ func (s *Server) copyOut(ctx context.Context, in CopyOutInput) (CopyOutput, erro
 	}
 	return CopyOutput{From: t.name + ":" + remote, To: s.root.relative(strings.TrimSuffix(local, "/")), Warnings: warnings(&warn)}, nil
 }
+
+// copyEnds are both ends of a copy: the sandbox the agent may use, and the
+// local path named relative to the root, through whose handle every file
+// is read or made.
+func (s *Server) copyEnds(ctx context.Context, sandboxName, local string) (target, string, error) {
+	t, err := s.scope.usable(ctx, sandboxName)
+	if err != nil {
+		return target{}, "", err
+	}
+	rel, err := s.root.rel(local)
+	if err != nil {
+		return target{}, "", err
+	}
+	return t, rel, nil
+}
+
+// maxWarnings bounds the warnings a copy keeps: they quote names the
+// sandbox chose.
+const maxWarnings = 16 << 10
 
 func warnings(c *capture) []string {
 	text := strings.TrimSpace(c.text())

@@ -2,8 +2,6 @@ package pool
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
@@ -66,9 +64,7 @@ func (m memberShape) FenceLabels() map[string]string {
 
 // newFence returns a fresh random LabelFence value.
 func newFence() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b) // never fails (crypto/rand)
-	return "f" + hex.EncodeToString(b)
+	return "f" + sandbox.RandomHex(8)
 }
 
 // memberSpec is the Spec of one new member of a pool defined by def: the

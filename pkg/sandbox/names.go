@@ -5,6 +5,8 @@
 package sandbox
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -69,4 +71,13 @@ func ValidateName(name string) error {
 			name, "my-agent-1")
 	}
 	return nil
+}
+
+// RandomHex is n random bytes (crypto/rand) in hex: the one source of the
+// random parts of names, labels and tokens, so that none of them is
+// guessable.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }

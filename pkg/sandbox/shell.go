@@ -3,9 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -316,19 +314,11 @@ func (sh *Shell) Run(ctx context.Context, command []string, stdout, stderr io.Wr
 	return code, nil
 }
 
-func token(prefix string) string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return prefix + "-" + hex.EncodeToString(b)
-}
+func token(prefix string) string { return prefix + "-" + RandomHex(16) }
 
 // secret is a token without a prefix: one that only the client and the
 // sandbox's shell know.
-func secret() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func secret() string { return RandomHex(16) }
 
 // quoteWords shell-quotes an argument vector into one line.
 func quoteWords(words []string) (string, error) {

@@ -41,28 +41,10 @@ func CopyToSandbox(ctx context.Context, r sandbox.Runner, local, remote string, 
 	if base == string(filepath.Separator) || base == "." {
 		return fmt.Errorf("cannot copy the root directory %q: name a directory below it", local)
 	}
-	into := strings.HasSuffix(remote, "/")
-	dest := strings.TrimSuffix(remote, "/")
-	if dest == "" {
-		dest = "/"
-	}
-	cmd := []string{"sh", "-c", extractScript, "sh", dest, base, path.Dir(dest)}
-	if into {
-		cmd = []string{"sh", "-c", extractIntoScript, "sh", dest}
-	}
-
-	pr, pw := io.Pipe()
-	writeErr := make(chan error, 1)
-	go func() {
-		err := WriteTar(pw, src, base, warn)
-		pw.CloseWithError(err)
-		writeErr <- err
-	}()
+	cmd, dest, into := extractCommand(remote, base)
 	var stderr untrusted.Buffer
-	runErr := r.Run(ctx, cmd, pr, io.Discard, &stderr)
-	// Stops the tar writer if the sandbox stopped reading early.
-	pr.CloseWithError(errSandboxStopped)
-	if err := <-writeErr; err != nil && !errors.Is(err, errSandboxStopped) {
+	runErr, err := sendTar(ctx, r, cmd, &stderr, func(w io.Writer) error { return WriteTar(w, src, base, warn) })
+	if err != nil {
 		return fmt.Errorf("reading %s: %w", local, err) // a local failure explains the remote one
 	}
 	if runErr == nil {
@@ -76,6 +58,42 @@ func CopyToSandbox(ctx context.Context, r sandbox.Runner, local, remote string, 
 		return catToSandbox(ctx, r, src, dest, base, into)
 	}
 	return copyError("copy into the sandbox", runErr, &stderr)
+}
+
+// extractCommand is the command that unpacks a tar stream of base at
+// remote: into it when remote ends in "/", else as CopyToSandbox says. It
+// returns remote without its trailing "/" (the root stays "/") and whether
+// it was "into".
+func extractCommand(remote, base string) (cmd []string, dest string, into bool) {
+	into = strings.HasSuffix(remote, "/")
+	dest = strings.TrimSuffix(remote, "/")
+	if dest == "" {
+		dest = "/"
+	}
+	if into {
+		return []string{"sh", "-c", extractIntoScript, "sh", dest}, dest, true
+	}
+	return []string{"sh", "-c", extractScript, "sh", dest, base, path.Dir(dest)}, dest, false
+}
+
+// sendTar runs cmd in the sandbox with what writeTar writes as its stdin.
+// It returns the command's error and, apart, the local writer's: a local
+// failure explains the remote one, so callers report it first.
+func sendTar(ctx context.Context, r sandbox.Runner, cmd []string, stderr io.Writer, writeTar func(io.Writer) error) (runErr, writeErr error) {
+	pr, pw := io.Pipe()
+	written := make(chan error, 1)
+	go func() {
+		err := writeTar(pw)
+		pw.CloseWithError(err)
+		written <- err
+	}()
+	runErr = r.Run(ctx, cmd, pr, io.Discard, stderr)
+	// Stops the tar writer if the sandbox stopped reading early.
+	pr.CloseWithError(errSandboxStopped)
+	if err := <-written; err != nil && !errors.Is(err, errSandboxStopped) {
+		return runErr, err
+	}
+	return runErr, nil
 }
 
 func catToSandbox(ctx context.Context, r sandbox.Runner, local, dest, base string, into bool) error {

@@ -11,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -37,26 +36,10 @@ func CopyToSandboxFrom(ctx context.Context, r sandbox.Runner, root *os.Root, loc
 	}
 	defer src.Close()
 
-	into := strings.HasSuffix(remote, "/")
-	dest := strings.TrimSuffix(remote, "/")
-	if dest == "" {
-		dest = "/"
-	}
-	cmd := []string{"sh", "-c", extractScript, "sh", dest, base, path.Dir(dest)}
-	if into {
-		cmd = []string{"sh", "-c", extractIntoScript, "sh", dest}
-	}
-	pr, pw := io.Pipe()
-	writeErr := make(chan error, 1)
-	go func() {
-		err := src.writeTar(pw, base, warn)
-		pw.CloseWithError(err)
-		writeErr <- err
-	}()
+	cmd, dest, into := extractCommand(remote, base)
 	var stderr untrusted.Buffer
-	runErr := r.Run(ctx, cmd, pr, io.Discard, &stderr)
-	pr.CloseWithError(errSandboxStopped) // stops the tar writer if the sandbox stopped reading early
-	if err := <-writeErr; err != nil && !errors.Is(err, errSandboxStopped) {
+	runErr, err := sendTar(ctx, r, cmd, &stderr, func(w io.Writer) error { return src.writeTar(w, base, warn) })
+	if err != nil {
 		return fmt.Errorf("reading %s: %w", local, err) // a local failure explains the remote one
 	}
 	if runErr == nil {

@@ -12,22 +12,25 @@ import (
 	"unicode/utf8"
 )
 
-// Buffer keeps the first 16 KiB of a sandbox's stderr for an error
-// message, printable characters only: the sandbox must not be able to flood
-// the user's memory or drive their terminal with escape sequences.
+// Buffer keeps the first Max bytes (16 KiB when Max is 0) of what a
+// sandbox writes, for an error message or a probe's answer, and shows them
+// printable only: the sandbox must not be able to flood the user's memory
+// or drive their terminal with escape sequences. It never fails a write, so
+// the command feeding it runs to its end.
 type Buffer struct {
+	Max int
 	buf bytes.Buffer
 }
 
 const maxStderr = 16 << 10
 
 func (b *Buffer) Write(p []byte) (int, error) {
-	if room := maxStderr - b.buf.Len(); room > 0 {
-		if len(p) > room {
-			b.buf.Write(p[:room])
-		} else {
-			b.buf.Write(p)
-		}
+	limit := b.Max
+	if limit <= 0 {
+		limit = maxStderr
+	}
+	if room := limit - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }

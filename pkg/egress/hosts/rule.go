@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // DefaultPort is the port of a rule that names none: HTTPS.
@@ -56,7 +58,7 @@ const MaxRuleLength = MaxNameLength + 16
 func ParseRule(s string) (Rule, error) {
 	r, err := parseRule(s)
 	if err != nil {
-		return Rule{}, fmt.Errorf("--allow-host %q: %v", truncate(s, MaxRuleLength), err)
+		return Rule{}, fmt.Errorf("--allow-host %q: %v", untrusted.Truncate(s, MaxRuleLength), err)
 	}
 	return r, nil
 }
@@ -186,11 +188,4 @@ func stripQuoted(err error) string {
 		return msg[i+2:]
 	}
 	return msg
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
