@@ -114,15 +114,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 			admission denial...) when it cannot start; a failed or interrupted create
 			removes what it made.`),
 		Example: createExample,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    completeValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	o.Sandbox.AddFlags(cmd)
 	o.Claim.AddFlags(cmd)

@@ -60,15 +60,7 @@ func NewCmdPoolList(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobr
 			made up for); --no-reconcile only looks.`),
 		Example: poolListExample,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    completeValidateRun(o, func(_ *cobra.Command, _ []string) error { return o.Complete(f) }),
 	}
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "List pools in every namespace")
 	cmd.Flags().BoolVar(&o.NoReconcile, "no-reconcile", o.NoReconcile, "Only look: do not top pools up to their size")
