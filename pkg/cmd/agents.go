@@ -1,8 +1,6 @@
 package cmd
 
 import (
-	"slices"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,104 +11,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
-
-// addAgentFlags registers --agent and --agents-file with the sandbox flags.
-func (f *SandboxFlags) addAgentFlags(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.Agent, "agent", f.Agent, "Agent preset whose defaults (image, install step, command, credentials, network, resources) fill the flags you do not give; list them with: kubectl agentkernel agents")
-	fl.StringVar(&f.AgentsFile, "agents-file", f.AgentsFile, "Agent presets file laid over the embedded ones (default: $XDG_CONFIG_HOME/agentkernel/agents.yaml, if it exists)")
-	_ = cmd.RegisterFlagCompletionFunc("agent", func(c *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
-		file, _ := c.Flags().GetString("agents-file")
-		set, err := agents.Load(file, file != "")
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		var names []string
-		for _, p := range set.All() {
-			names = append(names, p.Name+"\t"+p.Description)
-		}
-		return names, cobra.ShellCompDirectiveNoFileComp
-	})
-}
-
-// applyAgent fills the flags the user did not give from the --agent preset,
-// and adds the preset's credentials to --secret-env, failing (before
-// anything is created) when one it needs is not in the environment.
-// Explicit flags always win: a flag given keeps its value, --env and
-// --secret-env decide for the names they give, and an explicit --profile
-// also decides network and read-only root unless those flags are given.
-func (f *SandboxFlags) applyAgent(cmd *cobra.Command) error {
-	if f.Agent == "" {
-		return nil
-	}
-	set, err := agents.Load(f.AgentsFile, f.AgentsFile != "")
-	if err != nil {
-		return err
-	}
-	p, err := set.Get(f.Agent)
-	if err != nil {
-		return err
-	}
-	fl := cmd.Flags()
-	fill := func(flag string, into *string, value string) {
-		if value != "" && !fl.Changed(flag) {
-			*into = value
-		}
-	}
-	fill("image", &f.Image, p.Image)
-	fill("cpu", &f.CPU, p.CPU)
-	fill("memory", &f.Memory, p.Memory)
-	fill("ephemeral-storage", &f.EphemeralStorage, p.EphemeralStorage)
-	fill("profile", &f.Profile, p.Profile)
-	if !fl.Changed("profile") {
-		fill("network", &f.Network, p.Network)
-		if p.ReadOnly != nil && !fl.Changed("read-only") {
-			f.ReadOnly, f.readOnlySet = *p.ReadOnly, true
-		}
-	}
-
-	plain := map[string]bool{}
-	for _, kv := range f.Env {
-		if k, _, err := sandbox.ParseKeyValue("--env", kv); err == nil {
-			plain[k] = true
-		}
-	}
-	secret := map[string]bool{}
-	for _, n := range f.SecretEnv {
-		secret[n] = true
-	}
-	keys := make([]string, 0, len(p.Env))
-	for k := range p.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var env []string
-	for _, k := range keys {
-		if !plain[k] && !secret[k] {
-			env = append(env, k+"="+p.Env[k])
-		}
-	}
-	f.Env = append(env, f.Env...)
-
-	// Fenced by host name, the agent still needs its own hosts (its model
-	// APIs, its install step's registry); the user's --allow-host add to them.
-	if len(f.AllowHosts) > 0 {
-		f.AllowHosts = append(slices.Clone(p.Hosts), f.AllowHosts...)
-	}
-
-	f.Preset = p
-	if f.noCredentials {
-		return nil
-	}
-	names, err := p.Credentials.Resolve(p.Name, f.lookupEnv, func(n string) bool { return plain[n] || secret[n] })
-	if err != nil {
-		return err
-	}
-	f.SecretEnv = append(slices.Clone(f.SecretEnv), names...)
-	return nil
-}
 
 var agentsExample = templates.Examples(`
 	# The presets --agent can name, and where each came from

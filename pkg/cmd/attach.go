@@ -72,15 +72,7 @@ func newCmdAttach(f cmdutil.Factory, o *AttachOptions) *cobra.Command {
 			attach again at any time. When the process ends, attach exits with its exit code.`),
 		Example:           attachExample,
 		ValidArgsFunction: completeSandboxNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              completeValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
 	}
 	cmd.Flags().BoolVarP(&o.Stdin, "stdin", "i", o.Stdin, "Send your input to the process (-i=false: watch its output only)")
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Only print the process's own output")

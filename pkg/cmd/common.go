@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
@@ -142,4 +143,26 @@ func (c *clients) runningSandbox(ctx context.Context, namespace, name string) (*
 // execIn runs commands in pod's sandbox container.
 func (c *clients) execIn(pod *corev1.Pod) *sandbox.PodExec {
 	return sandbox.NewPodExec(c.Config, c.Clientset.CoreV1().RESTClient(), c.Executor, pod)
+}
+
+// validateRunner is a command's Options in kubectl's pattern: checks
+// without I/O, then the work.
+type validateRunner interface {
+	Validate() error
+	Run(ctx context.Context) error
+}
+
+// completeValidateRun is the RunE of every command in kubectl's Options
+// pattern: complete (flags, arguments, clients), validate, run with the
+// command's context, stopping at the first error.
+func completeValidateRun(o validateRunner, complete func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := complete(cmd, args); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd.Context())
+	}
 }

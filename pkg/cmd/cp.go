@@ -73,15 +73,7 @@ func newCmdCp(f cmdutil.Factory, o *CpOptions) *cobra.Command {
 			still copy a single file.`),
 		Example:           cpExample,
 		ValidArgsFunction: completeSandboxNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              completeValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
 	}
 	cmd.Flags().StringVar(&o.MaxBytes, "max-bytes", o.MaxBytes, "Copying out: stop after this much file content, e.g. 500Mi (default: the sandbox's ephemeral-storage limit)")
 	cmd.Flags().Int64Var(&o.MaxFiles, "max-files", o.MaxFiles, "Copying out: stop after this many entries (default: one per 4 KiB of the sandbox's ephemeral-storage limit, at least 100000)")

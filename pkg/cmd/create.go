@@ -3,6 +3,8 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +18,7 @@ import (
 	"k8s.io/kubectl/pkg/scheme"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -111,15 +114,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 			admission denial...) when it cannot start; a failed or interrupted create
 			removes what it made.`),
 		Example: createExample,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    completeValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	o.Sandbox.AddFlags(cmd)
 	o.Claim.AddFlags(cmd)
@@ -269,4 +264,181 @@ func (o *CreateOptions) printDryRun() error {
 		list.Items = append(list.Items, runtime.RawExtension{Object: obj})
 	}
 	return o.printer.PrintObj(list, o.Out)
+}
+
+// runClaim is create --pool.
+func (o *CreateOptions) runClaim(ctx context.Context) error {
+	if o.DryRun != cmdutil.DryRunNone {
+		return o.dryRunClaim(ctx)
+	}
+	// The status line's events are those of a cold fallback's Pod; a warm
+	// member is Running already and has none to wait out.
+	report, stopStatus := newProgress(o.ErrOut, o.Quiet).waitStatus(ctx, o.Clientset, o.Namespace, o.Name)
+	a, err := o.acquire(ctx, &o.spec, o.secretValues, o.match, *o.Claim, sandbox.CreateOptions{
+		Wait:     o.Wait,
+		Timeout:  o.Timeout,
+		Progress: report,
+	})
+	stopStatus()
+	if err != nil {
+		return err
+	}
+	defer finishClaim(a, o.ErrOut)
+	// An --agent preset's install step runs in the claimed sandbox as in a
+	// cold one (a pool's members are made without it); if it fails, the
+	// sandbox goes.
+	if err := o.prepare(ctx, &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, newProgress(o.ErrOut, o.Quiet)); err != nil {
+		return err
+	}
+	how := acquiredHow(a, o.Claim.Pool)
+	switch o.output() {
+	case "":
+		_, err = fmt.Fprintf(o.Out, "sandbox/%s created (%s)\n", o.Name, how)
+		return err
+	case "name":
+		fmt.Fprintf(o.ErrOut, "sandbox/%s: %s\n", o.Name, how)
+		_, err = fmt.Fprintf(o.Out, "sandbox/%s\n", o.Name)
+		return err
+	}
+	fmt.Fprintf(o.ErrOut, "sandbox/%s: %s\n", o.Name, how)
+	return o.printer.PrintObj(a.Pod, o.Out)
+}
+
+// dryRunClaim shows the sandbox a claim would get, as a cold create from
+// the pool's definition would make it (a claimed member is the same Pod
+// under a generated name): the pool must be read for that. Secret values
+// are redacted; nothing is claimed or created.
+func (o *CreateOptions) dryRunClaim(ctx context.Context) error {
+	p, err := pool.GetPool(ctx, o.Clientset, o.Namespace, o.Claim.Pool)
+	if err != nil {
+		return o.explain(err, o.Namespace)
+	}
+	s, err := pool.ClaimedSpec(p, &o.spec, o.match)
+	if err != nil {
+		return err
+	}
+	suffix := fmt.Sprintf("dry run: as claimed from pool %s", p.Name)
+	if o.DryRun == cmdutil.DryRunServer {
+		// Admission of the sandbox a cold fallback would make.
+		if _, err := sandbox.Create(ctx, o.Clientset, s, sandbox.CreateOptions{SecretValues: o.secretValues, ServerDryRun: true}); err != nil {
+			return o.explain(err, o.Namespace)
+		}
+		suffix = fmt.Sprintf("server dry run: as created cold from pool %s", p.Name)
+	}
+	switch o.output() {
+	case "":
+		_, err := fmt.Fprintf(o.Out, "sandbox/%s created (%s)\n", o.Name, suffix)
+		return err
+	case "name":
+		_, err := fmt.Fprintf(o.Out, "sandbox/%s\n", o.Name)
+		return err
+	}
+	var objs []runtime.Object
+	if sec := s.Secret(o.secretValues); sec != nil {
+		objs = append(objs, sandbox.Redacted(sec))
+	}
+	if np := s.NetworkPolicy(); np != nil {
+		objs = append(objs, np)
+	}
+	objs = append(objs, s.Pod())
+	list := &corev1.List{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}}
+	for _, obj := range objs {
+		list.Items = append(list.Items, runtime.RawExtension{Object: obj})
+	}
+	return o.printer.PrintObj(list, o.Out)
+}
+
+// completeMainProcess makes create --command's arguments (or the preset's
+// command) the sandbox's main process. An agent that must be installed
+// first is held until it is (see prepare).
+func (o *CreateOptions) completeMainProcess() error {
+	command := o.command
+	if len(command) == 0 && o.Sandbox.Preset != nil {
+		command = o.Sandbox.Preset.Command
+	}
+	if len(command) == 0 {
+		return fmt.Errorf("--command needs the command after '--' (kubectl agentkernel create NAME --command -- COMMAND...), or an --agent preset that has one")
+	}
+	o.spec.Command, o.spec.Stdin, o.spec.TTY = command, true, o.TTY
+	if p := o.Sandbox.Preset; p != nil && !p.InImage() {
+		o.spec.HoldCommand = true
+		if !o.Wait && o.DryRun == cmdutil.DryRunNone {
+			return fmt.Errorf("--agent %s installs the agent once the sandbox runs, so --command needs --wait", p.Name)
+		}
+	}
+	return nil
+}
+
+// prepare installs an --agent preset's agent in the new sandbox and starts
+// a held main process. If that fails, the sandbox is removed again: a
+// failed create leaves nothing.
+func (o *CreateOptions) prepare(ctx context.Context, created *sandbox.Created, prog *progress) error {
+	p := o.Sandbox.Preset
+	if o.DryRun != cmdutil.DryRunNone || p == nil || p.InImage() {
+		return nil
+	}
+	if !o.Wait {
+		prog.Linef("warning: --agent %s installs the agent once the sandbox runs; without --wait it is not installed (run its install step yourself: kubectl agentkernel agents -o yaml)", p.Name)
+		return nil
+	}
+	err := o.installAgent(ctx, created.Pod, p, prog)
+	if err == nil && o.spec.HoldCommand {
+		err = startMain(ctx, o.execIn(created.Pod))
+	}
+	if err == nil {
+		return nil
+	}
+	if _, derr := created.Delete(ctx, o.Clientset, 2*time.Minute); derr != nil {
+		err = fmt.Errorf("%w; %v", err, derr)
+	}
+	return err
+}
+
+// clientDryRunLookups bounds what a client-side dry run asks the cluster
+// (who you are, where DNS is, which policies overlap): it must still
+// print, quickly, when the cluster is slow or away.
+const clientDryRunLookups = 5 * time.Second
+
+// warnOtherPolicies says, on stderr, which NetworkPolicies besides the
+// sandbox's own select it and allow it traffic. Policies add up: the
+// sandbox may do whatever any of them allows, whatever its own fence says.
+func (o *CreateOptions) warnOtherPolicies(ctx context.Context) {
+	warnWideningPolicies(ctx, &o.clients, o.ErrOut, &o.spec)
+}
+
+// warnWideningPolicies is warnOtherPolicies for any command that makes a
+// sandbox (run, pool members).
+func warnWideningPolicies(ctx context.Context, c *clients, errOut io.Writer, spec *sandbox.Spec) {
+	if spec.Network == sandbox.NetworkOpen {
+		return // no fence of ours to widen
+	}
+	widening, err := sandbox.OtherPolicies(ctx, c.Clientset, spec.Namespace, spec.Pod().Labels)
+	if err != nil {
+		fmt.Fprintf(errOut, "Warning: could not check whether other NetworkPolicies widen the fence of sandbox/%s: %v\n", spec.Name, c.explain(err, spec.Namespace))
+		return
+	}
+	for _, w := range widening {
+		var what []string
+		if w.Egress {
+			what = append(what, "egress")
+		}
+		if w.Ingress {
+			what = append(what, "ingress")
+		}
+		fmt.Fprintf(errOut, "Warning: NetworkPolicy %q also selects sandbox/%s and allows it %s; policies add up, so its rules widen the sandbox's fence (review it: kubectl get networkpolicy %s -n %s -o yaml)\n",
+			w.Policy.Name, spec.Name, strings.Join(what, " and "), w.Policy.Name, spec.Namespace)
+	}
+}
+
+// clientDryRun shows what create would send: the cluster is asked only
+// what Create would ask it before creating anything.
+func (o *CreateOptions) clientDryRun(ctx context.Context) error {
+	lookups, cancel := context.WithTimeout(ctx, clientDryRunLookups)
+	defer cancel()
+	o.spec.FromCluster(lookups, o.Clientset)
+	o.warnOtherPolicies(lookups)
+	if err := o.prepareEgress(o.DryRun, o.ErrOut)(lookups, &o.spec); err != nil {
+		return err
+	}
+	return o.printDryRun()
 }

@@ -59,15 +59,7 @@ func NewCmdDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 			cluster's garbage collector removes them with it.`),
 		Example:           deleteExample,
 		ValidArgsFunction: completeSandboxNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              completeValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
 	}
 	cmd.Flags().BoolVar(&o.All, "all", o.All, "Delete every sandbox in the namespace")
 	cmd.Flags().StringVarP(&o.Selector, "selector", "l", o.Selector, "Delete the sandboxes matching this label selector")

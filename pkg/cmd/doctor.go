@@ -76,15 +76,7 @@ func NewCmdDoctor(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 		Long:                  doctorLong,
 		Example:               doctorExample,
 		Args:                  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:                  completeValidateRun(o, func(_ *cobra.Command, _ []string) error { return o.Complete(f) }),
 	}
 	fl := cmd.Flags()
 	o.PrintFlags.addFlags(cmd)

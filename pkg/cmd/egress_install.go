@@ -74,15 +74,7 @@ func NewCmdEgressInstall(f cmdutil.Factory, streams genericiooptions.IOStreams) 
 			# Review what would be installed
 			kubectl agentkernel egress install -n agents --dry-run=client -o yaml`),
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, cmd); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: completeValidateRun(o, func(cmd *cobra.Command, _ []string) error { return o.Complete(f, cmd) }),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.Image, "image", o.Image, "The proxy's image: the plugin's own binary, of the same version")

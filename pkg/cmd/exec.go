@@ -62,15 +62,7 @@ func newCmdExec(f cmdutil.Factory, o *ExecOptions) *cobra.Command {
 			use 'create --secret-env' instead.`),
 		Example:           execExample,
 		ValidArgsFunction: completeSandboxNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              completeValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	cmd.Flags().BoolVarP(&o.Stdin, "stdin", "i", o.Stdin, "Pass stdin to the command")
 	cmd.Flags().BoolVarP(&o.TTY, "tty", "t", o.TTY, "Allocate a terminal (with -i, when stdin is a terminal)")

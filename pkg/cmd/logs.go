@@ -57,15 +57,7 @@ func newCmdLogs(f cmdutil.Factory, o *LogsOptions) *cobra.Command {
 			logs. What comes out is the sandbox's, untrusted: do not pipe it into a shell.`),
 		Example:           logsExample,
 		ValidArgsFunction: completeSandboxNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              completeValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	l := o.Logs
 	fl := cmd.Flags()

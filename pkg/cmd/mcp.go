@@ -92,15 +92,7 @@ func newCmdMCP(f cmdutil.Factory, o *MCPOptions) *cobra.Command {
 			stdout carries the protocol only; logs go to stderr.`),
 		Example: mcpExample,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, cmd); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    completeValidateRun(o, func(cmd *cobra.Command, _ []string) error { return o.Complete(f, cmd) }),
 	}
 	o.Sandbox.AddFlags(cmd)
 	fl := cmd.Flags()

@@ -10,12 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
-	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -134,86 +131,4 @@ func acquiredHow(a *pool.Acquired, poolName string) string {
 		return fmt.Sprintf("claimed warm from pool %s", poolName)
 	}
 	return "cold: " + a.Why
-}
-
-// runClaim is create --pool.
-func (o *CreateOptions) runClaim(ctx context.Context) error {
-	if o.DryRun != cmdutil.DryRunNone {
-		return o.dryRunClaim(ctx)
-	}
-	// The status line's events are those of a cold fallback's Pod; a warm
-	// member is Running already and has none to wait out.
-	report, stopStatus := newProgress(o.ErrOut, o.Quiet).waitStatus(ctx, o.Clientset, o.Namespace, o.Name)
-	a, err := o.acquire(ctx, &o.spec, o.secretValues, o.match, *o.Claim, sandbox.CreateOptions{
-		Wait:     o.Wait,
-		Timeout:  o.Timeout,
-		Progress: report,
-	})
-	stopStatus()
-	if err != nil {
-		return err
-	}
-	defer finishClaim(a, o.ErrOut)
-	// An --agent preset's install step runs in the claimed sandbox as in a
-	// cold one (a pool's members are made without it); if it fails, the
-	// sandbox goes.
-	if err := o.prepare(ctx, &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, newProgress(o.ErrOut, o.Quiet)); err != nil {
-		return err
-	}
-	how := acquiredHow(a, o.Claim.Pool)
-	switch o.output() {
-	case "":
-		_, err = fmt.Fprintf(o.Out, "sandbox/%s created (%s)\n", o.Name, how)
-		return err
-	case "name":
-		fmt.Fprintf(o.ErrOut, "sandbox/%s: %s\n", o.Name, how)
-		_, err = fmt.Fprintf(o.Out, "sandbox/%s\n", o.Name)
-		return err
-	}
-	fmt.Fprintf(o.ErrOut, "sandbox/%s: %s\n", o.Name, how)
-	return o.printer.PrintObj(a.Pod, o.Out)
-}
-
-// dryRunClaim shows the sandbox a claim would get, as a cold create from
-// the pool's definition would make it (a claimed member is the same Pod
-// under a generated name): the pool must be read for that. Secret values
-// are redacted; nothing is claimed or created.
-func (o *CreateOptions) dryRunClaim(ctx context.Context) error {
-	p, err := pool.GetPool(ctx, o.Clientset, o.Namespace, o.Claim.Pool)
-	if err != nil {
-		return o.explain(err, o.Namespace)
-	}
-	s, err := pool.ClaimedSpec(p, &o.spec, o.match)
-	if err != nil {
-		return err
-	}
-	suffix := fmt.Sprintf("dry run: as claimed from pool %s", p.Name)
-	if o.DryRun == cmdutil.DryRunServer {
-		// Admission of the sandbox a cold fallback would make.
-		if _, err := sandbox.Create(ctx, o.Clientset, s, sandbox.CreateOptions{SecretValues: o.secretValues, ServerDryRun: true}); err != nil {
-			return o.explain(err, o.Namespace)
-		}
-		suffix = fmt.Sprintf("server dry run: as created cold from pool %s", p.Name)
-	}
-	switch o.output() {
-	case "":
-		_, err := fmt.Fprintf(o.Out, "sandbox/%s created (%s)\n", o.Name, suffix)
-		return err
-	case "name":
-		_, err := fmt.Fprintf(o.Out, "sandbox/%s\n", o.Name)
-		return err
-	}
-	var objs []runtime.Object
-	if sec := s.Secret(o.secretValues); sec != nil {
-		objs = append(objs, sandbox.Redacted(sec))
-	}
-	if np := s.NetworkPolicy(); np != nil {
-		objs = append(objs, np)
-	}
-	objs = append(objs, s.Pod())
-	list := &corev1.List{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}}
-	for _, obj := range objs {
-		list.Items = append(list.Items, runtime.RawExtension{Object: obj})
-	}
-	return o.printer.PrintObj(list, o.Out)
 }

@@ -51,15 +51,7 @@ func NewCmdPoolDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *co
 			gone.`),
 		Example:           poolDeleteExample,
 		ValidArgsFunction: completePoolNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              completeValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
 	}
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the warm sandboxes are gone")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")

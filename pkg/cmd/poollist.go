@@ -12,9 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/cli-runtime/pkg/printers"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 )
@@ -32,10 +30,8 @@ var poolListExample = templates.Examples(`
 // PoolListOptions lists pools.
 type PoolListOptions struct {
 	AllNamespaces bool
-	NoHeaders     bool
 	NoReconcile   bool
-	PrintFlags    *genericclioptions.PrintFlags
-	printer       printers.ResourcePrinter
+	PrintFlags    *printFlags
 
 	clients
 	genericiooptions.IOStreams
@@ -43,7 +39,7 @@ type PoolListOptions struct {
 
 // NewPoolListOptions returns PoolListOptions writing to streams.
 func NewPoolListOptions(streams genericiooptions.IOStreams) *PoolListOptions {
-	return &PoolListOptions{PrintFlags: genericclioptions.NewPrintFlags(""), IOStreams: streams}
+	return &PoolListOptions{PrintFlags: newPrintFlags("", withTable|withSort), IOStreams: streams}
 }
 
 // NewCmdPoolList returns the pool list command.
@@ -64,43 +60,21 @@ func NewCmdPoolList(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobr
 			made up for); --no-reconcile only looks.`),
 		Example: poolListExample,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    completeValidateRun(o, func(_ *cobra.Command, _ []string) error { return o.Complete(f) }),
 	}
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "List pools in every namespace")
-	cmd.Flags().BoolVar(&o.NoHeaders, "no-headers", o.NoHeaders, "Leave out the header line")
 	cmd.Flags().BoolVar(&o.NoReconcile, "no-reconcile", o.NoReconcile, "Only look: do not top pools up to their size")
-	o.PrintFlags.AddFlags(cmd)
-	cmd.Flags().Lookup("output").Usage = "One of: wide, json, yaml, name, jsonpath=..., go-template=..."
+	o.PrintFlags.addFlags(cmd)
 	return cmd
 }
 
-// Complete builds clients and the printer.
+// Complete builds clients.
 func (o *PoolListOptions) Complete(f cmdutil.Factory) error {
-	if err := o.complete(f); err != nil {
-		return err
-	}
-	if out := o.output(); out != "" && out != "wide" {
-		p, err := o.PrintFlags.ToPrinter()
-		if err != nil {
-			return err
-		}
-		o.printer = p
-	}
-	return nil
+	return o.complete(f)
 }
 
-func (o *PoolListOptions) output() string { return *o.PrintFlags.OutputFormat }
-
 // Validate checks the output format.
-func (o *PoolListOptions) Validate() error { return nil }
+func (o *PoolListOptions) Validate() error { return o.PrintFlags.validate() }
 
 // Run lists (and reconciles) the pools and prints them.
 func (o *PoolListOptions) Run(ctx context.Context) error {
@@ -132,20 +106,24 @@ func (o *PoolListOptions) Run(ctx context.Context) error {
 			statuses = append(statuses, st)
 		}
 	}
-	if o.printer != nil {
+	printer, err := o.PrintFlags.toPrinter(o.AllNamespaces)
+	if err != nil {
+		return err
+	}
+	if !o.PrintFlags.own() {
 		list := &unstructured.UnstructuredList{Object: map[string]any{"apiVersion": "v1", "kind": "List"}}
 		for _, st := range statuses {
 			list.Items = append(list.Items, *poolObject(st))
 		}
-		if o.output() == "name" {
+		if o.PrintFlags.output() == "name" {
 			for i := range list.Items {
-				if err := o.printer.PrintObj(&list.Items[i], o.Out); err != nil {
+				if err := printer.PrintObj(&list.Items[i], o.Out); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
-		return o.printer.PrintObj(list, o.Out)
+		return printer.PrintObj(list, o.Out)
 	}
 	if len(statuses) == 0 {
 		if o.AllNamespaces {
@@ -155,7 +133,6 @@ func (o *PoolListOptions) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	printer := printers.NewTablePrinter(printers.PrintOptions{Wide: o.output() == "wide", WithNamespace: o.AllNamespaces, NoHeaders: o.NoHeaders})
 	return printer.PrintObj(PoolTable(statuses, time.Now()), o.Out)
 }
 

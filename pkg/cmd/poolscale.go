@@ -48,15 +48,7 @@ func NewCmdPoolScale(f cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 			and are never touched.`),
 		Example:           poolScaleExample,
 		ValidArgsFunction: completePoolNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:              completeValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	cmd.Flags().IntVar(&o.Size, "size", o.Size, "Number of warm sandboxes to keep")
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the pool has that many ready")

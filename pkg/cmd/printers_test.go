@@ -19,6 +19,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/doctor"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
 )
 
@@ -316,5 +318,45 @@ func TestEgressStatusPrintsAsKubectlGet(t *testing.T) {
 	out, _, err = runCobra(t, egressStatus)
 	if err != nil || !strings.HasPrefix(out, "no egress proxy in namespace test;") {
 		t.Fatalf("default: %v\n%s", err, out)
+	}
+}
+
+func TestPoolListPrintsAsKubectlGet(t *testing.T) {
+	cs := fake.NewClientset()
+	for _, p := range []struct {
+		name string
+		size int
+	}{{"beta", 1}, {"alpha", 2}} {
+		def, err := pool.NewPool(p.name, sandbox.NewSpec(p.name, "test"), p.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CoreV1().PodTemplates("test").Create(context.Background(), def.PodTemplate(), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poolList := func(s genericiooptions.IOStreams) *cobra.Command {
+		o := NewPoolListOptions(s)
+		o.clients = clients{Clientset: cs, Namespace: "test"}
+		o.NoReconcile = true
+		cmd := &cobra.Command{RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		}}
+		o.PrintFlags.addFlags(cmd)
+		return cmd
+	}
+	out, _, err := runCobra(t, poolList, "-o", "custom-columns=POOL:.metadata.name,SIZE:.spec.size", "--no-headers", "--sort-by", ".spec.size")
+	if err != nil || out != "beta    1\nalpha   2\n" {
+		t.Fatalf("-o custom-columns --sort-by: %v %q", err, out)
+	}
+	out, _, err = runCobra(t, poolList, "--sort-by", ".metadata.name", "--no-headers")
+	if err != nil || !strings.HasPrefix(out, "alpha ") || !strings.Contains(out, "\nbeta ") {
+		t.Fatalf("table sorted by name: %v\n%s", err, out)
+	}
+	if _, _, err := runCobra(t, poolList, "-o", "xml"); err == nil || !strings.HasPrefix(err.Error(), "--output must be ") {
+		t.Fatalf("-o xml: %v", err)
 	}
 }

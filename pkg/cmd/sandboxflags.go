@@ -3,6 +3,8 @@ package cmd
 import (
 	"fmt"
 	"os"
+	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -194,6 +196,148 @@ func (f *SandboxFlags) Validate() error {
 	case "", string(corev1.PullAlways), string(corev1.PullIfNotPresent), string(corev1.PullNever):
 	default:
 		return fmt.Errorf("--image-pull-policy must be Always, IfNotPresent or Never, not %q", f.PullPolicy)
+	}
+	return nil
+}
+
+// addAgentFlags registers --agent and --agents-file with the sandbox flags.
+func (f *SandboxFlags) addAgentFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.Agent, "agent", f.Agent, "Agent preset whose defaults (image, install step, command, credentials, network, resources) fill the flags you do not give; list them with: kubectl agentkernel agents")
+	fl.StringVar(&f.AgentsFile, "agents-file", f.AgentsFile, "Agent presets file laid over the embedded ones (default: $XDG_CONFIG_HOME/agentkernel/agents.yaml, if it exists)")
+	_ = cmd.RegisterFlagCompletionFunc("agent", func(c *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+		file, _ := c.Flags().GetString("agents-file")
+		set, err := agents.Load(file, file != "")
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var names []string
+		for _, p := range set.All() {
+			names = append(names, p.Name+"\t"+p.Description)
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	})
+}
+
+// applyAgent fills the flags the user did not give from the --agent preset,
+// and adds the preset's credentials to --secret-env, failing (before
+// anything is created) when one it needs is not in the environment.
+// Explicit flags always win: a flag given keeps its value, --env and
+// --secret-env decide for the names they give, and an explicit --profile
+// also decides network and read-only root unless those flags are given.
+func (f *SandboxFlags) applyAgent(cmd *cobra.Command) error {
+	if f.Agent == "" {
+		return nil
+	}
+	set, err := agents.Load(f.AgentsFile, f.AgentsFile != "")
+	if err != nil {
+		return err
+	}
+	p, err := set.Get(f.Agent)
+	if err != nil {
+		return err
+	}
+	fl := cmd.Flags()
+	fill := func(flag string, into *string, value string) {
+		if value != "" && !fl.Changed(flag) {
+			*into = value
+		}
+	}
+	fill("image", &f.Image, p.Image)
+	fill("cpu", &f.CPU, p.CPU)
+	fill("memory", &f.Memory, p.Memory)
+	fill("ephemeral-storage", &f.EphemeralStorage, p.EphemeralStorage)
+	fill("profile", &f.Profile, p.Profile)
+	if !fl.Changed("profile") {
+		fill("network", &f.Network, p.Network)
+		if p.ReadOnly != nil && !fl.Changed("read-only") {
+			f.ReadOnly, f.readOnlySet = *p.ReadOnly, true
+		}
+	}
+
+	plain := map[string]bool{}
+	for _, kv := range f.Env {
+		if k, _, err := sandbox.ParseKeyValue("--env", kv); err == nil {
+			plain[k] = true
+		}
+	}
+	secret := map[string]bool{}
+	for _, n := range f.SecretEnv {
+		secret[n] = true
+	}
+	keys := make([]string, 0, len(p.Env))
+	for k := range p.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var env []string
+	for _, k := range keys {
+		if !plain[k] && !secret[k] {
+			env = append(env, k+"="+p.Env[k])
+		}
+	}
+	f.Env = append(env, f.Env...)
+
+	// Fenced by host name, the agent still needs its own hosts (its model
+	// APIs, its install step's registry); the user's --allow-host add to them.
+	if len(f.AllowHosts) > 0 {
+		f.AllowHosts = append(slices.Clone(p.Hosts), f.AllowHosts...)
+	}
+
+	f.Preset = p
+	if f.noCredentials {
+		return nil
+	}
+	names, err := p.Credentials.Resolve(p.Name, f.lookupEnv, func(n string) bool { return plain[n] || secret[n] })
+	if err != nil {
+		return err
+	}
+	f.SecretEnv = append(slices.Clone(f.SecretEnv), names...)
+	return nil
+}
+
+// addEgressFlags registers the flags that say where an egress sandbox may
+// connect.
+func (f *SandboxFlags) addEgressFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.AllowEgress, "allow-egress", f.AllowEgress,
+		"Allow egress only to CIDR[:PORT[/PROTO]] (repeatable; implies --network egress): e.g. 203.0.113.0/24:443 or [2001:db8::1]:443. "+
+			"Private, link-local, loopback and metadata addresses stay blocked unless the CIDR lies inside them")
+	fl.StringArrayVar(&f.DNS, "dns", f.DNS,
+		"DNS server an egress sandbox may query, CIDR[:PORT] over UDP and TCP (repeatable; default: the cluster's, as found from its kube-dns Service), e.g. 169.254.20.10 for NodeLocal DNSCache")
+}
+
+// egressSpec puts --allow-egress and --dns into s. An allow-list makes the
+// network egress unless --network says otherwise, which is then an error;
+// Spec.Validate refuses --dns on a network that is not egress.
+func (f *SandboxFlags) egressSpec(s *sandbox.Spec) error {
+	if len(f.AllowEgress) > 0 && len(f.AllowHosts) > 0 {
+		// Two different fences: addresses opened in the NetworkPolicy, or
+		// no network but the namespace's egress proxy, which checks names.
+		return fmt.Errorf("--allow-egress and --allow-host cannot be combined: --allow-host sends everything through the namespace's egress proxy, which admits host names (and IPs or CIDRs: --allow-host 203.0.113.0/24:443); use one of them")
+	}
+	for _, a := range f.AllowEgress {
+		d, err := fence.ParseEgress("--allow-egress", a)
+		if err != nil {
+			return err
+		}
+		s.AllowEgress = append(s.AllowEgress, d)
+	}
+	for _, a := range f.DNS {
+		d, err := fence.ParseDNSServer(a)
+		if err != nil {
+			return err
+		}
+		s.DNS = append(s.DNS, d)
+	}
+	// An allow-list narrows egress, so asking for one asks for egress. --dns
+	// alone does not: it must never turn a sandbox without network into one
+	// that reaches the internet.
+	if len(s.AllowEgress) > 0 {
+		if f.Network != "" && s.Network != sandbox.NetworkEgress {
+			return fmt.Errorf("--allow-egress is a list of egress destinations; it cannot go with --network %s", f.Network)
+		}
+		s.Network = sandbox.NetworkEgress
 	}
 	return nil
 }
