@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -167,4 +168,29 @@ func (t *Tracker) Patch(gvr schema.GroupVersionResource, obj runtime.Object, ns 
 	}
 	t.stamp(obj)
 	return t.ObjectTracker.Patch(gvr, obj, ns, opts...)
+}
+
+// StartWhenUngated plays the scheduler and kubelet: a JSON patch to a Pod
+// (the one that lifts its scheduling gates) removes the gates and start
+// gives the Pod the status of a started sandbox. Other patches (a claim's
+// merge patch) are left to the fake.
+func StartWhenUngated(cs *fake.Clientset, start func(*corev1.Pod)) {
+	pods := corev1.SchemeGroupVersion.WithResource("pods")
+	cs.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		pa := a.(k8stesting.PatchActionImpl)
+		if pa.GetPatchType() != types.JSONPatchType {
+			return false, nil, nil
+		}
+		obj, err := cs.Tracker().Get(pods, pa.GetNamespace(), pa.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		pod := obj.(*corev1.Pod).DeepCopy()
+		pod.Spec.SchedulingGates = nil
+		start(pod)
+		if err := cs.Tracker().Update(pods, pod, pod.Namespace); err != nil {
+			return true, nil, err
+		}
+		return true, pod, nil
+	})
 }
