@@ -44,7 +44,7 @@ func modulePackages(t *testing.T) []Package {
 		if err := dec.Decode(&p); err != nil {
 			t.Fatal(err)
 		}
-		path, _, _ := strings.Cut(p.ImportPath, " ") // "p [p.test]" is p's test variant
+		path, variant, _ := strings.Cut(p.ImportPath, " ") // "p [p.test]" is p's test variant
 		if strings.HasSuffix(path, ".test") {
 			continue // the generated test main imports testing's plumbing only
 		}
@@ -53,7 +53,7 @@ func modulePackages(t *testing.T) []Package {
 			d, _, _ = strings.Cut(d, " ")
 			deps = append(deps, d)
 		}
-		pkgs = append(pkgs, Package{ImportPath: path, Deps: deps})
+		pkgs = append(pkgs, Package{ImportPath: path, Deps: deps, Test: variant != "" || strings.HasSuffix(path, "_test")})
 	}
 	if len(pkgs) < 10 {
 		t.Fatalf("go list found %d packages of %s: not this module?", len(pkgs), Module)
