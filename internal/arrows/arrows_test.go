@@ -71,6 +71,8 @@ func TestCheckFindsViolations(t *testing.T) {
 		{ImportPath: m("pkg/netaddr"), Deps: []string{"net/netip", m("pkg/untrusted")}},
 		{ImportPath: m("pkg/cmd"), Deps: []string{m("pkg/sandbox"), "github.com/spf13/cobra"}},
 		{ImportPath: m("bench"), Deps: []string{m("pkg/cmd/pool")}},
+		{ImportPath: m("cmd/kubectl-agentkernel"), Deps: []string{m("internal/fakecluster")}},
+		{ImportPath: m("pkg/pool"), Deps: []string{m("internal/fakecluster")}, Test: true},
 	}
 	got, idle := Check(Rules, pkgs)
 	var lines []string
@@ -79,6 +81,7 @@ func TestCheckFindsViolations(t *testing.T) {
 	}
 	want := []string{
 		"bench -> pkg/cmd/pool",
+		"cmd/kubectl-agentkernel -> internal/fakecluster",
 		"pkg/netaddr -> pkg/untrusted",
 		"pkg/sandbox -> pkg/pool",
 		"pkg/sandbox -> github.com/spf13/cobra",
