@@ -61,9 +61,9 @@ var Rules = []Rule{
 	},
 	{
 		From:        []string{"..."},
-		Never:       []string{"internal/fakecluster/..."},
+		Never:       []string{"internal/fakecluster/...", "internal/testexec/..."},
 		ProductOnly: true,
-		Why:         "the fake cluster is for tests only: the product talks to a real API server",
+		Why:         "the fake cluster and the host runner are for tests only: the product talks to a real API server and a real sandbox",
 	},
 	{
 		From:  []string{"pkg/mcp/...", "pkg/doctor/...", "pkg/egress/...", "pkg/agents/...", "pkg/rbac/..."},
