@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	psaapi "k8s.io/pod-security-admission/api"
-
 	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
@@ -19,7 +17,6 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
-	"k8s.io/pod-security-admission/policy"
 )
 
 // rvTracker is the fake cluster's tracker, through which tests play the
@@ -131,20 +128,4 @@ func (e *execRecorder) execFor(t *testing.T) func(*corev1.Pod) *sandbox.PodExec 
 		t.Fatal(err)
 	}
 	return func(pod *corev1.Pod) *sandbox.PodExec { return sandbox.NewPodExec(&restclient.Config{}, rc, e, pod) }
-}
-
-// restrictedViolations evaluates a pod with the Pod Security library itself,
-// the same code the API server's admission plugin runs.
-func restrictedViolations(t *testing.T, pod *corev1.Pod) string {
-	t.Helper()
-	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lv := psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: psaapi.LatestVersion()}
-	agg := policy.AggregateCheckResults(evaluator.EvaluatePod(lv, &pod.ObjectMeta, &pod.Spec))
-	if agg.Allowed {
-		return ""
-	}
-	return agg.ForbiddenReason() + ": " + agg.ForbiddenDetail()
 }
