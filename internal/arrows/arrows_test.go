@@ -44,7 +44,7 @@ func modulePackages(t *testing.T) []Package {
 		if err := dec.Decode(&p); err != nil {
 			t.Fatal(err)
 		}
-		path, _, _ := strings.Cut(p.ImportPath, " ") // "p [p.test]" is p's test variant
+		path, variant, _ := strings.Cut(p.ImportPath, " ") // "p [p.test]" is p's test variant
 		if strings.HasSuffix(path, ".test") {
 			continue // the generated test main imports testing's plumbing only
 		}
@@ -53,7 +53,7 @@ func modulePackages(t *testing.T) []Package {
 			d, _, _ = strings.Cut(d, " ")
 			deps = append(deps, d)
 		}
-		pkgs = append(pkgs, Package{ImportPath: path, Deps: deps})
+		pkgs = append(pkgs, Package{ImportPath: path, Deps: deps, Test: variant != "" || strings.HasSuffix(path, "_test")})
 	}
 	if len(pkgs) < 10 {
 		t.Fatalf("go list found %d packages of %s: not this module?", len(pkgs), Module)
@@ -71,6 +71,8 @@ func TestCheckFindsViolations(t *testing.T) {
 		{ImportPath: m("pkg/netaddr"), Deps: []string{"net/netip", m("pkg/untrusted")}},
 		{ImportPath: m("pkg/cmd"), Deps: []string{m("pkg/sandbox"), "github.com/spf13/cobra"}},
 		{ImportPath: m("bench"), Deps: []string{m("pkg/cmd/pool")}},
+		{ImportPath: m("cmd/kubectl-agentkernel"), Deps: []string{m("internal/fakecluster")}},
+		{ImportPath: m("pkg/pool"), Deps: []string{m("internal/fakecluster")}, Test: true},
 	}
 	got, idle := Check(Rules, pkgs)
 	var lines []string
@@ -79,6 +81,7 @@ func TestCheckFindsViolations(t *testing.T) {
 	}
 	want := []string{
 		"bench -> pkg/cmd/pool",
+		"cmd/kubectl-agentkernel -> internal/fakecluster",
 		"pkg/netaddr -> pkg/untrusted",
 		"pkg/sandbox -> pkg/pool",
 		"pkg/sandbox -> github.com/spf13/cobra",

@@ -21,7 +21,10 @@ const Module = "github.com/agentkernel/kubectl-agentkernel"
 type Rule struct {
 	From  []string
 	Never []string
-	Why   string
+	// ProductOnly rules hold for packages as built, not for their tests,
+	// which may import what the product must not (the fake cluster).
+	ProductOnly bool
+	Why         string
 }
 
 // Rules are the arrows this module keeps.
@@ -57,6 +60,12 @@ var Rules = []Rule{
 		Why:   "the product never depends on its tests or benchmarks",
 	},
 	{
+		From:        []string{"..."},
+		Never:       []string{"internal/fakecluster/...", "internal/testexec/..."},
+		ProductOnly: true,
+		Why:         "the fake cluster and the host runner are for tests only: the product talks to a real API server and a real sandbox",
+	},
+	{
 		From:  []string{"pkg/mcp/...", "pkg/doctor/...", "pkg/egress/...", "pkg/agents/...", "pkg/rbac/..."},
 		Never: []string{"pkg/cmd/...", "cmd/...", "github.com/spf13/cobra/...", "k8s.io/cli-runtime/..."},
 		Why:   "only the command line speaks flags: these packages serve other front ends too",
@@ -76,6 +85,7 @@ var domain = []string{"pkg/sandbox/...", "pkg/pool/...", "pkg/transfer/...", "pk
 type Package struct {
 	ImportPath string
 	Deps       []string
+	Test       bool // the package's test variant: it and its tests
 }
 
 // Violation is one forbidden arrow.
@@ -97,7 +107,7 @@ func Check(rules []Rule, pkgs []Package) (violations []Violation, idle []*Rule) 
 		r := &rules[i]
 		matched := false
 		for _, p := range pkgs {
-			if !matchAny(r.From, p.ImportPath) {
+			if !matchAny(r.From, p.ImportPath) || (r.ProductOnly && p.Test) {
 				continue
 			}
 			matched = true

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -47,43 +47,36 @@ func (l *stepLog) get() []string {
 	return append([]string(nil), l.steps...)
 }
 
-// runCluster is a fake API server on which a sandbox Pod starts as soon as
-// its scheduling gate is lifted.
+// runCluster is the one fake API server (internal/fakecluster) on which a
+// sandbox Pod starts as soon as its scheduling gate is lifted, and which
+// logs the steps of a run.
 func runCluster(log *stepLog) *fake.Clientset {
-	cs := fake.NewClientset()
-	n := 0
-	cs.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		obj := a.(k8stesting.CreateAction).GetObject().(metav1.Object)
-		n++
-		obj.SetUID(types.UID(fmt.Sprintf("uid-%d", n)))
-		log.add("create " + a.GetResource().Resource)
-		return false, nil, nil
-	})
-	cs.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		pa := a.(k8stesting.PatchAction)
-		if pa.GetPatchType() != types.JSONPatchType {
-			// A claim's merge patch, or the one that marks it complete once
-			// its environment is delivered: the fake applies either.
-			if strings.Contains(string(pa.GetPatch()), `"`+sandbox.AnnotationClaimState+`":"`+sandbox.ClaimComplete+`"`) {
-				log.add("complete the claim")
-			} else {
-				log.add("claim pod")
-			}
-			return false, nil, nil
-		}
-		obj, err := cs.Tracker().Get(a.GetResource(), pa.GetNamespace(), pa.GetName())
-		if err != nil {
-			return true, nil, err
-		}
-		pod := obj.(*corev1.Pod).DeepCopy()
-		pod.Spec.SchedulingGates = nil
+	cs := fakecluster.New()
+	fakecluster.StartWhenUngated(cs, func(pod *corev1.Pod) {
 		pod.Status = corev1.PodStatus{
 			Phase:             corev1.PodRunning,
 			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
 			ContainerStatuses: []corev1.ContainerStatus{{Name: sandbox.ContainerName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}},
 		}
 		log.add("start pod")
-		return true, pod, cs.Tracker().Update(a.GetResource(), pod, pa.GetNamespace())
+	})
+	cs.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		log.add("create " + a.GetResource().Resource)
+		return false, nil, nil
+	})
+	cs.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		pa := a.(k8stesting.PatchAction)
+		if pa.GetPatchType() == types.JSONPatchType {
+			return false, nil, nil // lifts the gate: the fake starts the pod
+		}
+		// A claim's merge patch, or the one that marks it complete once
+		// its environment is delivered: the fake applies either.
+		if strings.Contains(string(pa.GetPatch()), `"`+sandbox.AnnotationClaimState+`":"`+sandbox.ClaimComplete+`"`) {
+			log.add("complete the claim")
+		} else {
+			log.add("claim pod")
+		}
+		return false, nil, nil
 	})
 	cs.PrependReactor("delete", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		log.add("delete " + a.GetResource().Resource)

@@ -24,15 +24,17 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // cluster is a fake API server for the checks: a version, a user, an
 // authorizer that denies what deny lists ("verb resource in namespace",
-// namespace "" for the cluster), and dry runs that store nothing.
+// namespace "" for the cluster), on the one fake API server
+// (internal/fakecluster), whose dry runs store nothing.
 func cluster(t *testing.T, gitVersion string, deny []string, objects ...runtime.Object) *fake.Clientset {
 	t.Helper()
-	cs := fake.NewClientset(objects...)
+	cs := fakecluster.New(objects...)
 	cs.Discovery().(*fakediscovery.FakeDiscovery).FakedServerVersion = &version.Info{GitVersion: gitVersion}
 	cs.PrependReactor("create", "selfsubjectreviews", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, &authenticationv1.SelfSubjectReview{Status: authenticationv1.SelfSubjectReviewStatus{
@@ -52,12 +54,6 @@ func cluster(t *testing.T, gitVersion string, deny []string, objects ...runtime.
 			}
 		}
 		return true, r, nil
-	})
-	cs.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if c, ok := a.(k8stesting.CreateActionImpl); ok && len(c.CreateOptions.DryRun) > 0 {
-			return true, c.GetObject(), nil
-		}
-		return false, nil, nil
 	})
 	return cs
 }

@@ -18,12 +18,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	psaapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
@@ -214,17 +214,13 @@ func (r *recorder) list() []string {
 }
 
 func recordingCluster(failCreate string, objects ...runtime.Object) (*fake.Clientset, *recorder) {
-	cs := fake.NewClientset(objects...)
+	cs := fakecluster.New(objects...)
 	rec := &recorder{}
-	n := 0
 	cs.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		obj := a.(k8stesting.CreateAction).GetObject()
-		m, _ := meta.Accessor(obj)
+		m, _ := meta.Accessor(a.(k8stesting.CreateAction).GetObject())
 		if a.GetResource().Resource == failCreate {
 			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: failCreate}, m.GetName(), errors.New("not allowed"))
 		}
-		n++
-		m.SetUID(types.UID("uid-" + a.GetResource().Resource + "-" + string(rune('a'+n))))
 		rec.add("create " + a.GetResource().Resource)
 		return false, nil, nil
 	})

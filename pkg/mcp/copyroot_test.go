@@ -4,21 +4,15 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/transfer"
 )
 
 // hostRunner runs a copy's sandbox side on this machine.
-type hostRunner struct{}
-
-func (hostRunner) Run(ctx context.Context, command []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	c := exec.CommandContext(ctx, command[0], command[1:]...)
-	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
-	return c.Run()
-}
+type hostRunner = testexec.HostRunner
 
 // The root's handle alone keeps copies in, with no check before it: every
 // way out of rootTree, handed straight to the copies, is refused and
@@ -36,7 +30,7 @@ func TestCopiesThroughTheRootRefuseEveryWayOut(t *testing.T) {
 	ctx := context.Background()
 	for _, p := range []string{"escape", "escape/secret", "escape-file", "relative-out/secret", "repo/up", "chain/secret", "repo/etc-link/passwd", "../x"} {
 		into := filepath.Join(box, "in", filepath.Base(p)) + "/"
-		if err := transfer.CopyToSandboxFrom(ctx, hostRunner{}, r.fs, p, into, io.Discard); err == nil {
+		if err := transfer.CopyToSandboxFrom(ctx, &hostRunner{}, r.fs, p, into, io.Discard); err == nil {
 			t.Errorf("copy in of %q succeeded", p)
 		}
 		if b, err := os.ReadFile(filepath.Join(into, filepath.Base(p))); err == nil {
@@ -44,7 +38,7 @@ func TestCopiesThroughTheRootRefuseEveryWayOut(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"escape/", "escape/new", "chain/x/", "relative-out/", "repo/up/new", "repo/etc-link/x", "../new"} {
-		if err := transfer.CopyFromSandboxIn(ctx, hostRunner{}, box+"/authorized_keys", r.fs, p, transfer.Limits{}, io.Discard); err == nil {
+		if err := transfer.CopyFromSandboxIn(ctx, &hostRunner{}, box+"/authorized_keys", r.fs, p, transfer.Limits{}, io.Discard); err == nil {
 			t.Errorf("copy out to %q succeeded", p)
 		}
 	}
@@ -55,13 +49,13 @@ func TestCopiesThroughTheRootRefuseEveryWayOut(t *testing.T) {
 		t.Error("the file outside the root changed")
 	}
 	// And inside it, copies work both ways.
-	if err := transfer.CopyToSandboxFrom(ctx, hostRunner{}, r.fs, "inside", box+"/ok/", io.Discard); err != nil {
+	if err := transfer.CopyToSandboxFrom(ctx, &hostRunner{}, r.fs, "inside", box+"/ok/", io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(box, "ok/inside/main.go")); err != nil || string(b) != "package main\n" {
 		t.Errorf("copied in through an inside link: %q, %v", b, err)
 	}
-	if err := transfer.CopyFromSandboxIn(ctx, hostRunner{}, box+"/authorized_keys", r.fs, "inside/keys", transfer.Limits{}, io.Discard); err != nil {
+	if err := transfer.CopyFromSandboxIn(ctx, &hostRunner{}, box+"/authorized_keys", r.fs, "inside/keys", transfer.Limits{}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(root, "repo/keys")); err != nil || string(b) != "ATTACKER\n" {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
@@ -14,14 +13,11 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -29,64 +25,20 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
 	restclient "k8s.io/client-go/rest"
-	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 const testNamespace = "agents"
 
-// fakeCluster is a fake clientset that behaves like an API server and a
-// kubelet where the server depends on it: creates get a UID (and a name
-// from generateName), deletes honour UID preconditions, and lifting a
-// Pod's scheduling gate makes it Running and Ready.
+// fakeCluster is the one fake API server (internal/fakecluster) with a
+// kubelet: lifting a Pod's scheduling gate makes it Running and Ready.
 func fakeCluster(objects ...runtime.Object) *fake.Clientset {
-	cs := fake.NewClientset(objects...)
-	var n atomic.Int64
-	cs.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		obj := a.(k8stesting.CreateActionImpl).GetObject()
-		if m, err := meta.Accessor(obj); err == nil && m.GetUID() == "" {
-			m.SetUID(types.UID(fmt.Sprintf("uid-%d", n.Add(1))))
-		}
-		if m, err := meta.Accessor(obj); err == nil && m.GetName() == "" && m.GetGenerateName() != "" {
-			m.SetName(fmt.Sprintf("%s%05d", m.GetGenerateName(), n.Add(1))) // a pool member
-		}
-		return false, nil, nil
-	})
-	cs.PrependReactor("delete", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		da := a.(k8stesting.DeleteActionImpl)
-		pre := da.DeleteOptions.Preconditions
-		if pre == nil || pre.UID == nil {
-			return false, nil, nil
-		}
-		obj, err := cs.Tracker().Get(da.GetResource(), da.GetNamespace(), da.GetName())
-		if err != nil {
-			return true, nil, err
-		}
-		if m, _ := meta.Accessor(obj); m.GetUID() != *pre.UID {
-			return true, nil, apierrors.NewConflict(da.GetResource().GroupResource(), da.GetName(), errors.New("precondition failed: UID"))
-		}
-		return false, nil, nil
-	})
-	cs.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		pa := a.(k8stesting.PatchActionImpl)
-		if pa.GetPatchType() != types.JSONPatchType {
-			return false, nil, nil // a claim's merge patch: the fake applies it
-		}
-		obj, err := cs.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), pa.GetNamespace(), pa.GetName())
-		if err != nil {
-			return true, nil, err
-		}
-		pod := obj.(*corev1.Pod).DeepCopy()
-		pod.Spec.SchedulingGates = nil
-		runPod(pod)
-		if err := cs.Tracker().Update(corev1.SchemeGroupVersion.WithResource("pods"), pod, pod.Namespace); err != nil {
-			return true, nil, err
-		}
-		return true, pod, nil
-	})
+	cs := fakecluster.New(objects...)
+	fakecluster.StartWhenUngated(cs, runPod)
 	return cs
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -81,7 +82,7 @@ func TestPoolMembersAreColdSandboxes(t *testing.T) {
 		if !equalJSON(t, got, want) {
 			t.Fatalf("member spec differs from a cold sandbox's:\n%s\n%s", mustJSON(t, got), mustJSON(t, want))
 		}
-		if v := restrictedViolations(t, &m); v != "" {
+		if v := fakecluster.RestrictedViolations(t, &m); v != "" {
 			t.Fatalf("Pod Security restricted refuses member %s: %s", m.Name, v)
 		}
 		np, err := cs.NetworkingV1().NetworkPolicies("ns").Get(context.Background(), m.Name, metav1.GetOptions{})

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -83,7 +84,7 @@ func TestAllowHostsPodEnvironmentAndGrants(t *testing.T) {
 	if err != nil || len(rules) != 2 || rules[1].String() != "*.npmjs.org:443" {
 		t.Fatalf("AllowHostsOf = %v, %v", rules, err)
 	}
-	if v := restrictedViolations(t, pod); v != "" {
+	if v := fakecluster.RestrictedViolations(t, pod); v != "" {
 		t.Fatalf("violates restricted: %s", v)
 	}
 	// The user's own --env wins, as for every variable.

@@ -14,6 +14,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 )
 
 func mainSpec() Spec {
@@ -36,7 +38,7 @@ func TestMainProcessPod(t *testing.T) {
 	if !c.Stdin || !c.TTY || c.StdinOnce {
 		t.Errorf("stdin %v tty %v stdinOnce %v: attach needs stdin kept open", c.Stdin, c.TTY, c.StdinOnce)
 	}
-	if v := restrictedViolations(t, pod); v != "" {
+	if v := fakecluster.RestrictedViolations(t, pod); v != "" {
 		t.Errorf("a main process breaks Pod Security restricted: %s", v)
 	}
 	if !HasMainProcess(pod) || !MainTTY(pod) {

@@ -6,26 +6,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	psaapi "k8s.io/pod-security-admission/api"
-	"k8s.io/pod-security-admission/policy"
 	"k8s.io/utils/ptr"
-)
 
-// restrictedViolations evaluates a pod with the Pod Security library itself,
-// the same code the API server's admission plugin runs.
-func restrictedViolations(t *testing.T, pod *corev1.Pod) string {
-	t.Helper()
-	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lv := psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: psaapi.LatestVersion()}
-	agg := policy.AggregateCheckResults(evaluator.EvaluatePod(lv, &pod.ObjectMeta, &pod.Spec))
-	if agg.Allowed {
-		return ""
-	}
-	return agg.ForbiddenReason() + ": " + agg.ForbiddenDetail()
-}
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
+)
 
 func TestPodPassesPodSecurityRestricted(t *testing.T) {
 	variants := map[string]func(*Spec){
@@ -43,7 +27,7 @@ func TestPodPassesPodSecurityRestricted(t *testing.T) {
 			if err := s.Validate(); err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
-			if v := restrictedViolations(t, s.Pod()); v != "" {
+			if v := fakecluster.RestrictedViolations(t, s.Pod()); v != "" {
 				t.Fatalf("sandbox pod violates restricted: %s", v)
 			}
 		})
@@ -80,7 +64,7 @@ func TestWeakenedPodIsCaught(t *testing.T) {
 			s := NewSpec("demo", "ns")
 			pod := s.Pod()
 			weaken(pod)
-			if v := restrictedViolations(t, pod); v == "" {
+			if v := fakecluster.RestrictedViolations(t, pod); v == "" {
 				t.Fatal("a weakened pod passed the restricted check")
 			}
 		})

@@ -10,67 +10,25 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	utilexec "k8s.io/client-go/util/exec"
 )
 
-// hostRunner runs the sandbox-side commands on this machine with a chosen
-// PATH, so the real shell scripts meet a real tar (GNU tar, or busybox's).
-type hostRunner struct {
-	path  string
-	calls [][]string
-}
+// hostRunner is the host runner shared by the shell and copy tests.
+type hostRunner = testexec.HostRunner
 
-func (r *hostRunner) Run(ctx context.Context, command []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	r.calls = append(r.calls, command)
-	cmd := exec.CommandContext(ctx, command[0], command[1:]...)
-	cmd.Env = []string{"PATH=" + r.path}
-	if r.path == "" {
-		cmd.Env = os.Environ()
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		return utilexec.CodeExitError{Err: err, Code: exitErr.ExitCode()}
-	}
-	return err
-}
-
-// toolDir makes a PATH directory of busybox applets (all of them but the
-// ones left out), or skips when busybox is not installed.
-func toolDir(t *testing.T, without ...string) string {
-	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("busybox is not installed (apt-get install busybox-static)")
-	}
-	dir := t.TempDir()
-	skip := map[string]bool{}
-	for _, w := range without {
-		skip[w] = true
-	}
-	for _, applet := range []string{"sh", "tar", "cat", "mkdir", "mktemp", "mv", "rm", "env", "test", "["} {
-		if !skip[applet] {
-			if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return dir
-}
+func toolDir(t *testing.T, without ...string) string { return testexec.ToolDir(t, without...) }
 
 func runners(t *testing.T) map[string]func() *hostRunner {
 	return map[string]func() *hostRunner{
 		"host tar":    func() *hostRunner { return &hostRunner{} },
-		"busybox tar": func() *hostRunner { return &hostRunner{path: toolDir(t)} },
+		"busybox tar": func() *hostRunner { return &hostRunner{Path: toolDir(t)} },
 	}
 }
 
@@ -192,7 +150,7 @@ func TestCopyErrors(t *testing.T) {
 	}
 	// Without tar, cat says the same.
 	var nsf *NoSuchFileError
-	if err := CopyFromSandbox(ctx, &hostRunner{path: toolDir(t, "tar")}, remote+"/missing", t.TempDir(), Limits{}, io.Discard); !errors.As(err, &nsf) {
+	if err := CopyFromSandbox(ctx, &hostRunner{Path: toolDir(t, "tar")}, remote+"/missing", t.TempDir(), Limits{}, io.Discard); !errors.As(err, &nsf) {
 		t.Fatalf("missing remote file without tar: %v", err)
 	}
 	if err := CopyToSandbox(ctx, r, filepath.Join(t.TempDir(), "nope"), remote, io.Discard); err == nil || !strings.Contains(err.Error(), "nope") {
@@ -205,7 +163,7 @@ func TestCopyErrors(t *testing.T) {
 
 func TestCopyWithoutTar(t *testing.T) {
 	ctx := context.Background()
-	r := &hostRunner{path: toolDir(t, "tar")}
+	r := &hostRunner{Path: toolDir(t, "tar")}
 	local := t.TempDir()
 	remote := t.TempDir()
 	writeTree(t, local, map[string]string{"f.txt": "single\n", "dir/x": "x"})

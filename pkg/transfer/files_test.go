@@ -24,7 +24,7 @@ func fileRunners(t *testing.T) map[string]*hostRunner {
 				t.Fatal(err)
 			}
 		}
-		out["busybox"] = &hostRunner{path: dir}
+		out["busybox"] = &hostRunner{Path: dir}
 	}
 	return out
 }
@@ -161,7 +161,7 @@ func TestListDir(t *testing.T) {
 }
 
 func TestListDirWithoutStat(t *testing.T) {
-	r := &hostRunner{path: toolDir(t)} // busybox sh and friends, no stat
+	r := &hostRunner{Path: toolDir(t)} // busybox sh and friends, no stat
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"a": "123"})
 	got, _, err := ListDir(context.Background(), r, dir, 10)

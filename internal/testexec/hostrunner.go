@@ -1,0 +1,62 @@
+// Package testexec runs a sandbox's side of an exec on this machine, for
+// tests of the shell scripts and copies that meet a real sh and tar. It is
+// imported only by tests.
+package testexec
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	utilexec "k8s.io/client-go/util/exec"
+)
+
+// HostRunner runs the sandbox-side commands on this machine with a chosen
+// PATH (the test's own environment when Path is empty), so the real shell
+// scripts meet a real tar (GNU tar, or busybox's). Exit statuses come back
+// as the CodeExitError a remote exec returns.
+type HostRunner struct {
+	Path string
+}
+
+func (r *HostRunner) Run(ctx context.Context, command []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := exec.CommandContext(ctx, command[0], command[1:]...)
+	cmd.Env = []string{"PATH=" + r.Path}
+	if r.Path == "" {
+		cmd.Env = os.Environ()
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		return utilexec.CodeExitError{Err: err, Code: exitErr.ExitCode()}
+	}
+	return err
+}
+
+// ToolDir makes a PATH directory of busybox applets (all of them but the
+// ones left out), or skips when busybox is not installed.
+func ToolDir(t testing.TB, without ...string) string {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("busybox is not installed (apt-get install busybox-static)")
+	}
+	dir := t.TempDir()
+	skip := map[string]bool{}
+	for _, w := range without {
+		skip[w] = true
+	}
+	for _, applet := range []string{"sh", "tar", "cat", "mkdir", "mktemp", "mv", "rm", "env", "test", "["} {
+		if !skip[applet] {
+			if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dir
+}
