@@ -60,5 +60,17 @@ func inArgWords(err error) error {
 		return err
 	}
 	msg := strings.Replace(err.Error(), fe.Error(), fe.Words(argOf), 1)
-	return errors.New(msg)
+	if msg == err.Error() {
+		return err
+	}
+	return &argWordsError{msg: msg, err: err}
 }
+
+// argWordsError keeps the error it words, for whoever unwraps it.
+type argWordsError struct {
+	msg string
+	err error
+}
+
+func (e *argWordsError) Error() string { return e.msg }
+func (e *argWordsError) Unwrap() error { return e.err }
