@@ -77,7 +77,7 @@ func newCmdCp(f cmdutil.Factory, o *CpOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.MaxBytes, "max-bytes", o.MaxBytes, "Copying out: stop after this much file content, e.g. 500Mi (default: the sandbox's ephemeral-storage limit)")
 	cmd.Flags().Int64Var(&o.MaxFiles, "max-files", o.MaxFiles, "Copying out: stop after this many entries (default: one per 4 KiB of the sandbox's ephemeral-storage limit, at least 100000)")
-	return cmd
+	return speakFlags(cmd)
 }
 
 // Complete parses the two file specs and builds clients.

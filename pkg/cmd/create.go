@@ -128,7 +128,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 	fl.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "No progress on stderr")
 	cmdutil.AddDryRunFlag(cmd)
 	o.PrintFlags.AddFlags(cmd)
-	return cmd
+	return speakFlags(cmd)
 }
 
 // Complete turns flags into a sandbox.Spec and builds clients.

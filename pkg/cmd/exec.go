@@ -69,7 +69,7 @@ func newCmdExec(f cmdutil.Factory, o *ExecOptions) *cobra.Command {
 	cmd.Flags().StringArrayVarP(&o.Env, "env", "e", o.Env, "Set an environment variable for the command (K=V, repeatable)")
 	cmd.Flags().StringVarP(&o.Workdir, "workdir", "w", o.Workdir, "Working directory for the command (default: /workspace)")
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Only print the command's own output")
-	return cmd
+	return speakFlags(cmd)
 }
 
 // Complete takes the sandbox name and the command after "--".

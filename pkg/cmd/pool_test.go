@@ -127,11 +127,11 @@ func TestClaimMatchSortsEverySandboxFlag(t *testing.T) {
 		}
 		match, err := claimMatch(cmd)
 		switch {
-		case slices.Contains(pool.ClaimFields, name):
-			if err != nil || !slices.Equal(match, []string{name}) {
+		case slices.Contains(pool.ClaimFields, fieldOfFlag(name)):
+			if err != nil || !slices.Equal(match, []string{fieldOfFlag(name)}) {
 				t.Errorf("--%s: match %v, err %v; want it insisted on", name, match, err)
 			}
-		case slices.Contains(pool.PerClaimFields, name), slices.Contains(claimNeutral, name):
+		case slices.Contains(pool.PerClaimFields, fieldOfFlag(name)), slices.Contains(claimNeutral, name):
 			if err != nil || len(match) != 0 {
 				t.Errorf("--%s: match %v, err %v; want it brought by the claim", name, match, err)
 			}

@@ -58,9 +58,9 @@ func claimMatch(cmd *cobra.Command) ([]string, error) {
 			return
 		}
 		switch {
-		case slices.Contains(pool.ClaimFields, fl.Name):
-			match = append(match, fl.Name)
-		case slices.Contains(pool.PerClaimFields, fl.Name), slices.Contains(claimNeutral, fl.Name):
+		case slices.Contains(pool.ClaimFields, fieldOfFlag(fl.Name)):
+			match = append(match, fieldOfFlag(fl.Name))
+		case slices.Contains(pool.PerClaimFields, fieldOfFlag(fl.Name)), slices.Contains(claimNeutral, fl.Name):
 		default:
 			refused = append(refused, "--"+fl.Name)
 		}

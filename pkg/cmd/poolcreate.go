@@ -89,7 +89,7 @@ func newCmdPoolCreate(f cmdutil.Factory, o *PoolCreateOptions) *cobra.Command {
 	cmdutil.AddDryRunFlag(cmd)
 	o.PrintFlags.AddFlags(cmd)
 	_ = cmd.MarkFlagRequired("size")
-	return cmd
+	return speakFlags(cmd)
 }
 
 // Complete reads the flags, builds clients and the pool's definition.

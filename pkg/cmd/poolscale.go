@@ -54,7 +54,7 @@ func NewCmdPoolScale(f cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the pool has that many ready")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
 	_ = cmd.MarkFlagRequired("size")
-	return cmd
+	return speakFlags(cmd)
 }
 
 // Complete takes the name and builds clients.

@@ -83,6 +83,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdEgress(f, streams),
 		NewCmdEgressProxy(f, streams),
 	)
+	speakFlags(cmd)
 	return cmd
 }
 

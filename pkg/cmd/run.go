@@ -184,7 +184,7 @@ func newCmdRun(f cmdutil.Factory, o *RunOptions) *cobra.Command {
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &statusError{PluginFailed, err}
 	})
-	return cmd
+	return speakFlags(cmd)
 }
 
 // failed turns an error of the plugin into its exit status: 130/143 when a

@@ -68,7 +68,7 @@ func newCmdShell(f cmdutil.Factory, o *ShellOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Only print the shell's own output")
-	return cmd
+	return speakFlags(cmd)
 }
 
 // Run streams the shell; its exit code comes back as an *ExitError.

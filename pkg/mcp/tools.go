@@ -126,7 +126,7 @@ func addTool[In, Out any](s *Server, name, title string, h hints, description st
 		}()
 		out, err = run(ctx, in)
 		if err != nil {
-			err = s.toolError(ctx, err)
+			err = s.toolError(ctx, inArgWords(err))
 			s.log.Debug("tool call failed", "tool", name, "error", err)
 			return nil, out, err
 		}

@@ -41,18 +41,19 @@ const (
 
 // ClaimFields are the parts of a sandbox's shape that come from its pool:
 // a claim may name them (Match) only to insist on the pool's values. They
-// are the names of the flags that set them. "agent" is the preset a pool
+// are the Spec's fields (the edges name them in their own words: see
+// pkg/cmd's field table). "agent" is the preset a pool
 // was made from (pool create --agent): a claim that brings a preset's
 // credentials and install step must get a sandbox made for that agent.
 var ClaimFields = []string{
-	"image", "image-pull-policy", "cpu", "memory", "ephemeral-storage", "profile", "network",
-	"read-only", "runtime-class", "node-selector", "service-account", "port", "uid", "agent",
+	"image", "imagePullPolicy", "cpu", "memory", "ephemeralStorage", "profile", "network",
+	"readOnlyRoot", "runtimeClassName", "nodeSelector", "serviceAccountName", "ports", "uid", "agent",
 }
 
 // PerClaimFields are what a claim brings to the member it takes, without
 // starting anything anew: environment and secrets (delivered over exec
 // stdin), labels, TTL and idle timeout.
-var PerClaimFields = []string{"env", "secret-env", "label", "ttl", "idle-timeout"}
+var PerClaimFields = []string{"env", "secretEnvNames", "labels", "ttl", "idleTimeout"}
 
 // AcquireOptions choose how Acquire gets a sandbox.
 type AcquireOptions struct {
@@ -333,7 +334,7 @@ func differs(field string, pool, claim *sandbox.Spec) string {
 	switch field {
 	case "image":
 		a, b = pool.Image, claim.Image
-	case "image-pull-policy":
+	case "imagePullPolicy":
 		a, b = pool.ImagePullPolicy, claim.ImagePullPolicy
 	case "cpu":
 		if pool.CPU.Cmp(claim.CPU) == 0 {
@@ -345,7 +346,7 @@ func differs(field string, pool, claim *sandbox.Spec) string {
 			return ""
 		}
 		a, b = quantity(pool.Memory.String()), quantity(claim.Memory.String())
-	case "ephemeral-storage":
+	case "ephemeralStorage":
 		if pool.EphemeralStorage.Cmp(claim.EphemeralStorage) == 0 {
 			return ""
 		}
@@ -354,25 +355,25 @@ func differs(field string, pool, claim *sandbox.Spec) string {
 		a, b = pool.Profile, claim.Profile
 	case "network":
 		// The same mode is not the same reach: a pool made with
-		// --allow-egress 10.0.0.0/8 is no "--network egress" (public only).
+		// allowEgress 10.0.0.0/8 is no network "egress" (public only).
 		for _, e := range sandbox.Within(claim, pool) {
 			if e.Field == "allowEgress" {
 				return fmt.Sprintf("--network: the pool's sandboxes may reach %s, beyond the claim's --network %s (%s)", e.Asked, claim.Network, e.Ceiling)
 			}
 		}
 		a, b = pool.Network, claim.Network
-	case "read-only":
+	case "readOnlyRoot":
 		a, b = pool.ReadOnlyRoot, claim.ReadOnlyRoot
-	case "runtime-class":
+	case "runtimeClassName":
 		a, b = pool.RuntimeClassName, claim.RuntimeClassName
-	case "node-selector":
+	case "nodeSelector":
 		if len(pool.NodeSelector) == 0 && len(claim.NodeSelector) == 0 {
 			return ""
 		}
 		a, b = pool.NodeSelector, claim.NodeSelector
-	case "service-account":
+	case "serviceAccountName":
 		a, b = pool.ServiceAccountName, claim.ServiceAccountName
-	case "port":
+	case "ports":
 		if len(pool.Ports) == 0 && len(claim.Ports) == 0 {
 			return ""
 		}

@@ -3,6 +3,7 @@ package pool
 import (
 	"bytes"
 	"fmt"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"strconv"
 	"strings"
 
@@ -55,7 +56,7 @@ func envFileContent(env []corev1.EnvVar, secretNames []string, values map[string
 	for _, n := range secretNames {
 		v, ok := values[n]
 		if !ok {
-			return nil, fmt.Errorf("no value for --secret-env %s", n)
+			return nil, field.Invalid("secretEnvNames", "no value for `secretEnvNames` %s", n)
 		}
 		if err := put(n, v); err != nil {
 			return nil, err

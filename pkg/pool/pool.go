@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"slices"
 	"sort"
 	"strconv"
@@ -72,11 +73,11 @@ func ValidatePoolName(name string) error {
 func ValidatePoolSize(size int, creating bool) error {
 	switch {
 	case size < 0:
-		return fmt.Errorf("--size must not be negative (got %d)", size)
+		return field.Invalid("size", "`size` must not be negative (got %d)", size)
 	case size == 0 && creating:
-		return fmt.Errorf("--size must be at least 1: a pool of no members keeps nothing warm (a sandbox without a pool: kubectl agentkernel create NAME)")
+		return field.Error{Field: "size", Detail: "`size` must be at least 1: a pool of no members keeps nothing warm", Hint: field.HintNoPool}
 	case size > MaxPoolSize:
-		return fmt.Errorf("--size %d is more than %d", size, MaxPoolSize)
+		return field.Invalid("size", "`size` %d is more than %d", size, MaxPoolSize)
 	}
 	return nil
 }

@@ -316,7 +316,7 @@ func TestSpecValidateEgress(t *testing.T) {
 	d, _ := fence.ParseEgress("--allow-egress", "203.0.113.0/24")
 	s := NewSpec("demo", "agents")
 	s.AllowEgress = []fence.Destination{d}
-	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "--allow-egress needs --network egress") {
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "allowEgress needs network egress") {
 		t.Errorf("allow-list on a no-network sandbox: %v", err)
 	}
 	s.Network = NetworkEgress

@@ -126,8 +126,8 @@ func TestAllowHostsValidation(t *testing.T) {
 		mutate  func(*Spec)
 		wantErr string
 	}{
-		{"with --network egress", func(s *Spec) { s.Network = NetworkEgress }, "cannot be combined with --network egress"},
-		{"with --network open", func(s *Spec) { s.Network = NetworkOpen }, "cannot be combined with --network open"},
+		{"with --network egress", func(s *Spec) { s.Network = NetworkEgress }, "cannot be combined with network egress"},
+		{"with --network open", func(s *Spec) { s.Network = NetworkOpen }, "cannot be combined with network open"},
 		{"not canonical", func(s *Spec) { s.AllowHosts = []string{"API.example.com"} }, "canonical"},
 		{"repeated", func(s *Spec) { s.AllowHosts = []string{"example.com:443", "example.com:443"} }, "canonical"},
 		{"invalid", func(s *Spec) { s.AllowHosts = []string{"exa mple.com"} }, `--allow-host "exa mple.com"`},
@@ -166,7 +166,7 @@ func TestSetAllowHosts(t *testing.T) {
 	}
 	plainSpec := NewSpec("demo", "agents")
 	plain := plainSpec.Pod()
-	if err := SetAllowHosts(plain, []string{"example.com"}); err == nil || !strings.Contains(err.Error(), "without --allow-host") {
+	if err := SetAllowHosts(plain, []string{"example.com"}); err == nil || !strings.Contains(err.Error(), "without allowHosts") {
 		t.Errorf("grants set on a Pod with no route to the proxy: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"net/url"
 	"strconv"
 	"strings"
@@ -25,10 +26,10 @@ import (
 func (s *Spec) validateEgress() error {
 	if s.Network != NetworkEgress {
 		if len(s.AllowEgress) > 0 {
-			return fmt.Errorf("--allow-egress needs --network egress (the network is %q)", s.Network)
+			return field.Invalid("allowEgress", "`allowEgress` needs `network` egress (the network is %q)", s.Network)
 		}
 		if len(s.DNS) > 0 {
-			return fmt.Errorf("--dns only matters with --network egress (the network is %q)", s.Network)
+			return field.Invalid("dns", "`dns` only matters with `network` egress (the network is %q)", s.Network)
 		}
 	}
 	for _, d := range append(append([]fence.Destination(nil), s.AllowEgress...), s.DNS...) {
@@ -137,10 +138,10 @@ func (s *Spec) validateAllowHosts() error {
 		return err
 	}
 	if strings.Join(canonical, ",") != strings.Join(s.AllowHosts, ",") {
-		return fmt.Errorf("--allow-host values must be canonical and unique (%s); build them with CanonicalAllowHosts", strings.Join(canonical, ", "))
+		return field.Invalid("allowHosts", "`allowHosts` values must be canonical and unique (%s); build them with CanonicalAllowHosts", strings.Join(canonical, ", "))
 	}
 	if s.Network != NetworkNone {
-		return fmt.Errorf("--allow-host sends the sandbox's traffic through the namespace's egress proxy and allows nothing else, so it cannot be combined with --network %s; drop --network (or use --network none)", s.Network)
+		return field.Invalid("allowHosts", "`allowHosts` sends the sandbox's traffic through the namespace's egress proxy and allows nothing else, so it cannot be combined with `network` %s; drop `network` (or use `network` none)", s.Network)
 	}
 	if s.EgressProxyURL != "" {
 		if u, err := url.Parse(s.EgressProxyURL); err != nil || u.Scheme != "http" || u.Host == "" {
@@ -208,7 +209,7 @@ func SetAllowHosts(pod *corev1.Pod, allow []string) error {
 		return err
 	}
 	if !routedThroughProxy(pod) {
-		return fmt.Errorf("pod %s was made without --allow-host: it has no route to the egress proxy, and a Pod's NetworkPolicy and environment are fixed when it is created", pod.Name)
+		return field.Invalid("allowHosts", "pod %s was made without `allowHosts`: it has no route to the egress proxy, and a Pod's NetworkPolicy and environment are fixed when it is created", pod.Name)
 	}
 	if len(canonical) == 0 {
 		delete(pod.Annotations, fence.AnnotationAllowHosts)

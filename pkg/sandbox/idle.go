@@ -1,7 +1,7 @@
 package sandbox
 
 import (
-	"fmt"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"strings"
 	"time"
 
@@ -10,7 +10,7 @@ import (
 
 func validateIdleTimeout(d time.Duration) error {
 	if d < 0 || (d > 0 && d < time.Second) {
-		return fmt.Errorf("--idle-timeout must be at least 1s (or 0 for none), not %s", d)
+		return field.Invalid("idleTimeout", "`idleTimeout` must be at least 1s (or 0 for none), not %s", d)
 	}
 	return nil
 }

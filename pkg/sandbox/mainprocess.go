@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,10 +71,10 @@ func (s *Spec) validateMain() error {
 	case s.TTY && !s.Stdin:
 		return fmt.Errorf("a terminal for the main process needs its stdin open too")
 	case len(s.Command) == 0 && (s.Stdin || s.TTY || s.HoldCommand):
-		return fmt.Errorf("stdin, a terminal or a held start need a main process (create --command)")
+		return field.Invalid("command", "stdin, a terminal or a held start need a main process (`command`)")
 	case len(s.Command) > 0 && s.IdleTimeout > 0:
 		// Idle means nothing but PID 1 runs; a main process always does.
-		return fmt.Errorf("--idle-timeout is for sandboxes without a main process; a main process ends the sandbox when it exits (use --ttl to bound it)")
+		return field.Invalid("idleTimeout", "`idleTimeout` is for sandboxes without a main process; a main process ends the sandbox when it exits (use `ttl` to bound it)")
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ func TestMainProcessValidate(t *testing.T) {
 		"empty command":     {func(s *Spec) { s.Command = []string{""} }, "command is empty"},
 		"stdin, no command": {func(s *Spec) { s.Command = nil }, "need a main process"},
 		"hold, no command":  {func(s *Spec) { s.Command, s.Stdin, s.TTY, s.HoldCommand = nil, false, false, true }, "need a main process"},
-		"idle timeout":      {func(s *Spec) { s.IdleTimeout = time.Minute }, "--idle-timeout is for sandboxes without a main process"},
+		"idle timeout":      {func(s *Spec) { s.IdleTimeout = time.Minute }, "idleTimeout is for sandboxes without a main process"},
 	} {
 		s := mainSpec()
 		tc.mutate(&s)

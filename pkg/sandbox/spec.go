@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"math"
 	"sort"
 	"strings"
@@ -205,7 +206,7 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("invalid namespace %q: %s", s.Namespace, strings.Join(errs, "; "))
 	}
 	if strings.TrimSpace(s.Image) == "" {
-		return fmt.Errorf("--image must not be empty")
+		return field.Invalid("image", "`image` must not be empty")
 	}
 	if _, err := ParseProfile(string(s.Profile)); err != nil {
 		return err
@@ -214,40 +215,40 @@ func (s *Spec) Validate() error {
 		return err
 	}
 	if s.UID <= 0 {
-		return fmt.Errorf("--uid must be a positive UID (got %d): sandboxes never run as root", s.UID)
+		return field.Invalid("uid", "`uid` must be a positive UID (got %d): sandboxes never run as root", s.UID)
 	}
 	if s.TTL < 0 || (s.TTL > 0 && s.TTL < time.Second) {
-		return fmt.Errorf("--ttl must be at least 1s (or 0 for no limit), not %s", s.TTL)
+		return field.Invalid("ttl", "`ttl` must be at least 1s (or 0 for no limit), not %s", s.TTL)
 	}
 	if err := validateIdleTimeout(s.IdleTimeout); err != nil {
 		return err
 	}
-	for flag, q := range map[string]resource.Quantity{"--cpu": s.CPU, "--memory": s.Memory, "--ephemeral-storage": s.EphemeralStorage} {
+	for f, q := range map[string]resource.Quantity{"cpu": s.CPU, "memory": s.Memory, "ephemeralStorage": s.EphemeralStorage} {
 		if q.Sign() <= 0 {
-			return fmt.Errorf("%s must be greater than zero (got %q)", flag, q.String())
+			return field.Invalid(f, "`%s` must be greater than zero (got %q)", f, q.String())
 		}
 	}
 	if s.RuntimeClassName != "" {
 		if errs := validation.IsDNS1123Subdomain(s.RuntimeClassName); len(errs) > 0 {
-			return fmt.Errorf("invalid --runtime-class %q: %s", s.RuntimeClassName, strings.Join(errs, "; "))
+			return field.Invalid("runtimeClassName", "invalid `runtimeClassName` %q: %s", s.RuntimeClassName, strings.Join(errs, "; "))
 		}
 	}
 	if s.ServiceAccountName != "" {
 		if errs := validation.IsDNS1123Subdomain(s.ServiceAccountName); len(errs) > 0 {
-			return fmt.Errorf("invalid --service-account %q: %s", s.ServiceAccountName, strings.Join(errs, "; "))
+			return field.Invalid("serviceAccountName", "invalid `serviceAccountName` %q: %s", s.ServiceAccountName, strings.Join(errs, "; "))
 		}
 	}
 	for k, v := range s.NodeSelector {
-		if err := fence.ValidateLabel("--node-selector", k, v); err != nil {
-			return err
+		if err := fence.ValidateLabel("`nodeSelector`", k, v); err != nil {
+			return field.Error{Field: "nodeSelector", Detail: err.Error()}
 		}
 	}
 	for k, v := range s.Labels {
-		if err := fence.ValidateLabel("--label", k, v); err != nil {
-			return err
+		if err := fence.ValidateLabel("`labels`", k, v); err != nil {
+			return field.Error{Field: "labels", Detail: err.Error()}
 		}
 		if strings.HasPrefix(k, "agentkernel/") {
-			return fmt.Errorf("--label %s: the agentkernel/ prefix is reserved for the plugin's own labels", k)
+			return field.Invalid("labels", "`labels` %s: the agentkernel/ prefix is reserved for the plugin's own labels", k)
 		}
 	}
 	seenEnv := map[string]bool{}
@@ -262,7 +263,7 @@ func (s *Spec) Validate() error {
 			return err
 		}
 		if seenEnv[n] {
-			return fmt.Errorf("%s is given both as --env and as --secret-env; use one", n)
+			return field.Invalid("secretEnvNames", "%s is given both as `env` and as `secretEnvNames`; use one", n)
 		}
 	}
 	if err := s.validateEgress(); err != nil {
@@ -278,7 +279,7 @@ func (s *Spec) Validate() error {
 	for _, p := range s.Ports {
 		key := fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)
 		if seenPort[key] {
-			return fmt.Errorf("--port %s is given twice", strings.ToLower(key))
+			return field.Invalid("ports", "`ports` %s is given twice", strings.ToLower(key))
 		}
 		seenPort[key] = true
 	}

@@ -143,19 +143,19 @@ func TestSpecValidate(t *testing.T) {
 		"bad name":        {func(s *Spec) { s.Name = "Demo" }, "invalid sandbox name"},
 		"bad namespace":   {func(s *Spec) { s.Namespace = "a_b" }, "invalid namespace"},
 		"root":            {func(s *Spec) { s.UID = 0 }, "never run as root"},
-		"zero cpu":        {func(s *Spec) { s.CPU = resource.MustParse("0") }, "--cpu must be greater than zero"},
-		"empty image":     {func(s *Spec) { s.Image = " " }, "--image"},
+		"zero cpu":        {func(s *Spec) { s.CPU = resource.MustParse("0") }, "cpu must be greater than zero"},
+		"empty image":     {func(s *Spec) { s.Image = " " }, "image must not be empty"},
 		"bad profile":     {func(s *Spec) { s.Profile = "yolo" }, "unknown profile"},
 		"bad network":     {func(s *Spec) { s.Network = "some" }, "unknown network"},
 		"reserved label":  {func(s *Spec) { s.Labels = map[string]string{"agentkernel/sandbox": "x"} }, "reserved"},
-		"bad label value": {func(s *Spec) { s.Labels = map[string]string{"a": "b c"} }, "invalid --label value"},
+		"bad label value": {func(s *Spec) { s.Labels = map[string]string{"a": "b c"} }, "invalid labels value"},
 		"bad env name":    {func(s *Spec) { s.Env = []corev1.EnvVar{{Name: "1X"}} }, "invalid environment variable name"},
-		"env and secret":  {func(s *Spec) { s.Env = []corev1.EnvVar{{Name: "K"}}; s.SecretEnvNames = []string{"K"} }, "both as --env and as --secret-env"},
+		"env and secret":  {func(s *Spec) { s.Env = []corev1.EnvVar{{Name: "K"}}; s.SecretEnvNames = []string{"K"} }, "both as env and as secretEnvNames"},
 		"duplicate port": {func(s *Spec) {
 			s.Ports = []corev1.ContainerPort{{ContainerPort: 1, Protocol: "TCP"}, {ContainerPort: 1, Protocol: "TCP"}}
 		}, "given twice"},
-		"bad runtime":      {func(s *Spec) { s.RuntimeClassName = "Bad Class" }, "--runtime-class"},
-		"bad selector key": {func(s *Spec) { s.NodeSelector = map[string]string{"-x": "y"} }, "--node-selector"},
+		"bad runtime":      {func(s *Spec) { s.RuntimeClassName = "Bad Class" }, "invalid runtimeClassName"},
+		"bad selector key": {func(s *Spec) { s.NodeSelector = map[string]string{"-x": "y"} }, "invalid nodeSelector key"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

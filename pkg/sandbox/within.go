@@ -8,27 +8,12 @@ import (
 	"strings"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
-
-// FieldError says how one field of a sandbox goes beyond a ceiling. The
-// domain speaks fields; each edge (the command line, the MCP server) words
-// them for its own flags or arguments.
-type FieldError struct {
-	// Field is the Spec field: network, allowEgress, dns, allowHosts,
-	// readOnlyRoot, cpu, memory, ephemeralStorage, runtimeClassName,
-	// nodeSelector, serviceAccountName, imagePullPolicy.
-	Field string
-	// Asked is what goes beyond; Ceiling what the ceiling allows.
-	Asked, Ceiling string
-}
-
-func (e FieldError) Error() string {
-	return fmt.Sprintf("%s: %s is beyond %s", e.Field, e.Asked, e.Ceiling)
-}
 
 // Within says how a sandbox asked for is more open or bigger than a
 // ceiling, field by field; none: it is within. It compares what each would
@@ -357,3 +342,7 @@ func destinationWithin(d fence.Destination, allowed []fence.Destination) bool {
 	}
 	return true
 }
+
+// FieldError says what is wrong with one field of a sandbox: see
+// field.Error.
+type FieldError = field.Error

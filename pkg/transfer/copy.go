@@ -214,7 +214,7 @@ func catFromSandbox(ctx context.Context, r sandbox.Runner, remote string, root *
 	closeErr := f.Close()
 	if out.exceeded {
 		_ = root.Remove(target)
-		return &LimitError{What: "bytes", Limit: limits.MaxBytes, Flag: "--max-bytes"}
+		return &LimitError{What: "bytes", Limit: limits.MaxBytes, Field: "maxBytes"}
 	}
 	if runErr != nil {
 		_ = root.Remove(target)

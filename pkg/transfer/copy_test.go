@@ -509,8 +509,8 @@ func TestCopyFromSandboxLimits(t *testing.T) {
 		limits Limits
 		want   string
 	}{
-		"bytes": {Limits{MaxBytes: 1000}, "more than 1000 bytes (the limit of --max-bytes)"},
-		"files": {Limits{MaxFiles: 10}, "more than 10 files (the limit of --max-files)"},
+		"bytes": {Limits{MaxBytes: 1000}, "more than 1000 bytes (the limit of maxBytes)"},
+		"files": {Limits{MaxFiles: 10}, "more than 10 files (the limit of maxFiles)"},
 		"fits":  {Limits{MaxBytes: 2000, MaxFiles: 21}, ""},
 	} {
 		t.Run(name, func(t *testing.T) {

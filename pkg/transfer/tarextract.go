@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"io"
 	"io/fs"
 	"os"
@@ -52,11 +53,16 @@ type Limits struct {
 type LimitError struct {
 	What  string // "bytes" or "files"
 	Limit int64
-	Flag  string
+	Field string // "maxBytes" or "maxFiles"
 }
 
-func (e *LimitError) Error() string {
-	return fmt.Sprintf("copy stopped: the sandbox sent more than %d %s (the limit of %s); raise it with %s if you expect that much", e.Limit, e.What, e.Flag, e.Flag)
+func (e *LimitError) Error() string { return e.field().Error() }
+
+// Unwrap gives the field, for an edge to name it in its own words.
+func (e *LimitError) Unwrap() error { return e.field() }
+
+func (e *LimitError) field() field.Error {
+	return field.Invalid(e.Field, "copy stopped: the sandbox sent more than %d %s (the limit of `%s`); raise it with `%s` if you expect that much", e.Limit, e.What, e.Field, e.Field)
 }
 
 // extractor writes the archive's entry base (and everything below it) to
@@ -168,12 +174,12 @@ func (x *extractor) count(hdr *tar.Header) error {
 	}
 	x.files++
 	if x.limits.MaxFiles > 0 && x.files > x.limits.MaxFiles {
-		return &LimitError{What: "files", Limit: x.limits.MaxFiles, Flag: "--max-files"}
+		return &LimitError{What: "files", Limit: x.limits.MaxFiles, Field: "maxFiles"}
 	}
 	if hdr.Typeflag == tar.TypeReg {
 		x.bytes += hdr.Size
 		if x.limits.MaxBytes > 0 && (hdr.Size > x.limits.MaxBytes || x.bytes > x.limits.MaxBytes) {
-			return &LimitError{What: "bytes", Limit: x.limits.MaxBytes, Flag: "--max-bytes"}
+			return &LimitError{What: "bytes", Limit: x.limits.MaxBytes, Field: "maxBytes"}
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package fence
 
 import (
 	"fmt"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -286,11 +287,11 @@ func portNumber(s string) (int32, error) {
 // (default 53).
 func ParseDNSServer(s string) (Destination, error) {
 	if _, port, hasPort := splitEgress(s); hasPort && strings.Contains(port, "/") {
-		return Destination{}, fmt.Errorf("--dns %q: give no protocol: DNS is allowed over both UDP and TCP", s)
+		return Destination{}, field.Invalid("dns", "`dns` %q: give no protocol: DNS is allowed over both UDP and TCP", s)
 	}
-	d, err := ParseEgress("--dns", s)
+	d, err := ParseEgress("`dns`", s)
 	if err != nil {
-		return d, err
+		return d, field.Error{Field: "dns", Detail: err.Error()}
 	}
 	port, end := intstr.FromInt32(53), int32(0)
 	if len(d.Ports) == 1 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"net"
 	"net/netip"
 	"strconv"
@@ -62,7 +63,7 @@ func ProxyURL(namespace, clusterIP string) string {
 // forms, in the order given, without repeats.
 func CanonicalAllowHosts(in []string) ([]string, error) {
 	if len(in) > MaxAllowHosts {
-		return nil, fmt.Errorf("%d --allow-host values; at most %d are allowed", len(in), MaxAllowHosts)
+		return nil, field.Invalid("allowHosts", "%d `allowHosts` values; at most %d are allowed", len(in), MaxAllowHosts)
 	}
 	var out []string
 	seen := map[string]bool{}
