@@ -25,7 +25,7 @@ var domainWordsLeft = map[string]int{
 	"../sandbox/identity.go":   1,
 	"../sandbox/wait.go":       1,
 	"../sandbox/pid1.go":       1, // the idle message a sandbox writes to its termination log
-	"../pool/claim.go":         7,
+	"../pool/claim.go":         6,
 	"../pool/errors.go":        3,
 	"../pool/pool.go":          5,
 }

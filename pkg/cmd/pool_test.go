@@ -43,7 +43,7 @@ func runCreateOn(t *testing.T, cs *fake.Clientset, env map[string]string, args .
 			err = o.Run(context.Background())
 		}
 	}
-	return out.String(), errOut.String(), err
+	return out.String(), errOut.String(), flagWordsError(err) // as the command's RunE says it
 }
 
 func testPool(t *testing.T, name string, mutate func(*sandbox.Spec)) *corev1.PodTemplate {

@@ -229,6 +229,7 @@ func runRunOn(t *testing.T, ctx context.Context, cs *fake.Clientset, player *san
 		}
 		return o.Run(ctx)
 	}()
+	res.err = flagWordsError(res.err) // as the command's RunE says it
 	res.stdout, res.stderr = out.String(), errOut.String()
 	return res
 }

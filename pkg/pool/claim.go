@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -293,14 +294,16 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *
 // pool's shape, with the claim's name and PerClaimFields. A claim that
 // insists (match) on a field the pool has otherwise is refused.
 func claimedSpec(pool string, def, claim *sandbox.Spec, match []string) (*sandbox.Spec, error) {
-	var diffs []string
+	var diffs, fields []string
 	for _, f := range match {
 		if d := differs(f, def, claim); d != "" {
 			diffs = append(diffs, d)
+			fields = append(fields, f)
 		}
 	}
 	if len(diffs) > 0 {
-		return nil, fmt.Errorf("pool %q in namespace %q does not match this claim: %s; leave these flags out to take the pool's, or use a pool (or a cold create) that has them",
+		// A field.Error, so that each edge names the fields its own way.
+		return nil, field.Invalid(fields[0], "pool %q in namespace %q does not match this claim: %s; leave these out to take the pool's, or use a pool (or a cold create) that has them",
 			pool, claim.Namespace, strings.Join(diffs, "; "))
 	}
 	s := def.Clone()
@@ -358,7 +361,7 @@ func differs(field string, pool, claim *sandbox.Spec) string {
 		// allowEgress 10.0.0.0/8 is no network "egress" (public only).
 		for _, e := range sandbox.Within(claim, pool) {
 			if e.Field == "allowEgress" {
-				return fmt.Sprintf("--network: the pool's sandboxes may reach %s, beyond the claim's --network %s (%s)", e.Asked, claim.Network, e.Ceiling)
+				return fmt.Sprintf("`network`: the pool's sandboxes may reach %s, beyond the claim's `network` %s (%s)", e.Asked, claim.Network, e.Ceiling)
 			}
 		}
 		a, b = pool.Network, claim.Network
@@ -386,7 +389,7 @@ func differs(field string, pool, claim *sandbox.Spec) string {
 	if reflect.DeepEqual(a, b) {
 		return ""
 	}
-	d := fmt.Sprintf("--%s: the pool has %s, the claim asks for %s", field, show(a), show(b))
+	d := fmt.Sprintf("`%s`: the pool has %s, the claim asks for %s", field, show(a), show(b))
 	if field == "agent" && claim.Agent != "" {
 		d += fmt.Sprintf(" (a pool for it: kubectl agentkernel pool create NAME --agent %s --size N)", claim.Agent)
 	}

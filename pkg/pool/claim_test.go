@@ -196,8 +196,8 @@ func TestClaimRefusesAPoolOfAnotherShape(t *testing.T) {
 	claim.Image = "node:22"
 	claim.Memory.Set(4 << 30)
 	_, err := Acquire(context.Background(), cs, claim, AcquireOptions{Pool: "py", Match: []string{"image", "memory"}})
-	if err == nil || !strings.Contains(err.Error(), `--image: the pool has "python:3.12", the claim asks for "node:22"`) ||
-		!strings.Contains(err.Error(), "--memory: the pool has 1Gi, the claim asks for 4Gi") {
+	if err == nil || !strings.Contains(err.Error(), `image: the pool has "python:3.12", the claim asks for "node:22"`) ||
+		!strings.Contains(err.Error(), "; memory: the pool has 1Gi, the claim asks for 4Gi") {
 		t.Fatalf("err = %v", err)
 	}
 	if len(patchesOf(cs, "pods")) != 2 { // the two ungates of pool create
@@ -609,7 +609,7 @@ func TestClaimInsistsOnThePoolsAgent(t *testing.T) {
 	claim := claimSpec("task")
 	claim.Agent = "claude"
 	_, err := Acquire(context.Background(), cs, claim, AcquireOptions{Pool: "plain", Match: []string{"agent"}})
-	if err == nil || !strings.Contains(err.Error(), `--agent: the pool has none, the claim asks for "claude"`) {
+	if err == nil || !strings.Contains(err.Error(), `agent: the pool has none, the claim asks for "claude"`) {
 		t.Fatalf("err = %v", err)
 	}
 	a, err := Acquire(context.Background(), cs, claim, AcquireOptions{Pool: "claude", Match: []string{"agent"}})

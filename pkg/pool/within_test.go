@@ -30,7 +30,7 @@ func TestClaimNetworkComparesReach(t *testing.T) {
 		pool []string
 		want string
 	}{
-		{[]string{"10.0.0.0/8"}, "may reach 10.0.0.0/8, beyond the claim's --network egress"},
+		{[]string{"10.0.0.0/8"}, "may reach 10.0.0.0/8, beyond the claim's `network` egress"},
 		{[]string{"169.254.169.254:80"}, "may reach 169.254.169.254/32:80/TCP"},
 		{[]string{"8.8.8.8:443"}, ""},
 		{nil, ""},
