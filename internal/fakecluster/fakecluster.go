@@ -76,7 +76,7 @@ func NewTracked(objects ...runtime.Object) (*fake.Clientset, *Tracker) {
 		// Check and delete under one lock, as the API server's storage does.
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
-		obj, err := tr.ObjectTracker.Get(da.GetResource(), da.GetNamespace(), da.GetName(), metav1.GetOptions{})
+		obj, err := tr.Get(da.GetResource(), da.GetNamespace(), da.GetName(), metav1.GetOptions{})
 		if err != nil {
 			return true, nil, err
 		}
@@ -90,7 +90,7 @@ func NewTracked(objects ...runtime.Object) (*fake.Clientset, *Tracker) {
 			return true, nil, apierrors.NewConflict(gr, da.GetName(),
 				fmt.Errorf("precondition failed: ResourceVersion in precondition: %s, ResourceVersion in object meta: %s", *pre.ResourceVersion, m.GetResourceVersion()))
 		}
-		return true, nil, tr.ObjectTracker.Delete(da.GetResource(), da.GetNamespace(), da.GetName())
+		return true, nil, tr.Delete(da.GetResource(), da.GetNamespace(), da.GetName())
 	})
 	return cs, tr
 }
@@ -132,7 +132,7 @@ func (t *Tracker) Create(gvr schema.GroupVersionResource, obj runtime.Object, ns
 
 func (t *Tracker) precondition(gvr schema.GroupVersionResource, obj runtime.Object, ns string) error {
 	m, _ := meta.Accessor(obj)
-	old, err := t.ObjectTracker.Get(gvr, ns, m.GetName(), metav1.GetOptions{})
+	old, err := t.Get(gvr, ns, m.GetName(), metav1.GetOptions{})
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,10 @@
 package cmd
 
 import (
-	"github.com/agentkernel/kubectl-agentkernel/pkg/clientrate"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	restclient "k8s.io/client-go/rest"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/clientrate"
 )
 
 // newConfigFlags returns the kubeconfig flags of the whole command tree,

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 )
 
 var gcExample = templates.Examples(`

@@ -74,7 +74,7 @@ func (f *printFlags) formats() []string {
 	if f.defaultFormat != "" {
 		out = append(out, f.defaultFormat)
 	}
-	for _, s := range f.PrintFlags.AllowedFormats() {
+	for _, s := range f.AllowedFormats() {
 		if s != f.defaultFormat && !slices.Contains(f.without, s) {
 			out = append(out, s)
 		}
@@ -137,7 +137,7 @@ func (f *printFlags) toPrinter(withNamespace bool) (printers.ResourcePrinter, er
 		return nil, f.outputError(out)
 	}
 	f.HumanReadableFlags.WithNamespace = withNamespace
-	p, err := f.PrintFlags.ToPrinter()
+	p, err := f.ToPrinter()
 	if genericclioptions.IsNoCompatiblePrinterError(err) {
 		return nil, f.outputError(out)
 	}

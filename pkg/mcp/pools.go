@@ -133,10 +133,3 @@ func poolBeyond(e sandbox.FieldError) string {
 	}
 	return e.Error()
 }
-
-func show(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return fmt.Sprintf("%q", s)
-}

@@ -14,15 +14,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // A claim takes a warm member out of its pool with ONE write: a JSON merge

@@ -3,12 +3,14 @@ package pool
 import (
 	"bytes"
 	"fmt"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"strconv"
 	"strings"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
+
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // A claim brings environment to a warm Pod, whose container's env is fixed:

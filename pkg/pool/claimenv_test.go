@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // Whatever a value holds — quotes, newlines, $(...), backquotes — the shell

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -17,6 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // A warm pool member is exactly a cold sandbox — same Pod, same gate, same
@@ -225,7 +226,7 @@ func podShapeDiff(want, got *corev1.Pod) string {
 		return "its environment differs"
 	case !apiequality.Semantic.DeepEqual(wc.Resources, gc.Resources):
 		return "its resources differ"
-	case !apiequality.Semantic.DeepEqual(wc.Ports, gc.Ports) && !(len(wc.Ports) == 0 && len(gc.Ports) == 0):
+	case !apiequality.Semantic.DeepEqual(wc.Ports, gc.Ports) && (len(wc.Ports) != 0 || len(gc.Ports) != 0):
 		return "its ports differ"
 	}
 	return ""

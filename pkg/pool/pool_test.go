@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 func TestPoolNamesAndSizes(t *testing.T) {

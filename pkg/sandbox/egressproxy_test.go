@@ -4,10 +4,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 func allowHostsSpec(t *testing.T, allow ...string) Spec {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"net/url"
 	"strconv"
 	"strings"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
+
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // The Spec's side of the network fence: what its NetworkPolicy selects

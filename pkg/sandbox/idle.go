@@ -1,9 +1,10 @@
 package sandbox
 
 import (
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"strings"
 	"time"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 
 	corev1 "k8s.io/api/core/v1"
 )

@@ -3,8 +3,9 @@ package sandbox
 import (
 	"context"
 	"fmt"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"time"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/watch"

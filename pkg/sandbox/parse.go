@@ -5,9 +5,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // ParseKeyValue splits "k=v" (as given to --env, --label, --node-selector).

@@ -4,10 +4,11 @@ import (
 	"context"
 	"sync"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // Who made an object, with what: annotations on every object the plugin

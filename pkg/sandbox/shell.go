@@ -489,7 +489,7 @@ func parseStatus(line []byte) (code int, verdict []byte, ok bool) {
 			return 0, nil, false
 		}
 		for _, c := range rest {
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-') {
+			if !isVerdictByte(c) {
 				return 0, nil, false
 			}
 		}
@@ -504,4 +504,9 @@ func (d *demux) finishWith(err error) {
 	}
 	d.done <- result{err: err}
 	d.done, d.sink = nil, nil
+}
+
+// isVerdictByte: the verdict is a token of letters, digits and '-'.
+func isVerdictByte(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-'
 }

@@ -7,12 +7,13 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 // Within says how a sandbox asked for is more open or bigger than a

@@ -6,10 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 func egressSpec(t *testing.T, allow ...string) Spec {

@@ -10,9 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
-	corev1 "k8s.io/api/core/v1"
 )
 
 // CopyToSandbox copies a local file or directory into a sandbox, streaming

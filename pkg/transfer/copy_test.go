@@ -14,10 +14,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // hostRunner is the host runner shared by the shell and copy tests.

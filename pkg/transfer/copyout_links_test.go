@@ -16,11 +16,11 @@ import (
 
 // copyOutStream runs one copy of a prepared stream into dest (its tree is
 // dest/out) and returns the error and the warnings.
-func copyOutStream(t *testing.T, ctx context.Context, dest string, entries []entry) (error, string) {
+func copyOutStream(t *testing.T, ctx context.Context, dest string, entries []entry) (string, error) {
 	t.Helper()
 	var warn bytes.Buffer
 	err := CopyFromSandbox(ctx, &tarRunner{makeTar(t, entries)}, "/workspace/out", dest, Limits{}, &warn)
-	return err, warn.String()
+	return warn.String(), err
 }
 
 // destWithSecret is a destination directory next to a directory the
@@ -44,7 +44,7 @@ var outDir = entry{name: "./out/", typ: tar.TypeDir}
 // it), whose relative target now resolves from another directory.
 func TestCopyOutHardLinkToSymlink(t *testing.T) {
 	dest := destWithSecret(t)
-	err, warn := copyOutStream(t, context.Background(), dest, []entry{outDir,
+	warn, err := copyOutStream(t, context.Background(), dest, []entry{outDir,
 		{name: "./out/d/e/", typ: tar.TypeDir},
 		{name: "./out/d/e/s", link: "../../x", typ: tar.TypeSymlink},
 		{name: "./out/h", link: "./out/d/e/s", typ: tar.TypeLink},
@@ -78,7 +78,7 @@ func TestCopyOutHardLinkToUsersSymlink(t *testing.T) {
 // fails, and the escaping link must not stay behind.
 func TestCopyOutFailingStreamLeavesNoEscapingLink(t *testing.T) {
 	dest := destWithSecret(t)
-	err, _ := copyOutStream(t, context.Background(), dest, []entry{outDir,
+	_, err := copyOutStream(t, context.Background(), dest, []entry{outDir,
 		{name: "./out/l", link: "x/x/../../secret", typ: tar.TypeSymlink},
 		{name: "./out/x", link: ".", typ: tar.TypeSymlink},
 		{name: "/etc/evil", typ: tar.TypeReg, body: "x"},
@@ -100,10 +100,10 @@ func TestCopyOutSuccessiveCopiesCompose(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dest := destWithSecret(t)
-			if err, _ := copyOutStream(t, context.Background(), dest, []entry{outDir, {name: "./out/l", link: "x/x/../../secret", typ: tar.TypeSymlink}}); err != nil {
+			if _, err := copyOutStream(t, context.Background(), dest, []entry{outDir, {name: "./out/l", link: "x/x/../../secret", typ: tar.TypeSymlink}}); err != nil {
 				t.Fatal(err)
 			}
-			if err, _ := copyOutStream(t, context.Background(), dest, second); err != nil {
+			if _, err := copyOutStream(t, context.Background(), dest, second); err != nil {
 				t.Fatal(err)
 			}
 			assertLinksInside(t, filepath.Join(dest, "out"))
@@ -133,7 +133,7 @@ func TestCopyOutLongLinkTarget(t *testing.T) {
 	dest := destWithSecret(t)
 	long := strings.Repeat("a/", 40_000) + "x"
 	start := time.Now()
-	err, warn := copyOutStream(t, context.Background(), dest, []entry{outDir,
+	warn, err := copyOutStream(t, context.Background(), dest, []entry{outDir,
 		{name: "./out/a", typ: tar.TypeDir},
 		{name: "./out/l", link: long, typ: tar.TypeSymlink},
 		{name: "./out/m", link: strings.Repeat("b/", 1000) + "\x1b]0;pwned\x07", typ: tar.TypeSymlink},
@@ -158,7 +158,7 @@ func TestCopyOutHonoursCancellation(t *testing.T) {
 	dest := destWithSecret(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err, _ := copyOutStream(t, ctx, dest, []entry{outDir, {name: "./out/f", typ: tar.TypeReg, body: "x"}})
+	_, err := copyOutStream(t, ctx, dest, []entry{outDir, {name: "./out/f", typ: tar.TypeReg, body: "x"}})
 	if err == nil {
 		t.Fatal("a cancelled copy succeeded")
 	}
@@ -178,7 +178,7 @@ func TestCopyOutErrorsArePrintable(t *testing.T) {
 		"long name":          {outDir, {name: "./out/" + strings.Repeat(evil+"/", 30) + "f", typ: tar.TypeReg, body: "x"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err, warn := copyOutStream(t, context.Background(), destWithSecret(t), entries)
+			warn, err := copyOutStream(t, context.Background(), destWithSecret(t), entries)
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -260,7 +260,7 @@ func TestCopyOutLaterRedirectOntoUsersLink(t *testing.T) {
 	}
 	// Without such a link, a link to a name not there yet is kept.
 	clean := destWithSecret(t)
-	if err, warn := copyOutStream(t, context.Background(), clean, []entry{outDir, {name: "./out/l", link: "later/file", typ: tar.TypeSymlink}}); err != nil || warn != "" {
+	if warn, err := copyOutStream(t, context.Background(), clean, []entry{outDir, {name: "./out/l", link: "later/file", typ: tar.TypeSymlink}}); err != nil || warn != "" {
 		t.Fatalf("err=%v warn=%q", err, warn)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"io"
 	"io/fs"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )

@@ -2,11 +2,12 @@ package fence
 
 import (
 	"fmt"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"

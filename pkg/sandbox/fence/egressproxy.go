@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 	"net"
 	"net/netip"
 	"strconv"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 
 	corev1 "k8s.io/api/core/v1"
 
