@@ -60,3 +60,20 @@ func ToolDir(t testing.TB, without ...string) string {
 	}
 	return dir
 }
+
+// FileRunners are the host's tools and busybox's (where it is installed),
+// with the applets the single-file scripts and the shell tests use besides
+// those of the copy scripts: every script runs against both.
+func FileRunners(t testing.TB) map[string]*HostRunner {
+	out := map[string]*HostRunner{"host tools": {}}
+	if bb, err := exec.LookPath("busybox"); err == nil {
+		dir := ToolDir(t)
+		for _, applet := range []string{"tail", "stat", "chmod", "echo", "printf", "true", "sleep", "seq"} {
+			if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out["busybox"] = &HostRunner{Path: dir}
+	}
+	return out
+}

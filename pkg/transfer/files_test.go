@@ -6,28 +6,15 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 )
 
-// fileRunners are the host's tools and busybox's, with the applets the
-// single-file scripts and the shell tests use besides those of the copy
-// scripts.
-func fileRunners(t *testing.T) map[string]*hostRunner {
-	out := map[string]*hostRunner{"host tools": {}}
-	if bb, err := exec.LookPath("busybox"); err == nil {
-		dir := toolDir(t)
-		for _, applet := range []string{"tail", "stat", "chmod", "echo", "printf", "true", "sleep", "seq"} {
-			if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		out["busybox"] = &hostRunner{Path: dir}
-	}
-	return out
-}
+// fileRunners: testexec.FileRunners.
+func fileRunners(t *testing.T) map[string]*hostRunner { return testexec.FileRunners(t) }
 
 func TestReadFile(t *testing.T) {
 	for name, r := range fileRunners(t) {
