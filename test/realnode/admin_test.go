@@ -61,15 +61,15 @@ func TestDoctorProbe(t *testing.T) {
 	t0 := time.Now()
 	r := s.pluginRun(c, "", "doctor", "-n", s.namespace, "--probe", "--timeout", "8m", "-o", "json")
 	record("plugin: doctor --probe", time.Since(t0))
-	var report struct {
-		Failed  int
-		Results []struct{ Check, Status, Found, Action string }
+	var report struct { // a DoctorFindingList
+		Failed int
+		Items  []struct{ Check, Status, Found, Action string }
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
 		t.Fatalf("doctor -o json: %v\n%s\n%s", err, r, s.node.Diagnostics())
 	}
 	probed := false
-	for _, f := range report.Results {
+	for _, f := range report.Items {
 		t.Logf("%s %s: %s", f.Status, f.Check, f.Found)
 		if f.Check == "network-policy" {
 			probed = true
