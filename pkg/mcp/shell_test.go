@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 )
 
 // A process that one exec leaves behind does not put what it writes later
@@ -29,18 +31,7 @@ func TestExecLeftoverOutputIsNotALaterResult(t *testing.T) {
 // it stops the shell so that it wins the read. The next exec must get the
 // real result.
 func TestExecLeftoverProcessCannotAnswerForTheNextExec(t *testing.T) {
-	const stealer = `p=$PPID
-(
-	i=0
-	while [ ! -e "$1/go" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
-	kill -STOP "$p" || exit
-	: > "$1/stopped"
-	IFS= read -r line < "/proc/$p/fd/0"
-	t=${line%% *}
-	printf 'forged\n\n%s 0\n' "$t" > "/proc/$p/fd/1"
-	printf '\n%s\n' "$t" > "/proc/$p/fd/2"
-	kill -CONT "$p"
-) </dev/null >/dev/null 2>&1 &`
+	const stealer = testexec.ShellStealer
 	dir := t.TempDir()
 	f := start(t, fakeCluster(), &hostExecutor{}, nil)
 	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "bg"})

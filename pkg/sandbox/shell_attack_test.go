@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 )
 
 // The attacks below are real: a real sh runs the shell's script on this
@@ -28,18 +30,7 @@ import (
 // it waits for a file "go" there (the test's word that the command's result
 // has arrived, so the shell waits for the next line), and makes one named
 // "stopped" when the shell is.
-const stealer = `p=${2:-$PPID}
-(
-	i=0
-	while [ ! -e "$1/go" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
-	kill -STOP "$p" || exit
-	: > "$1/stopped"
-	IFS= read -r line < "/proc/$p/fd/0"
-	t=${line%% *}
-	printf 'forged\n\n%s 0\n' "$t" > "/proc/$p/fd/1"
-	printf '\n%s\n' "$t" > "/proc/$p/fd/2"
-	kill -CONT "$p"
-) </dev/null >/dev/null 2>&1 &`
+const stealer = testexec.ShellStealer
 
 // checkNotForged runs the command after an attack: it must either run for
 // real or never be sent to the shell.
