@@ -9,7 +9,5 @@ import (
 // hostRunner is the host runner shared by the shell and copy tests.
 type hostRunner = testexec.HostRunner
 
-func toolDir(t *testing.T, without ...string) string { return testexec.ToolDir(t, without...) }
-
 // fileRunners: testexec.FileRunners.
 func fileRunners(t *testing.T) map[string]*hostRunner { return testexec.FileRunners(t) }
