@@ -108,36 +108,7 @@ func Boot(ctx context.Context, c *localcluster.Cluster, opts Options) (_ *Node, 
 	if log == nil {
 		log = io.Discard
 	}
-	if opts.NodeName == "" {
-		opts.NodeName = "realnode"
-	}
-	if opts.CPUs == 0 {
-		opts.CPUs = 2
-	}
-	if opts.MemoryMiB == 0 {
-		opts.MemoryMiB = 3072
-	}
-	if opts.ReadyTimeout == 0 {
-		opts.ReadyTimeout = 8 * time.Minute
-	}
-	if v := os.Getenv("AGENTKERNEL_REALNODE_ACCEL"); v != "" {
-		opts.Accel = v
-	}
-	if opts.Accel == "" {
-		opts.Accel = "tcg"
-	}
-	if opts.KubeletVerbosity == 0 {
-		opts.KubeletVerbosity = 1
-	}
-	if opts.Artifacts == nil {
-		if opts.Artifacts, err = Build(ctx, log, ""); err != nil {
-			return nil, err
-		}
-	}
-	if opts.Dir == "" {
-		opts.Dir = filepath.Join(c.Dir, "realnode-"+opts.NodeName)
-	}
-	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+	if err := opts.complete(ctx, c, log); err != nil {
 		return nil, err
 	}
 
@@ -209,29 +180,7 @@ func Boot(ctx context.Context, c *localcluster.Cluster, opts Options) (_ *Node, 
 	for _, f := range []string{n.ConsoleLog, n.KubeletLog, n.ContainerdLog, n.AgentLog} {
 		_ = os.Remove(f)
 	}
-	netdev := strings.Join([]string{
-		"user,id=net0,restrict=on",
-		"net=10.0.2.0/24,host=" + gatewayIP + ",dns=10.0.2.3",
-		fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:%d", kubeletPort, kubeletPort),
-		// One socat per guest connection: a plain chardev would carry one.
-		fmt.Sprintf("guestfwd=tcp:%s:%s-cmd:socat - TCP:127.0.0.1:%s", apiHostIP, apiPort, apiPort),
-	}, ",")
-	args := []string{
-		"-name", "agentkernel-" + opts.NodeName,
-		"-machine", "pc", "-accel", opts.Accel, "-cpu", "max",
-		"-smp", strconv.Itoa(opts.CPUs), "-m", strconv.Itoa(opts.MemoryMiB),
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-kernel", opts.Artifacts.Kernel, "-initrd", opts.Artifacts.Initrd,
-		"-append", "console=ttyS0 root=/dev/vda panic=-1 apparmor=0 loglevel=4 net.ifnames=0",
-		"-drive", "if=virtio,format=qcow2,cache=unsafe,file=" + overlay,
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
-		"-fw_cfg", "name=opt/agentkernel/config.tar,file=" + configTar,
-		"-serial", "file:" + n.ConsoleLog,
-		"-serial", "file:" + n.KubeletLog,
-		"-serial", "file:" + n.ContainerdLog,
-		"-serial", "file:" + n.AgentLog,
-	}
-	n.cmd = exec.Command("qemu-system-x86_64", args...)
+	n.cmd = exec.Command("qemu-system-x86_64", n.qemuArgs(opts, apiPort, overlay, configTar)...)
 	qemuErr := &bytes.Buffer{}
 	n.cmd.Stdout = qemuErr
 	n.cmd.Stderr = qemuErr
@@ -259,6 +208,71 @@ func Boot(ctx context.Context, c *localcluster.Cluster, opts Options) (_ *Node, 
 	// The credentials are inside the guest now: keep no copy on the host.
 	_ = os.Remove(configTar)
 	return n, nil
+}
+
+// complete fills in what opts leaves out, building the guest's artifacts
+// if none were given.
+func (opts *Options) complete(ctx context.Context, c *localcluster.Cluster, log io.Writer) (err error) {
+	if opts.NodeName == "" {
+		opts.NodeName = "realnode"
+	}
+	if opts.CPUs == 0 {
+		opts.CPUs = 2
+	}
+	if opts.MemoryMiB == 0 {
+		opts.MemoryMiB = 3072
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 8 * time.Minute
+	}
+	if v := os.Getenv("AGENTKERNEL_REALNODE_ACCEL"); v != "" {
+		opts.Accel = v
+	}
+	if opts.Accel == "" {
+		opts.Accel = "tcg"
+	}
+	if opts.KubeletVerbosity == 0 {
+		opts.KubeletVerbosity = 1
+	}
+	if opts.Artifacts == nil {
+		if opts.Artifacts, err = Build(ctx, log, ""); err != nil {
+			return err
+		}
+	}
+	if opts.Dir == "" {
+		opts.Dir = filepath.Join(c.Dir, "realnode-"+opts.NodeName)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return err
+	}
+	return nil
+}
+
+// qemuArgs runs the guest: its disk, its network (the kubelet's port
+// forwarded in, the API server's forwarded out) and a serial port per log.
+func (n *Node) qemuArgs(opts Options, apiPort, overlay, configTar string) []string {
+	netdev := strings.Join([]string{
+		"user,id=net0,restrict=on",
+		"net=10.0.2.0/24,host=" + gatewayIP + ",dns=10.0.2.3",
+		fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:%d", n.KubeletPort, n.KubeletPort),
+		// One socat per guest connection: a plain chardev would carry one.
+		fmt.Sprintf("guestfwd=tcp:%s:%s-cmd:socat - TCP:127.0.0.1:%s", apiHostIP, apiPort, apiPort),
+	}, ",")
+	return []string{
+		"-name", "agentkernel-" + opts.NodeName,
+		"-machine", "pc", "-accel", opts.Accel, "-cpu", "max",
+		"-smp", strconv.Itoa(opts.CPUs), "-m", strconv.Itoa(opts.MemoryMiB),
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-kernel", opts.Artifacts.Kernel, "-initrd", opts.Artifacts.Initrd,
+		"-append", "console=ttyS0 root=/dev/vda panic=-1 apparmor=0 loglevel=4 net.ifnames=0",
+		"-drive", "if=virtio,format=qcow2,cache=unsafe,file=" + overlay,
+		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
+		"-fw_cfg", "name=opt/agentkernel/config.tar,file=" + configTar,
+		"-serial", "file:" + n.ConsoleLog,
+		"-serial", "file:" + n.KubeletLog,
+		"-serial", "file:" + n.ContainerdLog,
+		"-serial", "file:" + n.AgentLog,
+	}
 }
 
 var readyLine = regexp.MustCompile(`agentkernel-init: ([0-9.]+)s ready`)
