@@ -13,6 +13,26 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
 
+// binaries builds or finds what the rows run: the plugin, the timing
+// helper and kubectl; the report describes the two compared.
+func (o *options) binaries(ctx context.Context, e *Env, report *Report) (err error) {
+	if e.Plugin, report.Plugin, err = o.buildPlugin(ctx, e.Tmp); err != nil {
+		return err
+	}
+	if e.timeproc, err = goBuild(ctx, e.Tmp, "./bench/internal/timeproc"); err != nil {
+		return err
+	}
+	if e.Kubectl, err = o.findKubectl(ctx); err != nil {
+		return err
+	}
+	if report.Kubectl, err = describeKubectl(ctx, e.Kubectl); err != nil {
+		return err
+	}
+	// kubectl finds the plugin on PATH for `kubectl agentkernel`.
+	e.childEnv = append(withoutEnv(os.Environ(), "KUBECONFIG", "PATH"), "PATH="+filepath.Dir(e.Plugin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return nil
+}
+
 // releaseFlags are .goreleaser.yaml's: what users install.
 var releaseFlags = []string{"-trimpath", "-ldflags", "-s -w"}
 

@@ -164,20 +164,9 @@ func (o *options) main(ctx context.Context) error {
 	}
 	report := &Report{Date: time.Now().UTC(), Machine: machine(), ClientQPS: o.qps, ClientBurst: o.burst, Rounds: o.rounds, RealNode: realnode}
 
-	if e.Plugin, report.Plugin, err = o.buildPlugin(ctx, tmp); err != nil {
+	if err := o.binaries(ctx, e, report); err != nil {
 		return err
 	}
-	if e.timeproc, err = goBuild(ctx, tmp, "./bench/internal/timeproc"); err != nil {
-		return err
-	}
-	if e.Kubectl, err = o.findKubectl(ctx); err != nil {
-		return err
-	}
-	if report.Kubectl, err = describeKubectl(ctx, e.Kubectl); err != nil {
-		return err
-	}
-	// kubectl finds the plugin on PATH for `kubectl agentkernel`.
-	e.childEnv = append(withoutEnv(os.Environ(), "KUBECONFIG", "PATH"), "PATH="+filepath.Dir(e.Plugin)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	var down func()
 	e.startCluster = func(ctx context.Context) error {
 		bins, err := localcluster.Build(ctx, os.Stderr)
@@ -202,6 +191,15 @@ func (o *options) main(ctx context.Context) error {
 	if o.requests {
 		return countRequests(ctx, e, os.Stdout)
 	}
+	if err := o.measureAll(ctx, e, report, selected); err != nil {
+		return err
+	}
+	return o.print(report)
+}
+
+// measureAll measures the selected rows into report, starting the cluster
+// for the first row that needs one.
+func (o *options) measureAll(ctx context.Context, e *Env, report *Report, selected []*Scenario) error {
 	progress := func(s string) { fmt.Fprintln(os.Stderr, "bench:", s) }
 	for _, s := range selected {
 		if s.Cluster {
@@ -229,7 +227,7 @@ func (o *options) main(ctx context.Context) error {
 			return err
 		}
 	}
-	return o.print(report)
+	return nil
 }
 
 func (o *options) print(r *Report) error {
