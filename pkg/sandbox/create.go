@@ -56,14 +56,23 @@ type CreateOptions struct {
 	// of the sandbox is made, and may complete the spec: create installs
 	// the namespace's egress proxy there and fills in its address.
 	Prepare func(ctx context.Context, spec *Spec) error
+
+	// resume, set by Resume, is the workspace of a suspended sandbox: the
+	// new Pod uses it instead of a new one, and its Secret is already there.
+	resume *corev1.PersistentVolumeClaim
 }
 
 // Created is what Create made.
 type Created struct {
-	Namespace     *corev1.Namespace // nil unless Create made it
+	Namespace *corev1.Namespace // nil unless Create made it
+	// Workspace is a persistent sandbox's claim (Create made it, or Resume
+	// found it).
+	Workspace     *corev1.PersistentVolumeClaim
 	Secret        *corev1.Secret
 	NetworkPolicy *networkingv1.NetworkPolicy
 	Pod           *corev1.Pod
+
+	madeWorkspace bool // Workspace is this call's, to remove if it fails
 }
 
 // Create makes the sandbox: namespace (if asked), the Pod behind a
@@ -98,8 +107,15 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 			return created, err
 		}
 	}
+	workspace, err := created.workspace(ctx, cs, spec, o, dryRun)
+	if err != nil {
+		return created, err
+	}
 	pod := spec.Pod()
 	pod.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: FenceGate}}
+	if workspace != nil {
+		pod.OwnerReferences = append(pod.OwnerReferences, workspaceOwner(workspace))
+	}
 	got, err := cs.CoreV1().Pods(spec.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: dryRun})
 	if apierrors.IsAlreadyExists(err) && spec.Shape == nil {
 		return created, nameTaken(ctx, cs, spec)
@@ -112,8 +128,12 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	}
 	owner := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: got.Name, UID: got.UID, Controller: ptr.To(true)}}
 
-	if secret := spec.Secret(o.SecretValues); secret != nil {
+	if secret := spec.Secret(o.SecretValues); secret != nil && o.resume == nil {
 		secret.OwnerReferences = owner
+		if workspace != nil {
+			// The Secret belongs to the sandbox, not to one of its Pods.
+			secret.OwnerReferences = []metav1.OwnerReference{workspaceOwner(workspace)}
+		}
 		s, err := createOwned(ctx, cs, got, secret, secretAPI(cs, spec.Namespace), dryRun)
 		if err != nil {
 			return created, fmt.Errorf("creating the sandbox's secret: %w", err)
@@ -136,6 +156,9 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	// A sandbox claimed from a pool holds the name by label, not by Pod
 	// name: if one appeared, back off (it may back off too; never both stay).
 	if err := NameHeldElsewhere(ctx, cs, spec, got.UID); err != nil {
+		return created, err
+	}
+	if err := workspaceStays(ctx, cs, spec, workspace); err != nil {
 		return created, err
 	}
 	started, err := Ungate(ctx, cs, got)
@@ -343,6 +366,11 @@ func (c *Created) remove(ctx context.Context, cs kubernetes.Interface) error {
 	if s := c.Secret; s != nil {
 		items = append(items, item{"secret/" + s.Name, func() error {
 			return cs.CoreV1().Secrets(s.Namespace).Delete(cctx, s.Name, byUID(s.UID))
+		}})
+	}
+	if w := c.Workspace; w != nil && c.madeWorkspace {
+		items = append(items, item{"persistentvolumeclaim/" + w.Name, func() error {
+			return cs.CoreV1().PersistentVolumeClaims(w.Namespace).Delete(cctx, w.Name, byUID(w.UID))
 		}})
 	}
 	if ns := c.Namespace; ns != nil {

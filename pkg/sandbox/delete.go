@@ -13,13 +13,74 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// Delete finds the sandbox called name and deletes its Pod; see DeletePod.
+// Delete finds the sandbox called name and deletes its Pod (see
+// DeletePod) and, for a persistent sandbox, its workspace (see
+// DeleteWorkspace): a suspended sandbox has no Pod, and is deleted all the
+// same. pod is nil when there was none.
 func Delete(ctx context.Context, cs kubernetes.Interface, namespace, name string, gracePeriod *int64) (*corev1.Pod, error) {
 	pod, err := Find(ctx, cs, namespace, name)
-	if err != nil {
+	var notFound *NotFoundError
+	switch {
+	case errors.As(err, &notFound):
+		switch gone, werr := DeleteWorkspace(ctx, cs, namespace, name); {
+		case werr != nil:
+			return nil, werr
+		case !gone:
+			return nil, err
+		}
+		return nil, nil
+	case err != nil:
 		return nil, err
 	}
-	return pod, DeletePod(ctx, cs, pod, gracePeriod)
+	if err := DeletePod(ctx, cs, pod, gracePeriod); err != nil {
+		return pod, err
+	}
+	if IsPersistent(pod) {
+		if _, err := DeleteWorkspace(ctx, cs, namespace, name); err != nil {
+			return pod, err
+		}
+	}
+	return pod, nil
+}
+
+// IsPersistent reports whether a sandbox Pod mounts a workspace.
+func IsPersistent(pod *corev1.Pod) bool {
+	for _, v := range pod.Spec.Volumes {
+		if c := v.PersistentVolumeClaim; c != nil && c.ClaimName == WorkspaceName(NameOf(pod)) {
+			return true
+		}
+	}
+	return false
+}
+
+// DeleteWorkspace deletes the workspace of the sandbox called name, by
+// UID, and with it (through the garbage collector) the sandbox's Secret
+// and any Pod it still owns. The cluster keeps the claim until no running
+// Pod uses it. gone is false when there was no workspace of ours to
+// delete; a workspace the user may not read counts as none.
+func DeleteWorkspace(ctx context.Context, cs kubernetes.Interface, namespace, name string) (gone bool, err error) {
+	pvc, err := cs.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, WorkspaceName(name), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
+		return false, nil
+	case err != nil:
+		return false, err
+	case OursWorkspace(pvc, name) != nil:
+		return false, nil
+	case pvc.DeletionTimestamp != nil:
+		return true, nil
+	}
+	err = cs.CoreV1().PersistentVolumeClaims(namespace).Delete(ctx, pvc.Name, metav1.DeleteOptions{
+		Preconditions:     &metav1.Preconditions{UID: ptr.To(pvc.UID)},
+		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
+	})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("deleting the workspace of sandbox %q (persistentvolumeclaim/%s): %w", name, pvc.Name, err)
+	}
+	return true, nil
 }
 
 // DeletePod deletes a sandbox Pod that passed Ours, by name and UID: a Pod

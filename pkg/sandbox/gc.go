@@ -26,7 +26,7 @@ import (
 
 // Garbage is one object gc deletes, and why.
 type Garbage struct {
-	// Kind is "sandbox", "pool-member", "secret" or "networkpolicy".
+	// Kind is "sandbox", "workspace", "pool-member", "secret" or "networkpolicy".
 	Kind            string
 	Namespace, Name string // the object's name (a sandbox's: its sandbox name)
 	Why             string
@@ -71,6 +71,8 @@ func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string,
 		if name := NameOf(pod); name != "" {
 			switch {
 			case Ours(pod, name) != nil:
+			case finished && IsPersistent(pod):
+				out = append(out, suspendedPod(pod))
 			case finished:
 				out = append(out, Garbage{Kind: "sandbox", Namespace: pod.Namespace, Name: name, Why: whyFinished(pod), uid: pod.UID, pod: pod})
 			case StaleClaim(pod, now):
@@ -83,6 +85,11 @@ func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string,
 		}
 		others = append(others, pod)
 	}
+	suspended, err := findRetainedWorkspaces(ctx, cs, namespace, pods.Items, now)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, suspended...)
 	for _, find := range more {
 		found, err := find(ctx, cs, others)
 		if err != nil {
@@ -171,8 +178,10 @@ func whyFinished(pod *corev1.Pod) string {
 func (g Garbage) Delete(ctx context.Context, cs kubernetes.Interface) error {
 	pre := &metav1.Preconditions{UID: ptr.To(g.uid)}
 	var err error
-	switch g.Kind {
-	case "sandbox":
+	switch {
+	case g.remove != nil:
+		err = g.remove(ctx, cs)
+	case g.Kind == "sandbox":
 		if g.unfinished {
 			// A claim that finishes (or a new one) meanwhile writes the
 			// Pod: the resourceVersion precondition then leaves it alone.
@@ -184,15 +193,12 @@ func (g Garbage) Delete(ctx context.Context, cs kubernetes.Interface) error {
 			err = nil
 		}
 		return err
-	case "secret":
+	case g.Kind == "secret":
 		err = cs.CoreV1().Secrets(g.Namespace).Delete(ctx, g.Name, metav1.DeleteOptions{Preconditions: pre})
-	case "networkpolicy":
+	case g.Kind == "networkpolicy":
 		err = cs.NetworkingV1().NetworkPolicies(g.Namespace).Delete(ctx, g.Name, metav1.DeleteOptions{Preconditions: pre})
 	default:
-		if g.remove == nil {
-			return fmt.Errorf("unknown kind %q", g.Kind)
-		}
-		err = g.remove(ctx, cs)
+		return fmt.Errorf("unknown kind %q", g.Kind)
 	}
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil

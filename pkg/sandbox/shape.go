@@ -46,6 +46,11 @@ func (s *Spec) Clone() Spec {
 	c.Labels = copyMap(s.Labels)
 	c.NodeSelector = copyMap(s.NodeSelector)
 	c.CPU, c.Memory, c.EphemeralStorage = s.CPU.DeepCopy(), s.Memory.DeepCopy(), s.EphemeralStorage.DeepCopy()
+	if s.Workspace != nil {
+		w := *s.Workspace
+		w.Size = s.Workspace.Size.DeepCopy()
+		c.Workspace = &w
+	}
 	return c
 }
 

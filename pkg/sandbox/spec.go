@@ -180,6 +180,9 @@ type Spec struct {
 	// EgressProxyURL is the proxy's address (ProxyURL), filled in once the
 	// proxy's Service is known.
 	EgressProxyURL string
+	// Workspace, if set, makes the sandbox persistent: /workspace and $HOME
+	// live on a PersistentVolumeClaim that outlives its Pods (workspace.go).
+	Workspace *Workspace `json:",omitempty"`
 }
 
 // NewSpec returns the spec of a default, restrictive sandbox.
@@ -277,6 +280,11 @@ func (s *Spec) Validate() error {
 	if err := s.validateAllowHosts(); err != nil {
 		return err
 	}
+	if s.Workspace != nil {
+		if err := s.Workspace.validate(); err != nil {
+			return err
+		}
+	}
 	seenPort := map[string]bool{}
 	for _, p := range s.Ports {
 		key := fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)
@@ -366,6 +374,8 @@ func (s *Spec) Pod() *corev1.Pod {
 		runtimeClass = ptr.To(s.RuntimeClassName)
 	}
 
+	volumes, mounts := s.volumes()
+
 	var deadline *int64
 	if s.TTL > 0 {
 		deadline = ptr.To(int64(math.Ceil(s.TTL.Seconds())))
@@ -414,20 +424,10 @@ func (s *Spec) Pod() *corev1.Pod {
 					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 					SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 				},
-				VolumeMounts: []corev1.VolumeMount{
-					{Name: "workspace", MountPath: WorkspaceDir},
-					{Name: "tmp", MountPath: TmpDir},
-					{Name: "home", MountPath: HomeDir},
-					{Name: runVolume, MountPath: RunDir},
-				},
+				VolumeMounts:             mounts,
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 			}},
-			Volumes: []corev1.Volume{
-				emptyDir("workspace", s.EphemeralStorage),
-				emptyDir("tmp", s.EphemeralStorage),
-				emptyDir("home", s.EphemeralStorage),
-				runDirVolume(),
-			},
+			Volumes: volumes,
 		},
 	}
 	if s.Shape != nil {

@@ -1,0 +1,86 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// workspace is the claim a persistent sandbox's new Pod mounts: the one a
+// resume found, or a new one made before the Pod (the Pod is owned by it,
+// so it must exist first). A claim already holding the name is a sandbox
+// of that name, perhaps suspended: never reused by a create.
+func (c *Created) workspace(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOptions, dryRun []string) (*corev1.PersistentVolumeClaim, error) {
+	if o.resume != nil {
+		c.Workspace = o.resume
+		return o.resume, nil
+	}
+	claim := spec.WorkspaceClaim()
+	if claim == nil {
+		return nil, nil
+	}
+	got, err := cs.CoreV1().PersistentVolumeClaims(spec.Namespace).Create(ctx, claim, metav1.CreateOptions{DryRun: dryRun})
+	if apierrors.IsAlreadyExists(err) {
+		return nil, workspaceTaken(ctx, cs, spec)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating the sandbox's workspace (a PersistentVolumeClaim): %w", err)
+	}
+	if len(dryRun) == 0 {
+		c.Workspace, c.madeWorkspace = got, true
+	}
+	return got, nil
+}
+
+// workspaceTaken explains why a workspace's name is taken.
+func workspaceTaken(ctx context.Context, cs kubernetes.Interface, spec *Spec) error {
+	existing, err := cs.CoreV1().PersistentVolumeClaims(spec.Namespace).Get(ctx, WorkspaceName(spec.Name), metav1.GetOptions{})
+	if err == nil {
+		if why := OursWorkspace(existing, spec.Name); why != nil {
+			return &NotManagedError{Name: spec.Name, Namespace: spec.Namespace, PodName: "persistentvolumeclaim/" + existing.Name, Reason: why.Error()}
+		}
+	}
+	return &AlreadyExistsError{Name: spec.Name, Namespace: spec.Namespace}
+}
+
+// workspaceStays is the last check before a sandbox's Pod is ungated.
+// A persistent sandbox's workspace must still be the one the Pod was made
+// for and not being deleted: a resume racing a delete then never starts
+// a Pod on a workspace about to go (the kubelet would not start it either,
+// but it would wait for a claim that never comes back). A disposable
+// sandbox must not share its name with a persistent one that is suspended
+// (its Pod gone, its workspace kept).
+func workspaceStays(ctx context.Context, cs kubernetes.Interface, spec *Spec, mine *corev1.PersistentVolumeClaim) error {
+	if spec.Shape != nil {
+		return nil // a warm pool member holds no name yet
+	}
+	got, err := cs.CoreV1().PersistentVolumeClaims(spec.Namespace).Get(ctx, WorkspaceName(spec.Name), metav1.GetOptions{})
+	switch {
+	case mine == nil && (apierrors.IsNotFound(err) || apierrors.IsForbidden(err)):
+		// No workspace holds the name, or the user may not read workspaces
+		// (and so cannot have made one).
+		return nil
+	case mine == nil && err == nil:
+		if OursWorkspace(got, spec.Name) != nil {
+			return nil // not a sandbox's: the name is the Pod's to take
+		}
+		return &AlreadyExistsError{Name: spec.Name, Namespace: spec.Namespace}
+	case mine == nil:
+		return err
+	case apierrors.IsNotFound(err) || err == nil && (got.UID != mine.UID || got.DeletionTimestamp != nil):
+		return &WorkspaceGoneError{Name: spec.Name, Namespace: spec.Namespace}
+	}
+	return err
+}
+
+// WorkspaceGoneError: the workspace of a persistent sandbox was deleted
+// (or is being deleted) while its sandbox was being started.
+type WorkspaceGoneError struct{ Name, Namespace string }
+
+func (e *WorkspaceGoneError) Error() string {
+	return fmt.Sprintf("the workspace of sandbox %q in namespace %q was deleted, or is being deleted; its files are gone with it", e.Name, e.Namespace)
+}
