@@ -15,7 +15,16 @@ import (
 // user or group names leave the machine.
 func WriteTar(w io.Writer, src, top string, warn io.Writer) error {
 	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+	if err := writeTarTree(tw, src, top, warn); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// writeTarTree writes src to tw as WriteTar does, without ending the archive,
+// so that several trees can share one stream.
+func writeTarTree(tw *tar.Writer, src, top string, warn io.Writer) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -70,8 +79,4 @@ func WriteTar(w io.Writer, src, top string, warn io.Writer) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }
