@@ -80,9 +80,9 @@ func TestArchiveRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			for file, want := range map[string]string{
-				sandbox.WorkspaceDir + "/src/main.go":    "package main\n",
-				sandbox.WorkspaceDir + "/down":           "package main\n",
-				sandbox.WorkspaceDir + "/kept.txt":       "k",
+				sandbox.WorkspaceDir + "/src/main.go":   "package main\n",
+				sandbox.WorkspaceDir + "/down":          "package main\n",
+				sandbox.WorkspaceDir + "/kept.txt":      "k",
 				sandbox.HomeDir + "/.config/agent.json": "{}",
 			} {
 				got, err := os.ReadFile(to + file)
