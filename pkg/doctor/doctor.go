@@ -75,6 +75,7 @@ var Checks = []Check{
 	{"limit-ranges", checkLimitRanges},
 	{"resource-quotas", checkResourceQuotas},
 	{"runtime-classes", checkRuntimeClasses},
+	{"storage", checkStorage},
 	{"dns", checkDNS},
 	{"other-policies", checkOtherPolicies},
 	{"network-policy", checkNetworkPolicy},

@@ -14,15 +14,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/version"
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -96,7 +100,9 @@ func TestAHealthyNamespace(t *testing.T) {
 	dns := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-dns"},
 		Spec: corev1.ServiceSpec{Selector: map[string]string{"k8s-app": "kube-dns"}, Ports: []corev1.ServicePort{{Port: 53, Protocol: corev1.ProtocolUDP}}}}
 	gvisor := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "gvisor"}, Handler: "runsc"}
-	cs := cluster(t, "v1.37.2", nil, restrictedNamespace("agents"), dns, gvisor)
+	standard := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "standard", Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}},
+		Provisioner: "rancher.io/local-path", VolumeBindingMode: ptr.To(storagev1.VolumeBindingWaitForFirstConsumer)}
+	cs := cluster(t, "v1.37.2", nil, restrictedNamespace("agents"), dns, gvisor, standard)
 	results := Run(context.Background(), &Env{Clientset: cs, Namespace: "agents", Server: "https://k8s"})
 	for _, r := range results {
 		if r.Status != OK && r.Check != "network-policy" {
@@ -108,6 +114,7 @@ func TestAHealthyNamespace(t *testing.T) {
 	wantLine(t, results, "namespace", OK, "enforces restricted")
 	wantLine(t, results, "permissions", OK, "may create pods/exec in namespace \"agents\"")
 	wantLine(t, results, "runtime-classes", OK, "gvisor (gVisor, handler runsc)")
+	wantLine(t, results, "storage", OK, "default StorageClass standard (provisioner rancher.io/local-path, binds WaitForFirstConsumer, no volume expansion)")
 	wantLine(t, results, "dns", OK, "Service kube-system/kube-dns: pods k8s-app=kube-dns in kube-system, ports 53/UDP")
 	wantLine(t, results, "network-policy", Warn, "enforcement not checked")
 	if Failed(results) != 0 {
@@ -154,6 +161,41 @@ func TestWhatFailsAndWhatWarns(t *testing.T) {
 	}
 	if Failed(results) != 4 {
 		t.Errorf("failed = %d, want 4:\n%s", Failed(results), report(results))
+	}
+}
+
+// Where a persistent sandbox's workspace comes from: no class, no default,
+// two defaults, a class that cannot be listed.
+func TestStorageClasses(t *testing.T) {
+	class := func(name string, isDefault bool) *storagev1.StorageClass {
+		sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Provisioner: "csi.example.com", AllowVolumeExpansion: ptr.To(true)}
+		if isDefault {
+			sc.Annotations = map[string]string{"storageclass.beta.kubernetes.io/is-default-class": "true"}
+		}
+		return sc
+	}
+	for _, c := range []struct {
+		name    string
+		objects []runtime.Object
+		deny    []string
+		status  Status
+		found   string
+	}{
+		{"none", nil, nil, Warn, "no StorageClass"},
+		{"no default", []runtime.Object{class("slow", false), class("fast", false)}, nil, Warn, "no default StorageClass, only: fast, slow"},
+		{"two defaults", []runtime.Object{class("a", true), class("b", true)}, nil, Warn, "2 StorageClasses are marked default"},
+		{"beta default", []runtime.Object{class("a", true)}, nil, OK, "a (provisioner csi.example.com, binds Immediate, volumes can grow)"},
+		{"forbidden", nil, []string{"list storageclasses in "}, Warn, "cannot list StorageClasses"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cs := cluster(t, "v1.37.2", nil, c.objects...)
+			if len(c.deny) > 0 {
+				cs.PrependReactor("list", "storageclasses", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "storage.k8s.io", Resource: "storageclasses"}, "", fmt.Errorf("denied"))
+				})
+			}
+			wantLine(t, checkStorage(context.Background(), &Env{Clientset: cs, Namespace: "agents"}), "", c.status, c.found)
+		})
 	}
 }
 

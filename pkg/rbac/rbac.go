@@ -72,6 +72,11 @@ var Permissions = []Permission{
 	{Verb: "list", Resource: "podtemplates", Why: "pool list; doctor: the namespace's pools"},
 	{Verb: "patch", Resource: "podtemplates", Why: "pool scale: the pool's size"},
 	{Verb: "delete", Resource: "podtemplates", Why: "pool delete; pool create: undo a create that failed"},
+	{Verb: "create", Resource: "persistentvolumeclaims", Why: "create --persist: the sandbox's workspace"},
+	{Verb: "get", Resource: "persistentvolumeclaims", Why: "suspend, resume, delete and every command on a suspended sandbox: its workspace and record; create: is the name held by a suspended sandbox"},
+	{Verb: "list", Resource: "persistentvolumeclaims", Why: "list: suspended sandboxes; gc: workspaces kept past their --retain"},
+	{Verb: "patch", Resource: "persistentvolumeclaims", Why: "suspend, resume, gc: record on the workspace when and why its sandbox was suspended"},
+	{Verb: "delete", Resource: "persistentvolumeclaims", Why: "delete, gc: a persistent sandbox's workspace; create: undo a create that failed"},
 	{Verb: "get", Resource: "services", ResourceNames: []string{EgressProxyName},
 		Why: "create --allow-host, egress status: the namespace's egress proxy (an admin installs it: egress install)"},
 	{Verb: "get", Group: "apps", Resource: "deployments", ResourceNames: []string{EgressProxyName},
@@ -83,6 +88,7 @@ var Permissions = []Permission{
 		Why: "create --network egress: find the cluster's DNS (kube-dns, NodeLocal DNSCache) for the sandbox's DNS rule"},
 	{Verb: "list", Resource: "pods", Scope: Cluster, Why: "list -A: sandboxes in every namespace"},
 	{Verb: "list", Resource: "podtemplates", Scope: Cluster, Why: "pool list -A: pools in every namespace"},
+	{Verb: "list", Group: "storage.k8s.io", Resource: "storageclasses", Why: "doctor: the default StorageClass a persistent sandbox's workspace comes from", Scope: Cluster},
 	{Verb: "list", Group: "node.k8s.io", Resource: "runtimeclasses", Why: "doctor: which RuntimeClasses (gVisor, Kata) there are", Scope: Cluster},
 }
 
