@@ -243,7 +243,7 @@ func TestDeleteValidate(t *testing.T) {
 		"bad grace":     {DeleteOptions{Names: []string{"a"}, GracePeriod: -2}, "--grace-period"},
 	}
 	for name, tc := range cases {
-		if err := tc.o.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := tc.o.Validate(); err == nil || !strings.Contains(inFlagWords(err), tc.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
 		}
 	}

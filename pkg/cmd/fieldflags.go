@@ -1,8 +1,7 @@
 package cmd
 
 import (
-	"errors"
-	"strings"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -41,11 +40,74 @@ var fieldFlags = map[string]string{
 	"maxBytes":           "max-bytes",
 	"maxFiles":           "max-files",
 	"timeout":            "timeout",
+	"selector":           "selector",
 }
 
-// fieldHints word the domain's next steps (field.Hint) as commands.
-var fieldHints = map[field.Hint]string{
-	field.HintNoPool: " (a sandbox without a pool: kubectl agentkernel create NAME)",
+// fieldHints word the domain's next steps (field.Hint) as commands, put
+// after what happened: the one table of the commands our errors suggest.
+var fieldHints = map[field.Hint]func(s field.Step) string{
+	field.HintNoPool: func(field.Step) string { return " (a sandbox without a pool: kubectl agentkernel create NAME)" },
+	field.HintListSandboxes: func(field.Step) string {
+		return "; list them with: kubectl agentkernel list -A"
+	},
+	field.HintDeleteFirst: func(s field.Step) string {
+		return fmt.Sprintf(", or delete it first: kubectl agentkernel delete %s -n %s", s.Name, s.Namespace)
+	},
+	field.HintRemoveLeft: func(s field.Step) string {
+		return fmt.Sprintf(" (remove it with: kubectl agentkernel delete %s -n %s)", s.Name, s.Namespace)
+	},
+	field.HintReclaim: func(s field.Step) string {
+		return fmt.Sprintf("; remove it with: kubectl agentkernel delete %s -n %s, or claim the name again (which replaces it) with: kubectl agentkernel create %s -n %s --pool %s ...",
+			s.Name, s.Namespace, s.Name, s.Namespace, s.Pool)
+	},
+	field.HintClientDryRun: func(field.Step) string {
+		return "; see every object with --dry-run=client -o yaml, or create the namespace first"
+	},
+	field.HintWaitSandbox: func(s field.Step) string {
+		return fmt.Sprintf("; wait longer with --timeout, or look at: kubectl describe pod %s -n %s", s.Name, s.Namespace)
+	},
+	field.HintListPools: func(s field.Step) string {
+		return fmt.Sprintf("; list them with: kubectl agentkernel pool list -A, or make it with: kubectl agentkernel pool create %s --size N", s.Name)
+	},
+	field.HintPoolExists: func(s field.Step) string {
+		return fmt.Sprintf("; resize it with: kubectl agentkernel pool scale %s --size N -n %s, or delete it first: kubectl agentkernel pool delete %s -n %s",
+			s.Name, s.Namespace, s.Name, s.Namespace)
+	},
+	field.HintRemovePool: func(s field.Step) string {
+		return fmt.Sprintf(" (remove with: kubectl agentkernel pool delete %s -n %s)", s.Name, s.Namespace)
+	},
+	field.HintTopUp: func(s field.Step) string {
+		return fmt.Sprintf(" (kubectl agentkernel pool list -n %s tops it up)", s.Namespace)
+	},
+	field.HintCheckMember: func(s field.Step) string {
+		return fmt.Sprintf("; check with: kubectl get pod -n %s %s --show-labels", s.Namespace, s.Name)
+	},
+	field.HintScalePool: func(s field.Step) string {
+		return fmt.Sprintf("; scale it with: kubectl agentkernel pool scale %s --size N", s.Name)
+	},
+	field.HintFixSize: func(s field.Step) string {
+		return fmt.Sprintf("; fix it with: kubectl agentkernel pool scale %s --size N", s.Name)
+	},
+	field.HintWaitPool: func(s field.Step) string {
+		return fmt.Sprintf("; wait longer with --timeout, or see: kubectl agentkernel pool list -n %s", s.Namespace)
+	},
+	field.HintWaitClaim: func(s field.Step) string {
+		return fmt.Sprintf("; wait longer with --timeout, see why with: kubectl agentkernel pool list -n %s, or claim without --pool-wait to create the sandbox cold", s.Namespace)
+	},
+	field.HintPoolForAgent: func(s field.Step) string {
+		return fmt.Sprintf(" (a pool for it: kubectl agentkernel pool create NAME --agent %s --size N)", s.Value)
+	},
+	field.HintSecretOnClaim: func(s field.Step) string {
+		return fmt.Sprintf("; give it when claiming: kubectl agentkernel create NAME --pool %s --secret-env %s", s.Pool, s.Value)
+	},
+}
+
+// stepOf is the command line's words for a next step.
+func stepOf(s field.Step) string {
+	if words, ok := fieldHints[s.Hint]; ok {
+		return words(s)
+	}
+	return ""
 }
 
 // flagOf is the flag, with its dashes, that sets a field.
@@ -106,10 +168,5 @@ func (e *wordedError) Unwrap() error { return e.err }
 // names become the flags that set them, with the hints that name our
 // commands. Everything else in the message is kept word for word.
 func inFlagWords(err error) string {
-	msg := err.Error()
-	var fe field.Error
-	if !errors.As(err, &fe) {
-		return msg
-	}
-	return strings.Replace(msg, fe.Error(), fe.Words(flagOf)+fieldHints[fe.Hint], 1)
+	return field.Say(err, flagOf, stepOf)
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -284,7 +283,7 @@ func generateName(p *agents.Preset) string {
 	if p != nil {
 		base = p.Name
 	}
-	return base + "-" + utilrand.String(5)
+	return sandbox.GeneratedName(base)
 }
 
 // parseCopyIn reads LOCAL[:SANDBOX_PATH]; the local side must exist now,

@@ -258,7 +258,7 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *
 	case err != nil && ctx.Err() != nil:
 		// The write may have landed after all: if it did, undo it.
 		if uerr := undoClaim(ctx, cs, member, id); uerr != nil {
-			return nil, fmt.Errorf("%w; %v", context.Cause(ctx), uerr)
+			return nil, field.Also(context.Cause(ctx), uerr)
 		}
 		return nil, context.Cause(ctx)
 	case err != nil:
@@ -280,7 +280,7 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *
 		}
 		// The replacement is made whatever happens to this claim.
 		if rerr := <-refilled; rerr != nil {
-			err = fmt.Errorf("%w; %v", err, rerr)
+			err = field.Also(err, rerr)
 		}
 		return nil, err
 	}
@@ -304,8 +304,12 @@ func claimedSpec(pool string, def, claim *sandbox.Spec, match []string) (*sandbo
 	}
 	if len(diffs) > 0 {
 		// A field.Error, so that each edge names the fields its own way.
-		return nil, field.Invalid(fields[0], "pool %q in namespace %q does not match this claim: %s; leave these out to take the pool's, or use a pool (or a cold create) that has them",
+		fe := field.Invalid(fields[0], "pool %q in namespace %q does not match this claim: %s; leave these out to take the pool's, or use a pool (or a cold create) that has them",
 			pool, claim.Namespace, strings.Join(diffs, "; "))
+		if slices.Contains(fields, "agent") && claim.Agent != "" {
+			fe.Step = field.Step{Hint: field.HintPoolForAgent, Value: claim.Agent}
+		}
+		return nil, fe
 	}
 	s := def.Clone()
 	s.Shape = nil
@@ -392,7 +396,7 @@ func differs(field string, pool, claim *sandbox.Spec) string {
 	}
 	d := fmt.Sprintf("`%s`: the pool has %s, the claim asks for %s", field, show(a), show(b))
 	if field == "agent" && claim.Agent != "" {
-		d += fmt.Sprintf(" (a pool for it: kubectl agentkernel pool create NAME --agent %s --size N)", claim.Agent)
+		d += "`step`" // the edge's words for HintPoolForAgent
 	}
 	return d
 }
@@ -568,14 +572,20 @@ func refill(ctx context.Context, cs kubernetes.Interface, claimed *corev1.Pod) e
 	case errors.As(err, &gone):
 		return nil
 	case err != nil:
-		return fmt.Errorf("refilling pool %q: %w (kubectl agentkernel pool list -n %s tops it up)", name, err, claimed.Namespace)
+		return topUp(fmt.Errorf("refilling pool %q: %w", name, err), claimed.Namespace)
 	case p.UID != owner.UID:
 		return nil
 	}
 	if _, err := createMember(cctx, cs, p.memberSpec()); err != nil {
-		return fmt.Errorf("refilling pool %q: %w (kubectl agentkernel pool list -n %s tops it up)", name, err, claimed.Namespace)
+		return topUp(fmt.Errorf("refilling pool %q: %w", name, err), claimed.Namespace)
 	}
 	return nil
+}
+
+// topUp is err, a failed refill, naming how to top the pools in namespace
+// up.
+func topUp(err error, namespace string) error {
+	return field.WithStep(err, field.Step{Hint: field.HintTopUp, Namespace: namespace})
 }
 
 // deleteClaimed removes a member this claim took but could not finish.
@@ -603,8 +613,8 @@ func undoClaim(ctx context.Context, cs kubernetes.Interface, member *corev1.Pod,
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("cannot tell whether pool member %s was claimed before the interrupt: %v; check with: kubectl get pod -n %s %s --show-labels",
-			member.Name, err, member.Namespace, member.Name)
+		return field.WithStep(fmt.Errorf("cannot tell whether pool member %s was claimed before the interrupt: %v", member.Name, err),
+			field.Step{Hint: field.HintCheckMember, Name: member.Name, Namespace: member.Namespace})
 	}
 	if got.UID != member.UID || got.Annotations[AnnotationClaim] != id {
 		return nil
@@ -674,7 +684,8 @@ func noMemberReason(p *Pool, members []corev1.Pod) string {
 // one back while everybody waits.
 func waitAndClaim(ctx context.Context, cs kubernetes.Interface, p *Pool, claim *sandbox.Spec, o AcquireOptions) (*Acquired, error) {
 	if p.Size == 0 {
-		return nil, fmt.Errorf("pool %q in namespace %q has size 0: nothing to wait for; scale it with: kubectl agentkernel pool scale %s --size N", p.Name, p.Namespace, p.Name)
+		return nil, field.WithStep(fmt.Errorf("pool %q in namespace %q has size 0: nothing to wait for", p.Name, p.Namespace),
+			field.Step{Hint: field.HintScalePool, Name: p.Name, Namespace: p.Namespace})
 	}
 	if _, err := Reconcile(ctx, cs, p); err != nil && ctx.Err() == nil {
 		return nil, err
@@ -714,8 +725,8 @@ func waitAndClaim(ctx context.Context, cs kubernetes.Interface, p *Pool, claim *
 	case ctx.Err() != nil:
 		return nil, context.Cause(ctx)
 	case sandbox.IsTimeout(err):
-		return nil, fmt.Errorf("no member of pool %q in namespace %q became ready within %s; wait longer with --timeout, see why with: kubectl agentkernel pool list -n %s, or claim without --pool-wait to create the sandbox cold",
-			p.Name, p.Namespace, o.Timeout, p.Namespace)
+		return nil, field.WithStep(fmt.Errorf("no member of pool %q in namespace %q became ready within %s", p.Name, p.Namespace, o.Timeout),
+			field.Step{Hint: field.HintWaitClaim, Name: p.Name, Namespace: p.Namespace})
 	}
 	return nil, err
 }

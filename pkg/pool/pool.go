@@ -77,7 +77,7 @@ func ValidatePoolSize(size int, creating bool) error {
 	case size < 0:
 		return field.Invalid("size", "`size` must not be negative (got %d)", size)
 	case size == 0 && creating:
-		return field.Error{Field: "size", Detail: "`size` must be at least 1: a pool of no members keeps nothing warm", Hint: field.HintNoPool}
+		return field.Error{Field: "size", Detail: "`size` must be at least 1: a pool of no members keeps nothing warm", Step: field.Step{Hint: field.HintNoPool}}
 	case size > MaxPoolSize:
 		return field.Invalid("size", "`size` %d is more than %d", size, MaxPoolSize)
 	}
@@ -108,8 +108,8 @@ func NewPool(name string, spec sandbox.Spec, size int) (*Pool, error) {
 		return nil, err
 	}
 	if len(spec.SecretEnvNames) > 0 {
-		return nil, fmt.Errorf("--secret-env belongs to a claim, not to a pool: every warm member would hold the secret; give it when claiming: kubectl agentkernel create NAME --pool %s --secret-env %s",
-			name, spec.SecretEnvNames[0])
+		return nil, field.Error{Field: "secretEnvNames", Detail: "`secretEnvNames` belongs to a claim, not to a pool: every warm member would hold the secret",
+			Step: field.Step{Hint: field.HintSecretOnClaim, Pool: name, Value: spec.SecretEnvNames[0]}}
 	}
 	s := spec.Clone()
 	s.Shape = nil
@@ -153,7 +153,7 @@ func decodeDefinition(text, namespace string) (*sandbox.Spec, error) {
 		return nil, fmt.Errorf("its %s annotation is not a pool definition: %v", AnnotationPoolSpec, err)
 	}
 	if d.Version != poolSpecVersion {
-		return nil, fmt.Errorf("its pool definition has version %d; this kubectl agentkernel reads version %d: upgrade it", d.Version, poolSpecVersion)
+		return nil, fmt.Errorf("its pool definition has version %d; this %s reads version %d: upgrade it", d.Version, sandbox.Product, poolSpecVersion)
 	}
 	d.Spec.Namespace = namespace
 	return &d.Spec, nil
@@ -197,8 +197,8 @@ func PoolFromTemplate(t *corev1.PodTemplate) (*Pool, error) {
 	}
 	size, err := strconv.Atoi(t.Annotations[AnnotationPoolSize])
 	if err != nil || size < 0 {
-		return nil, fmt.Errorf("pool %q in namespace %q: its %s annotation %q is not a size; fix it with: kubectl agentkernel pool scale %s --size N",
-			name, t.Namespace, AnnotationPoolSize, t.Annotations[AnnotationPoolSize], name)
+		return nil, field.WithStep(fmt.Errorf("pool %q in namespace %q: its %s annotation %q is not a size", name, t.Namespace, AnnotationPoolSize, t.Annotations[AnnotationPoolSize]),
+			field.Step{Hint: field.HintFixSize, Name: name, Namespace: t.Namespace})
 	}
 	spec, err := decodeDefinition(t.Annotations[AnnotationPoolSpec], t.Namespace)
 	if err != nil {
@@ -489,8 +489,9 @@ func removePool(ctx context.Context, cs kubernetes.Interface, p *Pool) error {
 		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
 	})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("cleaning up failed; left behind in namespace %q: podtemplate/%s and its pods (remove with: kubectl agentkernel pool delete %s -n %s): %v",
-			p.Namespace, PoolTemplateName(p.Name), p.Name, p.Namespace, err)
+		left := field.WithStep(fmt.Errorf("cleaning up failed; left behind in namespace %q: podtemplate/%s and its pods", p.Namespace, PoolTemplateName(p.Name)),
+			field.Step{Hint: field.HintRemovePool, Name: p.Name, Namespace: p.Namespace})
+		return fmt.Errorf("%w: %v", left, err)
 	}
 	// The garbage collector would remove the members too; deleting them
 	// now means a failed create leaves nothing even for a moment longer.
@@ -537,8 +538,8 @@ func WaitForPool(ctx context.Context, cs kubernetes.Interface, p *Pool, timeout 
 				state += ": " + strings.Join(last.Problems, "; ")
 			}
 		}
-		return last, fmt.Errorf("pool %q in namespace %q was not ready within %s (%s); wait longer with --timeout, or see: kubectl agentkernel pool list -n %s",
-			p.Name, p.Namespace, timeout, state, p.Namespace)
+		return last, field.WithStep(fmt.Errorf("pool %q in namespace %q was not ready within %s (%s)", p.Name, p.Namespace, timeout, state),
+			field.Step{Hint: field.HintWaitPool, Name: p.Name, Namespace: p.Namespace})
 	}
 	if err != nil && ctx.Err() != nil {
 		return last, context.Cause(ctx)
@@ -549,13 +550,28 @@ func WaitForPool(ctx context.Context, cs kubernetes.Interface, p *Pool, timeout 
 func memberStartError(p *Pool, pod *corev1.Pod, err error) error {
 	var se *sandbox.StartError
 	if errors.As(err, &se) {
-		msg := fmt.Sprintf("pool %q in namespace %q cannot start its members: %s (pod %s): %s", p.Name, p.Namespace, se.Reason, pod.Name, se.Message)
-		if hint := se.Hint(); hint != "" {
-			msg += " (" + hint + ")"
-		}
-		return errors.New(msg)
+		return &memberStartErr{pool: p, pod: pod.Name, start: se}
 	}
 	return err
+}
+
+// memberStartErr: a pool's member cannot start, with the cluster's reason
+// and the advice on it, which names fields (a field.Worder).
+type memberStartErr struct {
+	pool  *Pool
+	pod   string
+	start *sandbox.StartError
+}
+
+func (e *memberStartErr) Error() string { return e.Words(func(f string) string { return f }) }
+
+// Words is the error with name's name for the fields its advice names.
+func (e *memberStartErr) Words(name func(field string) string) string {
+	msg := fmt.Sprintf("pool %q in namespace %q cannot start its members: %s (pod %s): %s", e.pool.Name, e.pool.Namespace, e.start.Reason, e.pod, e.start.Message)
+	if hint := e.start.Hint(name); hint != "" {
+		msg += " (" + hint + ")"
+	}
+	return msg
 }
 
 // ScalePool sets the pool's size and reconciles it.
