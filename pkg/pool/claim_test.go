@@ -222,7 +222,7 @@ func TestClaimOfAMissingPool(t *testing.T) {
 	cs, _ := poolCluster(t)
 	_, err := Acquire(context.Background(), cs, claimSpec("task"), AcquireOptions{Pool: "nope"})
 	var nf *PoolNotFoundError
-	if !errors.As(err, &nf) || stepOf(err) != (field.Step{Hint: field.HintListPools, Name: "nope", Namespace: "ns"}) {
+	if !errors.As(err, &nf) || field.StepOf(err) != (field.Step{Hint: field.HintListPools, Name: "nope", Namespace: "ns"}) {
 		t.Fatalf("err = %v", err)
 	}
 	if len(podsIn(t, cs, "ns")) != 0 {

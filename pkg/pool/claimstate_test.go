@@ -73,8 +73,8 @@ func TestHalfClaimedSandboxRefusesExec(t *testing.T) {
 				t.Fatal("no error")
 			}
 			msg := err.Error()
-			if stale := tc.name == "past the grace period"; stale != (stepOf(err) == field.Step{Hint: field.HintReclaim, Name: "task", Namespace: "ns", Pool: "warm"}) {
-				t.Errorf("stale %v, next step %+v", stale, stepOf(err))
+			if stale := tc.name == "past the grace period"; stale != (field.StepOf(err) == field.Step{Hint: field.HintReclaim, Name: "task", Namespace: "ns", Pool: "warm"}) {
+				t.Errorf("stale %v, next step %+v", stale, field.StepOf(err))
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(msg, w) {

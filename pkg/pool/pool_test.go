@@ -54,7 +54,7 @@ func TestPoolNamesAndSizes(t *testing.T) {
 	spec := sandbox.NewSpec("p", "ns")
 	spec.SecretEnvNames = []string{"KEY"}
 	if _, err := NewPool("p", spec, 1); err == nil || !strings.Contains(err.Error(), "secretEnvNames belongs to a claim") ||
-		stepOf(err) != (field.Step{Hint: field.HintSecretOnClaim, Pool: "p", Value: "KEY"}) {
+		field.StepOf(err) != (field.Step{Hint: field.HintSecretOnClaim, Pool: "p", Value: "KEY"}) {
 		t.Fatalf("a pool with a secret: %v", err)
 	}
 }
@@ -261,7 +261,7 @@ func TestCreatePoolFailsFastAndCleansUp(t *testing.T) {
 	newTestPool(t, cs, tr, "taken", 1, nil)
 	again, _ := NewPool("taken", sandbox.NewSpec("taken", "ns"), 1)
 	var exists *PoolExistsError
-	if _, err := CreatePool(context.Background(), cs, again, PoolOptions{}); !errors.As(err, &exists) || stepOf(err) != (field.Step{Hint: field.HintPoolExists, Name: "taken", Namespace: "ns"}) {
+	if _, err := CreatePool(context.Background(), cs, again, PoolOptions{}); !errors.As(err, &exists) || field.StepOf(err) != (field.Step{Hint: field.HintPoolExists, Name: "taken", Namespace: "ns"}) {
 		t.Fatalf("name clash: %v", err)
 	}
 	if n := len(podsIn(t, cs, "ns")); n != 1 {

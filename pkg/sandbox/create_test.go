@@ -150,7 +150,7 @@ func TestCreateServerDryRunNeedsAnExistingNamespace(t *testing.T) {
 	cs := fakeCluster()
 	s := NewSpec("demo", "new-ns")
 	_, err := Create(context.Background(), cs, &s, CreateOptions{ServerDryRun: true, CreateNamespace: true})
-	if err == nil || !strings.Contains(err.Error(), `namespace "new-ns" does not exist yet`) || stepOf(err) != (field.Step{Hint: field.HintClientDryRun, Namespace: "new-ns"}) {
+	if err == nil || !strings.Contains(err.Error(), `namespace "new-ns" does not exist yet`) || field.StepOf(err) != (field.Step{Hint: field.HintClientDryRun, Namespace: "new-ns"}) {
 		t.Fatalf("err = %v", err)
 	}
 	if nss, _ := cs.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{}); len(nss.Items) != 0 {

@@ -137,7 +137,7 @@ func TestFindClaimedSandboxByLabel(t *testing.T) {
 func TestNotFoundSaysWhatToDo(t *testing.T) {
 	var notFound *NotFoundError
 	_, err := Find(context.Background(), fakeCluster(), "ns", "missing")
-	if !errors.As(err, &notFound) || stepOf(err) != (field.Step{Hint: field.HintListSandboxes, Name: "missing", Namespace: "ns"}) {
+	if !errors.As(err, &notFound) || field.StepOf(err) != (field.Step{Hint: field.HintListSandboxes, Name: "missing", Namespace: "ns"}) {
 		t.Fatalf("err = %v", err)
 	}
 }

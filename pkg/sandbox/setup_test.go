@@ -71,7 +71,7 @@ func TestCreatedDelete(t *testing.T) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, errors.New("no"))
 	})
 	_, err = c.Delete(ctx, cs, time.Minute)
-	if err == nil || !strings.Contains(err.Error(), `sandbox "demo" may be left in namespace "ns": `) || stepOf(err) != (field.Step{Hint: field.HintRemoveLeft, Name: "demo", Namespace: "ns"}) {
+	if err == nil || !strings.Contains(err.Error(), `sandbox "demo" may be left in namespace "ns": `) || field.StepOf(err) != (field.Step{Hint: field.HintRemoveLeft, Name: "demo", Namespace: "ns"}) {
 		t.Fatalf("refused: %v", err)
 	}
 }

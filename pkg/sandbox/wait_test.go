@@ -100,7 +100,7 @@ func TestWaitForRunningTimeoutNamesState(t *testing.T) {
 	p := podWith(waiting("ContainerCreating"))
 	cs := fakeCluster(p)
 	_, err := WaitForRunning(context.Background(), cs, p, 300*time.Millisecond, nil)
-	if err == nil || !strings.Contains(err.Error(), "ContainerCreating") || stepOf(err) != (field.Step{Hint: field.HintWaitSandbox, Name: p.Name, Namespace: "ns"}) {
+	if err == nil || !strings.Contains(err.Error(), "ContainerCreating") || field.StepOf(err) != (field.Step{Hint: field.HintWaitSandbox, Name: p.Name, Namespace: "ns"}) {
 		t.Fatalf("err = %v", err)
 	}
 }

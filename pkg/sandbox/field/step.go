@@ -1,6 +1,9 @@
 package field
 
-import "strings"
+import (
+	"errors"
+	"strings"
+)
 
 // Step is a next step an error names, for an edge to word as its own
 // command or tool: which step (Hint) and on what. The domain says what
@@ -102,6 +105,15 @@ type alsoError struct{ err, more error }
 
 func (e *alsoError) Error() string { return e.err.Error() + "; " + e.more.Error() }
 func (e *alsoError) Unwrap() error { return e.err }
+
+// StepOf is the next step err's chain names first, or none.
+func StepOf(err error) Step {
+	var s Stepper
+	if errors.As(err, &s) {
+		return s.NextStep()
+	}
+	return Step{}
+}
 
 // NextStep is the step a field error names, if any.
 func (e Error) NextStep() Step { return e.Step }
