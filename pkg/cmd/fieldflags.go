@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -147,8 +148,9 @@ func speakFlags(c *cobra.Command) *cobra.Command {
 // flagWordsError is err in inFlagWords, still unwrapping to err (an
 // ExitError, a field.Error) for whoever asks.
 func flagWordsError(err error) error {
-	if err == nil {
-		return nil
+	var worded *wordedError
+	if err == nil || errors.As(err, &worded) {
+		return err // worded already: a second time would repeat the hints
 	}
 	if msg := inFlagWords(err); msg != err.Error() {
 		return &wordedError{msg: msg, err: err}

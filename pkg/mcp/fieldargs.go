@@ -1,6 +1,8 @@
 package mcp
 
 import (
+	"errors"
+
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
@@ -53,8 +55,9 @@ func argOf(f string) string {
 // inArgWords is err with the fields the domain names worded as this
 // server's arguments, and its next steps as this server's tools.
 func inArgWords(err error) error {
-	if err == nil {
-		return err
+	var worded *argWordsError
+	if err == nil || errors.As(err, &worded) {
+		return err // worded already: a second time would repeat the hints
 	}
 	msg := field.Say(err, argOf, stepOf)
 	if msg == err.Error() {

@@ -31,7 +31,7 @@ func TestStepWords(t *testing.T) {
 		{&sandbox.StartError{Name: "x", Namespace: "ns", Reason: "InvalidImageName"}, `sandbox "x" in namespace "ns" cannot start: InvalidImageName (fix the image reference)`},
 		{&pool.PoolNotFoundError{Name: "nope", Namespace: "ns"}, `pool "nope" not found in namespace "ns"; ask the server's user which pools there are, or create_sandbox without pool`},
 	} {
-		if got := inArgWords(c.err).Error(); got != c.want {
+		if got := inArgWords(inArgWords(c.err)).Error(); got != c.want {
 			t.Errorf("in argument words:\n got %s\nwant %s", got, c.want)
 		}
 	}
