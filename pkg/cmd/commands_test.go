@@ -24,7 +24,7 @@ func runCreate(t *testing.T, env map[string]string, args ...string) (string, err
 	t.Helper()
 	streams, _, out, _ := genericiooptions.NewTestIOStreams()
 	o := NewCreateOptions(streams)
-	o.Sandbox.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	o.Sandbox.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cmd := newCmdCreate(testFactory(t), o)
 	cmd.SetArgs(args)
 	cmd.SetOut(io.Discard)

@@ -17,6 +17,7 @@ import (
 	cmdtesting "k8s.io/kubectl/pkg/cmd/testing"
 	"k8s.io/kubectl/pkg/scheme"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -149,7 +150,7 @@ func completeWith(t *testing.T, tf *cmdtesting.TestFactory, args ...string) stri
 	for _, name := range []string{"exec", "cp", "delete"} {
 		root.AddCommand(&cobra.Command{
 			Use:               name,
-			ValidArgsFunction: completeSandboxNames(tf),
+			ValidArgsFunction: cli.CompleteSandboxNames(tf),
 			RunE:              func(*cobra.Command, []string) error { return nil },
 		})
 	}

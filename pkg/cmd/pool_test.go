@@ -5,13 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -19,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -28,7 +26,7 @@ func runCreateOn(t *testing.T, cs *fake.Clientset, env map[string]string, args .
 	t.Helper()
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 	o := NewCreateOptions(streams)
-	o.Sandbox.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	o.Sandbox.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	tf := testFactory(t)
 	cmd := newCmdCreate(tf, o)
 	cmd.SetOut(io.Discard)
@@ -43,7 +41,7 @@ func runCreateOn(t *testing.T, cs *fake.Clientset, env map[string]string, args .
 			err = o.Run(context.Background())
 		}
 	}
-	return out.String(), errOut.String(), flagWordsError(err) // as the command's RunE says it
+	return out.String(), errOut.String(), cli.FlagWordsError(err) // as the command's RunE says it
 }
 
 func testPool(t *testing.T, name string, mutate func(*sandbox.Spec)) *corev1.PodTemplate {
@@ -104,42 +102,6 @@ func TestCreatePoolRefusals(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
-	}
-}
-
-// Every sandbox flag is either one a claim insists on, one a claim brings,
-// or refused with --pool: none is silently ignored.
-func TestClaimMatchSortsEverySandboxFlag(t *testing.T) {
-	probe := &cobra.Command{}
-	NewSandboxFlags().AddFlags(probe)
-	var names []string
-	probe.Flags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
-	for _, name := range names {
-		cmd := &cobra.Command{}
-		NewSandboxFlags().AddFlags(cmd)
-		value := map[string]string{"read-only": "true", "node-selector": "a=b", "env": "A=b", "label": "a=b", "port": "80",
-			"uid": "1001", "ttl": "1h", "idle-timeout": "1h", "secret-env": "K"}[name]
-		if value == "" {
-			value = "x"
-		}
-		if err := cmd.Flags().Set(name, value); err != nil {
-			t.Fatalf("--%s %s: %v", name, value, err)
-		}
-		match, err := claimMatch(cmd)
-		switch {
-		case slices.Contains(pool.ClaimFields, fieldOfFlag(name)):
-			if err != nil || !slices.Equal(match, []string{fieldOfFlag(name)}) {
-				t.Errorf("--%s: match %v, err %v; want it insisted on", name, match, err)
-			}
-		case slices.Contains(pool.PerClaimFields, fieldOfFlag(name)), slices.Contains(claimNeutral, name):
-			if err != nil || len(match) != 0 {
-				t.Errorf("--%s: match %v, err %v; want it brought by the claim", name, match, err)
-			}
-		default:
-			if err == nil || !strings.Contains(err.Error(), "--"+name+" cannot be used with --pool") {
-				t.Errorf("--%s is neither a pool's nor a claim's, and not refused: %v", name, err)
-			}
-		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/doctor"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -155,7 +156,7 @@ func printDoctorWith(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	o := NewDoctorOptions(genericiooptions.NewTestIOStreamsDiscard())
 	cmd := &cobra.Command{}
-	o.PrintFlags.addFlags(cmd)
+	o.PrintFlags.AddFlags(cmd)
 	if err := cmd.Flags().Parse(args); err != nil {
 		t.Fatal(err)
 	}
@@ -287,15 +288,15 @@ func TestVersionPrintsAsKubectlGet(t *testing.T) {
 func TestEgressStatusPrintsAsKubectlGet(t *testing.T) {
 	// Nothing installed in namespace test.
 	egressStatus := func(s genericiooptions.IOStreams) *cobra.Command {
-		o := &EgressStatusOptions{PrintFlags: newPrintFlags("", withoutName), IOStreams: s}
-		o.clients = clients{Clientset: fake.NewClientset(), Namespace: "test"}
+		o := &EgressStatusOptions{PrintFlags: cli.NewPrintFlags("", cli.WithoutName), IOStreams: s}
+		o.Clients = cli.Clients{Clientset: fake.NewClientset(), Namespace: "test"}
 		cmd := &cobra.Command{RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.PrintFlags.validate(); err != nil {
+			if err := o.PrintFlags.Validate(); err != nil {
 				return err
 			}
 			return o.Run(cmd.Context())
 		}}
-		o.PrintFlags.addFlags(cmd)
+		o.PrintFlags.AddFlags(cmd)
 		return cmd
 	}
 	out, _, err := runCobra(t, egressStatus, "-o", "jsonpath={.kind} {.namespace} {.installed} {.missing[0]}")
@@ -337,7 +338,7 @@ func TestPoolListPrintsAsKubectlGet(t *testing.T) {
 	}
 	poolList := func(s genericiooptions.IOStreams) *cobra.Command {
 		o := NewPoolListOptions(s)
-		o.clients = clients{Clientset: cs, Namespace: "test"}
+		o.Clients = cli.Clients{Clientset: cs, Namespace: "test"}
 		o.NoReconcile = true
 		cmd := &cobra.Command{RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
@@ -345,7 +346,7 @@ func TestPoolListPrintsAsKubectlGet(t *testing.T) {
 			}
 			return o.Run(cmd.Context())
 		}}
-		o.PrintFlags.addFlags(cmd)
+		o.PrintFlags.AddFlags(cmd)
 		return cmd
 	}
 	out, _, err := runCobra(t, poolList, "-o", "custom-columns=POOL:.metadata.name,SIZE:.spec.size", "--no-headers", "--sort-by", ".spec.size")

@@ -14,6 +14,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	// Before anything calls kubectl's i18n.T: no translation catalog to load.
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	_ "github.com/agentkernel/kubectl-agentkernel/pkg/english"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
@@ -83,7 +84,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdEgress(f, streams),
 		NewCmdEgressProxy(f, streams),
 	)
-	speakFlags(cmd)
+	cli.SpeakFlags(cmd)
 	return cmd
 }
 
@@ -102,7 +103,7 @@ func Execute(ctx context.Context, streams genericiooptions.IOStreams, args []str
 		return exit.Code
 	}
 	fmt.Fprintln(streams.ErrOut, "error: "+err.Error())
-	if code, ok := exitCodeFor(ctx); ok {
+	if code, ok := cli.ExitCodeFor(ctx); ok {
 		return code // interrupted: 130 for SIGINT, 143 for SIGTERM, as a shell reports them
 	}
 	var coded interface{ ExitCode() int }
@@ -119,4 +120,11 @@ type ExitError struct {
 
 func (e *ExitError) Error() string {
 	return fmt.Sprintf("command terminated with exit code %d", e.Code)
+}
+
+// WithSignals is the context main runs the command line under: it ends on
+// SIGINT or SIGTERM, and Execute turns that into a shell's exit status.
+// It is here, not only in the internal package, because main calls it.
+func WithSignals(parent context.Context) (ctx context.Context, stop func()) {
+	return cli.WithSignals(parent)
 }

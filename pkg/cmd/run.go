@@ -18,6 +18,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/transfer"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
@@ -81,8 +82,8 @@ type RunOptions struct {
 	MaxBytes        string
 	MaxFiles        int64
 
-	Sandbox *SandboxFlags
-	Claim   *PoolClaimFlags
+	Sandbox *cli.SandboxFlags
+	Claim   *cli.PoolClaimFlags
 
 	copyIns, copyOuts []copySpec
 	match             []string // with --pool: the flags the claim insists on
@@ -90,7 +91,7 @@ type RunOptions struct {
 	spec              sandbox.Spec
 	secretValues      map[string]string
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -104,8 +105,8 @@ func NewRunOptions(streams genericiooptions.IOStreams) *RunOptions {
 	return &RunOptions{
 		Timeout:       5 * time.Minute,
 		DeleteTimeout: 2 * time.Minute,
-		Sandbox:       NewSandboxFlags(),
-		Claim:         &PoolClaimFlags{},
+		Sandbox:       cli.NewSandboxFlags(),
+		Claim:         &cli.PoolClaimFlags{},
 		IOStreams:     streams,
 	}
 }
@@ -166,7 +167,7 @@ func newCmdRun(f cmdutil.Factory, o *RunOptions) *cobra.Command {
 	}
 	o.Sandbox.AddFlags(cmd)
 	o.Claim.AddFlags(cmd)
-	_ = cmd.RegisterFlagCompletionFunc("pool", completePoolNames(f))
+	_ = cmd.RegisterFlagCompletionFunc("pool", cli.CompletePoolNames(f))
 	fl := cmd.Flags()
 	fl.StringArrayVar(&o.CopyIn, "copy-in", o.CopyIn, "Copy a local file or directory into the sandbox before the command: LOCAL[:SANDBOX_PATH] (repeatable; default path /workspace/)")
 	fl.StringArrayVar(&o.CopyOut, "copy-out", o.CopyOut, "Copy a file or directory out of the sandbox after the command, also when it failed: SANDBOX_PATH[:LOCAL] (repeatable; default local .)")
@@ -184,7 +185,7 @@ func newCmdRun(f cmdutil.Factory, o *RunOptions) *cobra.Command {
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &statusError{PluginFailed, err}
 	})
-	return speakFlags(cmd)
+	return cli.SpeakFlags(cmd)
 }
 
 // failed turns an error of the plugin into its exit status: 130/143 when a
@@ -261,11 +262,11 @@ func (o *RunOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []stri
 		}
 	}
 	if o.Claim.Pool != "" {
-		if o.match, err = claimMatch(cmd); err != nil {
+		if o.match, err = cli.ClaimMatch(cmd); err != nil {
 			return err
 		}
 	}
-	if err := o.complete(f); err != nil {
+	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}
 	if o.spec, o.secretValues, err = o.Sandbox.Spec(o.Name, o.Namespace); err != nil {
@@ -367,7 +368,7 @@ func (o *RunOptions) Validate() error {
 // --keep or --detach, on the cleanup context: Ctrl-C stops the work, not
 // the tidying up.
 func (o *RunOptions) Run(ctx context.Context) (err error) {
-	prog := newProgress(o.ErrOut, o.Quiet)
+	prog := cli.NewProgress(o.ErrOut, o.Quiet)
 	label := "sandbox/" + o.Name
 	created, refilled, err := o.makeSandbox(ctx, prog)
 	if err != nil {
@@ -403,7 +404,7 @@ func (o *RunOptions) Run(ctx context.Context) (err error) {
 		return o.failed(ctx, err)
 	}
 	if o.Detach {
-		if err := startMain(ctx, o.execIn(pod)); err != nil {
+		if err := startMain(ctx, o.ExecIn(pod)); err != nil {
 			return o.failed(ctx, err)
 		}
 		prog.Linef("%s is running %s as its main process: attach with: kubectl agentkernel attach %s -n %s", label, o.Command[0], o.Name, o.Namespace)
@@ -411,16 +412,16 @@ func (o *RunOptions) Run(ctx context.Context) (err error) {
 	}
 
 	prog.Linef("running: %s", quoteArgs(o.Command))
-	t, streams := terminal(o.In, o.Out, o.ErrOut, o.Stdin, o.TTY, o.Quiet)
+	t, streams := cli.Terminal(o.In, o.Out, o.ErrOut, o.Stdin, o.TTY, o.Quiet)
 	command := sandbox.ExecCommand(o.Command, nil, o.Workdir)
-	execErr := t.Safe(func() error { return o.execIn(pod).Stream(ctx, command, streams) })
+	execErr := t.Safe(func() error { return o.ExecIn(pod).Stream(ctx, command, streams) })
 	code, ran := sandbox.ExitCode(execErr)
 	if ctx.Err() != nil {
 		return context.Cause(ctx) // interrupted: no copies out, straight to deleting
 	}
 	var cmdErr error
 	if execErr != nil && !ran {
-		cmdErr = fmt.Errorf("running %s in %s failed: %w", o.Command[0], label, o.explainStream(execErr, o.Namespace))
+		cmdErr = fmt.Errorf("running %s in %s failed: %w", o.Command[0], label, o.ExplainStream(execErr, o.Namespace))
 	}
 
 	// Also after a failure: an agent's partial work is still wanted.
@@ -449,7 +450,7 @@ func (o *RunOptions) Run(ctx context.Context) (err error) {
 // makeSandbox creates the sandbox, or with --pool claims it (poolclaim.go)
 // and says how it got it. refilled waits for the claimed member's
 // replacement in the pool (a no-op for a cold create).
-func (o *RunOptions) makeSandbox(ctx context.Context, prog *progress) (*sandbox.Created, func(), error) {
+func (o *RunOptions) makeSandbox(ctx context.Context, prog *cli.Progress) (*sandbox.Created, func(), error) {
 	label := "sandbox/" + o.Name
 	create := sandbox.CreateOptions{
 		SecretValues:    o.secretValues,
@@ -462,23 +463,23 @@ func (o *RunOptions) makeSandbox(ctx context.Context, prog *progress) (*sandbox.
 	} else {
 		prog.Linef("claiming %s from pool %s", label, o.Claim.Pool)
 	}
-	report, stopStatus := prog.waitStatus(ctx, o.Clientset, o.Namespace, o.Name)
+	report, stopStatus := prog.WaitStatus(ctx, o.Clientset, o.Namespace, o.Name)
 	create.Progress = report
 	if o.Claim.Pool == "" {
 		created, err := sandbox.Create(ctx, o.Clientset, &o.spec, create)
 		stopStatus()
 		if err != nil {
-			return nil, nil, o.explain(err, o.Namespace)
+			return nil, nil, o.Explain(err, o.Namespace)
 		}
 		return created, func() {}, nil
 	}
-	a, err := o.acquire(ctx, &o.spec, o.secretValues, o.match, *o.Claim, create)
+	a, err := o.Acquire(ctx, &o.spec, o.secretValues, o.match, *o.Claim, create)
 	stopStatus()
 	if err != nil {
 		return nil, nil, err
 	}
-	prog.Linef("%s: %s", label, acquiredHow(a, o.Claim.Pool))
-	return &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, func() { finishClaim(a, o.ErrOut) }, nil
+	prog.Linef("%s: %s", label, cli.AcquiredHow(a, o.Claim.Pool))
+	return &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, func() { cli.FinishClaim(a, o.ErrOut) }, nil
 }
 
 // withLaterFailure adds the failure of a last step (deleting) to the result
@@ -502,45 +503,45 @@ func withLaterFailure(ctx context.Context, result, later error) error {
 }
 
 // prepare installs the preset's agent and copies the inputs in.
-func (o *RunOptions) prepare(ctx context.Context, pod *corev1.Pod, prog *progress) error {
-	if err := o.installAgent(ctx, pod, o.Sandbox.Preset, prog); err != nil {
+func (o *RunOptions) prepare(ctx context.Context, pod *corev1.Pod, prog *cli.Progress) error {
+	if err := installAgent(ctx, &o.Clients, pod, o.Sandbox.Preset, prog); err != nil {
 		return err
 	}
 	for _, c := range o.copyIns {
 		prog.Linef("copying %s into %s", c.local, c.remote)
-		r, meter := prog.Copy("copying "+c.local+" → "+c.remote, o.execIn(pod))
+		r, meter := prog.Copy("copying "+c.local+" → "+c.remote, o.ExecIn(pod))
 		err := transfer.CopyToSandbox(ctx, r, c.local, c.remote, prog.Warn())
 		meter.Done()
 		if err != nil {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
-			return fmt.Errorf("--copy-in %s:%s: %w", c.local, c.remote, o.explainStream(err, o.Namespace))
+			return fmt.Errorf("--copy-in %s:%s: %w", c.local, c.remote, o.ExplainStream(err, o.Namespace))
 		}
 	}
 	return nil
 }
 
-func (o *RunOptions) copyOut(ctx context.Context, pod *corev1.Pod, c copySpec, prog *progress) error {
+func (o *RunOptions) copyOut(ctx context.Context, pod *corev1.Pod, c copySpec, prog *cli.Progress) error {
 	prog.Linef("copying %s out to %s", c.remote, c.local)
-	r, meter := prog.Copy("copying "+c.remote+" → "+c.local, o.execIn(pod))
+	r, meter := prog.Copy("copying "+c.remote+" → "+c.local, o.ExecIn(pod))
 	limits := (&CpOptions{MaxFiles: o.MaxFiles, maxBytes: o.maxBytes}).limits(pod)
 	err := transfer.CopyFromSandbox(ctx, r, c.remote, c.local, limits, prog.Warn())
 	meter.Done()
 	if err != nil {
-		return fmt.Errorf("--copy-out %s:%s: %w", c.remote, c.local, o.explainStream(err, o.Namespace))
+		return fmt.Errorf("--copy-out %s:%s: %w", c.remote, c.local, o.ExplainStream(err, o.Namespace))
 	}
 	return nil
 }
 
 // installAgent runs the preset's install step, if it has one.
-func (c *clients) installAgent(ctx context.Context, pod *corev1.Pod, p *agents.Preset, prog *progress) error {
+func installAgent(ctx context.Context, c *cli.Clients, pod *corev1.Pod, p *agents.Preset, prog *cli.Progress) error {
 	if p == nil || p.InImage() {
 		return nil
 	}
 	prog.Linef("installing %s in sandbox/%s", p.Name, sandbox.NameOf(pod))
 	prog.Status("installing " + p.Name + ": " + p.Install)
-	err := sandbox.RunSetup(ctx, c.execIn(pod), p.Install)
+	err := sandbox.RunSetup(ctx, c.ExecIn(pod), p.Install)
 	prog.Done()
 	if err == nil {
 		return nil
@@ -549,7 +550,7 @@ func (c *clients) installAgent(ctx context.Context, pod *corev1.Pod, p *agents.P
 		return context.Cause(ctx)
 	}
 	return fmt.Errorf("installing %s in sandbox/%s failed (%v); the install step of the preset (%s) usually needs egress to a package registry: check --profile/--network, or use an image that has the agent (--image)",
-		p.Name, sandbox.NameOf(pod), c.explainStream(err, pod.Namespace), p.Source)
+		p.Name, sandbox.NameOf(pod), c.ExplainStream(err, pod.Namespace), p.Source)
 }
 
 // startMain starts a main process held until now (Spec.HoldCommand).

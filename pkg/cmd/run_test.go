@@ -26,6 +26,7 @@ import (
 	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -199,7 +200,7 @@ func runRunOn(t *testing.T, ctx context.Context, cs *fake.Clientset, player *san
 	}
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 	o := NewRunOptions(streams)
-	o.Sandbox.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	o.Sandbox.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	o.Executor = player
 	o.DeleteTimeout = 30 * time.Second
 	tf := testFactory(t)
@@ -229,7 +230,7 @@ func runRunOn(t *testing.T, ctx context.Context, cs *fake.Clientset, player *san
 		}
 		return o.Run(ctx)
 	}()
-	res.err = flagWordsError(res.err) // as the command's RunE says it
+	res.err = cli.FlagWordsError(res.err) // as the command's RunE says it
 	res.stdout, res.stderr = out.String(), errOut.String()
 	return res
 }
@@ -385,7 +386,7 @@ func TestRunInterruptedDuringTheCommand(t *testing.T) {
 	p := newPlayer(t, log)
 	p.block = true
 	ctx, cancel := context.WithCancelCause(context.Background())
-	sig := &SignalError{Signal: os.Interrupt}
+	sig := &cli.SignalError{Signal: os.Interrupt}
 	p.onCommand = func() { cancel(sig) }
 	r := runRun(t, ctx, log, p, nil, "--copy-out", "out:"+t.TempDir(), "demo", "--", "sleep", "300")
 	if !errors.Is(r.err, sig) {

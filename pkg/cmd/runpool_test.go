@@ -273,7 +273,7 @@ func TestCreatePoolAgentInstallsAfterTheClaim(t *testing.T) {
 	create := func(cs *fake.Clientset, p *sandboxPlayer, args ...string) (string, error) {
 		streams, _, out, _ := genericiooptions.NewTestIOStreams()
 		o := NewCreateOptions(streams)
-		o.Sandbox.lookupEnv = func(k string) (string, bool) { return "k", k == "TOOL_KEY" }
+		o.Sandbox.LookupEnv = func(k string) (string, bool) { return "k", k == "TOOL_KEY" }
 		o.Executor = p
 		tf := testFactory(t)
 		cmd := newCmdCreate(tf, o)

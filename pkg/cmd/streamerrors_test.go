@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
@@ -123,25 +124,17 @@ func TestExecEndsOnSignal(t *testing.T) {
 		cmd.SetOut(io.Discard)
 		cmd.SetErr(io.Discard)
 		ctx, cancel := context.WithCancelCause(context.Background())
-		time.AfterFunc(100*time.Millisecond, func() { cancel(&SignalError{syscall.SIGTERM}) })
+		time.AfterFunc(100*time.Millisecond, func() { cancel(&cli.SignalError{Signal: syscall.SIGTERM}) })
 		err := cmd.ExecuteContext(ctx) // the executor blocks until the stream's context ends
-		var sig *SignalError
+		var sig *cli.SignalError
 		if !errors.As(err, &sig) {
 			t.Fatalf("%v: err = %v", args, err)
 		}
-		if code, ok := exitCodeFor(ctx); !ok || code != 143 {
+		if code, ok := cli.ExitCodeFor(ctx); !ok || code != 143 {
 			t.Fatalf("%v: exit code %d", args, code)
 		}
 		if args[0] == "-it" && !strings.Contains(errOut.String(), "Unable to use a TTY") {
 			t.Fatalf("no warning that the terminal was dropped: %q", errOut.String())
-		}
-	}
-}
-
-func TestSignalExitCodes(t *testing.T) {
-	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
-		if got := (&SignalError{sig}).ExitCode(); got != want {
-			t.Errorf("%v: exit %d, want %d", sig, got, want)
 		}
 	}
 }
