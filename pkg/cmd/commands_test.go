@@ -17,6 +17,7 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 	"sigs.k8s.io/yaml"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -25,7 +26,7 @@ func runCreate(t *testing.T, env map[string]string, args ...string) (string, err
 	streams, _, out, _ := genericiooptions.NewTestIOStreams()
 	o := NewCreateOptions(streams)
 	o.Sandbox.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	cmd := newCmdCreate(testFactory(t), o)
+	cmd := newCmdCreate(clitest.Factory(t), o)
 	cmd.SetArgs(args)
 	cmd.SetOut(io.Discard)
 	cmd.SetErr(io.Discard)
@@ -164,7 +165,7 @@ func runCp(t *testing.T, ex *recordingExecutor, args ...string) error {
 	streams, _, _, _ := genericiooptions.NewTestIOStreams()
 	o := NewCpOptions(streams)
 	o.Executor = ex
-	cmd := newCmdCp(testFactory(t, sandboxPod("demo", nil)), o)
+	cmd := newCmdCp(clitest.Factory(t, sandboxPod("demo", nil)), o)
 	cmd.SetArgs(args)
 	cmd.SetOut(io.Discard)
 	cmd.SetErr(io.Discard)

@@ -14,6 +14,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
@@ -111,7 +112,7 @@ func runCommand(t *testing.T, cmd func(genericiooptions.IOStreams) *cobra.Comman
 }
 
 func TestEgressInstallDryRun(t *testing.T) {
-	tf := testFactory(t)
+	tf := clitest.Factory(t)
 	out, _, err := runCommand(t, func(s genericiooptions.IOStreams) *cobra.Command { return NewCmdEgressInstall(tf, s) },
 		"--dry-run=client", "-o", "yaml", "--private-cidr", "10.20.0.0/16", "--api-server", "10.0.0.1:443", "--replicas", "2")
 	if err != nil {
@@ -137,7 +138,7 @@ func TestEgressInstallDryRun(t *testing.T) {
 }
 
 func TestEgressInstallErrors(t *testing.T) {
-	tf := testFactory(t)
+	tf := clitest.Factory(t)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -159,7 +160,7 @@ func TestEgressInstallErrors(t *testing.T) {
 }
 
 func TestEgressProxyRefusesBadFlags(t *testing.T) {
-	tf := testFactory(t)
+	tf := clitest.Factory(t)
 	_, _, err := runCommand(t, func(s genericiooptions.IOStreams) *cobra.Command { return NewCmdEgressProxy(tf, s) }, "--private-cidr", "169.254.0.0/16")
 	if err == nil || !strings.Contains(err.Error(), "link-local") {
 		t.Fatalf("egress-proxy --private-cidr 169.254.0.0/16: %v", err)

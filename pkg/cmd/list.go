@@ -163,17 +163,17 @@ func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 				sandbox.NameOf(p),
 				sandbox.Status(p),
 				image,
-				orNone(p.Annotations[sandbox.AnnotationProfile]),
-				orNone(p.Annotations[sandbox.AnnotationNetwork]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationProfile]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationNetwork]),
 				duration.HumanDuration(now.Sub(p.CreationTimestamp.Time)),
 				expires(p, now),
-				orNone(p.Spec.NodeName),
-				orNone(p.Status.PodIP),
+				cli.OrNone(p.Spec.NodeName),
+				cli.OrNone(p.Status.PodIP),
 				runtimeClass,
-				orNone(p.Annotations[sandbox.AnnotationAgent]),
-				orNone(p.Annotations[sandbox.AnnotationTTL]),
-				orNone(p.Annotations[sandbox.AnnotationCreatedBy]),
-				orNone(p.Annotations[sandbox.AnnotationVersion]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationAgent]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationTTL]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationCreatedBy]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationVersion]),
 			},
 			Object: runtime.RawExtension{Object: p},
 		})
@@ -191,11 +191,4 @@ func expires(p *corev1.Pod, now time.Time) string {
 		return "expired"
 	}
 	return "in " + duration.HumanDuration(at.Sub(now))
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "<none>"
-	}
-	return s
 }

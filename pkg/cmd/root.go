@@ -15,6 +15,7 @@ import (
 
 	// Before anything calls kubectl's i18n.T: no translation catalog to load.
 	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/pool"
 	_ "github.com/agentkernel/kubectl-agentkernel/pkg/english"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
@@ -74,7 +75,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdLogs(f, streams),
 		NewCmdPortForward(f, streams),
 		NewCmdAgents(streams),
-		NewCmdPool(f, streams),
+		pool.NewCmdPool(f, streams),
 		NewCmdGC(f, streams),
 		NewCmdMCP(f, streams),
 		NewCmdVersion(streams),

@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 )
 
 // failingExecutor answers every exec with err; block makes it wait for the
@@ -94,7 +96,7 @@ func TestExecClassifiesConnectionErrors(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			tf := testFactory(t, sandboxPod("demo", nil))
+			tf := clitest.Factory(t, sandboxPod("demo", nil))
 			streams, _, _, _ := genericiooptions.NewTestIOStreams()
 			o := NewExecOptions(streams)
 			o.Executor = &failingExecutor{err: tc.err}
@@ -115,7 +117,7 @@ func TestExecClassifiesConnectionErrors(t *testing.T) {
 // stdin that is no terminal — and the process exits 143, never 0.
 func TestExecEndsOnSignal(t *testing.T) {
 	for _, args := range [][]string{{"demo", "--", "sleep", "15"}, {"-it", "demo", "--", "sleep", "15"}} {
-		tf := testFactory(t, sandboxPod("demo", nil))
+		tf := clitest.Factory(t, sandboxPod("demo", nil))
 		streams, _, _, errOut := genericiooptions.NewTestIOStreams()
 		o := NewExecOptions(streams)
 		o.Executor = &failingExecutor{block: true}

@@ -186,3 +186,12 @@ func OwnObject(kind, name string, v any) (*unstructured.Unstructured, error) {
 	}
 	return u, nil
 }
+
+// OrNone is a table cell for a value that may be empty: "<none>", as
+// kubectl get prints it.
+func OrNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}

@@ -1,4 +1,4 @@
-package cmd
+package pool
 
 import (
 	"context"
@@ -164,7 +164,7 @@ func PoolTable(statuses []*pool.PoolStatus, now time.Time) *metav1.Table {
 				p.Name, int64(p.Size), int64(st.Ready), int64(st.Starting), int64(st.Claimed),
 				p.Spec.Image, string(p.Spec.Profile), string(p.Spec.Network),
 				duration.HumanDuration(now.Sub(p.CreationTimestamp.Time)),
-				orNone(strings.Join(st.Problems, "; ")),
+				cli.OrNone(strings.Join(st.Problems, "; ")),
 				p.Spec.CPU.String(), p.Spec.Memory.String(),
 				durationOrNone(p.Spec.TTL), durationOrNone(p.Spec.IdleTimeout),
 			},

@@ -1,4 +1,8 @@
-package cmd
+// Package pool holds the pool command family (pool create, list, scale,
+// delete), as kubectl keeps a family such as rollout in a package of its
+// own. Claiming from a pool (create --pool, run --pool) is the top-level
+// commands' and lives in pkg/cmd/internal/cli.
+package pool
 
 import (
 	"fmt"
