@@ -72,13 +72,23 @@ var Rules = []Rule{
 	},
 	{
 		From:  []string{"pkg/cmd/internal/cli/..."},
-		Never: []string{"pkg/cmd", "pkg/cmd/pool/..."},
+		Never: []string{"pkg/cmd", "pkg/cmd/pool/...", "pkg/cmd/egress/..."},
 		Why:   "the commands' shared plumbing sits below every command: the top-level commands and the families import it, never the other way round",
 	},
 	{
-		From:  []string{"pkg/cmd/pool/..."},
+		From:  []string{"pkg/cmd/pool/...", "pkg/cmd/egress/..."},
 		Never: []string{"pkg/cmd"},
 		Why:   "a command family is a room of its own: pkg/cmd's root adds it; what it shares with other commands is in pkg/cmd/internal/cli",
+	},
+	{
+		From:  []string{"pkg/cmd/pool/..."},
+		Never: []string{"pkg/cmd/egress/..."},
+		Why:   "one command family never reaches into another: what both need is in pkg/cmd/internal/cli",
+	},
+	{
+		From:  []string{"pkg/cmd/egress/..."},
+		Never: []string{"pkg/cmd/pool/..."},
+		Why:   "one command family never reaches into another: what both need is in pkg/cmd/internal/cli",
 	},
 	{
 		From:  []string{"bench/..."},

@@ -13,10 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
-	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/doctor"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
@@ -268,42 +266,5 @@ func TestVersionPrintsAsKubectlGet(t *testing.T) {
 		if _, errOut, code := runRoot(t, "version", "-o", bad); code == 0 || !strings.HasPrefix(errOut, "error: --output must be json or yaml") {
 			t.Errorf("-o %s: %d %q", bad, code, errOut)
 		}
-	}
-}
-
-func TestEgressStatusPrintsAsKubectlGet(t *testing.T) {
-	// Nothing installed in namespace test.
-	egressStatus := func(s genericiooptions.IOStreams) *cobra.Command {
-		o := &EgressStatusOptions{PrintFlags: cli.NewPrintFlags("", cli.WithoutName), IOStreams: s}
-		o.Clients = cli.Clients{Clientset: fake.NewClientset(), Namespace: "test"}
-		cmd := &cobra.Command{RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.PrintFlags.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		}}
-		o.PrintFlags.AddFlags(cmd)
-		return cmd
-	}
-	out, _, err := clitest.RunCobra(t, egressStatus, "-o", "jsonpath={.kind} {.namespace} {.installed} {.missing[0]}")
-	if err != nil || out != "EgressStatus test false deployment/agentkernel-egress" {
-		t.Fatalf("-o jsonpath: %v %q", err, out)
-	}
-	out, _, err = clitest.RunCobra(t, egressStatus, "-o", "custom-columns=NAMESPACE:.namespace,INSTALLED:.installed")
-	if err != nil || out != "NAMESPACE   INSTALLED\ntest        false\n" {
-		t.Fatalf("-o custom-columns: %v %q", err, out)
-	}
-	out, _, err = clitest.RunCobra(t, egressStatus, "-o", "json")
-	var st struct {
-		APIVersion, Kind, Namespace string
-		Installed                   bool
-		Sandboxes                   []string
-	}
-	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.APIVersion != "agentkernel/v1" || st.Kind != "EgressStatus" || st.Namespace != "test" || st.Installed {
-		t.Fatalf("-o json: %v\n%s", err, out)
-	}
-	out, _, err = clitest.RunCobra(t, egressStatus)
-	if err != nil || !strings.HasPrefix(out, "no egress proxy in namespace test;") {
-		t.Fatalf("default: %v\n%s", err, out)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	// Before anything calls kubectl's i18n.T: no translation catalog to load.
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/egress"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/pool"
 	_ "github.com/agentkernel/kubectl-agentkernel/pkg/english"
@@ -82,8 +83,8 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdRBAC(f, streams),
 		NewCmdDoctor(f, streams),
 		NewCmdCompletion(streams),
-		NewCmdEgress(f, streams),
-		NewCmdEgressProxy(f, streams),
+		egress.NewCmdEgress(f, streams),
+		egress.NewCmdEgressProxy(f, streams),
 	)
 	cli.SpeakFlags(cmd)
 	return cmd

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest/fake"
 	cmdtesting "k8s.io/kubectl/pkg/cmd/testing"
 	"k8s.io/kubectl/pkg/scheme"
+	"sigs.k8s.io/yaml"
 )
 
 // Factory serves the given pods by GET and by LIST (honouring the label
@@ -85,3 +86,22 @@ const Presets = `agents:
     env: {TOOL_MODE: fast}
     profile: moderate
 `
+
+// ListItems reads a List printed with -o yaml: the kinds of its items, in
+// order, and the List itself.
+func ListItems(t *testing.T, out string) ([]string, []corev1.List) {
+	t.Helper()
+	var list corev1.List
+	if err := yaml.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var kinds []string
+	for _, item := range list.Items {
+		var m metav1.TypeMeta
+		if err := yaml.Unmarshal(item.Raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		kinds = append(kinds, m.Kind)
+	}
+	return kinds, []corev1.List{list}
+}

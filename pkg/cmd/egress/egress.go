@@ -1,4 +1,9 @@
-package cmd
+// Package egress holds the egress command family (egress install,
+// uninstall, status) and the hidden egress-proxy command the proxy's Pods
+// run. Installing the proxy on a sandbox's first use (create and run
+// --allow-host) is the top-level commands' and lives in
+// pkg/cmd/internal/cli.
+package egress
 
 import (
 	"errors"
