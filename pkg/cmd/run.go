@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -21,24 +18,7 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/transfer"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
-
-// PluginFailed is the exit status of `run` when the plugin itself failed
-// before the command ran (docker run's convention): anything else is the
-// command's own status, or 130/143 for SIGINT/SIGTERM.
-const PluginFailed = 125
-
-// statusError is an error to print that also decides the exit status
-// (ExitError, in contrast, is silent: the command already spoke).
-type statusError struct {
-	code int
-	err  error
-}
-
-func (e *statusError) Error() string { return e.err.Error() }
-func (e *statusError) Unwrap() error { return e.err }
-func (e *statusError) ExitCode() int { return e.code }
 
 var runExample = templates.Examples(`
 	# Claude Code on a repository: the repository goes in, the agent works on it,
@@ -93,11 +73,6 @@ type RunOptions struct {
 
 	cli.Clients
 	genericiooptions.IOStreams
-}
-
-// copySpec is one --copy-in or --copy-out.
-type copySpec struct {
-	local, remote string
 }
 
 // NewRunOptions returns RunOptions with the defaults of create.
@@ -188,22 +163,6 @@ func newCmdRun(f cmdutil.Factory, o *RunOptions) *cobra.Command {
 	return cli.SpeakFlags(cmd)
 }
 
-// failed turns an error of the plugin into its exit status: 130/143 when a
-// signal caused it, 125 otherwise.
-func (o *RunOptions) failed(ctx context.Context, err error) error {
-	if ctx != nil && ctx.Err() != nil {
-		if cause := context.Cause(ctx); !errors.Is(err, cause) {
-			return fmt.Errorf("%w (%v)", cause, err)
-		}
-		return err
-	}
-	var se *statusError
-	if errors.As(err, &se) {
-		return err
-	}
-	return &statusError{PluginFailed, err}
-}
-
 // Complete reads the name, command and copies, applies the --agent preset
 // (failing before anything is made when a credential it needs is not in
 // the environment) and builds the sandbox's spec.
@@ -286,54 +245,6 @@ func generateName(p *agents.Preset) string {
 		base = p.Name
 	}
 	return base + "-" + utilrand.String(5)
-}
-
-// parseCopyIn reads LOCAL[:SANDBOX_PATH]; the local side must exist now,
-// before anything is created.
-func parseCopyIn(s string) (copySpec, error) {
-	local, remote := splitCopy(s)
-	if local == "" {
-		return copySpec{}, fmt.Errorf("--copy-in %q: the local path is empty (LOCAL[:SANDBOX_PATH])", s)
-	}
-	if _, err := os.Stat(local); err != nil {
-		return copySpec{}, fmt.Errorf("--copy-in %q: %v", s, errors.Unwrap(err))
-	}
-	if remote == "" {
-		remote = sandbox.WorkspaceDir + "/"
-	}
-	p, err := transfer.CleanRemotePath(remote)
-	if err != nil {
-		return copySpec{}, fmt.Errorf("--copy-in %q: %v", s, err)
-	}
-	return copySpec{local: local, remote: p}, nil
-}
-
-// parseCopyOut reads SANDBOX_PATH[:LOCAL].
-func parseCopyOut(s string) (copySpec, error) {
-	remote, local := splitCopy(s)
-	if remote == "" {
-		return copySpec{}, fmt.Errorf("--copy-out %q: the sandbox path is empty (SANDBOX_PATH[:LOCAL])", s)
-	}
-	p, err := transfer.CleanRemotePath(remote)
-	if err != nil {
-		return copySpec{}, fmt.Errorf("--copy-out %q: %v", s, err)
-	}
-	if local == "" {
-		local = "."
-	}
-	return copySpec{local: local, remote: p}, nil
-}
-
-// splitCopy cuts at the first ':' (a Windows drive letter is not one).
-func splitCopy(s string) (first, second string) {
-	skip := 0
-	if runtime.GOOS == "windows" && len(s) >= 2 && s[1] == ':' {
-		skip = 2
-	}
-	if i := strings.IndexByte(s[skip:], ':'); i >= 0 {
-		return s[:skip+i], s[skip+i+1:]
-	}
-	return s, ""
 }
 
 // Validate checks the options without contacting the cluster.
@@ -480,89 +391,6 @@ func (o *RunOptions) makeSandbox(ctx context.Context, prog *cli.Progress) (*sand
 	}
 	prog.Linef("%s: %s", label, cli.AcquiredHow(a, o.Claim.Pool))
 	return &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, func() { cli.FinishClaim(a, o.ErrOut) }, nil
-}
-
-// withLaterFailure adds the failure of a last step (deleting) to the result
-// so far: the command's status stays, unless it was 0.
-func withLaterFailure(ctx context.Context, result, later error) error {
-	if result == nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w; %v", context.Cause(ctx), later)
-		}
-		return &statusError{PluginFailed, later}
-	}
-	var exit *ExitError
-	if errors.As(result, &exit) {
-		return &statusError{exit.Code, later}
-	}
-	var se *statusError
-	if errors.As(result, &se) {
-		return &statusError{se.code, fmt.Errorf("%w; %v", se.err, later)}
-	}
-	return fmt.Errorf("%w; %v", result, later)
-}
-
-// prepare installs the preset's agent and copies the inputs in.
-func (o *RunOptions) prepare(ctx context.Context, pod *corev1.Pod, prog *cli.Progress) error {
-	if err := installAgent(ctx, &o.Clients, pod, o.Sandbox.Preset, prog); err != nil {
-		return err
-	}
-	for _, c := range o.copyIns {
-		prog.Linef("copying %s into %s", c.local, c.remote)
-		r, meter := prog.Copy("copying "+c.local+" → "+c.remote, o.ExecIn(pod))
-		err := transfer.CopyToSandbox(ctx, r, c.local, c.remote, prog.Warn())
-		meter.Done()
-		if err != nil {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			return fmt.Errorf("--copy-in %s:%s: %w", c.local, c.remote, o.ExplainStream(err, o.Namespace))
-		}
-	}
-	return nil
-}
-
-func (o *RunOptions) copyOut(ctx context.Context, pod *corev1.Pod, c copySpec, prog *cli.Progress) error {
-	prog.Linef("copying %s out to %s", c.remote, c.local)
-	r, meter := prog.Copy("copying "+c.remote+" → "+c.local, o.ExecIn(pod))
-	limits := (&CpOptions{MaxFiles: o.MaxFiles, maxBytes: o.maxBytes}).limits(pod)
-	err := transfer.CopyFromSandbox(ctx, r, c.remote, c.local, limits, prog.Warn())
-	meter.Done()
-	if err != nil {
-		return fmt.Errorf("--copy-out %s:%s: %w", c.remote, c.local, o.ExplainStream(err, o.Namespace))
-	}
-	return nil
-}
-
-// installAgent runs the preset's install step, if it has one.
-func installAgent(ctx context.Context, c *cli.Clients, pod *corev1.Pod, p *agents.Preset, prog *cli.Progress) error {
-	if p == nil || p.InImage() {
-		return nil
-	}
-	prog.Linef("installing %s in sandbox/%s", p.Name, sandbox.NameOf(pod))
-	prog.Status("installing " + p.Name + ": " + p.Install)
-	err := sandbox.RunSetup(ctx, c.ExecIn(pod), p.Install)
-	prog.Done()
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	return fmt.Errorf("installing %s in sandbox/%s failed (%v); the install step of the preset (%s) usually needs egress to a package registry: check --profile/--network, or use an image that has the agent (--image)",
-		p.Name, sandbox.NameOf(pod), c.ExplainStream(err, pod.Namespace), p.Source)
-}
-
-// startMain starts a main process held until now (Spec.HoldCommand).
-func startMain(ctx context.Context, r sandbox.Runner) error {
-	var stderr strings.Builder
-	if err := r.Run(ctx, sandbox.StartCommand, nil, nil, &stderr); err != nil {
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		return fmt.Errorf("starting the sandbox's main process failed: %v %s", err, untrusted.Printable(strings.TrimSpace(stderr.String())))
-	}
-	return nil
 }
 
 // quoteArgs shows a command line as a shell would need it typed.
