@@ -1,6 +1,8 @@
-// Package cmd holds one cobra command per file, each in kubectl's Options
-// pattern: Complete reads flags and builds clients, Validate checks without
-// I/O, Run does the work and writes only to the IOStreams.
+// Package cmd holds the root command and the top-level commands, one per
+// file, each in kubectl's Options pattern: Complete reads flags and builds
+// clients, Validate checks without I/O, Run does the work and writes only to
+// the IOStreams. Command families have packages of their own (pool/,
+// egress/), as kubectl's do; what the commands share is in internal/cli.
 package cmd
 
 import (

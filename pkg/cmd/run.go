@@ -358,7 +358,7 @@ func (o *RunOptions) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// makeSandbox creates the sandbox, or with --pool claims it (poolclaim.go)
+// makeSandbox creates the sandbox, or with --pool claims it (internal/cli/poolclaim.go)
 // and says how it got it. refilled waits for the claimed member's
 // replacement in the pool (a no-op for a cold create).
 func (o *RunOptions) makeSandbox(ctx context.Context, prog *cli.Progress) (*sandbox.Created, func(), error) {
