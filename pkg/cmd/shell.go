@@ -62,7 +62,7 @@ func newCmdShell(f cmdutil.Factory, o *ShellOptions) *cobra.Command {
 			if err := sandbox.ValidateName(o.Name); err != nil {
 				return err
 			}
-			if err := o.Clients.Complete(f); err != nil {
+			if err := o.Complete(f); err != nil {
 				return err
 			}
 			return o.Run(cmd.Context())

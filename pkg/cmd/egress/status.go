@@ -34,7 +34,7 @@ func NewCmdEgressStatus(f cmdutil.Factory, streams genericiooptions.IOStreams) *
 			if err := o.PrintFlags.Validate(); err != nil {
 				return err
 			}
-			if err := o.Clients.Complete(f); err != nil {
+			if err := o.Complete(f); err != nil {
 				return err
 			}
 			return o.Run(cmd.Context())

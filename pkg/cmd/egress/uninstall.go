@@ -37,7 +37,7 @@ func NewCmdEgressUninstall(f cmdutil.Factory, streams genericiooptions.IOStreams
 			would be left with no network; --force removes it anyway.`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Clients.Complete(f); err != nil {
+			if err := o.Complete(f); err != nil {
 				return err
 			}
 			if o.Timeout <= 0 {
