@@ -140,7 +140,7 @@ func fakeCluster(t *testing.T, pods ...corev1.Pod) *cmdtesting.TestFactory {
 }
 
 // completeWith runs `__complete NAME args...` against a tree whose commands
-// exec, cp and delete use completeSandboxNames, as the real ones do.
+// exec, cp and delete use cli.CompleteSandboxNames, as the real ones do.
 func completeWith(t *testing.T, tf *cmdtesting.TestFactory, args ...string) string {
 	t.Helper()
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()

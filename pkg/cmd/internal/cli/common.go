@@ -22,6 +22,12 @@ import (
 )
 
 // Clients is what every cluster-facing command completes from the factory.
+// Options embed it, so that Namespace, Clientset and Explain read as their
+// own. Its Complete keeps kubectl's word for "fill in from the factory";
+// an Options with a Complete of its own (the Options pattern's, taking the
+// command and its arguments) shadows it and calls it by the embedded
+// field's name, o.Clients.Complete(f), so the call says which runs. An
+// Options without one uses the promoted o.Complete(f).
 type Clients struct {
 	Namespace string
 	// ExplicitNamespace is true when -n was given (kubeconfig's default otherwise).
@@ -83,7 +89,7 @@ func (c *Clients) Explain(err error, namespace string) error {
 	return err
 }
 
-// ExplainStream is explain for an error that ended a stream (exec, cp): a
+// ExplainStream is Explain for an error that ended a stream (exec, cp): a
 // connection that broke after the command started says so, and that the
 // command's outcome is unknown, rather than blaming the cluster's address.
 func (c *Clients) ExplainStream(err error, namespace string) error {

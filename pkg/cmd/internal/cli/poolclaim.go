@@ -79,7 +79,7 @@ func ClaimMatch(cmd *cobra.Command) ([]string, error) {
 var claimNeutral = []string{"agents-file"}
 
 // Acquire claims the sandbox spec from the pool, or creates it cold; the
-// caller says what happened (acquiredHow).
+// caller says what happened (AcquiredHow).
 func (c *Clients) Acquire(ctx context.Context, spec *sandbox.Spec, secretValues map[string]string, match []string, pf PoolClaimFlags, create sandbox.CreateOptions) (*pool.Acquired, error) {
 	create.SecretValues = secretValues
 	a, err := pool.Acquire(ctx, c.claimClientset(), spec, pool.AcquireOptions{
