@@ -197,6 +197,24 @@ func (e *Env) kubectlPods(prefix string, n int, labels map[string]string, cpu, m
 	return all.Bytes(), nil
 }
 
+// kubectlCreateAndWait is kubectl's side of the rows that make many pods:
+// n pods named prefix<i> with labels, in one `kubectl create -f -`, then
+// `kubectl wait` for those selected to be Ready. start is when the create
+// began; the Sample covers both commands. err is a failure before the wait,
+// waitErr the wait's own, which each row weighs differently.
+func (e *Env) kubectlCreateAndWait(ctx context.Context, prefix string, n int, labels map[string]string, selector string) (s Sample, start time.Time, waitErr, err error) {
+	all, err := e.kubectlPods(prefix, n, labels, e.ScaleCPU, e.ScaleMem)
+	if err != nil {
+		return Sample{}, time.Time{}, nil, err
+	}
+	start = time.Now()
+	if s, err = e.run(ctx, all, e.kubectl("create", "-f", "-")...); err != nil {
+		return s, start, nil, err
+	}
+	waited, waitErr := e.run(ctx, nil, e.kubectl("wait", "--for=condition=Ready", "pod", "-l", selector, "--timeout", e.CreateTimeout.String())...)
+	return s.then(waited), start, waitErr, nil
+}
+
 // kubectlCreateReady creates the kubectlPod name with kubectl create and
 // waits for it with kubectl wait, as a kubectl user makes one Pod.
 func (e *Env) kubectlCreateReady(ctx context.Context, name string, labels map[string]string, cpu, memory string) (Sample, error) {

@@ -6,22 +6,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/clientrate"
 	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
@@ -171,20 +164,9 @@ func (o *options) main(ctx context.Context) error {
 	}
 	report := &Report{Date: time.Now().UTC(), Machine: machine(), ClientQPS: o.qps, ClientBurst: o.burst, Rounds: o.rounds, RealNode: realnode}
 
-	if e.Plugin, report.Plugin, err = o.buildPlugin(ctx, tmp); err != nil {
+	if err := o.binaries(ctx, e, report); err != nil {
 		return err
 	}
-	if e.timeproc, err = goBuild(ctx, tmp, "./bench/internal/timeproc"); err != nil {
-		return err
-	}
-	if e.Kubectl, err = o.findKubectl(ctx); err != nil {
-		return err
-	}
-	if report.Kubectl, err = describeKubectl(ctx, e.Kubectl); err != nil {
-		return err
-	}
-	// kubectl finds the plugin on PATH for `kubectl agentkernel`.
-	e.childEnv = append(withoutEnv(os.Environ(), "KUBECONFIG", "PATH"), "PATH="+filepath.Dir(e.Plugin)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	var down func()
 	e.startCluster = func(ctx context.Context) error {
 		bins, err := localcluster.Build(ctx, os.Stderr)
@@ -209,6 +191,15 @@ func (o *options) main(ctx context.Context) error {
 	if o.requests {
 		return countRequests(ctx, e, os.Stdout)
 	}
+	if err := o.measureAll(ctx, e, report, selected); err != nil {
+		return err
+	}
+	return o.print(report)
+}
+
+// measureAll measures the selected rows into report, starting the cluster
+// for the first row that needs one.
+func (o *options) measureAll(ctx context.Context, e *Env, report *Report, selected []*Scenario) error {
 	progress := func(s string) { fmt.Fprintln(os.Stderr, "bench:", s) }
 	for _, s := range selected {
 		if s.Cluster {
@@ -236,7 +227,7 @@ func (o *options) main(ctx context.Context) error {
 			return err
 		}
 	}
-	return o.print(report)
+	return nil
 }
 
 func (o *options) print(r *Report) error {
@@ -247,197 +238,6 @@ func (o *options) print(r *Report) error {
 		return r.writeMarkdown(os.Stdout)
 	}
 	return r.writeTable(os.Stdout)
-}
-
-// releaseFlags are .goreleaser.yaml's: what users install.
-var releaseFlags = []string{"-trimpath", "-ldflags", "-s -w"}
-
-// buildPlugin builds the plugin as the release does, or describes -plugin.
-func (o *options) buildPlugin(ctx context.Context, tmp string) (string, Binary, error) {
-	// Under its plugin name in a directory of its own, which goes first on
-	// PATH, so that `kubectl agentkernel` finds this one.
-	bin := filepath.Join(tmp, "bin", "kubectl-agentkernel")
-	build := "as given (-plugin)"
-	if o.plugin != "" {
-		given, err := filepath.Abs(o.plugin)
-		if err != nil {
-			return "", Binary{}, err
-		}
-		if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-			return "", Binary{}, err
-		}
-		if err := os.Symlink(given, bin); err != nil {
-			return "", Binary{}, err
-		}
-	} else {
-		args := append(append([]string{"build"}, releaseFlags...), "-o", bin, "./cmd/kubectl-agentkernel")
-		c := exec.CommandContext(ctx, "go", args...)
-		c.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := c.CombinedOutput(); err != nil {
-			return "", Binary{}, fmt.Errorf("building the plugin (run the bench from the repository root): %v: %s", err, out)
-		}
-		build = runtime.Version() + " CGO_ENABLED=0 -trimpath -ldflags='-s -w' (as .goreleaser.yaml)"
-	}
-	out, err := exec.CommandContext(ctx, bin, "version").Output()
-	if err != nil {
-		return "", Binary{}, fmt.Errorf("%s version: %w", bin, err)
-	}
-	b := Binary{Path: o.plugin, Version: strings.TrimSpace(string(out)), Build: build, Size: fileSize(bin)}
-	if o.plugin == "" {
-		b.Path = "built from " + gitDescribe(ctx)
-	}
-	return bin, b, nil
-}
-
-// goBuild builds a helper of the bench into dir.
-func goBuild(ctx context.Context, dir, pkg string) (string, error) {
-	bin := filepath.Join(dir, filepath.Base(pkg))
-	c := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, pkg)
-	c.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := c.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building %s (run the bench from the repository root): %v: %s", pkg, err, out)
-	}
-	return bin, nil
-}
-
-// findKubectl picks the kubectl to compare with.
-func (o *options) findKubectl(ctx context.Context) (string, error) {
-	if o.kubectl != "" {
-		return exec.LookPath(o.kubectl)
-	}
-	fmt.Fprintln(os.Stderr, "bench: kubectl v1.37.2 as released (built once, cached)")
-	k, err := localcluster.ReleaseKubectl(ctx, os.Stderr)
-	if err == nil {
-		return k, nil
-	}
-	fmt.Fprintf(os.Stderr, "bench: cannot build kubectl (%v); using kubectl on PATH\n", err)
-	return exec.LookPath("kubectl")
-}
-
-func describeKubectl(ctx context.Context, kubectl string) (Binary, error) {
-	out, err := exec.CommandContext(ctx, kubectl, "version", "--client", "-o", "json").Output()
-	if err != nil {
-		return Binary{}, fmt.Errorf("%s version --client: %w", kubectl, err)
-	}
-	var v struct {
-		ClientVersion struct {
-			GitVersion string `json:"gitVersion"`
-			GoVersion  string `json:"goVersion"`
-		} `json:"clientVersion"`
-	}
-	if err := json.Unmarshal(out, &v); err != nil {
-		return Binary{}, fmt.Errorf("%s version --client -o json: %w", kubectl, err)
-	}
-	return Binary{Path: kubectl, Version: v.ClientVersion.GitVersion, Build: v.ClientVersion.GoVersion + " " + linkage(kubectl), Size: fileSize(kubectl)}, nil
-}
-
-// linkage says whether a binary is static: a dynamically linked Go binary
-// that links the plugin package (kustomize does) exports every symbol and
-// starts bigger, so it matters for the memory rows.
-func linkage(bin string) string {
-	out, err := exec.Command("go", "version", "-m", bin).Output()
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "build" && strings.HasPrefix(f[1], "CGO_ENABLED=") {
-			return f[1]
-		}
-	}
-	return ""
-}
-
-func describeCluster(ctx context.Context, e *Env, local bool) string {
-	v, err := e.Clientset.Discovery().ServerVersion()
-	if err != nil {
-		return "unknown: " + err.Error()
-	}
-	nodes, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	kind := "?"
-	if err == nil {
-		simulated := 0
-		for _, n := range nodes.Items {
-			if n.Annotations["kwok.x-k8s.io/node"] == "fake" {
-				simulated++
-			}
-		}
-		kind = fmt.Sprintf("%d node(s), %d simulated (kwok)", len(nodes.Items), simulated)
-	}
-	where := "from -kubeconfig"
-	if local {
-		where = "the local test control plane on this machine"
-	}
-	return fmt.Sprintf("Kubernetes %s, %s, %s", v.GitVersion, kind, where)
-}
-
-// machine describes this computer.
-func machine() Machine {
-	m := Machine{Cores: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH}
-	var uts syscall.Utsname
-	if syscall.Uname(&uts) == nil {
-		m.Kernel = utsString(uts.Release[:])
-	}
-	m.CPU = firstField("/proc/cpuinfo", "model name")
-	if kb, err := strconv.ParseFloat(strings.TrimSuffix(firstField("/proc/meminfo", "MemTotal"), " kB"), 64); err == nil {
-		m.MemoryGiB = kb / (1 << 20)
-	}
-	m.LoadAvg = loadAvg()
-	return m
-}
-
-// loadAvg is the 1, 5 and 15 minute load average.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	if f := strings.Fields(string(b)); len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return ""
-}
-
-func utsString(b []int8) string {
-	var s strings.Builder
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		s.WriteByte(byte(c))
-	}
-	return s.String()
-}
-
-// firstField returns the value of the first "key: value" line of a /proc file.
-func firstField(path, key string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-func gitDescribe(ctx context.Context) string {
-	out, err := exec.CommandContext(ctx, "git", "describe", "--always", "--dirty").Output()
-	if err != nil {
-		return "this checkout"
-	}
-	return "commit " + strings.TrimSpace(string(out))
 }
 
 func withoutEnv(env []string, names ...string) []string {

@@ -31,25 +31,9 @@ func cpRows() []*Scenario {
 				return err
 			}
 		}
-		return &Scenario{
-			Name:    "cp " + what + " in",
-			Cluster: true,
-			Setup:   needCpInputs,
-			Ours: Side{
-				Label: "kubectl agentkernel cp",
-				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					return e.run(ctx, nil, e.ours("cp", src(e), e.warmName+":"+dest("ours", round))...)
-				},
-				Cleanup: cleanup(false, "ours"),
-			},
-			Kubectl: Side{
-				Label: "kubectl cp",
-				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					return e.run(ctx, nil, e.kubectl("cp", src(e), e.kpodName+":"+dest("kubectl", round))...)
-				},
-				Cleanup: cleanup(true, "kubectl"),
-			},
-		}
+		return cpScenario("cp "+what+" in", needCpInputs, func(e *Env, pod, side string, round int) (string, string) {
+			return src(e), pod + ":" + dest(side, round)
+		}, cleanup)
 	}
 	// remote(side) is where needCpOutputs put the input: on the simulated
 	// node every pod shares one /workspace, so each side has its own.
@@ -65,25 +49,9 @@ func cpRows() []*Scenario {
 				return os.RemoveAll(local(e, side, round))
 			}
 		}
-		return &Scenario{
-			Name:    "cp " + what + " out",
-			Cluster: true,
-			Setup:   needCpOutputs,
-			Ours: Side{
-				Label: "kubectl agentkernel cp",
-				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					return e.run(ctx, nil, e.ours("cp", e.warmName+":"+remote("ours"), local(e, "ours", round))...)
-				},
-				Cleanup: cleanup("ours"),
-			},
-			Kubectl: Side{
-				Label: "kubectl cp",
-				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					return e.run(ctx, nil, e.kubectl("cp", e.kpodName+":"+remote("kubectl"), local(e, "kubectl", round))...)
-				},
-				Cleanup: cleanup("kubectl"),
-			},
-		}
+		return cpScenario("cp "+what+" out", needCpOutputs, func(e *Env, pod, side string, round int) (string, string) {
+			return pod + ":" + remote(side), local(e, side, round)
+		}, func(_ bool, side string) func(context.Context, *Env, int) error { return cleanup(side) })
 	}
 	const big, tree = "100 MiB file", "5,000 × 1 KiB files"
 	return []*Scenario{
@@ -95,6 +63,36 @@ func cpRows() []*Scenario {
 			return checkRemote(ctx, e, k, "find "+dest+" -type f | wc -l", smallFiles)
 		}, "rm -rf"),
 		out(tree, outTree, smallFiles, smallFiles*smallSize),
+	}
+}
+
+// cpScenario times `kubectl agentkernel cp` against `kubectl cp` of the
+// same copy. paths gives a side's source and destination, the remote one
+// qualified with pod (the warm sandbox, or kubectl's pod).
+func cpScenario(name string, setup func(context.Context, *Env) error,
+	paths func(e *Env, pod, side string, round int) (src, dst string),
+	cleanup func(kubectlSide bool, side string) func(context.Context, *Env, int) error,
+) *Scenario {
+	sideOf := func(label string, kubectlSide bool, side string) Side {
+		return Side{
+			Label: label,
+			Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
+				pod, cmd := e.warmName, e.ours
+				if kubectlSide {
+					pod, cmd = e.kpodName, e.kubectl
+				}
+				src, dst := paths(e, pod, side, round)
+				return e.run(ctx, nil, cmd("cp", src, dst)...)
+			},
+			Cleanup: cleanup(kubectlSide, side),
+		}
+	}
+	return &Scenario{
+		Name:    name,
+		Cluster: true,
+		Setup:   setup,
+		Ours:    sideOf("kubectl agentkernel cp", false, "ours"),
+		Kubectl: sideOf("kubectl cp", true, "kubectl"),
 	}
 }
 

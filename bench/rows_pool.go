@@ -116,21 +116,15 @@ func poolRows(burst, clients int) []*Scenario {
 			Kubectl: Side{
 				Label: "kubectl create -f (N pods in one file) + kubectl wait -l (cold)",
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					all, err := e.kubectlPods(fmt.Sprintf("kb%d-", round), burst, map[string]string{roundLabel: "kb"}, e.ScaleCPU, e.ScaleMem)
-					if err != nil {
-						return Sample{}, err
-					}
-					start := time.Now()
-					s, err := e.run(ctx, all, e.kubectl("create", "-f", "-")...)
+					s, start, waitErr, err := e.kubectlCreateAndWait(ctx, fmt.Sprintf("kb%d-", round), burst,
+						map[string]string{roundLabel: "kb"}, roundLabel+"=kb")
 					if err != nil {
 						return s, err
 					}
-					waited, err := e.run(ctx, nil, e.kubectl("wait", "--for=condition=Ready", "pod", "-l", roundLabel+"=kb", "--timeout", e.CreateTimeout.String())...)
-					s = s.then(waited)
 					s.Wall, s.Ops = time.Since(start), burst
 					running, _, cerr := e.countRunning(ctx, roundLabel+"=kb")
 					s.Done, s.Of = running, burst
-					return s, firstOf(err, cerr)
+					return s, firstOf(waitErr, cerr)
 				},
 				Cleanup: func(ctx context.Context, e *Env, round int) error { return e.deleteKubectlPods(ctx, roundLabel+"=kb") },
 			},

@@ -75,20 +75,15 @@ func scaleRows(n, procs int) []*Scenario {
 			Kubectl: Side{
 				Label: "kubectl create -f (N pods in one file) + kubectl wait -l",
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					all, err := e.kubectlPods(fmt.Sprintf("ks%d-", round), e.ScaleN, map[string]string{roundLabel: labelValue("ks", round)}, e.ScaleCPU, e.ScaleMem)
-					if err != nil {
-						return Sample{}, err
-					}
-					start := time.Now()
-					s, err := e.run(ctx, all, e.kubectl("create", "-f", "-")...)
+					s, start, waitErr, err := e.kubectlCreateAndWait(ctx, fmt.Sprintf("ks%d-", round), e.ScaleN,
+						map[string]string{roundLabel: labelValue("ks", round)}, selector("ks", round))
 					if err != nil {
 						return s, err
 					}
-					waited, err := e.run(ctx, nil, e.kubectl("wait", "--for=condition=Ready", "pod", "-l", selector("ks", round), "--timeout", e.CreateTimeout.String())...)
-					if err != nil {
-						fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+					if waitErr != nil {
+						fmt.Fprintf(os.Stderr, "bench: %v\n", waitErr)
 					}
-					return counted(ctx, e, s.then(waited), start, "ks", round)
+					return counted(ctx, e, s, start, "ks", round)
 				},
 				Cleanup: kubectlCleanup("ks"),
 			},

@@ -229,9 +229,3 @@ func stringOr(v any) string {
 	s, _ := v.(string)
 	return s
 }
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -72,7 +70,9 @@ type client[T metav1.Object] struct {
 type step struct {
 	kind, name string
 	ensure     func(ctx context.Context) (created bool, obj metav1.Object, err error)
-	remove     func(ctx context.Context, uid types.UID) error
+	// getOurs reads the object, refusing one the plugin did not make.
+	getOurs func(ctx context.Context) (metav1.Object, error)
+	remove  func(ctx context.Context, uid types.UID) error
 }
 
 func newStep[T metav1.Object](c client[T], obj T, o InstallOptions) step {
@@ -81,6 +81,16 @@ func newStep[T metav1.Object](c client[T], obj T, o InstallOptions) step {
 		dryRun = []string{metav1.DryRunAll}
 	}
 	s := step{kind: c.kind, name: obj.GetName()}
+	s.getOurs = func(ctx context.Context) (metav1.Object, error) {
+		got, err := c.get(ctx, obj.GetName(), metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if !ours(got) {
+			return nil, &NotOursError{c.kind, obj.GetName(), obj.GetNamespace()}
+		}
+		return got, nil
+	}
 	s.remove = func(ctx context.Context, uid types.UID) error {
 		return c.delete(ctx, obj.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr.To(uid)}})
 	}
@@ -287,183 +297,4 @@ func DetectAPIServer(ctx context.Context, cs kubernetes.Interface) ([]netip.Addr
 	}
 	slices.SortFunc(found, func(a, b netip.AddrPort) int { return a.Compare(b) })
 	return slices.Compact(found), nil
-}
-
-// SandboxesUsing lists the namespace's sandboxes that carry grants.
-func SandboxesUsing(ctx context.Context, cs kubernetes.Interface, namespace string) ([]string, error) {
-	pods, err := sandbox.List(ctx, cs, namespace, "")
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for i := range pods {
-		if _, ok := pods[i].Annotations[fence.AnnotationAllowHosts]; ok {
-			names = append(names, sandbox.NameOf(&pods[i]))
-		}
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
-// ErrInUse: sandboxes still route through the proxy.
-var ErrInUse = errors.New("in use")
-
-// Uninstall removes the namespace's proxy: the Deployment first (waiting
-// until its Pods are gone, up to timeout), its NetworkPolicy last, so no
-// proxy Pod runs unfenced. Only objects of ours, each by UID. Unless
-// force, it refuses while sandboxes with grants exist.
-func Uninstall(ctx context.Context, cs kubernetes.Interface, namespace string, force bool, timeout time.Duration) ([]string, error) {
-	if !force {
-		users, err := SandboxesUsing(ctx, cs, namespace)
-		if err != nil {
-			return nil, err
-		}
-		if len(users) > 0 {
-			return nil, fmt.Errorf("%w: %d sandboxes in namespace %q reach the network only through the egress proxy (%s); delete them first, or pass --force to leave them with no network",
-				ErrInUse, len(users), namespace, strings.Join(users, ", "))
-		}
-	}
-	var removed []string
-	c := &Config{Namespace: namespace}
-	steps := c.steps(cs, InstallOptions{})
-	// Deployment, Service, RoleBinding, Role, ServiceAccount, then the policy.
-	order := []step{steps[5], steps[4], steps[3], steps[2], steps[1], steps[0]}
-	for i, s := range order {
-		obj, err := getOurs(ctx, cs, namespace, s.kind, s.name)
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return removed, err
-		}
-		if err := s.remove(ctx, obj.GetUID()); err != nil && !apierrors.IsNotFound(err) {
-			return removed, fmt.Errorf("deleting the egress proxy's %s/%s: %w", strings.ToLower(s.kind), s.name, err)
-		}
-		removed = append(removed, strings.ToLower(s.kind)+"/"+s.name)
-		if i == 0 {
-			if err := waitProxyPodsGone(ctx, cs, namespace, timeout); err != nil {
-				return removed, err
-			}
-		}
-	}
-	return removed, nil
-}
-
-func getOurs(ctx context.Context, cs kubernetes.Interface, ns, kind, name string) (metav1.Object, error) {
-	var obj metav1.Object
-	var err error
-	switch kind {
-	case "Deployment":
-		obj, err = cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	case "Service":
-		obj, err = cs.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
-	case "RoleBinding":
-		obj, err = cs.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{})
-	case "Role":
-		obj, err = cs.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{})
-	case "ServiceAccount":
-		obj, err = cs.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
-	case "NetworkPolicy":
-		obj, err = cs.NetworkingV1().NetworkPolicies(ns).Get(ctx, name, metav1.GetOptions{})
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !ours(obj) {
-		return nil, &NotOursError{kind, name, ns}
-	}
-	return obj, nil
-}
-
-// waitProxyPodsGone waits until no Pod of the proxy is left, so the
-// policy that fences them is removed only after them.
-func waitProxyPodsGone(ctx context.Context, cs kubernetes.Interface, ns string, timeout time.Duration) error {
-	sel := metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: sandbox.ProxyLabels()})
-	var left int
-	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-		if err != nil {
-			return false, err
-		}
-		left = len(pods.Items)
-		return left == 0, nil
-	})
-	if err != nil {
-		return fmt.Errorf("%d pods of the egress proxy still exist after %s; its NetworkPolicy %s stays until they are gone (run egress uninstall again): %w", left, timeout, fence.ProxyPolicyName, err)
-	}
-	return nil
-}
-
-// Status is what `egress status` reports.
-type Status struct {
-	Namespace string `json:"namespace"`
-	Installed bool   `json:"installed"`
-	Image     string `json:"image,omitempty"`
-	// Version is the plugin version that made or last changed it.
-	Version   string `json:"version,omitempty"`
-	Replicas  int32  `json:"replicas"`
-	Ready     int32  `json:"ready"`
-	ClusterIP string `json:"clusterIP,omitempty"`
-	// Fenced: its NetworkPolicy exists.
-	Fenced       bool     `json:"fenced"`
-	PrivateCIDRs []string `json:"privateCIDRs,omitempty"`
-	// Sandboxes are those with grants, which go out only through it.
-	Sandboxes []string `json:"sandboxes"`
-	Missing   []string `json:"missing,omitempty"`
-	// DeploymentNote is a condition saying why it is not available.
-	DeploymentNote string `json:"note,omitempty"`
-}
-
-// GetStatus reads the namespace's proxy.
-func GetStatus(ctx context.Context, cs kubernetes.Interface, namespace string) (*Status, error) {
-	st := &Status{Namespace: namespace}
-	dep, err := cs.AppsV1().Deployments(namespace).Get(ctx, fence.ProxyName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		st.Missing = append(st.Missing, "deployment/"+fence.ProxyName)
-	case err != nil:
-		return nil, err
-	case !ours(dep):
-		return nil, &NotOursError{"Deployment", fence.ProxyName, namespace}
-	default:
-		st.Version = dep.Annotations[AnnotationVersion]
-		st.Replicas = ptr.Deref(dep.Spec.Replicas, 1)
-		st.Ready = dep.Status.ReadyReplicas
-		for _, c := range dep.Spec.Template.Spec.Containers {
-			st.Image = c.Image
-			for _, a := range c.Args {
-				if v, ok := strings.CutPrefix(a, "--private-cidr="); ok {
-					st.PrivateCIDRs = append(st.PrivateCIDRs, v)
-				}
-			}
-		}
-		for _, cond := range dep.Status.Conditions {
-			if cond.Status != corev1.ConditionTrue && cond.Message != "" {
-				st.DeploymentNote = string(cond.Type) + ": " + cond.Message
-			}
-		}
-	}
-	svc, err := cs.CoreV1().Services(namespace).Get(ctx, fence.ProxyName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		st.Missing = append(st.Missing, "service/"+fence.ProxyName)
-	case err != nil:
-		return nil, err
-	default:
-		st.ClusterIP = svc.Spec.ClusterIP
-	}
-	_, err = cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, fence.ProxyPolicyName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		st.Missing = append(st.Missing, "networkpolicy/"+fence.ProxyPolicyName)
-	case err != nil:
-		return nil, err
-	default:
-		st.Fenced = true
-	}
-	st.Installed = len(st.Missing) < 3
-	if st.Sandboxes, err = SandboxesUsing(ctx, cs, namespace); err != nil {
-		return nil, err
-	}
-	return st, nil
 }

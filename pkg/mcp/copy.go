@@ -83,7 +83,7 @@ func (s *Server) copyOut(ctx context.Context, in CopyOutInput) (CopyOutput, erro
 // local path named relative to the root, through whose handle every file
 // is read or made.
 func (s *Server) copyEnds(ctx context.Context, sandboxName, local string) (target, string, error) {
-	t, err := s.scope.usable(ctx, sandboxName)
+	t, err := s.scope.streamable(ctx, sandboxName)
 	if err != nil {
 		return target{}, "", err
 	}

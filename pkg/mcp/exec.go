@@ -112,6 +112,9 @@ func (s *Server) run(ctx, execCtx context.Context, t target, command []string, s
 			}
 		}
 	}
+	if err := s.scope.confirm(execCtx, t); err != nil {
+		return 0, err
+	}
 	err := t.run.Stream(execCtx, command, sandbox.Streams{Stdin: stdin, Stdout: stdout, Stderr: stderr})
 	if code, ok := sandbox.ExitCode(err); ok {
 		return code, nil

@@ -59,7 +59,7 @@ func (s *Server) writeFile(ctx context.Context, in WriteFileInput) (WriteFileOut
 			return WriteFileOutput{}, fmt.Errorf("mode %q is not octal permissions such as 0644 or 0755", in.Mode)
 		}
 	}
-	t, err := s.scope.usable(ctx, in.Sandbox)
+	t, err := s.scope.streamable(ctx, in.Sandbox)
 	if err != nil {
 		return WriteFileOutput{}, err
 	}
@@ -123,7 +123,7 @@ func (s *Server) readFile(ctx context.Context, in ReadFileInput) (ReadFileOutput
 	if in.MaxBytes > 0 && in.MaxBytes < limit {
 		limit = in.MaxBytes
 	}
-	t, err := s.scope.usable(ctx, in.Sandbox)
+	t, err := s.scope.streamable(ctx, in.Sandbox)
 	if err != nil {
 		return ReadFileOutput{}, err
 	}
@@ -188,7 +188,7 @@ func (s *Server) listDir(ctx context.Context, in ListDirInput) (ListDirOutput, e
 	if in.MaxEntries > 0 && in.MaxEntries < limit {
 		limit = in.MaxEntries
 	}
-	t, err := s.scope.usable(ctx, in.Sandbox)
+	t, err := s.scope.streamable(ctx, in.Sandbox)
 	if err != nil {
 		return ListDirOutput{}, err
 	}

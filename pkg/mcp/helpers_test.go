@@ -1,7 +1,6 @@
 package mcp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,6 +28,7 @@ import (
 	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -139,7 +139,7 @@ type fixture struct {
 	cs      *fake.Clientset
 	exec    *hostExecutor
 	session *sdk.ClientSession
-	log     *syncBuffer
+	log     *testexec.SyncBuffer
 	served  chan error
 	cancel  context.CancelFunc
 }
@@ -177,7 +177,7 @@ func testOptions(cs *fake.Clientset, ex sandbox.Executor) Options {
 func start(t *testing.T, cs *fake.Clientset, ex *hostExecutor, change func(*Options)) *fixture {
 	t.Helper()
 	o := testOptions(cs, ex)
-	log := &syncBuffer{}
+	log := &testexec.SyncBuffer{}
 	o.Log = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if change != nil {
 		change(&o)
@@ -208,23 +208,6 @@ func start(t *testing.T, cs *fake.Clientset, ex *hostExecutor, change func(*Opti
 		}
 	})
 	return f
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // call calls a tool and returns its raw result.

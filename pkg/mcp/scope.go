@@ -25,10 +25,12 @@ import (
 // --adopt-selector SELECTOR). Nothing else is reachable through any tool,
 // whatever name an agent sends.
 //
-// The Pods of sandboxes in scope are kept fresh by one watch, so the exec
-// path reads no Pod at all, and a sandbox that goes away (deleted, or its
-// TTL ran out) leaves the scope at once: a Pod someone else creates later
-// under the same name is never exec'd into.
+// The Pods of sandboxes in scope are kept fresh by one watch, so a command
+// through a warm shell reads no Pod at all, and a sandbox that goes away
+// (deleted, or its TTL ran out) leaves the scope at once. A new stream is
+// opened only after the Pod's UID is confirmed (confirm): a Pod someone
+// else creates under the same name, even before the watch tells, is never
+// exec'd into.
 type scope struct {
 	namespace string
 	cs        kubernetes.Interface
@@ -308,23 +310,55 @@ func (s *scope) usable(ctx context.Context, name string) (target, error) {
 	return t, nil
 }
 
-// recheck is the one read the exec path makes, and only after a stream
-// failed: it tells whether the sandbox is still there, so the agent hears
-// "it was deleted" rather than a transport error.
+// recheck reads the Pod after a stream failed: it tells whether the
+// sandbox is still there, so the agent hears "it was deleted" rather than a
+// transport error.
 func (s *scope) recheck(ctx context.Context, t target) error {
-	pod, err := s.cs.CoreV1().Pods(t.pod.Namespace).Get(ctx, t.pod.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err) || (err == nil && pod.UID != t.pod.UID):
-		s.vanished(t.pod.UID, "it was deleted")
-		return fmt.Errorf("sandbox %q is gone: it was deleted; create another with create_sandbox", t.name)
-	case err != nil:
-		return nil // nothing learnt: the original error stands
+	pod, err := s.current(ctx, t)
+	if err != nil || pod == nil {
+		return err // gone, or nothing learnt: the original error stands
 	}
 	s.observe(pod)
 	if why := unusable(pod); why != "" {
 		return fmt.Errorf("sandbox %q cannot run commands: %s; create another with create_sandbox", t.name, why)
 	}
 	return nil
+}
+
+// confirm reads the Pod before a new stream is opened to it. A stream
+// reaches a Pod by name, and the watch may not yet have told that the
+// sandbox's Pod was deleted: one made since under the same name (another
+// UID) would receive the command, its stdin and its environment. A warm
+// shell needs no confirm: its stream is bound to the container it started
+// in. A failed read teaches nothing, and the stream goes ahead as it would
+// have.
+func (s *scope) confirm(ctx context.Context, t target) error {
+	_, err := s.current(ctx, t)
+	return err
+}
+
+// current reads t's Pod: an error if it is gone (or another Pod now has its
+// name), no Pod if the read failed.
+func (s *scope) current(ctx context.Context, t target) (*corev1.Pod, error) {
+	pod, err := s.cs.CoreV1().Pods(t.pod.Namespace).Get(ctx, t.pod.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && pod.UID != t.pod.UID):
+		s.vanished(t.pod.UID, "it was deleted")
+		return nil, fmt.Errorf("sandbox %q is gone: it was deleted; create another with create_sandbox", t.name)
+	case err != nil:
+		return nil, nil
+	}
+	return pod, nil
+}
+
+// streamable is usable, confirmed for a new stream: what the file and copy
+// tools, which always open one, start from.
+func (s *scope) streamable(ctx context.Context, name string) (target, error) {
+	t, err := s.usable(ctx, name)
+	if err != nil {
+		return t, err
+	}
+	return t, s.confirm(ctx, t)
 }
 
 // deletedByServer is why a sandbox this server deleted is gone.

@@ -17,7 +17,9 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -511,6 +513,47 @@ func TestSandboxGoneBehindTheServersBack(t *testing.T) {
 	// The expired sandbox is deleted; the impostor is not the server's.
 	if pods := f.pods(); len(pods) != 1 || pods[0].UID != impostor.UID {
 		t.Errorf("left: %v", pods)
+	}
+}
+
+// A stream reaches a Pod by name, and the server's watch can lag: a Pod
+// deleted and made again under the same name before the watch tells must
+// receive no new stream. Here the watch is blind, so only the UID check
+// before each stream stands between the tools and the impostor.
+func TestSameNamedPodBeforeTheWatchTells(t *testing.T) {
+	cs := fakeCluster()
+	cs.PrependWatchReactor("pods", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		if w, ok := a.(k8stesting.WatchAction); ok && !w.GetWatchRestrictions().Labels.Empty() {
+			return true, watch.NewFake(), nil // the scope's watch: never tells
+		}
+		return false, nil, nil
+	})
+	root := t.TempDir()
+	f := start(t, cs, &hostExecutor{}, func(o *Options) { o.Root = root })
+	ctx := context.Background()
+	for i, call := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{toolWriteFile, map[string]any{"path": "f", "content": "secret"}},
+		{toolReadFile, map[string]any{"path": "f"}},
+		{toolListDir, map[string]any{"path": "."}},
+		{toolCopyOut, map[string]any{"sandbox_path": "f", "local_path": "out"}},
+		{toolExec, map[string]any{"command": []string{"cat"}, "stdin": "secret"}},
+	} {
+		name := fmt.Sprintf("swapped-%d", i)
+		ok[SandboxInfo](f, toolCreate, map[string]any{"name": name})
+		if err := cs.CoreV1().Pods(testNamespace).Delete(ctx, sandbox.PodName(name), metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CoreV1().Pods(testNamespace).Create(ctx, existingSandbox(name, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		call.args["sandbox"] = name
+		f.fails(call.tool, call.args, fmt.Sprintf("sandbox %q is gone: it was deleted", name))
+	}
+	if n := f.exec.count(); n != 0 {
+		t.Errorf("%d streams reached an impostor: %v", n, f.exec.calls)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -207,10 +208,13 @@ func catFromSandbox(ctx context.Context, r sandbox.Runner, remote string, root *
 		return err
 	}
 	var stderr untrusted.Buffer
-	out := &cappedWriter{w: f, limit: limits.MaxBytes}
 	streamCtx, stopStream := context.WithCancel(ctx)
 	defer stopStream()
-	out.stop = stopStream
+	limit := limits.MaxBytes
+	if limit == 0 {
+		limit = math.MaxInt64 // Limits: 0 is no limit
+	}
+	out := &cappedWriter{w: f, limit: limit, stop: stopStream}
 	runErr := r.Run(streamCtx, []string{"sh", "-c", catOutScript, "sh", remote}, nil, out, &stderr)
 	closeErr := f.Close()
 	if out.exceeded {
@@ -242,26 +246,6 @@ func copyError(what string, err error, stderr *untrusted.Buffer) error {
 		return fmt.Errorf("%s failed: %v: %s", what, err, msg)
 	}
 	return fmt.Errorf("%s failed: %w", what, err)
-}
-
-// cappedWriter passes at most limit bytes (0: no limit) and then stops the
-// stream feeding it.
-type cappedWriter struct {
-	w        io.Writer
-	limit    int64
-	n        int64
-	exceeded bool
-	stop     func()
-}
-
-func (c *cappedWriter) Write(p []byte) (int, error) {
-	if c.limit > 0 && c.n+int64(len(p)) > c.limit {
-		c.exceeded = true
-		c.stop()
-		return 0, errExtractionStopped
-	}
-	c.n += int64(len(p))
-	return c.w.Write(p)
 }
 
 // Default limits when the sandbox's Pod says nothing: generous for an

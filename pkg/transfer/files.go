@@ -91,34 +91,17 @@ func ReadFile(ctx context.Context, r sandbox.Runner, path string, offset, limit 
 	}
 	streamCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	out := &limitedBuffer{limit: limit, stop: stop}
+	var buf bytes.Buffer
+	out := &cappedWriter{w: &buf, limit: limit, stop: stop}
 	var stderr untrusted.Buffer
 	err := r.Run(streamCtx, []string{"sh", "-c", readFileScript, "sh", path, strconv.FormatInt(offset+1, 10)}, nil, out, &stderr)
 	if out.exceeded && ctx.Err() == nil {
-		return out.buf.Bytes(), true, nil // we ended the stream: its error is ours
+		return buf.Bytes(), true, nil // we ended the stream: its error is ours
 	}
 	if err != nil {
 		return nil, false, fileError("reading", path, err, &stderr)
 	}
-	return out.buf.Bytes(), false, nil
-}
-
-// limitedBuffer keeps limit bytes; the first byte past them stops the stream.
-type limitedBuffer struct {
-	buf      bytes.Buffer
-	limit    int64
-	exceeded bool
-	stop     func()
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := b.limit - int64(b.buf.Len()); int64(len(p)) > room {
-		b.buf.Write(p[:max(room, 0)])
-		b.exceeded = true
-		b.stop()
-		return 0, errExtractionStopped
-	}
-	return b.buf.Write(p)
+	return buf.Bytes(), false, nil
 }
 
 // WriteOptions are the choices of WriteFile.
@@ -172,7 +155,8 @@ func ListDir(ctx context.Context, r sandbox.Runner, path string, maxEntries int)
 	defer stop()
 	// Every honest answer fits: names, the marker, and a size line per file.
 	limit := int64(maxEntries)*(maxNameBytes+1+21) + 64
-	out := &limitedBuffer{limit: limit, stop: stop}
+	var buf bytes.Buffer
+	out := &cappedWriter{w: &buf, limit: limit, stop: stop}
 	var stderr untrusted.Buffer
 	err := r.Run(streamCtx, []string{"sh", "-c", listDirScript, "sh", path, strconv.Itoa(maxEntries)}, nil, out, &stderr)
 	if out.exceeded {
@@ -184,7 +168,7 @@ func ListDir(ctx context.Context, r sandbox.Runner, path string, maxEntries int)
 	if err != nil {
 		return nil, false, fileError("listing", path, err, &stderr)
 	}
-	return parseListing(out.buf.Bytes(), maxEntries)
+	return parseListing(buf.Bytes(), maxEntries)
 }
 
 var errBadListing = errors.New("the sandbox's directory listing is malformed")

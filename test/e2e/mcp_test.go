@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -233,23 +235,13 @@ func assertNothingLeftEventually(t *testing.T, ns string) {
 
 // mcpSession runs `kubectl agentkernel mcp` and connects the Go SDK's
 // client to it over its stdin and stdout. The test owns the process.
-func mcpSession(t *testing.T, args ...string) (*sdk.ClientSession, *exec.Cmd, *syncedLog) {
+func mcpSession(t *testing.T, args ...string) (*sdk.ClientSession, *exec.Cmd, *testexec.SyncBuffer) {
 	t.Helper()
 	cmd := exec.Command(env.binary, append([]string{"mcp", "--kubeconfig", env.kubeconfig}, args...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent")
-	stderr := &syncedLog{}
+	stderr := &testexec.SyncBuffer{}
 	cmd.Stderr = stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := startOverStdio(t, cmd)
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
@@ -261,22 +253,22 @@ func mcpSession(t *testing.T, args ...string) (*sdk.ClientSession, *exec.Cmd, *s
 	return session, cmd, stderr
 }
 
-// syncedLog is a server's stderr, written while the test reads it.
-type syncedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+// startOverStdio starts cmd with pipes to its stdin and from its stdout:
+// how an MCP client talks to a server.
+func startOverStdio(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, io.ReadCloser) {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stdin, stdout
 }
 
 func callTool(t *testing.T, s *sdk.ClientSession, name string, args map[string]any) *sdk.CallToolResult {

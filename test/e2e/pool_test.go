@@ -84,6 +84,13 @@ func podTemplatesLeft(t *testing.T, ns string) int {
 	return len(list.Items)
 }
 
+// eventuallyNoPoolLeft waits (a minute at most) until the namespace holds
+// none of the plugin's objects and no pool's PodTemplate.
+func eventuallyNoPoolLeft(t *testing.T, ns string) {
+	t.Helper()
+	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
+}
+
 // The whole life of a pool against the real API server, controller-manager
 // (garbage collector) and scheduler: a pool of 10 becomes ready; 20 claims
 // from 20 processes at once get 20 sandboxes, no member claimed twice, every
@@ -309,7 +316,7 @@ func TestClaimedSandboxGetsItsSecret(t *testing.T) {
 		return apierrors.IsNotFound(err) && apierrors.IsNotFound(nerr)
 	})
 	mustPlugin(t, "", "pool", "delete", "s", "-n", ns)
-	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
+	eventuallyNoPoolLeft(t, ns)
 }
 
 // Bad input and pools that cannot start: clear errors, non-zero exits,
@@ -374,7 +381,7 @@ func TestPoolErrors(t *testing.T) {
 	if err := env.cs.CoreV1().PodTemplates(ns).Delete(ctx, foreign.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
+	eventuallyNoPoolLeft(t, ns)
 }
 
 // Ctrl-C while a claim waits for a member (--pool-wait) and while pool
@@ -416,7 +423,7 @@ func TestInterruptedClaimAndPoolCreate(t *testing.T) {
 		return len(all) == 0 && apierrors.IsNotFound(err)
 	})
 	mustPlugin(t, "", "pool", "delete", "held", "-n", ns)
-	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
+	eventuallyNoPoolLeft(t, ns)
 }
 
 // Claims racing pool delete, round after round: every claim ends with a
@@ -493,7 +500,7 @@ func TestClaimsRacingPoolDelete(t *testing.T) {
 		}
 	}
 	mustPlugin(t, "", "delete", "--all", "-n", ns)
-	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
+	eventuallyNoPoolLeft(t, ns)
 }
 
 // gc deletes sandboxes that ended and never a running or foreign one. The

@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/utils/ptr"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/rbac"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -43,13 +44,11 @@ const kwokLog = "kwok: this container is simulated"
 // background is a plugin process the test drives.
 type background struct {
 	cmd    *exec.Cmd
-	stdout lockedBuffer
-	stderr lockedBuffer
+	stdout testexec.SyncBuffer
+	stderr testexec.SyncBuffer
 	done   chan struct{}
 	code   int
 }
-
-type lockedBuffer struct{ syncedLog }
 
 func startAs(t *testing.T, kubeconfig string, args []string) *background {
 	t.Helper()
@@ -200,19 +199,9 @@ func mcpTools(name string) func(*testing.T, string, []string) result {
 	return func(t *testing.T, kubeconfig string, args []string) result {
 		cmd := exec.Command(env.binary, append([]string{"--kubeconfig", kubeconfig}, args...)...)
 		cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent")
-		var serverLog syncedLog
+		var serverLog testexec.SyncBuffer
 		cmd.Stderr = &serverLog
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		stdin, stdout := startOverStdio(t, cmd)
 		exited := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(exited) }()
 		defer func() {

@@ -119,7 +119,7 @@ func TestRunPoolClaimsWarm(t *testing.T) {
 		t.Fatalf("run -q --pool:\n%s", r)
 	}
 	mustPlugin(t, "", "pool", "delete", "warm", "-n", ns)
-	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
+	eventuallyNoPoolLeft(t, ns)
 }
 
 // run --pool --agent on a pool made with pool create --agent (which needs
@@ -170,7 +170,7 @@ func TestRunPoolAgentInstallsAfterTheClaim(t *testing.T) {
 		t.Fatal("a refused run took the member")
 	}
 	mustPlugin(t, "", "pool", "delete", "tools", "plain", "-n", ns)
-	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
+	eventuallyNoPoolLeft(t, ns)
 }
 
 // What run --pool cannot do fails with a clear message, exit 125, before
@@ -204,7 +204,7 @@ func TestRunPoolErrors(t *testing.T) {
 		t.Errorf("%d pods were started; only the pool's member should have been", n)
 	}
 	mustPlugin(t, "", "pool", "delete", "ok", "-n", ns)
-	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
+	eventuallyNoPoolLeft(t, ns)
 }
 
 // create_sandbox with pool, through the MCP Inspector: a warm member is
@@ -283,7 +283,7 @@ func TestMCPInspectorPool(t *testing.T) {
 		t.Fatalf("the secret is in a tool result or the server's log")
 	}
 	mustPlugin(t, "", "pool", "delete", "fast", "open", "-n", ns)
-	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
+	eventuallyNoPoolLeft(t, ns)
 }
 
 // Ctrl-C while run --pool --pool-wait waits for a member, and while the
@@ -328,5 +328,5 @@ func TestRunPoolInterrupted(t *testing.T) {
 		}
 	}
 	mustPlugin(t, "", "pool", "delete", "held", "warm", "-n", ns)
-	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0 })
+	eventuallyNoPoolLeft(t, ns)
 }

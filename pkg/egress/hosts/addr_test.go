@@ -13,14 +13,6 @@ import (
 // except list (NeverWithin) keeps out exactly the Never addresses.
 func TestProxyPolicyAgreesWithClassifyOnEveryBlock(t *testing.T) {
 	v4, v6 := NonPublicPrefixes()
-	in := func(a netip.Addr, list []netip.Prefix) bool {
-		for _, p := range list {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
 	n := 0
 	for _, b := range netaddr.Blocks() {
 		first := b.Prefix.Masked().Addr()
@@ -34,15 +26,15 @@ func TestProxyPolicyAgreesWithClassifyOnEveryBlock(t *testing.T) {
 			if a.Is4() {
 				list = v4
 			}
-			if in(a, list) != (c != Public) {
-				t.Errorf("%s: excepted by the proxy's policy = %v, but Classify says %s (%s)", a, in(a, list), c, why)
+			if inAny(a, list) != (c != Public) {
+				t.Errorf("%s: excepted by the proxy's policy = %v, but Classify says %s (%s)", a, inAny(a, list), c, why)
 			}
 			for _, e := range netaddr.Table() {
 				if !e.Prefix.Contains(a) || e.Class != Private {
 					continue
 				}
-				if in(a, NeverWithin(e.Prefix)) != (c == Never) {
-					t.Errorf("%s (%s, %s) with --private-cidr %s: excepted = %v", a, c, why, e.Prefix, in(a, NeverWithin(e.Prefix)))
+				if inAny(a, NeverWithin(e.Prefix)) != (c == Never) {
+					t.Errorf("%s (%s, %s) with --private-cidr %s: excepted = %v", a, c, why, e.Prefix, inAny(a, NeverWithin(e.Prefix)))
 				}
 			}
 		}
@@ -50,4 +42,14 @@ func TestProxyPolicyAgreesWithClassifyOnEveryBlock(t *testing.T) {
 	if n < 100 {
 		t.Fatalf("only %d addresses checked", n)
 	}
+}
+
+// inAny says whether a is in one of the prefixes of list.
+func inAny(a netip.Addr, list []netip.Prefix) bool {
+	for _, p := range list {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
