@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"context"
@@ -66,8 +66,8 @@ func WithSignals(parent context.Context) (ctx context.Context, stop func()) {
 	}
 }
 
-// exitCodeFor is the status of a command whose context ended with cause.
-func exitCodeFor(ctx context.Context) (int, bool) {
+// ExitCodeFor is the status of a command whose context ended with cause.
+func ExitCodeFor(ctx context.Context) (int, bool) {
 	if sig, ok := context.Cause(ctx).(*SignalError); ok {
 		return sig.ExitCode(), true
 	}

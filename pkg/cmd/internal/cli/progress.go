@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"context"
@@ -22,11 +22,11 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
-// progress tells, on stderr, what a long command is doing. On a terminal
+// Progress tells, on stderr, what a long command is doing. On a terminal
 // it keeps one status line, redrawn in place by schollz/progressbar (a
 // spinner, the elapsed time, and bytes and rate for copies); anywhere else
 // it writes plain lines only. Quiet silences everything but warnings.
-type progress struct {
+type Progress struct {
 	mu    sync.Mutex
 	out   io.Writer
 	live  bool
@@ -40,8 +40,8 @@ type progress struct {
 // copyBarDelay: copies shorter than this show no bytes and rate at all.
 const copyBarDelay = time.Second
 
-func newProgress(errOut io.Writer, quiet bool) *progress {
-	p := &progress{out: errOut, quiet: quiet, width: 80}
+func NewProgress(errOut io.Writer, quiet bool) *Progress {
+	p := &Progress{out: errOut, quiet: quiet, width: 80}
 	if errOut == nil {
 		p.out, p.quiet = io.Discard, true
 	}
@@ -57,7 +57,7 @@ func newProgress(errOut io.Writer, quiet bool) *progress {
 }
 
 // Linef prints a line of its own (not with -q), above the status line.
-func (p *progress) Linef(format string, args ...any) {
+func (p *Progress) Linef(format string, args ...any) {
 	if p.quiet {
 		return
 	}
@@ -66,7 +66,7 @@ func (p *progress) Linef(format string, args ...any) {
 	p.printLocked(fmt.Sprintf(format, args...))
 }
 
-func (p *progress) printLocked(line string) {
+func (p *Progress) printLocked(line string) {
 	if p.bar != nil {
 		_ = p.bar.Clear()
 	}
@@ -77,9 +77,9 @@ func (p *progress) printLocked(line string) {
 }
 
 // Warn is where warnings go: they are printed even with -q.
-func (p *progress) Warn() io.Writer { return warnWriter{p} }
+func (p *Progress) Warn() io.Writer { return warnWriter{p} }
 
-type warnWriter struct{ p *progress }
+type warnWriter struct{ p *Progress }
 
 func (w warnWriter) Write(b []byte) (int, error) {
 	w.p.mu.Lock()
@@ -89,7 +89,7 @@ func (w warnWriter) Write(b []byte) (int, error) {
 }
 
 // Status shows text on the status line; it does nothing off a terminal.
-func (p *progress) Status(text string) {
+func (p *Progress) Status(text string) {
 	if !p.live {
 		return
 	}
@@ -98,7 +98,7 @@ func (p *progress) Status(text string) {
 	p.showLocked(text, false)
 }
 
-func (p *progress) showLocked(text string, bytes bool) {
+func (p *Progress) showLocked(text string, bytes bool) {
 	if max := p.width - 30; len(text) > max {
 		text = text[:max-1] + "…"
 	}
@@ -127,7 +127,7 @@ func (p *progress) showLocked(text string, bytes bool) {
 }
 
 // spin redraws the spinner (and the elapsed time) while the line is shown.
-func (p *progress) spin(bar *progressbar.ProgressBar, stop chan struct{}) {
+func (p *Progress) spin(bar *progressbar.ProgressBar, stop chan struct{}) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -145,13 +145,13 @@ func (p *progress) spin(bar *progressbar.ProgressBar, stop chan struct{}) {
 }
 
 // Done removes the status line.
-func (p *progress) Done() {
+func (p *Progress) Done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.doneLocked()
 }
 
-func (p *progress) doneLocked() {
+func (p *Progress) doneLocked() {
 	if p.bar == nil {
 		return
 	}
@@ -161,10 +161,10 @@ func (p *progress) doneLocked() {
 	p.bar = nil
 }
 
-// copyMeter counts the bytes of one copy; past copyBarDelay, on a
+// CopyMeter counts the bytes of one copy; past copyBarDelay, on a
 // terminal, they show on the status line with their rate.
-type copyMeter struct {
-	p     *progress
+type CopyMeter struct {
+	p     *Progress
 	label string
 	start time.Time
 	n     int64
@@ -172,12 +172,12 @@ type copyMeter struct {
 }
 
 // Copy returns r counting what goes through it, and the meter.
-func (p *progress) Copy(label string, r sandbox.Runner) (sandbox.Runner, *copyMeter) {
-	m := &copyMeter{p: p, label: label, start: time.Now()}
+func (p *Progress) Copy(label string, r sandbox.Runner) (sandbox.Runner, *CopyMeter) {
+	m := &CopyMeter{p: p, label: label, start: time.Now()}
 	return countingRunner{r, m}, m
 }
 
-func (m *copyMeter) add(n int) {
+func (m *CopyMeter) add(n int) {
 	if n <= 0 {
 		return
 	}
@@ -200,7 +200,7 @@ func (m *copyMeter) add(n int) {
 }
 
 // Done ends the meter's status line and sums the copy up.
-func (m *copyMeter) Done() (bytes int64, took time.Duration) {
+func (m *CopyMeter) Done() (bytes int64, took time.Duration) {
 	m.p.mu.Lock()
 	defer m.p.mu.Unlock()
 	m.p.doneLocked()
@@ -211,7 +211,7 @@ func (m *copyMeter) Done() (bytes int64, took time.Duration) {
 // carries the tar data is stdin going in, stdout coming out.
 type countingRunner struct {
 	sandbox.Runner
-	m *copyMeter
+	m *CopyMeter
 }
 
 func (r countingRunner) Run(ctx context.Context, command []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -226,7 +226,7 @@ func (r countingRunner) Run(ctx context.Context, command []string, stdin io.Read
 
 type countingReader struct {
 	r io.Reader
-	m *copyMeter
+	m *CopyMeter
 }
 
 func (c countingReader) Read(b []byte) (int, error) {
@@ -237,7 +237,7 @@ func (c countingReader) Read(b []byte) (int, error) {
 
 type countingWriter struct {
 	w io.Writer
-	m *copyMeter
+	m *CopyMeter
 }
 
 func (c countingWriter) Write(b []byte) (int, error) {
@@ -246,13 +246,13 @@ func (c countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// waitStatus follows a sandbox being created for the status line: the
+// WaitStatus follows a sandbox being created for the status line: the
 // states Create reports (Describe) and, on a terminal, the Pod's events as
 // they happen (Scheduled, Pulling image ..., Started). Off a terminal it
 // prints the states worth a line of their own: those that carry the
 // cluster's reason (an image pull being retried, Unschedulable). stop ends
 // the event watch.
-func (p *progress) waitStatus(ctx context.Context, cs kubernetes.Interface, namespace, name string) (report func(state string), stop func()) {
+func (p *Progress) WaitStatus(ctx context.Context, cs kubernetes.Interface, namespace, name string) (report func(state string), stop func()) {
 	label := "sandbox/" + name
 	// The line shows the Pod's state and its latest event side by side:
 	// "Pending · Successfully assigned ns/pod to node".

@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"errors"
@@ -129,25 +129,25 @@ func fieldOfFlag(flag string) string {
 	return ""
 }
 
-// speakFlags makes every command in the tree return its errors in
+// SpeakFlags makes every command in the tree return its errors in
 // inFlagWords, so the user reads flags where the domain named fields.
 // Commands that tests build alone call it themselves; calling it twice
 // words nothing twice.
-func speakFlags(c *cobra.Command) *cobra.Command {
+func SpeakFlags(c *cobra.Command) *cobra.Command {
 	if run := c.RunE; run != nil {
 		c.RunE = func(c *cobra.Command, args []string) error {
-			return flagWordsError(run(c, args))
+			return FlagWordsError(run(c, args))
 		}
 	}
 	for _, sub := range c.Commands() {
-		speakFlags(sub)
+		SpeakFlags(sub)
 	}
 	return c
 }
 
-// flagWordsError is err in inFlagWords, still unwrapping to err (an
+// FlagWordsError is err in inFlagWords, still unwrapping to err (an
 // ExitError, a field.Error) for whoever asks.
-func flagWordsError(err error) error {
+func FlagWordsError(err error) error {
 	var worded *wordedError
 	if err == nil || errors.As(err, &worded) {
 		return err // worded already: a second time would repeat the hints

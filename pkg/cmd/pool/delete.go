@@ -1,4 +1,4 @@
-package cmd
+package pool
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -26,7 +27,7 @@ type PoolDeleteOptions struct {
 	Timeout        time.Duration
 	IgnoreNotFound bool
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -50,8 +51,8 @@ func NewCmdPoolDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *co
 			and the cluster's garbage collector removes any member made after the pool is
 			gone.`),
 		Example:           poolDeleteExample,
-		ValidArgsFunction: completePoolNames(f),
-		RunE:              completeValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
+		ValidArgsFunction: cli.CompletePoolNames(f),
+		RunE:              cli.CompleteValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
 	}
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the warm sandboxes are gone")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
@@ -62,7 +63,7 @@ func NewCmdPoolDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *co
 // Complete takes the names and builds clients.
 func (o *PoolDeleteOptions) Complete(f cmdutil.Factory, args []string) error {
 	o.Names = args
-	return o.complete(f)
+	return o.Clients.Complete(f)
 }
 
 // Validate checks the names.
@@ -91,14 +92,14 @@ func (o *PoolDeleteOptions) Run(ctx context.Context) error {
 		case errors.As(err, &notFound) && o.IgnoreNotFound:
 			continue
 		case err != nil:
-			errs = append(errs, o.explain(err, o.Namespace))
+			errs = append(errs, o.Explain(err, o.Namespace))
 			continue
 		}
 		fmt.Fprintf(o.Out, "pool/%s deleted (%d warm sandboxes removed, %d claimed kept)\n", name, len(removed), kept)
 		if o.Wait {
 			for _, pod := range removed {
 				if err := sandbox.WaitForDeleted(ctx, o.Clientset, pod, o.Timeout); err != nil {
-					errs = append(errs, o.explain(err, o.Namespace))
+					errs = append(errs, o.Explain(err, o.Namespace))
 					break
 				}
 			}

@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"errors"
@@ -22,7 +22,7 @@ func TestFieldFlags(t *testing.T) {
 	if got, want := inFlagWords(err), "making it: --allow-egress needs --network egress"; got != want {
 		t.Errorf("inFlagWords = %q, want %q", got, want)
 	}
-	worded := flagWordsError(err)
+	worded := FlagWordsError(err)
 	var fe field.Error
 	if !errors.As(worded, &fe) || !strings.Contains(worded.Error(), "--allow-egress") {
 		t.Errorf("flagWordsError = %v: lost the field error or the flag", worded)

@@ -1,4 +1,4 @@
-package cmd
+package pool
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"k8s.io/kubectl/pkg/scheme"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -37,19 +38,19 @@ type PoolCreateOptions struct {
 	Timeout time.Duration
 	DryRun  cmdutil.DryRunStrategy
 
-	Sandbox    *SandboxFlags
+	Sandbox    *cli.SandboxFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
 	pool       *pool.Pool
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
 // NewPoolCreateOptions returns PoolCreateOptions with the defaults of a restrictive sandbox.
 func NewPoolCreateOptions(streams genericiooptions.IOStreams) *PoolCreateOptions {
-	sf := NewSandboxFlags()
-	sf.noCredentials = true // an --agent preset's credentials come with each claim
+	sf := cli.NewSandboxFlags()
+	sf.NoCredentials = true // an --agent preset's credentials come with each claim
 	return &PoolCreateOptions{
 		Wait:       true,
 		Timeout:    5 * time.Minute,
@@ -79,7 +80,7 @@ func newCmdPoolCreate(f cmdutil.Factory, o *PoolCreateOptions) *cobra.Command {
 			cluster's reason, when they cannot start (an image that does not exist,
 			Unschedulable...); a failed or interrupted pool create removes what it made.`),
 		Example: poolCreateExample,
-		RunE:    completeValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
+		RunE:    cli.CompleteValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	o.Sandbox.AddFlags(cmd)
 	fl := cmd.Flags()
@@ -89,7 +90,7 @@ func newCmdPoolCreate(f cmdutil.Factory, o *PoolCreateOptions) *cobra.Command {
 	cmdutil.AddDryRunFlag(cmd)
 	o.PrintFlags.AddFlags(cmd)
 	_ = cmd.MarkFlagRequired("size")
-	return speakFlags(cmd)
+	return cli.SpeakFlags(cmd)
 }
 
 // Complete reads the flags, builds clients and the pool's definition.
@@ -105,7 +106,7 @@ func (o *PoolCreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args
 	if o.DryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
 		return err
 	}
-	if err := o.complete(f); err != nil {
+	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}
 	if o.output() != "" && o.output() != "name" {
@@ -153,7 +154,7 @@ func (o *PoolCreateOptions) Run(ctx context.Context) error {
 	case cmdutil.DryRunServer:
 		t, err := o.Clientset.CoreV1().PodTemplates(o.Namespace).Create(ctx, o.pool.PodTemplate(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
-			return o.explain(err, o.Namespace)
+			return o.Explain(err, o.Namespace)
 		}
 		return o.print(t, "(server dry run)")
 	}
@@ -161,7 +162,7 @@ func (o *PoolCreateOptions) Run(ctx context.Context) error {
 		Wait: o.Wait, Timeout: o.Timeout, Progress: poolProgress(o.ErrOut, o.Name),
 	})
 	if err != nil {
-		return o.explain(err, o.Namespace)
+		return o.Explain(err, o.Namespace)
 	}
 	state := fmt.Sprintf("%d of %d ready", st.Ready, o.Size)
 	if !o.Wait {
@@ -169,7 +170,7 @@ func (o *PoolCreateOptions) Run(ctx context.Context) error {
 	}
 	t, err := o.Clientset.CoreV1().PodTemplates(o.Namespace).Get(ctx, pool.PoolTemplateName(o.Name), metav1.GetOptions{})
 	if err != nil {
-		return o.explain(err, o.Namespace)
+		return o.Explain(err, o.Namespace)
 	}
 	return o.print(t, "("+state+")")
 }

@@ -1,4 +1,4 @@
-package cmd
+package egress
 
 import (
 	"context"
@@ -9,37 +9,38 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
 )
 
 // EgressStatusOptions shows the namespace's egress proxy.
 type EgressStatusOptions struct {
-	PrintFlags *printFlags
+	PrintFlags *cli.PrintFlags
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
 // NewCmdEgressStatus returns the egress status command.
 func NewCmdEgressStatus(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &EgressStatusOptions{PrintFlags: newPrintFlags("", withoutName), IOStreams: streams}
+	o := &EgressStatusOptions{PrintFlags: cli.NewPrintFlags("", cli.WithoutName), IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:                   "status [-n NAMESPACE] [-o json|yaml|jsonpath=...]",
 		DisableFlagsInUseLine: true,
 		Short:                 "Show the namespace's egress proxy and the sandboxes that use it",
 		Args:                  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.PrintFlags.validate(); err != nil {
+			if err := o.PrintFlags.Validate(); err != nil {
 				return err
 			}
-			if err := o.complete(f); err != nil {
+			if err := o.Complete(f); err != nil {
 				return err
 			}
 			return o.Run(cmd.Context())
 		},
 	}
-	o.PrintFlags.addFlags(cmd)
+	o.PrintFlags.AddFlags(cmd)
 	return cmd
 }
 
@@ -47,16 +48,16 @@ func NewCmdEgressStatus(f cmdutil.Factory, streams genericiooptions.IOStreams) *
 func (o *EgressStatusOptions) Run(ctx context.Context) error {
 	st, err := egress.GetStatus(ctx, o.Clientset, o.Namespace)
 	if err != nil {
-		return o.explain(err, o.Namespace)
+		return o.Explain(err, o.Namespace)
 	}
-	if !o.PrintFlags.own() {
+	if !o.PrintFlags.Own() {
 		// An object of kind EgressStatus: the status's fields, with
 		// apiVersion and kind added for kubectl's printers.
-		printer, err := o.PrintFlags.toPrinter(false)
+		printer, err := o.PrintFlags.Printer(false)
 		if err != nil {
 			return err
 		}
-		obj, err := ownObject("EgressStatus", "", st)
+		obj, err := cli.OwnObject("EgressStatus", "", st)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ func (echoRunner) Run(_ context.Context, _ []string, stdin io.Reader, stdout, _ 
 
 func TestProgressOffATerminal(t *testing.T) {
 	var buf bytes.Buffer
-	p := newProgress(&buf, false)
+	p := NewProgress(&buf, false)
 	if p.live {
 		t.Fatal("a buffer is not a terminal")
 	}
@@ -44,7 +44,7 @@ func TestProgressOffATerminal(t *testing.T) {
 	}
 
 	buf.Reset()
-	q := newProgress(&buf, true)
+	q := NewProgress(&buf, true)
 	q.Linef("not with -q")
 	_, _ = q.Warn().Write([]byte("warning: still shown\n"))
 	if got := buf.String(); got != "warning: still shown\n" {
@@ -67,7 +67,7 @@ func TestProgressOnATerminal(t *testing.T) {
 		_, _ = io.Copy(&screen, ptmx)
 		close(read)
 	}()
-	p := newProgress(tty, false)
+	p := NewProgress(tty, false)
 	if !p.live {
 		t.Fatal("a pty is a terminal")
 	}

@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -42,13 +43,13 @@ func (f *PoolClaimFlags) Validate() error {
 	return pool.ValidatePoolName(f.Pool)
 }
 
-// claimMatch sorts the sandbox flags given on cmd: those that shape a
+// ClaimMatch sorts the sandbox flags given on cmd: those that shape a
 // sandbox come from the pool, so giving one means insisting on the pool's
 // value (pool.ClaimFields); the claim's own (pool.PerClaimFields) are
 // applied to the member it takes; any other is refused rather than
 // silently ignored — including flags added to SandboxFlags after this was
 // written.
-func claimMatch(cmd *cobra.Command) ([]string, error) {
+func ClaimMatch(cmd *cobra.Command) ([]string, error) {
 	probe := &cobra.Command{}
 	NewSandboxFlags().AddFlags(probe)
 	var match []string
@@ -77,28 +78,28 @@ func claimMatch(cmd *cobra.Command) ([]string, error) {
 // --agents-file only says where --agent's preset is read from.
 var claimNeutral = []string{"agents-file"}
 
-// acquire claims the sandbox spec from the pool, or creates it cold; the
-// caller says what happened (acquiredHow).
-func (c *clients) acquire(ctx context.Context, spec *sandbox.Spec, secretValues map[string]string, match []string, pf PoolClaimFlags, create sandbox.CreateOptions) (*pool.Acquired, error) {
+// Acquire claims the sandbox spec from the pool, or creates it cold; the
+// caller says what happened (AcquiredHow).
+func (c *Clients) Acquire(ctx context.Context, spec *sandbox.Spec, secretValues map[string]string, match []string, pf PoolClaimFlags, create sandbox.CreateOptions) (*pool.Acquired, error) {
 	create.SecretValues = secretValues
 	a, err := pool.Acquire(ctx, c.claimClientset(), spec, pool.AcquireOptions{
 		Pool:               pf.Pool,
 		Match:              match,
 		WaitForMember:      pf.Wait,
-		Exec:               c.execIn,
-		RefillInBackground: true, // the caller says what it got first, then waits (finishClaim)
+		Exec:               c.ExecIn,
+		RefillInBackground: true, // the caller says what it got first, then waits (FinishClaim)
 		CreateOptions:      create,
 	})
 	if err != nil {
-		return nil, c.explain(err, spec.Namespace)
+		return nil, c.Explain(err, spec.Namespace)
 	}
 	return a, nil
 }
 
-// finishClaim waits for the claimed member's replacement, which is made
+// FinishClaim waits for the claimed member's replacement, which is made
 // while the caller already uses its sandbox: a process must not end before
 // it, or the pool stays a member short until a pool command tops it up.
-func finishClaim(a *pool.Acquired, errOut io.Writer) {
+func FinishClaim(a *pool.Acquired, errOut io.Writer) {
 	if err := a.WaitRefill(); err != nil {
 		fmt.Fprintf(errOut, "warning: %v\n", err)
 	}
@@ -111,7 +112,7 @@ func finishClaim(a *pool.Acquired, errOut io.Writer) {
 // cheaper to encode and decode. The connection pool is shared (client-go
 // caches transports by their TLS configuration). A fake clientset (tests)
 // is used as it is.
-func (c *clients) claimClientset() kubernetes.Interface {
+func (c *Clients) claimClientset() kubernetes.Interface {
 	if _, real := c.Clientset.(*kubernetes.Clientset); !real || c.Config == nil || c.Config.ContentType != "" {
 		return c.Clientset
 	}
@@ -125,10 +126,42 @@ func (c *clients) claimClientset() kubernetes.Interface {
 	return cs
 }
 
-// acquiredHow is the few words that say how a sandbox was got.
-func acquiredHow(a *pool.Acquired, poolName string) string {
+// AcquiredHow is the few words that say how a sandbox was got.
+func AcquiredHow(a *pool.Acquired, poolName string) string {
 	if a.Warm {
 		return fmt.Sprintf("claimed warm from pool %s", poolName)
 	}
 	return "cold: " + a.Why
+}
+
+// CompletePoolNames completes the names of the pools in the namespace.
+func CompletePoolNames(f cmdutil.Factory) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		ctx := cmd.Context()
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		ctx, cancel := context.WithTimeout(ctx, completionTimeout)
+		defer cancel()
+		namespace, _, err := f.ToRawKubeConfigLoader().Namespace()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		client, err := f.KubernetesClientSet()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		pools, _, err := pool.ListPools(ctx, client, namespace)
+		if err != nil {
+			cobra.CompDebugln(err.Error(), true)
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var names []string
+		for _, p := range pools {
+			if strings.HasPrefix(p.Name, toComplete) {
+				names = append(names, p.Name)
+			}
+		}
+		return Without(names, args), cobra.ShellCompDirectiveNoFileComp
+	}
 }

@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"fmt"
@@ -13,13 +13,13 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
-// terminal decides, as kubectl exec and attach do, whether the session gets
+// Terminal decides, as kubectl exec and attach do, whether the session gets
 // a terminal: -t with -i, on a stdin that really is one. It returns the TTY
 // to run the stream under (term.TTY.Safe restores the local terminal on
 // every way out) and the streams to send.
-func terminal(in io.Reader, out, errOut io.Writer, stdin, tty, quiet bool) (term.TTY, sandbox.Streams) {
+func Terminal(in io.Reader, out, errOut io.Writer, stdin, tty, quiet bool) (term.TTY, sandbox.Streams) {
 	s := sandbox.Streams{Stdout: out, Stderr: errOut}
-	t := term.TTY{Out: out, Parent: keepRunning()}
+	t := term.TTY{Out: out, Parent: KeepRunning()}
 	if !stdin {
 		return t, s
 	}
@@ -45,11 +45,11 @@ func terminal(in io.Reader, out, errOut io.Writer, stdin, tty, quiet bool) (term
 	return t, s
 }
 
-// keepRunning is the interrupt handler a raw terminal runs under: a signal
+// KeepRunning is the interrupt handler a raw terminal runs under: a signal
 // restores the terminal and nothing more. Without it kubectl's handler
 // exits the process with status 1 on the spot; with it the signal cancels
 // the command's context (WithSignals) and the command ends with 130/143.
-func keepRunning() *interrupt.Handler {
+func KeepRunning() *interrupt.Handler {
 	return interrupt.New(func(os.Signal) {})
 }
 

@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"context"
@@ -21,8 +21,14 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
-// clients is what every cluster-facing command completes from the factory.
-type clients struct {
+// Clients is what every cluster-facing command completes from the factory.
+// Options embed it, so that Namespace, Clientset and Explain read as their
+// own. Its Complete keeps kubectl's word for "fill in from the factory";
+// an Options with a Complete of its own (the Options pattern's, taking the
+// command and its arguments) shadows it and calls it by the embedded
+// field's name, o.Clients.Complete(f), so the call says which runs. An
+// Options without one uses the promoted o.Complete(f).
+type Clients struct {
 	Namespace string
 	// ExplicitNamespace is true when -n was given (kubeconfig's default otherwise).
 	ExplicitNamespace bool
@@ -32,7 +38,7 @@ type clients struct {
 	Executor          sandbox.Executor
 }
 
-func (c *clients) complete(f cmdutil.Factory) error {
+func (c *Clients) Complete(f cmdutil.Factory) error {
 	var err error
 	c.Namespace, c.ExplicitNamespace, err = f.ToRawKubeConfigLoader().Namespace()
 	if err != nil {
@@ -53,8 +59,8 @@ func (c *clients) complete(f cmdutil.Factory) error {
 	return nil
 }
 
-// explain turns API and transport errors into one line that says what to do.
-func (c *clients) explain(err error, namespace string) error {
+// Explain turns API and transport errors into one line that says what to do.
+func (c *Clients) Explain(err error, namespace string) error {
 	if err == nil {
 		return nil
 	}
@@ -83,14 +89,14 @@ func (c *clients) explain(err error, namespace string) error {
 	return err
 }
 
-// explainStream is explain for an error that ended a stream (exec, cp): a
+// ExplainStream is Explain for an error that ended a stream (exec, cp): a
 // connection that broke after the command started says so, and that the
 // command's outcome is unknown, rather than blaming the cluster's address.
-func (c *clients) explainStream(err error, namespace string) error {
+func (c *Clients) ExplainStream(err error, namespace string) error {
 	if isLostConnection(err) {
 		return fmt.Errorf("the connection to the sandbox broke while the command ran (%v); its outcome is unknown: check the sandbox's state before retrying", rootCause(err))
 	}
-	return c.explain(err, namespace)
+	return c.Explain(err, namespace)
 }
 
 // isUnreachable: the API server could not be reached at all (dial, DNS,
@@ -121,12 +127,12 @@ func rootCause(err error) error {
 	}
 }
 
-// runningSandbox resolves a sandbox name to its Pod (one GET for a cold
+// RunningSandbox resolves a sandbox name to its Pod (one GET for a cold
 // sandbox) and checks it can exec.
-func (c *clients) runningSandbox(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+func (c *Clients) RunningSandbox(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
 	pod, err := sandbox.Find(ctx, c.Clientset, namespace, name)
 	if err != nil {
-		return nil, c.explain(err, namespace)
+		return nil, c.Explain(err, namespace)
 	}
 	if pod.Status.Phase != corev1.PodRunning || pod.DeletionTimestamp != nil {
 		return nil, fmt.Errorf("sandbox %q in namespace %q is %s, not running; see: kubectl describe pod %s -n %s",
@@ -140,8 +146,8 @@ func (c *clients) runningSandbox(ctx context.Context, namespace, name string) (*
 	return pod, nil
 }
 
-// execIn runs commands in pod's sandbox container.
-func (c *clients) execIn(pod *corev1.Pod) *sandbox.PodExec {
+// ExecIn runs commands in pod's sandbox container.
+func (c *Clients) ExecIn(pod *corev1.Pod) *sandbox.PodExec {
 	return sandbox.NewPodExec(c.Config, c.Clientset.CoreV1().RESTClient(), c.Executor, pod)
 }
 
@@ -152,10 +158,10 @@ type validateRunner interface {
 	Run(ctx context.Context) error
 }
 
-// completeValidateRun is the RunE of every command in kubectl's Options
+// CompleteValidateRun is the RunE of every command in kubectl's Options
 // pattern: complete (flags, arguments, clients), validate, run with the
 // command's context, stopping at the first error.
-func completeValidateRun(o validateRunner, complete func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+func CompleteValidateRun(o validateRunner, complete func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := complete(cmd, args); err != nil {
 			return err

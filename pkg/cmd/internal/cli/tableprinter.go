@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"encoding/json"
@@ -20,48 +20,48 @@ import (
 // and none of these is served by any cluster.
 const ownAPIVersion = "agentkernel/v1"
 
-// printFlags are kubectl get's print flags (-o json|yaml|name|jsonpath|
+// PrintFlags are kubectl get's print flags (-o json|yaml|name|jsonpath|
 // go-template|custom-columns|wide, --no-headers, --show-labels, --sort-by,
 // -L) for a command of ours, so that every command prints as kubectl get
 // does and only the table columns are ours. A command names the formats it
 // has no use for (no table: no wide; no name: no name printing), and the
 // default ("" unless defaultFormat says otherwise) is the command's own.
-type printFlags struct {
+type PrintFlags struct {
 	*get.PrintFlags
 
 	without       []string // format families this command does not take
 	defaultFormat string
 }
 
-// printFeature is a flag of kubectl get's printing that a command takes.
-type printFeature int
+// PrintFeature is a flag of kubectl get's printing that a command takes.
+type PrintFeature int
 
 const (
-	withTable      printFeature = 1 << iota // the default output is a table: -o wide, --show-labels, -L
-	withSort                                // --sort-by
-	withoutName                             // no -o name: what it prints has no name
-	withoutDefault                          // -o "" is not a format of its own
+	WithTable      PrintFeature = 1 << iota // the default output is a table: -o wide, --show-labels, -L
+	WithSort                                // --sort-by
+	WithoutName                             // no -o name: what it prints has no name
+	WithoutDefault                          // -o "" is not a format of its own
 )
 
-// newPrintFlags returns kubectl get's print flags with -o defaultFormat,
+// NewPrintFlags returns kubectl get's print flags with -o defaultFormat,
 // trimmed to the features named.
-func newPrintFlags(defaultFormat string, features printFeature) *printFlags {
+func NewPrintFlags(defaultFormat string, features PrintFeature) *PrintFlags {
 	pf := get.NewGetPrintFlags()
 	*pf.OutputFormat = defaultFormat
-	f := &printFlags{PrintFlags: pf, defaultFormat: defaultFormat}
+	f := &PrintFlags{PrintFlags: pf, defaultFormat: defaultFormat}
 	h := pf.HumanReadableFlags
 	h.ShowKind = nil // one kind per command: nothing to tell apart
-	if features&withTable == 0 {
+	if features&WithTable == 0 {
 		h.ShowLabels, h.ColumnLabels = nil, nil
 		f.without = append(f.without, "wide")
 	}
-	if features&withSort == 0 {
+	if features&WithSort == 0 {
 		h.SortBy = nil
 	}
-	if features&withoutName != 0 {
+	if features&WithoutName != 0 {
 		f.without = append(f.without, "name")
 	}
-	if features&withoutDefault != 0 {
+	if features&WithoutDefault != 0 {
 		f.without = append(f.without, "")
 	}
 	return f
@@ -69,7 +69,7 @@ func newPrintFlags(defaultFormat string, features printFeature) *printFlags {
 
 // formats are the -o values the command takes, its default first, then in
 // kubectl get's order.
-func (f *printFlags) formats() []string {
+func (f *PrintFlags) formats() []string {
 	var out []string
 	if f.defaultFormat != "" {
 		out = append(out, f.defaultFormat)
@@ -82,9 +82,9 @@ func (f *printFlags) formats() []string {
 	return out
 }
 
-// addFlags registers -o, --no-headers and the rest of kubectl get's printing
+// AddFlags registers -o, --no-headers and the rest of kubectl get's printing
 // flags this command takes.
-func (f *printFlags) addFlags(cmd *cobra.Command) {
+func (f *PrintFlags) AddFlags(cmd *cobra.Command) {
 	f.JSONYamlPrintFlags.AddFlags(cmd)
 	f.NamePrintFlags.AddFlags(cmd)
 	f.TemplateFlags.AddFlags(cmd)
@@ -105,8 +105,8 @@ func (f *printFlags) addFlags(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(f.NoHeaders, "no-headers", *f.NoHeaders, "Leave out the header line (of the table, or of -o custom-columns)")
 }
 
-// output is -o as given ("go-template" when only --template is).
-func (f *printFlags) output() string {
+// Output is -o as given ("go-template" when only --template is).
+func (f *PrintFlags) Output() string {
 	out := *f.OutputFormat
 	if out == "" && f.TemplateFlags.TemplateArgument != nil && *f.TemplateFlags.TemplateArgument != "" {
 		return "go-template"
@@ -114,24 +114,24 @@ func (f *printFlags) output() string {
 	return out
 }
 
-// own is whether the command prints in its own form: its table (with
+// Own is whether the command prints in its own form: its table (with
 // -o wide too), or for a command without one its own text.
-func (f *printFlags) own() bool {
-	out := f.output()
+func (f *PrintFlags) Own() bool {
+	out := f.Output()
 	return out == "" || out == "wide" && !slices.Contains(f.without, "wide")
 }
 
-// validate checks -o without printing anything.
-func (f *printFlags) validate() error {
-	_, err := f.toPrinter(false)
+// Validate checks -o without printing anything.
+func (f *PrintFlags) Validate() error {
+	_, err := f.Printer(false)
 	return err
 }
 
-// toPrinter returns kubectl's printer for -o (for the command's table: the
+// Printer returns kubectl's printer for -o (for the command's table: the
 // table printer, with a NAMESPACE column when withNamespace), sorting by
 // --sort-by as kubectl get does, lists and tables alike.
-func (f *printFlags) toPrinter(withNamespace bool) (printers.ResourcePrinter, error) {
-	out := f.output()
+func (f *PrintFlags) Printer(withNamespace bool) (printers.ResourcePrinter, error) {
+	out := f.Output()
 	family, _, _ := strings.Cut(out, "=")
 	if slices.Contains(f.without, family) {
 		return nil, f.outputError(out)
@@ -150,13 +150,13 @@ func (f *printFlags) toPrinter(withNamespace bool) (printers.ResourcePrinter, er
 	return p, nil
 }
 
-func (f *printFlags) outputError(got string) error {
+func (f *PrintFlags) outputError(got string) error {
 	formats := slices.DeleteFunc(f.formats(), func(s string) bool { return s == "" })
 	return fmt.Errorf("--output must be %s or %s, or one of %s; not %q", formats[0], formats[1], strings.Join(formats[2:], ", "), got)
 }
 
-// ownList is a List of our own objects, as -o json|yaml|jsonpath print it.
-func ownList(kind string, items []unstructured.Unstructured, fields map[string]any) *unstructured.UnstructuredList {
+// OwnList is a List of our own objects, as -o json|yaml|jsonpath print it.
+func OwnList(kind string, items []unstructured.Unstructured, fields map[string]any) *unstructured.UnstructuredList {
 	obj := map[string]any{"apiVersion": ownAPIVersion, "kind": kind}
 	for k, v := range fields {
 		obj[k] = v
@@ -164,10 +164,10 @@ func ownList(kind string, items []unstructured.Unstructured, fields map[string]a
 	return &unstructured.UnstructuredList{Object: obj, Items: items}
 }
 
-// ownObject is a value of ours (a struct with json tags) as an object the
+// OwnObject is a value of ours (a struct with json tags) as an object the
 // printers take: its fields, and apiVersion, kind and, when named,
 // metadata.name (what -o name prints).
-func ownObject(kind, name string, v any) (*unstructured.Unstructured, error) {
+func OwnObject(kind, name string, v any) (*unstructured.Unstructured, error) {
 	// Through JSON, so that the fields are exactly what json tags say
 	// (omitempty, omitzero), numbers as int64 the way unstructured wants.
 	b, err := json.Marshal(v)
@@ -185,4 +185,13 @@ func ownObject(kind, name string, v any) (*unstructured.Unstructured, error) {
 		u.SetName(name)
 	}
 	return u, nil
+}
+
+// OrNone is a table cell for a value that may be empty: "<none>", as
+// kubectl get prints it.
+func OrNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
 }

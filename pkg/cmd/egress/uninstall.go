@@ -1,4 +1,4 @@
-package cmd
+package egress
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
 )
 
@@ -18,7 +19,7 @@ type EgressUninstallOptions struct {
 	Force   bool
 	Timeout time.Duration
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -36,7 +37,7 @@ func NewCmdEgressUninstall(f cmdutil.Factory, streams genericiooptions.IOStreams
 			would be left with no network; --force removes it anyway.`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.complete(f); err != nil {
+			if err := o.Complete(f); err != nil {
 				return err
 			}
 			if o.Timeout <= 0 {
@@ -57,7 +58,7 @@ func (o *EgressUninstallOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.Out, "%s deleted\n", r)
 	}
 	if err != nil {
-		return o.explain(explainEgressAdmin(err, o.Namespace), o.Namespace)
+		return o.Explain(explainEgressAdmin(err, o.Namespace), o.Namespace)
 	}
 	if len(removed) == 0 {
 		fmt.Fprintf(o.Out, "no egress proxy in namespace %s\n", o.Namespace)

@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -6,10 +6,10 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 )
 
-// objectPrinter completes print flags as kubectl does for a command with
+// ObjectPrinter completes print flags as kubectl does for a command with
 // --dry-run ("created (dry run)") and returns the printer for -o, or nil
 // when the command prints its own line (no -o, or -o name).
-func objectPrinter(pf *genericclioptions.PrintFlags, dryRun cmdutil.DryRunStrategy) (printers.ResourcePrinter, error) {
+func ObjectPrinter(pf *genericclioptions.PrintFlags, dryRun cmdutil.DryRunStrategy) (printers.ResourcePrinter, error) {
 	var err error
 	switch dryRun {
 	case cmdutil.DryRunClient:

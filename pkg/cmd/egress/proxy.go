@@ -1,4 +1,4 @@
-package cmd
+package egress
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
 )
@@ -34,7 +35,7 @@ type EgressProxyOptions struct {
 	// connections (tests listen on port 0).
 	listening func(net.Addr)
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -68,7 +69,7 @@ func (o *EgressProxyOptions) Complete(f cmdutil.Factory) error {
 		}
 		o.private = append(o.private, p)
 	}
-	if err := o.complete(f); err != nil {
+	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}
 	// Everything the proxy says is a JSON line on stdout, client-go's own

@@ -1,4 +1,4 @@
-package cmd
+package pool
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 )
 
@@ -27,7 +28,7 @@ type PoolScaleOptions struct {
 	Wait    bool
 	Timeout time.Duration
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -48,14 +49,14 @@ func NewCmdPoolScale(f cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 			deleted (those not ready yet first). Sandboxes already claimed are not members
 			and are never touched.`),
 		Example:           poolScaleExample,
-		ValidArgsFunction: completePoolNames(f),
-		RunE:              completeValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
+		ValidArgsFunction: cli.CompletePoolNames(f),
+		RunE:              cli.CompleteValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	cmd.Flags().IntVar(&o.Size, "size", o.Size, "Number of warm sandboxes to keep")
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the pool has that many ready")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
 	_ = cmd.MarkFlagRequired("size")
-	return speakFlags(cmd)
+	return cli.SpeakFlags(cmd)
 }
 
 // Complete takes the name and builds clients.
@@ -64,7 +65,7 @@ func (o *PoolScaleOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args 
 		return fmt.Errorf("pool scale takes exactly one pool name (got %d): kubectl agentkernel pool scale NAME --size N", len(args))
 	}
 	o.Name = args[0]
-	return o.complete(f)
+	return o.Clients.Complete(f)
 }
 
 // Validate checks the name and size.
@@ -84,7 +85,7 @@ func (o *PoolScaleOptions) Run(ctx context.Context) error {
 		Wait: o.Wait, Timeout: o.Timeout, Progress: poolProgress(o.ErrOut, o.Name),
 	})
 	if err != nil {
-		return o.explain(err, o.Namespace)
+		return o.Explain(err, o.Namespace)
 	}
 	_, err = fmt.Fprintf(o.Out, "pool/%s scaled to %d (%d ready, %d starting)\n", o.Name, o.Size, st.Ready, st.Starting)
 	return err

@@ -1,4 +1,4 @@
-package cmd
+package egress
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"k8s.io/kubectl/pkg/scheme"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
 )
 
@@ -32,7 +33,7 @@ type EgressInstallOptions struct {
 	printer    printers.ResourcePrinter
 	config     egress.Config
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -74,7 +75,7 @@ func NewCmdEgressInstall(f cmdutil.Factory, streams genericiooptions.IOStreams) 
 			# Review what would be installed
 			kubectl agentkernel egress install -n agents --dry-run=client -o yaml`),
 		Args: cobra.NoArgs,
-		RunE: completeValidateRun(o, func(cmd *cobra.Command, _ []string) error { return o.Complete(f, cmd) }),
+		RunE: cli.CompleteValidateRun(o, func(cmd *cobra.Command, _ []string) error { return o.Complete(f, cmd) }),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.Image, "image", o.Image, "The proxy's image: the plugin's own binary, of the same version")
@@ -92,10 +93,10 @@ func (o *EgressInstallOptions) Complete(f cmdutil.Factory, cmd *cobra.Command) e
 	if o.DryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
 		return err
 	}
-	if err := o.complete(f); err != nil {
+	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}
-	if o.printer, err = objectPrinter(o.PrintFlags, o.DryRun); err != nil {
+	if o.printer, err = cli.ObjectPrinter(o.PrintFlags, o.DryRun); err != nil {
 		return err
 	}
 	o.config = egress.Config{Namespace: o.Namespace, Image: o.Image, Replicas: o.Replicas}
@@ -138,7 +139,7 @@ func (o *EgressInstallOptions) Run(ctx context.Context) error {
 	}
 	in, err := egress.Install(ctx, o.Clientset, &o.config, egress.InstallOptions{Update: true, ServerDryRun: o.DryRun == cmdutil.DryRunServer})
 	if err != nil {
-		return o.explain(explainEgressAdmin(err, o.Namespace), o.Namespace)
+		return o.Explain(explainEgressAdmin(err, o.Namespace), o.Namespace)
 	}
 	// Said only once the proxy is there: a refused install has its own
 	// one line.

@@ -1,4 +1,4 @@
-package cmd
+package pool
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 )
 
@@ -32,15 +33,15 @@ var poolListExample = templates.Examples(`
 type PoolListOptions struct {
 	AllNamespaces bool
 	NoReconcile   bool
-	PrintFlags    *printFlags
+	PrintFlags    *cli.PrintFlags
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
 // NewPoolListOptions returns PoolListOptions writing to streams.
 func NewPoolListOptions(streams genericiooptions.IOStreams) *PoolListOptions {
-	return &PoolListOptions{PrintFlags: newPrintFlags("", withTable|withSort), IOStreams: streams}
+	return &PoolListOptions{PrintFlags: cli.NewPrintFlags("", cli.WithTable|cli.WithSort), IOStreams: streams}
 }
 
 // NewCmdPoolList returns the pool list command.
@@ -61,21 +62,21 @@ func NewCmdPoolList(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobr
 			made up for); --no-reconcile only looks.`),
 		Example: poolListExample,
 		Args:    cobra.NoArgs,
-		RunE:    completeValidateRun(o, func(_ *cobra.Command, _ []string) error { return o.Complete(f) }),
+		RunE:    cli.CompleteValidateRun(o, func(_ *cobra.Command, _ []string) error { return o.Complete(f) }),
 	}
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "List pools in every namespace")
 	cmd.Flags().BoolVar(&o.NoReconcile, "no-reconcile", o.NoReconcile, "Only look: do not top pools up to their size")
-	o.PrintFlags.addFlags(cmd)
+	o.PrintFlags.AddFlags(cmd)
 	return cmd
 }
 
 // Complete builds clients.
 func (o *PoolListOptions) Complete(f cmdutil.Factory) error {
-	return o.complete(f)
+	return o.Clients.Complete(f)
 }
 
 // Validate checks the output format.
-func (o *PoolListOptions) Validate() error { return o.PrintFlags.validate() }
+func (o *PoolListOptions) Validate() error { return o.PrintFlags.Validate() }
 
 // Run lists (and reconciles) the pools and prints them.
 func (o *PoolListOptions) Run(ctx context.Context) error {
@@ -85,7 +86,7 @@ func (o *PoolListOptions) Run(ctx context.Context) error {
 	}
 	pools, bad, err := pool.ListPools(ctx, o.Clientset, ns)
 	if err != nil {
-		return o.explain(err, ns)
+		return o.Explain(err, ns)
 	}
 	for _, err := range bad {
 		fmt.Fprintf(o.ErrOut, "warning: %v\n", err)
@@ -93,30 +94,30 @@ func (o *PoolListOptions) Run(ctx context.Context) error {
 	var statuses []*pool.PoolStatus
 	if o.NoReconcile {
 		if statuses, err = pool.PoolStatuses(ctx, o.Clientset, pools); err != nil {
-			return o.explain(err, ns)
+			return o.Explain(err, ns)
 		}
 	} else {
 		for _, p := range pools {
 			st, err := pool.Reconcile(ctx, o.Clientset, p)
 			if err != nil {
 				if st == nil {
-					return o.explain(err, p.Namespace)
+					return o.Explain(err, p.Namespace)
 				}
-				fmt.Fprintf(o.ErrOut, "warning: topping up pool %s: %v\n", p.Name, o.explain(err, p.Namespace))
+				fmt.Fprintf(o.ErrOut, "warning: topping up pool %s: %v\n", p.Name, o.Explain(err, p.Namespace))
 			}
 			statuses = append(statuses, st)
 		}
 	}
-	printer, err := o.PrintFlags.toPrinter(o.AllNamespaces)
+	printer, err := o.PrintFlags.Printer(o.AllNamespaces)
 	if err != nil {
 		return err
 	}
-	if !o.PrintFlags.own() {
+	if !o.PrintFlags.Own() {
 		list := &unstructured.UnstructuredList{Object: map[string]any{"apiVersion": "v1", "kind": "List"}}
 		for _, st := range statuses {
 			list.Items = append(list.Items, *poolObject(st))
 		}
-		if o.PrintFlags.output() == "name" {
+		if o.PrintFlags.Output() == "name" {
 			for i := range list.Items {
 				if err := printer.PrintObj(&list.Items[i], o.Out); err != nil {
 					return err
@@ -163,7 +164,7 @@ func PoolTable(statuses []*pool.PoolStatus, now time.Time) *metav1.Table {
 				p.Name, int64(p.Size), int64(st.Ready), int64(st.Starting), int64(st.Claimed),
 				p.Spec.Image, string(p.Spec.Profile), string(p.Spec.Network),
 				duration.HumanDuration(now.Sub(p.CreationTimestamp.Time)),
-				orNone(strings.Join(st.Problems, "; ")),
+				cli.OrNone(strings.Join(st.Problems, "; ")),
 				p.Spec.CPU.String(), p.Spec.Memory.String(),
 				durationOrNone(p.Spec.TTL), durationOrNone(p.Spec.IdleTimeout),
 			},

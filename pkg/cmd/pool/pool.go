@@ -1,16 +1,16 @@
-package cmd
+// Package pool holds the pool command family (pool create, list, scale,
+// delete), as kubectl keeps a family such as rollout in a package of its
+// own. Claiming from a pool (create --pool, run --pool) is the top-level
+// commands' and lives in pkg/cmd/internal/cli.
+package pool
 
 import (
-	"context"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
-
-	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 )
 
 var poolLong = templates.LongDesc(`
@@ -58,38 +58,6 @@ func NewCmdPool(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 		NewCmdPoolDelete(f, streams),
 	)
 	return cmd
-}
-
-// completePoolNames completes the names of the pools in the namespace.
-func completePoolNames(f cmdutil.Factory) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		ctx := cmd.Context()
-		if ctx == nil {
-			ctx = context.Background()
-		}
-		ctx, cancel := context.WithTimeout(ctx, completionTimeout)
-		defer cancel()
-		namespace, _, err := f.ToRawKubeConfigLoader().Namespace()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		client, err := f.KubernetesClientSet()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		pools, _, err := pool.ListPools(ctx, client, namespace)
-		if err != nil {
-			cobra.CompDebugln(err.Error(), true)
-			return nil, cobra.ShellCompDirectiveError
-		}
-		var names []string
-		for _, p := range pools {
-			if strings.HasPrefix(p.Name, toComplete) {
-				names = append(names, p.Name)
-			}
-		}
-		return without(names, args), cobra.ShellCompDirectiveNoFileComp
-	}
 }
 
 // poolProgress tells, on stderr, why a pool is taking long.

@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"fmt"
@@ -49,11 +49,11 @@ type SandboxFlags struct {
 	AllowHosts  []string
 
 	readOnlySet bool
-	// noCredentials: --agent takes no credentials here (pool create: they
+	// NoCredentials: --agent takes no credentials here (pool create: they
 	// belong to each claim, never to a warm member).
-	noCredentials bool
-	// lookupEnv reads --secret-env values; os.LookupEnv outside tests.
-	lookupEnv func(string) (string, bool)
+	NoCredentials bool
+	// LookupEnv reads --secret-env values; os.LookupEnv outside tests.
+	LookupEnv func(string) (string, bool)
 }
 
 // NewSandboxFlags returns the flags of a default, restrictive sandbox.
@@ -65,7 +65,7 @@ func NewSandboxFlags() *SandboxFlags {
 		EphemeralStorage: sandbox.DefaultEphemeralStorage.String(),
 		Profile:          string(sandbox.ProfileRestrictive),
 		UID:              sandbox.DefaultUID,
-		lookupEnv:        os.LookupEnv,
+		LookupEnv:        os.LookupEnv,
 	}
 }
 
@@ -181,7 +181,7 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 	}
 	values := map[string]string{}
 	for _, n := range f.SecretEnv {
-		v, ok := f.lookupEnv(n)
+		v, ok := f.LookupEnv(n)
 		if !ok {
 			return s, nil, fmt.Errorf("--secret-env %s: no such variable in your environment; export it first (its value is read from there, never from the command line)", n)
 		}
@@ -285,10 +285,10 @@ func (f *SandboxFlags) applyAgent(cmd *cobra.Command) error {
 	}
 
 	f.Preset = p
-	if f.noCredentials {
+	if f.NoCredentials {
 		return nil
 	}
-	names, err := p.Credentials.Resolve(p.Name, f.lookupEnv, func(n string) bool { return plain[n] || secret[n] })
+	names, err := p.Credentials.Resolve(p.Name, f.LookupEnv, func(n string) bool { return plain[n] || secret[n] })
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package cmd
+package cli
 
 import (
 	"errors"
@@ -33,7 +33,7 @@ const product = `"kubectl agentkernel"`
 func TestDomainSpeaksFields(t *testing.T) {
 	flagOrHint := regexp.MustCompile(`(^|[\s(,;:"])--[a-z]|kubectl agentkernel`)
 	found := map[string]int{}
-	for _, dir := range []string{"../sandbox", "../pool", "../transfer", "../netaddr", "../untrusted"} {
+	for _, dir := range []string{"../../../sandbox", "../../../pool", "../../../transfer", "../../../netaddr", "../../../untrusted"} {
 		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 				return err
@@ -61,7 +61,7 @@ func TestDomainSpeaksFields(t *testing.T) {
 	}
 	for path, n := range found {
 		if n > domainWordsLeft[path] {
-			t.Errorf("%s: %d string literals name a flag or a command (at most %d): name the field (field.Error) and let pkg/cmd and pkg/mcp word it", path, n, domainWordsLeft[path])
+			t.Errorf("%s: %d string literals name a flag or a command (at most %d): name the field (field.Error) and let pkg/cmd/internal/cli and pkg/mcp word it", path, n, domainWordsLeft[path])
 		}
 	}
 }
@@ -102,7 +102,7 @@ func TestDomainErrorsInFlagWords(t *testing.T) {
 	} {
 		// Worded twice (a command wraps its RunE, and so does the root) it
 		// reads the same.
-		if got := flagWordsError(flagWordsError(c.err)).Error(); got != c.want {
+		if got := FlagWordsError(FlagWordsError(c.err)).Error(); got != c.want {
 			t.Errorf("in flag words:\n got %s\nwant %s", got, c.want)
 		}
 	}
