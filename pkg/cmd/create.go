@@ -21,6 +21,7 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 var createExample = templates.Examples(`
@@ -390,7 +391,7 @@ func (o *CreateOptions) prepare(ctx context.Context, created *sandbox.Created, p
 		return nil
 	}
 	if _, derr := created.Delete(ctx, o.Clientset, 2*time.Minute); derr != nil {
-		err = fmt.Errorf("%w; %v", err, derr)
+		err = field.Also(err, derr)
 	}
 	return err
 }

@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 // PluginFailed is the exit status of `run` when the plugin itself failed
@@ -30,7 +33,7 @@ func (e *statusError) ExitCode() int { return e.code }
 func (o *RunOptions) failed(ctx context.Context, err error) error {
 	if ctx != nil && ctx.Err() != nil {
 		if cause := context.Cause(ctx); !errors.Is(err, cause) {
-			return fmt.Errorf("%w (%v)", cause, err)
+			return fmt.Errorf("%w (%v)", cause, cli.FlagWordsError(err))
 		}
 		return err
 	}
@@ -46,7 +49,7 @@ func (o *RunOptions) failed(ctx context.Context, err error) error {
 func withLaterFailure(ctx context.Context, result, later error) error {
 	if result == nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w; %v", context.Cause(ctx), later)
+			return field.Also(context.Cause(ctx), later)
 		}
 		return &statusError{PluginFailed, later}
 	}
@@ -56,7 +59,7 @@ func withLaterFailure(ctx context.Context, result, later error) error {
 	}
 	var se *statusError
 	if errors.As(result, &se) {
-		return &statusError{se.code, fmt.Errorf("%w; %v", se.err, later)}
+		return &statusError{se.code, field.Also(se.err, later)}
 	}
-	return fmt.Errorf("%w; %v", result, later)
+	return field.Also(result, later)
 }

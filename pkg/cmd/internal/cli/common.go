@@ -73,14 +73,14 @@ func (c *Clients) Explain(err error, namespace string) error {
 	case apierrors.IsForbidden(err):
 		switch msg := err.Error(); {
 		case strings.Contains(msg, "violates PodSecurity"):
-			return fmt.Errorf("%v (the namespace's Pod Security admission refused the sandbox)", err)
+			return fmt.Errorf("%w (the namespace's Pod Security admission refused the sandbox)", err)
 		case strings.Contains(msg, "exceeded quota"), strings.Contains(msg, "usage per Container"), strings.Contains(msg, "usage per Pod"):
-			return fmt.Errorf("%v (the namespace's quota or limits; see what fits with: kubectl agentkernel doctor -n %s)", err, namespace)
+			return fmt.Errorf("%w (the namespace's quota or limits; see what fits with: kubectl agentkernel doctor -n %s)", err, namespace)
 		}
 		if namespace == "" {
-			return fmt.Errorf("%v; ask a cluster admin for access (kubectl agentkernel rbac --all-namespaces prints the ClusterRole it takes), or check with: kubectl auth can-i --list", err)
+			return fmt.Errorf("%w; ask a cluster admin for access (kubectl agentkernel rbac --all-namespaces prints the ClusterRole it takes), or check with: kubectl auth can-i --list", err)
 		}
-		return fmt.Errorf("%v; ask a cluster admin for access (kubectl agentkernel rbac -n %s prints the Role it takes), or check with: kubectl auth can-i --list -n %s", err, namespace, namespace)
+		return fmt.Errorf("%w; ask a cluster admin for access (kubectl agentkernel rbac -n %s prints the Role it takes), or check with: kubectl auth can-i --list -n %s", err, namespace, namespace)
 	case apierrors.IsUnauthorized(err):
 		return fmt.Errorf("the API server at %s did not accept your credentials (%v); log in again or check your kubeconfig", c.Server, err)
 	case isUnreachable(err):

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
@@ -105,5 +108,22 @@ func TestDomainErrorsInFlagWords(t *testing.T) {
 		if got := FlagWordsError(FlagWordsError(c.err)).Error(); got != c.want {
 			t.Errorf("in flag words:\n got %s\nwant %s", got, c.want)
 		}
+	}
+}
+
+// Explain adds its own advice to a refused request without losing the
+// next step the domain put on the error: the CLI still names the command.
+func TestExplainKeepsTheDomainsStep(t *testing.T) {
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "agentkernel-demo", errors.New("no"))
+	left := fmt.Errorf("%w: %w", field.WithStep(errors.New(`deleting the sandbox failed; sandbox "demo" may be left in namespace "ns"`),
+		field.Step{Hint: field.HintRemoveLeft, Name: "demo", Namespace: "ns"}), forbidden)
+	got := FlagWordsError((&Clients{}).Explain(left, "ns")).Error()
+	for _, want := range []string{"(remove it with: kubectl agentkernel delete demo -n ns)", "ask a cluster admin for access"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("explained: %s\nwant it to say %q", got, want)
+		}
+	}
+	if !apierrors.IsForbidden((&Clients{}).Explain(left, "ns")) {
+		t.Error("the explained error no longer unwraps to the API server's Forbidden")
 	}
 }

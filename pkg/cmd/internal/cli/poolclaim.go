@@ -101,7 +101,7 @@ func (c *Clients) Acquire(ctx context.Context, spec *sandbox.Spec, secretValues 
 // it, or the pool stays a member short until a pool command tops it up.
 func FinishClaim(a *pool.Acquired, errOut io.Writer) {
 	if err := a.WaitRefill(); err != nil {
-		fmt.Fprintf(errOut, "warning: %v\n", err)
+		fmt.Fprintf(errOut, "warning: %v\n", FlagWordsError(err))
 	}
 }
 
