@@ -61,14 +61,34 @@ var Rules = []Rule{
 	},
 	{
 		From:        []string{"..."},
-		Never:       []string{"internal/fakecluster/...", "internal/testexec/..."},
+		Never:       []string{"internal/fakecluster/...", "internal/testexec/...", "pkg/cmd/internal/clitest/..."},
 		ProductOnly: true,
-		Why:         "the fake cluster and the host runner are for tests only: the product talks to a real API server and a real sandbox",
+		Why:         "the fake cluster, the host runner and the commands' test factory are for tests only: the product talks to a real API server and a real sandbox",
 	},
 	{
 		From:  []string{"pkg/mcp/...", "pkg/doctor/...", "pkg/egress/...", "pkg/agents/...", "pkg/rbac/..."},
 		Never: []string{"pkg/cmd/...", "cmd/...", "github.com/spf13/cobra/...", "k8s.io/cli-runtime/..."},
 		Why:   "only the command line speaks flags: these packages serve other front ends too",
+	},
+	{
+		From:  []string{"pkg/cmd/internal/cli/..."},
+		Never: []string{"pkg/cmd", "pkg/cmd/pool/...", "pkg/cmd/egress/..."},
+		Why:   "the commands' shared plumbing sits below every command: the top-level commands and the families import it, never the other way round",
+	},
+	{
+		From:  []string{"pkg/cmd/pool/...", "pkg/cmd/egress/..."},
+		Never: []string{"pkg/cmd"},
+		Why:   "a command family is a room of its own: pkg/cmd's root adds it; what it shares with other commands is in pkg/cmd/internal/cli",
+	},
+	{
+		From:  []string{"pkg/cmd/pool/..."},
+		Never: []string{"pkg/cmd/egress/..."},
+		Why:   "one command family never reaches into another: what both need is in pkg/cmd/internal/cli",
+	},
+	{
+		From:  []string{"pkg/cmd/egress/..."},
+		Never: []string{"pkg/cmd/pool/..."},
+		Why:   "one command family never reaches into another: what both need is in pkg/cmd/internal/cli",
 	},
 	{
 		From:  []string{"bench/..."},

@@ -11,6 +11,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 )
 
 var agentsExample = templates.Examples(`
@@ -28,7 +29,7 @@ var agentsExample = templates.Examples(`
 
 // AgentsOptions lists the agent presets.
 type AgentsOptions struct {
-	PrintFlags *printFlags
+	PrintFlags *cli.PrintFlags
 	AgentsFile string
 
 	genericiooptions.IOStreams
@@ -36,7 +37,7 @@ type AgentsOptions struct {
 
 // NewAgentsOptions returns AgentsOptions writing to streams.
 func NewAgentsOptions(streams genericiooptions.IOStreams) *AgentsOptions {
-	return &AgentsOptions{PrintFlags: newPrintFlags("", withTable|withSort), IOStreams: streams}
+	return &AgentsOptions{PrintFlags: cli.NewPrintFlags("", cli.WithTable|cli.WithSort), IOStreams: streams}
 }
 
 // NewCmdAgents returns the agents command.
@@ -62,19 +63,19 @@ func NewCmdAgents(streams genericiooptions.IOStreams) *cobra.Command {
 			return o.Run()
 		},
 	}
-	o.PrintFlags.addFlags(cmd)
+	o.PrintFlags.AddFlags(cmd)
 	cmd.Flags().StringVar(&o.AgentsFile, "agents-file", o.AgentsFile, "Agent presets file laid over the embedded ones (default: $XDG_CONFIG_HOME/agentkernel/agents.yaml, if it exists)")
 	return cmd
 }
 
 // Validate checks the output format.
-func (o *AgentsOptions) Validate() error { return o.PrintFlags.validate() }
+func (o *AgentsOptions) Validate() error { return o.PrintFlags.Validate() }
 
 // Run prints the merged presets: a table, or a list of AgentPreset objects
 // (apiVersion agentkernel/v1alpha1, as in presets files), each the preset's
 // fields with kind and metadata.name added for kubectl's printers.
 func (o *AgentsOptions) Run() error {
-	printer, err := o.PrintFlags.toPrinter(false)
+	printer, err := o.PrintFlags.Printer(false)
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func (o *AgentsOptions) Run() error {
 	}}
 	var items []unstructured.Unstructured
 	for _, p := range presets {
-		obj, err := ownObject("AgentPreset", p.Name, p)
+		obj, err := cli.OwnObject("AgentPreset", p.Name, p)
 		if err != nil {
 			return err
 		}
@@ -108,10 +109,10 @@ func (o *AgentsOptions) Run() error {
 			Object: runtime.RawExtension{Object: obj},
 		})
 	}
-	if o.PrintFlags.own() {
+	if o.PrintFlags.Own() {
 		return printer.PrintObj(t, o.Out)
 	}
-	list := ownList("AgentPresetList", items, nil)
+	list := cli.OwnList("AgentPresetList", items, nil)
 	list.SetAPIVersion(agents.APIVersion)
 	return printer.PrintObj(list, o.Out)
 }

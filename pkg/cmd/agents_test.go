@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 )
 
 // presetList is the shape of agents -o yaml|json that scripts read.
@@ -129,7 +130,7 @@ func envOf(c corev1.Container) map[string]string {
 }
 
 func TestCreateWithAnAgentPreset(t *testing.T) {
-	file := presetsFile(t, testPresets)
+	file := presetsFile(t, clitest.Presets)
 	pod, out, err := dryRunPod(t, map[string]string{"TOOL_KEY": "sk-tool-secret"}, "demo", "--agents-file", file, "--agent", "tool")
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +174,7 @@ func TestCreateWithAnAgentPreset(t *testing.T) {
 // A preset's hosts matter only when egress is fenced by host name: any
 // --allow-host adds to them, and without one the preset's profile rules.
 func TestAgentHostsJoinAllowHost(t *testing.T) {
-	file := presetsFile(t, testPresets+"    hosts: [api.tool.example, 'registry.tool.example:8443']\n")
+	file := presetsFile(t, clitest.Presets+"    hosts: [api.tool.example, 'registry.tool.example:8443']\n")
 	env := map[string]string{"TOOL_KEY": "k"}
 	pod, _, err := dryRunPod(t, env, "demo", "--agents-file", file, "--agent", "tool", "--allow-host", "github.com")
 	if err != nil {
@@ -211,7 +212,7 @@ func TestCreateCommandIsTheMainProcess(t *testing.T) {
 		t.Fatalf("--tty=false: %v %+v", err, pod)
 	}
 	// The preset's command, held until its install step ran.
-	file := presetsFile(t, testPresets)
+	file := presetsFile(t, clitest.Presets)
 	pod, _, err = dryRunPod(t, map[string]string{"TOOL_KEY": "k"}, "work", "--agents-file", file, "--agent", "tool", "--command")
 	if err != nil {
 		t.Fatal(err)

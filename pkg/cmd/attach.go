@@ -20,6 +20,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 	"k8s.io/kubectl/pkg/util/term"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -44,7 +45,7 @@ type AttachOptions struct {
 	// to report the main process's exit code.
 	ExitTimeout time.Duration
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -71,8 +72,8 @@ func newCmdAttach(f cmdutil.Factory, o *AttachOptions) *cobra.Command {
 			The detach keys (ctrl-p ctrl-q unless --detach-keys) leave the process running;
 			attach again at any time. When the process ends, attach exits with its exit code.`),
 		Example:           attachExample,
-		ValidArgsFunction: completeSandboxNames(f),
-		RunE:              completeValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
+		ValidArgsFunction: cli.CompleteSandboxNames(f),
+		RunE:              cli.CompleteValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
 	}
 	cmd.Flags().BoolVarP(&o.Stdin, "stdin", "i", o.Stdin, "Send your input to the process (-i=false: watch its output only)")
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Only print the process's own output")
@@ -86,7 +87,7 @@ func (o *AttachOptions) Complete(f cmdutil.Factory, args []string) error {
 		return fmt.Errorf("attach takes exactly one sandbox name (got %d): kubectl agentkernel attach NAME", len(args))
 	}
 	o.Name = args[0]
-	return o.complete(f)
+	return o.Clients.Complete(f)
 }
 
 // Validate checks the arguments without contacting the cluster.
@@ -109,7 +110,7 @@ type attachSession struct {
 // Run attaches and, when the session ends, returns the main process's exit
 // status (an *ExitError when not 0).
 func (o *AttachOptions) Run(ctx context.Context) error {
-	pod, err := o.runningSandbox(ctx, o.Namespace, o.Name)
+	pod, err := o.RunningSandbox(ctx, o.Namespace, o.Name)
 	if err != nil {
 		// A main process that ended: say how it ended.
 		if p, ferr := sandbox.Find(ctx, o.Clientset, o.Namespace, o.Name); ferr == nil && sandbox.HasMainProcess(p) {
@@ -138,7 +139,7 @@ func (o *AttachOptions) Run(ctx context.Context) error {
 	ka.Quiet = true // kubectl's messages name the Pod and its flags; ours name the sandbox
 	ka.Config = o.Config
 	ka.DetachKeys = o.DetachKeys
-	ka.InterruptParent = keepRunning()
+	ka.InterruptParent = cli.KeepRunning()
 	var s attachSession
 	ka.AttachFunc = o.attachFunc(ctx, &s)
 	if tty && !o.Quiet {
@@ -154,7 +155,7 @@ func (o *AttachOptions) Run(ctx context.Context) error {
 	case ctx.Err() != nil:
 		return context.Cause(ctx)
 	case err != nil:
-		return fmt.Errorf("attach to sandbox %q failed: %w", o.Name, o.explainStream(err, o.Namespace))
+		return fmt.Errorf("attach to sandbox %q failed: %w", o.Name, o.ExplainStream(err, o.Namespace))
 	}
 	// The session ended: the process ended, or (without a terminal) our
 	// stdin did, which ends the session but not the process.
@@ -171,7 +172,7 @@ func (o *AttachOptions) Run(ctx context.Context) error {
 	}
 	code, err := sandbox.WaitForMainExit(ctx, o.Clientset, pod, o.ExitTimeout)
 	if err != nil {
-		return o.explain(err, o.Namespace)
+		return o.Explain(err, o.Namespace)
 	}
 	return exitStatus(code)
 }

@@ -17,6 +17,8 @@ import (
 	"k8s.io/cli-runtime/pkg/printers"
 	"sigs.k8s.io/yaml"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -24,8 +26,8 @@ func runCreate(t *testing.T, env map[string]string, args ...string) (string, err
 	t.Helper()
 	streams, _, out, _ := genericiooptions.NewTestIOStreams()
 	o := NewCreateOptions(streams)
-	o.Sandbox.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	cmd := newCmdCreate(testFactory(t), o)
+	o.Sandbox.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cmd := newCmdCreate(clitest.Factory(t), o)
 	cmd.SetArgs(args)
 	cmd.SetOut(io.Discard)
 	cmd.SetErr(io.Discard)
@@ -164,7 +166,7 @@ func runCp(t *testing.T, ex *recordingExecutor, args ...string) error {
 	streams, _, _, _ := genericiooptions.NewTestIOStreams()
 	o := NewCpOptions(streams)
 	o.Executor = ex
-	cmd := newCmdCp(testFactory(t, sandboxPod("demo", nil)), o)
+	cmd := newCmdCp(clitest.Factory(t, sandboxPod("demo", nil)), o)
 	cmd.SetArgs(args)
 	cmd.SetOut(io.Discard)
 	cmd.SetErr(io.Discard)
@@ -243,7 +245,7 @@ func TestDeleteValidate(t *testing.T) {
 		"bad grace":     {DeleteOptions{Names: []string{"a"}, GracePeriod: -2}, "--grace-period"},
 	}
 	for name, tc := range cases {
-		if err := tc.o.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := tc.o.Validate(); err == nil || !strings.Contains(cli.FlagWordsError(err).Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
 		}
 	}

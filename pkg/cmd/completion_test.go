@@ -17,6 +17,7 @@ import (
 	cmdtesting "k8s.io/kubectl/pkg/cmd/testing"
 	"k8s.io/kubectl/pkg/scheme"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -139,7 +140,7 @@ func fakeCluster(t *testing.T, pods ...corev1.Pod) *cmdtesting.TestFactory {
 }
 
 // completeWith runs `__complete NAME args...` against a tree whose commands
-// exec, cp and delete use completeSandboxNames, as the real ones do.
+// exec, cp and delete use cli.CompleteSandboxNames, as the real ones do.
 func completeWith(t *testing.T, tf *cmdtesting.TestFactory, args ...string) string {
 	t.Helper()
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
@@ -149,7 +150,7 @@ func completeWith(t *testing.T, tf *cmdtesting.TestFactory, args ...string) stri
 	for _, name := range []string{"exec", "cp", "delete"} {
 		root.AddCommand(&cobra.Command{
 			Use:               name,
-			ValidArgsFunction: completeSandboxNames(tf),
+			ValidArgsFunction: cli.CompleteSandboxNames(tf),
 			RunE:              func(*cobra.Command, []string) error { return nil },
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/transfer"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
@@ -35,7 +36,7 @@ type CpOptions struct {
 	MaxFiles int64
 	maxBytes resource.Quantity
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -72,12 +73,12 @@ func newCmdCp(f cmdutil.Factory, o *CpOptions) *cobra.Command {
 			ephemeral-storage limit, one file per 4 KiB of it). An image without tar can
 			still copy a single file.`),
 		Example:           cpExample,
-		ValidArgsFunction: completeSandboxNames(f),
-		RunE:              completeValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
+		ValidArgsFunction: cli.CompleteSandboxNames(f),
+		RunE:              cli.CompleteValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
 	}
 	cmd.Flags().StringVar(&o.MaxBytes, "max-bytes", o.MaxBytes, "Copying out: stop after this much file content, e.g. 500Mi (default: the sandbox's ephemeral-storage limit)")
 	cmd.Flags().Int64Var(&o.MaxFiles, "max-files", o.MaxFiles, "Copying out: stop after this many entries (default: one per 4 KiB of the sandbox's ephemeral-storage limit, at least 100000)")
-	return speakFlags(cmd)
+	return cli.SpeakFlags(cmd)
 }
 
 // Complete parses the two file specs and builds clients.
@@ -97,7 +98,7 @@ func (o *CpOptions) Complete(f cmdutil.Factory, args []string) error {
 			return err
 		}
 	}
-	if err := o.complete(f); err != nil {
+	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}
 	for _, s := range []*transfer.FileSpec{&o.Src, &o.Dst} {
@@ -127,13 +128,13 @@ func (o *CpOptions) Run(ctx context.Context) error {
 	if o.Dst.Remote() {
 		remote = o.Dst
 	}
-	pod, err := o.runningSandbox(ctx, remote.Namespace, remote.Sandbox)
+	pod, err := o.RunningSandbox(ctx, remote.Namespace, remote.Sandbox)
 	if err != nil {
 		return err
 	}
 	// Bytes and rate on a terminal, for copies that take a while.
-	prog := newProgress(o.ErrOut, false)
-	r, meter := prog.Copy(fmt.Sprintf("copying %s → %s", o.Src.Path, o.Dst.Path), o.execIn(pod))
+	prog := cli.NewProgress(o.ErrOut, false)
+	r, meter := prog.Copy(fmt.Sprintf("copying %s → %s", o.Src.Path, o.Dst.Path), o.ExecIn(pod))
 	if o.Dst.Remote() {
 		err = transfer.CopyToSandbox(ctx, r, o.Src.Path, o.Dst.Path, prog.Warn())
 	} else {
@@ -145,7 +146,7 @@ func (o *CpOptions) Run(ctx context.Context) error {
 	}
 	// Errors may quote names the sandbox chose: printed to a terminal, they
 	// go through the sanitiser the MCP server uses.
-	if err := o.explainStream(err, remote.Namespace); err != nil {
+	if err := o.ExplainStream(err, remote.Namespace); err != nil {
 		return untrusted.Error(err)
 	}
 	return nil

@@ -18,8 +18,10 @@ import (
 	"k8s.io/kubectl/pkg/scheme"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 var createExample = templates.Examples(`
@@ -60,8 +62,8 @@ type CreateOptions struct {
 	Quiet   bool
 	command []string
 
-	Sandbox    *SandboxFlags
-	Claim      *PoolClaimFlags
+	Sandbox    *cli.SandboxFlags
+	Claim      *cli.PoolClaimFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
 
@@ -69,7 +71,7 @@ type CreateOptions struct {
 	secretValues map[string]string
 	match        []string // with --pool: the flags the claim insists on
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -79,8 +81,8 @@ func NewCreateOptions(streams genericiooptions.IOStreams) *CreateOptions {
 		Wait:       true,
 		TTY:        true,
 		Timeout:    5 * time.Minute,
-		Sandbox:    NewSandboxFlags(),
-		Claim:      &PoolClaimFlags{},
+		Sandbox:    cli.NewSandboxFlags(),
+		Claim:      &cli.PoolClaimFlags{},
 		PrintFlags: genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
 		IOStreams:  streams,
 	}
@@ -114,11 +116,11 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 			admission denial...) when it cannot start; a failed or interrupted create
 			removes what it made.`),
 		Example: createExample,
-		RunE:    completeValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
+		RunE:    cli.CompleteValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	o.Sandbox.AddFlags(cmd)
 	o.Claim.AddFlags(cmd)
-	_ = cmd.RegisterFlagCompletionFunc("pool", completePoolNames(f))
+	_ = cmd.RegisterFlagCompletionFunc("pool", cli.CompletePoolNames(f))
 	fl := cmd.Flags()
 	fl.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandbox can run commands")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
@@ -128,7 +130,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 	fl.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "No progress on stderr")
 	cmdutil.AddDryRunFlag(cmd)
 	o.PrintFlags.AddFlags(cmd)
-	return speakFlags(cmd)
+	return cli.SpeakFlags(cmd)
 }
 
 // Complete turns flags into a sandbox.Spec and builds clients.
@@ -151,17 +153,17 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 	}
 	var err error
 	if o.Claim.Pool != "" {
-		if o.match, err = claimMatch(cmd); err != nil {
+		if o.match, err = cli.ClaimMatch(cmd); err != nil {
 			return err
 		}
 	}
 	if o.DryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
 		return err
 	}
-	if err := o.complete(f); err != nil {
+	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}
-	if o.printer, err = objectPrinter(o.PrintFlags, o.DryRun); err != nil {
+	if o.printer, err = cli.ObjectPrinter(o.PrintFlags, o.DryRun); err != nil {
 		return err
 	}
 	o.spec, o.secretValues, err = o.Sandbox.Spec(o.Name, o.Namespace)
@@ -201,8 +203,8 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if o.DryRun == cmdutil.DryRunClient {
 		return o.clientDryRun(ctx)
 	}
-	prog := newProgress(o.ErrOut, o.Quiet || o.DryRun != cmdutil.DryRunNone)
-	report, stopStatus := prog.waitStatus(ctx, o.Clientset, o.Namespace, o.Name)
+	prog := cli.NewProgress(o.ErrOut, o.Quiet || o.DryRun != cmdutil.DryRunNone)
+	report, stopStatus := prog.WaitStatus(ctx, o.Clientset, o.Namespace, o.Name)
 	created, err := sandbox.Create(ctx, o.Clientset, &o.spec, sandbox.CreateOptions{
 		SecretValues:    o.secretValues,
 		ServerDryRun:    o.DryRun == cmdutil.DryRunServer,
@@ -210,11 +212,11 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		Wait:            o.Wait && o.DryRun == cmdutil.DryRunNone,
 		Timeout:         o.Timeout,
 		Progress:        report,
-		Prepare:         o.prepareEgress(o.DryRun, o.ErrOut),
+		Prepare:         o.PrepareEgress(o.DryRun, o.ErrOut),
 	})
 	stopStatus()
 	if err != nil {
-		return o.explain(err, o.Namespace)
+		return o.Explain(err, o.Namespace)
 	}
 	o.warnOtherPolicies(ctx)
 	if err := o.prepare(ctx, created, prog); err != nil {
@@ -273,8 +275,8 @@ func (o *CreateOptions) runClaim(ctx context.Context) error {
 	}
 	// The status line's events are those of a cold fallback's Pod; a warm
 	// member is Running already and has none to wait out.
-	report, stopStatus := newProgress(o.ErrOut, o.Quiet).waitStatus(ctx, o.Clientset, o.Namespace, o.Name)
-	a, err := o.acquire(ctx, &o.spec, o.secretValues, o.match, *o.Claim, sandbox.CreateOptions{
+	report, stopStatus := cli.NewProgress(o.ErrOut, o.Quiet).WaitStatus(ctx, o.Clientset, o.Namespace, o.Name)
+	a, err := o.Acquire(ctx, &o.spec, o.secretValues, o.match, *o.Claim, sandbox.CreateOptions{
 		Wait:     o.Wait,
 		Timeout:  o.Timeout,
 		Progress: report,
@@ -283,14 +285,14 @@ func (o *CreateOptions) runClaim(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer finishClaim(a, o.ErrOut)
+	defer cli.FinishClaim(a, o.ErrOut)
 	// An --agent preset's install step runs in the claimed sandbox as in a
 	// cold one (a pool's members are made without it); if it fails, the
 	// sandbox goes.
-	if err := o.prepare(ctx, &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, newProgress(o.ErrOut, o.Quiet)); err != nil {
+	if err := o.prepare(ctx, &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, cli.NewProgress(o.ErrOut, o.Quiet)); err != nil {
 		return err
 	}
-	how := acquiredHow(a, o.Claim.Pool)
+	how := cli.AcquiredHow(a, o.Claim.Pool)
 	switch o.output() {
 	case "":
 		_, err = fmt.Fprintf(o.Out, "sandbox/%s created (%s)\n", o.Name, how)
@@ -311,7 +313,7 @@ func (o *CreateOptions) runClaim(ctx context.Context) error {
 func (o *CreateOptions) dryRunClaim(ctx context.Context) error {
 	p, err := pool.GetPool(ctx, o.Clientset, o.Namespace, o.Claim.Pool)
 	if err != nil {
-		return o.explain(err, o.Namespace)
+		return o.Explain(err, o.Namespace)
 	}
 	s, err := pool.ClaimedSpec(p, &o.spec, o.match)
 	if err != nil {
@@ -321,7 +323,7 @@ func (o *CreateOptions) dryRunClaim(ctx context.Context) error {
 	if o.DryRun == cmdutil.DryRunServer {
 		// Admission of the sandbox a cold fallback would make.
 		if _, err := sandbox.Create(ctx, o.Clientset, s, sandbox.CreateOptions{SecretValues: o.secretValues, ServerDryRun: true}); err != nil {
-			return o.explain(err, o.Namespace)
+			return o.Explain(err, o.Namespace)
 		}
 		suffix = fmt.Sprintf("server dry run: as created cold from pool %s", p.Name)
 	}
@@ -372,7 +374,7 @@ func (o *CreateOptions) completeMainProcess() error {
 // prepare installs an --agent preset's agent in the new sandbox and starts
 // a held main process. If that fails, the sandbox is removed again: a
 // failed create leaves nothing.
-func (o *CreateOptions) prepare(ctx context.Context, created *sandbox.Created, prog *progress) error {
+func (o *CreateOptions) prepare(ctx context.Context, created *sandbox.Created, prog *cli.Progress) error {
 	p := o.Sandbox.Preset
 	if o.DryRun != cmdutil.DryRunNone || p == nil || p.InImage() {
 		return nil
@@ -381,15 +383,15 @@ func (o *CreateOptions) prepare(ctx context.Context, created *sandbox.Created, p
 		prog.Linef("warning: --agent %s installs the agent once the sandbox runs; without --wait it is not installed (run its install step yourself: kubectl agentkernel agents -o yaml)", p.Name)
 		return nil
 	}
-	err := o.installAgent(ctx, created.Pod, p, prog)
+	err := installAgent(ctx, &o.Clients, created.Pod, p, prog)
 	if err == nil && o.spec.HoldCommand {
-		err = startMain(ctx, o.execIn(created.Pod))
+		err = startMain(ctx, o.ExecIn(created.Pod))
 	}
 	if err == nil {
 		return nil
 	}
 	if _, derr := created.Delete(ctx, o.Clientset, 2*time.Minute); derr != nil {
-		err = fmt.Errorf("%w; %v", err, derr)
+		err = field.Also(err, derr)
 	}
 	return err
 }
@@ -403,18 +405,18 @@ const clientDryRunLookups = 5 * time.Second
 // sandbox's own select it and allow it traffic. Policies add up: the
 // sandbox may do whatever any of them allows, whatever its own fence says.
 func (o *CreateOptions) warnOtherPolicies(ctx context.Context) {
-	warnWideningPolicies(ctx, &o.clients, o.ErrOut, &o.spec)
+	warnWideningPolicies(ctx, &o.Clients, o.ErrOut, &o.spec)
 }
 
 // warnWideningPolicies is warnOtherPolicies for any command that makes a
 // sandbox (run, pool members).
-func warnWideningPolicies(ctx context.Context, c *clients, errOut io.Writer, spec *sandbox.Spec) {
+func warnWideningPolicies(ctx context.Context, c *cli.Clients, errOut io.Writer, spec *sandbox.Spec) {
 	if spec.Network == sandbox.NetworkOpen {
 		return // no fence of ours to widen
 	}
 	widening, err := sandbox.OtherPolicies(ctx, c.Clientset, spec.Namespace, spec.Pod().Labels)
 	if err != nil {
-		fmt.Fprintf(errOut, "Warning: could not check whether other NetworkPolicies widen the fence of sandbox/%s: %v\n", spec.Name, c.explain(err, spec.Namespace))
+		fmt.Fprintf(errOut, "Warning: could not check whether other NetworkPolicies widen the fence of sandbox/%s: %v\n", spec.Name, c.Explain(err, spec.Namespace))
 		return
 	}
 	for _, w := range widening {
@@ -437,7 +439,7 @@ func (o *CreateOptions) clientDryRun(ctx context.Context) error {
 	defer cancel()
 	o.spec.FromCluster(lookups, o.Clientset)
 	o.warnOtherPolicies(lookups)
-	if err := o.prepareEgress(o.DryRun, o.ErrOut)(lookups, &o.spec); err != nil {
+	if err := o.PrepareEgress(o.DryRun, o.ErrOut)(lookups, &o.spec); err != nil {
 		return err
 	}
 	return o.printDryRun()

@@ -13,6 +13,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -37,7 +38,7 @@ type DeleteOptions struct {
 	IgnoreNotFound bool
 	GracePeriod    int64
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -58,8 +59,8 @@ func NewCmdDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 			deleted. A sandbox's Secret and NetworkPolicy are owned by its Pod, so the
 			cluster's garbage collector removes them with it.`),
 		Example:           deleteExample,
-		ValidArgsFunction: completeSandboxNames(f),
-		RunE:              completeValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
+		ValidArgsFunction: cli.CompleteSandboxNames(f),
+		RunE:              cli.CompleteValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
 	}
 	cmd.Flags().BoolVar(&o.All, "all", o.All, "Delete every sandbox in the namespace")
 	cmd.Flags().StringVarP(&o.Selector, "selector", "l", o.Selector, "Delete the sandboxes matching this label selector")
@@ -74,7 +75,7 @@ func NewCmdDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 // Complete takes the names and builds clients.
 func (o *DeleteOptions) Complete(f cmdutil.Factory, args []string) error {
 	o.Names = args
-	return o.complete(f)
+	return o.Clients.Complete(f)
 }
 
 // Validate checks the choice of what to delete.
@@ -115,7 +116,7 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 		switch {
 		case errors.As(err, &notFound) && o.IgnoreNotFound:
 		case err != nil:
-			errs = append(errs, o.explain(err, o.Namespace))
+			errs = append(errs, o.Explain(err, o.Namespace))
 		default:
 			deleted = append(deleted, pod)
 			fmt.Fprintf(o.Out, "sandbox/%s deleted\n", sandbox.NameOf(pod))
@@ -132,7 +133,7 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 		}
 		pods, err := sandbox.List(ctx, o.Clientset, ns, o.Selector)
 		if err != nil {
-			return o.explain(err, ns)
+			return o.Explain(err, ns)
 		}
 		if len(pods) == 0 {
 			_, err := fmt.Fprintln(o.ErrOut, "No sandboxes found.")
@@ -146,7 +147,7 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	if o.Wait {
 		for _, pod := range deleted {
 			if err := sandbox.WaitForDeleted(ctx, o.Clientset, pod, o.Timeout); err != nil {
-				errs = append(errs, o.explain(err, pod.Namespace))
+				errs = append(errs, o.Explain(err, pod.Namespace))
 			}
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/doctor"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -51,19 +52,19 @@ var doctorExample = templates.Examples(`
 
 // DoctorOptions checks a cluster and a namespace.
 type DoctorOptions struct {
-	PrintFlags *printFlags
+	PrintFlags *cli.PrintFlags
 	Probe      bool
 	ProbeImage string
 	Timeout    time.Duration
 
 	env doctor.Env
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
 // NewDoctorOptions returns DoctorOptions writing to streams.
 func NewDoctorOptions(streams genericiooptions.IOStreams) *DoctorOptions {
-	return &DoctorOptions{PrintFlags: newPrintFlags("", withSort), ProbeImage: sandbox.DefaultImage, Timeout: 3 * time.Minute, IOStreams: streams}
+	return &DoctorOptions{PrintFlags: cli.NewPrintFlags("", cli.WithSort), ProbeImage: sandbox.DefaultImage, Timeout: 3 * time.Minute, IOStreams: streams}
 }
 
 // NewCmdDoctor returns the doctor command.
@@ -76,10 +77,10 @@ func NewCmdDoctor(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 		Long:                  doctorLong,
 		Example:               doctorExample,
 		Args:                  cobra.NoArgs,
-		RunE:                  completeValidateRun(o, func(_ *cobra.Command, _ []string) error { return o.Complete(f) }),
+		RunE:                  cli.CompleteValidateRun(o, func(_ *cobra.Command, _ []string) error { return o.Complete(f) }),
 	}
 	fl := cmd.Flags()
-	o.PrintFlags.addFlags(cmd)
+	o.PrintFlags.AddFlags(cmd)
 	fl.BoolVar(&o.Probe, "probe", o.Probe, "Start two small sandboxes to check that NetworkPolicy is enforced (deleted afterwards)")
 	fl.StringVar(&o.ProbeImage, "probe-image", o.ProbeImage, "Image of the probe's sandboxes; it needs sh, httpd, nc and timeout")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long the probe may take")
@@ -89,12 +90,12 @@ func NewCmdDoctor(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 // Complete builds clients (doctor asks its many small questions at once;
 // the plugin's clients have no client-side rate limit, see clientrate.go).
 func (o *DoctorOptions) Complete(f cmdutil.Factory) error {
-	if err := o.complete(f); err != nil {
+	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}
 	o.env = doctor.Env{Clientset: o.Clientset, Namespace: o.Namespace, Server: o.Server}
 	if o.Probe {
-		o.env.Probe = &doctor.Probe{Image: o.ProbeImage, Timeout: o.Timeout, Exec: func(p *corev1.Pod) sandbox.Runner { return o.execIn(p) }}
+		o.env.Probe = &doctor.Probe{Image: o.ProbeImage, Timeout: o.Timeout, Exec: func(p *corev1.Pod) sandbox.Runner { return o.ExecIn(p) }}
 		o.env.Progress = func(s string) { fmt.Fprintln(o.ErrOut, "doctor: "+s) }
 	}
 	return nil
@@ -102,7 +103,7 @@ func (o *DoctorOptions) Complete(f cmdutil.Factory) error {
 
 // Validate checks the flags.
 func (o *DoctorOptions) Validate() error {
-	if err := o.PrintFlags.validate(); err != nil {
+	if err := o.PrintFlags.Validate(); err != nil {
 		return err
 	}
 	if o.Timeout <= 0 {
@@ -130,8 +131,8 @@ func (o *DoctorOptions) Run(ctx context.Context) error {
 // found -> what to do), or with -o a DoctorFindingList: the namespace, how
 // many failed, and the findings as items, each with kind and metadata.name
 // (its check) added for kubectl's printers.
-func printDoctor(out io.Writer, pf *printFlags, namespace string, results []doctor.Result) error {
-	printer, err := pf.toPrinter(false)
+func printDoctor(out io.Writer, pf *cli.PrintFlags, namespace string, results []doctor.Result) error {
+	printer, err := pf.Printer(false)
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,7 @@ func printDoctor(out io.Writer, pf *printFlags, namespace string, results []doct
 	}}
 	var items []unstructured.Unstructured
 	for _, r := range results {
-		obj, err := ownObject("DoctorFinding", r.Check, r)
+		obj, err := cli.OwnObject("DoctorFinding", r.Check, r)
 		if err != nil {
 			return err
 		}
@@ -153,7 +154,7 @@ func printDoctor(out io.Writer, pf *printFlags, namespace string, results []doct
 		}
 		t.Rows = append(t.Rows, metav1.TableRow{Cells: []any{string(r.Status), r.Check, line}, Object: runtime.RawExtension{Object: obj}})
 	}
-	if pf.own() {
+	if pf.Own() {
 		// Each line says what it is: no header, as before doctor had -o.
 		if by := pf.HumanReadableFlags.SortBy; by != nil && *by != "" {
 			printer = &get.SortingPrinter{Delegate: printers.NewTablePrinter(printers.PrintOptions{NoHeaders: true}), SortField: *by}
@@ -162,7 +163,7 @@ func printDoctor(out io.Writer, pf *printFlags, namespace string, results []doct
 		}
 		return printer.PrintObj(t, out)
 	}
-	return printer.PrintObj(ownList("DoctorFindingList", items, map[string]any{
+	return printer.PrintObj(cli.OwnList("DoctorFindingList", items, map[string]any{
 		"namespace": namespace,
 		"failed":    int64(doctor.Failed(results)),
 	}), out)

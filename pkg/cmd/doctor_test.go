@@ -12,6 +12,7 @@ import (
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/doctor"
 )
 
@@ -21,7 +22,7 @@ func TestPrintDoctor(t *testing.T) {
 		{Check: "resource-quotas", Status: doctor.Fail, Found: `ResourceQuota "q" has no room`, Action: "ask for more quota"},
 	}
 	var text bytes.Buffer
-	if err := printDoctor(&text, newPrintFlags("", withSort), "agents", results); err != nil {
+	if err := printDoctor(&text, cli.NewPrintFlags("", cli.WithSort), "agents", results); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(text.String(), "\n"), "\n")
@@ -30,7 +31,7 @@ func TestPrintDoctor(t *testing.T) {
 		t.Errorf("one line per finding, status first, then what to do:\n%s", text.String())
 	}
 	var js bytes.Buffer
-	pf := newPrintFlags("", withSort)
+	pf := cli.NewPrintFlags("", cli.WithSort)
 	*pf.OutputFormat = "json"
 	if err := printDoctor(&js, pf, "agents", results); err != nil {
 		t.Fatal(err)

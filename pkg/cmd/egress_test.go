@@ -1,40 +1,18 @@
 package cmd
 
 import (
-	"context"
-	"io"
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
-
-func listItems(t *testing.T, out string) ([]string, []corev1.List) {
-	t.Helper()
-	var list corev1.List
-	if err := yaml.Unmarshal([]byte(out), &list); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	var kinds []string
-	for _, item := range list.Items {
-		var m metav1.TypeMeta
-		if err := yaml.Unmarshal(item.Raw, &m); err != nil {
-			t.Fatal(err)
-		}
-		kinds = append(kinds, m.Kind)
-	}
-	return kinds, []corev1.List{list}
-}
 
 func TestCreateAllowHostDryRun(t *testing.T) {
 	out, err := runCreate(t, nil, "claude", "--dry-run=client", "-o", "yaml", "--profile", "moderate",
@@ -42,7 +20,7 @@ func TestCreateAllowHostDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kinds, lists := listItems(t, out)
+	kinds, lists := clitest.ListItems(t, out)
 	if strings.Join(kinds, ",") != "NetworkPolicy,Pod" {
 		t.Fatalf("kinds = %v", kinds)
 	}
@@ -96,73 +74,6 @@ func TestCreateAllowHostErrors(t *testing.T) {
 	// --network none is what --allow-host means anyway.
 	if _, err := runCreate(t, nil, "demo", "--dry-run=client", "--allow-host", "example.com", "--network", "none"); err != nil {
 		t.Errorf("--allow-host with --network none: %v", err)
-	}
-}
-
-func runCommand(t *testing.T, cmd func(genericiooptions.IOStreams) *cobra.Command, args ...string) (string, string, error) {
-	t.Helper()
-	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
-	c := cmd(streams)
-	c.SetArgs(args)
-	c.SetOut(io.Discard)
-	c.SetErr(io.Discard)
-	err := c.ExecuteContext(context.Background())
-	return out.String(), errOut.String(), err
-}
-
-func TestEgressInstallDryRun(t *testing.T) {
-	tf := testFactory(t)
-	out, _, err := runCommand(t, func(s genericiooptions.IOStreams) *cobra.Command { return NewCmdEgressInstall(tf, s) },
-		"--dry-run=client", "-o", "yaml", "--private-cidr", "10.20.0.0/16", "--api-server", "10.0.0.1:443", "--replicas", "2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kinds, lists := listItems(t, out)
-	if strings.Join(kinds, ",") != "NetworkPolicy,ServiceAccount,Role,RoleBinding,Service,Deployment" {
-		t.Fatalf("kinds = %v", kinds)
-	}
-	var dep appsv1.Deployment
-	if err := yaml.Unmarshal(lists[0].Items[5].Raw, &dep); err != nil {
-		t.Fatal(err)
-	}
-	c := dep.Spec.Template.Spec.Containers[0]
-	if c.Image != egress.DefaultImage() || *dep.Spec.Replicas != 2 || dep.Namespace != "test" ||
-		strings.Join(c.Args, " ") != "egress-proxy --namespace=test --listen=:3128 --private-cidr=10.20.0.0/16" {
-		t.Fatalf("deployment: image %s, replicas %d, namespace %s, args %v", c.Image, *dep.Spec.Replicas, dep.Namespace, c.Args)
-	}
-	out, _, err = runCommand(t, func(s genericiooptions.IOStreams) *cobra.Command { return NewCmdEgressInstall(tf, s) }, "--dry-run=client")
-	if err != nil || out != "egress proxy installed in namespace test (dry run)\n" {
-		t.Fatalf("%q %v", out, err)
-	}
-}
-
-func TestEgressInstallErrors(t *testing.T) {
-	tf := testFactory(t)
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--private-cidr", "127.0.0.0/8"}, "loopback"},
-		{[]string{"--private-cidr", "8.8.8.0/24"}, "public addresses only"},
-		{[]string{"--private-cidr", "10.0.0.1/8"}, "did you mean 10.0.0.0/8"},
-		{[]string{"--api-server", "10.0.0.1"}, "expected IP:PORT"},
-		{[]string{"--api-server", "kubernetes:443"}, "expected IP:PORT"},
-		{[]string{"--replicas", "0"}, "--replicas must be at least 1"},
-		{[]string{"--image", ""}, "--image must not be empty"},
-		{[]string{"extra"}, "unknown command"},
-	} {
-		_, _, err := runCommand(t, func(s genericiooptions.IOStreams) *cobra.Command { return NewCmdEgressInstall(tf, s) }, append([]string{"--dry-run=client"}, tc.args...)...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("egress install %v: %v, want %q", tc.args, err, tc.want)
-		}
-	}
-}
-
-func TestEgressProxyRefusesBadFlags(t *testing.T) {
-	tf := testFactory(t)
-	_, _, err := runCommand(t, func(s genericiooptions.IOStreams) *cobra.Command { return NewCmdEgressProxy(tf, s) }, "--private-cidr", "169.254.0.0/16")
-	if err == nil || !strings.Contains(err.Error(), "link-local") {
-		t.Fatalf("egress-proxy --private-cidr 169.254.0.0/16: %v", err)
 	}
 }
 

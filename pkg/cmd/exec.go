@@ -10,6 +10,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -33,7 +34,7 @@ type ExecOptions struct {
 	Workdir string
 	Quiet   bool
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -61,15 +62,15 @@ func newCmdExec(f cmdutil.Factory, o *ExecOptions) *cobra.Command {
 			Values given with -e travel in the exec request: do not pass secrets that way,
 			use 'create --secret-env' instead.`),
 		Example:           execExample,
-		ValidArgsFunction: completeSandboxNames(f),
-		RunE:              completeValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
+		ValidArgsFunction: cli.CompleteSandboxNames(f),
+		RunE:              cli.CompleteValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	cmd.Flags().BoolVarP(&o.Stdin, "stdin", "i", o.Stdin, "Pass stdin to the command")
 	cmd.Flags().BoolVarP(&o.TTY, "tty", "t", o.TTY, "Allocate a terminal (with -i, when stdin is a terminal)")
 	cmd.Flags().StringArrayVarP(&o.Env, "env", "e", o.Env, "Set an environment variable for the command (K=V, repeatable)")
 	cmd.Flags().StringVarP(&o.Workdir, "workdir", "w", o.Workdir, "Working directory for the command (default: /workspace)")
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Only print the command's own output")
-	return speakFlags(cmd)
+	return cli.SpeakFlags(cmd)
 }
 
 // Complete takes the sandbox name and the command after "--".
@@ -89,7 +90,7 @@ func (o *ExecOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []str
 	}
 	o.Name = args[0]
 	o.Command = args[1:]
-	return o.complete(f)
+	return o.Clients.Complete(f)
 }
 
 // Validate checks the arguments without contacting the cluster.
@@ -111,13 +112,13 @@ func (o *ExecOptions) Validate() error {
 // a byte for the sandbox, but a SIGTERM from a harness is not), and the
 // local terminal is restored on every way out.
 func (o *ExecOptions) Run(ctx context.Context) error {
-	pod, err := o.runningSandbox(ctx, o.Namespace, o.Name)
+	pod, err := o.RunningSandbox(ctx, o.Namespace, o.Name)
 	if err != nil {
 		return err
 	}
-	t, streams := terminal(o.In, o.Out, o.ErrOut, o.Stdin, o.TTY, o.Quiet)
+	t, streams := cli.Terminal(o.In, o.Out, o.ErrOut, o.Stdin, o.TTY, o.Quiet)
 	command := sandbox.ExecCommand(o.Command, o.Env, o.Workdir)
-	err = t.Safe(func() error { return o.execIn(pod).Stream(ctx, command, streams) })
+	err = t.Safe(func() error { return o.ExecIn(pod).Stream(ctx, command, streams) })
 	if code, ok := sandbox.ExitCode(err); ok {
 		return &ExitError{Code: code}
 	}
@@ -125,7 +126,7 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		return fmt.Errorf("exec in sandbox %q failed: %w", o.Name, o.explainStream(err, o.Namespace))
+		return fmt.Errorf("exec in sandbox %q failed: %w", o.Name, o.ExplainStream(err, o.Namespace))
 	}
 	return nil
 }

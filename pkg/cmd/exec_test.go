@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
 	"net/url"
 	"reflect"
 	"strings"
@@ -13,17 +12,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	restclient "k8s.io/client-go/rest"
-	"k8s.io/client-go/rest/fake"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
 	cmdtesting "k8s.io/kubectl/pkg/cmd/testing"
-	"k8s.io/kubectl/pkg/scheme"
 	"k8s.io/utils/ptr"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -69,43 +65,6 @@ func sandboxPod(name string, mutate func(*corev1.Pod)) *corev1.Pod {
 	return p
 }
 
-// testFactory serves the given pods by GET and by LIST (honouring the label
-// selector) and 404s everything else.
-func testFactory(t *testing.T, pods ...*corev1.Pod) *cmdtesting.TestFactory {
-	t.Helper()
-	tf := cmdtesting.NewTestFactory().WithNamespace("test")
-	t.Cleanup(tf.Cleanup)
-	codec := scheme.Codecs.LegacyCodec(scheme.Scheme.PrioritizedVersionsAllGroups()...)
-	tf.Client = &fake.RESTClient{
-		GroupVersion:         schema.GroupVersion{Version: "v1"},
-		NegotiatedSerializer: scheme.Codecs.WithoutConversion(),
-		Client: fake.CreateHTTPClient(func(req *http.Request) (*http.Response, error) {
-			for _, p := range pods {
-				if req.Method == http.MethodGet && req.URL.Path == "/api/v1/namespaces/"+p.Namespace+"/pods/"+p.Name {
-					return &http.Response{StatusCode: http.StatusOK, Header: cmdtesting.DefaultHeader(), Body: cmdtesting.ObjBody(codec, p)}, nil
-				}
-			}
-			if ns, ok := strings.CutSuffix(strings.TrimPrefix(req.URL.Path, "/api/v1/namespaces/"), "/pods"); ok && req.Method == http.MethodGet {
-				sel, err := labels.Parse(req.URL.Query().Get("labelSelector"))
-				if err != nil {
-					return nil, err
-				}
-				list := &corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}}
-				for _, p := range pods {
-					if p.Namespace == ns && sel.Matches(labels.Set(p.Labels)) {
-						list.Items = append(list.Items, *p)
-					}
-				}
-				return &http.Response{StatusCode: http.StatusOK, Header: cmdtesting.DefaultHeader(), Body: cmdtesting.ObjBody(codec, list)}, nil
-			}
-			status := &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusFailure, Reason: metav1.StatusReasonNotFound, Code: http.StatusNotFound, Message: "not found"}
-			return &http.Response{StatusCode: http.StatusNotFound, Header: cmdtesting.DefaultHeader(), Body: cmdtesting.ObjBody(codec, status)}, nil
-		}),
-	}
-	tf.ClientConfigVal = &restclient.Config{APIPath: "/api", ContentConfig: restclient.ContentConfig{NegotiatedSerializer: scheme.Codecs, GroupVersion: &schema.GroupVersion{Version: "v1"}}}
-	return tf
-}
-
 func runExec(t *testing.T, tf *cmdtesting.TestFactory, ex *recordingExecutor, stdin string, args ...string) (string, error) {
 	t.Helper()
 	streams, in, out, _ := genericiooptions.NewTestIOStreams()
@@ -133,7 +92,7 @@ func TestExecRequest(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			ex := &recordingExecutor{out: "hello"}
-			out, err := runExec(t, testFactory(t, sandboxPod("demo", nil)), ex, "input", tc.args...)
+			out, err := runExec(t, clitest.Factory(t, sandboxPod("demo", nil)), ex, "input", tc.args...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +120,7 @@ func TestExecRequest(t *testing.T) {
 func TestExecExitCodes(t *testing.T) {
 	for _, code := range []int{1, 42, 127, 255} {
 		ex := &recordingExecutor{err: utilexec.CodeExitError{Err: errors.New("exit"), Code: code}}
-		_, err := runExec(t, testFactory(t, sandboxPod("demo", nil)), ex, "", "demo", "--", "false")
+		_, err := runExec(t, clitest.Factory(t, sandboxPod("demo", nil)), ex, "", "demo", "--", "false")
 		var exit *ExitError
 		if !errors.As(err, &exit) || exit.Code != code {
 			t.Errorf("code %d: err = %v", code, err)
@@ -169,7 +128,7 @@ func TestExecExitCodes(t *testing.T) {
 	}
 	// A dropped connection is an error, never exit 0 and never the command's code.
 	ex := &recordingExecutor{err: errors.New("connection reset by peer")}
-	_, err := runExec(t, testFactory(t, sandboxPod("demo", nil)), ex, "", "demo", "--", "true")
+	_, err := runExec(t, clitest.Factory(t, sandboxPod("demo", nil)), ex, "", "demo", "--", "true")
 	var exit *ExitError
 	if err == nil || errors.As(err, &exit) || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("err = %v", err)
@@ -183,7 +142,7 @@ func TestExecBadInput(t *testing.T) {
 	spoofed := sandboxPod("spoof", func(p *corev1.Pod) {
 		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", UID: "rs", Controller: ptr.To(true)}}
 	})
-	tf := testFactory(t, sandboxPod("demo", nil), foreign, pending, spoofed)
+	tf := clitest.Factory(t, sandboxPod("demo", nil), foreign, pending, spoofed)
 	cases := map[string]struct {
 		args []string
 		want string

@@ -11,6 +11,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 )
 
@@ -26,7 +27,7 @@ type GCOptions struct {
 	AllNamespaces bool
 	DryRun        bool
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -67,7 +68,7 @@ func NewCmdGC(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Comm
 
 // Complete builds clients.
 func (o *GCOptions) Complete(f cmdutil.Factory, cmd *cobra.Command) error {
-	return o.complete(f)
+	return o.Clients.Complete(f)
 }
 
 // Run finds the garbage and deletes it.
@@ -78,7 +79,7 @@ func (o *GCOptions) Run(ctx context.Context) error {
 	}
 	garbage, err := pool.FindGarbage(ctx, o.Clientset, ns)
 	if err != nil {
-		return o.explain(err, ns)
+		return o.Explain(err, ns)
 	}
 	if len(garbage) == 0 {
 		_, err := fmt.Fprintln(o.ErrOut, "Nothing to collect.")
@@ -95,7 +96,7 @@ func (o *GCOptions) Run(ctx context.Context) error {
 			continue
 		}
 		if err := g.Delete(ctx, o.Clientset); err != nil {
-			errs = append(errs, fmt.Errorf("%s/%s%s: %w", g.Kind, g.Name, where, o.explain(err, g.Namespace)))
+			errs = append(errs, fmt.Errorf("%s/%s%s: %w", g.Kind, g.Name, where, o.Explain(err, g.Namespace)))
 			continue
 		}
 		fmt.Fprintf(o.Out, "%s/%s%s deleted (%s)\n", g.Kind, g.Name, where, g.Why)

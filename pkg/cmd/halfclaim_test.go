@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -31,14 +32,14 @@ func TestCommandsRefuseAHalfClaimedSandbox(t *testing.T) {
 	pod := halfClaimedPod(time.Now().Add(-time.Hour))
 	run := map[string]func(ex *recordingExecutor) error{
 		"exec": func(ex *recordingExecutor) error {
-			_, err := runExec(t, testFactory(t, pod), ex, "", "demo", "--", "sh", "-c", `echo "$TOKEN"`)
+			_, err := runExec(t, clitest.Factory(t, pod), ex, "", "demo", "--", "sh", "-c", `echo "$TOKEN"`)
 			return err
 		},
 		"shell": func(ex *recordingExecutor) error {
 			streams, _, _, _ := genericiooptions.NewTestIOStreams()
 			o := NewShellOptions(streams)
 			o.Executor = ex
-			cmd := newCmdShell(testFactory(t, pod), o)
+			cmd := newCmdShell(clitest.Factory(t, pod), o)
 			cmd.SetArgs([]string{"demo"})
 			cmd.SetOut(io.Discard)
 			cmd.SetErr(io.Discard)
@@ -48,7 +49,7 @@ func TestCommandsRefuseAHalfClaimedSandbox(t *testing.T) {
 			streams, _, _, _ := genericiooptions.NewTestIOStreams()
 			o := NewCpOptions(streams)
 			o.Executor = ex
-			cmd := newCmdCp(testFactory(t, pod), o)
+			cmd := newCmdCp(clitest.Factory(t, pod), o)
 			cmd.SetArgs([]string{"demo:/workspace/notes.txt", t.TempDir() + "/notes.txt"})
 			cmd.SetOut(io.Discard)
 			cmd.SetErr(io.Discard)

@@ -22,6 +22,7 @@ import (
 	cmdtesting "k8s.io/kubectl/pkg/cmd/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -72,7 +73,7 @@ func TestAttachRequestAndExitCode(t *testing.T) {
 		p.Status.Phase = corev1.PodFailed
 		p.Status.ContainerStatuses = ended.Status.ContainerStatuses
 	})
-	tf := testFactory(t, agentPod("work", nil), ended, finished, sandboxPod("idle", nil))
+	tf := clitest.Factory(t, agentPod("work", nil), ended, finished, sandboxPod("idle", nil))
 	attach := func(ex *recordingExecutor, stdin string, args ...string) (string, string, error) {
 		return runInteractive(t, func(s genericiooptions.IOStreams) interface {
 			SetArgs([]string)
@@ -137,7 +138,7 @@ func TestAttachRequestAndExitCode(t *testing.T) {
 }
 
 func TestShellIsALoginShellInTheWorkspace(t *testing.T) {
-	tf := testFactory(t, sandboxPod("demo", nil))
+	tf := clitest.Factory(t, sandboxPod("demo", nil))
 	ex := &recordingExecutor{out: "$ ", err: utilexec.CodeExitError{Err: errors.New("exit"), Code: 3}}
 	_, _, err := runInteractive(t, func(s genericiooptions.IOStreams) interface {
 		SetArgs([]string)
@@ -163,7 +164,7 @@ func TestShellIsALoginShellInTheWorkspace(t *testing.T) {
 func TestLogsThroughTheSandbox(t *testing.T) {
 	var mu sync.Mutex
 	var asked []url.Values
-	tf := withHandler(testFactory(t, agentPod("work", nil)), func(req *http.Request) *http.Response {
+	tf := withHandler(clitest.Factory(t, agentPod("work", nil)), func(req *http.Request) *http.Response {
 		if !strings.HasSuffix(req.URL.Path, "/log") {
 			return nil
 		}
@@ -219,7 +220,7 @@ func TestPortForwardToTheSandbox(t *testing.T) {
 	udp := sandboxPod("dns", func(p *corev1.Pod) {
 		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 53, Protocol: corev1.ProtocolUDP}}
 	})
-	tf := testFactory(t, sandboxPod("work", nil), udp)
+	tf := clitest.Factory(t, sandboxPod("work", nil), udp)
 	forward := func(fw *recordingForwarder, args ...string) error {
 		_, _, err := runInteractive(t, func(s genericiooptions.IOStreams) interface {
 			SetArgs([]string)
@@ -280,7 +281,7 @@ func TestInteractiveCommandsRefuseSpoofedPods(t *testing.T) {
 	spoof := agentPod("spoof", func(p *corev1.Pod) {
 		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: "rs", Controller: ptr.To(true)}}
 	})
-	tf := testFactory(t, spoof)
+	tf := clitest.Factory(t, spoof)
 	ex := &recordingExecutor{}
 	_, _, err := runInteractive(t, func(s genericiooptions.IOStreams) interface {
 		SetArgs([]string)

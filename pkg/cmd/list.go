@@ -15,6 +15,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -38,15 +39,15 @@ var listExample = templates.Examples(`
 type ListOptions struct {
 	AllNamespaces bool
 	Selector      string
-	PrintFlags    *printFlags
+	PrintFlags    *cli.PrintFlags
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
 // NewListOptions returns ListOptions writing to streams.
 func NewListOptions(streams genericiooptions.IOStreams) *ListOptions {
-	return &ListOptions{PrintFlags: newPrintFlags("", withTable|withSort), IOStreams: streams}
+	return &ListOptions{PrintFlags: cli.NewPrintFlags("", cli.WithTable|cli.WithSort), IOStreams: streams}
 }
 
 // NewCmdList returns the list command.
@@ -59,22 +60,22 @@ func NewCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 		Short:                 "List sandboxes",
 		Example:               listExample,
 		Args:                  cobra.NoArgs,
-		RunE:                  completeValidateRun(o, func(_ *cobra.Command, _ []string) error { return o.Complete(f) }),
+		RunE:                  cli.CompleteValidateRun(o, func(_ *cobra.Command, _ []string) error { return o.Complete(f) }),
 	}
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "List sandboxes in every namespace")
 	cmd.Flags().StringVarP(&o.Selector, "selector", "l", o.Selector, "Only sandboxes matching this label selector")
-	o.PrintFlags.addFlags(cmd)
+	o.PrintFlags.AddFlags(cmd)
 	return cmd
 }
 
 // Complete builds clients.
 func (o *ListOptions) Complete(f cmdutil.Factory) error {
-	return o.complete(f)
+	return o.Clients.Complete(f)
 }
 
 // Validate checks the output format and selector.
 func (o *ListOptions) Validate() error {
-	if err := o.PrintFlags.validate(); err != nil {
+	if err := o.PrintFlags.Validate(); err != nil {
 		return err
 	}
 	_, err := sandbox.Selector(o.Selector)
@@ -89,20 +90,20 @@ func (o *ListOptions) Run(ctx context.Context) error {
 	}
 	pods, err := sandbox.List(ctx, o.Clientset, ns, o.Selector)
 	if err != nil {
-		return o.explain(err, ns)
+		return o.Explain(err, ns)
 	}
 	// By sandbox name: a claimed sandbox's Pod keeps its pool's generated name.
 	sort.SliceStable(pods, func(i, j int) bool {
 		return pods[i].Namespace < pods[j].Namespace || pods[i].Namespace == pods[j].Namespace && sandbox.NameOf(&pods[i]) < sandbox.NameOf(&pods[j])
 	})
-	printer, err := o.PrintFlags.toPrinter(o.AllNamespaces)
+	printer, err := o.PrintFlags.Printer(o.AllNamespaces)
 	if err != nil {
 		return err
 	}
 	for i := range pods {
 		pods[i].TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
 	}
-	if o.PrintFlags.output() == "name" {
+	if o.PrintFlags.Output() == "name" {
 		// A sandbox is named by its label, not its Pod's name (a claimed
 		// sandbox's Pod keeps its pool's generated name): sandbox/NAME is
 		// what the other commands take.
@@ -113,7 +114,7 @@ func (o *ListOptions) Run(ctx context.Context) error {
 		}
 		return nil
 	}
-	if !o.PrintFlags.own() {
+	if !o.PrintFlags.Own() {
 		return printer.PrintObj(&corev1.PodList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}, Items: pods}, o.Out)
 	}
 	if len(pods) == 0 {
@@ -162,17 +163,17 @@ func SandboxTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 				sandbox.NameOf(p),
 				sandbox.Status(p),
 				image,
-				orNone(p.Annotations[sandbox.AnnotationProfile]),
-				orNone(p.Annotations[sandbox.AnnotationNetwork]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationProfile]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationNetwork]),
 				duration.HumanDuration(now.Sub(p.CreationTimestamp.Time)),
 				expires(p, now),
-				orNone(p.Spec.NodeName),
-				orNone(p.Status.PodIP),
+				cli.OrNone(p.Spec.NodeName),
+				cli.OrNone(p.Status.PodIP),
 				runtimeClass,
-				orNone(p.Annotations[sandbox.AnnotationAgent]),
-				orNone(p.Annotations[sandbox.AnnotationTTL]),
-				orNone(p.Annotations[sandbox.AnnotationCreatedBy]),
-				orNone(p.Annotations[sandbox.AnnotationVersion]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationAgent]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationTTL]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationCreatedBy]),
+				cli.OrNone(p.Annotations[sandbox.AnnotationVersion]),
 			},
 			Object: runtime.RawExtension{Object: p},
 		})
@@ -190,11 +191,4 @@ func expires(p *corev1.Pod, now time.Time) string {
 		return "expired"
 	}
 	return "in " + duration.HumanDuration(at.Sub(now))
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "<none>"
-	}
-	return s
 }

@@ -14,6 +14,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -31,7 +32,7 @@ type LogsOptions struct {
 	// make sense for a sandbox's one container.
 	Logs *logs.LogsOptions
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -56,8 +57,8 @@ func newCmdLogs(f cmdutil.Factory, o *LogsOptions) *cobra.Command {
 			process logs nothing: commands run with exec print to your terminal, not to the
 			logs. What comes out is the sandbox's, untrusted: do not pipe it into a shell.`),
 		Example:           logsExample,
-		ValidArgsFunction: completeSandboxNames(f),
-		RunE:              completeValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
+		ValidArgsFunction: cli.CompleteSandboxNames(f),
+		RunE:              cli.CompleteValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	l := o.Logs
 	fl := cmd.Flags()
@@ -90,7 +91,7 @@ func (o *LogsOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []str
 	if l.Options, err = l.ToLogOptions(); err != nil {
 		return err
 	}
-	return o.complete(f)
+	return o.Clients.Complete(f)
 }
 
 // Validate checks the flags as kubectl logs does.
@@ -107,7 +108,7 @@ func (o *LogsOptions) Validate() error {
 func (o *LogsOptions) Run(ctx context.Context) error {
 	pod, err := sandbox.Find(ctx, o.Clientset, o.Namespace, o.Name)
 	if err != nil {
-		return o.explain(err, o.Namespace)
+		return o.Explain(err, o.Namespace)
 	}
 	l := o.Logs
 	opts, ok := l.Options.(*corev1.PodLogOptions)
@@ -134,7 +135,7 @@ func (o *LogsOptions) Run(ctx context.Context) error {
 		return context.Cause(ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("logs of sandbox %q: %w", o.Name, o.explainStream(err, o.Namespace))
+		return fmt.Errorf("logs of sandbox %q: %w", o.Name, o.ExplainStream(err, o.Namespace))
 	}
 	return nil
 }

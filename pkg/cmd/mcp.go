@@ -13,6 +13,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/mcp"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
@@ -30,7 +31,7 @@ var mcpExample = templates.Examples(`
 
 // MCPOptions serves sandboxes to an agent over MCP on stdio.
 type MCPOptions struct {
-	Sandbox       *SandboxFlags
+	Sandbox       *cli.SandboxFlags
 	Root          string
 	MaxSandboxes  int
 	Keep          bool
@@ -45,14 +46,14 @@ type MCPOptions struct {
 	secretValues map[string]string
 	maxOutput    int
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
 // NewMCPOptions returns MCPOptions with the server's defaults: restrictive
 // sandboxes that end after an hour.
 func NewMCPOptions(streams genericiooptions.IOStreams) *MCPOptions {
-	sf := NewSandboxFlags()
+	sf := cli.NewSandboxFlags()
 	sf.TTL = time.Hour
 	limits := mcp.DefaultLimits()
 	return &MCPOptions{
@@ -92,7 +93,7 @@ func newCmdMCP(f cmdutil.Factory, o *MCPOptions) *cobra.Command {
 			stdout carries the protocol only; logs go to stderr.`),
 		Example: mcpExample,
 		Args:    cobra.NoArgs,
-		RunE:    completeValidateRun(o, func(cmd *cobra.Command, _ []string) error { return o.Complete(f, cmd) }),
+		RunE:    cli.CompleteValidateRun(o, func(cmd *cobra.Command, _ []string) error { return o.Complete(f, cmd) }),
 	}
 	o.Sandbox.AddFlags(cmd)
 	fl := cmd.Flags()
@@ -116,7 +117,7 @@ func (o *MCPOptions) Complete(f cmdutil.Factory, cmd *cobra.Command) error {
 	if err := o.Sandbox.Complete(cmd); err != nil {
 		return err
 	}
-	if err := o.complete(f); err != nil {
+	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}
 	var err error
@@ -179,11 +180,11 @@ func (o *MCPOptions) Run(ctx context.Context) error {
 	err = server.Serve(ctx, &sdk.IOTransport{Reader: readCloser(o.In), Writer: writeCloser{o.Out}})
 	if ctx.Err() != nil {
 		if err != nil {
-			fmt.Fprintln(o.ErrOut, "error: "+o.explain(err, o.Namespace).Error())
+			fmt.Fprintln(o.ErrOut, "error: "+o.Explain(err, o.Namespace).Error())
 		}
 		return context.Cause(ctx)
 	}
-	return o.explain(err, o.Namespace)
+	return o.Explain(err, o.Namespace)
 }
 
 func readCloser(r io.Reader) io.ReadCloser {

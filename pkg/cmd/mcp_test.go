@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 )
 
 func TestMCPFlagErrors(t *testing.T) {
@@ -34,7 +36,7 @@ func TestMCPFlagErrors(t *testing.T) {
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			streams, _, out, _ := genericiooptions.NewTestIOStreams()
-			cmd := NewCmdMCP(testFactory(t), streams)
+			cmd := NewCmdMCP(clitest.Factory(t), streams)
 			cmd.SetArgs(c.args)
 			cmd.SetOut(io.Discard)
 			cmd.SetErr(io.Discard)
@@ -56,7 +58,7 @@ func TestMCPServesOnStdio(t *testing.T) {
 	outR, outW := io.Pipe()
 	errOut := &syncedBuffer{}
 	streams := genericiooptions.IOStreams{In: inR, Out: outW, ErrOut: errOut}
-	cmd := NewCmdMCP(testFactory(t), streams)
+	cmd := NewCmdMCP(clitest.Factory(t), streams)
 	cmd.SetArgs([]string{"--ttl", "10m"})
 	done := make(chan error, 1)
 	go func() {

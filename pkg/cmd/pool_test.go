@@ -5,13 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -19,6 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -28,8 +27,8 @@ func runCreateOn(t *testing.T, cs *fake.Clientset, env map[string]string, args .
 	t.Helper()
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 	o := NewCreateOptions(streams)
-	o.Sandbox.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	tf := testFactory(t)
+	o.Sandbox.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	tf := clitest.Factory(t)
 	cmd := newCmdCreate(tf, o)
 	cmd.SetOut(io.Discard)
 	cmd.SetErr(io.Discard)
@@ -43,7 +42,7 @@ func runCreateOn(t *testing.T, cs *fake.Clientset, env map[string]string, args .
 			err = o.Run(context.Background())
 		}
 	}
-	return out.String(), errOut.String(), flagWordsError(err) // as the command's RunE says it
+	return out.String(), errOut.String(), cli.FlagWordsError(err) // as the command's RunE says it
 }
 
 func testPool(t *testing.T, name string, mutate func(*sandbox.Spec)) *corev1.PodTemplate {
@@ -104,128 +103,6 @@ func TestCreatePoolRefusals(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
-	}
-}
-
-// Every sandbox flag is either one a claim insists on, one a claim brings,
-// or refused with --pool: none is silently ignored.
-func TestClaimMatchSortsEverySandboxFlag(t *testing.T) {
-	probe := &cobra.Command{}
-	NewSandboxFlags().AddFlags(probe)
-	var names []string
-	probe.Flags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
-	for _, name := range names {
-		cmd := &cobra.Command{}
-		NewSandboxFlags().AddFlags(cmd)
-		value := map[string]string{"read-only": "true", "node-selector": "a=b", "env": "A=b", "label": "a=b", "port": "80",
-			"uid": "1001", "ttl": "1h", "idle-timeout": "1h", "secret-env": "K"}[name]
-		if value == "" {
-			value = "x"
-		}
-		if err := cmd.Flags().Set(name, value); err != nil {
-			t.Fatalf("--%s %s: %v", name, value, err)
-		}
-		match, err := claimMatch(cmd)
-		switch {
-		case slices.Contains(pool.ClaimFields, fieldOfFlag(name)):
-			if err != nil || !slices.Equal(match, []string{fieldOfFlag(name)}) {
-				t.Errorf("--%s: match %v, err %v; want it insisted on", name, match, err)
-			}
-		case slices.Contains(pool.PerClaimFields, fieldOfFlag(name)), slices.Contains(claimNeutral, name):
-			if err != nil || len(match) != 0 {
-				t.Errorf("--%s: match %v, err %v; want it brought by the claim", name, match, err)
-			}
-		default:
-			if err == nil || !strings.Contains(err.Error(), "--"+name+" cannot be used with --pool") {
-				t.Errorf("--%s is neither a pool's nor a claim's, and not refused: %v", name, err)
-			}
-		}
-	}
-}
-
-func runPoolCmd(t *testing.T, args ...string) error {
-	t.Helper()
-	streams, _, _, _ := genericiooptions.NewTestIOStreams()
-	cmd := NewCmdPool(testFactory(t), streams)
-	cmd.SetArgs(args)
-	cmd.SetOut(io.Discard)
-	cmd.SetErr(io.Discard)
-	return cmd.ExecuteContext(context.Background())
-}
-
-func TestPoolBadInput(t *testing.T) {
-	t.Setenv("POOL_SECRET", "v")
-	for name, tc := range map[string]struct {
-		args []string
-		want string
-	}{
-		"no subcommand":   {[]string{}, "pool needs a subcommand"},
-		"no size":         {[]string{"create", "p"}, `"size" not set`},
-		"size 0":          {[]string{"create", "p", "--size", "0"}, "--size must be at least 1"},
-		"negative size":   {[]string{"create", "p", "--size", "-3"}, "--size must not be negative"},
-		"huge size":       {[]string{"create", "p", "--size", "100000"}, "more than 1000"},
-		"no name":         {[]string{"create", "--size", "1"}, "exactly one pool name"},
-		"bad name":        {[]string{"create", "P!", "--size", "1"}, "invalid pool name"},
-		"reserved name":   {[]string{"create", "active", "--size", "1"}, "reserved"},
-		"secret":          {[]string{"create", "p", "--size", "1", "--secret-env", "POOL_SECRET"}, "--secret-env belongs to a claim"},
-		"bad image flag":  {[]string{"create", "p", "--size", "1", "--memory", "lots"}, "not a valid quantity"},
-		"bad idle":        {[]string{"create", "p", "--size", "1", "--idle-timeout", "10ms"}, "--idle-timeout must be at least 1s"},
-		"scale negative":  {[]string{"scale", "p", "--size", "-1"}, "--size must not be negative"},
-		"scale no size":   {[]string{"scale", "p"}, `"size" not set`},
-		"delete nothing":  {[]string{"delete"}, "name the pools to delete"},
-		"delete bad name": {[]string{"delete", "x_y"}, "invalid pool name"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			err := runPoolCmd(t, tc.args...)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want %q", err, tc.want)
-			}
-		})
-	}
-}
-
-func TestPoolCreateDryRunShowsThePodTemplate(t *testing.T) {
-	streams, _, out, _ := genericiooptions.NewTestIOStreams()
-	cmd := NewCmdPool(testFactory(t), streams)
-	cmd.SetArgs([]string{"create", "agents", "--size", "3", "--image", "node:22", "--ttl", "2h", "--dry-run=client", "-o", "yaml"})
-	if err := cmd.ExecuteContext(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"kind: PodTemplate", "name: agentkernel-pool-agents", "agentkernel/pool-size: \"3\"", "image: node:22", "restartPolicy: Never"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("dry run lacks %q:\n%s", want, out.String())
-		}
-	}
-	if strings.Contains(out.String(), "activeDeadlineSeconds") {
-		t.Error("warm members must not carry the claims' TTL")
-	}
-}
-
-func TestPoolTable(t *testing.T) {
-	now := time.Now()
-	spec := sandbox.NewSpec("p", "test")
-	spec.TTL = time.Hour
-	p, _ := pool.NewPool("agents", spec, 4)
-	p.CreationTimestamp = metav1.NewTime(now.Add(-2 * time.Minute))
-	st := &pool.PoolStatus{Pool: p, Ready: 2, Starting: 2, Claimed: 5, Problems: []string{"2 × ErrImagePull: 429 Too Many Requests"}}
-	var plain, wide bytes.Buffer
-	if err := printers.NewTablePrinter(printers.PrintOptions{}).PrintObj(PoolTable([]*pool.PoolStatus{st}, now), &plain); err != nil {
-		t.Fatal(err)
-	}
-	if err := printers.NewTablePrinter(printers.PrintOptions{Wide: true}).PrintObj(PoolTable([]*pool.PoolStatus{st}, now), &wide); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"NAME", "SIZE", "READY", "STARTING", "CLAIMED", "agents", "4", "2", "5", "2m", "2 × ErrImagePull: 429 Too Many Requests"} {
-		if !strings.Contains(plain.String(), want) {
-			t.Errorf("pool list lacks %q:\n%s", want, plain.String())
-		}
-	}
-	if !strings.Contains(wide.String(), "1h0m0s") || strings.Contains(plain.String(), "1h0m0s") {
-		t.Errorf("TTL is a wide column:\n%s\n%s", plain.String(), wide.String())
-	}
-	obj := poolObject(st)
-	if obj.GetKind() != "Pool" || obj.Object["status"].(map[string]any)["ready"] != int64(2) {
-		t.Fatalf("-o json object %v", obj.Object)
 	}
 }
 

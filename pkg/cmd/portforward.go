@@ -13,6 +13,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -33,7 +34,7 @@ type PortForwardOptions struct {
 	// kubectl's options; its PortForwarder does the forwarding.
 	kubectl *portforward.PortForwardOptions
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -63,7 +64,7 @@ func newCmdPortForward(f cmdutil.Factory, o *PortForwardOptions) *cobra.Command 
 			it. It listens on localhost unless --address says otherwise, and runs until
 			Ctrl-C or until the sandbox ends.`),
 		Example:           portForwardExample,
-		ValidArgsFunction: completeSandboxNames(f),
+		ValidArgsFunction: cli.CompleteSandboxNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, args); err != nil {
 				return err
@@ -92,7 +93,7 @@ func (o *PortForwardOptions) Complete(f cmdutil.Factory, args []string) error {
 		}
 		o.ports = append(o.ports, local+":"+strconv.Itoa(remote))
 	}
-	return o.complete(f)
+	return o.Clients.Complete(f)
 }
 
 // parsePortPair reads [LOCAL:]REMOTE; an empty LOCAL (":3000") or 0 picks
@@ -117,7 +118,7 @@ func parsePortPair(s string) (local string, remote int, err error) {
 
 // Run finds the sandbox and forwards until ctx ends or the sandbox does.
 func (o *PortForwardOptions) Run(ctx context.Context) error {
-	pod, err := o.runningSandbox(ctx, o.Namespace, o.Name)
+	pod, err := o.RunningSandbox(ctx, o.Namespace, o.Name)
 	if err != nil {
 		return err
 	}
@@ -146,7 +147,7 @@ func (o *PortForwardOptions) Run(ctx context.Context) error {
 		return context.Cause(ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("port-forward to sandbox %q: %w", o.Name, o.explainStream(err, o.Namespace))
+		return fmt.Errorf("port-forward to sandbox %q: %w", o.Name, o.ExplainStream(err, o.Namespace))
 	}
 	return nil
 }

@@ -2,10 +2,8 @@ package cmd
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -15,28 +13,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
-	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/doctor"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
 )
 
 // Every command prints through kubectl get's printers: these tests drive
 // each one with the -o formats kubectl get has, and check what comes out.
-
-func runCobra(t *testing.T, cmd func(genericiooptions.IOStreams) *cobra.Command, args ...string) (string, string, error) {
-	t.Helper()
-	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
-	c := cmd(streams)
-	c.SetArgs(args)
-	c.SetOut(io.Discard)
-	c.SetErr(io.Discard)
-	err := c.ExecuteContext(context.Background())
-	return out.String(), errOut.String(), err
-}
 
 func listPods(t *testing.T) func(genericiooptions.IOStreams) *cobra.Command {
 	now := time.Now()
@@ -50,7 +35,7 @@ func listPods(t *testing.T) func(genericiooptions.IOStreams) *cobra.Command {
 		p.CreationTimestamp = metav1.NewTime(now.Add(-time.Minute))
 		p.Spec.NodeName = "node-a"
 	})
-	tf := testFactory(t, beta, alpha)
+	tf := clitest.Factory(t, beta, alpha)
 	return func(s genericiooptions.IOStreams) *cobra.Command { return NewCmdList(tf, s) }
 }
 
@@ -68,7 +53,7 @@ func TestListPrintsAsKubectlGet(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			out, _, err := runCobra(t, listPods(t), tc.args...)
+			out, _, err := clitest.RunCobra(t, listPods(t), tc.args...)
 			if err != nil || out != tc.want {
 				t.Fatalf("list %q: err %v\n got %q\nwant %q", tc.args, err, out, tc.want)
 			}
@@ -77,29 +62,29 @@ func TestListPrintsAsKubectlGet(t *testing.T) {
 }
 
 func TestListTableFlags(t *testing.T) {
-	out, _, err := runCobra(t, listPods(t), "--no-headers")
+	out, _, err := clitest.RunCobra(t, listPods(t), "--no-headers")
 	if lines := strings.Split(out, "\n"); err != nil || len(lines) != 3 || !strings.HasPrefix(lines[0], "alpha ") || !strings.HasPrefix(lines[1], "beta ") {
 		t.Fatalf("--no-headers: %v\n%s", err, out)
 	}
-	out, _, err = runCobra(t, listPods(t), "--sort-by", "{.metadata.creationTimestamp}")
+	out, _, err = clitest.RunCobra(t, listPods(t), "--sort-by", "{.metadata.creationTimestamp}")
 	if lines := strings.Split(out, "\n"); err != nil || !strings.HasPrefix(lines[0], "NAME ") || !strings.HasPrefix(lines[1], "beta ") || !strings.HasPrefix(lines[2], "alpha ") {
 		t.Fatalf("--sort-by on the table: %v\n%s", err, out)
 	}
-	out, _, err = runCobra(t, listPods(t), "--show-labels", "-o", "wide")
+	out, _, err = clitest.RunCobra(t, listPods(t), "--show-labels", "-o", "wide")
 	if lines := strings.Split(out, "\n"); err != nil || !strings.HasSuffix(lines[0], " LABELS") || !strings.Contains(lines[0], " NODE ") ||
 		!strings.Contains(lines[2], "agentkernel/sandbox=beta") || !strings.Contains(lines[2], "team=b") {
 		t.Fatalf("--show-labels -o wide: %v\n%s", err, out)
 	}
-	out, _, err = runCobra(t, listPods(t), "-L", "team")
+	out, _, err = clitest.RunCobra(t, listPods(t), "-L", "team")
 	if lines := strings.Split(out, "\n"); err != nil || !strings.HasSuffix(lines[0], " TEAM") || !strings.HasSuffix(lines[2], " b") {
 		t.Fatalf("-L team: %v\n%s", err, out)
 	}
-	out, _, err = runCobra(t, listPods(t), "-o", "yaml")
+	out, _, err = clitest.RunCobra(t, listPods(t), "-o", "yaml")
 	var list corev1.PodList
 	if err != nil || yaml.Unmarshal([]byte(out), &list) != nil || list.Kind != "List" || len(list.Items) != 2 || list.Items[0].Kind != "Pod" || list.Items[1].Name != "agentkernel-beta" {
 		t.Fatalf("-o yaml: %v\n%s", err, out)
 	}
-	if _, _, err := runCobra(t, listPods(t), "-o", "xml"); err == nil || !strings.HasPrefix(err.Error(), "--output must be json or yaml, or one of ") || !strings.Contains(err.Error(), "custom-columns") {
+	if _, _, err := clitest.RunCobra(t, listPods(t), "-o", "xml"); err == nil || !strings.HasPrefix(err.Error(), "--output must be json or yaml, or one of ") || !strings.Contains(err.Error(), "custom-columns") {
 		t.Fatalf("-o xml: %v", err)
 	}
 }
@@ -109,23 +94,23 @@ func agentsCmd(s genericiooptions.IOStreams) *cobra.Command { return NewCmdAgent
 func TestAgentsPrintsAsKubectlGet(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	file := presetsFile(t, "agents:\n  mine: {image: busybox, command: [sh]}\n")
-	out, _, err := runCobra(t, agentsCmd, "--agents-file", file, "-o", "name")
+	out, _, err := clitest.RunCobra(t, agentsCmd, "--agents-file", file, "-o", "name")
 	if err != nil || !strings.HasPrefix(out, "agentpreset.agentkernel/aider\nagentpreset.agentkernel/claude\n") || !strings.Contains(out, "\nagentpreset.agentkernel/mine\n") || strings.Count(out, "\n") != 7 {
 		t.Fatalf("-o name: %v\n%s", err, out)
 	}
-	out, _, err = runCobra(t, agentsCmd, "--agents-file", file, "-o", "jsonpath={.items[?(@.metadata.name==\"mine\")].image}")
+	out, _, err = clitest.RunCobra(t, agentsCmd, "--agents-file", file, "-o", "jsonpath={.items[?(@.metadata.name==\"mine\")].image}")
 	if err != nil || out != "busybox" {
 		t.Fatalf("-o jsonpath: %v %q", err, out)
 	}
-	out, _, err = runCobra(t, agentsCmd, "--agents-file", file, "-o", "custom-columns=NAME:.metadata.name,SOURCE:.source", "--no-headers", "--sort-by", ".image")
+	out, _, err = clitest.RunCobra(t, agentsCmd, "--agents-file", file, "-o", "custom-columns=NAME:.metadata.name,SOURCE:.source", "--no-headers", "--sort-by", ".image")
 	if lines := strings.Split(out, "\n"); err != nil || !strings.HasPrefix(lines[0], "mine ") || !strings.HasSuffix(lines[0], " "+file) {
 		t.Fatalf("custom-columns sorted by image (busybox first): %v\n%s", err, out)
 	}
-	out, _, err = runCobra(t, agentsCmd, "--no-headers")
+	out, _, err = clitest.RunCobra(t, agentsCmd, "--no-headers")
 	if err != nil || strings.Contains(out, "NAME") || !strings.HasPrefix(out, "aider ") {
 		t.Fatalf("--no-headers: %v\n%s", err, out)
 	}
-	out, _, err = runCobra(t, agentsCmd, "-o", "json")
+	out, _, err = clitest.RunCobra(t, agentsCmd, "-o", "json")
 	var list struct {
 		APIVersion, Kind string
 		Items            []struct {
@@ -155,7 +140,7 @@ func printDoctorWith(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	o := NewDoctorOptions(genericiooptions.NewTestIOStreamsDiscard())
 	cmd := &cobra.Command{}
-	o.PrintFlags.addFlags(cmd)
+	o.PrintFlags.AddFlags(cmd)
 	if err := cmd.Flags().Parse(args); err != nil {
 		t.Fatal(err)
 	}
@@ -281,82 +266,5 @@ func TestVersionPrintsAsKubectlGet(t *testing.T) {
 		if _, errOut, code := runRoot(t, "version", "-o", bad); code == 0 || !strings.HasPrefix(errOut, "error: --output must be json or yaml") {
 			t.Errorf("-o %s: %d %q", bad, code, errOut)
 		}
-	}
-}
-
-func TestEgressStatusPrintsAsKubectlGet(t *testing.T) {
-	// Nothing installed in namespace test.
-	egressStatus := func(s genericiooptions.IOStreams) *cobra.Command {
-		o := &EgressStatusOptions{PrintFlags: newPrintFlags("", withoutName), IOStreams: s}
-		o.clients = clients{Clientset: fake.NewClientset(), Namespace: "test"}
-		cmd := &cobra.Command{RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.PrintFlags.validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		}}
-		o.PrintFlags.addFlags(cmd)
-		return cmd
-	}
-	out, _, err := runCobra(t, egressStatus, "-o", "jsonpath={.kind} {.namespace} {.installed} {.missing[0]}")
-	if err != nil || out != "EgressStatus test false deployment/agentkernel-egress" {
-		t.Fatalf("-o jsonpath: %v %q", err, out)
-	}
-	out, _, err = runCobra(t, egressStatus, "-o", "custom-columns=NAMESPACE:.namespace,INSTALLED:.installed")
-	if err != nil || out != "NAMESPACE   INSTALLED\ntest        false\n" {
-		t.Fatalf("-o custom-columns: %v %q", err, out)
-	}
-	out, _, err = runCobra(t, egressStatus, "-o", "json")
-	var st struct {
-		APIVersion, Kind, Namespace string
-		Installed                   bool
-		Sandboxes                   []string
-	}
-	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.APIVersion != "agentkernel/v1" || st.Kind != "EgressStatus" || st.Namespace != "test" || st.Installed {
-		t.Fatalf("-o json: %v\n%s", err, out)
-	}
-	out, _, err = runCobra(t, egressStatus)
-	if err != nil || !strings.HasPrefix(out, "no egress proxy in namespace test;") {
-		t.Fatalf("default: %v\n%s", err, out)
-	}
-}
-
-func TestPoolListPrintsAsKubectlGet(t *testing.T) {
-	cs := fake.NewClientset()
-	for _, p := range []struct {
-		name string
-		size int
-	}{{"beta", 1}, {"alpha", 2}} {
-		def, err := pool.NewPool(p.name, sandbox.NewSpec(p.name, "test"), p.size)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cs.CoreV1().PodTemplates("test").Create(context.Background(), def.PodTemplate(), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	poolList := func(s genericiooptions.IOStreams) *cobra.Command {
-		o := NewPoolListOptions(s)
-		o.clients = clients{Clientset: cs, Namespace: "test"}
-		o.NoReconcile = true
-		cmd := &cobra.Command{RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		}}
-		o.PrintFlags.addFlags(cmd)
-		return cmd
-	}
-	out, _, err := runCobra(t, poolList, "-o", "custom-columns=POOL:.metadata.name,SIZE:.spec.size", "--no-headers", "--sort-by", ".spec.size")
-	if err != nil || out != "beta    1\nalpha   2\n" {
-		t.Fatalf("-o custom-columns --sort-by: %v %q", err, out)
-	}
-	out, _, err = runCobra(t, poolList, "--sort-by", ".metadata.name", "--no-headers")
-	if err != nil || !strings.HasPrefix(out, "alpha ") || !strings.Contains(out, "\nbeta ") {
-		t.Fatalf("table sorted by name: %v\n%s", err, out)
-	}
-	if _, _, err := runCobra(t, poolList, "-o", "xml"); err == nil || !strings.HasPrefix(err.Error(), "--output must be ") {
-		t.Fatalf("-o xml: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/rbac"
 )
 
@@ -52,7 +53,7 @@ type RBACOptions struct {
 	AllNamespaces  bool
 	DNSReader      bool
 	EgressAdmin    bool
-	PrintFlags     *printFlags
+	PrintFlags     *cli.PrintFlags
 
 	opts rbac.Options
 	genericiooptions.IOStreams
@@ -60,7 +61,7 @@ type RBACOptions struct {
 
 // NewRBACOptions returns RBACOptions writing to streams.
 func NewRBACOptions(streams genericiooptions.IOStreams) *RBACOptions {
-	return &RBACOptions{DNSReader: true, PrintFlags: newPrintFlags("yaml", withoutDefault), IOStreams: streams}
+	return &RBACOptions{DNSReader: true, PrintFlags: cli.NewPrintFlags("yaml", cli.WithoutDefault), IOStreams: streams}
 }
 
 // NewCmdRBAC returns the rbac command.
@@ -92,7 +93,7 @@ func NewCmdRBAC(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 	fl.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "Add a ClusterRole to list sandboxes in every namespace (and RuntimeClasses)")
 	fl.BoolVar(&o.DNSReader, "dns-reader", o.DNSReader, "Add the Role in kube-system that lets create find the cluster's DNS (kube-dns, NodeLocal DNSCache)")
 	fl.BoolVar(&o.EgressAdmin, "egress-admin", o.EgressAdmin, "Add the Role an admin needs in the namespace for egress install and uninstall (not for users)")
-	o.PrintFlags.addFlags(cmd)
+	o.PrintFlags.AddFlags(cmd)
 	return cmd
 }
 
@@ -111,19 +112,19 @@ func (o *RBACOptions) Complete(f cmdutil.Factory) error {
 }
 
 // Validate checks the output format.
-func (o *RBACOptions) Validate() error { return o.PrintFlags.validate() }
+func (o *RBACOptions) Validate() error { return o.PrintFlags.Validate() }
 
 // Run prints the objects: YAML documents after a comment that explains each
 // permission (what kubectl apply -f takes, and deploy/rbac.yaml is), or
 // through kubectl's printers one List (-o name: one line per object).
 func (o *RBACOptions) Run() error {
 	objs := rbac.Objects(o.opts)
-	if o.PrintFlags.output() != "yaml" {
-		printer, err := o.PrintFlags.toPrinter(false)
+	if o.PrintFlags.Output() != "yaml" {
+		printer, err := o.PrintFlags.Printer(false)
 		if err != nil {
 			return err
 		}
-		if o.PrintFlags.output() != "name" {
+		if o.PrintFlags.Output() != "name" {
 			return printer.PrintObj(asList(objs), o.Out)
 		}
 		for _, obj := range objs {

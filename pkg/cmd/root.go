@@ -1,6 +1,8 @@
-// Package cmd holds one cobra command per file, each in kubectl's Options
-// pattern: Complete reads flags and builds clients, Validate checks without
-// I/O, Run does the work and writes only to the IOStreams.
+// Package cmd holds the root command and the top-level commands, one per
+// file, each in kubectl's Options pattern: Complete reads flags and builds
+// clients, Validate checks without I/O, Run does the work and writes only to
+// the IOStreams. Command families have packages of their own (pool/,
+// egress/), as kubectl's do; what the commands share is in internal/cli.
 package cmd
 
 import (
@@ -14,6 +16,9 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	// Before anything calls kubectl's i18n.T: no translation catalog to load.
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/egress"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/pool"
 	_ "github.com/agentkernel/kubectl-agentkernel/pkg/english"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
@@ -73,17 +78,17 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdLogs(f, streams),
 		NewCmdPortForward(f, streams),
 		NewCmdAgents(streams),
-		NewCmdPool(f, streams),
+		pool.NewCmdPool(f, streams),
 		NewCmdGC(f, streams),
 		NewCmdMCP(f, streams),
 		NewCmdVersion(streams),
 		NewCmdRBAC(f, streams),
 		NewCmdDoctor(f, streams),
 		NewCmdCompletion(streams),
-		NewCmdEgress(f, streams),
-		NewCmdEgressProxy(f, streams),
+		egress.NewCmdEgress(f, streams),
+		egress.NewCmdEgressProxy(f, streams),
 	)
-	speakFlags(cmd)
+	cli.SpeakFlags(cmd)
 	return cmd
 }
 
@@ -102,7 +107,7 @@ func Execute(ctx context.Context, streams genericiooptions.IOStreams, args []str
 		return exit.Code
 	}
 	fmt.Fprintln(streams.ErrOut, "error: "+err.Error())
-	if code, ok := exitCodeFor(ctx); ok {
+	if code, ok := cli.ExitCodeFor(ctx); ok {
 		return code // interrupted: 130 for SIGINT, 143 for SIGTERM, as a shell reports them
 	}
 	var coded interface{ ExitCode() int }
@@ -119,4 +124,11 @@ type ExitError struct {
 
 func (e *ExitError) Error() string {
 	return fmt.Sprintf("command terminated with exit code %d", e.Code)
+}
+
+// WithSignals is the context main runs the command line under: it ends on
+// SIGINT or SIGTERM, and Execute turns that into a shell's exit status.
+// It is here, not only in the internal package, because main calls it.
+func WithSignals(parent context.Context) (ctx context.Context, stop func()) {
+	return cli.WithSignals(parent)
 }

@@ -4,40 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/transfer"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
-
-// PluginFailed is the exit status of `run` when the plugin itself failed
-// before the command ran (docker run's convention): anything else is the
-// command's own status, or 130/143 for SIGINT/SIGTERM.
-const PluginFailed = 125
-
-// statusError is an error to print that also decides the exit status
-// (ExitError, in contrast, is silent: the command already spoke).
-type statusError struct {
-	code int
-	err  error
-}
-
-func (e *statusError) Error() string { return e.err.Error() }
-func (e *statusError) Unwrap() error { return e.err }
-func (e *statusError) ExitCode() int { return e.code }
 
 var runExample = templates.Examples(`
 	# Claude Code on a repository: the repository goes in, the agent works on it,
@@ -81,8 +61,8 @@ type RunOptions struct {
 	MaxBytes        string
 	MaxFiles        int64
 
-	Sandbox *SandboxFlags
-	Claim   *PoolClaimFlags
+	Sandbox *cli.SandboxFlags
+	Claim   *cli.PoolClaimFlags
 
 	copyIns, copyOuts []copySpec
 	match             []string // with --pool: the flags the claim insists on
@@ -90,13 +70,8 @@ type RunOptions struct {
 	spec              sandbox.Spec
 	secretValues      map[string]string
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
-}
-
-// copySpec is one --copy-in or --copy-out.
-type copySpec struct {
-	local, remote string
 }
 
 // NewRunOptions returns RunOptions with the defaults of create.
@@ -104,8 +79,8 @@ func NewRunOptions(streams genericiooptions.IOStreams) *RunOptions {
 	return &RunOptions{
 		Timeout:       5 * time.Minute,
 		DeleteTimeout: 2 * time.Minute,
-		Sandbox:       NewSandboxFlags(),
-		Claim:         &PoolClaimFlags{},
+		Sandbox:       cli.NewSandboxFlags(),
+		Claim:         &cli.PoolClaimFlags{},
 		IOStreams:     streams,
 	}
 }
@@ -166,7 +141,7 @@ func newCmdRun(f cmdutil.Factory, o *RunOptions) *cobra.Command {
 	}
 	o.Sandbox.AddFlags(cmd)
 	o.Claim.AddFlags(cmd)
-	_ = cmd.RegisterFlagCompletionFunc("pool", completePoolNames(f))
+	_ = cmd.RegisterFlagCompletionFunc("pool", cli.CompletePoolNames(f))
 	fl := cmd.Flags()
 	fl.StringArrayVar(&o.CopyIn, "copy-in", o.CopyIn, "Copy a local file or directory into the sandbox before the command: LOCAL[:SANDBOX_PATH] (repeatable; default path /workspace/)")
 	fl.StringArrayVar(&o.CopyOut, "copy-out", o.CopyOut, "Copy a file or directory out of the sandbox after the command, also when it failed: SANDBOX_PATH[:LOCAL] (repeatable; default local .)")
@@ -184,23 +159,7 @@ func newCmdRun(f cmdutil.Factory, o *RunOptions) *cobra.Command {
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &statusError{PluginFailed, err}
 	})
-	return speakFlags(cmd)
-}
-
-// failed turns an error of the plugin into its exit status: 130/143 when a
-// signal caused it, 125 otherwise.
-func (o *RunOptions) failed(ctx context.Context, err error) error {
-	if ctx != nil && ctx.Err() != nil {
-		if cause := context.Cause(ctx); !errors.Is(err, cause) {
-			return fmt.Errorf("%w (%v)", cause, err)
-		}
-		return err
-	}
-	var se *statusError
-	if errors.As(err, &se) {
-		return err
-	}
-	return &statusError{PluginFailed, err}
+	return cli.SpeakFlags(cmd)
 }
 
 // Complete reads the name, command and copies, applies the --agent preset
@@ -261,11 +220,11 @@ func (o *RunOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []stri
 		}
 	}
 	if o.Claim.Pool != "" {
-		if o.match, err = claimMatch(cmd); err != nil {
+		if o.match, err = cli.ClaimMatch(cmd); err != nil {
 			return err
 		}
 	}
-	if err := o.complete(f); err != nil {
+	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}
 	if o.spec, o.secretValues, err = o.Sandbox.Spec(o.Name, o.Namespace); err != nil {
@@ -284,55 +243,7 @@ func generateName(p *agents.Preset) string {
 	if p != nil {
 		base = p.Name
 	}
-	return base + "-" + utilrand.String(5)
-}
-
-// parseCopyIn reads LOCAL[:SANDBOX_PATH]; the local side must exist now,
-// before anything is created.
-func parseCopyIn(s string) (copySpec, error) {
-	local, remote := splitCopy(s)
-	if local == "" {
-		return copySpec{}, fmt.Errorf("--copy-in %q: the local path is empty (LOCAL[:SANDBOX_PATH])", s)
-	}
-	if _, err := os.Stat(local); err != nil {
-		return copySpec{}, fmt.Errorf("--copy-in %q: %v", s, errors.Unwrap(err))
-	}
-	if remote == "" {
-		remote = sandbox.WorkspaceDir + "/"
-	}
-	p, err := transfer.CleanRemotePath(remote)
-	if err != nil {
-		return copySpec{}, fmt.Errorf("--copy-in %q: %v", s, err)
-	}
-	return copySpec{local: local, remote: p}, nil
-}
-
-// parseCopyOut reads SANDBOX_PATH[:LOCAL].
-func parseCopyOut(s string) (copySpec, error) {
-	remote, local := splitCopy(s)
-	if remote == "" {
-		return copySpec{}, fmt.Errorf("--copy-out %q: the sandbox path is empty (SANDBOX_PATH[:LOCAL])", s)
-	}
-	p, err := transfer.CleanRemotePath(remote)
-	if err != nil {
-		return copySpec{}, fmt.Errorf("--copy-out %q: %v", s, err)
-	}
-	if local == "" {
-		local = "."
-	}
-	return copySpec{local: local, remote: p}, nil
-}
-
-// splitCopy cuts at the first ':' (a Windows drive letter is not one).
-func splitCopy(s string) (first, second string) {
-	skip := 0
-	if runtime.GOOS == "windows" && len(s) >= 2 && s[1] == ':' {
-		skip = 2
-	}
-	if i := strings.IndexByte(s[skip:], ':'); i >= 0 {
-		return s[:skip+i], s[skip+i+1:]
-	}
-	return s, ""
+	return sandbox.GeneratedName(base)
 }
 
 // Validate checks the options without contacting the cluster.
@@ -367,7 +278,7 @@ func (o *RunOptions) Validate() error {
 // --keep or --detach, on the cleanup context: Ctrl-C stops the work, not
 // the tidying up.
 func (o *RunOptions) Run(ctx context.Context) (err error) {
-	prog := newProgress(o.ErrOut, o.Quiet)
+	prog := cli.NewProgress(o.ErrOut, o.Quiet)
 	label := "sandbox/" + o.Name
 	created, refilled, err := o.makeSandbox(ctx, prog)
 	if err != nil {
@@ -403,7 +314,7 @@ func (o *RunOptions) Run(ctx context.Context) (err error) {
 		return o.failed(ctx, err)
 	}
 	if o.Detach {
-		if err := startMain(ctx, o.execIn(pod)); err != nil {
+		if err := startMain(ctx, o.ExecIn(pod)); err != nil {
 			return o.failed(ctx, err)
 		}
 		prog.Linef("%s is running %s as its main process: attach with: kubectl agentkernel attach %s -n %s", label, o.Command[0], o.Name, o.Namespace)
@@ -411,16 +322,16 @@ func (o *RunOptions) Run(ctx context.Context) (err error) {
 	}
 
 	prog.Linef("running: %s", quoteArgs(o.Command))
-	t, streams := terminal(o.In, o.Out, o.ErrOut, o.Stdin, o.TTY, o.Quiet)
+	t, streams := cli.Terminal(o.In, o.Out, o.ErrOut, o.Stdin, o.TTY, o.Quiet)
 	command := sandbox.ExecCommand(o.Command, nil, o.Workdir)
-	execErr := t.Safe(func() error { return o.execIn(pod).Stream(ctx, command, streams) })
+	execErr := t.Safe(func() error { return o.ExecIn(pod).Stream(ctx, command, streams) })
 	code, ran := sandbox.ExitCode(execErr)
 	if ctx.Err() != nil {
 		return context.Cause(ctx) // interrupted: no copies out, straight to deleting
 	}
 	var cmdErr error
 	if execErr != nil && !ran {
-		cmdErr = fmt.Errorf("running %s in %s failed: %w", o.Command[0], label, o.explainStream(execErr, o.Namespace))
+		cmdErr = fmt.Errorf("running %s in %s failed: %w", o.Command[0], label, o.ExplainStream(execErr, o.Namespace))
 	}
 
 	// Also after a failure: an agent's partial work is still wanted.
@@ -446,10 +357,10 @@ func (o *RunOptions) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// makeSandbox creates the sandbox, or with --pool claims it (poolclaim.go)
+// makeSandbox creates the sandbox, or with --pool claims it (internal/cli/poolclaim.go)
 // and says how it got it. refilled waits for the claimed member's
 // replacement in the pool (a no-op for a cold create).
-func (o *RunOptions) makeSandbox(ctx context.Context, prog *progress) (*sandbox.Created, func(), error) {
+func (o *RunOptions) makeSandbox(ctx context.Context, prog *cli.Progress) (*sandbox.Created, func(), error) {
 	label := "sandbox/" + o.Name
 	create := sandbox.CreateOptions{
 		SecretValues:    o.secretValues,
@@ -462,106 +373,23 @@ func (o *RunOptions) makeSandbox(ctx context.Context, prog *progress) (*sandbox.
 	} else {
 		prog.Linef("claiming %s from pool %s", label, o.Claim.Pool)
 	}
-	report, stopStatus := prog.waitStatus(ctx, o.Clientset, o.Namespace, o.Name)
+	report, stopStatus := prog.WaitStatus(ctx, o.Clientset, o.Namespace, o.Name)
 	create.Progress = report
 	if o.Claim.Pool == "" {
 		created, err := sandbox.Create(ctx, o.Clientset, &o.spec, create)
 		stopStatus()
 		if err != nil {
-			return nil, nil, o.explain(err, o.Namespace)
+			return nil, nil, o.Explain(err, o.Namespace)
 		}
 		return created, func() {}, nil
 	}
-	a, err := o.acquire(ctx, &o.spec, o.secretValues, o.match, *o.Claim, create)
+	a, err := o.Acquire(ctx, &o.spec, o.secretValues, o.match, *o.Claim, create)
 	stopStatus()
 	if err != nil {
 		return nil, nil, err
 	}
-	prog.Linef("%s: %s", label, acquiredHow(a, o.Claim.Pool))
-	return &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, func() { finishClaim(a, o.ErrOut) }, nil
-}
-
-// withLaterFailure adds the failure of a last step (deleting) to the result
-// so far: the command's status stays, unless it was 0.
-func withLaterFailure(ctx context.Context, result, later error) error {
-	if result == nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w; %v", context.Cause(ctx), later)
-		}
-		return &statusError{PluginFailed, later}
-	}
-	var exit *ExitError
-	if errors.As(result, &exit) {
-		return &statusError{exit.Code, later}
-	}
-	var se *statusError
-	if errors.As(result, &se) {
-		return &statusError{se.code, fmt.Errorf("%w; %v", se.err, later)}
-	}
-	return fmt.Errorf("%w; %v", result, later)
-}
-
-// prepare installs the preset's agent and copies the inputs in.
-func (o *RunOptions) prepare(ctx context.Context, pod *corev1.Pod, prog *progress) error {
-	if err := o.installAgent(ctx, pod, o.Sandbox.Preset, prog); err != nil {
-		return err
-	}
-	for _, c := range o.copyIns {
-		prog.Linef("copying %s into %s", c.local, c.remote)
-		r, meter := prog.Copy("copying "+c.local+" → "+c.remote, o.execIn(pod))
-		err := transfer.CopyToSandbox(ctx, r, c.local, c.remote, prog.Warn())
-		meter.Done()
-		if err != nil {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			return fmt.Errorf("--copy-in %s:%s: %w", c.local, c.remote, o.explainStream(err, o.Namespace))
-		}
-	}
-	return nil
-}
-
-func (o *RunOptions) copyOut(ctx context.Context, pod *corev1.Pod, c copySpec, prog *progress) error {
-	prog.Linef("copying %s out to %s", c.remote, c.local)
-	r, meter := prog.Copy("copying "+c.remote+" → "+c.local, o.execIn(pod))
-	limits := (&CpOptions{MaxFiles: o.MaxFiles, maxBytes: o.maxBytes}).limits(pod)
-	err := transfer.CopyFromSandbox(ctx, r, c.remote, c.local, limits, prog.Warn())
-	meter.Done()
-	if err != nil {
-		return fmt.Errorf("--copy-out %s:%s: %w", c.remote, c.local, o.explainStream(err, o.Namespace))
-	}
-	return nil
-}
-
-// installAgent runs the preset's install step, if it has one.
-func (c *clients) installAgent(ctx context.Context, pod *corev1.Pod, p *agents.Preset, prog *progress) error {
-	if p == nil || p.InImage() {
-		return nil
-	}
-	prog.Linef("installing %s in sandbox/%s", p.Name, sandbox.NameOf(pod))
-	prog.Status("installing " + p.Name + ": " + p.Install)
-	err := sandbox.RunSetup(ctx, c.execIn(pod), p.Install)
-	prog.Done()
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	return fmt.Errorf("installing %s in sandbox/%s failed (%v); the install step of the preset (%s) usually needs egress to a package registry: check --profile/--network, or use an image that has the agent (--image)",
-		p.Name, sandbox.NameOf(pod), c.explainStream(err, pod.Namespace), p.Source)
-}
-
-// startMain starts a main process held until now (Spec.HoldCommand).
-func startMain(ctx context.Context, r sandbox.Runner) error {
-	var stderr strings.Builder
-	if err := r.Run(ctx, sandbox.StartCommand, nil, nil, &stderr); err != nil {
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		return fmt.Errorf("starting the sandbox's main process failed: %v %s", err, untrusted.Printable(strings.TrimSpace(stderr.String())))
-	}
-	return nil
+	prog.Linef("%s: %s", label, cli.AcquiredHow(a, o.Claim.Pool))
+	return &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, func() { cli.FinishClaim(a, o.ErrOut) }, nil
 }
 
 // quoteArgs shows a command line as a shell would need it typed.

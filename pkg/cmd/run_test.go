@@ -26,6 +26,8 @@ import (
 	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -164,17 +166,6 @@ func (p *sandboxPlayer) ExecuteWithContext(ctx context.Context, u *url.URL, _ *r
 	return nil
 }
 
-const testPresets = `agents:
-  tool:
-    image: example.org/tool:1
-    install: install-the-tool
-    command: [tool, --go]
-    credentials:
-      required: [TOOL_KEY]
-    env: {TOOL_MODE: fast}
-    profile: moderate
-`
-
 type runResult struct {
 	stdout, stderr string
 	err            error
@@ -194,15 +185,15 @@ func runRun(t *testing.T, ctx context.Context, log *stepLog, player *sandboxPlay
 func runRunOn(t *testing.T, ctx context.Context, cs *fake.Clientset, player *sandboxPlayer, env map[string]string, args ...string) runResult {
 	t.Helper()
 	presets := filepath.Join(t.TempDir(), "agents.yaml")
-	if err := os.WriteFile(presets, []byte(testPresets), 0o644); err != nil {
+	if err := os.WriteFile(presets, []byte(clitest.Presets), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 	o := NewRunOptions(streams)
-	o.Sandbox.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	o.Sandbox.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	o.Executor = player
 	o.DeleteTimeout = 30 * time.Second
-	tf := testFactory(t)
+	tf := clitest.Factory(t)
 	cmd := newCmdRun(tf, o)
 	res := runResult{}
 	if err := cmd.ParseFlags(append([]string{"--agents-file", presets}, args...)); err != nil {
@@ -229,7 +220,7 @@ func runRunOn(t *testing.T, ctx context.Context, cs *fake.Clientset, player *san
 		}
 		return o.Run(ctx)
 	}()
-	res.err = flagWordsError(res.err) // as the command's RunE says it
+	res.err = cli.FlagWordsError(res.err) // as the command's RunE says it
 	res.stdout, res.stderr = out.String(), errOut.String()
 	return res
 }
@@ -385,7 +376,7 @@ func TestRunInterruptedDuringTheCommand(t *testing.T) {
 	p := newPlayer(t, log)
 	p.block = true
 	ctx, cancel := context.WithCancelCause(context.Background())
-	sig := &SignalError{Signal: os.Interrupt}
+	sig := &cli.SignalError{Signal: os.Interrupt}
 	p.onCommand = func() { cancel(sig) }
 	r := runRun(t, ctx, log, p, nil, "--copy-out", "out:"+t.TempDir(), "demo", "--", "sleep", "300")
 	if !errors.Is(r.err, sig) {

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -58,7 +59,7 @@ func poolRunCluster(t *testing.T, log *stepLog, size int, mutate func(*sandbox.S
 	return cs
 }
 
-// toolPool is a pool made with --agent tool (testPresets): the preset's
+// toolPool is a pool made with --agent tool (clitest.Presets): the preset's
 // image, network and environment, no credentials.
 func toolPool(s *sandbox.Spec) {
 	s.Image, s.Agent = "example.org/tool:1", "tool"
@@ -238,44 +239,19 @@ func TestRunPoolRefusals(t *testing.T) {
 	}
 }
 
-// pool create --agent takes the preset's shape without its credentials:
-// they belong to each claim, and the caller need not have them.
-func TestPoolCreateAgentNeedsNoCredentials(t *testing.T) {
-	presets := filepath.Join(t.TempDir(), "agents.yaml")
-	if err := os.WriteFile(presets, []byte(testPresets), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("TOOL_KEY", "") // set or not: never the pool's
-	os.Unsetenv("TOOL_KEY")
-	streams, _, out, _ := genericiooptions.NewTestIOStreams()
-	cmd := NewCmdPool(testFactory(t), streams)
-	cmd.SetArgs([]string{"create", "tools", "--size", "1", "--agent", "tool", "--agents-file", presets, "--dry-run=client", "-o", "yaml"})
-	if err := cmd.ExecuteContext(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"image: example.org/tool:1", "agentkernel/agent: tool", "name: TOOL_MODE", `"Agent":"tool"`} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("dry run lacks %q:\n%s", want, out.String())
-		}
-	}
-	if strings.Contains(out.String(), "TOOL_KEY") {
-		t.Errorf("the pool names the preset's credential:\n%s", out.String())
-	}
-}
-
 // create --pool --agent runs the preset's install step in the claimed
 // sandbox, as a cold create does; --command is refused with --pool.
 func TestCreatePoolAgentInstallsAfterTheClaim(t *testing.T) {
 	presets := filepath.Join(t.TempDir(), "agents.yaml")
-	if err := os.WriteFile(presets, []byte(testPresets), 0o644); err != nil {
+	if err := os.WriteFile(presets, []byte(clitest.Presets), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	create := func(cs *fake.Clientset, p *sandboxPlayer, args ...string) (string, error) {
 		streams, _, out, _ := genericiooptions.NewTestIOStreams()
 		o := NewCreateOptions(streams)
-		o.Sandbox.lookupEnv = func(k string) (string, bool) { return "k", k == "TOOL_KEY" }
+		o.Sandbox.LookupEnv = func(k string) (string, bool) { return "k", k == "TOOL_KEY" }
 		o.Executor = p
-		tf := testFactory(t)
+		tf := clitest.Factory(t)
 		cmd := newCmdCreate(tf, o)
 		if err := cmd.ParseFlags(append([]string{"--agents-file", presets}, args...)); err != nil {
 			return "", err

@@ -18,6 +18,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -128,14 +129,14 @@ func TestWarnWideningPolicies(t *testing.T) {
 	allow := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "allow-egress", Namespace: "agents"},
 		Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}, Egress: []networkingv1.NetworkPolicyEgressRule{{}}}}
 	var errOut bytes.Buffer
-	warnWideningPolicies(context.Background(), &clients{Clientset: fake.NewClientset(allow)}, &errOut, &spec)
+	warnWideningPolicies(context.Background(), &cli.Clients{Clientset: fake.NewClientset(allow)}, &errOut, &spec)
 	if got := errOut.String(); !strings.HasPrefix(got, `Warning: NetworkPolicy "allow-egress" also selects sandbox/demo and allows it egress; policies add up`) || strings.Count(got, "\n") != 1 {
 		t.Errorf("warning: %q", got)
 	}
 	errOut.Reset()
 	open := spec
 	open.Network = sandbox.NetworkOpen
-	warnWideningPolicies(context.Background(), &clients{Clientset: fake.NewClientset(allow)}, &errOut, &open)
+	warnWideningPolicies(context.Background(), &cli.Clients{Clientset: fake.NewClientset(allow)}, &errOut, &open)
 	if errOut.Len() != 0 {
 		t.Errorf("an open sandbox has no fence to widen: %q", errOut.String())
 	}
@@ -143,7 +144,7 @@ func TestWarnWideningPolicies(t *testing.T) {
 	cs.PrependReactor("list", "networkpolicies", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "networking.k8s.io", Resource: "networkpolicies"}, "", nil)
 	})
-	warnWideningPolicies(context.Background(), &clients{Clientset: cs}, &errOut, &spec)
+	warnWideningPolicies(context.Background(), &cli.Clients{Clientset: cs}, &errOut, &spec)
 	if got := errOut.String(); !strings.Contains(got, "Warning: could not check whether other NetworkPolicies widen the fence of sandbox/demo") || !strings.Contains(got, "kubectl agentkernel rbac -n agents") {
 		t.Errorf("a forbidden list: %q", got)
 	}

@@ -9,6 +9,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -28,7 +29,7 @@ type ShellOptions struct {
 	Name  string
 	Quiet bool
 
-	clients
+	cli.Clients
 	genericiooptions.IOStreams
 }
 
@@ -52,7 +53,7 @@ func newCmdShell(f cmdutil.Factory, o *ShellOptions) *cobra.Command {
 			is 'exec -it NAME -- $SHELL -l' through kubectl's exec (raw terminal, resize,
 			the local terminal restored on every way out); the exit code is the shell's.`),
 		Example:           shellExample,
-		ValidArgsFunction: completeSandboxNames(f),
+		ValidArgsFunction: cli.CompleteSandboxNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return fmt.Errorf("shell takes exactly one sandbox name (got %d): kubectl agentkernel shell NAME", len(args))
@@ -61,14 +62,14 @@ func newCmdShell(f cmdutil.Factory, o *ShellOptions) *cobra.Command {
 			if err := sandbox.ValidateName(o.Name); err != nil {
 				return err
 			}
-			if err := o.complete(f); err != nil {
+			if err := o.Complete(f); err != nil {
 				return err
 			}
 			return o.Run(cmd.Context())
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Only print the shell's own output")
-	return speakFlags(cmd)
+	return cli.SpeakFlags(cmd)
 }
 
 // Run streams the shell; its exit code comes back as an *ExitError.
@@ -79,7 +80,7 @@ func (o *ShellOptions) Run(ctx context.Context) error {
 		Stdin:     true,
 		TTY:       true,
 		Quiet:     o.Quiet,
-		clients:   o.clients,
+		Clients:   o.Clients,
 		IOStreams: o.IOStreams,
 	}
 	return exec.Run(ctx)

@@ -14,6 +14,9 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
 )
 
 // failingExecutor answers every exec with err; block makes it wait for the
@@ -93,7 +96,7 @@ func TestExecClassifiesConnectionErrors(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			tf := testFactory(t, sandboxPod("demo", nil))
+			tf := clitest.Factory(t, sandboxPod("demo", nil))
 			streams, _, _, _ := genericiooptions.NewTestIOStreams()
 			o := NewExecOptions(streams)
 			o.Executor = &failingExecutor{err: tc.err}
@@ -114,7 +117,7 @@ func TestExecClassifiesConnectionErrors(t *testing.T) {
 // stdin that is no terminal — and the process exits 143, never 0.
 func TestExecEndsOnSignal(t *testing.T) {
 	for _, args := range [][]string{{"demo", "--", "sleep", "15"}, {"-it", "demo", "--", "sleep", "15"}} {
-		tf := testFactory(t, sandboxPod("demo", nil))
+		tf := clitest.Factory(t, sandboxPod("demo", nil))
 		streams, _, _, errOut := genericiooptions.NewTestIOStreams()
 		o := NewExecOptions(streams)
 		o.Executor = &failingExecutor{block: true}
@@ -123,25 +126,17 @@ func TestExecEndsOnSignal(t *testing.T) {
 		cmd.SetOut(io.Discard)
 		cmd.SetErr(io.Discard)
 		ctx, cancel := context.WithCancelCause(context.Background())
-		time.AfterFunc(100*time.Millisecond, func() { cancel(&SignalError{syscall.SIGTERM}) })
+		time.AfterFunc(100*time.Millisecond, func() { cancel(&cli.SignalError{Signal: syscall.SIGTERM}) })
 		err := cmd.ExecuteContext(ctx) // the executor blocks until the stream's context ends
-		var sig *SignalError
+		var sig *cli.SignalError
 		if !errors.As(err, &sig) {
 			t.Fatalf("%v: err = %v", args, err)
 		}
-		if code, ok := exitCodeFor(ctx); !ok || code != 143 {
+		if code, ok := cli.ExitCodeFor(ctx); !ok || code != 143 {
 			t.Fatalf("%v: exit code %d", args, code)
 		}
 		if args[0] == "-it" && !strings.Contains(errOut.String(), "Unable to use a TTY") {
 			t.Fatalf("no warning that the terminal was dropped: %q", errOut.String())
-		}
-	}
-}
-
-func TestSignalExitCodes(t *testing.T) {
-	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
-		if got := (&SignalError{sig}).ExitCode(); got != want {
-			t.Errorf("%v: exit %d, want %d", sig, got, want)
 		}
 	}
 }

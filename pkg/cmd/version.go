@@ -7,19 +7,20 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
 )
 
 // VersionOptions prints the plugin's own version; it never contacts a cluster.
 type VersionOptions struct {
-	PrintFlags *printFlags
+	PrintFlags *cli.PrintFlags
 
 	genericiooptions.IOStreams
 }
 
 // NewVersionOptions returns VersionOptions writing to streams.
 func NewVersionOptions(streams genericiooptions.IOStreams) *VersionOptions {
-	return &VersionOptions{PrintFlags: newPrintFlags("", withoutName), IOStreams: streams}
+	return &VersionOptions{PrintFlags: cli.NewPrintFlags("", cli.WithoutName), IOStreams: streams}
 }
 
 // NewCmdVersion returns the version command.
@@ -39,23 +40,23 @@ func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
 			return o.Run()
 		},
 	}
-	o.PrintFlags.addFlags(cmd)
+	o.PrintFlags.AddFlags(cmd)
 	return cmd
 }
 
 // Validate checks the output format.
-func (o *VersionOptions) Validate() error { return o.PrintFlags.validate() }
+func (o *VersionOptions) Validate() error { return o.PrintFlags.Validate() }
 
 // Run prints the version: a line, or through kubectl's printers an object
 // of kind Version (its fields, with apiVersion and kind added).
 func (o *VersionOptions) Run() error {
 	info := version.Get()
-	if !o.PrintFlags.own() {
-		printer, err := o.PrintFlags.toPrinter(false)
+	if !o.PrintFlags.Own() {
+		printer, err := o.PrintFlags.Printer(false)
 		if err != nil {
 			return err
 		}
-		obj, err := ownObject("Version", "", info)
+		obj, err := cli.OwnObject("Version", "", info)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package mcp
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
@@ -38,6 +37,7 @@ var fieldArgs = map[string]string{
 	"maxBytes":           "max_bytes",
 	"maxFiles":           "max_entries",
 	"timeout":            "timeout_seconds",
+	"selector":           notSettable,
 }
 
 // notSettable marks a field that no tool argument sets.
@@ -53,13 +53,13 @@ func argOf(f string) string {
 }
 
 // inArgWords is err with the fields the domain names worded as this
-// server's arguments.
+// server's arguments, and its next steps as this server's tools.
 func inArgWords(err error) error {
-	var fe field.Error
-	if err == nil || !errors.As(err, &fe) {
-		return err
+	var worded *argWordsError
+	if err == nil || errors.As(err, &worded) {
+		return err // worded already: a second time would repeat the hints
 	}
-	msg := strings.Replace(err.Error(), fe.Error(), fe.Words(argOf), 1)
+	msg := field.Say(err, argOf, stepOf)
 	if msg == err.Error() {
 		return err
 	}

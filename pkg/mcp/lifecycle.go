@@ -2,7 +2,6 @@ package mcp
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -51,7 +50,7 @@ type SandboxInfo struct {
 func (s *Server) create(ctx context.Context, in CreateInput) (SandboxInfo, error) {
 	name := in.Name
 	if name == "" {
-		name = generatedName()
+		name = sandbox.GeneratedName("mcp")
 	}
 	if err := sandbox.ValidateName(name); err != nil {
 		return SandboxInfo{}, err
@@ -205,18 +204,6 @@ func createBeyond(e sandbox.FieldError) error {
 	}
 	// Fields the agent cannot choose: the server's own settings disagree.
 	return fmt.Errorf("this server's settings do not hold for the sandbox (%s); ask its user", poolBeyond(e))
-}
-
-// generatedName is a short name unlikely to be taken: mcp- and 5 letters
-// or digits.
-func generatedName() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return "mcp-" + string(b)
 }
 
 func imageOf(pod *corev1.Pod) string {

@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 func claimSpec(name string) *sandbox.Spec {
@@ -221,7 +222,7 @@ func TestClaimOfAMissingPool(t *testing.T) {
 	cs, _ := poolCluster(t)
 	_, err := Acquire(context.Background(), cs, claimSpec("task"), AcquireOptions{Pool: "nope"})
 	var nf *PoolNotFoundError
-	if !errors.As(err, &nf) || !strings.Contains(err.Error(), "pool create nope --size N") {
+	if !errors.As(err, &nf) || field.StepOf(err) != (field.Step{Hint: field.HintListPools, Name: "nope", Namespace: "ns"}) {
 		t.Fatalf("err = %v", err)
 	}
 	if len(podsIn(t, cs, "ns")) != 0 {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 // halfClaim leaves what a claimant killed (SIGKILL) right after its one
@@ -53,7 +54,7 @@ func TestHalfClaimedSandboxRefusesExec(t *testing.T) {
 		want []string
 	}{
 		{"past the grace period", time.Now().Add(-time.Minute),
-			[]string{`sandbox "task"`, `pool "warm"`, "never finished", "kubectl agentkernel delete task -n ns", "kubectl agentkernel create task -n ns --pool warm"}},
+			[]string{`sandbox "task"`, `pool "warm"`, "never finished", "lacks the environment and secrets"}},
 		{"within the grace period", time.Now(),
 			[]string{`sandbox "task"`, "still being claimed", "try again"}},
 	} {
@@ -72,6 +73,9 @@ func TestHalfClaimedSandboxRefusesExec(t *testing.T) {
 				t.Fatal("no error")
 			}
 			msg := err.Error()
+			if stale := tc.name == "past the grace period"; stale != (field.StepOf(err) == field.Step{Hint: field.HintReclaim, Name: "task", Namespace: "ns", Pool: "warm"}) {
+				t.Errorf("stale %v, next step %+v", stale, field.StepOf(err))
+			}
 			for _, w := range tc.want {
 				if !strings.Contains(msg, w) {
 					t.Errorf("the refusal lacks %q: %s", w, msg)

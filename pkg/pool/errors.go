@@ -2,6 +2,9 @@ package pool
 
 import (
 	"fmt"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 // PoolNotFoundError: no pool of that name in the namespace.
@@ -10,8 +13,12 @@ type PoolNotFoundError struct {
 }
 
 func (e *PoolNotFoundError) Error() string {
-	return fmt.Sprintf("pool %q not found in namespace %q; list them with: kubectl agentkernel pool list -A, or make it with: kubectl agentkernel pool create %s --size N",
-		e.Name, e.Namespace, e.Name)
+	return fmt.Sprintf("pool %q not found in namespace %q", e.Name, e.Namespace)
+}
+
+// NextStep: see which pools there are, or make this one.
+func (e *PoolNotFoundError) NextStep() field.Step {
+	return field.Step{Hint: field.HintListPools, Name: e.Name, Namespace: e.Namespace}
 }
 
 // PoolExistsError: pool create was asked for a name already taken.
@@ -20,8 +27,12 @@ type PoolExistsError struct {
 }
 
 func (e *PoolExistsError) Error() string {
-	return fmt.Sprintf("pool %q already exists in namespace %q; resize it with: kubectl agentkernel pool scale %s --size N -n %s, or delete it first: kubectl agentkernel pool delete %s -n %s",
-		e.Name, e.Namespace, e.Name, e.Namespace, e.Name, e.Namespace)
+	return fmt.Sprintf("pool %q already exists in namespace %q", e.Name, e.Namespace)
+}
+
+// NextStep: resize it, or delete it first.
+func (e *PoolExistsError) NextStep() field.Step {
+	return field.Step{Hint: field.HintPoolExists, Name: e.Name, Namespace: e.Namespace}
 }
 
 // NotAPoolError: a PodTemplate with a pool's name exists, but this plugin
@@ -31,6 +42,6 @@ type NotAPoolError struct {
 }
 
 func (e *NotAPoolError) Error() string {
-	return fmt.Sprintf("podtemplate %q in namespace %q exists and was not made by kubectl agentkernel as a pool; pick another pool name",
-		e.TemplateName, e.Namespace)
+	return fmt.Sprintf("podtemplate %q in namespace %q exists and was not made by %s as a pool; pick another pool name",
+		e.TemplateName, e.Namespace, sandbox.Product)
 }

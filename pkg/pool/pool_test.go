@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 func TestPoolNamesAndSizes(t *testing.T) {
@@ -52,7 +53,8 @@ func TestPoolNamesAndSizes(t *testing.T) {
 	}
 	spec := sandbox.NewSpec("p", "ns")
 	spec.SecretEnvNames = []string{"KEY"}
-	if _, err := NewPool("p", spec, 1); err == nil || !strings.Contains(err.Error(), "--secret-env belongs to a claim") {
+	if _, err := NewPool("p", spec, 1); err == nil || !strings.Contains(err.Error(), "secretEnvNames belongs to a claim") ||
+		field.StepOf(err) != (field.Step{Hint: field.HintSecretOnClaim, Pool: "p", Value: "KEY"}) {
 		t.Fatalf("a pool with a secret: %v", err)
 	}
 }
@@ -259,7 +261,7 @@ func TestCreatePoolFailsFastAndCleansUp(t *testing.T) {
 	newTestPool(t, cs, tr, "taken", 1, nil)
 	again, _ := NewPool("taken", sandbox.NewSpec("taken", "ns"), 1)
 	var exists *PoolExistsError
-	if _, err := CreatePool(context.Background(), cs, again, PoolOptions{}); !errors.As(err, &exists) || !strings.Contains(err.Error(), "pool scale taken") {
+	if _, err := CreatePool(context.Background(), cs, again, PoolOptions{}); !errors.As(err, &exists) || field.StepOf(err) != (field.Step{Hint: field.HintPoolExists, Name: "taken", Namespace: "ns"}) {
 		t.Fatalf("name clash: %v", err)
 	}
 	if n := len(podsIn(t, cs, "ns")); n != 1 {

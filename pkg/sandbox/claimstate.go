@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
+
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -50,8 +52,16 @@ func (e *HalfClaimedError) Error() string {
 		return fmt.Sprintf("sandbox %q in namespace %q is still being claimed from pool %q (its environment is being delivered); try again in a few seconds",
 			e.Name, e.Namespace, e.Pool)
 	}
-	return fmt.Sprintf("sandbox %q in namespace %q was claimed from pool %q at %s but the claim never finished, so it lacks the environment and secrets it was claimed with; remove it with: kubectl agentkernel delete %s -n %s, or claim the name again (which replaces it) with: kubectl agentkernel create %s -n %s --pool %s ...",
-		e.Name, e.Namespace, e.Pool, e.Since.UTC().Format(time.RFC3339), e.Name, e.Namespace, e.Name, e.Namespace, e.Pool)
+	return fmt.Sprintf("sandbox %q in namespace %q was claimed from pool %q at %s but the claim never finished, so it lacks the environment and secrets it was claimed with",
+		e.Name, e.Namespace, e.Pool, e.Since.UTC().Format(time.RFC3339))
+}
+
+// NextStep of a stale claim: remove the sandbox or claim its name again.
+func (e *HalfClaimedError) NextStep() field.Step {
+	if !e.Stale {
+		return field.Step{}
+	}
+	return field.Step{Hint: field.HintReclaim, Name: e.Name, Namespace: e.Namespace, Pool: e.Pool}
 }
 
 // ClaimUnfinished returns a *HalfClaimedError when pod is a sandbox whose

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 // FenceGate is the scheduling gate every sandbox Pod is created with. A
@@ -192,7 +194,8 @@ func (c *Created) createNamespace(ctx context.Context, cs kubernetes.Interface, 
 	got, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{DryRun: dryRun})
 	switch {
 	case err == nil && serverDryRun:
-		return fmt.Errorf("namespace %q does not exist yet: the API server accepted it in a dry run, but it cannot dry-run objects inside a namespace that does not exist; see every object with --dry-run=client -o yaml, or create the namespace first", name)
+		return field.WithStep(fmt.Errorf("namespace %q does not exist yet: the API server accepted it in a dry run, but it cannot dry-run objects inside a namespace that does not exist", name),
+			field.Step{Hint: field.HintClientDryRun, Namespace: name})
 	case err == nil:
 		c.Namespace = got
 	case apierrors.IsAlreadyExists(err):
@@ -298,8 +301,8 @@ func createOwned[T metav1.Object](ctx context.Context, cs kubernetes.Interface, 
 			return got, err
 		}
 		if !IsManaged(existing) {
-			return got, fmt.Errorf("%s %q in namespace %q exists and was not made by kubectl agentkernel; remove it or pick another sandbox name",
-				api.kind, existing.GetName(), existing.GetNamespace())
+			return got, fmt.Errorf("%s %q in namespace %q exists and was not made by %s; remove it or pick another sandbox name",
+				api.kind, existing.GetName(), existing.GetNamespace(), Product)
 		}
 		live, err := ownerLives(ctx, cs, existing, pod.UID)
 		if err != nil {

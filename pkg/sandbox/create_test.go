@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 // The Pod is created gated, its dependents are created owned by it, and
@@ -148,7 +150,7 @@ func TestCreateServerDryRunNeedsAnExistingNamespace(t *testing.T) {
 	cs := fakeCluster()
 	s := NewSpec("demo", "new-ns")
 	_, err := Create(context.Background(), cs, &s, CreateOptions{ServerDryRun: true, CreateNamespace: true})
-	if err == nil || !strings.Contains(err.Error(), `namespace "new-ns" does not exist yet`) || !strings.Contains(err.Error(), "--dry-run=client") {
+	if err == nil || !strings.Contains(err.Error(), `namespace "new-ns" does not exist yet`) || field.StepOf(err) != (field.Step{Hint: field.HintClientDryRun, Namespace: "new-ns"}) {
 		t.Fatalf("err = %v", err)
 	}
 	if nss, _ := cs.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{}); len(nss.Items) != 0 {

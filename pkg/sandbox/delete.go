@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 // Delete finds the sandbox called name and deletes its Pod (see
@@ -140,8 +142,9 @@ func (c *Created) Delete(ctx context.Context, cs kubernetes.Interface, timeout t
 		}
 		left := c.namespace()
 		if pod != nil {
-			return false, fmt.Errorf("%s; sandbox %q may be left in namespace %q (remove it with: kubectl agentkernel delete %s -n %s): %w",
-				why, NameOf(pod), left, NameOf(pod), left, errors.Join(errs...))
+			leftBehind := field.WithStep(fmt.Errorf("%s; sandbox %q may be left in namespace %q", why, NameOf(pod), left),
+				field.Step{Hint: field.HintRemoveLeft, Name: NameOf(pod), Namespace: left})
+			return false, fmt.Errorf("%w: %w", leftBehind, errors.Join(errs...))
 		}
 		return false, fmt.Errorf("%s: %w", why, errors.Join(errs...))
 	}

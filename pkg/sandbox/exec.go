@@ -3,8 +3,9 @@ package sandbox
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 // workdirScript changes directory before running the command; the directory
@@ -29,12 +30,12 @@ func ExecCommand(command []string, env []string, workdir string) []string {
 // ValidateEnvPairs checks K=V pairs given to exec -e.
 func ValidateEnvPairs(pairs []string) error {
 	for _, p := range pairs {
-		k, _, err := ParseKeyValue("--env", p)
+		k, _, err := ParseKeyValue("`env`", p)
 		if err != nil {
-			return err
+			return field.Invalid("env", "%v", err)
 		}
 		if err := ValidateEnvName(k); err != nil {
-			return fmt.Errorf("--env %q: %v", p, err)
+			return field.Invalid("env", "`env` %q: %v", p, err)
 		}
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 // What counts as a sandbox. Labels alone are not enough: anyone who can
@@ -126,7 +128,7 @@ func Selector(user string) (string, error) {
 		return SandboxSelector, nil
 	}
 	if _, err := labels.Parse(user); err != nil {
-		return "", fmt.Errorf("invalid --selector %q: %v", user, err)
+		return "", field.Invalid("selector", "invalid `selector` %q: %v", user, err)
 	}
 	return SandboxSelector + "," + user, nil
 }

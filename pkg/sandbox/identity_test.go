@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 func sandboxPodNamed(name string, mutate func(*corev1.Pod)) *corev1.Pod {
@@ -135,7 +137,7 @@ func TestFindClaimedSandboxByLabel(t *testing.T) {
 func TestNotFoundSaysWhatToDo(t *testing.T) {
 	var notFound *NotFoundError
 	_, err := Find(context.Background(), fakeCluster(), "ns", "missing")
-	if !errors.As(err, &notFound) || !strings.Contains(err.Error(), "kubectl agentkernel list -A") {
+	if !errors.As(err, &notFound) || field.StepOf(err) != (field.Step{Hint: field.HintListSandboxes, Name: "missing", Namespace: "ns"}) {
 		t.Fatalf("err = %v", err)
 	}
 }

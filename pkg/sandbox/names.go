@@ -19,7 +19,10 @@ const (
 	LabelManagedBy = "agentkernel/managed-by"
 	LabelPool      = "agentkernel/pool"
 	ManagedBy      = "agentkernel"
-	PoolActive     = "active"
+	// Product is the plugin's name, as messages say who made something.
+	// It names no command: those are the edges' (pkg/cmd, pkg/mcp).
+	Product    = "kubectl agentkernel"
+	PoolActive = "active"
 
 	AnnotationProfile = "agentkernel/profile"
 	AnnotationNetwork = "agentkernel/network"
@@ -80,4 +83,18 @@ func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
 	return hex.EncodeToString(b)
+}
+
+// nameAlphabet has no vowels, so a generated name spells no word.
+const nameAlphabet = "bcdfghjklmnpqrstvwxz2456789"
+
+// GeneratedName is a sandbox name made from prefix, unlikely to be taken:
+// the prefix, "-" and 5 random letters or digits ("claude-x7k2p").
+func GeneratedName(prefix string) string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	for i := range b {
+		b[i] = nameAlphabet[int(b[i])%len(nameAlphabet)]
+	}
+	return prefix + "-" + string(b)
 }

@@ -9,10 +9,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 // ParseKeyValue splits "k=v" (as given to --env, --label, --node-selector).
-// The value may itself contain '='; the key may not be empty.
+// The value may itself contain '='; the key may not be empty. flag names
+// the value in errors: a flag, or a field in backquotes for a
+// field.Error's Detail.
 func ParseKeyValue(flag, s string) (string, string, error) {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {
@@ -45,13 +48,13 @@ func ParsePort(s string) (corev1.ContainerPort, error) {
 	num, proto, hasProto := strings.Cut(s, "/")
 	n, err := strconv.ParseInt(num, 10, 32)
 	if err != nil || n < 1 || n > 65535 {
-		return corev1.ContainerPort{}, fmt.Errorf("--port %q: expected a port number from 1 to 65535, optionally followed by /tcp, /udp or /sctp", s)
+		return corev1.ContainerPort{}, field.Invalid("ports", "`ports` %q: expected a port number from 1 to 65535, optionally followed by /tcp, /udp or /sctp", s)
 	}
 	p := corev1.ContainerPort{ContainerPort: int32(n), Protocol: corev1.ProtocolTCP}
 	if hasProto {
 		var ok bool
 		if p.Protocol, ok = fence.ProtocolNamed(proto); !ok {
-			return corev1.ContainerPort{}, fmt.Errorf("--port %q: unknown protocol %q, use tcp, udp or sctp", s, proto)
+			return corev1.ContainerPort{}, field.Invalid("ports", "`ports` %q: unknown protocol %q, use tcp, udp or sctp", s, proto)
 		}
 	}
 	return p, nil

@@ -50,7 +50,7 @@ while :; do
 	done
 	if [ "$busy" = 1 ]; then quiet=0; else quiet=$((quiet + step)); fi
 	if [ "$quiet" -ge "$idle" ]; then
-		echo "` + IdleMessagePrefix + ` no process but PID 1 ran for ${idle}s (--idle-timeout)" > /dev/termination-log 2>/dev/null
+		echo "` + IdleMessagePrefix + ` no process but PID 1 ran for ${idle}s (idleTimeout)" > /dev/termination-log 2>/dev/null
 		exit 0
 	fi
 done`

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
 	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 func createdFor(t *testing.T, withNamespace bool) (*Created, *corev1.Pod, *corev1.Namespace) {
@@ -69,7 +71,7 @@ func TestCreatedDelete(t *testing.T) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, errors.New("no"))
 	})
 	_, err = c.Delete(ctx, cs, time.Minute)
-	if err == nil || !strings.Contains(err.Error(), `sandbox "demo" may be left in namespace "ns" (remove it with: kubectl agentkernel delete demo -n ns)`) {
+	if err == nil || !strings.Contains(err.Error(), `sandbox "demo" may be left in namespace "ns": `) || field.StepOf(err) != (field.Step{Hint: field.HintRemoveLeft, Name: "demo", Namespace: "ns"}) {
 		t.Fatalf("refused: %v", err)
 	}
 }

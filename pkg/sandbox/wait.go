@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 // podListWatch lists and watches one Pod by name. The client says whether it
@@ -134,8 +136,8 @@ func WaitForRunning(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 			return nil, err
 		}
 		if IsTimeout(err) {
-			return nil, fmt.Errorf("sandbox %q in namespace %q was not running within %s (status: %s); wait longer with --timeout, or look at: kubectl describe pod %s -n %s",
-				name, pod.Namespace, timeout, Describe(last), pod.Name, pod.Namespace)
+			return nil, field.WithStep(fmt.Errorf("sandbox %q in namespace %q was not running within %s (status: %s)", name, pod.Namespace, timeout, Describe(last)),
+				field.Step{Hint: field.HintWaitSandbox, Name: pod.Name, Namespace: pod.Namespace})
 		}
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
 func podWith(mutate func(*corev1.Pod)) *corev1.Pod {
@@ -85,7 +87,8 @@ func TestWaitForRunningFailsFastWithReason(t *testing.T) {
 	start := time.Now()
 	_, err := WaitForRunning(context.Background(), cs, p, time.Minute, nil)
 	var se *StartError
-	if !errors.As(err, &se) || se.Reason != "ImagePullBackOff" || !strings.Contains(err.Error(), "--image") {
+	if !errors.As(err, &se) || se.Reason != "ImagePullBackOff" || !strings.Contains(err.Error(), "(check the image name") ||
+		!strings.Contains(se.Words(func(f string) string { return "--" + f }), "(check the --image name") {
 		t.Fatalf("err = %v", err)
 	}
 	if time.Since(start) > 10*time.Second {
@@ -97,7 +100,7 @@ func TestWaitForRunningTimeoutNamesState(t *testing.T) {
 	p := podWith(waiting("ContainerCreating"))
 	cs := fakeCluster(p)
 	_, err := WaitForRunning(context.Background(), cs, p, 300*time.Millisecond, nil)
-	if err == nil || !strings.Contains(err.Error(), "ContainerCreating") || !strings.Contains(err.Error(), "--timeout") {
+	if err == nil || !strings.Contains(err.Error(), "ContainerCreating") || field.StepOf(err) != (field.Step{Hint: field.HintWaitSandbox, Name: p.Name, Namespace: "ns"}) {
 		t.Fatalf("err = %v", err)
 	}
 }

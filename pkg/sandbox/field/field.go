@@ -29,10 +29,11 @@ type Error struct {
 	Detail string
 	// Asked is what goes beyond; Ceiling what the ceiling allows.
 	Asked, Ceiling string
-	// Hint, if set, names a next step that an edge words as its own
-	// command (the CLI appends "(a sandbox without a pool: kubectl
-	// agentkernel create NAME)" for HintNoPool).
-	Hint Hint
+	// Step, if its Hint is set, names a next step that an edge words as
+	// its own command (the CLI appends "(a sandbox without a pool:
+	// kubectl agentkernel create NAME)" for HintNoPool). The edge's words
+	// go where Detail says `step`, or else after the message.
+	Step Step
 }
 
 // Hint names a next step an edge may suggest, in its own words.
@@ -56,10 +57,16 @@ func (e Error) Words(name func(field string) string) string {
 	if e.Detail == "" {
 		return fmt.Sprintf("%s: %s is beyond %s", name(e.Field), e.Asked, e.Ceiling)
 	}
-	return named.ReplaceAllStringFunc(e.Detail, func(m string) string {
-		return name(m[1 : len(m)-1])
+	return Name(e.Detail, func(f string) string {
+		if f == stepMark {
+			return "" // the edge's words for Step, which Say puts here
+		}
+		return name(f)
 	})
 }
+
+// stepMark, in backquotes, is where in a Detail the next step goes.
+const stepMark = "step"
 
 // Error names fields as the domain does.
 func (e Error) Error() string {
@@ -70,7 +77,9 @@ func (e Error) Error() string {
 func (e Error) Named() []string {
 	out := []string{e.Field}
 	for _, m := range named.FindAllStringSubmatch(e.Detail, -1) {
-		out = append(out, m[1])
+		if m[1] != stepMark {
+			out = append(out, m[1])
+		}
 	}
 	return out
 }

@@ -1,0 +1,142 @@
+package pool
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
+)
+
+// The claim's write to a member, and the delivery of its environment.
+
+// claimPatch is the one write of a claim.
+func claimPatch(member *corev1.Pod, s, claim *sandbox.Spec, d delivery, id string, now time.Time) ([]byte, error) {
+	lbls := map[string]string{sandbox.LabelSandbox: s.Name}
+	for k, v := range claim.Labels {
+		lbls[k] = v
+	}
+	ann := map[string]any{AnnotationClaim: id}
+	if !d.empty() {
+		// Not whole until the delivery says so (claimstate.go).
+		ann[sandbox.AnnotationClaimState] = sandbox.ClaimPending
+		ann[sandbox.AnnotationClaimedAt] = now.UTC().Format(time.RFC3339)
+	}
+	if d.file != "" {
+		ann[sandbox.AnnotationEnvFile] = d.file
+	}
+	if s.IdleTimeout > 0 {
+		ann[sandbox.AnnotationIdleTimeout] = s.IdleTimeout.String()
+	}
+	meta := map[string]any{
+		"resourceVersion": member.ResourceVersion, // the precondition: no one wrote it since we read it
+		"labels":          lbls,
+		"annotations":     ann,
+		"ownerReferences": nil, // out of the pool: pool delete and the GC leave it alone
+	}
+	patch := map[string]any{"metadata": meta}
+	if s.TTL > 0 {
+		ann[sandbox.AnnotationTTL] = s.TTL.String()
+		if d := claimDeadline(member, s.TTL, now); d != nil {
+			patch["spec"] = map[string]any{"activeDeadlineSeconds": *d}
+		}
+	}
+	return json.Marshal(patch)
+}
+
+// claimDeadline is the activeDeadlineSeconds that ends a claimed member ttl
+// from now. The kubelet counts it from the Pod's start, so the time the
+// member waited warm is added; a running Pod accepts a deadline only where
+// it has none or a later one (nil: keep the one it has).
+func claimDeadline(member *corev1.Pod, ttl time.Duration, now time.Time) *int64 {
+	waited := time.Duration(0)
+	if st := member.Status.StartTime; st != nil && now.After(st.Time) {
+		waited = now.Sub(st.Time)
+	}
+	d := int64(math.Ceil((waited + ttl).Seconds()))
+	if old := member.Spec.ActiveDeadlineSeconds; old != nil && *old <= d {
+		return nil
+	}
+	return &d
+}
+
+// finishClaim makes a claimed member the sandbox s: it backs off if the
+// name is held by another sandbox, creates the claim's Secret (owned by the
+// Pod, so delete removes it), and delivers the claim's environment and idle
+// timeout over exec stdin, then marks the claim complete. It returns the
+// Pod as it is then.
+func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, s *sandbox.Spec, d delivery, id string, o AcquireOptions) (*corev1.Pod, *corev1.Secret, error) {
+	// A cold create or another claim of this name may have won meanwhile;
+	// of two that see each other both back off, and never both stay.
+	if err := sandbox.NameHeldElsewhere(ctx, cs, s, pod.UID); err != nil {
+		return nil, nil, err
+	}
+	var secret *corev1.Secret
+	if sec := s.Secret(o.SecretValues); sec != nil {
+		sec.Name = pod.Name + "-env"
+		sec.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID, Controller: ptr.To(true)}}
+		got, err := sandbox.CreateOwnedSecret(ctx, cs, pod, sec)
+		if err != nil {
+			return nil, nil, fmt.Errorf("creating the claim's secret: %w", err)
+		}
+		secret = got
+	}
+	if d.empty() {
+		return pod, secret, nil
+	}
+	ex := o.Exec(pod).Delivering()
+	var stdin io.Reader
+	if d.file != "" {
+		stdin = bytes.NewReader(d.content)
+	}
+	var stderr untrusted.Buffer
+	if err := ex.Run(ctx, deliverCommand(d.file, d.idle), stdin, nil, &stderr); err != nil {
+		if ctx.Err() != nil {
+			return nil, secret, context.Cause(ctx)
+		}
+		// The member's stderr is the sandbox's text: one short line of it.
+		return nil, secret, fmt.Errorf("delivering the claim's environment into sandbox %q failed: %v; the sandbox said: %q", s.Name, err, untrusted.Line(stderr.String(), 200))
+	}
+	done, err := completeClaim(ctx, cs, pod, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, secret, context.Cause(ctx)
+		}
+		return nil, secret, err
+	}
+	return done, secret, nil
+}
+
+// delivery is what a claim writes into the sandbox it takes.
+type delivery struct {
+	file    string // the environment file, "" for none
+	content []byte // its content: secrets among it
+	idle    int64  // seconds, 0 for none
+}
+
+func (d delivery) empty() bool { return d.file == "" && d.idle == 0 }
+
+// newDelivery prepares it before the claim is written, so that bad input
+// fails before a member is taken.
+func newDelivery(member *corev1.Pod, s, claim *sandbox.Spec, values map[string]string) (delivery, error) {
+	d := delivery{idle: sandbox.IdleSeconds(s.IdleTimeout)}
+	if len(claim.Env) == 0 && len(claim.SecretEnvNames) == 0 {
+		return d, nil
+	}
+	content, err := envFileContent(claim.Env, claim.SecretEnvNames, values)
+	if err != nil {
+		return d, err
+	}
+	d.file, d.content = sandbox.EnvFilePath(member.Name), content
+	return d, nil
+}
