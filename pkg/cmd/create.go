@@ -63,6 +63,7 @@ type CreateOptions struct {
 	command []string
 
 	Sandbox    *cli.SandboxFlags
+	Persist    cli.PersistFlags
 	Claim      *cli.PoolClaimFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
@@ -119,6 +120,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 		RunE:    cli.CompleteValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	o.Sandbox.AddFlags(cmd)
+	o.Persist.AddFlags(cmd)
 	o.Claim.AddFlags(cmd)
 	_ = cmd.RegisterFlagCompletionFunc("pool", cli.CompletePoolNames(f))
 	fl := cmd.Flags()
@@ -167,7 +169,10 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 		return err
 	}
 	o.spec, o.secretValues, err = o.Sandbox.Spec(o.Name, o.Namespace)
-	if err != nil || !o.Command {
+	if err != nil {
+		return err
+	}
+	if err := o.Persist.Apply(&o.spec); err != nil || !o.Command {
 		return err
 	}
 	return o.completeMainProcess()
@@ -188,6 +193,9 @@ func (o *CreateOptions) Validate() error {
 	}
 	if o.Claim.Pool != "" && o.CreateNamespace {
 		return fmt.Errorf("--create-namespace cannot be used with --pool: a pool lives in a namespace that exists")
+	}
+	if o.Claim.Pool != "" && o.spec.Workspace != nil {
+		return fmt.Errorf("--persist cannot be used with --pool: a pool's warm members have no workspace; leave out --pool to create a persistent sandbox cold")
 	}
 	if o.Claim.Pool != "" && o.Command {
 		return fmt.Errorf("--command cannot be used with --pool: a warm sandbox was started before the claim, without the command as its main process; leave out --pool, or run the command with kubectl agentkernel exec")
@@ -251,6 +259,9 @@ func (o *CreateOptions) printDryRun() error {
 	}
 	if np := o.spec.NetworkPolicy(); np != nil {
 		objs = append(objs, np)
+	}
+	if w := o.spec.WorkspaceClaim(); w != nil {
+		objs = append(objs, w)
 	}
 	objs = append(objs, o.spec.Pod())
 	switch o.output() {

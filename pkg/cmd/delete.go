@@ -57,7 +57,8 @@ func NewCmdDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 		Long: templates.LongDesc(`
 			Delete sandboxes. Only Pods labelled agentkernel/managed-by=agentkernel are ever
 			deleted. A sandbox's Secret and NetworkPolicy are owned by its Pod, so the
-			cluster's garbage collector removes them with it.`),
+			cluster's garbage collector removes them with it. A persistent sandbox's
+			workspace is deleted too, suspended or not, and its files with it.`),
 		Example:           deleteExample,
 		ValidArgsFunction: cli.CompleteSandboxNames(f),
 		RunE:              cli.CompleteValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
@@ -124,7 +125,12 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	}
 	if len(o.Names) > 0 {
 		for _, n := range o.Names {
-			done(sandbox.Delete(ctx, o.Clientset, o.Namespace, n, grace))
+			pod, err := sandbox.Delete(ctx, o.Clientset, o.Namespace, n, grace)
+			if err == nil && pod == nil { // suspended: its workspace was all there was
+				fmt.Fprintf(o.Out, "sandbox/%s deleted\n", n)
+				continue
+			}
+			done(pod, err)
 		}
 	} else {
 		ns := o.Namespace
@@ -135,13 +141,31 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 		if err != nil {
 			return o.Explain(err, ns)
 		}
-		if len(pods) == 0 {
+		suspended, err := sandbox.ListSuspended(ctx, o.Clientset, ns, o.Selector, pods)
+		if err != nil {
+			return o.Explain(err, ns)
+		}
+		if len(pods) == 0 && len(suspended) == 0 {
 			_, err := fmt.Fprintln(o.ErrOut, "No sandboxes found.")
 			return err
 		}
 		for i := range pods {
 			pod := &pods[i]
-			done(pod, sandbox.DeletePod(ctx, o.Clientset, pod, grace))
+			err := sandbox.DeletePod(ctx, o.Clientset, pod, grace)
+			if err == nil && sandbox.IsPersistent(pod) {
+				_, err = sandbox.DeleteWorkspace(ctx, o.Clientset, pod.Namespace, sandbox.NameOf(pod))
+			}
+			done(pod, err)
+		}
+		for _, s := range suspended {
+			if s.Pod != nil {
+				continue // its ended Pod was deleted above, with its workspace
+			}
+			if _, err := sandbox.DeleteWorkspace(ctx, o.Clientset, s.Workspace.Namespace, s.Name()); err != nil {
+				errs = append(errs, o.Explain(err, s.Workspace.Namespace))
+				continue
+			}
+			fmt.Fprintf(o.Out, "sandbox/%s deleted\n", s.Name())
 		}
 	}
 	if o.Wait {
