@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -127,10 +126,7 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 			done(sandbox.Delete(ctx, o.Clientset, o.Namespace, n, grace))
 		}
 	} else {
-		ns := o.Namespace
-		if o.AllNamespaces {
-			ns = metav1.NamespaceAll
-		}
+		ns := o.ListNamespace(o.AllNamespaces)
 		pods, err := sandbox.List(ctx, o.Clientset, ns, o.Selector)
 		if err != nil {
 			return o.Explain(err, ns)

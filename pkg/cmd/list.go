@@ -84,10 +84,7 @@ func (o *ListOptions) Validate() error {
 
 // Run lists and prints.
 func (o *ListOptions) Run(ctx context.Context) error {
-	ns := o.Namespace
-	if o.AllNamespaces {
-		ns = metav1.NamespaceAll
-	}
+	ns := o.ListNamespace(o.AllNamespaces)
 	pods, err := sandbox.List(ctx, o.Clientset, ns, o.Selector)
 	if err != nil {
 		return o.Explain(err, ns)
@@ -118,12 +115,7 @@ func (o *ListOptions) Run(ctx context.Context) error {
 		return printer.PrintObj(&corev1.PodList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}, Items: pods}, o.Out)
 	}
 	if len(pods) == 0 {
-		if o.AllNamespaces {
-			_, err = fmt.Fprintln(o.ErrOut, "No sandboxes found.")
-		} else {
-			_, err = fmt.Fprintf(o.ErrOut, "No sandboxes found in %s namespace.\n", ns)
-		}
-		return err
+		return cli.NoneFound(o.ErrOut, "sandboxes", o.AllNamespaces, ns)
 	}
 	return printer.PrintObj(SandboxTable(pods, time.Now()), o.Out)
 }
