@@ -32,18 +32,17 @@ type DeleteOptions struct {
 	All            bool
 	Selector       string
 	AllNamespaces  bool
-	Wait           bool
-	Timeout        time.Duration
 	IgnoreNotFound bool
 	GracePeriod    int64
 
+	cli.WaitFlags
 	cli.Clients
 	genericiooptions.IOStreams
 }
 
 // NewDeleteOptions returns DeleteOptions writing to streams.
 func NewDeleteOptions(streams genericiooptions.IOStreams) *DeleteOptions {
-	return &DeleteOptions{Wait: true, Timeout: 2 * time.Minute, GracePeriod: -1, IOStreams: streams}
+	return &DeleteOptions{WaitFlags: cli.NewWaitFlags(2 * time.Minute), GracePeriod: -1, IOStreams: streams}
 }
 
 // NewCmdDelete returns the delete command.
@@ -64,8 +63,7 @@ func NewCmdDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	cmd.Flags().BoolVar(&o.All, "all", o.All, "Delete every sandbox in the namespace")
 	cmd.Flags().StringVarP(&o.Selector, "selector", "l", o.Selector, "Delete the sandboxes matching this label selector")
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "With --all or -l: in every namespace")
-	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandboxes are gone")
-	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
+	o.WaitFlags.AddFlags(cmd.Flags(), "the sandboxes are gone")
 	cmd.Flags().BoolVar(&o.IgnoreNotFound, "ignore-not-found", o.IgnoreNotFound, "Treat a sandbox that does not exist as deleted")
 	cmd.Flags().Int64Var(&o.GracePeriod, "grace-period", o.GracePeriod, "Seconds to let the sandbox stop; -1 uses the sandbox's own (10), 0 kills at once")
 	return cmd
