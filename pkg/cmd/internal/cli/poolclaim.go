@@ -137,30 +137,17 @@ func AcquiredHow(a *pool.Acquired, poolName string) string {
 // CompletePoolNames completes the names of the pools in the namespace.
 func CompletePoolNames(f cmdutil.Factory) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		ctx := cmd.Context()
-		if ctx == nil {
-			ctx = context.Background()
-		}
-		ctx, cancel := context.WithTimeout(ctx, completionTimeout)
-		defer cancel()
-		namespace, _, err := f.ToRawKubeConfigLoader().Namespace()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		client, err := f.KubernetesClientSet()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		pools, _, err := pool.ListPools(ctx, client, namespace)
+		names, err := namesForCompletion(cmd.Context(), f, toComplete, func(ctx context.Context, client kubernetes.Interface, namespace string) ([]string, error) {
+			pools, _, err := pool.ListPools(ctx, client, namespace)
+			names := make([]string, 0, len(pools))
+			for _, p := range pools {
+				names = append(names, p.Name)
+			}
+			return names, err
+		})
 		if err != nil {
 			cobra.CompDebugln(err.Error(), true)
 			return nil, cobra.ShellCompDirectiveError
-		}
-		var names []string
-		for _, p := range pools {
-			if strings.HasPrefix(p.Name, toComplete) {
-				names = append(names, p.Name)
-			}
 		}
 		return Without(names, args), cobra.ShellCompDirectiveNoFileComp
 	}
