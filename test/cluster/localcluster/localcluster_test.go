@@ -100,18 +100,25 @@ func waitRunning(ctx context.Context, t *testing.T, client kubernetes.Interface,
 	}
 }
 
+// startControlPlaneTest skips t with skipWhy under -short (what it would
+// start, and for how long), else gives it a context that ends after timeout
+// and the built binaries.
+func startControlPlaneTest(t *testing.T, timeout time.Duration, skipWhy string) (context.Context, *Binaries) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(skipWhy)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return ctx, testBinaries(t)
+}
+
 // TestCluster starts the real control plane with kwok and checks what the
 // e2e suite relies on: PodSecurity, pods running on the kwok node, exec exit
 // codes and stdin through the real exec protocol, the unprivileged sandbox,
 // the no-tar pod, and a Down that leaves no process behind.
 func TestCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd, kube-apiserver, controller-manager, scheduler and kwok (binaries from `go run ./test/cluster build`, ~25 min when nothing is cached); skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-
-	b := testBinaries(t)
+	ctx, b := startControlPlaneTest(t, 10*time.Minute, "starts etcd, kube-apiserver, controller-manager, scheduler and kwok (binaries from `go run ./test/cluster build`, ~25 min when nothing is cached); skipped with -short")
 
 	upStart := time.Now()
 	c, err := Up(ctx, b, Options{Kwok: true, Log: testLog{t}})
@@ -361,12 +368,7 @@ func vmRSSKiB(pid int) int64 {
 // TestUpFailureCleansUp: when a component dies during Up, the error names
 // it with the end of its log and nothing Up started keeps running.
 func TestUpFailureCleansUp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd from the built binaries; skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	b := testBinaries(t)
+	ctx, b := startControlPlaneTest(t, 2*time.Minute, "starts etcd from the built binaries; skipped with -short")
 	broken := *b
 	broken.APIServer = filepath.Join(t.TempDir(), "kube-apiserver")
 	if err := os.WriteFile(broken.APIServer, []byte("#!/bin/sh\necho 'fake apiserver: failing on purpose' >&2\nexit 3\n"), 0o755); err != nil {
@@ -427,12 +429,7 @@ func findProcs(t *testing.T, s string) []int {
 // TestUpInPrivateDir: a Dir that kwok's uid cannot enter (t.TempDir() is
 // below a 0700 directory) works, and Down keeps a Dir it was given.
 func TestUpInPrivateDir(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real control plane and kwok; skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	b := testBinaries(t)
+	ctx, b := startControlPlaneTest(t, 5*time.Minute, "starts a real control plane and kwok; skipped with -short")
 	dir := filepath.Join(t.TempDir(), "cluster")
 	c, err := Up(ctx, b, Options{Dir: dir, Kwok: true, Log: testLog{t}})
 	if err != nil {
