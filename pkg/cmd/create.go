@@ -117,8 +117,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 		RunE:    cli.CompleteValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	o.Sandbox.AddFlags(cmd)
-	o.Claim.AddFlags(cmd)
-	_ = cmd.RegisterFlagCompletionFunc("pool", cli.CompletePoolNames(f))
+	o.Claim.AddFlags(cmd, f)
 	fl := cmd.Flags()
 	o.WaitFlags.AddFlags(fl, "the sandbox can run commands")
 	fl.BoolVar(&o.CreateNamespace, "create-namespace", o.CreateNamespace, `Create the namespace, labelled pod-security.kubernetes.io/enforce=restricted, if it does not exist`)

@@ -26,10 +26,12 @@ type PoolClaimFlags struct {
 	Wait bool
 }
 
-// AddFlags registers the flags on cmd.
-func (f *PoolClaimFlags) AddFlags(cmd *cobra.Command) {
+// AddFlags registers the flags on cmd; --pool completes the names of the
+// pools in the namespace.
+func (f *PoolClaimFlags) AddFlags(cmd *cobra.Command, factory cmdutil.Factory) {
 	cmd.Flags().StringVar(&f.Pool, "pool", f.Pool, "Claim a warm sandbox from this pool (kubectl agentkernel pool create); with none ready, create it cold from the pool's definition")
 	cmd.Flags().BoolVar(&f.Wait, "pool-wait", f.Wait, "With --pool: wait (up to --timeout) for a warm sandbox instead of creating one cold")
+	_ = cmd.RegisterFlagCompletionFunc("pool", CompletePoolNames(factory))
 }
 
 // Validate checks the flags without I/O.
