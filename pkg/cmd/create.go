@@ -119,7 +119,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 	o.Sandbox.AddFlags(cmd)
 	o.Claim.AddFlags(cmd, f)
 	fl := cmd.Flags()
-	o.WaitFlags.AddFlags(fl, "the sandbox can run commands")
+	o.AddWaitFlags(fl, "the sandbox can run commands")
 	fl.BoolVar(&o.CreateNamespace, "create-namespace", o.CreateNamespace, `Create the namespace, labelled pod-security.kubernetes.io/enforce=restricted, if it does not exist`)
 	fl.BoolVar(&o.Command, "command", o.Command, "Run the command after '--' (default: the --agent preset's) as the sandbox's main process, with stdin kept open, for attach; the sandbox ends when it does")
 	fl.BoolVar(&o.TTY, "tty", o.TTY, "With --command: give the main process a terminal")

@@ -63,7 +63,7 @@ func NewCmdDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	cmd.Flags().BoolVar(&o.All, "all", o.All, "Delete every sandbox in the namespace")
 	cmd.Flags().StringVarP(&o.Selector, "selector", "l", o.Selector, "Delete the sandboxes matching this label selector")
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "With --all or -l: in every namespace")
-	o.WaitFlags.AddFlags(cmd.Flags(), "the sandboxes are gone")
+	o.AddWaitFlags(cmd.Flags(), "the sandboxes are gone")
 	cmd.Flags().BoolVar(&o.IgnoreNotFound, "ignore-not-found", o.IgnoreNotFound, "Treat a sandbox that does not exist as deleted")
 	cmd.Flags().Int64Var(&o.GracePeriod, "grace-period", o.GracePeriod, "Seconds to let the sandbox stop; -1 uses the sandbox's own (10), 0 kills at once")
 	return cmd

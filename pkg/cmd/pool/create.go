@@ -83,7 +83,7 @@ func newCmdPoolCreate(f cmdutil.Factory, o *PoolCreateOptions) *cobra.Command {
 	o.Sandbox.AddFlags(cmd)
 	fl := cmd.Flags()
 	fl.IntVar(&o.Size, "size", o.Size, "Number of warm sandboxes to keep")
-	o.WaitFlags.AddFlags(fl, "every member is ready")
+	o.AddWaitFlags(fl, "every member is ready")
 	cmdutil.AddDryRunFlag(cmd)
 	o.PrintFlags.AddFlags(cmd)
 	_ = cmd.MarkFlagRequired("size")

@@ -53,7 +53,7 @@ func NewCmdPoolDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *co
 		ValidArgsFunction: cli.CompletePoolNames(f),
 		RunE:              cli.CompleteValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
 	}
-	o.WaitFlags.AddFlags(cmd.Flags(), "the warm sandboxes are gone")
+	o.AddWaitFlags(cmd.Flags(), "the warm sandboxes are gone")
 	cmd.Flags().BoolVar(&o.IgnoreNotFound, "ignore-not-found", o.IgnoreNotFound, "Treat a pool that does not exist as deleted")
 	return cmd
 }

@@ -52,7 +52,7 @@ func NewCmdPoolScale(f cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 		RunE:              cli.CompleteValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	cmd.Flags().IntVar(&o.Size, "size", o.Size, "Number of warm sandboxes to keep")
-	o.WaitFlags.AddFlags(cmd.Flags(), "the pool has that many ready")
+	o.AddWaitFlags(cmd.Flags(), "the pool has that many ready")
 	_ = cmd.MarkFlagRequired("size")
 	return cli.SpeakFlags(cmd)
 }

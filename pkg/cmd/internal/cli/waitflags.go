@@ -20,8 +20,8 @@ func NewWaitFlags(timeout time.Duration) WaitFlags {
 	return WaitFlags{Wait: true, Timeout: timeout}
 }
 
-// AddFlags registers --wait ("Wait until " + until) and --timeout.
-func (f *WaitFlags) AddFlags(fl *pflag.FlagSet, until string) {
+// AddWaitFlags registers --wait ("Wait until " + until) and --timeout.
+func (f *WaitFlags) AddWaitFlags(fl *pflag.FlagSet, until string) {
 	fl.BoolVar(&f.Wait, "wait", f.Wait, "Wait until "+until)
 	fl.DurationVar(&f.Timeout, "timeout", f.Timeout, "How long to wait; 0 waits for ever")
 }
