@@ -50,8 +50,6 @@ var createExample = templates.Examples(`
 // CreateOptions creates a sandbox.
 type CreateOptions struct {
 	Name            string
-	Wait            bool
-	Timeout         time.Duration
 	DryRun          cmdutil.DryRunStrategy
 	CreateNamespace bool
 	// Command makes the arguments after "--" (or the --agent preset's
@@ -72,6 +70,7 @@ type CreateOptions struct {
 	secretValues map[string]string
 	match        []string // with --pool: the flags the claim insists on
 
+	cli.WaitFlags
 	cli.Clients
 	genericiooptions.IOStreams
 }
@@ -79,9 +78,8 @@ type CreateOptions struct {
 // NewCreateOptions returns CreateOptions with the defaults of a restrictive sandbox.
 func NewCreateOptions(streams genericiooptions.IOStreams) *CreateOptions {
 	return &CreateOptions{
-		Wait:       true,
+		WaitFlags:  cli.NewWaitFlags(5 * time.Minute),
 		TTY:        true,
-		Timeout:    5 * time.Minute,
 		Sandbox:    cli.NewSandboxFlags(),
 		Claim:      &cli.PoolClaimFlags{},
 		PrintFlags: genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
@@ -121,11 +119,9 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 	}
 	o.Sandbox.AddFlags(cmd)
 	o.Persist.AddFlags(cmd)
-	o.Claim.AddFlags(cmd)
-	_ = cmd.RegisterFlagCompletionFunc("pool", cli.CompletePoolNames(f))
+	o.Claim.AddFlags(cmd, f)
 	fl := cmd.Flags()
-	fl.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandbox can run commands")
-	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
+	o.AddWaitFlags(fl, "the sandbox can run commands")
 	fl.BoolVar(&o.CreateNamespace, "create-namespace", o.CreateNamespace, `Create the namespace, labelled pod-security.kubernetes.io/enforce=restricted, if it does not exist`)
 	fl.BoolVar(&o.Command, "command", o.Command, "Run the command after '--' (default: the --agent preset's) as the sandbox's main process, with stdin kept open, for attach; the sandbox ends when it does")
 	fl.BoolVar(&o.TTY, "tty", o.TTY, "With --command: give the main process a terminal")
@@ -185,8 +181,8 @@ func (o *CreateOptions) Validate() error {
 	if err := o.Sandbox.Validate(); err != nil {
 		return err
 	}
-	if o.Timeout < 0 {
-		return fmt.Errorf("--timeout must not be negative")
+	if err := o.WaitFlags.Validate(); err != nil {
+		return err
 	}
 	if err := o.Claim.Validate(); err != nil {
 		return err

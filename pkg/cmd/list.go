@@ -84,10 +84,7 @@ func (o *ListOptions) Validate() error {
 
 // Run lists and prints.
 func (o *ListOptions) Run(ctx context.Context) error {
-	ns := o.Namespace
-	if o.AllNamespaces {
-		ns = metav1.NamespaceAll
-	}
+	ns := o.ListNamespace(o.AllNamespaces)
 	pods, err := sandbox.List(ctx, o.Clientset, ns, o.Selector)
 	if err != nil {
 		return o.Explain(err, ns)
@@ -128,12 +125,7 @@ func (o *ListOptions) Run(ctx context.Context) error {
 		return printer.PrintObj(listOf(pods, suspended), o.Out)
 	}
 	if len(pods) == 0 && len(suspended) == 0 {
-		if o.AllNamespaces {
-			_, err = fmt.Fprintln(o.ErrOut, "No sandboxes found.")
-		} else {
-			_, err = fmt.Fprintf(o.ErrOut, "No sandboxes found in %s namespace.\n", ns)
-		}
-		return err
+		return cli.NoneFound(o.ErrOut, "sandboxes", o.AllNamespaces, ns)
 	}
 	table := SandboxTable(pods, time.Now())
 	addSuspendedRows(table, suspended, time.Now())

@@ -142,8 +142,7 @@ func newCmdRun(f cmdutil.Factory, o *RunOptions) *cobra.Command {
 	}
 	o.Sandbox.AddFlags(cmd)
 	o.Persist.AddFlags(cmd)
-	o.Claim.AddFlags(cmd)
-	_ = cmd.RegisterFlagCompletionFunc("pool", cli.CompletePoolNames(f))
+	o.Claim.AddFlags(cmd, f)
 	fl := cmd.Flags()
 	fl.StringArrayVar(&o.CopyIn, "copy-in", o.CopyIn, "Copy a local file or directory into the sandbox before the command: LOCAL[:SANDBOX_PATH] (repeatable; default path /workspace/)")
 	fl.StringArrayVar(&o.CopyOut, "copy-out", o.CopyOut, "Copy a file or directory out of the sandbox after the command, also when it failed: SANDBOX_PATH[:LOCAL] (repeatable; default local .)")
