@@ -60,8 +60,11 @@ type CreateOptions struct {
 	Quiet   bool
 	command []string
 
-	Sandbox    *cli.SandboxFlags
-	Persist    cli.PersistFlags
+	Sandbox *cli.SandboxFlags
+	Persist cli.PersistFlags
+	// From fills the new sandbox with a workspace archive's files or
+	// another sandbox's (createfrom.go).
+	From       string
 	Claim      *cli.PoolClaimFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
@@ -119,6 +122,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 	}
 	o.Sandbox.AddFlags(cmd)
 	o.Persist.AddFlags(cmd)
+	cmd.Flags().StringVar(&o.From, "from", o.From, "Start with the work (/workspace and $HOME) of a workspace archive (snapshot --to FILE) or of a sandbox of the namespace (a fork); implies --persist")
 	o.Claim.AddFlags(cmd, f)
 	fl := cmd.Flags()
 	o.AddWaitFlags(fl, "the sandbox can run commands")
@@ -168,6 +172,9 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 	if err != nil {
 		return err
 	}
+	if o.From != "" && o.Persist.Persist == "" {
+		o.Persist.Persist = sandbox.DefaultWorkspaceSize.String() // a fork keeps its work
+	}
 	if err := o.Persist.Apply(&o.spec); err != nil || !o.Command {
 		return err
 	}
@@ -189,6 +196,9 @@ func (o *CreateOptions) Validate() error {
 	}
 	if o.Claim.Pool != "" && o.CreateNamespace {
 		return fmt.Errorf("--create-namespace cannot be used with --pool: a pool lives in a namespace that exists")
+	}
+	if err := o.validateFrom(); err != nil {
+		return err
 	}
 	if o.Claim.Pool != "" && o.spec.Workspace != nil {
 		return fmt.Errorf("--persist cannot be used with --pool: a pool's warm members have no workspace; leave out --pool to create a persistent sandbox cold")
@@ -223,6 +233,9 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		return o.Explain(err, o.Namespace)
 	}
 	o.warnOtherPolicies(ctx)
+	if err := o.fill(ctx, created, prog); err != nil {
+		return err
+	}
 	if err := o.prepare(ctx, created, prog); err != nil {
 		return err
 	}

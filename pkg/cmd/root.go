@@ -75,6 +75,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdDelete(f, streams),
 		NewCmdSuspend(f, streams),
 		NewCmdResume(f, streams),
+		NewCmdSnapshot(f, streams),
 		NewCmdAttach(f, streams),
 		NewCmdShell(f, streams),
 		NewCmdLogs(f, streams),

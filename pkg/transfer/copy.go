@@ -268,5 +268,11 @@ func DefaultLimits(pod *corev1.Pod) Limits {
 			limit = q.Value()
 		}
 	}
-	return Limits{MaxBytes: limit, MaxFiles: max(limit/4096, minMaxFiles)}
+	return LimitsFor(limit)
+}
+
+// LimitsFor are the limits of a copy that may write maxBytes: one entry
+// per 4 KiB of it, and never fewer than minMaxFiles.
+func LimitsFor(maxBytes int64) Limits {
+	return Limits{MaxBytes: maxBytes, MaxFiles: max(maxBytes/4096, minMaxFiles)}
 }

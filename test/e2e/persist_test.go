@@ -196,6 +196,23 @@ func TestPersistentErrors(t *testing.T) {
 		_, podLeft := getSandboxPod(t, ns, "unbound")
 		return !ok && !podLeft
 	})
+	// --from a file that is no workspace archive, or a sandbox that is not
+	// there: the new sandbox is not left half made.
+	garbage := t.TempDir() + "/garbage.tar.gz"
+	if err := os.WriteFile(garbage, []byte("not an archive"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	class := storageFor(t, 2)
+	wantError(t, plugin(t, "", "create", "from-garbage", "-n", ns, "--from", garbage, "--storage-class", class), "not a usable workspace archive")
+	wantError(t, plugin(t, "", "create", "from-nothing", "-n", ns, "--from", "nothing", "--storage-class", class), `sandbox "nothing" not found`)
+	wantError(t, plugin(t, "", "snapshot", "plain", "-n", ns), "--to FILE is required")
+	for _, name := range []string{"from-garbage", "from-nothing"} {
+		eventually(t, time.Minute, name+" to leave nothing", func() bool {
+			_, ws := getWorkspace(t, ns, name)
+			_, pod := getSandboxPod(t, ns, name)
+			return !ws && !pod
+		})
+	}
 	mustPlugin(t, "", "delete", "plain", "-n", ns)
 }
 
