@@ -72,6 +72,9 @@ type Options struct {
 	// Pools, if set, lets create_sandbox take a warm sandbox from a pool:
 	// WarmPools() for the namespace's pools.
 	Pools PoolClaimer
+	// Persist is the most a persistent sandbox may be (create_sandbox
+	// with persist); its zero value allows none.
+	Persist Persist
 
 	// Log receives the server's log lines (stderr: stdout is the protocol's).
 	Log *slog.Logger
@@ -288,10 +291,23 @@ const deleteWait = time.Minute
 // remove deletes a sandbox by UID and waits up to wait until it is gone.
 func (s *Server) remove(ctx context.Context, t target, wait time.Duration) error {
 	undo := s.scope.deleting(t)
-	err := sandbox.DeletePod(ctx, s.o.Clientset, t.pod, nil)
+	err := error(&sandbox.NotFoundError{})
+	if t.pod != nil && t.pod.UID != "" {
+		err = sandbox.DeletePod(ctx, s.o.Clientset, t.pod, nil)
+	}
 	var nf *sandbox.NotFoundError
+	if t.workspace != "" && (err == nil || errors.As(err, &nf)) {
+		// A persistent sandbox, suspended or not: its files go too.
+		if werr := s.removeWorkspace(ctx, t); werr != nil {
+			undo()
+			return werr
+		}
+	}
 	if errors.As(err, &nf) {
 		s.scope.removed(t)
+		if t.workspace != "" {
+			s.log.Info("deleted sandbox", "sandbox", t.name, "workspace", true)
+		}
 		return nil // gone already, or replaced by a Pod that is not ours
 	}
 	if err != nil {
