@@ -422,3 +422,57 @@ func TestPersistWords(t *testing.T) {
 		}
 	}
 }
+
+// suspend_sandbox and resume_sandbox are there when the server can have
+// persistent sandboxes, with honest hints; create_sandbox's schema names
+// the workspace's arguments. A server that stops deletes the persistent
+// sandboxes it made, workspace and all, as it deletes the others.
+func TestPersistTools(t *testing.T) {
+	f := start(t, fakeCluster(), &hostExecutor{}, persisting)
+	res, err := f.session.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools := map[string]*sdk.Tool{}
+	for _, tool := range res.Tools {
+		tools[tool.Name] = tool
+	}
+	for name, h := range map[string]struct{ destructive, idempotent bool }{toolSuspend: {true, true}, toolResume: {false, true}} {
+		tool := tools[name]
+		if tool == nil {
+			t.Fatalf("no tool %s", name)
+		}
+		a := tool.Annotations
+		if a.ReadOnlyHint || *a.DestructiveHint != h.destructive || a.IdempotentHint != h.idempotent || *a.OpenWorldHint || tool.OutputSchema == nil {
+			t.Errorf("%s: annotations %+v, want destructive %v idempotent %v", name, a, h.destructive, h.idempotent)
+		}
+	}
+	schema, _ := json.Marshal(tools[toolCreate].InputSchema)
+	for _, want := range []string{`"persist"`, `"workspace_size"`, `"storage_class"`, `"retain"`} {
+		if !strings.Contains(string(schema), want) {
+			t.Errorf("create_sandbox's input schema lacks %s", want)
+		}
+	}
+	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "left", "persist": true})
+	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "asleep", "persist": true})
+	ok[SuspendOutput](f, toolSuspend, map[string]any{"sandbox": "asleep"})
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"left", "asleep"} {
+		if _, err := f.workspace(name); !apierrors.IsNotFound(err) {
+			t.Errorf("the server stopped and left the workspace of %s: %v", name, err)
+		}
+	}
+
+	plain := start(t, fakeCluster(), &hostExecutor{}, nil)
+	res, err = plain.session.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range res.Tools {
+		if tool.Name == toolSuspend || tool.Name == toolResume {
+			t.Errorf("a server without persistent sandboxes offers %s", tool.Name)
+		}
+	}
+}

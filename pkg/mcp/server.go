@@ -182,6 +182,9 @@ func (s *Server) instructions() string {
 	}
 	fmt.Fprintf(&b, ". Relative sandbox paths start at %s, the writable workspace (also writable: %s, %s). ", sandbox.WorkspaceDir, sandbox.TmpDir, sandbox.HomeDir)
 	fmt.Fprintf(&b, "At most %d sandboxes at once; each ends after its TTL (at most %s)", s.o.MaxSandboxes, s.o.Spec.TTL)
+	if s.o.Persist.MaxSize.Sign() > 0 {
+		fmt.Fprintf(&b, " (a persistent one, made with persist, up to %s, is suspended instead: its files are kept, and any command on it, or resume_sandbox, resumes it; suspend_sandbox frees its node while you do not need it)", s.o.Persist.MaxSize.String())
+	}
 	if !s.o.Keep {
 		b.WriteString(" and is deleted when this session ends")
 	}
