@@ -222,6 +222,15 @@ func suspendedWords(since time.Time, why string) string {
 	return out
 }
 
+// persistent is a persistent sandbox in scope.
+func (s *Server) persistent(ctx context.Context, name string) (target, error) {
+	t, err := s.scope.get(ctx, name)
+	if err == nil && t.workspace == "" {
+		err = &sandbox.NotPersistentError{Name: t.name, Namespace: s.o.Namespace}
+	}
+	return t, err
+}
+
 // SuspendInput names the sandbox to suspend.
 type SuspendInput struct {
 	Sandbox string `json:"sandbox" jsonschema:"name of a persistent sandbox"`
@@ -236,12 +245,9 @@ type SuspendOutput struct {
 }
 
 func (s *Server) suspend(ctx context.Context, in SuspendInput) (SuspendOutput, error) {
-	t, err := s.scope.get(ctx, in.Sandbox)
+	t, err := s.persistent(ctx, in.Sandbox)
 	if err != nil {
 		return SuspendOutput{}, err
-	}
-	if t.workspace == "" {
-		return SuspendOutput{}, &sandbox.NotPersistentError{Name: t.name, Namespace: s.o.Namespace}
 	}
 	unlock := s.scope.waking(t.name)
 	defer unlock()
@@ -277,12 +283,9 @@ type ResumeOutput struct {
 }
 
 func (s *Server) resume(ctx context.Context, in ResumeInput) (ResumeOutput, error) {
-	t, err := s.scope.get(ctx, in.Sandbox)
+	t, err := s.persistent(ctx, in.Sandbox)
 	if err != nil {
 		return ResumeOutput{}, err
-	}
-	if t.workspace == "" {
-		return ResumeOutput{}, &sandbox.NotPersistentError{Name: t.name, Namespace: s.o.Namespace}
 	}
 	resumed := ""
 	if asleep(t) {

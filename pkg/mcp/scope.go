@@ -191,14 +191,19 @@ func (s *scope) vanished(uid types.UID, why string) {
 			e.sleep() // suspended: the workspace keeps the sandbox
 			return
 		}
-		e.removed = true
-		if e.gone == "" {
-			e.gone = why
-		}
-		if e.shell != nil {
-			e.shell.Close()
-			e.shell = nil
-		}
+		e.drop(why)
+	}
+}
+
+// drop marks a sandbox gone for good. Guarded by scope.mu.
+func (e *entry) drop(why string) {
+	e.removed = true
+	if e.gone == "" {
+		e.gone = why
+	}
+	if e.shell != nil {
+		e.shell.Close()
+		e.shell = nil
 	}
 }
 
@@ -420,14 +425,7 @@ func (s *scope) removed(t target) {
 		if t.pod != nil {
 			delete(s.byUID, t.pod.UID)
 		}
-		e.removed = true
-		if e.gone == "" {
-			e.gone = deletedByServer
-		}
-		if e.shell != nil {
-			e.shell.Close()
-			e.shell = nil
-		}
+		e.drop(deletedByServer)
 	}
 }
 
