@@ -307,6 +307,10 @@ func (s *Server) list(ctx context.Context, _ ListInput) (ListOutput, error) {
 		pod, err := sandbox.Find(ctx, s.o.Clientset, s.o.Namespace, name)
 		var nf *sandbox.NotFoundError
 		if errors.As(err, &nf) {
+			if info, ok := s.suspendedCandidate(ctx, name); ok {
+				seen[name] = true
+				out.Sandboxes = append(out.Sandboxes, info)
+			}
 			continue
 		}
 		if err != nil {

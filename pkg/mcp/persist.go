@@ -171,13 +171,27 @@ func (s *Server) resumeTarget(ctx context.Context, t target) (target, string, er
 	}
 	var since time.Time
 	why, heard := "", false
-	pod, _, err := sandbox.Awake(ctx, s.o.Clientset, s.o.Namespace, t.name, false, sandbox.ResumeOptions{
-		Timeout:  s.o.StartTimeout,
-		Admit:    s.admitRecord,
-		Resuming: func(at time.Time, w string) { since, why, heard = at, w, true },
-	})
-	if err != nil {
-		return t, "", err
+	var pod *corev1.Pod
+	var err error
+	for attempt := 0; ; attempt++ {
+		pod, _, err = sandbox.Awake(ctx, s.o.Clientset, s.o.Namespace, t.name, false, sandbox.ResumeOptions{
+			Timeout:  s.o.StartTimeout,
+			Admit:    s.admitRecord,
+			Resuming: func(at time.Time, w string) { since, why, heard = at, w, true },
+		})
+		if err != nil {
+			return t, "", err
+		}
+		if pod.DeletionTimestamp == nil {
+			break
+		}
+		// Another process is suspending it: resume once its Pod is gone.
+		if attempt > 0 {
+			return t, "", suspendedMeanwhile(t.name, "its Pod is being deleted")
+		}
+		if err := sandbox.WaitForDeleted(ctx, s.o.Clientset, pod, s.o.StartTimeout); err != nil {
+			return t, "", err
+		}
 	}
 	if pod.Status.Phase != corev1.PodRunning {
 		// Another process's resume made it, and it is still starting.
@@ -339,4 +353,18 @@ func (s *Server) describe(ctx context.Context, t target, gone string, created bo
 		out.SuspendedSince, out.SuspendedWhy = at.UTC().Format(time.RFC3339), why
 	}
 	return out
+}
+
+// suspendedCandidate describes a sandbox named with --adopt that is
+// suspended (a workspace, no Pod), without taking it into the scope yet.
+func (s *Server) suspendedCandidate(ctx context.Context, name string) (SandboxInfo, bool) {
+	pvc, err := sandbox.FindWorkspace(ctx, s.o.Clientset, s.o.Namespace, name)
+	if err != nil {
+		return SandboxInfo{}, false
+	}
+	spec, err := sandbox.SpecOf(pvc)
+	if err != nil {
+		return SandboxInfo{}, false
+	}
+	return s.describe(ctx, target{name: name, pod: spec.Pod(), workspace: pvc.UID, suspended: true}, "", false), true
 }

@@ -286,6 +286,10 @@ func TestAdoptedSuspendedSandbox(t *testing.T) {
 		persisting(o)
 		o.Adopt = []string{"adopted"}
 	})
+	listed := ok[ListOutput](f, toolList, nil).Sandboxes
+	if len(listed) != 1 || listed[0].Status != "Suspended" || listed[0].CreatedByServer || listed[0].WorkspaceSize != "1Gi" {
+		t.Fatalf("list before first use: %+v, want it Suspended, of 1Gi", listed)
+	}
 	out := ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "adopted", "command": []string{"true"}})
 	if !strings.HasPrefix(out.Resumed, "suspended ") {
 		t.Fatalf("exec on an adopted suspended sandbox: %+v", out)
@@ -478,5 +482,32 @@ func TestPersistTools(t *testing.T) {
 		if tool.Name == toolSuspend || tool.Name == toolResume {
 			t.Errorf("a server without persistent sandboxes offers %s", tool.Name)
 		}
+	}
+}
+
+// A sandbox suspended by someone else while a command runs: the agent
+// hears that its files are kept and that calling again resumes it; and it
+// does.
+func TestSuspendedWhileRunning(t *testing.T) {
+	ex := &hostExecutor{}
+	f := start(t, fakeCluster(), ex, persisting)
+	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "mid", "persist": true})
+	var once sync.Once
+	ex.mu.Lock()
+	ex.before = func(pod string, command []string) error {
+		var err error
+		once.Do(func() {
+			if _, serr := sandbox.Suspend(context.Background(), f.cs, testNamespace, "mid", sandbox.SuspendOptions{}); serr != nil {
+				t.Error(serr)
+			}
+			err = errors.New("stream reset")
+		})
+		return err
+	}
+	ex.mu.Unlock()
+	f.fails(toolExec, map[string]any{"sandbox": "mid", "command": []string{"true"}, "stdin": "x"},
+		`sandbox "mid" was suspended while this call used it (its Pod was deleted); its files are kept: call again to resume it`)
+	if out := ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "mid", "command": []string{"true"}}); !strings.HasPrefix(out.Resumed, "suspended ") {
+		t.Fatalf("the call after: %+v, want it resumed", out)
 	}
 }

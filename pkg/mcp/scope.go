@@ -373,9 +373,18 @@ func (s *scope) recheck(ctx context.Context, t target) error {
 	}
 	s.observe(pod)
 	if why := unusable(pod); why != "" {
+		if t.workspace != "" {
+			return suspendedMeanwhile(t.name, why)
+		}
 		return fmt.Errorf("sandbox %q cannot run commands: %s; create another with create_sandbox", t.name, why)
 	}
 	return nil
+}
+
+// suspendedMeanwhile: a persistent sandbox's Pod ended (a suspend, its TTL)
+// while a call used it. Its files are kept: the next call resumes it.
+func suspendedMeanwhile(name, why string) error {
+	return fmt.Errorf("sandbox %q was suspended while this call used it (%s); its files are kept: call again to resume it", name, why)
 }
 
 // confirm reads the Pod before a new stream is opened to it. A stream
@@ -397,6 +406,9 @@ func (s *scope) current(ctx context.Context, t target) (*corev1.Pod, error) {
 	switch {
 	case apierrors.IsNotFound(err) || (err == nil && pod.UID != t.pod.UID):
 		s.vanished(t.pod.UID, "it was deleted")
+		if t.workspace != "" {
+			return nil, suspendedMeanwhile(t.name, "its Pod was deleted")
+		}
 		return nil, fmt.Errorf("sandbox %q is gone: it was deleted; create another with create_sandbox", t.name)
 	case err != nil:
 		return nil, nil
