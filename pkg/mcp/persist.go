@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -31,6 +32,21 @@ type Persist struct {
 	// MaxRetain is the default and the longest time a suspended workspace
 	// is kept before gc may delete it; zero lets it be kept until deleted.
 	MaxRetain time.Duration
+}
+
+func (p *Persist) validate() error {
+	switch {
+	case p.MaxSize.Sign() < 0:
+		return fmt.Errorf("--persist-max must not be negative (got %s)", p.MaxSize.String())
+	case p.MaxRetain < 0 || (p.MaxRetain > 0 && p.MaxRetain < time.Minute):
+		return fmt.Errorf("--persist-retain must be at least 1m, or 0 to keep suspended workspaces until they are deleted (got %s)", p.MaxRetain)
+	}
+	for _, c := range p.StorageClasses {
+		if errs := validation.IsDNS1123Subdomain(c); len(errs) > 0 {
+			return fmt.Errorf("--persist-storage-class %q is not a StorageClass name (a DNS subdomain)", c)
+		}
+	}
+	return nil
 }
 
 // workspaceFor is the workspace create_sandbox's arguments ask for, held

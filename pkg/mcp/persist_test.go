@@ -511,3 +511,22 @@ func TestSuspendedWhileRunning(t *testing.T) {
 		t.Fatalf("the call after: %+v, want it resumed", out)
 	}
 }
+
+// The server's own persistence settings are checked when it starts, in
+// its flags' names.
+func TestPersistOptions(t *testing.T) {
+	for _, c := range []struct {
+		p    Persist
+		want string
+	}{
+		{Persist{MaxSize: resource.MustParse("-1Gi")}, "--persist-max must not be negative (got -1Gi)"},
+		{Persist{MaxSize: resource.MustParse("1Gi"), MaxRetain: time.Second}, "--persist-retain must be at least 1m, or 0 to keep suspended workspaces until they are deleted (got 1s)"},
+		{Persist{MaxSize: resource.MustParse("1Gi"), StorageClasses: []string{"Not_A_Class"}}, `--persist-storage-class "Not_A_Class" is not a StorageClass name (a DNS subdomain)`},
+	} {
+		o := testOptions(fakeCluster(), &hostExecutor{})
+		o.Persist = c.p
+		if _, err := New(o); err == nil || err.Error() != c.want {
+			t.Errorf("New with %+v: %v, want %q", c.p, err, c.want)
+		}
+	}
+}

@@ -137,6 +137,9 @@ func New(o Options) (*Server, error) {
 	case o.Limits.OutputBytes < 1 || o.Limits.Entries < 1 || o.Limits.ExecTimeout <= 0:
 		return nil, fmt.Errorf("output, entry and exec-time limits must be positive (got %+v)", o.Limits)
 	}
+	if err := o.Persist.validate(); err != nil {
+		return nil, err
+	}
 	if o.Executor == nil {
 		o.Executor = sandbox.RemoteExecutor{}
 	}
