@@ -1,8 +1,6 @@
 package cmd
 
 import (
-	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,7 +8,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
@@ -26,13 +23,8 @@ type presetList struct {
 
 func runAgents(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	streams, _, out, _ := genericiooptions.NewTestIOStreams()
-	cmd := NewCmdAgents(streams)
-	cmd.SetArgs(args)
-	cmd.SetOut(io.Discard)
-	cmd.SetErr(io.Discard)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
+	out, _, err := clitest.RunCobra(t, NewCmdAgents, args...)
+	return out, err
 }
 
 func presetsFile(t *testing.T, body string) string {

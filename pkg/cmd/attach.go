@@ -77,6 +77,7 @@ func newCmdAttach(f cmdutil.Factory, o *AttachOptions) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&o.Stdin, "stdin", "i", o.Stdin, "Send your input to the process (-i=false: watch its output only)")
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Only print the process's own output")
+	o.Resume.AddNoResumeFlag(cmd.Flags())
 	cmd.Flags().StringVar(&o.DetachKeys, "detach-keys", o.DetachKeys, "Keys that detach and leave the process running, e.g. ctrl-p,ctrl-q or ctrl-\\")
 	return cmd
 }
@@ -87,6 +88,7 @@ func (o *AttachOptions) Complete(f cmdutil.Factory, args []string) error {
 		return fmt.Errorf("attach takes exactly one sandbox name (got %d): kubectl agentkernel attach NAME", len(args))
 	}
 	o.Name = args[0]
+	o.Resume.Notice = o.ErrOut
 	return o.Clients.Complete(f)
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -24,15 +25,12 @@ import (
 
 func runCreate(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
-	streams, _, out, _ := genericiooptions.NewTestIOStreams()
-	o := NewCreateOptions(streams)
-	o.Sandbox.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	cmd := newCmdCreate(clitest.Factory(t), o)
-	cmd.SetArgs(args)
-	cmd.SetOut(io.Discard)
-	cmd.SetErr(io.Discard)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
+	out, _, err := clitest.RunCobra(t, func(streams genericiooptions.IOStreams) *cobra.Command {
+		o := NewCreateOptions(streams)
+		o.Sandbox.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+		return newCmdCreate(clitest.Factory(t), o)
+	}, args...)
+	return out, err
 }
 
 func TestCreateDryRunClientShowsEverythingButSecrets(t *testing.T) {
@@ -44,23 +42,12 @@ func TestCreateDryRunClientShowsEverythingButSecrets(t *testing.T) {
 	if strings.Contains(out, "sk-top-secret") || strings.Contains(out, "c2stdG9wLXNlY3JldA") {
 		t.Fatal("the secret value appears in the dry-run output")
 	}
-	var list corev1.List
-	if err := yaml.Unmarshal([]byte(out), &list); err != nil {
-		t.Fatal(err)
-	}
-	var kinds []string
-	for _, item := range list.Items {
-		var m metav1.TypeMeta
-		if err := yaml.Unmarshal(item.Raw, &m); err != nil {
-			t.Fatal(err)
-		}
-		kinds = append(kinds, m.Kind)
-	}
+	kinds, lists := clitest.ListItems(t, out)
 	if got := strings.Join(kinds, ","); got != "Namespace,Secret,NetworkPolicy,Pod" {
 		t.Fatalf("kinds = %s", got)
 	}
 	var pod corev1.Pod
-	if err := yaml.Unmarshal(list.Items[3].Raw, &pod); err != nil {
+	if err := yaml.Unmarshal(lists[0].Items[3].Raw, &pod); err != nil {
 		t.Fatal(err)
 	}
 	if !*pod.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem || pod.Annotations[sandbox.AnnotationNetwork] != "egress" {

@@ -78,6 +78,7 @@ func newCmdCp(f cmdutil.Factory, o *CpOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.MaxBytes, "max-bytes", o.MaxBytes, "Copying out: stop after this much file content, e.g. 500Mi (default: the sandbox's ephemeral-storage limit)")
 	cmd.Flags().Int64Var(&o.MaxFiles, "max-files", o.MaxFiles, "Copying out: stop after this many entries (default: one per 4 KiB of the sandbox's ephemeral-storage limit, at least 100000)")
+	o.Resume.AddNoResumeFlag(cmd.Flags())
 	return cli.SpeakFlags(cmd)
 }
 
@@ -101,6 +102,7 @@ func (o *CpOptions) Complete(f cmdutil.Factory, args []string) error {
 	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}
+	o.Resume.Notice = o.ErrOut
 	for _, s := range []*transfer.FileSpec{&o.Src, &o.Dst} {
 		if s.Remote() && s.Namespace == "" {
 			s.Namespace = o.Namespace

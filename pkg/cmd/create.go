@@ -50,8 +50,6 @@ var createExample = templates.Examples(`
 // CreateOptions creates a sandbox.
 type CreateOptions struct {
 	Name            string
-	Wait            bool
-	Timeout         time.Duration
 	DryRun          cmdutil.DryRunStrategy
 	CreateNamespace bool
 	// Command makes the arguments after "--" (or the --agent preset's
@@ -63,6 +61,7 @@ type CreateOptions struct {
 	command []string
 
 	Sandbox    *cli.SandboxFlags
+	Persist    cli.PersistFlags
 	Claim      *cli.PoolClaimFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
@@ -71,6 +70,7 @@ type CreateOptions struct {
 	secretValues map[string]string
 	match        []string // with --pool: the flags the claim insists on
 
+	cli.WaitFlags
 	cli.Clients
 	genericiooptions.IOStreams
 }
@@ -78,9 +78,8 @@ type CreateOptions struct {
 // NewCreateOptions returns CreateOptions with the defaults of a restrictive sandbox.
 func NewCreateOptions(streams genericiooptions.IOStreams) *CreateOptions {
 	return &CreateOptions{
-		Wait:       true,
+		WaitFlags:  cli.NewWaitFlags(5 * time.Minute),
 		TTY:        true,
-		Timeout:    5 * time.Minute,
 		Sandbox:    cli.NewSandboxFlags(),
 		Claim:      &cli.PoolClaimFlags{},
 		PrintFlags: genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
@@ -119,11 +118,10 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 		RunE:    cli.CompleteValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	o.Sandbox.AddFlags(cmd)
-	o.Claim.AddFlags(cmd)
-	_ = cmd.RegisterFlagCompletionFunc("pool", cli.CompletePoolNames(f))
+	o.Persist.AddFlags(cmd)
+	o.Claim.AddFlags(cmd, f)
 	fl := cmd.Flags()
-	fl.BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandbox can run commands")
-	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
+	o.AddWaitFlags(fl, "the sandbox can run commands")
 	fl.BoolVar(&o.CreateNamespace, "create-namespace", o.CreateNamespace, `Create the namespace, labelled pod-security.kubernetes.io/enforce=restricted, if it does not exist`)
 	fl.BoolVar(&o.Command, "command", o.Command, "Run the command after '--' (default: the --agent preset's) as the sandbox's main process, with stdin kept open, for attach; the sandbox ends when it does")
 	fl.BoolVar(&o.TTY, "tty", o.TTY, "With --command: give the main process a terminal")
@@ -167,7 +165,10 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 		return err
 	}
 	o.spec, o.secretValues, err = o.Sandbox.Spec(o.Name, o.Namespace)
-	if err != nil || !o.Command {
+	if err != nil {
+		return err
+	}
+	if err := o.Persist.Apply(&o.spec); err != nil || !o.Command {
 		return err
 	}
 	return o.completeMainProcess()
@@ -180,14 +181,17 @@ func (o *CreateOptions) Validate() error {
 	if err := o.Sandbox.Validate(); err != nil {
 		return err
 	}
-	if o.Timeout < 0 {
-		return fmt.Errorf("--timeout must not be negative")
+	if err := o.WaitFlags.Validate(); err != nil {
+		return err
 	}
 	if err := o.Claim.Validate(); err != nil {
 		return err
 	}
 	if o.Claim.Pool != "" && o.CreateNamespace {
 		return fmt.Errorf("--create-namespace cannot be used with --pool: a pool lives in a namespace that exists")
+	}
+	if o.Claim.Pool != "" && o.spec.Workspace != nil {
+		return fmt.Errorf("--persist cannot be used with --pool: a pool's warm members have no workspace; leave out --pool to create a persistent sandbox cold")
 	}
 	if o.Claim.Pool != "" && o.Command {
 		return fmt.Errorf("--command cannot be used with --pool: a warm sandbox was started before the claim, without the command as its main process; leave out --pool, or run the command with kubectl agentkernel exec")
@@ -251,6 +255,9 @@ func (o *CreateOptions) printDryRun() error {
 	}
 	if np := o.spec.NetworkPolicy(); np != nil {
 		objs = append(objs, np)
+	}
+	if w := o.spec.WorkspaceClaim(); w != nil {
+		objs = append(objs, w)
 	}
 	objs = append(objs, o.spec.Pod())
 	switch o.output() {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -33,18 +32,17 @@ type DeleteOptions struct {
 	All            bool
 	Selector       string
 	AllNamespaces  bool
-	Wait           bool
-	Timeout        time.Duration
 	IgnoreNotFound bool
 	GracePeriod    int64
 
+	cli.WaitFlags
 	cli.Clients
 	genericiooptions.IOStreams
 }
 
 // NewDeleteOptions returns DeleteOptions writing to streams.
 func NewDeleteOptions(streams genericiooptions.IOStreams) *DeleteOptions {
-	return &DeleteOptions{Wait: true, Timeout: 2 * time.Minute, GracePeriod: -1, IOStreams: streams}
+	return &DeleteOptions{WaitFlags: cli.NewWaitFlags(2 * time.Minute), GracePeriod: -1, IOStreams: streams}
 }
 
 // NewCmdDelete returns the delete command.
@@ -57,7 +55,8 @@ func NewCmdDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 		Long: templates.LongDesc(`
 			Delete sandboxes. Only Pods labelled agentkernel/managed-by=agentkernel are ever
 			deleted. A sandbox's Secret and NetworkPolicy are owned by its Pod, so the
-			cluster's garbage collector removes them with it.`),
+			cluster's garbage collector removes them with it. A persistent sandbox's
+			workspace is deleted too, suspended or not, and its files with it.`),
 		Example:           deleteExample,
 		ValidArgsFunction: cli.CompleteSandboxNames(f),
 		RunE:              cli.CompleteValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
@@ -65,8 +64,7 @@ func NewCmdDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	cmd.Flags().BoolVar(&o.All, "all", o.All, "Delete every sandbox in the namespace")
 	cmd.Flags().StringVarP(&o.Selector, "selector", "l", o.Selector, "Delete the sandboxes matching this label selector")
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "With --all or -l: in every namespace")
-	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the sandboxes are gone")
-	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
+	o.AddWaitFlags(cmd.Flags(), "the sandboxes are gone")
 	cmd.Flags().BoolVar(&o.IgnoreNotFound, "ignore-not-found", o.IgnoreNotFound, "Treat a sandbox that does not exist as deleted")
 	cmd.Flags().Int64Var(&o.GracePeriod, "grace-period", o.GracePeriod, "Seconds to let the sandbox stop; -1 uses the sandbox's own (10), 0 kills at once")
 	return cmd
@@ -124,24 +122,44 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	}
 	if len(o.Names) > 0 {
 		for _, n := range o.Names {
-			done(sandbox.Delete(ctx, o.Clientset, o.Namespace, n, grace))
+			pod, err := sandbox.Delete(ctx, o.Clientset, o.Namespace, n, grace)
+			if err == nil && pod == nil { // suspended: its workspace was all there was
+				fmt.Fprintf(o.Out, "sandbox/%s deleted\n", n)
+				continue
+			}
+			done(pod, err)
 		}
 	} else {
-		ns := o.Namespace
-		if o.AllNamespaces {
-			ns = metav1.NamespaceAll
-		}
+		ns := o.ListNamespace(o.AllNamespaces)
 		pods, err := sandbox.List(ctx, o.Clientset, ns, o.Selector)
 		if err != nil {
 			return o.Explain(err, ns)
 		}
-		if len(pods) == 0 {
+		suspended, err := sandbox.ListSuspended(ctx, o.Clientset, ns, o.Selector, pods)
+		if err != nil {
+			return o.Explain(err, ns)
+		}
+		if len(pods) == 0 && len(suspended) == 0 {
 			_, err := fmt.Fprintln(o.ErrOut, "No sandboxes found.")
 			return err
 		}
 		for i := range pods {
 			pod := &pods[i]
-			done(pod, sandbox.DeletePod(ctx, o.Clientset, pod, grace))
+			err := sandbox.DeletePod(ctx, o.Clientset, pod, grace)
+			if err == nil && sandbox.IsPersistent(pod) {
+				_, err = sandbox.DeleteWorkspace(ctx, o.Clientset, pod.Namespace, sandbox.NameOf(pod))
+			}
+			done(pod, err)
+		}
+		for _, s := range suspended {
+			if s.Pod != nil {
+				continue // its ended Pod was deleted above, with its workspace
+			}
+			if _, err := sandbox.DeleteWorkspace(ctx, o.Clientset, s.Workspace.Namespace, s.Name()); err != nil {
+				errs = append(errs, o.Explain(err, s.Workspace.Namespace))
+				continue
+			}
+			fmt.Fprintf(o.Out, "sandbox/%s deleted\n", s.Name())
 		}
 	}
 	if o.Wait {

@@ -70,6 +70,7 @@ func newCmdExec(f cmdutil.Factory, o *ExecOptions) *cobra.Command {
 	cmd.Flags().StringArrayVarP(&o.Env, "env", "e", o.Env, "Set an environment variable for the command (K=V, repeatable)")
 	cmd.Flags().StringVarP(&o.Workdir, "workdir", "w", o.Workdir, "Working directory for the command (default: /workspace)")
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Only print the command's own output")
+	o.Resume.AddNoResumeFlag(cmd.Flags())
 	return cli.SpeakFlags(cmd)
 }
 
@@ -90,6 +91,7 @@ func (o *ExecOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []str
 	}
 	o.Name = args[0]
 	o.Command = args[1:]
+	o.Resume.Notice = o.ErrOut
 	return o.Clients.Complete(f)
 }
 

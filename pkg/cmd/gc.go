@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -73,10 +72,7 @@ func (o *GCOptions) Complete(f cmdutil.Factory, cmd *cobra.Command) error {
 
 // Run finds the garbage and deletes it.
 func (o *GCOptions) Run(ctx context.Context) error {
-	ns := o.Namespace
-	if o.AllNamespaces {
-		ns = metav1.NamespaceAll
-	}
+	ns := o.ListNamespace(o.AllNamespaces)
 	garbage, err := pool.FindGarbage(ctx, o.Clientset, ns)
 	if err != nil {
 		return o.Explain(err, ns)

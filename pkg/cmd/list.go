@@ -84,14 +84,16 @@ func (o *ListOptions) Validate() error {
 
 // Run lists and prints.
 func (o *ListOptions) Run(ctx context.Context) error {
-	ns := o.Namespace
-	if o.AllNamespaces {
-		ns = metav1.NamespaceAll
-	}
+	ns := o.ListNamespace(o.AllNamespaces)
 	pods, err := sandbox.List(ctx, o.Clientset, ns, o.Selector)
 	if err != nil {
 		return o.Explain(err, ns)
 	}
+	suspended, err := sandbox.ListSuspended(ctx, o.Clientset, ns, o.Selector, pods)
+	if err != nil {
+		return o.Explain(err, ns)
+	}
+	pods = withoutEnded(pods, suspended)
 	// By sandbox name: a claimed sandbox's Pod keeps its pool's generated name.
 	sort.SliceStable(pods, func(i, j int) bool {
 		return pods[i].Namespace < pods[j].Namespace || pods[i].Namespace == pods[j].Namespace && sandbox.NameOf(&pods[i]) < sandbox.NameOf(&pods[j])
@@ -112,20 +114,22 @@ func (o *ListOptions) Run(ctx context.Context) error {
 				return err
 			}
 		}
+		for _, s := range suspended {
+			if _, err := fmt.Fprintf(o.Out, "sandbox/%s\n", s.Name()); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	if !o.PrintFlags.Own() {
-		return printer.PrintObj(&corev1.PodList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}, Items: pods}, o.Out)
+		return printer.PrintObj(listOf(pods, suspended), o.Out)
 	}
-	if len(pods) == 0 {
-		if o.AllNamespaces {
-			_, err = fmt.Fprintln(o.ErrOut, "No sandboxes found.")
-		} else {
-			_, err = fmt.Fprintf(o.ErrOut, "No sandboxes found in %s namespace.\n", ns)
-		}
-		return err
+	if len(pods) == 0 && len(suspended) == 0 {
+		return cli.NoneFound(o.ErrOut, "sandboxes", o.AllNamespaces, ns)
 	}
-	return printer.PrintObj(SandboxTable(pods, time.Now()), o.Out)
+	table := SandboxTable(pods, time.Now())
+	addSuspendedRows(table, suspended, time.Now())
+	return printer.PrintObj(table, o.Out)
 }
 
 // SandboxTable builds the table list prints; wide-only columns have priority 1.

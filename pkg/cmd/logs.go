@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -70,6 +71,7 @@ func newCmdLogs(f cmdutil.Factory, o *LogsOptions) *cobra.Command {
 	fl.Int64Var(&l.LimitBytes, "limit-bytes", l.LimitBytes, "At most this many bytes of output")
 	fl.BoolVarP(&l.Previous, "previous", "p", l.Previous, "The output of the previous run of the container, if it restarted")
 	cmdutil.AddPodRunningTimeoutFlag(cmd, 20*time.Second)
+	o.Resume.AddNoResumeFlag(fl)
 	return cmd
 }
 
@@ -91,6 +93,7 @@ func (o *LogsOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []str
 	if l.Options, err = l.ToLogOptions(); err != nil {
 		return err
 	}
+	o.Resume.Notice = o.ErrOut
 	return o.Clients.Complete(f)
 }
 
@@ -107,6 +110,15 @@ func (o *LogsOptions) Validate() error {
 // process on Ctrl-C, where the plugin ends the stream and exits 130.
 func (o *LogsOptions) Run(ctx context.Context) error {
 	pod, err := sandbox.Find(ctx, o.Clientset, o.Namespace, o.Name)
+	var gone *sandbox.NotFoundError
+	if errors.As(err, &gone) {
+		// No Pod: a suspended persistent sandbox is resumed, and its new
+		// incarnation's output shown. An ended Pod's output is shown as is.
+		pod, err = o.RunningSandbox(ctx, o.Namespace, o.Name)
+		if err != nil {
+			return err
+		}
+	}
 	if err != nil {
 		return o.Explain(err, o.Namespace)
 	}

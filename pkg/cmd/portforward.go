@@ -72,6 +72,7 @@ func newCmdPortForward(f cmdutil.Factory, o *PortForwardOptions) *cobra.Command 
 			return o.Run(cmd.Context())
 		},
 	}
+	o.Resume.AddNoResumeFlag(cmd.Flags())
 	cmd.Flags().StringSliceVar(&o.Address, "address", o.Address, "Addresses to listen on (comma-separated): IP addresses or localhost")
 	return cmd
 }
@@ -93,6 +94,7 @@ func (o *PortForwardOptions) Complete(f cmdutil.Factory, args []string) error {
 		}
 		o.ports = append(o.ports, local+":"+strconv.Itoa(remote))
 	}
+	o.Resume.Notice = o.ErrOut
 	return o.Clients.Complete(f)
 }
 

@@ -73,6 +73,8 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdCp(f, streams),
 		NewCmdList(f, streams),
 		NewCmdDelete(f, streams),
+		NewCmdSuspend(f, streams),
+		NewCmdResume(f, streams),
 		NewCmdAttach(f, streams),
 		NewCmdShell(f, streams),
 		NewCmdLogs(f, streams),

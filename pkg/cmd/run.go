@@ -62,6 +62,7 @@ type RunOptions struct {
 	MaxFiles        int64
 
 	Sandbox *cli.SandboxFlags
+	Persist cli.PersistFlags
 	Claim   *cli.PoolClaimFlags
 
 	copyIns, copyOuts []copySpec
@@ -140,8 +141,8 @@ func newCmdRun(f cmdutil.Factory, o *RunOptions) *cobra.Command {
 		},
 	}
 	o.Sandbox.AddFlags(cmd)
-	o.Claim.AddFlags(cmd)
-	_ = cmd.RegisterFlagCompletionFunc("pool", cli.CompletePoolNames(f))
+	o.Persist.AddFlags(cmd)
+	o.Claim.AddFlags(cmd, f)
 	fl := cmd.Flags()
 	fl.StringArrayVar(&o.CopyIn, "copy-in", o.CopyIn, "Copy a local file or directory into the sandbox before the command: LOCAL[:SANDBOX_PATH] (repeatable; default path /workspace/)")
 	fl.StringArrayVar(&o.CopyOut, "copy-out", o.CopyOut, "Copy a file or directory out of the sandbox after the command, also when it failed: SANDBOX_PATH[:LOCAL] (repeatable; default local .)")
@@ -230,6 +231,9 @@ func (o *RunOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []stri
 	if o.spec, o.secretValues, err = o.Sandbox.Spec(o.Name, o.Namespace); err != nil {
 		return err
 	}
+	if err := o.Persist.Apply(&o.spec); err != nil {
+		return err
+	}
 	if o.Detach {
 		o.spec.Command, o.spec.Stdin, o.spec.TTY = o.Command, true, true
 		o.spec.HoldCommand = true // until the copies are in
@@ -258,6 +262,8 @@ func (o *RunOptions) Validate() error {
 	switch {
 	case pool && o.CreateNamespace:
 		return fmt.Errorf("--create-namespace cannot be used with --pool: a pool lives in a namespace that exists")
+	case pool && o.spec.Workspace != nil:
+		return fmt.Errorf("--persist cannot be used with --pool: a pool's warm members have no workspace; leave out --pool")
 	case pool && o.Detach:
 		return fmt.Errorf("--detach cannot be used with --pool: a warm sandbox was started before the claim, without the command as its main process; run it without --detach, or leave out --pool")
 	case o.TTY && !o.Stdin && !o.Detach:
@@ -291,6 +297,8 @@ func (o *RunOptions) Run(ctx context.Context) (err error) {
 	defer func() {
 		switch {
 		case o.Detach && err == nil: // it runs on, for attach
+		case o.spec.Workspace != nil:
+			err = o.suspendAtEnd(ctx, prog, err)
 		case o.Keep:
 			prog.Linef("%s kept: kubectl agentkernel shell %s -n %s; delete it with: kubectl agentkernel delete %s -n %s", label, o.Name, o.Namespace, o.Name, o.Namespace)
 		default:
@@ -375,6 +383,11 @@ func (o *RunOptions) makeSandbox(ctx context.Context, prog *cli.Progress) (*sand
 	}
 	report, stopStatus := prog.WaitStatus(ctx, o.Clientset, o.Namespace, o.Name)
 	create.Progress = report
+	if o.spec.Workspace != nil {
+		created, err := o.createOrResume(ctx, create)
+		stopStatus()
+		return created, func() {}, err
+	}
 	if o.Claim.Pool == "" {
 		created, err := sandbox.Create(ctx, o.Clientset, &o.spec, create)
 		stopStatus()

@@ -65,10 +65,12 @@ func newCmdShell(f cmdutil.Factory, o *ShellOptions) *cobra.Command {
 			if err := o.Complete(f); err != nil {
 				return err
 			}
+			o.Resume.Notice = o.ErrOut
 			return o.Run(cmd.Context())
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "Only print the shell's own output")
+	o.Resume.AddNoResumeFlag(cmd.Flags())
 	return cli.SpeakFlags(cmd)
 }
 

@@ -179,6 +179,13 @@ func objectsLeft(t *testing.T, ns string) []string {
 	for _, p := range nps.Items {
 		left = append(left, "networkpolicy/"+p.Name)
 	}
+	claims, err := env.cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: sandbox.ManagedSelector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range claims.Items {
+		left = append(left, "persistentvolumeclaim/"+c.Name)
+	}
 	secrets, err := env.cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: sandbox.ManagedSelector})
 	if err != nil {
 		t.Fatal(err)

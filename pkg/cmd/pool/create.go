@@ -32,17 +32,16 @@ var poolCreateExample = templates.Examples(`
 
 // PoolCreateOptions creates a pool.
 type PoolCreateOptions struct {
-	Name    string
-	Size    int
-	Wait    bool
-	Timeout time.Duration
-	DryRun  cmdutil.DryRunStrategy
+	Name   string
+	Size   int
+	DryRun cmdutil.DryRunStrategy
 
 	Sandbox    *cli.SandboxFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
 	pool       *pool.Pool
 
+	cli.WaitFlags
 	cli.Clients
 	genericiooptions.IOStreams
 }
@@ -52,8 +51,7 @@ func NewPoolCreateOptions(streams genericiooptions.IOStreams) *PoolCreateOptions
 	sf := cli.NewSandboxFlags()
 	sf.NoCredentials = true // an --agent preset's credentials come with each claim
 	return &PoolCreateOptions{
-		Wait:       true,
-		Timeout:    5 * time.Minute,
+		WaitFlags:  cli.NewWaitFlags(5 * time.Minute),
 		Sandbox:    sf,
 		PrintFlags: genericclioptions.NewPrintFlags("created").WithTypeSetter(scheme.Scheme),
 		IOStreams:  streams,
@@ -85,8 +83,7 @@ func newCmdPoolCreate(f cmdutil.Factory, o *PoolCreateOptions) *cobra.Command {
 	o.Sandbox.AddFlags(cmd)
 	fl := cmd.Flags()
 	fl.IntVar(&o.Size, "size", o.Size, "Number of warm sandboxes to keep")
-	fl.BoolVar(&o.Wait, "wait", o.Wait, "Wait until every member is ready")
-	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
+	o.AddWaitFlags(fl, "every member is ready")
 	cmdutil.AddDryRunFlag(cmd)
 	o.PrintFlags.AddFlags(cmd)
 	_ = cmd.MarkFlagRequired("size")
@@ -130,8 +127,8 @@ func (o *PoolCreateOptions) Validate() error {
 	if err := o.Sandbox.Validate(); err != nil {
 		return err
 	}
-	if o.Timeout < 0 {
-		return fmt.Errorf("--timeout must not be negative")
+	if err := o.WaitFlags.Validate(); err != nil {
+		return err
 	}
 	if len(o.Sandbox.SecretEnv) > 0 {
 		// Refused before the environment is read: the value has no business here.

@@ -23,17 +23,16 @@ var poolDeleteExample = templates.Examples(`
 // PoolDeleteOptions deletes pools.
 type PoolDeleteOptions struct {
 	Names          []string
-	Wait           bool
-	Timeout        time.Duration
 	IgnoreNotFound bool
 
+	cli.WaitFlags
 	cli.Clients
 	genericiooptions.IOStreams
 }
 
 // NewPoolDeleteOptions returns PoolDeleteOptions writing to streams.
 func NewPoolDeleteOptions(streams genericiooptions.IOStreams) *PoolDeleteOptions {
-	return &PoolDeleteOptions{Wait: true, Timeout: 2 * time.Minute, IOStreams: streams}
+	return &PoolDeleteOptions{WaitFlags: cli.NewWaitFlags(2 * time.Minute), IOStreams: streams}
 }
 
 // NewCmdPoolDelete returns the pool delete command.
@@ -54,8 +53,7 @@ func NewCmdPoolDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *co
 		ValidArgsFunction: cli.CompletePoolNames(f),
 		RunE:              cli.CompleteValidateRun(o, func(_ *cobra.Command, args []string) error { return o.Complete(f, args) }),
 	}
-	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the warm sandboxes are gone")
-	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
+	o.AddWaitFlags(cmd.Flags(), "the warm sandboxes are gone")
 	cmd.Flags().BoolVar(&o.IgnoreNotFound, "ignore-not-found", o.IgnoreNotFound, "Treat a pool that does not exist as deleted")
 	return cmd
 }
@@ -76,10 +74,7 @@ func (o *PoolDeleteOptions) Validate() error {
 			return err
 		}
 	}
-	if o.Timeout < 0 {
-		return fmt.Errorf("--timeout must not be negative")
-	}
-	return nil
+	return o.WaitFlags.Validate()
 }
 
 // Run deletes each pool, then waits for its warm members to be gone.

@@ -80,10 +80,7 @@ func (o *PoolListOptions) Validate() error { return o.PrintFlags.Validate() }
 
 // Run lists (and reconciles) the pools and prints them.
 func (o *PoolListOptions) Run(ctx context.Context) error {
-	ns := o.Namespace
-	if o.AllNamespaces {
-		ns = metav1.NamespaceAll
-	}
+	ns := o.ListNamespace(o.AllNamespaces)
 	pools, bad, err := pool.ListPools(ctx, o.Clientset, ns)
 	if err != nil {
 		return o.Explain(err, ns)
@@ -128,12 +125,7 @@ func (o *PoolListOptions) Run(ctx context.Context) error {
 		return printer.PrintObj(list, o.Out)
 	}
 	if len(statuses) == 0 {
-		if o.AllNamespaces {
-			_, err = fmt.Fprintln(o.ErrOut, "No pools found.")
-		} else {
-			_, err = fmt.Fprintf(o.ErrOut, "No pools found in %s namespace.\n", ns)
-		}
-		return err
+		return cli.NoneFound(o.ErrOut, "pools", o.AllNamespaces, ns)
 	}
 	return printer.PrintObj(PoolTable(statuses, time.Now()), o.Out)
 }

@@ -3,7 +3,6 @@ package pool
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,12 +23,10 @@ import (
 
 func runPoolCmd(t *testing.T, args ...string) error {
 	t.Helper()
-	streams, _, _, _ := genericiooptions.NewTestIOStreams()
-	cmd := NewCmdPool(clitest.Factory(t), streams)
-	cmd.SetArgs(args)
-	cmd.SetOut(io.Discard)
-	cmd.SetErr(io.Discard)
-	return cmd.ExecuteContext(context.Background())
+	_, _, err := clitest.RunCobra(t, func(streams genericiooptions.IOStreams) *cobra.Command {
+		return NewCmdPool(clitest.Factory(t), streams)
+	}, args...)
+	return err
 }
 
 func TestPoolBadInput(t *testing.T) {

@@ -23,18 +23,17 @@ var poolScaleExample = templates.Examples(`
 
 // PoolScaleOptions resizes a pool.
 type PoolScaleOptions struct {
-	Name    string
-	Size    int
-	Wait    bool
-	Timeout time.Duration
+	Name string
+	Size int
 
+	cli.WaitFlags
 	cli.Clients
 	genericiooptions.IOStreams
 }
 
 // NewPoolScaleOptions returns PoolScaleOptions writing to streams.
 func NewPoolScaleOptions(streams genericiooptions.IOStreams) *PoolScaleOptions {
-	return &PoolScaleOptions{Size: -1, Wait: true, Timeout: 5 * time.Minute, IOStreams: streams}
+	return &PoolScaleOptions{Size: -1, WaitFlags: cli.NewWaitFlags(5 * time.Minute), IOStreams: streams}
 }
 
 // NewCmdPoolScale returns the pool scale command.
@@ -53,8 +52,7 @@ func NewCmdPoolScale(f cmdutil.Factory, streams genericiooptions.IOStreams) *cob
 		RunE:              cli.CompleteValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	cmd.Flags().IntVar(&o.Size, "size", o.Size, "Number of warm sandboxes to keep")
-	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the pool has that many ready")
-	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait; 0 waits for ever")
+	o.AddWaitFlags(cmd.Flags(), "the pool has that many ready")
 	_ = cmd.MarkFlagRequired("size")
 	return cli.SpeakFlags(cmd)
 }
@@ -73,8 +71,8 @@ func (o *PoolScaleOptions) Validate() error {
 	if err := pool.ValidatePoolName(o.Name); err != nil {
 		return err
 	}
-	if o.Timeout < 0 {
-		return fmt.Errorf("--timeout must not be negative")
+	if err := o.WaitFlags.Validate(); err != nil {
+		return err
 	}
 	return pool.ValidatePoolSize(o.Size, false)
 }

@@ -74,18 +74,51 @@ func testBinaries(t *testing.T) *Binaries {
 	return b
 }
 
+// adminClient is a clientset on c as its admin.
+func adminClient(t *testing.T, c *Cluster) *kubernetes.Clientset {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// waitRunning waits up to a minute for a Pod to be Running, and returns it.
+func waitRunning(ctx context.Context, t *testing.T, client kubernetes.Interface, namespace, name string) *corev1.Pod {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		p, err := client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && p.Status.Phase == corev1.PodRunning {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s not Running after a minute: %v %+v", name, err, p.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// startControlPlaneTest skips t with skipWhy under -short (what it would
+// start, and for how long), else gives it a context that ends after timeout
+// and the built binaries.
+func startControlPlaneTest(t *testing.T, timeout time.Duration, skipWhy string) (context.Context, *Binaries) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(skipWhy)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return ctx, testBinaries(t)
+}
+
 // TestCluster starts the real control plane with kwok and checks what the
 // e2e suite relies on: PodSecurity, pods running on the kwok node, exec exit
 // codes and stdin through the real exec protocol, the unprivileged sandbox,
 // the no-tar pod, and a Down that leaves no process behind.
 func TestCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd, kube-apiserver, controller-manager, scheduler and kwok (binaries from `go run ./test/cluster build`, ~25 min when nothing is cached); skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-
-	b := testBinaries(t)
+	ctx, b := startControlPlaneTest(t, 10*time.Minute, "starts etcd, kube-apiserver, controller-manager, scheduler and kwok (binaries from `go run ./test/cluster build`, ~25 min when nothing is cached); skipped with -short")
 
 	upStart := time.Now()
 	c, err := Up(ctx, b, Options{Kwok: true, Log: testLog{t}})
@@ -102,11 +135,7 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := kubernetes.NewForConfigOrDie(cfg)
+	client := adminClient(t, c)
 
 	kubectl := func(t *testing.T, stdin string, args ...string) (string, string, int) {
 		t.Helper()
@@ -166,29 +195,14 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	waitRunning := func(t *testing.T, name string) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			p, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-			if err == nil && p.Status.Phase == corev1.PodRunning {
-				if p.Spec.NodeName != c.NodeName {
-					t.Fatalf("pod %s runs on %q, want %q", name, p.Spec.NodeName, c.NodeName)
-				}
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("pod %s not Running after 60s: %v %+v", name, err, p.Status)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
 	for _, name := range []string{"sandbox", NoTarPodName} {
 		start := time.Now()
 		if _, err := client.CoreV1().Pods(ns).Create(ctx, hardenedPod(name), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("hardened pod %s rejected: %v", name, err)
 		}
-		waitRunning(t, name)
+		if p := waitRunning(ctx, t, client, ns, name); p.Spec.NodeName != c.NodeName {
+			t.Fatalf("pod %s runs on %q, want %q", name, p.Spec.NodeName, c.NodeName)
+		}
 		t.Logf("pod %s Running after %s", name, time.Since(start).Round(time.Millisecond))
 	}
 
@@ -354,12 +368,7 @@ func vmRSSKiB(pid int) int64 {
 // TestUpFailureCleansUp: when a component dies during Up, the error names
 // it with the end of its log and nothing Up started keeps running.
 func TestUpFailureCleansUp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd from the built binaries; skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	b := testBinaries(t)
+	ctx, b := startControlPlaneTest(t, 2*time.Minute, "starts etcd from the built binaries; skipped with -short")
 	broken := *b
 	broken.APIServer = filepath.Join(t.TempDir(), "kube-apiserver")
 	if err := os.WriteFile(broken.APIServer, []byte("#!/bin/sh\necho 'fake apiserver: failing on purpose' >&2\nexit 3\n"), 0o755); err != nil {
@@ -420,12 +429,7 @@ func findProcs(t *testing.T, s string) []int {
 // TestUpInPrivateDir: a Dir that kwok's uid cannot enter (t.TempDir() is
 // below a 0700 directory) works, and Down keeps a Dir it was given.
 func TestUpInPrivateDir(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real control plane and kwok; skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	b := testBinaries(t)
+	ctx, b := startControlPlaneTest(t, 5*time.Minute, "starts a real control plane and kwok; skipped with -short")
 	dir := filepath.Join(t.TempDir(), "cluster")
 	c, err := Up(ctx, b, Options{Dir: dir, Kwok: true, Log: testLog{t}})
 	if err != nil {
@@ -436,25 +440,11 @@ func TestUpInPrivateDir(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := kubernetes.NewForConfigOrDie(cfg)
+	client := adminClient(t, c)
 	if _, err := client.CoreV1().Pods("default").Create(ctx, hardenedPod("p"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		p, err := client.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
-		if err == nil && p.Status.Phase == corev1.PodRunning {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pod not Running: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitRunning(ctx, t, client, "default", "p")
 	out, err := exec.CommandContext(ctx, b.Kubectl, "--kubeconfig", c.AdminKubeconfig, "exec", "p", "--", "sh", "-c", "echo ok").CombinedOutput()
 	if err != nil || string(out) != "ok\n" {
 		t.Fatalf("exec: %v %q", err, out)

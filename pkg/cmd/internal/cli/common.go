@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -36,6 +37,8 @@ type Clients struct {
 	Clientset         kubernetes.Interface
 	Config            *restclient.Config
 	Executor          sandbox.Executor
+	// Resume is what RunningSandbox does with a suspended sandbox.
+	Resume ResumePolicy
 }
 
 func (c *Clients) Complete(f cmdutil.Factory) error {
@@ -128,9 +131,14 @@ func rootCause(err error) error {
 }
 
 // RunningSandbox resolves a sandbox name to its Pod (one GET for a cold
-// sandbox) and checks it can exec.
+// sandbox) and checks it can exec. A suspended persistent sandbox is
+// resumed first (saying so on Resume.Notice), unless Resume.NoResume.
 func (c *Clients) RunningSandbox(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
-	pod, err := sandbox.Find(ctx, c.Clientset, namespace, name)
+	notice := c.Resume.Notice
+	if notice == nil {
+		notice = io.Discard
+	}
+	pod, _, err := sandbox.Awake(ctx, c.Clientset, namespace, name, c.Resume.NoResume, c.Resume.Options(name, c.PrepareEgress(cmdutil.DryRunNone, notice)))
 	if err != nil {
 		return nil, c.Explain(err, namespace)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -90,6 +91,23 @@ func completeCopyArg(ctx context.Context, f cmdutil.Factory, args []string, toCo
 // listSandboxNames returns the names of the sandboxes in the namespace that
 // start with prefix.
 func listSandboxNames(ctx context.Context, f cmdutil.Factory, prefix string) ([]string, error) {
+	return namesForCompletion(ctx, f, prefix, func(ctx context.Context, client kubernetes.Interface, namespace string) ([]string, error) {
+		pods, err := sandbox.List(ctx, client, namespace, "")
+		if err != nil {
+			return nil, fmt.Errorf("listing sandboxes in namespace %q: %w", namespace, err)
+		}
+		names := make([]string, 0, len(pods))
+		for i := range pods {
+			names = append(names, sandbox.NameOf(&pods[i]))
+		}
+		return names, nil
+	})
+}
+
+// namesForCompletion is the API call behind a <TAB>: list's names in the
+// current namespace (--namespace, else the kubeconfig's) that start with
+// prefix, within completionTimeout.
+func namesForCompletion(ctx context.Context, f cmdutil.Factory, prefix string, list func(ctx context.Context, client kubernetes.Interface, namespace string) ([]string, error)) ([]string, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -104,17 +122,11 @@ func listSandboxNames(ctx context.Context, f cmdutil.Factory, prefix string) ([]
 	if err != nil {
 		return nil, err
 	}
-	pods, err := sandbox.List(ctx, client, namespace, "")
+	names, err := list(ctx, client, namespace)
 	if err != nil {
-		return nil, fmt.Errorf("listing sandboxes in namespace %q: %w", namespace, err)
+		return nil, err
 	}
-	var names []string
-	for _, pod := range pods {
-		if name := sandbox.NameOf(&pod); strings.HasPrefix(name, prefix) {
-			names = append(names, name)
-		}
-	}
-	return names, nil
+	return slices.DeleteFunc(names, func(name string) bool { return !strings.HasPrefix(name, prefix) }), nil
 }
 
 // Without returns names less those already on the command line.

@@ -42,6 +42,9 @@ var fieldFlags = map[string]string{
 	"maxFiles":           "max-files",
 	"timeout":            "timeout",
 	"selector":           "selector",
+	"workspaceSize":      "persist",
+	"storageClass":       "storage-class",
+	"retain":             "retain",
 }
 
 // fieldHints word the domain's next steps (field.Hint) as commands, put

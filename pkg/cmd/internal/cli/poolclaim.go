@@ -26,10 +26,12 @@ type PoolClaimFlags struct {
 	Wait bool
 }
 
-// AddFlags registers the flags on cmd.
-func (f *PoolClaimFlags) AddFlags(cmd *cobra.Command) {
+// AddFlags registers the flags on cmd; --pool completes the names of the
+// pools in the namespace.
+func (f *PoolClaimFlags) AddFlags(cmd *cobra.Command, factory cmdutil.Factory) {
 	cmd.Flags().StringVar(&f.Pool, "pool", f.Pool, "Claim a warm sandbox from this pool (kubectl agentkernel pool create); with none ready, create it cold from the pool's definition")
 	cmd.Flags().BoolVar(&f.Wait, "pool-wait", f.Wait, "With --pool: wait (up to --timeout) for a warm sandbox instead of creating one cold")
+	_ = cmd.RegisterFlagCompletionFunc("pool", CompletePoolNames(factory))
 }
 
 // Validate checks the flags without I/O.
@@ -137,30 +139,17 @@ func AcquiredHow(a *pool.Acquired, poolName string) string {
 // CompletePoolNames completes the names of the pools in the namespace.
 func CompletePoolNames(f cmdutil.Factory) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		ctx := cmd.Context()
-		if ctx == nil {
-			ctx = context.Background()
-		}
-		ctx, cancel := context.WithTimeout(ctx, completionTimeout)
-		defer cancel()
-		namespace, _, err := f.ToRawKubeConfigLoader().Namespace()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		client, err := f.KubernetesClientSet()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		pools, _, err := pool.ListPools(ctx, client, namespace)
+		names, err := namesForCompletion(cmd.Context(), f, toComplete, func(ctx context.Context, client kubernetes.Interface, namespace string) ([]string, error) {
+			pools, _, err := pool.ListPools(ctx, client, namespace)
+			names := make([]string, 0, len(pools))
+			for _, p := range pools {
+				names = append(names, p.Name)
+			}
+			return names, err
+		})
 		if err != nil {
 			cobra.CompDebugln(err.Error(), true)
 			return nil, cobra.ShellCompDirectiveError
-		}
-		var names []string
-		for _, p := range pools {
-			if strings.HasPrefix(p.Name, toComplete) {
-				names = append(names, p.Name)
-			}
 		}
 		return Without(names, args), cobra.ShellCompDirectiveNoFileComp
 	}

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	restclient "k8s.io/client-go/rest"
@@ -25,12 +26,25 @@ import (
 )
 
 // Factory serves the given pods by GET and by LIST (honouring the label
-// selector) and 404s everything else.
-func Factory(t *testing.T, pods ...*corev1.Pod) *cmdtesting.TestFactory {
+// selector), lists the given workspaces (PersistentVolumeClaims), and 404s
+// everything else.
+func Factory(t *testing.T, objects ...runtime.Object) *cmdtesting.TestFactory {
 	t.Helper()
 	tf := cmdtesting.NewTestFactory().WithNamespace("test")
 	t.Cleanup(tf.Cleanup)
 	codec := scheme.Codecs.LegacyCodec(scheme.Scheme.PrioritizedVersionsAllGroups()...)
+	var pods []*corev1.Pod
+	var claims []*corev1.PersistentVolumeClaim
+	for _, o := range objects {
+		switch o := o.(type) {
+		case *corev1.Pod:
+			pods = append(pods, o)
+		case *corev1.PersistentVolumeClaim:
+			claims = append(claims, o)
+		default:
+			t.Fatalf("clitest.Factory serves pods and persistentvolumeclaims, not %T", o)
+		}
+	}
 	tf.Client = &fake.RESTClient{
 		GroupVersion:         schema.GroupVersion{Version: "v1"},
 		NegotiatedSerializer: scheme.Codecs.WithoutConversion(),
@@ -49,6 +63,19 @@ func Factory(t *testing.T, pods ...*corev1.Pod) *cmdtesting.TestFactory {
 				for _, p := range pods {
 					if p.Namespace == ns && sel.Matches(labels.Set(p.Labels)) {
 						list.Items = append(list.Items, *p)
+					}
+				}
+				return &http.Response{StatusCode: http.StatusOK, Header: cmdtesting.DefaultHeader(), Body: cmdtesting.ObjBody(codec, list)}, nil
+			}
+			if ns, ok := strings.CutSuffix(strings.TrimPrefix(req.URL.Path, "/api/v1/namespaces/"), "/persistentvolumeclaims"); ok && req.Method == http.MethodGet {
+				sel, err := labels.Parse(req.URL.Query().Get("labelSelector"))
+				if err != nil {
+					return nil, err
+				}
+				list := &corev1.PersistentVolumeClaimList{TypeMeta: metav1.TypeMeta{Kind: "PersistentVolumeClaimList", APIVersion: "v1"}}
+				for _, c := range claims {
+					if c.Namespace == ns && sel.Matches(labels.Set(c.Labels)) {
+						list.Items = append(list.Items, *c)
 					}
 				}
 				return &http.Response{StatusCode: http.StatusOK, Header: cmdtesting.DefaultHeader(), Body: cmdtesting.ObjBody(codec, list)}, nil

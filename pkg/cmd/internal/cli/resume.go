@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+)
+
+// DefaultResumeTimeout bounds how long a command waits for a suspended
+// sandbox it resumes on its own.
+const DefaultResumeTimeout = 5 * time.Minute
+
+// ResumePolicy is how a command that uses a sandbox (exec, cp, shell,
+// attach, logs, port-forward, run NAME) treats one that is suspended:
+// it resumes it first, saying so on Notice, unless NoResume.
+type ResumePolicy struct {
+	NoResume bool
+	Timeout  time.Duration
+	// Notice hears that a sandbox is being resumed (the command's stderr).
+	Notice io.Writer
+}
+
+// AddNoResumeFlag registers --no-resume on a command that uses a sandbox.
+func (p *ResumePolicy) AddNoResumeFlag(flags *pflag.FlagSet) {
+	flags.BoolVar(&p.NoResume, "no-resume", p.NoResume, "Refuse a suspended sandbox instead of resuming it first")
+}
+
+// Options are the domain's resume options for this policy.
+func (p *ResumePolicy) Options(name string, prepare func(context.Context, *sandbox.Spec) error) sandbox.ResumeOptions {
+	timeout := p.Timeout
+	if timeout == 0 {
+		timeout = DefaultResumeTimeout
+	}
+	return sandbox.ResumeOptions{
+		Timeout: timeout,
+		Prepare: prepare,
+		Resuming: func(since time.Time, why string) {
+			if p.Notice != nil {
+				fmt.Fprintf(p.Notice, "resuming sandbox/%s, %s\n", name, SuspendedAgo(since, why, time.Now()))
+			}
+		},
+	}
+}
+
+// SuspendedAgo says when and why a sandbox was suspended: "suspended 2h
+// ago (idle)", "suspended (ttl)" when the time is not known.
+func SuspendedAgo(since time.Time, why string, now time.Time) string {
+	var b strings.Builder
+	b.WriteString("suspended")
+	if !since.IsZero() {
+		b.WriteString(" " + duration.HumanDuration(now.Sub(since)) + " ago")
+	}
+	if why != "" && why != sandbox.SuspendedByUser {
+		b.WriteString(" (" + why + ")")
+	}
+	return b.String()
+}
