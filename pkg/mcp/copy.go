@@ -27,6 +27,7 @@ type CopyOutput struct {
 	From     string   `json:"from"`
 	To       string   `json:"to"`
 	Warnings []string `json:"warnings,omitempty" jsonschema:"entries skipped, and why"`
+	Resumed  string   `json:"resumed,omitempty" jsonschema:"the sandbox was suspended and this call resumed it first: since when and why"`
 }
 
 func (s *Server) copyIn(ctx context.Context, in CopyInInput) (CopyOutput, error) {
@@ -42,7 +43,7 @@ func (s *Server) copyIn(ctx context.Context, in CopyInInput) (CopyOutput, error)
 	if err != nil {
 		return CopyOutput{}, err
 	}
-	t, rel, err := s.copyEnds(ctx, in.Sandbox, local)
+	t, rel, resumed, err := s.copyEnds(ctx, in.Sandbox, local)
 	if err != nil {
 		return CopyOutput{}, err
 	}
@@ -53,7 +54,7 @@ func (s *Server) copyIn(ctx context.Context, in CopyInInput) (CopyOutput, error)
 	if err := transfer.CopyToSandboxFrom(ctx, t.run, s.root.fs, rel, remote, &warn); err != nil {
 		return CopyOutput{}, s.root.explain(in.LocalPath, err)
 	}
-	return CopyOutput{From: s.root.relative(local), To: t.name + ":" + remote, Warnings: warnings(&warn)}, nil
+	return CopyOutput{From: s.root.relative(local), To: t.name + ":" + remote, Warnings: warnings(&warn), Resumed: resumed}, nil
 }
 
 func (s *Server) copyOut(ctx context.Context, in CopyOutInput) (CopyOutput, error) {
@@ -65,7 +66,7 @@ func (s *Server) copyOut(ctx context.Context, in CopyOutInput) (CopyOutput, erro
 	if err != nil {
 		return CopyOutput{}, err
 	}
-	t, rel, err := s.copyEnds(ctx, in.Sandbox, local)
+	t, rel, resumed, err := s.copyEnds(ctx, in.Sandbox, local)
 	if err != nil {
 		return CopyOutput{}, err
 	}
@@ -76,22 +77,22 @@ func (s *Server) copyOut(ctx context.Context, in CopyOutInput) (CopyOutput, erro
 	if err := transfer.CopyFromSandboxIn(ctx, t.run, remote, s.root.fs, rel, transfer.DefaultLimits(t.pod), &warn); err != nil {
 		return CopyOutput{}, s.root.explain(in.LocalPath, err)
 	}
-	return CopyOutput{From: t.name + ":" + remote, To: s.root.relative(strings.TrimSuffix(local, "/")), Warnings: warnings(&warn)}, nil
+	return CopyOutput{From: t.name + ":" + remote, To: s.root.relative(strings.TrimSuffix(local, "/")), Warnings: warnings(&warn), Resumed: resumed}, nil
 }
 
 // copyEnds are both ends of a copy: the sandbox the agent may use, and the
 // local path named relative to the root, through whose handle every file
 // is read or made.
-func (s *Server) copyEnds(ctx context.Context, sandboxName, local string) (target, string, error) {
-	t, err := s.scope.streamable(ctx, sandboxName)
+func (s *Server) copyEnds(ctx context.Context, sandboxName, local string) (target, string, string, error) {
+	t, resumed, err := s.ready(ctx, sandboxName, true)
 	if err != nil {
-		return target{}, "", err
+		return target{}, "", "", err
 	}
 	rel, err := s.root.rel(local)
 	if err != nil {
-		return target{}, "", err
+		return target{}, "", "", err
 	}
-	return t, rel, nil
+	return t, rel, resumed, nil
 }
 
 // maxWarnings bounds the warnings a copy keeps: they quote names the

@@ -38,6 +38,7 @@ type ExecOutput struct {
 	StderrBytes     int64  `json:"stderr_bytes" jsonschema:"bytes the command wrote to stderr, shown or not"`
 	TimedOut        bool   `json:"timed_out" jsonschema:"the timeout ended the call; the command may still be running in the sandbox"`
 	DurationMillis  int64  `json:"duration_ms"`
+	Resumed         string `json:"resumed,omitempty" jsonschema:"the sandbox was suspended and this call resumed it first: since when and why"`
 }
 
 func (s *Server) exec(ctx context.Context, in ExecInput) (ExecOutput, error) {
@@ -63,7 +64,7 @@ func (s *Server) exec(ctx context.Context, in ExecInput) (ExecOutput, error) {
 	} else if in.Stdin != "" {
 		stdin = strings.NewReader(in.Stdin)
 	}
-	t, err := s.scope.usable(ctx, in.Sandbox)
+	t, resumed, err := s.ready(ctx, in.Sandbox, false)
 	if err != nil {
 		return ExecOutput{}, err
 	}
@@ -74,7 +75,7 @@ func (s *Server) exec(ctx context.Context, in ExecInput) (ExecOutput, error) {
 	defer cancel()
 	start := time.Now()
 	code, err := s.run(ctx, execCtx, t, command, stdin, stdout, stderr)
-	out := ExecOutput{ExitCode: code, DurationMillis: time.Since(start).Milliseconds()}
+	out := ExecOutput{ExitCode: code, DurationMillis: time.Since(start).Milliseconds(), Resumed: resumed}
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:

@@ -38,6 +38,9 @@ var fieldArgs = map[string]string{
 	"maxFiles":           "max_entries",
 	"timeout":            "timeout_seconds",
 	"selector":           notSettable,
+	"workspaceSize":      "workspace_size",
+	"storageClass":       "storage_class",
+	"retain":             "retain",
 }
 
 // notSettable marks a field that no tool argument sets.
@@ -59,7 +62,7 @@ func inArgWords(err error) error {
 	if err == nil || errors.As(err, &worded) {
 		return err // worded already: a second time would repeat the hints
 	}
-	msg := field.Say(err, argOf, stepOf)
+	msg := field.Say(err, argOf, stepOf) + errorStep(err)
 	if msg == err.Error() {
 		return err
 	}

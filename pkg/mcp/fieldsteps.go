@@ -2,7 +2,9 @@ package mcp
 
 import (
 	"fmt"
+	"reflect"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
@@ -70,4 +72,63 @@ func stepOf(s field.Step) string {
 		return words(s)
 	}
 	return ""
+}
+
+// errorSteps word the next step after a pkg/sandbox error that names none
+// itself (no field.Step), as this server's tools, keyed by the error's
+// type. nil: the error names its own step, or there is none to take. A
+// test checks that every error type of pkg/sandbox has a row.
+var errorSteps = map[string]func(err error) string{
+	"NotFoundError":      nil, // HintListSandboxes
+	"AlreadyExistsError": nil, // HintDeleteFirst
+	"StartError":         nil, // its fields
+	"NotManagedError":    nil, // not this server's: nothing an agent can do
+	"HalfClaimedError":   nil, // HintReclaim
+	"ShellBrokenError":   nil, // exec streams instead
+	"SuspendedError": func(error) string {
+		return "; resume it with the resume_sandbox tool (any command on it resumes it too)"
+	},
+	"NotPersistentError": func(error) string {
+		return "; create_sandbox with persist true makes a sandbox that can be"
+	},
+	"WorkspaceGoneError": func(error) string {
+		return "; create another with create_sandbox"
+	},
+}
+
+// errorStep is the words errorSteps has for the first pkg/sandbox error
+// in err's chain, or "".
+func errorStep(err error) string {
+	for _, e := range chain(err) {
+		t := reflect.TypeOf(e)
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.PkgPath() != sandboxPkg {
+			continue
+		}
+		if words := errorSteps[t.Name()]; words != nil {
+			return words(e)
+		}
+	}
+	return ""
+}
+
+var sandboxPkg = reflect.TypeOf(sandbox.Spec{}).PkgPath()
+
+// chain is err and every error it wraps, depth first.
+func chain(err error) []error {
+	if err == nil {
+		return nil
+	}
+	out := []error{err}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		out = append(out, chain(u.Unwrap())...)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			out = append(out, chain(e)...)
+		}
+	}
+	return out
 }

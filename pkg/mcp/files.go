@@ -40,8 +40,9 @@ type WriteFileInput struct {
 
 // WriteFileOutput confirms a write.
 type WriteFileOutput struct {
-	Path  string `json:"path"`
-	Bytes int    `json:"bytes" jsonschema:"bytes written"`
+	Path    string `json:"path"`
+	Bytes   int    `json:"bytes" jsonschema:"bytes written"`
+	Resumed string `json:"resumed,omitempty" jsonschema:"the sandbox was suspended and this call resumed it first: since when and why"`
 }
 
 func (s *Server) writeFile(ctx context.Context, in WriteFileInput) (WriteFileOutput, error) {
@@ -59,14 +60,14 @@ func (s *Server) writeFile(ctx context.Context, in WriteFileInput) (WriteFileOut
 			return WriteFileOutput{}, fmt.Errorf("mode %q is not octal permissions such as 0644 or 0755", in.Mode)
 		}
 	}
-	t, err := s.scope.streamable(ctx, in.Sandbox)
+	t, resumed, err := s.ready(ctx, in.Sandbox, true)
 	if err != nil {
 		return WriteFileOutput{}, err
 	}
 	if err := transfer.WriteFile(ctx, t.run, p, strings.NewReader(string(content)), transfer.WriteOptions{Append: in.Append, Mode: uint32(mode)}); err != nil {
 		return WriteFileOutput{}, err
 	}
-	return WriteFileOutput{Path: p, Bytes: len(content)}, nil
+	return WriteFileOutput{Path: p, Bytes: len(content), Resumed: resumed}, nil
 }
 
 func decode(content, encoding string) ([]byte, error) {
@@ -101,6 +102,7 @@ type ReadFileOutput struct {
 	Bytes     int    `json:"bytes" jsonschema:"bytes of the file this answer covers"`
 	Truncated bool   `json:"truncated" jsonschema:"the file goes on: read again with offset = offset + bytes"`
 	Altered   bool   `json:"altered,omitempty" jsonschema:"text mode replaced bytes that were not printable UTF-8; read with encoding base64 for the exact bytes"`
+	Resumed   string `json:"resumed,omitempty" jsonschema:"the sandbox was suspended and this call resumed it first: since when and why"`
 }
 
 func (s *Server) readFile(ctx context.Context, in ReadFileInput) (ReadFileOutput, error) {
@@ -123,7 +125,7 @@ func (s *Server) readFile(ctx context.Context, in ReadFileInput) (ReadFileOutput
 	if in.MaxBytes > 0 && in.MaxBytes < limit {
 		limit = in.MaxBytes
 	}
-	t, err := s.scope.streamable(ctx, in.Sandbox)
+	t, resumed, err := s.ready(ctx, in.Sandbox, true)
 	if err != nil {
 		return ReadFileOutput{}, err
 	}
@@ -131,7 +133,7 @@ func (s *Server) readFile(ctx context.Context, in ReadFileInput) (ReadFileOutput
 	if err != nil {
 		return ReadFileOutput{}, err
 	}
-	out := ReadFileOutput{Path: p, Encoding: encoding, Offset: in.Offset, Truncated: more}
+	out := ReadFileOutput{Path: p, Encoding: encoding, Offset: in.Offset, Truncated: more, Resumed: resumed}
 	if encoding == encodingBase64 {
 		out.Content, out.Bytes = base64.StdEncoding.EncodeToString(data), len(data)
 		return out, nil
@@ -160,6 +162,7 @@ type ListDirOutput struct {
 	Path      string     `json:"path"`
 	Entries   []DirEntry `json:"entries"`
 	Truncated bool       `json:"truncated" jsonschema:"the directory has more entries than are listed"`
+	Resumed   string     `json:"resumed,omitempty" jsonschema:"the sandbox was suspended and this call resumed it first: since when and why"`
 }
 
 // DirEntry is one entry of a sandbox directory.
@@ -188,7 +191,7 @@ func (s *Server) listDir(ctx context.Context, in ListDirInput) (ListDirOutput, e
 	if in.MaxEntries > 0 && in.MaxEntries < limit {
 		limit = in.MaxEntries
 	}
-	t, err := s.scope.streamable(ctx, in.Sandbox)
+	t, resumed, err := s.ready(ctx, in.Sandbox, true)
 	if err != nil {
 		return ListDirOutput{}, err
 	}
@@ -196,7 +199,7 @@ func (s *Server) listDir(ctx context.Context, in ListDirInput) (ListDirOutput, e
 	if err != nil {
 		return ListDirOutput{}, err
 	}
-	out := ListDirOutput{Path: p, Entries: make([]DirEntry, 0, len(entries)), Truncated: more}
+	out := ListDirOutput{Path: p, Entries: make([]DirEntry, 0, len(entries)), Truncated: more, Resumed: resumed}
 	for _, e := range entries {
 		d := DirEntry{Name: e.Name, Type: e.Type}
 		if !isCleanText([]byte(e.Name)) || strings.ContainsAny(e.Name, "\n\t") || path.Base(e.Name) != e.Name {

@@ -26,6 +26,10 @@ type CreateInput struct {
 	TTL              string            `json:"ttl,omitempty" jsonschema:"how long the sandbox may live, e.g. 30m; default and most: the server's"`
 	Env              map[string]string `json:"env,omitempty" jsonschema:"environment variables of the sandbox; visible in its Pod spec, so never secrets"`
 	Pool             string            `json:"pool,omitempty" jsonschema:"take a warm sandbox from this pool instead of making one (fast start; the pool fixes image and resources)"`
+	Persist          bool              `json:"persist,omitempty" jsonschema:"keep /workspace and home on a persistent volume: the sandbox can be suspended and resumed, and its TTL suspends it rather than ending its work (only if the server allows it)"`
+	WorkspaceSize    string            `json:"workspace_size,omitempty" jsonschema:"with persist: the size of the volume, e.g. 5Gi; default 10Gi or the server's most, whichever is less"`
+	StorageClass     string            `json:"storage_class,omitempty" jsonschema:"with persist: the volume's StorageClass, one the server allows; default: the cluster's default class"`
+	Retain           string            `json:"retain,omitempty" jsonschema:"with persist: how long a suspended sandbox's files are kept, e.g. 24h; default and most: the server's"`
 }
 
 // SandboxInfo describes a sandbox to an agent.
@@ -45,6 +49,11 @@ type SandboxInfo struct {
 	EphemeralStorage string `json:"ephemeral_storage,omitempty"`
 	ExpiresAt        string `json:"expires_at,omitempty" jsonschema:"when the sandbox's TTL ends it (RFC 3339)"`
 	Workspace        string `json:"workspace" jsonschema:"the writable directory relative paths start at"`
+	Persistent       bool   `json:"persistent,omitempty" jsonschema:"its files are on a persistent volume: it can be suspended and resumed"`
+	WorkspaceSize    string `json:"workspace_size,omitempty"`
+	StorageClass     string `json:"storage_class,omitempty"`
+	SuspendedSince   string `json:"suspended_since,omitempty" jsonschema:"when it was suspended (RFC 3339), if it is"`
+	SuspendedWhy     string `json:"suspended_why,omitempty" jsonschema:"why: suspended, idle, ttl, or how its last Pod ended"`
 }
 
 func (s *Server) create(ctx context.Context, in CreateInput) (SandboxInfo, error) {
@@ -105,16 +114,23 @@ func (s *Server) create(ctx context.Context, in CreateInput) (SandboxInfo, error
 		// The server began to stop while the sandbox was being made.
 		cctx, cancel := sandbox.CleanupContext(ctx)
 		defer cancel()
-		return SandboxInfo{}, errors.Join(err, sandbox.DeletePod(cctx, s.o.Clientset, pod, nil))
+		derr := sandbox.DeletePod(cctx, s.o.Clientset, pod, nil)
+		if t := (target{name: name, workspace: workspaceOf(pod)}); t.workspace != "" {
+			derr = errors.Join(derr, s.removeWorkspace(cctx, t))
+		}
+		return SandboxInfo{}, errors.Join(err, derr)
 	}
-	s.log.Info("created sandbox", "sandbox", name, "image", imageOf(pod), "network", pod.Annotations[sandbox.AnnotationNetwork], "ttl", ttl.String())
-	return info(t, "", true), nil
+	s.log.Info("created sandbox", "sandbox", name, "image", imageOf(pod), "network", pod.Annotations[sandbox.AnnotationNetwork], "ttl", ttl.String(), "persistent", t.workspace != "")
+	return s.describe(ctx, t, "", true), nil
 }
 
 // poolOnly refuses choices that a pool's members have already made.
 func poolOnly(in CreateInput) error {
 	if in.Image != "" || in.Profile != "" || in.Network != "" || in.CPU != "" || in.Memory != "" || in.EphemeralStorage != "" || len(in.Env) > 0 {
 		return fmt.Errorf("a sandbox from pool %q comes as the pool made it: leave out image, profile, network, cpu, memory, ephemeral_storage and env", in.Pool)
+	}
+	if in.Persist || in.WorkspaceSize != "" || in.StorageClass != "" || in.Retain != "" {
+		return fmt.Errorf("this server takes no persistent sandboxes from pools (pool %q): leave out persist, workspace_size, storage_class and retain, or create one without pool", in.Pool)
 	}
 	return nil
 }
@@ -150,6 +166,11 @@ func (s *Server) specFor(name string, ttl time.Duration, in CreateInput) (sandbo
 	}
 	// A read-only root the server asked for stays read-only.
 	spec.ReadOnlyRoot = spec.ReadOnlyRoot || base.ReadOnlyRoot
+	w, err := s.workspaceFor(in)
+	if err != nil {
+		return spec, err
+	}
+	spec.Workspace = w
 	for _, r := range []struct {
 		field, value string
 		dst          *resource.Quantity
@@ -267,7 +288,7 @@ func (s *Server) list(ctx context.Context, _ ListInput) (ListOutput, error) {
 		if e.removed {
 			continue // deleted: no longer a sandbox to list
 		}
-		out.Sandboxes = append(out.Sandboxes, info(e.target, e.gone, e.created))
+		out.Sandboxes = append(out.Sandboxes, s.describe(ctx, e.target, e.gone, e.created))
 		seen[e.name] = true
 	}
 	// Adoptable sandboxes not used yet.
@@ -286,6 +307,10 @@ func (s *Server) list(ctx context.Context, _ ListInput) (ListOutput, error) {
 		pod, err := sandbox.Find(ctx, s.o.Clientset, s.o.Namespace, name)
 		var nf *sandbox.NotFoundError
 		if errors.As(err, &nf) {
+			if info, ok := s.suspendedCandidate(ctx, name); ok {
+				seen[name] = true
+				out.Sandboxes = append(out.Sandboxes, info)
+			}
 			continue
 		}
 		if err != nil {

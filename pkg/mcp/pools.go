@@ -86,15 +86,7 @@ func (w *warmPools) waitRefills() { w.refills.Wait() }
 // server's --allow-host. The image is the pool's: an agent may choose any
 // image for a sandbox of its own too.
 func (s *Server) admitPool(spec *sandbox.Spec) error {
-	base := s.o.Spec
-	if base.Network == sandbox.NetworkEgress && base.DNS == nil && spec.DNS != nil {
-		// The server's sandboxes query the cluster's DNS, as found when
-		// each is made: find it now to compare.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		base.DNS = fence.DetectDNS(ctx, s.o.Clientset).Servers
-		cancel()
-	}
-	errs := sandbox.Within(&base, spec)
+	errs := s.beyond(spec)
 	if len(errs) == 0 {
 		return nil
 	}
@@ -103,6 +95,20 @@ func (s *Server) admitPool(spec *sandbox.Spec) error {
 		why[i] = poolBeyond(e)
 	}
 	return fmt.Errorf("this server may not use its sandboxes: %s; create a sandbox without pool, or ask the server's user for a pool within its limits", strings.Join(why, "; "))
+}
+
+// beyond is how a sandbox made elsewhere (a pool's, a workspace's record)
+// goes beyond the server's own (sandbox.Within).
+func (s *Server) beyond(spec *sandbox.Spec) []sandbox.FieldError {
+	base := s.o.Spec
+	if base.Network == sandbox.NetworkEgress && base.DNS == nil && spec.DNS != nil {
+		// The server's sandboxes query the cluster's DNS, as found when
+		// each is made: find it now to compare.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		base.DNS = fence.DetectDNS(ctx, s.o.Clientset).Servers
+		cancel()
+	}
+	return sandbox.Within(&base, spec)
 }
 
 // poolBeyond words a field of a pool's sandbox beyond the server's.

@@ -57,6 +57,17 @@ type entry struct {
 	gone    string // why it can no longer be used; "" while it can
 	removed bool   // the Pod is gone from the cluster (or this server deleted it)
 
+	// A persistent sandbox's workspace (the PVC's UID) is its identity: the
+	// entry outlives its Pods, and a resumed Pod (another UID) is taken in
+	// only if that workspace owns it. "" for a disposable sandbox.
+	workspace types.UID
+	// suspended: a persistent sandbox with no Pod that runs (suspended,
+	// or its Pod ended by itself): a command resumes it first.
+	suspended bool
+	// waking serializes this server's resumes of the sandbox, so that
+	// concurrent calls wait for one resume rather than race it.
+	waking *sync.Mutex
+
 	// The warm shell exec runs commands through (see shell.go).
 	shell         *sandbox.Shell
 	shellStarting bool
@@ -65,10 +76,12 @@ type entry struct {
 
 // target is a snapshot of an entry for one tool call.
 type target struct {
-	name    string
-	created bool
-	pod     *corev1.Pod
-	run     *sandbox.PodExec
+	name      string
+	created   bool
+	pod       *corev1.Pod // nil: a suspended sandbox adopted before any Pod of it was seen
+	run       *sandbox.PodExec
+	workspace types.UID
+	suspended bool
 }
 
 func newScope(o *Options) (*scope, error) {
@@ -140,7 +153,12 @@ func (s *scope) observe(obj any) {
 	// Events may trail the Pod a create returned: take a state that ends
 	// the sandbox, or one that moves a sandbox on from Pending, never one
 	// that would send a running sandbox back to Pending.
-	if why := unusable(pod); why != "" {
+	if why := unusable(pod); why != "" && e.workspace != "" && e.gone == "" {
+		// A persistent sandbox's Pod that ends (TTL, idle, a suspend) is a
+		// suspension: the next command resumes it.
+		e.pod = pod
+		e.sleep()
+	} else if why != "" {
 		e.pod = pod
 		if e.gone == "" {
 			e.gone = why
@@ -168,15 +186,35 @@ func (s *scope) vanished(uid types.UID, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.byUID[uid]; e != nil && !e.removed {
-		e.removed = true
-		if e.gone == "" {
-			e.gone = why
+		delete(s.byUID, uid)
+		if e.workspace != "" && why != deletedByServer && e.gone == "" {
+			e.sleep() // suspended: the workspace keeps the sandbox
+			return
 		}
-		if e.shell != nil {
-			e.shell.Close()
-			e.shell = nil
-		}
+		e.drop(why)
 	}
+}
+
+// drop marks a sandbox gone for good. Guarded by scope.mu.
+func (e *entry) drop(why string) {
+	e.removed = true
+	if e.gone == "" {
+		e.gone = why
+	}
+	if e.shell != nil {
+		e.shell.Close()
+		e.shell = nil
+	}
+}
+
+// sleep marks a persistent sandbox suspended. Guarded by scope.mu.
+func (e *entry) sleep() {
+	e.suspended = true
+	if e.shell != nil {
+		e.shell.Close()
+		e.shell = nil
+	}
+	e.noShell = false
 }
 
 // live counts the sandboxes this server made that still hold a place.
@@ -226,13 +264,21 @@ func (s *scope) add(pod *corev1.Pod, created bool) (target, error) {
 		return e.target(), nil // adopted by a concurrent call
 	}
 	e := &entry{
-		name:    name,
-		created: created,
-		pod:     pod,
+		name:      name,
+		created:   created,
+		pod:       pod,
+		workspace: workspaceOf(pod),
+		waking:    &sync.Mutex{},
 		// With the environment file a claim left, if any: a sandbox claimed
 		// from a pool has its secrets there.
 		run:  sandbox.NewPodExec(s.config, s.rest, s.executor, pod),
 		gone: unusable(pod),
+	}
+	if e.workspace != "" {
+		if e.gone != "" {
+			e.gone = ""
+			e.sleep()
+		}
 	}
 	delete(s.reserved, name)
 	s.byName[name] = e
@@ -241,7 +287,7 @@ func (s *scope) add(pod *corev1.Pod, created bool) (target, error) {
 }
 
 func (e *entry) target() target {
-	return target{name: e.name, created: e.created, pod: e.pod, run: e.run}
+	return target{name: e.name, created: e.created, pod: e.pod, run: e.run, workspace: e.workspace, suspended: e.suspended}
 }
 
 // get returns the sandbox called name if it is in scope, adopting it on
@@ -271,6 +317,9 @@ func (s *scope) get(ctx context.Context, name string) (target, error) {
 	var nf *sandbox.NotFoundError
 	switch {
 	case errors.As(err, &nf):
+		if t, ok, err := s.adoptSuspended(ctx, name); ok || err != nil {
+			return t, err
+		}
 		if !s.adopt[name] {
 			return target{}, s.notInScope(name)
 		}
@@ -304,6 +353,10 @@ func (s *scope) usable(ctx context.Context, name string) (target, error) {
 	if why != "" {
 		return t, fmt.Errorf("sandbox %q cannot run commands: %s; create another with create_sandbox", name, why)
 	}
+	if t.suspended || t.pod == nil {
+		// Only if another call suspended it between the resume and now.
+		return t, fmt.Errorf("sandbox %q is suspended; resume it with resume_sandbox", name)
+	}
 	if t.pod.Status.Phase != corev1.PodRunning {
 		return t, fmt.Errorf("sandbox %q is %s, not running yet; try again in a moment", name, sandbox.Status(t.pod))
 	}
@@ -320,9 +373,18 @@ func (s *scope) recheck(ctx context.Context, t target) error {
 	}
 	s.observe(pod)
 	if why := unusable(pod); why != "" {
+		if t.workspace != "" {
+			return suspendedMeanwhile(t.name, why)
+		}
 		return fmt.Errorf("sandbox %q cannot run commands: %s; create another with create_sandbox", t.name, why)
 	}
 	return nil
+}
+
+// suspendedMeanwhile: a persistent sandbox's Pod ended (a suspend, its TTL)
+// while a call used it. Its files are kept: the next call resumes it.
+func suspendedMeanwhile(name, why string) error {
+	return fmt.Errorf("sandbox %q was suspended while this call used it (%s); its files are kept: call again to resume it", name, why)
 }
 
 // confirm reads the Pod before a new stream is opened to it. A stream
@@ -344,6 +406,9 @@ func (s *scope) current(ctx context.Context, t target) (*corev1.Pod, error) {
 	switch {
 	case apierrors.IsNotFound(err) || (err == nil && pod.UID != t.pod.UID):
 		s.vanished(t.pod.UID, "it was deleted")
+		if t.workspace != "" {
+			return nil, suspendedMeanwhile(t.name, "its Pod was deleted")
+		}
 		return nil, fmt.Errorf("sandbox %q is gone: it was deleted; create another with create_sandbox", t.name)
 	case err != nil:
 		return nil, nil
@@ -366,7 +431,14 @@ const deletedByServer = "this server deleted it"
 
 // removed notes that this server deleted a sandbox: its name is free again.
 func (s *scope) removed(t target) {
-	s.vanished(t.pod.UID, deletedByServer)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.byName[t.name]; e != nil && !e.removed {
+		if t.pod != nil {
+			delete(s.byUID, t.pod.UID)
+		}
+		e.drop(deletedByServer)
+	}
 }
 
 // deleting records, before the delete is sent, that this server is the one
@@ -376,8 +448,8 @@ func (s *scope) removed(t target) {
 func (s *scope) deleting(t target) (undo func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.byUID[t.pod.UID]
-	if e == nil || e.gone != "" {
+	e := s.byName[t.name]
+	if e == nil || e.removed || e.gone != "" {
 		return func() {}
 	}
 	e.gone = deletedByServer
@@ -429,4 +501,107 @@ func (s *scope) close() []target {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
+}
+
+// workspaceOf is the UID of the workspace that owns a persistent sandbox's
+// Pod, or "" for a disposable sandbox.
+func workspaceOf(pod *corev1.Pod) types.UID {
+	if !sandbox.IsPersistent(pod) {
+		return ""
+	}
+	for _, r := range pod.OwnerReferences {
+		if r.Kind == "PersistentVolumeClaim" && r.Name == sandbox.WorkspaceName(sandbox.NameOf(pod)) {
+			return r.UID
+		}
+	}
+	return ""
+}
+
+// adoptSuspended takes into scope a suspended sandbox (no Pod, a
+// workspace) that its user adopted; ok is false when name is not one.
+func (s *scope) adoptSuspended(ctx context.Context, name string) (t target, ok bool, err error) {
+	if !s.adopt[name] && s.selector == nil {
+		return target{}, false, nil
+	}
+	pvc, err := sandbox.FindWorkspace(ctx, s.cs, s.namespace, name)
+	if err != nil {
+		return target{}, false, nil // not a suspended sandbox: the caller says why
+	}
+	if !s.adopt[name] && !s.selector.Matches(labels.Set(pvc.Labels)) {
+		return target{}, false, nil
+	}
+	spec, err := sandbox.SpecOf(pvc)
+	if err != nil {
+		return target{}, true, err
+	}
+	// What the sandbox will be, for list_sandboxes: no Pod runs yet.
+	pod := spec.Pod()
+	pod.UID = ""
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.byName[name]; e != nil && !e.removed {
+		return e.target(), true, nil
+	}
+	e := &entry{name: name, pod: pod, workspace: pvc.UID, suspended: true, waking: &sync.Mutex{}}
+	s.byName[name] = e
+	return e.target(), true, nil
+}
+
+// rebind takes in the Pod a resume brought a persistent sandbox back with.
+// Its workspace must be the sandbox's: a Pod of a workspace made anew
+// under the name is another sandbox.
+func (s *scope) rebind(name string, pod *corev1.Pod) (target, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byName[name]
+	switch {
+	case e == nil || e.removed:
+		return target{}, fmt.Errorf("sandbox %q is gone: %s; create another with create_sandbox", name, deletedByServer)
+	case e.workspace == "" || workspaceOf(pod) != e.workspace:
+		return target{}, fmt.Errorf("sandbox %q is gone: its workspace was deleted, and another sandbox now has its name; create another with create_sandbox", name)
+	}
+	if e.pod != nil && e.pod.UID != pod.UID {
+		delete(s.byUID, e.pod.UID)
+	}
+	if e.pod == nil || e.pod.UID != pod.UID {
+		e.run = sandbox.NewPodExec(s.config, s.rest, s.executor, pod)
+	}
+	e.pod, e.suspended, e.gone = pod, false, ""
+	s.byUID[pod.UID] = e
+	return e.target(), nil
+}
+
+// suspendedNow notes that this server suspended a sandbox.
+func (s *scope) suspendedNow(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.byName[name]; e != nil && !e.removed {
+		if e.pod != nil {
+			delete(s.byUID, e.pod.UID)
+		}
+		e.sleep()
+	}
+}
+
+// waking locks the resumes of a sandbox in scope; unlock when done.
+func (s *scope) waking(name string) (unlock func()) {
+	s.mu.Lock()
+	e := s.byName[name]
+	s.mu.Unlock()
+	if e == nil || e.waking == nil {
+		return func() {}
+	}
+	e.waking.Lock()
+	return e.waking.Unlock
+}
+
+// fresh is the entry's target now (after another call may have resumed it).
+func (s *scope) fresh(name string) (target, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byName[name]
+	if e == nil || e.removed {
+		return target{}, false
+	}
+	return e.target(), true
 }

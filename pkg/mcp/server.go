@@ -72,6 +72,9 @@ type Options struct {
 	// Pools, if set, lets create_sandbox take a warm sandbox from a pool:
 	// WarmPools() for the namespace's pools.
 	Pools PoolClaimer
+	// Persist is the most a persistent sandbox may be (create_sandbox
+	// with persist); its zero value allows none.
+	Persist Persist
 
 	// Log receives the server's log lines (stderr: stdout is the protocol's).
 	Log *slog.Logger
@@ -134,6 +137,9 @@ func New(o Options) (*Server, error) {
 	case o.Limits.OutputBytes < 1 || o.Limits.Entries < 1 || o.Limits.ExecTimeout <= 0:
 		return nil, fmt.Errorf("output, entry and exec-time limits must be positive (got %+v)", o.Limits)
 	}
+	if err := o.Persist.validate(); err != nil {
+		return nil, err
+	}
 	if o.Executor == nil {
 		o.Executor = sandbox.RemoteExecutor{}
 	}
@@ -179,6 +185,9 @@ func (s *Server) instructions() string {
 	}
 	fmt.Fprintf(&b, ". Relative sandbox paths start at %s, the writable workspace (also writable: %s, %s). ", sandbox.WorkspaceDir, sandbox.TmpDir, sandbox.HomeDir)
 	fmt.Fprintf(&b, "At most %d sandboxes at once; each ends after its TTL (at most %s)", s.o.MaxSandboxes, s.o.Spec.TTL)
+	if s.o.Persist.MaxSize.Sign() > 0 {
+		fmt.Fprintf(&b, " (a persistent one, made with persist, up to %s, is suspended instead: its files are kept, and any command on it, or resume_sandbox, resumes it; suspend_sandbox frees its node while you do not need it)", s.o.Persist.MaxSize.String())
+	}
 	if !s.o.Keep {
 		b.WriteString(" and is deleted when this session ends")
 	}
@@ -288,10 +297,23 @@ const deleteWait = time.Minute
 // remove deletes a sandbox by UID and waits up to wait until it is gone.
 func (s *Server) remove(ctx context.Context, t target, wait time.Duration) error {
 	undo := s.scope.deleting(t)
-	err := sandbox.DeletePod(ctx, s.o.Clientset, t.pod, nil)
+	err := error(&sandbox.NotFoundError{})
+	if t.pod != nil && t.pod.UID != "" {
+		err = sandbox.DeletePod(ctx, s.o.Clientset, t.pod, nil)
+	}
 	var nf *sandbox.NotFoundError
+	if t.workspace != "" && (err == nil || errors.As(err, &nf)) {
+		// A persistent sandbox, suspended or not: its files go too.
+		if werr := s.removeWorkspace(ctx, t); werr != nil {
+			undo()
+			return werr
+		}
+	}
 	if errors.As(err, &nf) {
 		s.scope.removed(t)
+		if t.workspace != "" {
+			s.log.Info("deleted sandbox", "sandbox", t.name, "workspace", true)
+		}
 		return nil // gone already, or replaced by a Pod that is not ours
 	}
 	if err != nil {

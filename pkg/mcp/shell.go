@@ -21,7 +21,7 @@ func (s *Server) shell(ctx context.Context, t target) *sandbox.Shell {
 	sc := s.scope
 	sc.mu.Lock()
 	e := sc.byUID[t.pod.UID]
-	if e == nil || e.removed || e.noShell || e.shellStarting {
+	if e == nil || e.removed || e.suspended || e.noShell || e.shellStarting {
 		sc.mu.Unlock()
 		return nil
 	}
@@ -49,7 +49,8 @@ func (s *Server) shell(ctx context.Context, t target) *sandbox.Shell {
 		return nil
 	case err != nil:
 		return nil
-	case e.removed || sc.closed:
+	case e.removed || sc.closed || e.suspended || e.pod == nil || e.pod.UID != t.pod.UID:
+		// Gone, or suspended (and perhaps resumed in another Pod) meanwhile.
 		sh.Close()
 		return nil
 	}

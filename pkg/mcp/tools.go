@@ -26,6 +26,8 @@ const (
 	toolCopyOut   = "copy_out"
 	toolList      = "list_sandboxes"
 	toolDelete    = "delete_sandbox"
+	toolSuspend   = "suspend_sandbox"
+	toolResume    = "resume_sandbox"
 )
 
 // hints are the annotations of a tool, set honestly: clients use them to
@@ -75,6 +77,17 @@ func (s *Server) addTools() {
 			"Copy a file or directory out of a sandbox to a local path under "+s.root.dir+" (relative paths start there). "+
 				"Unsafe entries (absolute names, '..', links out of the tree, devices) are skipped or refused.",
 			nil, s.copyOut)
+	}
+	if s.o.Persist.MaxSize.Sign() > 0 || len(s.o.Adopt) > 0 || s.o.AdoptSelector != "" {
+		// Ends the Pod (its processes and memory), keeps the files.
+		addTool(s, toolSuspend, "Suspend a persistent sandbox", hints{destructive: true, idempotent: true},
+			"Suspend a persistent sandbox (one created with persist): its running processes end and its Pod goes, freeing its node; "+
+				"its files in /workspace and home are kept. Any later command on it, or resume_sandbox, resumes it.",
+			nil, s.suspend)
+		addTool(s, toolResume, "Resume a persistent sandbox", hints{idempotent: true},
+			"Resume a suspended persistent sandbox: a new Pod with the same files, image, limits and network. "+
+				"Waits until it can run commands. Nothing happens to one that runs.",
+			nil, s.resume)
 	}
 	addTool(s, toolList, "List sandboxes", hints{readOnly: true},
 		"List the sandboxes this server may use: those it created in this session and those its user adopted.",
