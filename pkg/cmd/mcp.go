@@ -9,6 +9,7 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -41,10 +42,16 @@ type MCPOptions struct {
 	MaxEntries    int
 	ExecTimeout   time.Duration
 	Timeout       time.Duration
+	// PersistMax, PersistStorageClasses and PersistRetain are the most a
+	// persistent sandbox an agent asks for may be (mcp.Persist).
+	PersistMax            string
+	PersistStorageClasses []string
+	PersistRetain         time.Duration
 
 	spec         sandbox.Spec
 	secretValues map[string]string
 	maxOutput    int
+	persistMax   resource.Quantity
 
 	cli.Clients
 	genericiooptions.IOStreams
@@ -57,13 +64,15 @@ func NewMCPOptions(streams genericiooptions.IOStreams) *MCPOptions {
 	sf.TTL = time.Hour
 	limits := mcp.DefaultLimits()
 	return &MCPOptions{
-		Sandbox:      sf,
-		MaxSandboxes: 5,
-		MaxOutput:    "64Ki",
-		MaxEntries:   limits.Entries,
-		ExecTimeout:  limits.ExecTimeout,
-		Timeout:      5 * time.Minute,
-		IOStreams:    streams,
+		Sandbox:       sf,
+		MaxSandboxes:  5,
+		MaxOutput:     "64Ki",
+		MaxEntries:    limits.Entries,
+		ExecTimeout:   limits.ExecTimeout,
+		Timeout:       5 * time.Minute,
+		PersistMax:    "0",
+		PersistRetain: 24 * time.Hour,
+		IOStreams:     streams,
 	}
 }
 
@@ -108,6 +117,9 @@ func newCmdMCP(f cmdutil.Factory, o *MCPOptions) *cobra.Command {
 	fl.IntVar(&o.MaxEntries, "max-entries", o.MaxEntries, "Most entries of a directory listing returned to the agent")
 	fl.DurationVar(&o.ExecTimeout, "exec-timeout", o.ExecTimeout, "Default and longest time one exec may run")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for a new sandbox to start")
+	fl.StringVar(&o.PersistMax, "persist-max", o.PersistMax, "Largest workspace an agent may ask for with persist (0: the server makes no persistent sandboxes: their storage outlives the session and the TTL, so an admin opts in)")
+	fl.StringArrayVar(&o.PersistStorageClasses, "persist-storage-class", o.PersistStorageClasses, "A StorageClass an agent may name for a workspace besides the cluster's default (repeatable)")
+	fl.DurationVar(&o.PersistRetain, "persist-retain", o.PersistRetain, "Default and longest time a suspended workspace is kept before gc may delete it (0: until deleted)")
 	return cmd
 }
 
@@ -130,6 +142,9 @@ func (o *MCPOptions) Complete(f cmdutil.Factory, cmd *cobra.Command) error {
 		return err
 	}
 	o.maxOutput = int(min(q.Value(), 1<<30))
+	if o.persistMax, err = resource.ParseQuantity(o.PersistMax); err != nil || o.persistMax.Sign() < 0 {
+		return fmt.Errorf("--persist-max %q is not a size (examples: 0, 5Gi, 20Gi)", o.PersistMax)
+	}
 	return nil
 }
 
@@ -168,6 +183,7 @@ func (o *MCPOptions) Run(ctx context.Context) error {
 		Adopt:         o.Adopt,
 		AdoptSelector: o.AdoptSelector,
 		Root:          o.Root,
+		Persist:       mcp.Persist{MaxSize: o.persistMax, StorageClasses: o.PersistStorageClasses, MaxRetain: o.PersistRetain},
 		Limits:        mcp.Limits{OutputBytes: o.maxOutput, Entries: o.MaxEntries, ExecTimeout: o.ExecTimeout},
 		StartTimeout:  o.Timeout,
 		Pools:         mcp.WarmPools(), // create_sandbox's pool: the namespace's warm pools
