@@ -63,15 +63,7 @@ func (o *ResumeOptions) Complete(f cmdutil.Factory, args []string) error {
 
 // Validate checks the names.
 func (o *ResumeOptions) Validate() error {
-	if len(o.Names) == 0 {
-		return errors.New("name the sandboxes to resume (list them with: kubectl agentkernel list)")
-	}
-	for _, n := range o.Names {
-		if err := sandbox.ValidateName(n); err != nil {
-			return err
-		}
-	}
-	return nil
+	return cli.ValidateSandboxNames(o.Names, "resume")
 }
 
 // Run resumes each sandbox in turn.

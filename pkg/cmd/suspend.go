@@ -68,15 +68,7 @@ func (o *SuspendOptions) Complete(f cmdutil.Factory, args []string) error {
 
 // Validate checks the names.
 func (o *SuspendOptions) Validate() error {
-	if len(o.Names) == 0 {
-		return errors.New("name the sandboxes to suspend (list them with: kubectl agentkernel list)")
-	}
-	for _, n := range o.Names {
-		if err := sandbox.ValidateName(n); err != nil {
-			return err
-		}
-	}
-	return nil
+	return cli.ValidateSandboxNames(o.Names, "suspend")
 }
 
 // Run suspends each sandbox in turn.

@@ -5,6 +5,8 @@ import (
 	"io"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // ListNamespace is the namespace a command that reads many objects works
@@ -26,4 +28,18 @@ func NoneFound(errOut io.Writer, plural string, allNamespaces bool, namespace st
 	}
 	_, err := fmt.Fprintf(errOut, "No %s found in %s namespace.\n", plural, namespace)
 	return err
+}
+
+// ValidateSandboxNames checks the names a command that takes sandboxes
+// by name (suspend, resume) was given: at least one, each valid.
+func ValidateSandboxNames(names []string, verb string) error {
+	if len(names) == 0 {
+		return fmt.Errorf("name the sandboxes to %s (list them with: kubectl agentkernel list)", verb)
+	}
+	for _, n := range names {
+		if err := sandbox.ValidateName(n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
