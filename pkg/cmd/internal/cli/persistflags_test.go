@@ -43,7 +43,7 @@ func TestSuspendedAgo(t *testing.T) {
 		since time.Time
 		why   string
 	}{
-		"suspended 5h ago (idle)": {now.Add(-5*time.Hour - time.Minute), sandbox.SuspendedIdle},
+		"suspended 5h ago (idle)": {now.Add(-5*time.Hour - time.Second), sandbox.SuspendedIdle},
 		"suspended 5m ago":        {now.Add(-5 * time.Minute), sandbox.SuspendedByUser},
 		"suspended (ttl)":         {time.Time{}, sandbox.SuspendedTTL},
 	} {
