@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
@@ -74,8 +75,16 @@ func (e *StartError) Words(name func(field string) string) string {
 // Hint says what usually fixes Reason, or "", with name's name for the
 // fields it names.
 func (e *StartError) Hint(name func(field string) string) string {
-	return field.Name(startHints[e.Reason], name)
+	reason := e.Reason
+	if reason == "Unschedulable" && strings.Contains(e.Message, "PersistentVolumeClaim") {
+		reason = unboundWorkspace // the scheduler waits for the workspace, not a node
+	}
+	return field.Name(startHints[reason], name)
 }
+
+// unboundWorkspace is the advice's key for a sandbox whose workspace
+// claim never bound.
+const unboundWorkspace = "Unschedulable/workspace"
 
 // StartHintFields are the fields the advice on a waiting reason names,
 // which every edge must have a name for.
@@ -94,6 +103,7 @@ var startHints = map[string]string{
 	"InvalidImageName":           "fix the `image` reference",
 	"ErrImageNeverPull":          "the image is not on the node and the pull policy forbids pulling it",
 	"Unschedulable":              "no node fits; lower `cpu`/`memory` or fix `nodeSelector`/`runtimeClassName`",
+	unboundWorkspace:             "its workspace did not bind: no volume of its class is free and none can be provisioned; name a `storageClass` that has a provisioner (doctor shows the cluster's default)",
 	"CreateContainerConfigError": "the image or settings conflict with the sandbox's security context, e.g. an image whose user is root",
 	"RunContainerError":          "the image needs /bin/sh, which keeps the sandbox running",
 	"CrashLoopBackOff":           "the image needs /bin/sh, which keeps the sandbox running",

@@ -355,3 +355,17 @@ func TestSpecOfRefusesBadRecords(t *testing.T) {
 		}
 	}
 }
+
+// A sandbox the scheduler holds back for its unbound workspace is told
+// so, with the field that fixes it; one no node fits is told otherwise.
+func TestUnboundWorkspaceAdvice(t *testing.T) {
+	plain := func(f string) string { return f }
+	unbound := &StartError{Name: "x", Namespace: "ns", Reason: "Unschedulable", Message: "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."}
+	if hint := unbound.Hint(plain); !strings.Contains(hint, "workspace did not bind") || !strings.Contains(hint, "`storageClass`") {
+		t.Fatalf("unbound workspace: %q", hint)
+	}
+	full := &StartError{Name: "x", Namespace: "ns", Reason: "Unschedulable", Message: "0/1 nodes are available: 1 Insufficient cpu."}
+	if hint := full.Hint(plain); !strings.Contains(hint, "no node fits") {
+		t.Fatalf("no node fits: %q", hint)
+	}
+}
