@@ -361,7 +361,7 @@ func TestSpecOfRefusesBadRecords(t *testing.T) {
 func TestUnboundWorkspaceAdvice(t *testing.T) {
 	plain := func(f string) string { return f }
 	unbound := &StartError{Name: "x", Namespace: "ns", Reason: "Unschedulable", Message: "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."}
-	if hint := unbound.Hint(plain); !strings.Contains(hint, "workspace did not bind") || !strings.Contains(hint, "`storageClass`") {
+	if hint := unbound.Hint(plain); !strings.Contains(hint, "workspace did not bind") || !strings.Contains(hint, "name a storageClass") {
 		t.Fatalf("unbound workspace: %q", hint)
 	}
 	full := &StartError{Name: "x", Namespace: "ns", Reason: "Unschedulable", Message: "0/1 nodes are available: 1 Insufficient cpu."}
