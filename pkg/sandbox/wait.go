@@ -135,6 +135,10 @@ func WaitForRunning(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 		if err := refused(waitCtx); err != nil {
 			return nil, err
 		}
+		if msg, ok := waitsForWorkspace(last); ok && IsTimeout(err) {
+			// Not a slow start: a workspace that never bound, said as such.
+			return nil, &StartError{Name: name, Namespace: pod.Namespace, Reason: corev1.PodReasonUnschedulable, Message: msg}
+		}
 		if IsTimeout(err) {
 			return nil, field.WithStep(fmt.Errorf("sandbox %q in namespace %q was not running within %s (status: %s)", name, pod.Namespace, timeout, Describe(last)),
 				field.Step{Hint: field.HintWaitSandbox, Name: pod.Name, Namespace: pod.Namespace})
@@ -142,6 +146,19 @@ func WaitForRunning(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 		return nil, err
 	}
 	return ev.Object.(*corev1.Pod), nil
+}
+
+// waitsForWorkspace: the scheduler holds the Pod back only until its
+// workspace binds (the claim may bind a moment after the Pod is ungated),
+// so it is still starting; msg is the scheduler's word for it.
+func waitsForWorkspace(pod *corev1.Pod) (msg string, ok bool) {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable &&
+			strings.Contains(c.Message, "unbound immediate PersistentVolumeClaims") {
+			return c.Message, true
+		}
+	}
+	return "", false
 }
 
 // fatalWaiting are container waiting reasons that do not clear by themselves
@@ -166,7 +183,7 @@ func Started(pod *corev1.Pod, name string) (bool, error) {
 		return fail("Terminating", "the pod is being deleted")
 	}
 	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && !strings.Contains(c.Message, "unbound immediate PersistentVolumeClaims") {
+		if _, waits := waitsForWorkspace(pod); !waits && c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
 			return fail(c.Reason, c.Message)
 		}
 	}

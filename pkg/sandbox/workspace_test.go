@@ -369,3 +369,20 @@ func TestUnboundWorkspaceAdvice(t *testing.T) {
 		t.Fatalf("no node fits: %q", hint)
 	}
 }
+
+// A sandbox whose workspace never binds waits (the scheduler retries once
+// the claim binds), and when the wait ends it says why, with the advice
+// for its workspace — not a generic timeout.
+func TestWaitForAWorkspaceThatNeverBinds(t *testing.T) {
+	s := persistentSpec("unbound")
+	pod := s.Pod()
+	pod.UID = "u1"
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+		Message: "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes are available"}}
+	cs := fakecluster.New(pod)
+	_, err := WaitForRunning(context.Background(), cs, pod, 300*time.Millisecond, nil)
+	var start *StartError
+	if !errors.As(err, &start) || !strings.Contains(start.Hint(func(f string) string { return f }), "workspace did not bind") {
+		t.Fatalf("WaitForRunning = %v, want a StartError advising on the workspace", err)
+	}
+}

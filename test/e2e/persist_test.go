@@ -336,14 +336,17 @@ func TestPersistentInterrupted(t *testing.T) {
 }
 
 // interruptSoon sends Ctrl-C at one of a spread of moments (early ones
-// before anything is made, later ones mid-way), unless the command has
+// before much is made, later ones mid-way), unless the command has
 // already ended (the simulated node is quick).
 func interruptSoon(t *testing.T, b *background, i int) {
 	t.Helper()
 	select {
 	case <-b.done:
 		return
-	case <-time.After(time.Duration(20+i*60+rand.IntN(40)) * time.Millisecond):
+	case <-time.After(time.Duration(150+i*100+rand.IntN(50)) * time.Millisecond):
+		// Not sooner: a Ctrl-C before the process has set up its signal
+		// handling kills it outright (as it would any program), which
+		// says nothing of the plugin.
 	}
 	if err := b.cmd.Process.Signal(os.Interrupt); err != nil {
 		<-b.done // it ended meanwhile
