@@ -189,8 +189,11 @@ func TestPersistentErrors(t *testing.T) {
 	wantError(t, plugin(t, "", "create", "x", "-n", ns, "--persist", "--retain", "10s"), "--retain must be at least 1m")
 	// A workspace that never binds (no volume of its class): the create
 	// says so within its timeout and leaves nothing.
-	wantError(t, plugin(t, "", "create", "unbound", "-n", ns, "--persist", "--storage-class", "no-such-class", "--timeout", "20s"),
-		"its workspace did not bind")
+	// (Progress lines come first: the scheduler's reason is news.)
+	r := plugin(t, "", "create", "unbound", "-n", ns, "--persist", "--storage-class", "no-such-class", "--timeout", "20s")
+	if last := lastLine(r.stderr); r.code == 0 || !strings.HasPrefix(last, "error: ") || !strings.Contains(last, "its workspace did not bind") || !strings.Contains(last, "--storage-class") {
+		t.Fatalf("a create whose workspace cannot bind:\n%s", r)
+	}
 	eventually(t, time.Minute, "the failed create to leave nothing", func() bool {
 		_, ok := getWorkspace(t, ns, "unbound")
 		_, podLeft := getSandboxPod(t, ns, "unbound")
@@ -333,6 +336,11 @@ func TestPersistentInterrupted(t *testing.T) {
 		}
 		mustPlugin(t, "", "resume", "resumed", "-n", ns)
 	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
 }
 
 // interruptSoon sends Ctrl-C at one of a spread of moments (early ones
