@@ -206,8 +206,8 @@ func TestPersistentErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	class := storageFor(t, 2)
-	wantError(t, plugin(t, "", "create", "from-garbage", "-n", ns, "--from", garbage, "--storage-class", class), "not a usable workspace archive")
-	wantError(t, plugin(t, "", "create", "from-nothing", "-n", ns, "--from", "nothing", "--storage-class", class), `sandbox "nothing" not found`)
+	wantError(t, plugin(t, "", "create", "from-garbage", "-n", ns, "--from", garbage, "--persist=1Gi", "--storage-class", class), "not a usable workspace archive")
+	wantError(t, plugin(t, "", "create", "from-nothing", "-n", ns, "--from", "nothing", "--persist=1Gi", "--storage-class", class), `sandbox "nothing" not found`)
 	wantError(t, plugin(t, "", "snapshot", "plain", "-n", ns), "--to FILE is required")
 	for _, name := range []string{"from-garbage", "from-nothing"} {
 		eventually(t, time.Minute, name+" to leave nothing", func() bool {
