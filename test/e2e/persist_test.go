@@ -191,9 +191,8 @@ func TestPersistentErrors(t *testing.T) {
 	// says so within its timeout and leaves nothing.
 	// (Progress lines come first: the scheduler's reason is news.)
 	r := plugin(t, "", "create", "unbound", "-n", ns, "--persist", "--storage-class", "no-such-class", "--timeout", "20s")
-	if last := lastLine(r.stderr); r.code == 0 || !strings.HasPrefix(last, "error: ") || !strings.Contains(last, "its workspace did not bind") || !strings.Contains(last, "--storage-class") {
-		t.Fatalf("a create whose workspace cannot bind:\n%s", r)
-	}
+	wantLastError(t, r, "its workspace did not bind")
+	wantLastError(t, r, "--storage-class")
 	eventually(t, time.Minute, "the failed create to leave nothing", func() bool {
 		_, ok := getWorkspace(t, ns, "unbound")
 		_, podLeft := getSandboxPod(t, ns, "unbound")
@@ -206,8 +205,8 @@ func TestPersistentErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	class := storageFor(t, 2)
-	wantError(t, plugin(t, "", "create", "from-garbage", "-n", ns, "--from", garbage, "--persist=1Gi", "--storage-class", class), "not a usable workspace archive")
-	wantError(t, plugin(t, "", "create", "from-nothing", "-n", ns, "--from", "nothing", "--persist=1Gi", "--storage-class", class), `sandbox "nothing" not found`)
+	wantLastError(t, plugin(t, "", "create", "from-garbage", "-n", ns, "--from", garbage, "--persist=1Gi", "--storage-class", class), "not a usable workspace archive")
+	wantLastError(t, plugin(t, "", "create", "from-nothing", "-n", ns, "--from", "nothing", "--persist=1Gi", "--storage-class", class), `sandbox "nothing" not found`)
 	wantError(t, plugin(t, "", "snapshot", "plain", "-n", ns), "--to FILE is required")
 	for _, name := range []string{"from-garbage", "from-nothing"} {
 		eventually(t, time.Minute, name+" to leave nothing", func() bool {
@@ -338,9 +337,15 @@ func TestPersistentInterrupted(t *testing.T) {
 	}
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return lines[len(lines)-1]
+// wantLastError is wantError for a command that prints progress first:
+// the error is its last line, and its only one.
+func wantLastError(t *testing.T, r result, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if r.code == 0 || !strings.HasPrefix(last, "error: ") || !strings.Contains(last, want) || strings.Count(r.stderr, "error: ") != 1 {
+		t.Fatalf("want one last error line saying %q:\n%s", want, r)
+	}
 }
 
 // interruptSoon sends Ctrl-C at one of a spread of moments (early ones
