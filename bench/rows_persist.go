@@ -97,12 +97,16 @@ func persistRows() []*Scenario {
 			Cluster: true,
 			Setup:   needCluster,
 			Ours: Side{
-				Label:   "kubectl agentkernel suspend (sync, Pod deleted and gone; the workspace kept)",
-				Prepare: func(ctx context.Context, e *Env, round int) error { return createPersist(ctx, e, fmt.Sprintf("ps%d", round)) },
+				Label: "kubectl agentkernel suspend (sync, Pod deleted and gone; the workspace kept)",
+				Prepare: func(ctx context.Context, e *Env, round int) error {
+					return createPersist(ctx, e, fmt.Sprintf("ps%d", round))
+				},
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
 					return e.run(ctx, nil, e.ours("suspend", fmt.Sprintf("ps%d", round))...)
 				},
-				Cleanup: func(ctx context.Context, e *Env, round int) error { return deletePersist(ctx, e, fmt.Sprintf("ps%d", round)) },
+				Cleanup: func(ctx context.Context, e *Env, round int) error {
+					return deletePersist(ctx, e, fmt.Sprintf("ps%d", round))
+				},
 			},
 			Kubectl: cold("psk"),
 			Done:    done,
@@ -125,7 +129,9 @@ func persistRows() []*Scenario {
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
 					return e.run(ctx, nil, e.ours("resume", fmt.Sprintf("pr%d", round))...)
 				},
-				Cleanup: func(ctx context.Context, e *Env, round int) error { return deletePersist(ctx, e, fmt.Sprintf("pr%d", round)) },
+				Cleanup: func(ctx context.Context, e *Env, round int) error {
+					return deletePersist(ctx, e, fmt.Sprintf("pr%d", round))
+				},
 			},
 			Kubectl: cold("prk"),
 			Done:    done,
@@ -146,7 +152,9 @@ func persistRows() []*Scenario {
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
 					return e.run(ctx, nil, e.ours("create", persistArgs(fmt.Sprintf("pf%d", round), "--from", "fork-src")...)...)
 				},
-				Cleanup: func(ctx context.Context, e *Env, round int) error { return deletePersist(ctx, e, fmt.Sprintf("pf%d", round)) },
+				Cleanup: func(ctx context.Context, e *Env, round int) error {
+					return deletePersist(ctx, e, fmt.Sprintf("pf%d", round))
+				},
 			},
 			Kubectl: cold("pfk"),
 			Done: func(ctx context.Context, e *Env) error {
