@@ -166,7 +166,7 @@ func Started(pod *corev1.Pod, name string) (bool, error) {
 		return fail("Terminating", "the pod is being deleted")
 	}
 	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && !strings.Contains(c.Message, "unbound immediate PersistentVolumeClaims") {
 			return fail(c.Reason, c.Message)
 		}
 	}
