@@ -356,9 +356,11 @@ func TestPersistAutoSuspendAndResume(t *testing.T) {
 	idleFiles := files{"/workspace/idle.txt": randomText(t), "~/idle-home.txt": randomText(t)}
 	ttlFiles := files{"/workspace/ttl.txt": randomText(t)}
 
-	// The TTL counts from the Pod's start: it is long enough for the write
-	// under TCG; the write refuses to resume, so a late one fails plainly.
-	s.createPersistent(ctx, t, "rn-ttl-keep", class, "--ttl", "60s")
+	// The TTL counts from the Pod's start, before its image is even
+	// looked at: under TCG on a busy machine create alone took 55 s, and a
+	// 60 s TTL ended the Pod during the write (exit 137). The write refuses
+	// to resume, so a late one fails plainly.
+	s.createPersistent(ctx, t, "rn-ttl-keep", class, "--ttl", "150s")
 	t0 := time.Now()
 	for path, content := range ttlFiles {
 		c, cancel := context.WithTimeout(ctx, execTimeout)
@@ -388,7 +390,7 @@ func TestPersistAutoSuspendAndResume(t *testing.T) {
 	s.checkFiles(ctx, t, "rn-idle-keep", idleUID, idleFiles)
 
 	s.waitSuspended(ctx, t, "rn-ttl-keep")
-	record("realnode: --persist --ttl 60s: first write → Pod ended", time.Since(t0))
+	record("realnode: --persist --ttl 150s: first write → Pod ended", time.Since(t0))
 	s.listShows(ctx, t, "rn-ttl-keep", "Suspended")
 	c2, cancel2 := context.WithTimeout(ctx, slowTimeout)
 	defer cancel2()
