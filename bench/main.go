@@ -109,6 +109,7 @@ func allScenarios(o *options) []*Scenario {
 		scaleRows(o.scaleN, o.scaleProcs),
 		runRows(),
 		poolRows(o.scaleN, o.scaleProcs),
+		persistRows(),
 	} {
 		all = append(all, rows...)
 	}

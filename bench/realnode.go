@@ -74,6 +74,11 @@ var realnodeRows = []struct{ name, ours, kubectl string }{
 	{"create → Running", "plugin-create-running", ""},
 	{"exec -- true", "plugin-exec-true", "kubectl-exec-true"},
 	{"delete → gone", "plugin-delete-gone", ""},
+	{"create --persist → Running", "plugin-create-persist-running", ""},
+	{"suspend → Pod gone", "plugin-suspend-gone", ""},
+	{"resume → Running", "plugin-resume-running", ""},
+	{"exec on an idle-suspended sandbox (auto-resume)", "plugin-exec-auto-resume", ""},
+	{"fork (create --from SANDBOX) → Running", "plugin-fork-running", ""},
 }
 
 func (rn *RealNode) writeMarkdown(w io.Writer) {

@@ -32,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
@@ -387,10 +388,20 @@ func (n *Node) createNode(ctx context.Context) error {
 		return fmt.Errorf("create node %s: %w", n.Name, err)
 	}
 	// InternalIP only: the apiserver prefers a Hostname address, and the
-	// node's name resolves nowhere.
-	created.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
-	created.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(n.KubeletPort)
-	if _, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+	// node's name resolves nowhere. The controller-manager writes to a new
+	// Node too (its podCIDR, taints): on a conflict, read it again.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		created.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
+		created.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(n.KubeletPort)
+		_, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			if got, getErr := nodes.Get(ctx, n.Name, metav1.GetOptions{}); getErr == nil {
+				created = got
+			}
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("set the addresses of node %s: %w", n.Name, err)
 	}
 	return nil
