@@ -78,7 +78,7 @@ var realnodeRows = []struct{ name, ours, kubectl string }{
 	{"suspend → Pod gone", "plugin-suspend-gone", ""},
 	{"resume → Running", "plugin-resume-running", ""},
 	{"exec on an idle-suspended sandbox (auto-resume)", "plugin-exec-auto-resume", ""},
-	{"fork (create --from SANDBOX) → Running", "plugin-fork-running", ""},
+	{"create --from FILE (a snapshot) → Running, filled", "plugin-from-file-running", ""},
 }
 
 func (rn *RealNode) writeMarkdown(w io.Writer) {
