@@ -129,6 +129,13 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		created.Pod = got
 	}
 	owner := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: got.Name, UID: got.UID, Controller: ptr.To(true)}}
+	if workspace == nil && !o.ServerDryRun {
+		// Before any dependent is made: a suspended sandbox's Secret must
+		// not look like a stale one to this create.
+		if err := workspaceStays(ctx, cs, spec, nil); err != nil {
+			return created, err
+		}
+	}
 
 	if secret := spec.Secret(o.SecretValues); secret != nil && o.resume == nil {
 		secret.OwnerReferences = owner
@@ -160,8 +167,10 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	if err := NameHeldElsewhere(ctx, cs, spec, got.UID); err != nil {
 		return created, err
 	}
-	if err := workspaceStays(ctx, cs, spec, workspace); err != nil {
-		return created, err
+	if workspace != nil {
+		if err := workspaceStays(ctx, cs, spec, workspace); err != nil {
+			return created, err
+		}
 	}
 	started, err := Ungate(ctx, cs, got)
 	if err != nil {
@@ -319,12 +328,26 @@ func createOwned[T metav1.Object](ctx context.Context, cs kubernetes.Interface, 
 	}
 }
 
-// ownerLives reports whether obj's owner Pod (other than mine) still exists.
+// ownerLives reports whether obj's owner Pod (other than mine), or the
+// workspace that owns a persistent sandbox's Secret, still exists.
 // An object of ours without an owner was made by an earlier version of the
 // plugin, which adopted after creating: it is stale once a new Pod holds
 // the name.
 func ownerLives(ctx context.Context, cs kubernetes.Interface, obj metav1.Object, mine types.UID) (bool, error) {
 	for _, ref := range obj.GetOwnerReferences() {
+		if ref.Kind == "PersistentVolumeClaim" && ref.APIVersion == "v1" {
+			// A persistent sandbox's Secret belongs to its workspace, which
+			// lives while the sandbox is suspended (no Pod at all).
+			w, err := cs.CoreV1().PersistentVolumeClaims(obj.GetNamespace()).Get(ctx, ref.Name, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+			case err != nil:
+				return false, err
+			case w.UID == ref.UID:
+				return true, nil
+			}
+			continue
+		}
 		if ref.Kind != "Pod" || ref.UID == mine {
 			continue
 		}

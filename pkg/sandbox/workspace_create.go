@@ -47,13 +47,15 @@ func workspaceTaken(ctx context.Context, cs kubernetes.Interface, spec *Spec) er
 	return &AlreadyExistsError{Name: spec.Name, Namespace: spec.Namespace}
 }
 
-// workspaceStays is the last check before a sandbox's Pod is ungated.
-// A persistent sandbox's workspace must still be the one the Pod was made
-// for and not being deleted: a resume racing a delete then never starts
-// a Pod on a workspace about to go (the kubelet would not start it either,
-// but it would wait for a claim that never comes back). A disposable
-// sandbox must not share its name with a persistent one that is suspended
-// (its Pod gone, its workspace kept).
+// workspaceStays checks a sandbox's name against workspaces. A persistent
+// sandbox's workspace must still be the one its Pod was made for and not
+// being deleted (the last check before the Pod is ungated): a resume
+// racing a delete then never starts a Pod on a workspace about to go (the
+// kubelet would not start it either, but it would wait for a claim that
+// never comes back). A disposable sandbox must not share its name with a
+// persistent one that is suspended (its Pod gone, its workspace kept):
+// checked before any of its dependents is made, so that the suspended
+// sandbox's Secret is never taken for a stale one.
 func workspaceStays(ctx context.Context, cs kubernetes.Interface, spec *Spec, mine *corev1.PersistentVolumeClaim) error {
 	if spec.Shape != nil {
 		return nil // a warm pool member holds no name yet

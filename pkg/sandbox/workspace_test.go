@@ -110,8 +110,13 @@ func TestSuspendedSandboxHoldsItsName(t *testing.T) {
 	if _, err := Suspend(context.Background(), cs, "ns", "held", SuspendOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	before, err := cs.CoreV1().Secrets("ns").Get(context.Background(), SecretName("held"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, persist := range []bool{false, true} {
 		again := NewSpec("held", "ns")
+		again.SecretEnvNames = []string{"API_KEY"}
 		if persist {
 			again = persistentSpec("held")
 		}
@@ -125,6 +130,11 @@ func TestSuspendedSandboxHoldsItsName(t *testing.T) {
 			t.Fatalf("persist=%v: the refused create left pod %s", persist, pods.Items[0].Name)
 		}
 		getWorkspace(t, cs, "held") // still there, untouched
+		// Its Secret too: a Secret owned by a workspace that exists is no
+		// stale leftover to replace.
+		if after, err := cs.CoreV1().Secrets("ns").Get(context.Background(), SecretName("held"), metav1.GetOptions{}); err != nil || after.UID != before.UID {
+			t.Fatalf("persist=%v: the suspended sandbox's secret was replaced or deleted: %v", persist, err)
+		}
 	}
 }
 
