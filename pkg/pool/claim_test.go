@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -305,6 +306,34 @@ func TestClaimBacksOffFromATakenName(t *testing.T) {
 	st, _ := PoolStatuses(context.Background(), cs, []*Pool{p})
 	if st[0].Members() != 2 {
 		t.Fatalf("the pool has %d members after a backed-off claim, want 2", st[0].Members())
+	}
+}
+
+// A suspended persistent sandbox (a workspace, no Pod) holds its name
+// against claims too: the claim backs off and the workspace stays.
+func TestClaimBacksOffFromASuspendedSandbox(t *testing.T) {
+	cs, tr := poolCluster(t)
+	newTestPool(t, cs, tr, "warm", 2, nil)
+	spec := sandbox.NewSpec("task", "ns")
+	spec.Workspace = &sandbox.Workspace{Size: resource.MustParse("1Gi")}
+	if _, err := sandbox.Create(context.Background(), cs, &spec, sandbox.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sandbox.Suspend(context.Background(), cs, "ns", "task", sandbox.SuspendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Acquire(context.Background(), cs, claimSpec("task"), AcquireOptions{Pool: "warm"})
+	var exists *sandbox.AlreadyExistsError
+	if !errors.As(err, &exists) {
+		t.Fatalf("err = %v, want AlreadyExistsError", err)
+	}
+	for _, p := range podsIn(t, cs, "ns") {
+		if p.Labels[sandbox.LabelSandbox] == "task" {
+			t.Fatalf("pod %s holds the name of the suspended sandbox", p.Name)
+		}
+	}
+	if _, err := sandbox.FindWorkspace(context.Background(), cs, "ns", "task"); err != nil {
+		t.Fatalf("the suspended sandbox's workspace: %v", err)
 	}
 }
 

@@ -81,6 +81,9 @@ func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, 
 	if err := sandbox.NameHeldElsewhere(ctx, cs, s, pod.UID); err != nil {
 		return nil, nil, err
 	}
+	if err := sandbox.NameHeldByWorkspace(ctx, cs, s); err != nil {
+		return nil, nil, err
+	}
 	var secret *corev1.Secret
 	if sec := s.Secret(o.SecretValues); sec != nil {
 		sec.Name = pod.Name + "-env"

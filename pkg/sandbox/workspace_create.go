@@ -79,6 +79,13 @@ func workspaceStays(ctx context.Context, cs kubernetes.Interface, spec *Spec, mi
 	return err
 }
 
+// NameHeldByWorkspace reports an AlreadyExistsError when a persistent
+// sandbox of spec's name is suspended (its workspace holds the name with
+// no Pod): a claim of the name backs off, as a cold create does.
+func NameHeldByWorkspace(ctx context.Context, cs kubernetes.Interface, spec *Spec) error {
+	return workspaceStays(ctx, cs, spec, nil)
+}
+
 // WorkspaceGoneError: the workspace of a persistent sandbox was deleted
 // (or is being deleted) while its sandbox was being started.
 type WorkspaceGoneError struct{ Name, Namespace string }
