@@ -71,6 +71,10 @@ type hostExecutor struct {
 	calls []execCall
 	// before, if set, runs before each command; an error ends the exec.
 	before func(pod string, command []string) error
+	// pidNS, if set, runs each stream in a pid namespace of its own
+	// (testexec.PidNamespace): tests that count the warm shell's streams
+	// must not see it retire for another process of this busy machine.
+	pidNS []string
 }
 
 type execCall struct {
@@ -93,7 +97,8 @@ func (h *hostExecutor) ExecuteWithContext(ctx context.Context, u *url.URL, _ *re
 			return err
 		}
 	}
-	c := exec.CommandContext(ctx, command[0], command[1:]...)
+	run := append(append([]string(nil), h.pidNS...), command...)
+	c := exec.CommandContext(ctx, run[0], run[1:]...)
 	c.Env = os.Environ()
 	c.Stdout, c.Stderr = stdout, stderr
 	c.WaitDelay = time.Second

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -199,7 +200,7 @@ func TestCreateExecFilesDelete(t *testing.T) {
 // A command with stdin streams on its own.
 func TestExecMakesNoAPIRequests(t *testing.T) {
 	cs := fakeCluster()
-	f := start(t, cs, &hostExecutor{}, nil)
+	f := start(t, cs, &hostExecutor{pidNS: testexec.PidNamespace(t)}, nil)
 	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "fast"})
 	before := len(cs.Actions())
 	for i := range 5 {
@@ -676,7 +677,7 @@ func TestExecWithoutAShell(t *testing.T) {
 // unknown (the command is never run twice), and the next exec gets a new
 // shell.
 func TestExecWhenTheShellDies(t *testing.T) {
-	ex := &hostExecutor{}
+	ex := &hostExecutor{pidNS: testexec.PidNamespace(t)}
 	f := start(t, fakeCluster(), ex, nil)
 	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "fragile"})
 	ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "fragile", "command": []string{"true"}})

@@ -13,7 +13,7 @@ import (
 // into the result of a later exec: the warm shell retires, and the next
 // exec gets a fresh one.
 func TestExecLeftoverOutputIsNotALaterResult(t *testing.T) {
-	ex := &hostExecutor{}
+	ex := &hostExecutor{pidNS: testexec.PidNamespace(t)}
 	f := start(t, fakeCluster(), ex, nil)
 	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "bg"})
 	ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "bg", "shell": "(sleep 0.5; echo leaked; echo leaked >&2) &"})

@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 )
 
 // streamer turns a Runner into a Streamer. Like an API server's exec, and
@@ -51,27 +52,10 @@ func shells(t *testing.T) map[string]Streamer {
 	return out
 }
 
-// pidNamespace is a command prefix that runs a command in a pid namespace
-// of its own, with its own /proc, as in a container: a PID 1 that waits,
-// and the command as its child. The warm shell retires when a process it
-// cannot tell from one its command left starts while a command runs, and
-// on a busy machine that shares its pid namespace such processes come and
-// go. Nil where user namespaces are not allowed.
-func pidNamespace(t *testing.T) []string { return pidNamespaceWith(t, "") }
+func pidNamespace(t *testing.T) []string { return testexec.PidNamespace(t) }
 
-// pidNamespaceWith is pidNamespace whose PID 1 first runs prelude (shell
-// code), as a container's other processes would be there before an exec.
 func pidNamespaceWith(t *testing.T, prelude string) []string {
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		return nil
-	}
-	wrap := []string{unshare, "--kill-child", "-Urpf", "--mount-proc", "/bin/sh", "-c", prelude + `exec 3<&0; "$@" <&3 3<&- & wait $!`, "init"}
-	if out, err := exec.Command(wrap[0], append(wrap[1:], "echo", "ok")...).CombinedOutput(); err != nil || string(out) != "ok\n" {
-		t.Logf("no pid namespace for the shell (%v, %q): it runs in this machine's", err, out)
-		return nil
-	}
-	return wrap
+	return testexec.PidNamespaceWith(t, prelude)
 }
 
 func startShell(t *testing.T, s Streamer) *Shell {
