@@ -415,3 +415,33 @@ func TestGCDeletesRetainedWorkspaces(t *testing.T) {
 		t.Fatal("gc deleted a workspace within its retain")
 	}
 }
+
+// run --persist works in the sandbox of its name, and keeps it: the
+// first run makes it and suspends it at the end, the second resumes it.
+func TestRunPersistKeepsItsSandbox(t *testing.T) {
+	requireSimulated(t)
+	ns := newNamespace(t)
+	class := storageFor(t, 1)
+	r := mustPlugin(t, "", "run", "kept", "-n", ns, "--persist=1Gi", "--storage-class", class, "--", "echo", "first")
+	if strings.TrimSpace(r.stdout) != "first" || !strings.Contains(r.stderr, "sandbox/kept suspended, its work kept") {
+		t.Fatalf("first run --persist:\n%s", r)
+	}
+	if _, ok := getSandboxPod(t, ns, "kept"); ok {
+		t.Fatal("run --persist left the Pod running")
+	}
+	if _, ok := getWorkspace(t, ns, "kept"); !ok {
+		t.Fatal("run --persist did not keep the workspace")
+	}
+	r = mustPlugin(t, "", "run", "kept", "-n", ns, "--persist=1Gi", "--storage-class", class, "--", "echo", "second")
+	if strings.TrimSpace(r.stdout) != "second" || !strings.Contains(r.stderr, "resuming sandbox/kept") || !strings.Contains(r.stderr, "using sandbox/kept and its workspace") {
+		t.Fatalf("second run --persist:\n%s", r)
+	}
+	// A disposable sandbox of the name is not one run --persist takes over.
+	createSandbox(t, ns, "plain")
+	r = plugin(t, "", "run", "plain", "-n", ns, "--persist=1Gi", "--storage-class", class, "--", "true")
+	if r.code == 0 || !strings.Contains(r.stderr, `sandbox "plain" already exists`) {
+		t.Fatalf("run --persist over a disposable sandbox:\n%s", r)
+	}
+	mustPlugin(t, "", "delete", "kept", "plain", "-n", ns)
+	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 })
+}
