@@ -62,9 +62,6 @@ func (o *CreateOptions) fill(ctx context.Context, created *sandbox.Created, prog
 	if _, derr := created.Delete(ctx, o.Clientset, 0); derr != nil {
 		err = field.Also(err, derr)
 	}
-	if _, werr := sandbox.DeleteWorkspace(ctx, o.Clientset, o.Namespace, o.Name); werr != nil {
-		err = field.Also(err, werr)
-	}
 	return err
 }
 

@@ -105,8 +105,8 @@ func DeletePod(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, gr
 }
 
 // Delete removes what Create made: the sandbox's Pod, by UID, with its
-// normal grace period (PID 1 ends at once on SIGTERM), and the namespace if
-// Create made it; the garbage collector takes the Secret and NetworkPolicy.
+// normal grace period (PID 1 ends at once on SIGTERM), its workspace and
+// the namespace if Create made them; the garbage collector takes the Secret and NetworkPolicy.
 // Then it waits, up to timeout, until the Pod is gone: terminating reports
 // a Pod that was deleted but is not gone yet (a slow kubelet), which is
 // not an error. It works on the cleanup context (see WithCleanupContext),
@@ -127,6 +127,17 @@ func (c *Created) Delete(ctx context.Context, cs kubernetes.Interface, timeout t
 			errs = append(errs, err)
 		default:
 			deleted = true
+		}
+	}
+	if w := c.Workspace; w != nil && c.madeWorkspace && len(errs) == 0 {
+		// A workspace this Create made is part of what it made; one a
+		// Resume found is the sandbox's, and stays.
+		err := cs.CoreV1().PersistentVolumeClaims(w.Namespace).Delete(cctx, w.Name, metav1.DeleteOptions{
+			Preconditions:     &metav1.Preconditions{UID: ptr.To(w.UID)},
+			PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
+		})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, err)
 		}
 	}
 	if ns := c.Namespace; ns != nil && len(errs) == 0 {

@@ -396,3 +396,38 @@ func TestWaitForAWorkspaceThatNeverBinds(t *testing.T) {
 		t.Fatalf("WaitForRunning = %v, want a StartError advising on the workspace", err)
 	}
 }
+
+// Created.Delete undoes a persistent create whole (a create whose agent
+// would not install, a fill that failed): the workspace it made goes too.
+// One that a resume found stays: it is the sandbox's.
+func TestCreatedDeleteTakesTheWorkspaceItMade(t *testing.T) {
+	ctx := context.Background()
+	cs := fakecluster.New()
+	s := persistentSpec("undone")
+	created, err := Create(ctx, cs, &s, CreateOptions{SecretValues: map[string]string{"API_KEY": "v"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := created.Delete(ctx, cs, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().PersistentVolumeClaims("ns").Get(ctx, WorkspaceName("undone"), metav1.GetOptions{}); err == nil {
+		t.Fatal("the workspace the create made survived its undoing")
+	}
+
+	kept := persistentSpec("kept")
+	if _, err := Create(ctx, cs, &kept, CreateOptions{SecretValues: map[string]string{"API_KEY": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Suspend(ctx, cs, "ns", "kept", SuspendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Resume(ctx, cs, "ns", "kept", ResumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Created.Delete(ctx, cs, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	getWorkspace(t, cs, "kept")
+}
