@@ -426,7 +426,7 @@ func TestCreatedDeleteTakesTheWorkspaceItMade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Created.Delete(ctx, cs, time.Second); err != nil {
+	if _, err := r.Delete(ctx, cs, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	getWorkspace(t, cs, "kept")
