@@ -121,7 +121,7 @@ func addWorkspaceColumns(t *metav1.Table, suspended []sandbox.SuspendedSandbox, 
 		case *corev1.PersistentVolumeClaim:
 			workspace = describeWorkspace(obj)
 			if s := byName[obj]; s != nil {
-				since = cli.SuspendedAgo(s.Since, s.Why, now)
+				since = sandbox.DescribeSuspension(s.Since, s.Why, now)
 			}
 		case *corev1.Pod:
 			if sandbox.IsPersistent(obj) {

@@ -81,7 +81,7 @@ func (o *ResumeOptions) Run(ctx context.Context) error {
 		case r.Running:
 			fmt.Fprintf(o.Out, "sandbox/%s is running\n", name)
 		default:
-			fmt.Fprintf(o.Out, "sandbox/%s resumed (%s)\n", name, cli.SuspendedAgo(r.Since, r.Why, time.Now()))
+			fmt.Fprintf(o.Out, "sandbox/%s resumed (%s)\n", name, sandbox.DescribeSuspension(r.Since, r.Why, time.Now()))
 		}
 	}
 	if ctx.Err() != nil {

@@ -81,7 +81,7 @@ func (o *SuspendOptions) Run(ctx context.Context) error {
 			continue
 		}
 		if s.Already {
-			fmt.Fprintf(o.Out, "sandbox/%s was %s\n", name, cli.SuspendedAgo(s.Since, s.Why, time.Now()))
+			fmt.Fprintf(o.Out, "sandbox/%s was %s\n", name, sandbox.DescribeSuspension(s.Since, s.Why, time.Now()))
 			continue
 		}
 		fmt.Fprintf(o.Out, "sandbox/%s suspended\n", name)

@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
@@ -221,7 +220,7 @@ func (s *Server) resumeTarget(ctx context.Context, t target) (target, string, er
 	}
 	resumed := ""
 	if heard {
-		resumed = suspendedWords(since, why)
+		resumed = sandbox.DescribeSuspension(since, why, time.Now())
 		s.log.Info("resumed sandbox", "sandbox", t.name, "was", resumed, "pod_uid", string(pod.UID))
 	}
 	return nt, resumed, nil
@@ -238,18 +237,6 @@ func (s *Server) sameWorkspace(ctx context.Context, t target) error {
 		return &sandbox.WorkspaceGoneError{Name: t.name, Namespace: s.o.Namespace}
 	}
 	return err
-}
-
-// suspendedWords says since when and why a sandbox was suspended.
-func suspendedWords(since time.Time, why string) string {
-	out := "suspended"
-	if !since.IsZero() {
-		out += " " + duration.HumanDuration(time.Since(since)) + " ago"
-	}
-	if why != "" && why != sandbox.SuspendedByUser {
-		out += " (" + why + ")"
-	}
-	return out
 }
 
 // persistent is a persistent sandbox in scope.

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -208,4 +209,19 @@ func patchWorkspace(ctx context.Context, cs kubernetes.Interface, pvc *corev1.Pe
 // jsonPointerEscape escapes a map key for a JSON patch path (RFC 6901).
 func jsonPointerEscape(s string) string {
 	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+}
+
+// DescribeSuspension says since when and why a sandbox was suspended, for
+// every edge alike: "suspended 2h ago (idle)", "suspended (ttl)" when the
+// time is not known; a suspend asked for says no why.
+func DescribeSuspension(since time.Time, why string, now time.Time) string {
+	var b strings.Builder
+	b.WriteString("suspended")
+	if !since.IsZero() {
+		b.WriteString(" " + duration.HumanDuration(now.Sub(since)) + " ago")
+	}
+	if why != "" && why != SuspendedByUser {
+		b.WriteString(" (" + why + ")")
+	}
+	return b.String()
 }

@@ -431,3 +431,19 @@ func TestCreatedDeleteTakesTheWorkspaceItMade(t *testing.T) {
 	}
 	getWorkspace(t, cs, "kept")
 }
+
+func TestDescribeSuspension(t *testing.T) {
+	now := time.Now()
+	for want, c := range map[string]struct {
+		since time.Time
+		why   string
+	}{
+		"suspended 5h ago (idle)": {now.Add(-5*time.Hour - time.Second), SuspendedIdle},
+		"suspended 5m ago":        {now.Add(-5 * time.Minute), SuspendedByUser},
+		"suspended (ttl)":         {time.Time{}, SuspendedTTL},
+	} {
+		if got := DescribeSuspension(c.since, c.why, now); got != want {
+			t.Errorf("DescribeSuspension = %q, want %q", got, want)
+		}
+	}
+}

@@ -36,19 +36,3 @@ func TestPersistFlags(t *testing.T) {
 		}
 	}
 }
-
-func TestSuspendedAgo(t *testing.T) {
-	now := time.Now()
-	for want, c := range map[string]struct {
-		since time.Time
-		why   string
-	}{
-		"suspended 5h ago (idle)": {now.Add(-5*time.Hour - time.Second), sandbox.SuspendedIdle},
-		"suspended 5m ago":        {now.Add(-5 * time.Minute), sandbox.SuspendedByUser},
-		"suspended (ttl)":         {time.Time{}, sandbox.SuspendedTTL},
-	} {
-		if got := SuspendedAgo(c.since, c.why, now); got != want {
-			t.Errorf("SuspendedAgo = %q, want %q", got, want)
-		}
-	}
-}

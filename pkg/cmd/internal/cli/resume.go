@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
-	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -43,22 +41,8 @@ func (p *ResumePolicy) Options(name string, prepare func(context.Context, *sandb
 		Prepare: prepare,
 		Resuming: func(since time.Time, why string) {
 			if p.Notice != nil {
-				fmt.Fprintf(p.Notice, "resuming sandbox/%s, %s\n", name, SuspendedAgo(since, why, time.Now()))
+				fmt.Fprintf(p.Notice, "resuming sandbox/%s, %s\n", name, sandbox.DescribeSuspension(since, why, time.Now()))
 			}
 		},
 	}
-}
-
-// SuspendedAgo says when and why a sandbox was suspended: "suspended 2h
-// ago (idle)", "suspended (ttl)" when the time is not known.
-func SuspendedAgo(since time.Time, why string, now time.Time) string {
-	var b strings.Builder
-	b.WriteString("suspended")
-	if !since.IsZero() {
-		b.WriteString(" " + duration.HumanDuration(now.Sub(since)) + " ago")
-	}
-	if why != "" && why != sandbox.SuspendedByUser {
-		b.WriteString(" (" + why + ")")
-	}
-	return b.String()
 }
