@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
@@ -76,7 +75,7 @@ func (e *StartError) Words(name func(field string) string) string {
 // fields it names.
 func (e *StartError) Hint(name func(field string) string) string {
 	reason := e.Reason
-	if reason == "Unschedulable" && strings.Contains(e.Message, "PersistentVolumeClaim") {
+	if reason == "Unschedulable" && unboundClaim(e.Message) {
 		reason = unboundWorkspace // the scheduler waits for the workspace, not a node
 	}
 	return field.Name(startHints[reason], name)

@@ -153,12 +153,17 @@ func WaitForRunning(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 // so it is still starting; msg is the scheduler's word for it.
 func waitsForWorkspace(pod *corev1.Pod) (msg string, ok bool) {
 	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable &&
-			strings.Contains(c.Message, "unbound immediate PersistentVolumeClaims") {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && unboundClaim(c.Message) {
 			return c.Message, true
 		}
 	}
 	return "", false
+}
+
+// unboundClaim: the scheduler's message for a Pod held back by a claim
+// that is not bound yet.
+func unboundClaim(schedulerMessage string) bool {
+	return strings.Contains(schedulerMessage, "unbound immediate PersistentVolumeClaims")
 }
 
 // fatalWaiting are container waiting reasons that do not clear by themselves
