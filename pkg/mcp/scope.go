@@ -363,9 +363,10 @@ func (s *scope) usable(ctx context.Context, name string) (target, error) {
 	return t, nil
 }
 
-// recheck reads the Pod after a stream failed: it tells whether the
-// sandbox is still there, so the agent hears "it was deleted" rather than a
-// transport error.
+// recheck reads the Pod after a stream failed (or before one opens:
+// confirm): it tells whether the sandbox is still there and can run
+// commands, so the agent hears "it was deleted" or "its TTL ran out"
+// rather than a transport error.
 func (s *scope) recheck(ctx context.Context, t target) error {
 	pod, err := s.current(ctx, t)
 	if err != nil || pod == nil {
@@ -387,16 +388,16 @@ func suspendedMeanwhile(name, why string) error {
 	return fmt.Errorf("sandbox %q was suspended while this call used it (%s); its files are kept: call again to resume it", name, why)
 }
 
-// confirm reads the Pod before a new stream is opened to it. A stream
-// reaches a Pod by name, and the watch may not yet have told that the
-// sandbox's Pod was deleted: one made since under the same name (another
-// UID) would receive the command, its stdin and its environment. A warm
-// shell needs no confirm: its stream is bound to the container it started
-// in. A failed read teaches nothing, and the stream goes ahead as it would
-// have.
+// confirm reads the Pod before a new stream is opened to it, a warm
+// shell's included. A stream reaches a Pod by name, and the watch may not
+// yet have told that the sandbox's Pod was deleted: one made since under
+// the same name (another UID) would receive the command, its stdin and its
+// environment. Nor has it perhaps told that the Pod stopped (its TTL): the
+// read says so before anything is sent. A warm shell already running needs
+// no confirm: its stream is bound to the container it started in. A failed
+// read teaches nothing, and the stream goes ahead as it would have.
 func (s *scope) confirm(ctx context.Context, t target) error {
-	_, err := s.current(ctx, t)
-	return err
+	return s.recheck(ctx, t)
 }
 
 // current reads t's Pod: an error if it is gone (or another Pod now has its

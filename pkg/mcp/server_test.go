@@ -194,10 +194,11 @@ func TestCreateExecFilesDelete(t *testing.T) {
 	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "demo"})
 }
 
-// The exec path reads nothing from the API server (the Pod was cached
-// when the server made it, and a watch keeps it fresh), and commands after
-// the first go through the sandbox's warm shell: one exec stream for all.
-// A command with stdin streams on its own.
+// The exec path reads the API server once, the Pod before the warm shell's
+// stream opens (the Pod was cached when the server made it, and a watch
+// keeps it fresh), and commands after the first go through the sandbox's
+// warm shell: one exec stream and one read for all. A command with stdin
+// streams on its own.
 func TestExecMakesNoAPIRequests(t *testing.T) {
 	cs := fakeCluster()
 	f := start(t, cs, &hostExecutor{pidNS: testexec.PidNamespace(t)}, nil)
@@ -209,8 +210,8 @@ func TestExecMakesNoAPIRequests(t *testing.T) {
 			t.Errorf("exec %d: %+v", i, out)
 		}
 	}
-	if after := cs.Actions()[before:]; len(after) != 0 {
-		t.Errorf("exec made API requests: %v", after)
+	if after := cs.Actions()[before:]; len(after) != 1 || after[0].GetVerb() != "get" || after[0].GetResource().Resource != "pods" {
+		t.Errorf("exec made API requests: %v; want the one read of the Pod before the shell starts", after)
 	}
 	if f.exec.count() != 1 || f.exec.calls[0].command[0] != "sh" || !strings.Contains(f.exec.calls[0].command[2], "AK-READY") {
 		t.Errorf("%d exec streams, want the shell's alone: %v", f.exec.count(), f.exec.calls)
@@ -541,6 +542,9 @@ func TestSameNamedPodBeforeTheWatchTells(t *testing.T) {
 		{toolListDir, map[string]any{"path": "."}},
 		{toolCopyOut, map[string]any{"sandbox_path": "f", "local_path": "out"}},
 		{toolExec, map[string]any{"command": []string{"cat"}, "stdin": "secret"}},
+		// No stdin: the first exec starts the sandbox's warm shell, whose
+		// stream reaches the Pod by name too.
+		{toolExec, map[string]any{"command": []string{"true"}}},
 	} {
 		name := fmt.Sprintf("swapped-%d", i)
 		ok[SandboxInfo](f, toolCreate, map[string]any{"name": name})
@@ -555,6 +559,31 @@ func TestSameNamedPodBeforeTheWatchTells(t *testing.T) {
 	}
 	if n := f.exec.count(); n != 0 {
 		t.Errorf("%d streams reached an impostor: %v", n, f.exec.calls)
+	}
+}
+
+// A Pod whose TTL ran out before the watch tells gets no new stream either,
+// a warm shell's or a command's: the read before it says so.
+func TestStoppedPodBeforeTheWatchTells(t *testing.T) {
+	cs := fakeCluster()
+	cs.PrependWatchReactor("pods", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		if w, ok := a.(k8stesting.WatchAction); ok && !w.GetWatchRestrictions().Labels.Empty() {
+			return true, watch.NewFake(), nil
+		}
+		return false, nil, nil
+	})
+	f := start(t, cs, &hostExecutor{}, nil)
+	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "expired"})
+	expired := f.pod("expired")
+	expired.Status.Phase, expired.Status.Reason = corev1.PodFailed, "DeadlineExceeded"
+	if _, err := cs.CoreV1().Pods(testNamespace).UpdateStatus(context.Background(), expired, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.fails(toolExec, map[string]any{"sandbox": "expired", "command": []string{"true"}}, `sandbox "expired" cannot run commands: its TTL ran out`)
+	f.fails(toolExec, map[string]any{"sandbox": "expired", "command": []string{"cat"}, "stdin": "x"}, `sandbox "expired" cannot run commands: its TTL ran out`)
+	f.fails(toolReadFile, map[string]any{"sandbox": "expired", "path": "/etc/hostname"}, `sandbox "expired" cannot run commands: its TTL ran out`)
+	if n := f.exec.count(); n != 0 {
+		t.Errorf("%d streams reached a stopped Pod: %v", n, f.exec.calls)
 	}
 }
 

@@ -37,6 +37,14 @@ func (s *Server) shell(ctx context.Context, t target) *sandbox.Shell {
 	e.shellStarting = true
 	sc.mu.Unlock()
 
+	// The shell's stream, like any, reaches the Pod by name. When the Pod
+	// is not the sandbox's any more, the caller's own confirm says why.
+	if sc.confirm(ctx, t) != nil {
+		sc.mu.Lock()
+		e.shellStarting = false
+		sc.mu.Unlock()
+		return nil
+	}
 	sh, err := sandbox.StartShell(ctx, s.stopping, t.run)
 
 	sc.mu.Lock()

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
@@ -77,6 +80,14 @@ func TestCpOneGiB(t *testing.T) {
 
 func copyLargeFile(t *testing.T, size int, storage string) {
 	t.Helper()
+	began := time.Now()
+	t.Cleanup(func() {
+		// A failure here has been seen once in CI, beside the real-node
+		// tier, with nothing printed: say what the machine had left.
+		if t.Failed() {
+			t.Logf("after %s; %s", time.Since(began).Round(time.Second), freeSpace(os.TempDir()))
+		}
+	})
 	ns := newNamespace(t)
 	createSandbox(t, ns, "big", "--ephemeral-storage", storage)
 	local := t.TempDir()
@@ -157,4 +168,13 @@ func TestCpWithoutTarInTheImage(t *testing.T) {
 	}
 	r = plugin(t, "", "cp", filepath.Join(local, "dir"), name+":"+workPath(ns, "dir"), "-n", ns)
 	wantError(t, r, "has no tar")
+}
+
+// freeSpace says how much room is left on dir's file system.
+func freeSpace(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return fmt.Sprintf("free space of %s unknown: %v", dir, err)
+	}
+	return fmt.Sprintf("%d MiB free in %s", st.Bavail*uint64(st.Bsize)>>20, dir)
 }
