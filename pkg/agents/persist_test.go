@@ -11,7 +11,7 @@ import (
 // flags --persist, --storage-class and --retain refuse it.
 func TestPresetPersistFields(t *testing.T) {
 	for name, c := range map[string]struct {
-		yaml                  string
+		yaml                   string
 		persist, class, retain string
 	}{
 		"a size":            {"persist: 20Gi\n    storageClass: fast-ssd\n    retain: 168h", "20Gi", "fast-ssd", "168h"},
