@@ -71,7 +71,7 @@ func TestRunWithAPresetThatPersists(t *testing.T) {
 	// A size the flag would refuse, refused with the file, line and field.
 	bad := preset("lots")
 	r = plugin(t, "", "run", "bad", "-n", ns, "--agents-file", bad, "--agent", "e2e-persist")
-	wantError(t, r, bad+`:6: agents.e2e-persist.persist: "lots" is not a workspace size`)
+	wantError(t, r, bad+`:5: agents.e2e-persist.persist: "lots" is not a workspace size`)
 	if r.code != 125 {
 		t.Errorf("exit %d, want 125 (the plugin failed before the command)", r.code)
 	}
