@@ -60,10 +60,10 @@ func checkSnapshots(ctx context.Context, env *Env) []Result {
 	}
 	found := "VolumeSnapshotClasses: " + strings.Join(classes, "; ")
 
-	provisioner, scName := defaultProvisioner(ctx, env)
+	provisioner, scName, unmatched := defaultProvisioner(ctx, env)
 	if provisioner == "" {
-		return []Result{ok("%s; no default StorageClass to match them with: %s where a workspace's StorageClass provisioner has a default class, otherwise %s",
-			found, withCSISnapshots, withArchives)}
+		return []Result{ok("%s; %s to match them with: %s where a workspace's StorageClass's provisioner has a default class, otherwise %s",
+			found, unmatched, withCSISnapshots, withArchives)}
 	}
 	var forDriver, defaults []string
 	for i := range list.Items {
@@ -108,22 +108,25 @@ func servesSnapshotClasses(ctx context.Context, env *Env) (bool, error) {
 }
 
 // defaultProvisioner is the provisioner and name of the one default
-// StorageClass; "" when there is none, several, or it cannot be read
-// (the storage check says which).
-func defaultProvisioner(ctx context.Context, env *Env) (provisioner, name string) {
+// StorageClass, or (provisioner "") why there is none to match snapshot
+// classes with; the storage check says more.
+func defaultProvisioner(ctx context.Context, env *Env) (provisioner, name, none string) {
 	list, err := env.Clientset.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return "", ""
+		return "", "", "the StorageClasses cannot be listed, so no default StorageClass"
 	}
 	for i := range list.Items {
 		if sc := &list.Items[i]; isDefaultClass(sc) {
 			if provisioner != "" {
-				return "", ""
+				return "", "", "several StorageClasses are marked default, so none"
 			}
 			provisioner, name = sc.Provisioner, sc.Name
 		}
 	}
-	return provisioner, name
+	if provisioner == "" {
+		return "", "", "no default StorageClass"
+	}
+	return provisioner, name, ""
 }
 
 func isDefaultSnapshotClass(c *snapshotv1.VolumeSnapshotClass) bool {

@@ -26,6 +26,8 @@ func TestSnapshotClasses(t *testing.T) {
 	standard := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "standard", Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}},
 		Provisioner: driver}
 	other := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "other"}, Provisioner: driver}
+	defaultToo := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "also", Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}},
+		Provisioner: "ebs.csi.aws.com"}
 	class := func(name, driver string, isDefault bool) *snapshotv1.VolumeSnapshotClass {
 		c := &snapshotv1.VolumeSnapshotClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Driver: driver, DeletionPolicy: snapshotv1.VolumeSnapshotContentDelete}
 		if isDefault {
@@ -44,10 +46,12 @@ func TestSnapshotClasses(t *testing.T) {
 		classes        []runtime.Object
 		listReactor    k8stesting.ReactionFunc
 		discoveryFails bool
-		noClient       bool
-		status         Status
-		found          []string
-		action         string
+		// storageForbidden: the user may not list StorageClasses.
+		storageForbidden bool
+		noClient         bool
+		status           Status
+		found            []string
+		action           string
 	}{
 		{name: "API absent", noAPI: true, storage: []runtime.Object{standard}, status: OK,
 			found: []string{"no CSI snapshot support (the cluster does not serve snapshot.storage.k8s.io/v1)", "snapshot NAME --to FILE and create NEW --from FILE"}},
@@ -71,6 +75,12 @@ func TestSnapshotClasses(t *testing.T) {
 		{name: "no default StorageClass", storage: []runtime.Object{other},
 			classes: []runtime.Object{class("hostpath-snap", driver, true)}, status: OK,
 			found: []string{"hostpath-snap (driver hostpath.csi.k8s.io, deletionPolicy Delete, default)", "no default StorageClass to match them with"}},
+		{name: "StorageClasses not listed", storage: []runtime.Object{standard}, storageForbidden: true,
+			classes: []runtime.Object{class("hostpath-snap", driver, true)}, status: OK,
+			found: []string{"hostpath-snap (driver hostpath.csi.k8s.io, deletionPolicy Delete, default); the StorageClasses cannot be listed, so no default StorageClass to match them with"}},
+		{name: "two default StorageClasses", storage: []runtime.Object{standard, defaultToo},
+			classes: []runtime.Object{class("hostpath-snap", driver, true)}, status: OK,
+			found: []string{"several StorageClasses are marked default, so none to match them with"}},
 		{name: "forbidden", storage: []runtime.Object{standard}, listReactor: forbidden, status: Warn,
 			found:  []string{"unknown (skipped): cannot list VolumeSnapshotClasses", `cannot list resource "volumesnapshotclasses"`},
 			action: "kubectl agentkernel rbac --all-namespaces lets doctor list them"},
@@ -90,6 +100,11 @@ func TestSnapshotClasses(t *testing.T) {
 			if c.discoveryFails {
 				disc.PrependReactor("get", "resource", func(k8stesting.Action) (bool, runtime.Object, error) {
 					return true, nil, apierrors.NewInternalError(fmt.Errorf("the server is on fire"))
+				})
+			}
+			if c.storageForbidden {
+				cs.PrependReactor("list", "storageclasses", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "storage.k8s.io", Resource: "storageclasses"}, "", fmt.Errorf("denied"))
 				})
 			}
 			snaps := snapshotfake.NewSimpleClientset(c.classes...) //nolint:staticcheck // the only fake this client ships
