@@ -174,6 +174,9 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 	if err != nil {
 		return err
 	}
+	if err := o.Persist.FromPreset(cmd, o.Sandbox.Preset); err != nil {
+		return err
+	}
 	if o.From != "" && o.Persist.Persist == "" {
 		o.Persist.Persist = sandbox.DefaultWorkspaceSize.String() // a fork keeps its work
 	}
@@ -203,7 +206,7 @@ func (o *CreateOptions) Validate() error {
 		return err
 	}
 	if o.Claim.Pool != "" && o.spec.Workspace != nil {
-		return fmt.Errorf("--persist cannot be used with --pool: a pool's warm members have no workspace; leave out --pool to create a persistent sandbox cold")
+		return fmt.Errorf("%s cannot be used with --pool: a pool's warm members have no workspace; leave out --pool to create a persistent sandbox cold", o.Persist.What())
 	}
 	if o.Claim.Pool != "" && o.Command {
 		return fmt.Errorf("--command cannot be used with --pool: a warm sandbox was started before the claim, without the command as its main process; leave out --pool, or run the command with kubectl agentkernel exec")

@@ -95,6 +95,7 @@ var Permissions = []Permission{
 	{Verb: "list", Resource: "podtemplates", Scope: Cluster, Why: "pool list -A: pools in every namespace"},
 	{Verb: "list", Group: "storage.k8s.io", Resource: "storageclasses", Why: "doctor: the default StorageClass a persistent sandbox's workspace comes from", Scope: Cluster},
 	{Verb: "get", Group: "storage.k8s.io", Resource: "csidrivers", Why: "create --from NAME: whether the source workspace's driver is a CSI driver that can clone it (without it, the work is copied)", Scope: Cluster},
+	{Verb: "list", Group: "snapshot.storage.k8s.io", Resource: "volumesnapshotclasses", Why: "doctor: whether snapshot can take CSI snapshots (a default VolumeSnapshotClass for the workspace's driver)", Scope: Cluster},
 	{Verb: "list", Group: "node.k8s.io", Resource: "runtimeclasses", Why: "doctor: which RuntimeClasses (gVisor, Kata) there are", Scope: Cluster},
 }
 
