@@ -19,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -112,6 +111,8 @@ func Take(ctx context.Context, cs kubernetes.Interface, sc snapclient.Interface,
 }
 
 // waitReady waits until vs is ready to use, or says why it will not be.
+// It watches from the snapshot as created (a retrying watch: no list, so
+// the Role needs get and watch only).
 func waitReady(ctx context.Context, sc snapclient.Interface, vs *snapv1.VolumeSnapshot, timeout time.Duration) (*snapv1.VolumeSnapshot, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -120,8 +121,11 @@ func waitReady(ctx context.Context, sc snapclient.Interface, vs *snapv1.VolumeSn
 	}
 	ctx, refuse := context.WithCancelCause(ctx)
 	defer refuse(nil)
-	var last *snapv1.VolumeSnapshot
-	ev, err := watchtools.UntilWithSync(ctx, listWatch(sc, vs.Namespace, vs.Name, refuse), &snapv1.VolumeSnapshot{}, nil,
+	last := vs
+	if ok, err := ready(vs); ok || err != nil {
+		return vs, err
+	}
+	ev, err := watchtools.Until(ctx, vs.ResourceVersion, watcher(sc, vs.Namespace, vs.Name, refuse),
 		func(ev watch.Event) (bool, error) {
 			s, ok := ev.Object.(*snapv1.VolumeSnapshot)
 			if !ok || s.UID != vs.UID {
@@ -140,36 +144,26 @@ func waitReady(ctx context.Context, sc snapclient.Interface, vs *snapv1.VolumeSn
 	case errors.Is(cause, context.DeadlineExceeded):
 		return nil, &NotReadyError{Name: vs.Name, Namespace: vs.Namespace, Timeout: timeout, Status: describe(last)}
 	case cause != nil:
-		return nil, cause // interrupted, or refused (the list or watch was forbidden)
+		return nil, cause // interrupted, or refused (the watch was forbidden)
 	}
 	return nil, err
 }
 
-// listWatch lists and watches one VolumeSnapshot by name. A list or watch
-// the user may not make ends the wait through refuse: the informer under
-// UntilWithSync would retry it quietly until the timeout.
-func listWatch(sc snapclient.Interface, namespace, name string, refuse context.CancelCauseFunc) cache.ListerWatcher {
+// watcher watches one VolumeSnapshot by name. A watch the user may not
+// make ends the wait through refuse: the retrying watch would retry it
+// quietly until the timeout.
+func watcher(sc snapclient.Interface, namespace, name string, refuse context.CancelCauseFunc) cache.Watcher {
 	selector := fields.OneTermEqualSelector("metadata.name", name).String()
-	snaps := sc.SnapshotV1().VolumeSnapshots(namespace)
-	check := func(err error) {
-		if apierrors.IsForbidden(err) {
-			refuse(err)
-		}
-	}
-	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, options metav1.ListOptions) (runtime.Object, error) {
-			options.FieldSelector = selector
-			l, err := snaps.List(ctx, options)
-			check(err)
-			return l, err
-		},
+	return &cache.ListWatch{
 		WatchFuncWithContext: func(ctx context.Context, options metav1.ListOptions) (watch.Interface, error) {
 			options.FieldSelector = selector
-			w, err := snaps.Watch(ctx, options)
-			check(err)
+			w, err := sc.SnapshotV1().VolumeSnapshots(namespace).Watch(ctx, options)
+			if apierrors.IsForbidden(err) {
+				refuse(err)
+			}
 			return w, err
 		},
-	}, sc)
+	}
 }
 
 // ready: the snapshot can be restored from, or an error says why it never

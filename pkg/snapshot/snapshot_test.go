@@ -47,10 +47,14 @@ func snapshotter(t *testing.T, sc *snapfake.Clientset, answer func(*snapv1.Volum
 	sc.PrependReactor("create", "volumesnapshots", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		// The fake keeps the object the chain passes on: it gets a UID here.
 		vs := a.(k8stesting.CreateAction).GetObject().(*snapv1.VolumeSnapshot)
-		vs.UID = types.UID("uid-" + vs.Name)
+		vs.UID, vs.ResourceVersion = types.UID("uid-"+vs.Name), "1" // as an API server would
 		name := vs.Name
 		go func() {
-			time.Sleep(50 * time.Millisecond)
+			// The fake watch replays nothing: answer once the wait watches
+			// (a call that waits not at all is answered after a moment).
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && !watching(sc); {
+				time.Sleep(5 * time.Millisecond)
+			}
 			got, err := sc.SnapshotV1().VolumeSnapshots(ns).Get(context.Background(), name, metav1.GetOptions{})
 			if err != nil {
 				return
@@ -60,6 +64,16 @@ func snapshotter(t *testing.T, sc *snapfake.Clientset, answer func(*snapv1.Volum
 		}()
 		return false, nil, nil
 	})
+}
+
+// watching: someone watches the fake's VolumeSnapshots.
+func watching(sc *snapfake.Clientset) bool {
+	for _, a := range sc.Actions() {
+		if a.GetVerb() == "watch" && a.GetResource().Resource == "volumesnapshots" {
+			return true
+		}
+	}
+	return false
 }
 
 // newSnapClient is the fake snapshot client: the only fake this module

@@ -390,3 +390,46 @@ func TestMCPExecRoundTrips(t *testing.T) {
 		t.Logf("server log:\n%s", stderr)
 	}
 }
+
+// The persistence tools, driven by a client nobody here wrote (the MCP
+// Inspector), one session per call as an agent's restarts would be: a
+// persistent sandbox kept beyond its session, suspended, auto-resumed by
+// an exec, suspended again, resumed by the tool, listed and deleted.
+func TestMCPInspectorPersistence(t *testing.T) {
+	requireSimulated(t)
+	simulateCSI(t)
+	ns := newNamespace(t)
+	srv := newInspectorServer(t, ns, "--persist-max", "2Gi", "--persist-storage-class", csiClass)
+	created := srv.tool([]string{"--keep"}, "create_sandbox", "name=kept", "persist=true", "workspace_size=1Gi", "storage_class="+csiClass)
+	if created["persistent"] != true || created["workspace_size"] != "1Gi" || created["storage_class"] != csiClass {
+		t.Fatalf("create_sandbox: %v", created)
+	}
+	adopt := []string{"--adopt", "kept"}
+	if s := srv.tool(adopt, "suspend_sandbox", "sandbox=kept"); s["suspended"] != "kept" || s["already"] != false || s["why"] != "suspended" {
+		t.Fatalf("suspend_sandbox: %v", s)
+	}
+	if _, ok := getSandboxPod(t, ns, "kept"); ok {
+		t.Fatal("suspended, but its Pod is there")
+	}
+	list := srv.tool(adopt, "list_sandboxes")
+	boxes, _ := list["sandboxes"].([]any)
+	if len(boxes) != 1 || boxes[0].(map[string]any)["status"] != "Suspended" || boxes[0].(map[string]any)["suspended_why"] != "suspended" {
+		t.Fatalf("list_sandboxes does not show the suspended sandbox: %v", list)
+	}
+	ran := srv.tool(adopt, "exec", "sandbox=kept", `command=["echo","awake"]`)
+	if ran["stdout"] != "awake\n" || !strings.Contains(fmt.Sprint(ran["resumed"]), "suspended") {
+		t.Fatalf("exec on a suspended sandbox: %v", ran)
+	}
+	srv.tool(adopt, "suspend_sandbox", "sandbox=kept")
+	resumed := srv.tool(adopt, "resume_sandbox", "sandbox=kept")
+	if resumed["resumed"] == "" || resumed["sandbox"].(map[string]any)["usable"] != true {
+		t.Fatalf("resume_sandbox: %v", resumed)
+	}
+	if d := srv.tool(adopt, "delete_sandbox", "sandbox=kept"); d["deleted"] != "kept" {
+		t.Fatalf("delete_sandbox: %v", d)
+	}
+	eventually(t, time.Minute, "the workspace gone", func() bool {
+		_, ok := getWorkspace(t, ns, "kept")
+		return !ok
+	})
+}
