@@ -2,6 +2,7 @@ package realnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -89,6 +90,9 @@ func TestCSIStorageOnARealNode(t *testing.T) {
 	var contentName string
 	t0 := time.Now()
 	err := poll(ctx, csiBindTimeout, func() (bool, error) {
+		if err := s.guestStopped(); err != nil {
+			return false, err
+		}
 		got, err := snaps.Get(ctx, snap, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -164,6 +168,9 @@ func TestCSIStorageOnARealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = poll(ctx, csiBindTimeout, func() (bool, error) {
+		if err := s.guestStopped(); err != nil {
+			return false, err
+		}
 		for _, pv := range []string{srcPV.Name, restoredPV.Name, clonePV.Name} {
 			if _, err := s.client.CoreV1().PersistentVolumes().Get(ctx, pv, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				return false, nil
@@ -185,6 +192,17 @@ func TestCSIStorageOnARealNode(t *testing.T) {
 		if strings.Contains(out, strings.TrimSuffix(h, ".tar")) {
 			t.Fatalf("%s is still in the driver's directories after its claim or snapshot was deleted:\n%s", h, out)
 		}
+	}
+}
+
+// guestStopped is an error once the guest has powered off (its init does so
+// when a service dies for good): waiting longer would only time out.
+func (s *suite) guestStopped() error {
+	select {
+	case <-s.node.Exited():
+		return errors.New("the realnode guest stopped (console.log says why)")
+	default:
+		return nil
 	}
 }
 
@@ -223,6 +241,9 @@ func (s *suite) runPodToEnd(ctx context.Context, t *testing.T, pod *corev1.Pod) 
 	})
 	var got *corev1.Pod
 	err := poll(ctx, podRunningTimeout+csiBindTimeout, func() (bool, error) {
+		if err := s.guestStopped(); err != nil {
+			return false, err
+		}
 		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil

@@ -106,6 +106,9 @@ func (s *suite) makeCSIStorage(ctx context.Context) (dynamic.Interface, error) {
 	}
 	// The kubelet lists a registered driver in the node's CSINode.
 	err = poll(ctx, csiRegisterTimeout, func() (bool, error) {
+		if err := s.guestStopped(); err != nil {
+			return false, err
+		}
 		n, err := s.client.StorageV1().CSINodes().Get(ctx, s.node.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
