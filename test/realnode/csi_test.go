@@ -227,8 +227,8 @@ func claimVolume(name, claim string, readOnly bool) corev1.Volume {
 	}}
 }
 
-// runPodToEnd creates a Pod that runs once, waits until it ends, and
-// returns its log; a Pod that fails fails the test with its log.
+// runPodToEnd creates a Pod that runs once, waits until it ends, deletes
+// it and returns its log; a Pod that fails fails the test with its log.
 func (s *suite) runPodToEnd(ctx context.Context, t *testing.T, pod *corev1.Pod) string {
 	t.Helper()
 	pods := s.client.CoreV1().Pods(s.namespace)
@@ -261,6 +261,11 @@ func (s *suite) runPodToEnd(ctx context.Context, t *testing.T, pod *corev1.Pod) 
 		t.Fatalf("pod %s did not succeed: %v\nstatus: %+v\nlog: %s %v\nevents:\n%s\n%s", pod.Name, err, statusOf(got), logs, logErr, ev.String(), s.node.Diagnostics())
 	}
 	record("CSI: run-once pod create → Succeeded", time.Since(t0))
+	// A claim stays in use (its pvc-protection finalizer stays) while an
+	// ended Pod that mounted it still exists.
+	if err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatalf("delete the ended pod %s: %v", pod.Name, err)
+	}
 	return string(logs)
 }
 
