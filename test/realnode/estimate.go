@@ -121,9 +121,14 @@ var defaultCosts = map[string]time.Duration{
 	"knp":            586 * time.Second, // its own k8s.io v0.32 tree
 	"pause":          5 * time.Second,
 	"images":         5 * time.Second,
-	partKubelet:      30 * time.Second, // a link once the control plane's build filled the Go cache
-	"disk":           60 * time.Second, // mkfs.ext4 -d; 10-35 s, once 213 s under heavy I/O
-	partTests:        9 * time.Minute,  // run.sh's go test: control plane up, boot, the suite
+	"egress-image":   4 * time.Minute, // the plugin's binary; 230 s cold, 20-50 s after
+	"csi-driver":     time.Minute,     // test/realnode/csi: 41 s with grpc already built
+	// kubernetes-csi's provisioner, snapshotter and snapshot controller:
+	// 2142 s cold at load average 13-21 (8.7 min of CPU), 2026-12-07.
+	"csi-sidecars": 36 * time.Minute,
+	partKubelet:    30 * time.Second, // a link once the control plane's build filled the Go cache
+	"disk":         60 * time.Second, // mkfs.ext4 -d; 10-35 s, once 213 s under heavy I/O
+	partTests:      9 * time.Minute,  // run.sh's go test: control plane up, boot, the suite
 }
 
 // unknownStepCost stands in for a build step added to build.sh without a

@@ -216,7 +216,7 @@ func TestBuildPlanSeesTheCache(t *testing.T) {
 	}
 	before := plan()
 	var order []string
-	for _, step := range []string{"kernel", "initramfs", "rootfs", "containerd", "knp", "pause", "images", "kubelet", "disk"} {
+	for _, step := range []string{"kernel", "initramfs", "rootfs", "containerd", "knp", "pause", "images", "csi-driver", "csi-sidecars", "kubelet", "disk"} {
 		st, ok := before[step]
 		if !ok || !strings.HasSuffix(st, " cold") {
 			t.Fatalf("empty cache: step %s is %q, want cold; plan: %v", step, st, before)

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -82,9 +83,18 @@ func (n *Node) guestFiles(ctx context.Context, ca *localcluster.Authority, apiPo
 		files["run/secrets/kubernetes.io/serviceaccount/ca.crt"] = ca.CertPEM
 		files["run/secrets/kubernetes.io/serviceaccount/namespace"] = []byte("kube-system")
 	}
+	csi := "0"
+	if opts.CSI {
+		csi = "1"
+		csiFiles, err := csiGuestFiles(ca, apiPort)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(files, csiFiles)
+	}
 	files["etc/agentkernel/node.env"] = fmt.Appendf(nil,
-		"NODE_NAME=%s\nGUEST_IP=%s\nGATEWAY_IP=%s\nAPI_HOST=%s\nAPI_PORT=%s\nNETWORK_POLICY=%s\nKUBELET_VERBOSITY=%d\n",
-		n.Name, guestIP, gatewayIP, apiHostIP, apiPort, netpol, opts.KubeletVerbosity)
+		"NODE_NAME=%s\nGUEST_IP=%s\nGATEWAY_IP=%s\nAPI_HOST=%s\nAPI_PORT=%s\nNETWORK_POLICY=%s\nCSI=%s\nKUBELET_VERBOSITY=%d\n",
+		n.Name, guestIP, gatewayIP, apiHostIP, apiPort, netpol, csi, opts.KubeletVerbosity)
 	return files, nil
 }
 

@@ -128,7 +128,7 @@ func setup(ctx context.Context) (teardown func(passed bool)) {
 			fmt.Fprintln(logw, "realnode: stopping the control plane:", err)
 		}
 	})
-	node, err := Boot(ctx, c, Options{Artifacts: art, Dir: nodeDir, NetworkPolicy: true, Log: logw})
+	node, err := Boot(ctx, c, Options{Artifacts: art, Dir: nodeDir, NetworkPolicy: true, CSI: true, Log: logw})
 	if err != nil {
 		env.err = err
 		return teardown

@@ -61,6 +61,10 @@ type Options struct {
 	// NetworkPolicy starts kube-network-policies in the guest, so that
 	// NetworkPolicy objects are enforced (the bridge CNI enforces none).
 	NetworkPolicy bool
+	// CSI starts the test CSI driver and kubernetes-csi's provisioner,
+	// snapshotter and snapshot controller in the guest (see csi.go), after
+	// installing the snapshot CRDs.
+	CSI bool
 	// ReadyTimeout bounds boot to node Ready; 8 minutes by default (TCG on
 	// 2 busy cores varies a lot).
 	ReadyTimeout time.Duration
@@ -91,8 +95,10 @@ type Node struct {
 	KubeletPort int
 	// Serial-port logs the guest writes (files in Dir).
 	ConsoleLog, KubeletLog, ContainerdLog, AgentLog string
-	Artifacts                                       *Artifacts
-	Timings                                         Timings
+	// CSILog is the CSI driver's and its sidecars' (Options.CSI only).
+	CSILog    string
+	Artifacts *Artifacts
+	Timings   Timings
 
 	client  kubernetes.Interface
 	cmd     *exec.Cmd
@@ -139,6 +145,7 @@ func Boot(ctx context.Context, c *localcluster.Cluster, opts Options) (_ *Node, 
 		KubeletLog:    filepath.Join(opts.Dir, "kubelet.log"),
 		ContainerdLog: filepath.Join(opts.Dir, "containerd.log"),
 		AgentLog:      filepath.Join(opts.Dir, "network-policy-agent.log"),
+		CSILog:        filepath.Join(opts.Dir, "csi.log"),
 		Artifacts:     opts.Artifacts,
 		client:        client,
 		exited:        make(chan struct{}),
@@ -157,6 +164,11 @@ func Boot(ctx context.Context, c *localcluster.Cluster, opts Options) (_ *Node, 
 	files, err := n.guestFiles(ctx, ca, apiPort, opts)
 	if err != nil {
 		return nil, err
+	}
+	if opts.CSI {
+		if err := installSnapshotCRDs(ctx, c.AdminKubeconfig, opts.Artifacts, log); err != nil {
+			return nil, err
+		}
 	}
 	// The Node exists before the kubelet starts: with --cloud-provider=external
 	// the kubelet then keeps its addresses, and InternalIP 127.0.0.1 is where
@@ -178,7 +190,7 @@ func Boot(ctx context.Context, c *localcluster.Cluster, opts Options) (_ *Node, 
 		return nil, fmt.Errorf("qemu-img create: %v: %s", err, out)
 	}
 
-	for _, f := range []string{n.ConsoleLog, n.KubeletLog, n.ContainerdLog, n.AgentLog} {
+	for _, f := range []string{n.ConsoleLog, n.KubeletLog, n.ContainerdLog, n.AgentLog, n.CSILog} {
 		_ = os.Remove(f)
 	}
 	n.cmd = exec.Command("qemu-system-x86_64", n.qemuArgs(opts, apiPort, overlay, configTar)...)
@@ -259,7 +271,7 @@ func (n *Node) qemuArgs(opts Options, apiPort, overlay, configTar string) []stri
 		// One socat per guest connection: a plain chardev would carry one.
 		fmt.Sprintf("guestfwd=tcp:%s:%s-cmd:socat - TCP:127.0.0.1:%s", apiHostIP, apiPort, apiPort),
 	}, ",")
-	return []string{
+	args := []string{
 		"-name", "agentkernel-" + opts.NodeName,
 		"-machine", "pc", "-accel", opts.Accel, "-cpu", "max",
 		"-smp", strconv.Itoa(opts.CPUs), "-m", strconv.Itoa(opts.MemoryMiB),
@@ -274,6 +286,14 @@ func (n *Node) qemuArgs(opts Options, apiPort, overlay, configTar string) []stri
 		"-serial", "file:" + n.ContainerdLog,
 		"-serial", "file:" + n.AgentLog,
 	}
+	if opts.CSI {
+		// A fifth log: the PC machine has four ISA serial ports only.
+		args = append(args,
+			"-device", "virtio-serial-pci,id=vser0",
+			"-chardev", "file,id=csilog,path="+n.CSILog,
+			"-device", "virtserialport,bus=vser0.0,chardev=csilog,name=agentkernel.csi")
+	}
+	return args
 }
 
 var readyLine = regexp.MustCompile(`agentkernel-init: ([0-9.]+)s ready`)
@@ -323,7 +343,7 @@ func (n *Node) Exited() <-chan struct{} { return n.exited }
 // Diagnostics returns the tails of the guest's logs, for failure messages.
 func (n *Node) Diagnostics() string {
 	var b strings.Builder
-	for _, f := range []string{filepath.Join(n.Dir, "qemu.log"), n.ConsoleLog, n.ContainerdLog, n.KubeletLog, n.AgentLog} {
+	for _, f := range []string{filepath.Join(n.Dir, "qemu.log"), n.ConsoleLog, n.ContainerdLog, n.KubeletLog, n.AgentLog, n.CSILog} {
 		data, err := os.ReadFile(f)
 		if err != nil || len(data) == 0 {
 			continue

@@ -192,6 +192,33 @@ build_knp() {
 		"sigs.k8s.io/kube-network-policies/cmd@$KNP_VERSION") >&2
 	mv "$d/cmd" "$d/kube-network-policies"
 }
+# --- CSI: the test driver and kubernetes-csi's sidecars (test/realnode/csi) -------
+# The driver is ours, built from this checkout. The sidecars come from the
+# module proxy through their own module (csi/sidecars/go.mod), which pins
+# k8s.io/kubernetes to the control plane's release; they need newer grpc,
+# x/net and otel than it, so their build shares little of its Go build cache
+# and runs before the kubelet, beside the control plane's build in CI. Built
+# here, they run only in the guest. The snapshot CRDs come from the same
+# module graph (external-snapshotter/client's config/crd).
+build_csi_driver() {
+	local d=$1
+	(cd "$repo" && CGO_ENABLED=0 $NICE go build -trimpath -ldflags "-s -w" -o "$d/agentkernel-csi" ./test/realnode/csi) >&2
+}
+csi_driver_sources_hash() {
+	(cd "$repo" && { find test/realnode/csi -maxdepth 1 -name '*.go' ! -name '*_test.go' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; sha256sum go.mod go.sum; }) | sha256sum
+}
+build_csi_sidecars() {
+	local d=$1 m=$realnode/csi/sidecars crds
+	(cd "$m" && $NICE go build -ldflags "-s -w" -o "$d/" \
+		github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner \
+		github.com/kubernetes-csi/external-snapshotter/v8/cmd/csi-snapshotter \
+		github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller) >&2
+	crds=$(cd "$m" && go list -m -f '{{.Dir}}' github.com/kubernetes-csi/external-snapshotter/client/v8)/config/crd
+	mkdir -p "$d/crds"
+	cp "$crds"/snapshot.storage.k8s.io_*.yaml "$d/crds/"
+	[[ $(ls "$d/crds" | wc -l) == 3 ]] || { echo "expected 3 snapshot CRDs in $crds" >&2; return 1; }
+}
+
 build_pause() {
 	local d=$1
 	(cd "$repo" && CGO_ENABLED=0 $NICE go build -trimpath -ldflags "-s -w" -o "$d/pause" ./test/realnode/pause) >&2
@@ -305,7 +332,8 @@ build_disk() {
 	find "$mods/drivers/net" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
 	depmod -b "$s" "$kver"
 	install -m 0755 "$KUBELET_DIR/kubelet" "$CONTAINERD_DIR"/{containerd,containerd-shim-runc-v2,ctr} \
-		"$KNP_DIR/kube-network-policies" "$s/usr/local/bin/"
+		"$KNP_DIR/kube-network-policies" "$CSI_DRIVER_DIR/agentkernel-csi" \
+		"$CSI_SIDECARS_DIR"/{csi-provisioner,csi-snapshotter,snapshot-controller} "$s/usr/local/bin/"
 	cp "$IMAGES_DIR"/*.tar "$s/var/lib/agentkernel/images/"
 	install -m 0755 "$realnode/guest/init" "$s/sbin/agentkernel-init"
 	sed "s|@PAUSE_IMAGE@|$PAUSE_IMAGE|" "$realnode/guest/containerd.toml" > "$s/etc/containerd/config.toml"
@@ -316,6 +344,9 @@ build_disk() {
 	rm -f "$d/disk.img"
 	mkfs.ext4 -q -F -L agentkernel -d "$s" "$d/disk.img" "$DISK_SIZE"
 	rm -rf "$s"
+	# The host installs the snapshot CRDs before a CSI guest boots (the
+	# snapshot controller exits without them).
+	cp -r "$CSI_SIDECARS_DIR/crds" "$d/csi-crds"
 	cp "$KERNEL_DIR/vmlinuz" "$d/vmlinuz"
 	cp "$INITRAMFS_DIR/initrd.img" "$d/initrd.img"
 	{
@@ -394,6 +425,12 @@ main() {
 	KEYVARS=("$IMAGES_DIR" "$EGRESS_IMAGE" "$(plugin_sources_hash)" "$(go version)")
 	step egress-image "$(fnkey build_egress_image oci_add oci_finish)" build_egress_image; IMAGES_DIR=$out
 
+	KEYVARS=("$(csi_driver_sources_hash)" "$(go version)")
+	step csi-driver "$(fnkey build_csi_driver)" build_csi_driver; CSI_DRIVER_DIR=$out
+
+	KEYVARS=("$(cat "$realnode"/csi/sidecars/{go.mod,go.sum} | sha256sum)" "$(go version)")
+	step csi-sidecars "$(fnkey build_csi_sidecars)" build_csi_sidecars; CSI_SIDECARS_DIR=$out
+
 	if [[ -n ${AGENTKERNEL_REALNODE_KUBELET:-} ]]; then
 		# A kubelet the control-plane harness already built (same module, same flags).
 		KEYVARS=("$(sha256sum < "$AGENTKERNEL_REALNODE_KUBELET")")
@@ -406,6 +443,7 @@ main() {
 
 	wait_bg
 	KEYVARS=("$KERNEL_DIR" "$INITRAMFS_DIR" "$ROOTFS_DIR" "$KUBELET_DIR" "$CONTAINERD_DIR" "$KNP_DIR" "$IMAGES_DIR"
+		"$CSI_DRIVER_DIR" "$CSI_SIDECARS_DIR"
 		"$DISK_SIZE" "$(cat "$realnode"/guest/{init,containerd.toml,10-agentkernel.conflist} | sha256sum)")
 	step disk "$(fnkey build_disk)" build_disk
 	[[ -n $PLAN ]] && return 0
