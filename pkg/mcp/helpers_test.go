@@ -92,6 +92,10 @@ func (h *hostExecutor) ExecuteWithContext(ctx context.Context, u *url.URL, _ *re
 	if tty {
 		return errors.New("the MCP server never asks for a terminal")
 	}
+	if stdin == nil && stdout == nil && stderr == nil {
+		// As the API server answers such an exec.
+		return errors.New("Internal error occurred: unable to upgrade connection: you must specify at least 1 of stdin, stdout, stderr")
+	}
 	if before != nil {
 		if err := before(pod, command); err != nil {
 			return err

@@ -275,8 +275,11 @@ func (s *Server) suspend(ctx context.Context, in SuspendInput) (SuspendOutput, e
 		// Every write a tool saw acknowledged is on the volume before
 		// the Pod goes.
 		Flush: func(ctx context.Context, pod *corev1.Pod) error {
-			run := sandbox.NewPodExec(s.o.Config, s.o.RESTClient, s.o.Executor, pod)
-			return run.Run(ctx, []string{"sync"}, nil, nil, nil)
+			noSync, err := sandbox.Flush(ctx, sandbox.NewPodExec(s.o.Config, s.o.RESTClient, s.o.Executor, pod))
+			if noSync {
+				s.log.Warn("the sandbox's image has no sync: its volume is flushed when it is unmounted", "sandbox", t.name)
+			}
+			return err
 		},
 		Timeout: deleteWait,
 	})
