@@ -41,6 +41,10 @@ type Workspace struct {
 	// Retain, if set, is how long a suspended workspace is kept: gc
 	// deletes it once it has been suspended for longer.
 	Retain time.Duration `json:"retain,omitempty"`
+	// ClaimName is the claim's name when it is not WorkspaceName(sandbox):
+	// a pool member's workspace is named as the member, and keeps that
+	// name once claimed (workspace_pool.go). Never stored: the claim has it.
+	ClaimName string `json:"-"`
 }
 
 // DefaultWorkspaceSize is the size of a workspace when none is asked for.
@@ -91,7 +95,7 @@ func (s *Spec) WorkspaceClaim() *corev1.PersistentVolumeClaim {
 	if s.Workspace == nil {
 		return nil
 	}
-	meta := s.objectMeta(WorkspaceName(s.Name))
+	meta := s.objectMeta(s.Workspace.claimName(s.Name))
 	meta.Annotations[AnnotationRecord] = s.record()
 	var class *string
 	if s.Workspace.StorageClass != "" {
@@ -127,7 +131,7 @@ func (s *Spec) volumes() ([]corev1.Volume, []corev1.VolumeMount) {
 	claim := corev1.Volume{
 		Name: workspaceVolume,
 		VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
-			ClaimName: WorkspaceName(s.Name),
+			ClaimName: s.Workspace.claimName(s.Name),
 		}},
 	}
 	return []corev1.Volume{claim, tmp, run}, []corev1.VolumeMount{
@@ -171,8 +175,8 @@ func OursWorkspace(pvc *corev1.PersistentVolumeClaim, name string) error {
 		return fmt.Errorf("it lacks the label %s", ManagedSelector)
 	case l[LabelSandbox] != name:
 		return fmt.Errorf("its label %s is %q, not %q", LabelSandbox, l[LabelSandbox], name)
-	case pvc.Name != WorkspaceName(name):
-		return fmt.Errorf("its name is not %q", WorkspaceName(name))
+	case !workspaceNamedFor(pvc, name):
+		return fmt.Errorf("its name is neither %q nor that of a member of a sandbox pool", WorkspaceName(name))
 	case pvc.Annotations[AnnotationRecord] == "":
 		return fmt.Errorf("it has no %s annotation", AnnotationRecord)
 	}
@@ -199,6 +203,9 @@ func SpecOf(pvc *corev1.PersistentVolumeClaim) (*Spec, error) {
 	s.Name, s.Namespace = name, pvc.Namespace
 	if s.Workspace == nil {
 		return nil, fmt.Errorf("workspace %q in namespace %q: its record describes a sandbox without a workspace", pvc.Name, pvc.Namespace)
+	}
+	if pvc.Name != WorkspaceName(name) {
+		s.Workspace.ClaimName = pvc.Name // claimed from a pool: the member's name
 	}
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("workspace %q in namespace %q: its record does not describe a valid sandbox: %w", pvc.Name, pvc.Namespace, err)
