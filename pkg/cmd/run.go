@@ -263,7 +263,7 @@ func (o *RunOptions) Validate() error {
 	case pool && o.CreateNamespace:
 		return fmt.Errorf("--create-namespace cannot be used with --pool: a pool lives in a namespace that exists")
 	case pool && o.spec.Workspace != nil:
-		return fmt.Errorf("--persist cannot be used with --pool: a pool's warm members have no workspace; leave out --pool")
+		return fmt.Errorf("--persist cannot be used with run --pool: claim a persistent sandbox with create NAME --pool POOL --persist (from a pool made with --persist), then run --persist NAME")
 	case pool && o.Detach:
 		return fmt.Errorf("--detach cannot be used with --pool: a warm sandbox was started before the claim, without the command as its main process; run it without --detach, or leave out --pool")
 	case o.TTY && !o.Stdin && !o.Detach:

@@ -69,7 +69,7 @@ func TestPoolPersistentClaimSuspendResumeDelete(t *testing.T) {
 	}
 
 	r := mustPlugin(t, "", "create", "task", "--pool", "keep", "--persist", "-n", ns)
-	if !strings.Contains(r.stdout, "sandbox/task created (claimed from pool keep") {
+	if !strings.Contains(r.stdout, "sandbox/task created (claimed warm from pool keep)") {
 		t.Fatalf("create --pool --persist printed %q", r.stdout)
 	}
 	pods := sandboxPods(t, ns)["task"]
