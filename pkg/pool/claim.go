@@ -277,8 +277,9 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *
 		if derr := deleteClaimed(ctx, cs, got); derr != nil {
 			err = fmt.Errorf("%w; %v", err, derr)
 		}
-		if w := d.workspace; w != nil && w.Labels[sandbox.LabelSandbox] != "" {
-			// Re-rooted: no longer the Pod's, so not gone with it.
+		if w := d.workspace; w != nil {
+			// Once re-rooted (or if that write's outcome is unknown) it is
+			// no longer the Pod's, and would not go with it.
 			if derr := deleteClaimedWorkspace(ctx, cs, w); derr != nil {
 				err = fmt.Errorf("%w; %v", err, derr)
 			}

@@ -77,8 +77,9 @@ func claimDeadline(member *corev1.Pod, ttl time.Duration, now time.Time) *int64 
 // finishClaim makes a claimed member the sandbox s: it backs off if the
 // name is held by another sandbox, creates the claim's Secret (owned by the
 // Pod, so delete removes it), and delivers the claim's environment and idle
-// timeout over exec stdin, then marks the claim complete. It returns the
-// Pod as it is then.
+// timeout over exec stdin, re-roots a persistent pool's member's workspace
+// as the sandbox's (memberworkspace.go), then marks the claim complete. It
+// returns the Pod as it is then.
 func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, s *sandbox.Spec, d *delivery, id string, o AcquireOptions) (*corev1.Pod, *corev1.Secret, error) {
 	// A cold create or another claim of this name may have won meanwhile;
 	// of two that see each other both back off, and never both stay.
@@ -87,11 +88,6 @@ func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, 
 	}
 	if err := sandbox.NameHeldByWorkspace(ctx, cs, s); err != nil {
 		return nil, nil, err
-	}
-	if d.workspace != nil {
-		if err := adoptWorkspace(ctx, cs, pod, s, d); err != nil {
-			return nil, nil, err
-		}
 	}
 	var secret *corev1.Secret
 	if sec := s.Secret(o.SecretValues); sec != nil {
@@ -111,25 +107,30 @@ func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, 
 	if d.empty() && d.workspace == nil {
 		return pod, secret, nil
 	}
-	if d.empty() {
-		done, err := completeClaim(ctx, cs, pod, id)
-		if err != nil && ctx.Err() != nil {
-			return nil, secret, context.Cause(ctx)
+	if !d.empty() {
+		ex := o.Exec(pod).Delivering()
+		var stdin io.Reader
+		if d.file != "" {
+			stdin = bytes.NewReader(d.content)
 		}
-		return done, secret, err
-	}
-	ex := o.Exec(pod).Delivering()
-	var stdin io.Reader
-	if d.file != "" {
-		stdin = bytes.NewReader(d.content)
-	}
-	var stderr untrusted.Buffer
-	if err := ex.Run(ctx, deliverCommand(d.file, d.idle), stdin, nil, &stderr); err != nil {
-		if ctx.Err() != nil {
-			return nil, secret, context.Cause(ctx)
+		var stderr untrusted.Buffer
+		if err := ex.Run(ctx, deliverCommand(d.file, d.idle), stdin, nil, &stderr); err != nil {
+			if ctx.Err() != nil {
+				return nil, secret, context.Cause(ctx)
+			}
+			// The member's stderr is the sandbox's text: one short line of it.
+			return nil, secret, fmt.Errorf("delivering the claim's environment into sandbox %q failed: %v; the sandbox said: %q", s.Name, err, untrusted.Line(stderr.String(), 200))
 		}
-		// The member's stderr is the sandbox's text: one short line of it.
-		return nil, secret, fmt.Errorf("delivering the claim's environment into sandbox %q failed: %v; the sandbox said: %q", s.Name, err, untrusted.Line(stderr.String(), 200))
+	}
+	if d.workspace != nil {
+		// Last before the claim is whole: until this write the workspace
+		// goes with the Pod, whatever becomes of the claim.
+		if err := adoptWorkspace(ctx, cs, pod, s, d); err != nil {
+			if ctx.Err() != nil {
+				return nil, secret, context.Cause(ctx)
+			}
+			return nil, secret, err
+		}
 	}
 	done, err := completeClaim(ctx, cs, pod, id)
 	if err != nil {
