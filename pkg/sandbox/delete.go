@@ -47,14 +47,7 @@ func Delete(ctx context.Context, cs kubernetes.Interface, namespace, name string
 
 // IsPersistent reports whether a sandbox Pod mounts a workspace (one
 // claimed from a pool keeps its member's name: workspace_pool.go).
-func IsPersistent(pod *corev1.Pod) bool {
-	for _, v := range pod.Spec.Volumes {
-		if c := v.PersistentVolumeClaim; c != nil && v.Name == workspaceVolume {
-			return true
-		}
-	}
-	return false
-}
+func IsPersistent(pod *corev1.Pod) bool { return MountedWorkspace(pod) != "" }
 
 // DeleteWorkspace deletes the workspace of the sandbox called name, by
 // UID, and with it (through the garbage collector) the sandbox's Secret

@@ -127,3 +127,15 @@ func (c *Created) memberWorkspace(ctx context.Context, cs kubernetes.Interface, 
 	}
 	return nil
 }
+
+// MountedWorkspace is the name of the workspace a persistent sandbox's Pod
+// mounts ("" for a disposable one): WorkspaceName(name), or its member's
+// name for a sandbox claimed from a persistent pool.
+func MountedWorkspace(pod *corev1.Pod) string {
+	for _, v := range pod.Spec.Volumes {
+		if c := v.PersistentVolumeClaim; c != nil && v.Name == workspaceVolume {
+			return c.ClaimName
+		}
+	}
+	return ""
+}

@@ -48,8 +48,11 @@ func TestClaimedWorkspaceIsFoundByItsLabel(t *testing.T) {
 	if err != nil || s.Workspace.ClaimName != w.Name {
 		t.Fatalf("SpecOf = %+v, %v: want the claim name %s", s, err, w.Name)
 	}
-	if pvc := s.Pod().Spec.Volumes[0].PersistentVolumeClaim; pvc == nil || pvc.ClaimName != w.Name {
-		t.Fatalf("a Pod from the record mounts %+v, want %s", s.Pod().Spec.Volumes[0], w.Name)
+	if pod := s.Pod(); MountedWorkspace(pod) != w.Name || !IsPersistent(pod) {
+		t.Fatalf("a Pod from the record mounts %q, want %s", MountedWorkspace(pod), w.Name)
+	}
+	if d := NewSpec("plain", "ns"); MountedWorkspace(d.Pod()) != "" || IsPersistent(d.Pod()) {
+		t.Fatal("a disposable sandbox's Pod mounts a workspace")
 	}
 	if strings.Contains(got.Annotations[AnnotationRecord], w.Name) {
 		t.Fatal("the record stores the claim's name: it is the claim's own")
