@@ -50,7 +50,7 @@ func claimNameOf(pod *corev1.Pod) string {
 func TestPoolPersistentClaimSuspendResumeDelete(t *testing.T) {
 	requireSimulated(t)
 	ns := newNamespace(t)
-	class := storageFor(t, 5) // 2 members, a refill, a scale up's
+	class := storageFor(t, 4) // 2 members, a refill, and one spare
 	ctx := context.Background()
 
 	mustPlugin(t, "", "pool", "create", "keep", "--size", "2", "--persist=1Gi", "--storage-class", class, "-n", ns)
@@ -133,9 +133,20 @@ func TestPoolPersistentClaimSuspendResumeDelete(t *testing.T) {
 		return apierrors.IsNotFound(err)
 	})
 
+	// A member deleted by anyone (here kubectl delete pod, as an admin
+	// would) takes its workspace with it, after it.
+	_, all := warmMembers(t, ns, "keep")
+	gone := all[0]
+	if err := env.cs.CoreV1().Pods(ns).Delete(ctx, gone.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the deleted member's workspace to go", func() bool {
+		_, err := env.cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, gone.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+
 	// Scaling down removes members and, after them, their workspaces;
-	// scaling up gives the new member its own; deleting the pool leaves
-	// no workspace.
+	// deleting the pool leaves no workspace.
 	mustPlugin(t, "", "pool", "scale", "keep", "--size", "1", "-n", ns)
 	eventually(t, time.Minute, "one member and one workspace", func() bool {
 		_, all := warmMembers(t, ns, "keep")
