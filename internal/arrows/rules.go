@@ -41,8 +41,8 @@ var Rules = []Rule{
 	},
 	{
 		From:  []string{"pkg/sandbox/..."},
-		Never: []string{"pkg/pool/...", "pkg/transfer/..."},
-		Why:   "pools are built on sandboxes and copying works through any exec, never the other way round",
+		Never: []string{"pkg/pool/...", "pkg/transfer/...", "pkg/snapshot/...", "github.com/kubernetes-csi/..."},
+		Why:   "pools are built on sandboxes, copying works through any exec, and snapshots on workspaces, never the other way round",
 	},
 	{
 		From:  []string{"pkg/sandbox/fence/..."},
@@ -98,7 +98,7 @@ var Rules = []Rule{
 }
 
 // domain are the packages of the domain.
-var domain = []string{"pkg/sandbox/...", "pkg/pool/...", "pkg/transfer/...", "pkg/netaddr/...", "pkg/untrusted/...", "pkg/egress/hosts/..."}
+var domain = []string{"pkg/sandbox/...", "pkg/pool/...", "pkg/transfer/...", "pkg/netaddr/...", "pkg/untrusted/...", "pkg/egress/hosts/...", "pkg/snapshot/..."}
 
 // Package is what Check needs of one package: its path and every package
 // it depends on, directly or not.

@@ -41,6 +41,13 @@ type Preset struct {
 	// install step uses), as --allow-host rules. They are used only when
 	// the user fences egress by host name: --allow-host adds to them.
 	Hosts []string `json:"hosts,omitempty"`
+	// Persist makes the preset's sandboxes persistent, as --persist does:
+	// /workspace and $HOME on a PersistentVolumeClaim of this size ("":
+	// disposable). StorageClass and Retain are --storage-class and
+	// --retain (a duration, e.g. 168h), and need Persist.
+	Persist      string `json:"persist,omitempty"`
+	StorageClass string `json:"storageClass,omitempty"`
+	Retain       string `json:"retain,omitempty"`
 
 	// Source says where the preset came from: "embedded", a file, or
 	// "embedded, overridden by FILE".

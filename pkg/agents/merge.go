@@ -75,6 +75,12 @@ func overlay(b, o *Preset) *Preset {
 			m.EphemeralStorage = o.EphemeralStorage
 		case "hosts":
 			m.Hosts = slices.Clone(o.Hosts)
+		case "persist":
+			m.Persist = o.Persist
+		case "storageClass":
+			m.StorageClass = o.StorageClass
+		case "retain":
+			m.Retain = o.Retain
 		}
 	}
 	return &m
@@ -102,6 +108,17 @@ func (p *Preset) check() []error {
 		for _, n := range list {
 			if _, plain := p.Env[n]; plain {
 				errs = append(errs, fail("env", n+" is both a plain variable here and a credential: a credential's value must come from your environment, through the Secret"))
+			}
+		}
+	}
+	if p.Persist == "" {
+		// As --storage-class and --retain need --persist.
+		for _, f := range []struct{ name, value, why string }{
+			{"storageClass", p.StorageClass, "a disposable sandbox has no workspace to put in a class"},
+			{"retain", p.Retain, "a disposable sandbox keeps nothing to retain"},
+		} {
+			if f.value != "" {
+				errs = append(errs, fail(f.name, f.name+" needs persist (e.g. persist: 10Gi): "+f.why))
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package agents
 import (
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -89,6 +90,9 @@ var presetFields = map[string]func(p *parser, n *yaml.Node, field string, into *
 	"cpu":              func(p *parser, n *yaml.Node, f string, into *Preset) { into.CPU = p.quantity(n, f) },
 	"memory":           func(p *parser, n *yaml.Node, f string, into *Preset) { into.Memory = p.quantity(n, f) },
 	"ephemeralStorage": func(p *parser, n *yaml.Node, f string, into *Preset) { into.EphemeralStorage = p.quantity(n, f) },
+	"persist":          func(p *parser, n *yaml.Node, f string, into *Preset) { into.Persist = p.persist(n, f) },
+	"storageClass":     func(p *parser, n *yaml.Node, f string, into *Preset) { into.StorageClass = p.storageClass(n, f) },
+	"retain":           func(p *parser, n *yaml.Node, f string, into *Preset) { into.Retain = p.retain(n, f) },
 	"hosts": func(p *parser, n *yaml.Node, f string, into *Preset) {
 		if l, ok := p.list(n, f); ok {
 			for _, h := range l {
@@ -149,6 +153,55 @@ func (p *parser) quantity(n *yaml.Node, field string) string {
 		p.fail(n, field, "%q is not a valid quantity (examples: 500m, 2, 512Mi, 4Gi)", s)
 	case q.Sign() <= 0:
 		p.fail(n, field, "%q must be greater than zero", s)
+	}
+	return s
+}
+
+// persist is a workspace size, as --persist takes it; true is --persist
+// alone (the default size), false or empty a disposable sandbox (which
+// undoes an embedded preset's persist).
+func (p *parser) persist(n *yaml.Node, field string) string {
+	if r := resolve(n); r.Kind == yaml.ScalarNode && r.ShortTag() == "!!bool" {
+		if strings.EqualFold(r.Value, "true") {
+			return sandbox.DefaultWorkspaceSize.String()
+		}
+		return ""
+	}
+	s, ok := p.scalar(n, field)
+	if !ok || s == "" {
+		return ""
+	}
+	if _, err := sandbox.ParseQuantity("persist", s); err != nil {
+		p.fail(n, field, "%q is not a workspace size (examples: 10Gi, 500Mi; true for the default, %s)", s, sandbox.DefaultWorkspaceSize.String())
+	}
+	return s
+}
+
+// storageClass is a StorageClass name, as --storage-class takes it.
+func (p *parser) storageClass(n *yaml.Node, field string) string {
+	s, ok := p.scalar(n, field)
+	if !ok || s == "" {
+		return ""
+	}
+	if errs := validation.IsDNS1123Subdomain(s); len(errs) > 0 {
+		p.fail(n, field, "%q is not a StorageClass name (a DNS subdomain: lower-case letters, digits, '-' and '.')", s)
+	}
+	return s
+}
+
+// retain is how long a suspended workspace is kept, as --retain takes it:
+// 0, or at least a minute.
+func (p *parser) retain(n *yaml.Node, field string) string {
+	s, ok := p.scalar(n, field)
+	if !ok || s == "" {
+		return ""
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		p.fail(n, field, "%q is not a duration (examples: 168h, 30m; 0 keeps a suspended workspace until it is deleted)", s)
+	case d < 0 || (d > 0 && d < time.Minute):
+		p.fail(n, field, "%q must be at least 1m, or 0 to keep a suspended workspace until it is deleted", s)
 	}
 	return s
 }

@@ -64,7 +64,9 @@ type CreateOptions struct {
 	Persist cli.PersistFlags
 	// From fills the new sandbox with a workspace archive's files or
 	// another sandbox's (createfrom.go).
-	From       string
+	From string
+	// fromHow is how --from's files reach the workspace (resolveFrom).
+	fromHow    string
 	Claim      *cli.PoolClaimFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
@@ -122,7 +124,7 @@ func newCmdCreate(f cmdutil.Factory, o *CreateOptions) *cobra.Command {
 	}
 	o.Sandbox.AddFlags(cmd)
 	o.Persist.AddFlags(cmd)
-	cmd.Flags().StringVar(&o.From, "from", o.From, "Start with the work (/workspace and $HOME) of a workspace archive (snapshot --to FILE) or of a sandbox of the namespace (a fork); implies --persist")
+	cmd.Flags().StringVar(&o.From, "from", o.From, "Start with the work (/workspace and $HOME) of a sandbox of the namespace (a fork: a CSI clone where the storage can, else copied), a volume snapshot (snapshot NAME SNAPSHOT), or a workspace archive (snapshot --to FILE); implies --persist")
 	o.Claim.AddFlags(cmd, f)
 	fl := cmd.Flags()
 	o.AddWaitFlags(fl, "the sandbox can run commands")
@@ -173,6 +175,9 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 	if err != nil {
 		return err
 	}
+	if err := o.Persist.FromPreset(cmd, o.Sandbox.Preset); err != nil {
+		return err
+	}
 	if o.From != "" && o.Persist.Persist == "" {
 		o.Persist.Persist = sandbox.DefaultWorkspaceSize.String() // a fork keeps its work
 	}
@@ -216,6 +221,9 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		return o.clientDryRun(ctx)
 	}
 	prog := cli.NewProgress(o.ErrOut, o.Quiet || o.DryRun != cmdutil.DryRunNone)
+	if err := o.resolveFrom(ctx, prog); err != nil {
+		return err
+	}
 	report, stopStatus := prog.WaitStatus(ctx, o.Clientset, o.Namespace, o.Name)
 	created, err := sandbox.Create(ctx, o.Clientset, &o.spec, sandbox.CreateOptions{
 		SecretValues:    o.secretValues,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	snapshotclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,7 +29,9 @@ var doctorLong = templates.LongDesc(`
 	version, who you are, the namespace's Pod Security labels, every permission the
 	plugin uses (SelfSubjectAccessReview), a default sandbox sent as a server-side
 	dry run (Pod Security, LimitRanges, ResourceQuotas, webhooks), LimitRanges and
-	quota room, RuntimeClasses (gVisor, Kata), the cluster's DNS as egress
+	quota room, RuntimeClasses (gVisor, Kata), the default StorageClass (how it
+	binds, whether volumes grow) and VolumeSnapshotClasses (whether snapshot
+	takes CSI snapshots or archives), the cluster's DNS as egress
 	sandboxes will see it, and other NetworkPolicies that widen sandboxes' fences.
 
 	Whether NetworkPolicy is enforced at all cannot be read from the API: --probe
@@ -93,7 +96,11 @@ func (o *DoctorOptions) Complete(f cmdutil.Factory) error {
 	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}
-	o.env = doctor.Env{Clientset: o.Clientset, Namespace: o.Namespace, Server: o.Server}
+	snapshots, err := snapshotclient.NewForConfig(o.Config)
+	if err != nil {
+		return err
+	}
+	o.env = doctor.Env{Clientset: o.Clientset, Snapshots: snapshots, Namespace: o.Namespace, Server: o.Server}
 	if o.Probe {
 		o.env.Probe = &doctor.Probe{Image: o.ProbeImage, Timeout: o.Timeout, Exec: func(p *corev1.Pod) sandbox.Runner { return o.ExecIn(p) }}
 		o.env.Progress = func(s string) { fmt.Fprintln(o.ErrOut, "doctor: "+s) }

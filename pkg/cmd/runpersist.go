@@ -44,8 +44,7 @@ func (o *RunOptions) suspendAtEnd(ctx context.Context, prog *cli.Progress, resul
 	cctx, cancel := sandbox.CleanupContext(ctx)
 	defer cancel()
 	prog.Status("suspending " + label)
-	suspend := &SuspendOptions{Clients: o.Clients, IOStreams: o.IOStreams}
-	_, err := sandbox.Suspend(cctx, o.Clientset, o.Namespace, o.Name, sandbox.SuspendOptions{Flush: suspend.flush, Timeout: o.DeleteTimeout})
+	_, err := sandbox.Suspend(cctx, o.Clientset, o.Namespace, o.Name, sandbox.SuspendOptions{Flush: o.FlushWorkspace(o.ErrOut), Timeout: o.DeleteTimeout})
 	prog.Done()
 	if err != nil {
 		return withLaterFailure(ctx, result, o.Explain(err, o.Namespace))

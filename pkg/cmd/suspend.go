@@ -4,18 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 var suspendExample = templates.Examples(`
@@ -75,7 +72,7 @@ func (o *SuspendOptions) Validate() error {
 func (o *SuspendOptions) Run(ctx context.Context) error {
 	var errs []error
 	for _, name := range o.Names {
-		s, err := sandbox.Suspend(ctx, o.Clientset, o.Namespace, name, sandbox.SuspendOptions{Flush: o.flush, Timeout: o.Timeout})
+		s, err := sandbox.Suspend(ctx, o.Clientset, o.Namespace, name, sandbox.SuspendOptions{Flush: o.FlushWorkspace(o.ErrOut), Timeout: o.Timeout})
 		if err != nil {
 			errs = append(errs, o.Explain(err, o.Namespace))
 			continue
@@ -90,20 +87,4 @@ func (o *SuspendOptions) Run(ctx context.Context) error {
 		return context.Cause(ctx)
 	}
 	return errors.Join(errs...)
-}
-
-// flush runs sync in the sandbox, so every write it acknowledged is on the
-// volume before its Pod ends. An image without sync is flushed by the
-// volume's unmount alone, which every driver does.
-func (o *SuspendOptions) flush(ctx context.Context, pod *corev1.Pod) error {
-	var stderr untrusted.Buffer
-	err := o.ExecIn(pod).Run(ctx, []string{"sh", "-c", "command -v sync >/dev/null || exit 127; sync"}, nil, io.Discard, &stderr)
-	if code, ok := sandbox.ExitCode(err); ok && code == 127 {
-		fmt.Fprintf(o.ErrOut, "warning: sandbox %q has no sync; its volume is flushed when it is unmounted\n", sandbox.NameOf(pod))
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%w %s", err, untrusted.Line(stderr.String(), 256))
-	}
-	return nil
 }

@@ -1,9 +1,9 @@
 // Package doctor checks what a cluster and a namespace actually give the
 // plugin's sandboxes: whether the API server answers, what Pod Security
 // enforces, which permissions the user has, what admission would do to a
-// default sandbox, which LimitRanges, ResourceQuotas, RuntimeClasses, DNS
-// and other NetworkPolicies there are, and (with a probe) whether
-// NetworkPolicy is enforced at all. Each check yields lines of ok, warn or
+// default sandbox, which LimitRanges, ResourceQuotas, RuntimeClasses,
+// StorageClasses, VolumeSnapshotClasses, DNS and other NetworkPolicies
+// there are, and (with a probe) whether NetworkPolicy is enforced at all. Each check yields lines of ok, warn or
 // fail, each saying what was found and, when it is not ok, what to do.
 package doctor
 
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	snapshotclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -39,6 +40,9 @@ type Result struct {
 // Env is what the checks work with.
 type Env struct {
 	Clientset kubernetes.Interface
+	// Snapshots reads VolumeSnapshotClasses (CSI snapshots); nil skips
+	// that part of the snapshots check.
+	Snapshots snapshotclient.Interface
 	Namespace string
 	Server    string
 	// Probe, if set, starts two short-lived sandboxes to see whether
@@ -76,6 +80,7 @@ var Checks = []Check{
 	{"resource-quotas", checkResourceQuotas},
 	{"runtime-classes", checkRuntimeClasses},
 	{"storage", checkStorage},
+	{"snapshots", checkSnapshots},
 	{"dns", checkDNS},
 	{"other-policies", checkOtherPolicies},
 	{"network-policy", checkNetworkPolicy},

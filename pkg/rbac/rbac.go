@@ -77,6 +77,11 @@ var Permissions = []Permission{
 	{Verb: "list", Resource: "persistentvolumeclaims", Why: "list: suspended sandboxes; gc: workspaces kept past their --retain; suspend, resume, delete: the workspace of a sandbox claimed from a persistent pool (found by label)"},
 	{Verb: "patch", Resource: "persistentvolumeclaims", Why: "suspend, resume, gc: record on the workspace when and why its sandbox was suspended; create --pool --persist: make the member's workspace the sandbox's"},
 	{Verb: "delete", Resource: "persistentvolumeclaims", Why: "delete, gc: a persistent sandbox's workspace; create: undo a create (or a claim from a persistent pool) that failed"},
+	{Verb: "create", Group: "snapshot.storage.k8s.io", Resource: "volumesnapshots", Why: "snapshot NAME: a CSI snapshot of a persistent sandbox's workspace"},
+	{Verb: "get", Group: "snapshot.storage.k8s.io", Resource: "volumesnapshots", Why: "create --from SNAPSHOT: the snapshot a workspace is restored from"},
+	{Verb: "list", Group: "snapshot.storage.k8s.io", Resource: "volumesnapshots", Why: "snapshot NAME: wait until the snapshot is ready to use"},
+	{Verb: "watch", Group: "snapshot.storage.k8s.io", Resource: "volumesnapshots", Why: "snapshot NAME: wait until the snapshot is ready to use"},
+	{Verb: "delete", Group: "snapshot.storage.k8s.io", Resource: "volumesnapshots", Why: "snapshot NAME: remove a snapshot that failed or was not ready in time"},
 	{Verb: "get", Resource: "services", ResourceNames: []string{EgressProxyName},
 		Why: "create --allow-host, egress status: the namespace's egress proxy (an admin installs it: egress install)"},
 	{Verb: "get", Group: "apps", Resource: "deployments", ResourceNames: []string{EgressProxyName},
@@ -89,6 +94,8 @@ var Permissions = []Permission{
 	{Verb: "list", Resource: "pods", Scope: Cluster, Why: "list -A: sandboxes in every namespace"},
 	{Verb: "list", Resource: "podtemplates", Scope: Cluster, Why: "pool list -A: pools in every namespace"},
 	{Verb: "list", Group: "storage.k8s.io", Resource: "storageclasses", Why: "doctor: the default StorageClass a persistent sandbox's workspace comes from", Scope: Cluster},
+	{Verb: "get", Group: "storage.k8s.io", Resource: "csidrivers", Why: "create --from NAME: whether the source workspace's driver is a CSI driver that can clone it (without it, the work is copied)", Scope: Cluster},
+	{Verb: "list", Group: "snapshot.storage.k8s.io", Resource: "volumesnapshotclasses", Why: "doctor: whether snapshot can take CSI snapshots (a default VolumeSnapshotClass for the workspace's driver)", Scope: Cluster},
 	{Verb: "list", Group: "node.k8s.io", Resource: "runtimeclasses", Why: "doctor: which RuntimeClasses (gVisor, Kata) there are", Scope: Cluster},
 }
 

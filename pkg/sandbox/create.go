@@ -118,7 +118,15 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	if workspace != nil {
 		pod.OwnerReferences = append(pod.OwnerReferences, workspaceOwner(workspace))
 	}
+	call := RandomHex(8)
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[annotationCreateCall] = call
 	got, err := cs.CoreV1().Pods(spec.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: dryRun})
+	if err != nil && ctx.Err() != nil && !o.ServerDryRun {
+		created.Pod = madeAnyway(ctx, cs, pod.Namespace, pod.Name, call)
+	}
 	if apierrors.IsAlreadyExists(err) && spec.Shape == nil {
 		return created, nameTaken(ctx, cs, spec)
 	}
@@ -450,4 +458,23 @@ func (c *Created) namespace() string {
 		return c.Namespace.Name
 	}
 	return ""
+}
+
+// annotationCreateCall marks a Pod with the Create call that made it: a
+// random value of that call's own.
+const annotationCreateCall = "agentkernel/create-call"
+
+// madeAnyway finds the Pod of an interrupted create request: the API
+// server may have made it although the request's context ended before the
+// answer came (Ctrl-C while the request was in flight). Only a Pod this
+// call made (its create-call mark) is returned, to be removed like any
+// other part of the call; nil when there is none or it cannot be read.
+func madeAnyway(ctx context.Context, cs kubernetes.Interface, namespace, name, call string) *corev1.Pod {
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	pod, err := cs.CoreV1().Pods(namespace).Get(cctx, name, metav1.GetOptions{})
+	if err != nil || pod.Annotations[annotationCreateCall] != call {
+		return nil
+	}
+	return pod
 }

@@ -115,6 +115,36 @@ func TestCreateCleansUpOnFailure(t *testing.T) {
 	}
 }
 
+// Ctrl-C while the Pod's create request is in flight: the API server made
+// the Pod, the answer never came. The call finds its Pod by its own mark
+// and removes it; a Pod of the name that another call made is left alone.
+func TestCreateInterruptedInFlightRemovesThePod(t *testing.T) {
+	for _, theirs := range []bool{false, true} {
+		cs := fakeCluster()
+		ctx, cancel := context.WithCancel(context.Background())
+		cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			pod := a.(k8stesting.CreateAction).GetObject().(*corev1.Pod).DeepCopy()
+			if theirs {
+				pod.Annotations[annotationCreateCall] = "another call"
+			}
+			pod.UID = "made-in-flight"
+			if err := cs.Tracker().Create(corev1.SchemeGroupVersion.WithResource("pods"), pod, pod.Namespace); err != nil {
+				t.Error(err)
+			}
+			cancel() // the answer never comes
+			return true, nil, context.Canceled
+		})
+		s := NewSpec("demo", "ns")
+		if _, err := Create(ctx, cs, &s, CreateOptions{}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+		pods, _ := cs.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{})
+		if want := map[bool]int{false: 0, true: 1}[theirs]; len(pods.Items) != want {
+			t.Errorf("another call's pod %v: %d pods left, want %d", theirs, len(pods.Items), want)
+		}
+	}
+}
+
 // A second interrupt stops the cleanup, and the error names what is left.
 func TestCreateInterruptedCleanupNamesLeftovers(t *testing.T) {
 	cs := fakeCluster()

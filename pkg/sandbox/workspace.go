@@ -41,6 +41,10 @@ type Workspace struct {
 	// Retain, if set, is how long a suspended workspace is kept: gc
 	// deletes it once it has been suspended for longer.
 	Retain time.Duration `json:"retain,omitempty"`
+	// Source, if set, is what the claim starts with (its dataSource): a
+	// VolumeSnapshot to restore, or another workspace to clone. The
+	// cluster's CSI driver fills the volume before any Pod mounts it.
+	Source *corev1.TypedLocalObjectReference `json:"source,omitempty"`
 	// ClaimName is the claim's name when it is not WorkspaceName(sandbox):
 	// a pool member's workspace is named as the member, and keeps that
 	// name once claimed (workspace_pool.go). Never stored: the claim has it.
@@ -107,6 +111,7 @@ func (s *Spec) WorkspaceClaim() *corev1.PersistentVolumeClaim {
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			StorageClassName: class,
+			DataSource:       s.Workspace.Source.DeepCopy(),
 			Resources: corev1.VolumeResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceStorage: s.Workspace.Size.DeepCopy()},
 			},

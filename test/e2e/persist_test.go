@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -353,13 +354,17 @@ func wantLastError(t *testing.T, r result, want string) {
 // already ended (the simulated node is quick).
 func interruptSoon(t *testing.T, b *background, i int) {
 	t.Helper()
+	// Not before the plugin talks to the API server: a Ctrl-C before main
+	// has set up its signal handling kills it outright (as it would any
+	// program), which says nothing of the plugin; on a loaded machine a
+	// fixed delay was not always enough (exit -1, killed by SIGINT).
+	if !talking(t, b) {
+		return
+	}
 	select {
 	case <-b.done:
 		return
-	case <-time.After(time.Duration(150+i*100+rand.IntN(50)) * time.Millisecond):
-		// Not sooner: a Ctrl-C before the process has set up its signal
-		// handling kills it outright (as it would any program), which
-		// says nothing of the plugin.
+	case <-time.After(time.Duration(i*100+rand.IntN(50)) * time.Millisecond):
 	}
 	if err := b.cmd.Process.Signal(os.Interrupt); err != nil {
 		<-b.done // it ended meanwhile
@@ -369,6 +374,31 @@ func interruptSoon(t *testing.T, b *background, i int) {
 	if r := b.result(); r.code != 130 && r.code != 0 {
 		t.Fatalf("after Ctrl-C: exit %d, want 130 (or 0 when it had finished):\n%s", r.code, r)
 	}
+}
+
+// talking waits until b's process has a socket open (its first
+// connection to the API server, made after main set up signal handling),
+// or has ended (false).
+func talking(t *testing.T, b *background) bool {
+	t.Helper()
+	fds := fmt.Sprintf("/proc/%d/fd", b.cmd.Process.Pid)
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case <-b.done:
+			return false
+		default:
+		}
+		entries, _ := os.ReadDir(fds)
+		for _, e := range entries {
+			if target, err := os.Readlink(filepath.Join(fds, e.Name())); err == nil && strings.HasPrefix(target, "socket:") {
+				return true
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the plugin opened no connection in a minute: %s", b.result())
+	return false
 }
 
 func checkWholeOrNothing(t *testing.T, ns, name string) {
@@ -397,11 +427,7 @@ func TestGCDeletesRetainedWorkspaces(t *testing.T) {
 	createSandbox(t, ns, "old", "--persist=1Gi", "--storage-class", class, "--retain", "1h")
 	createSandbox(t, ns, "young", "--persist=1Gi", "--storage-class", class, "--retain", "1h")
 	mustPlugin(t, "", "suspend", "old", "young", "-n", ns)
-	pvc, _ := getWorkspace(t, ns, "old")
-	pvc.Annotations[sandbox.AnnotationSuspendedAt] = time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339)
-	if _, err := env.cs.CoreV1().PersistentVolumeClaims(ns).Update(context.Background(), pvc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	suspendedLongAgo(t, ns, "old", 2*time.Hour)
 	list := mustPlugin(t, "", "list", "-n", ns)
 	if !strings.Contains(list.stdout, "gc in ") {
 		t.Fatalf("list does not say when gc takes the young workspace:\n%s", list.stdout)
@@ -444,4 +470,15 @@ func TestRunPersistKeepsItsSandbox(t *testing.T) {
 	}
 	mustPlugin(t, "", "delete", "kept", "plain", "-n", ns)
 	eventually(t, time.Minute, "nothing left", func() bool { return len(objectsLeft(t, ns)) == 0 })
+}
+
+// suspendedLongAgo back-dates a suspended sandbox's suspension by ago. A
+// merge patch, not an update: the PV controller writes the claim too, and
+// an update that lost that race failed the test.
+func suspendedLongAgo(t *testing.T, ns, name string, ago time.Duration) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, sandbox.AnnotationSuspendedAt, time.Now().Add(-ago).UTC().Format(time.RFC3339))
+	if _, err := env.cs.CoreV1().PersistentVolumeClaims(ns).Patch(context.Background(), sandbox.WorkspaceName(name), types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }

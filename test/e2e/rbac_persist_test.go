@@ -85,14 +85,7 @@ func retainedPast(name string) func(*testing.T, string) {
 	return func(t *testing.T, ns string) {
 		t.Helper()
 		persistentSuspended(name, "--retain", "1h")(t, ns)
-		pvc, err := env.cs.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), sandbox.WorkspaceName(name), metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pvc.Annotations[sandbox.AnnotationSuspendedAt] = time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339)
-		if _, err := env.cs.CoreV1().PersistentVolumeClaims(ns).Update(context.Background(), pvc, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		suspendedLongAgo(t, ns, name, 2*time.Hour)
 	}
 }
 

@@ -122,9 +122,10 @@ var rbacRows = []rbacRow{
 		needs: []string{"list pods", "list persistentvolumeclaims"}},
 	{name: "gc: workspaces past their --retain", args: "gc -n {ns}", setup: retainedPast("rb-gc"), check: gcTook("rb-gc"),
 		needs: []string{"list pods", "list persistentvolumeclaims", "delete persistentvolumeclaims", "list secrets", "list networkpolicies.networking.k8s.io"}},
-	{name: "doctor", args: "doctor -n {ns} -o json", report: true, check: doctorFindsNoRefusal,
+	{name: "doctor", args: "doctor -n {ns} -o json", report: true, check: doctorFindsNoRefusal, setup: withSnapshotAPI,
 		needs: []string{"get namespaces", "create pods", "create networkpolicies.networking.k8s.io", "list limitranges", "list resourcequotas",
-			"list networkpolicies.networking.k8s.io", "list pods", "get services -n kube-system", "list runtimeclasses.node.k8s.io -A", "list storageclasses.storage.k8s.io -A", "list podtemplates"},
+			"list networkpolicies.networking.k8s.io", "list pods", "get services -n kube-system", "list runtimeclasses.node.k8s.io -A", "list storageclasses.storage.k8s.io -A",
+			"list volumesnapshotclasses.snapshot.storage.k8s.io -A", "list podtemplates"},
 		refused: doctorNamesWhatItLacks},
 }
 

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,6 +38,8 @@ type Clients struct {
 	Clientset         kubernetes.Interface
 	Config            *restclient.Config
 	Executor          sandbox.Executor
+	// Snapshots reaches the cluster's CSI VolumeSnapshots.
+	Snapshots snapclient.Interface
 	// Resume is what RunningSandbox does with a suspended sandbox.
 	Resume ResumePolicy
 }
@@ -58,6 +61,11 @@ func (c *Clients) Complete(f cmdutil.Factory) error {
 	}
 	if c.Executor == nil {
 		c.Executor = sandbox.RemoteExecutor{}
+	}
+	if c.Snapshots == nil {
+		if c.Snapshots, err = snapclient.NewForConfig(c.Config); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ const product = `"kubectl agentkernel"`
 func TestDomainSpeaksFields(t *testing.T) {
 	flagOrHint := regexp.MustCompile(`(^|[\s(,;:"])--[a-z]|kubectl agentkernel`)
 	found := map[string]int{}
-	for _, dir := range []string{"../../../sandbox", "../../../pool", "../../../transfer", "../../../netaddr", "../../../untrusted"} {
+	for _, dir := range []string{"../../../sandbox", "../../../pool", "../../../transfer", "../../../netaddr", "../../../untrusted", "../../../snapshot"} {
 		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 				return err

@@ -17,6 +17,10 @@ type PersistFlags struct {
 	Persist      string
 	StorageClass string
 	Retain       time.Duration
+
+	// fromPreset names where Persist came from when an --agent preset set
+	// it (FromPreset), for messages; "" when it is the flag's.
+	fromPreset string
 }
 
 // AddFlags registers --persist[=SIZE], --storage-class and --retain.
@@ -40,7 +44,7 @@ func (p *PersistFlags) Apply(s *sandbox.Spec) error {
 		}
 		return nil
 	}
-	size, err := sandbox.ParseQuantity("--persist", p.Persist)
+	size, err := sandbox.ParseQuantity(p.What(), p.Persist)
 	if err != nil {
 		return err
 	}
