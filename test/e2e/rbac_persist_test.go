@@ -121,3 +121,52 @@ func gcTook(name string) func(string, rbacRun) error {
 		return nil
 	}
 }
+
+// withCSI is simulateCSI as an rbac row's setup: the snapshot API, a CSI
+// StorageClass and the controllers a CSI cluster runs.
+func withCSI(t *testing.T, _ string) { simulateCSI(t) }
+
+// snapshotOf makes sure a ready snapshot of the persistent sandbox (of
+// the simulated CSI class) exists, taken as the admin.
+func snapshotOf(name, snap string) func(*testing.T, string) {
+	return func(t *testing.T, ns string) {
+		t.Helper()
+		persistentRunning(name, "--storage-class", csiClass)(t, ns)
+		if _, err := csiSim.snaps.SnapshotV1().VolumeSnapshots(ns).Get(context.Background(), snap, metav1.GetOptions{}); err == nil {
+			return
+		}
+		mustPlugin(t, "", "snapshot", name, snap, "-n", ns)
+	}
+}
+
+// snapshotReady: the snapshot command waited for a ready snapshot.
+func snapshotReady(name string) func(string, rbacRun) error {
+	return func(ns string, r rbacRun) error {
+		name := strings.ReplaceAll(name, "{run}", fmt.Sprint(r.n))
+		vs, err := csiSim.snaps.SnapshotV1().VolumeSnapshots(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil || vs.Status == nil || vs.Status.ReadyToUse == nil || !*vs.Status.ReadyToUse || !strings.Contains(r.stdout, "ready to use") {
+			return fmt.Errorf("volumesnapshot/%s not ready: %v %+v", name, err, vs)
+		}
+		return nil
+	}
+}
+
+// snapshotGone: a snapshot that failed was deleted again.
+func snapshotGone(name string) func(string, rbacRun) error {
+	return func(ns string, r rbacRun) error {
+		name := strings.ReplaceAll(name, "{run}", fmt.Sprint(r.n))
+		if _, err := csiSim.snaps.SnapshotV1().VolumeSnapshots(ns).Get(context.Background(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("volumesnapshot/%s was left behind (%v)", name, err)
+		}
+		return nil
+	}
+}
+
+// saysCloned: the fork was a CSI clone, not a copy (which a user who may
+// not read csidrivers gets instead, and which would pass as well).
+func saysCloned(ns string, r rbacRun) error {
+	if !strings.Contains(r.stderr, "cloning the workspace of sandbox/rb-csi") {
+		return fmt.Errorf("not a clone:\n%s", r.result)
+	}
+	return persistentOf("rb-clone")(ns, r)
+}
