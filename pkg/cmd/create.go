@@ -160,6 +160,7 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 		if o.match, err = cli.ClaimMatch(cmd); err != nil {
 			return err
 		}
+		o.match = append(o.match, o.Persist.ClaimMatch(cmd)...)
 	}
 	if o.DryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
 		return err
@@ -204,9 +205,6 @@ func (o *CreateOptions) Validate() error {
 	}
 	if err := o.validateFrom(); err != nil {
 		return err
-	}
-	if o.Claim.Pool != "" && o.spec.Workspace != nil {
-		return fmt.Errorf("%s cannot be used with --pool: a pool's warm members have no workspace; leave out --pool to create a persistent sandbox cold", o.Persist.What())
 	}
 	if o.Claim.Pool != "" && o.Command {
 		return fmt.Errorf("--command cannot be used with --pool: a warm sandbox was started before the claim, without the command as its main process; leave out --pool, or run the command with kubectl agentkernel exec")
@@ -318,6 +316,10 @@ func (o *CreateOptions) runClaim(ctx context.Context) error {
 	// cold one (a pool's members are made without it); if it fails, the
 	// sandbox goes.
 	if err := o.prepare(ctx, &sandbox.Created{Pod: a.Pod, Secret: a.Secret}, cli.NewProgress(o.ErrOut, o.Quiet)); err != nil {
+		if a.Warm && a.Spec.Workspace != nil {
+			// The claimed workspace is the sandbox's root: it goes too.
+			_, _ = sandbox.DeleteWorkspace(ctx, o.Clientset, o.Namespace, o.Name)
+		}
 		return err
 	}
 	how := cli.AcquiredHow(a, o.Claim.Pool)

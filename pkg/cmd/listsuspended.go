@@ -125,7 +125,7 @@ func addWorkspaceColumns(t *metav1.Table, suspended []sandbox.SuspendedSandbox, 
 			}
 		case *corev1.Pod:
 			if sandbox.IsPersistent(obj) {
-				workspace = "persistentvolumeclaim/" + sandbox.WorkspaceName(sandbox.NameOf(obj))
+				workspace = "persistentvolumeclaim/" + sandbox.MountedWorkspace(obj)
 			}
 		}
 		row.Cells = append(row.Cells, workspace, since)

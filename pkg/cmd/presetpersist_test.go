@@ -88,13 +88,16 @@ func TestPresetPersistErrors(t *testing.T) {
 	file := presetsFile(t, persistingPresets)
 	env := map[string]string{"TOOL_KEY": "k"}
 
+	// create --pool with persistence claims from a persistent pool (issue
+	// #22): it is not refused before the pool is asked (which pool.Acquire
+	// holds to the pool's persistence: pkg/pool, test/e2e); here no
+	// cluster answers.
 	_, err := runCreate(t, env, "demo", "--agents-file", file, "--agent", "tool", "--pool", "warm")
-	if err == nil || err.Error() != "--agent tool's persist (from "+file+"; --persist= for a disposable sandbox) cannot be used with --pool: a pool's warm members have no workspace; leave out --pool to create a persistent sandbox cold" {
+	if err == nil || strings.Contains(err.Error(), "persist") {
 		t.Errorf("create --pool with a preset that persists: %v", err)
 	}
-	// The flag, when it is the flag, is still named as the flag.
 	_, err = runCreate(t, env, "demo", "--persist", "--pool", "warm")
-	if err == nil || !strings.HasPrefix(err.Error(), "--persist cannot be used with --pool") {
+	if err == nil || strings.Contains(err.Error(), "persist") {
 		t.Errorf("create --persist --pool: %v", err)
 	}
 	// --persist= lets the claim through to the pool (which has no such pool here).

@@ -266,7 +266,7 @@ func (o *RunOptions) Validate() error {
 	case pool && o.CreateNamespace:
 		return fmt.Errorf("--create-namespace cannot be used with --pool: a pool lives in a namespace that exists")
 	case pool && o.spec.Workspace != nil:
-		return fmt.Errorf("%s cannot be used with --pool: a pool's warm members have no workspace; leave out --pool", o.Persist.What())
+		return fmt.Errorf("%s cannot be used with --pool: run does not claim persistent sandboxes; claim one with create NAME --pool POOL --persist (from a pool made with --persist), then run --persist NAME", o.Persist.What())
 	case pool && o.Detach:
 		return fmt.Errorf("--detach cannot be used with --pool: a warm sandbox was started before the claim, without the command as its main process; run it without --detach, or leave out --pool")
 	case o.TTY && !o.Stdin && !o.Detach:

@@ -43,6 +43,7 @@ const (
 var ClaimFields = []string{
 	"image", "imagePullPolicy", "cpu", "memory", "ephemeralStorage", "profile", "network",
 	"readOnlyRoot", "runtimeClassName", "nodeSelector", "serviceAccountName", "ports", "uid", "agent",
+	"workspaceSize", "storageClass",
 }
 
 // PerClaimFields are what a claim brings to the member it takes, without
@@ -222,7 +223,8 @@ func isUntrusted(err error) bool {
 // claimMember claims one ready member of p; errLost if someone was first,
 // an untrustedMemberError if it is not a member p made.
 func claimMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *corev1.Pod, claim *sandbox.Spec, o AcquireOptions) (*Acquired, error) {
-	if err := trustMember(ctx, cs, p, member); err != nil {
+	workspace, err := trustMember(ctx, cs, p, member)
+	if err != nil {
 		return nil, err
 	}
 	s, err := claimedSpec(p.Name, &p.Spec, claim, o.Match)
@@ -236,6 +238,7 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *
 	if err != nil {
 		return nil, err
 	}
+	d.workspace = workspace
 	if !d.empty() && o.Exec == nil {
 		return nil, fmt.Errorf("claiming with environment, secrets or an idle timeout needs AcquireOptions.Exec")
 	}
@@ -265,11 +268,21 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *
 	go func() {
 		refilled <- refill(ctx, cs, member)
 	}()
+	if workspace != nil {
+		s.Workspace.ClaimName = workspace.Name // the member's name, for good
+	}
 	a := &Acquired{Pod: got, Warm: true, Spec: *s}
-	a.Pod, a.Secret, err = finishClaim(ctx, cs, got, s, d, id, o)
+	a.Pod, a.Secret, err = finishClaim(ctx, cs, got, s, &d, id, o)
 	if err != nil {
 		if derr := deleteClaimed(ctx, cs, got); derr != nil {
 			err = fmt.Errorf("%w; %v", err, derr)
+		}
+		if w := d.workspace; w != nil {
+			// Once re-rooted (or if that write's outcome is unknown) it is
+			// no longer the Pod's, and would not go with it.
+			if derr := deleteClaimedWorkspace(ctx, cs, w); derr != nil {
+				err = fmt.Errorf("%w; %v", err, derr)
+			}
 		}
 		// The replacement is made whatever happens to this claim.
 		if rerr := <-refilled; rerr != nil {

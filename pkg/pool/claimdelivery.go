@@ -27,7 +27,7 @@ func claimPatch(member *corev1.Pod, s, claim *sandbox.Spec, d delivery, id strin
 		lbls[k] = v
 	}
 	ann := map[string]any{AnnotationClaim: id}
-	if !d.empty() {
+	if !d.empty() || d.workspace != nil {
 		// Not whole until the delivery says so (claimstate.go).
 		ann[sandbox.AnnotationClaimState] = sandbox.ClaimPending
 		ann[sandbox.AnnotationClaimedAt] = now.UTC().Format(time.RFC3339)
@@ -43,6 +43,10 @@ func claimPatch(member *corev1.Pod, s, claim *sandbox.Spec, d delivery, id strin
 		"labels":          lbls,
 		"annotations":     ann,
 		"ownerReferences": nil, // out of the pool: pool delete and the GC leave it alone
+	}
+	if d.workspace != nil {
+		// Out of the pool, and the workspace's from now on (memberworkspace.go).
+		meta["ownerReferences"] = claimedWorkspaceOwner(d.workspace)
 	}
 	patch := map[string]any{"metadata": meta}
 	if s.TTL > 0 {
@@ -73,9 +77,10 @@ func claimDeadline(member *corev1.Pod, ttl time.Duration, now time.Time) *int64 
 // finishClaim makes a claimed member the sandbox s: it backs off if the
 // name is held by another sandbox, creates the claim's Secret (owned by the
 // Pod, so delete removes it), and delivers the claim's environment and idle
-// timeout over exec stdin, then marks the claim complete. It returns the
-// Pod as it is then.
-func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, s *sandbox.Spec, d delivery, id string, o AcquireOptions) (*corev1.Pod, *corev1.Secret, error) {
+// timeout over exec stdin, re-roots a persistent pool's member's workspace
+// as the sandbox's (memberworkspace.go), then marks the claim complete. It
+// returns the Pod as it is then.
+func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, s *sandbox.Spec, d *delivery, id string, o AcquireOptions) (*corev1.Pod, *corev1.Secret, error) {
 	// A cold create or another claim of this name may have won meanwhile;
 	// of two that see each other both back off, and never both stay.
 	if err := sandbox.NameHeldElsewhere(ctx, cs, s, pod.UID); err != nil {
@@ -88,27 +93,44 @@ func finishClaim(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, 
 	if sec := s.Secret(o.SecretValues); sec != nil {
 		sec.Name = pod.Name + "-env"
 		sec.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID, Controller: ptr.To(true)}}
+		if d.workspace != nil {
+			// A resumed Pod reads it by the sandbox's name; it lives as
+			// long as the sandbox, not as this Pod.
+			sec.Name, sec.OwnerReferences = sandbox.SecretName(s.Name), claimedWorkspaceOwner(d.workspace)
+		}
 		got, err := sandbox.CreateOwnedSecret(ctx, cs, pod, sec)
 		if err != nil {
 			return nil, nil, fmt.Errorf("creating the claim's secret: %w", err)
 		}
 		secret = got
 	}
-	if d.empty() {
+	if d.empty() && d.workspace == nil {
 		return pod, secret, nil
 	}
-	ex := o.Exec(pod).Delivering()
-	var stdin io.Reader
-	if d.file != "" {
-		stdin = bytes.NewReader(d.content)
-	}
-	var stderr untrusted.Buffer
-	if err := ex.Run(ctx, deliverCommand(d.file, d.idle), stdin, nil, &stderr); err != nil {
-		if ctx.Err() != nil {
-			return nil, secret, context.Cause(ctx)
+	if !d.empty() {
+		ex := o.Exec(pod).Delivering()
+		var stdin io.Reader
+		if d.file != "" {
+			stdin = bytes.NewReader(d.content)
 		}
-		// The member's stderr is the sandbox's text: one short line of it.
-		return nil, secret, fmt.Errorf("delivering the claim's environment into sandbox %q failed: %v; the sandbox said: %q", s.Name, err, untrusted.Line(stderr.String(), 200))
+		var stderr untrusted.Buffer
+		if err := ex.Run(ctx, deliverCommand(d.file, d.idle), stdin, nil, &stderr); err != nil {
+			if ctx.Err() != nil {
+				return nil, secret, context.Cause(ctx)
+			}
+			// The member's stderr is the sandbox's text: one short line of it.
+			return nil, secret, fmt.Errorf("delivering the claim's environment into sandbox %q failed: %v; the sandbox said: %q", s.Name, err, untrusted.Line(stderr.String(), 200))
+		}
+	}
+	if d.workspace != nil {
+		// Last before the claim is whole: until this write the workspace
+		// goes with the Pod, whatever becomes of the claim.
+		if err := adoptWorkspace(ctx, cs, pod, s, d); err != nil {
+			if ctx.Err() != nil {
+				return nil, secret, context.Cause(ctx)
+			}
+			return nil, secret, err
+		}
 	}
 	done, err := completeClaim(ctx, cs, pod, id)
 	if err != nil {
@@ -125,6 +147,9 @@ type delivery struct {
 	file    string // the environment file, "" for none
 	content []byte // its content: secrets among it
 	idle    int64  // seconds, 0 for none
+	// workspace is a persistent pool's member's, which the claim makes the
+	// sandbox's root (memberworkspace.go); nil in other pools.
+	workspace *corev1.PersistentVolumeClaim
 }
 
 func (d delivery) empty() bool { return d.file == "" && d.idle == 0 }

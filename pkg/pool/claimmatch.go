@@ -19,6 +19,9 @@ import (
 // pool's shape, with the claim's name and PerClaimFields. A claim that
 // insists (match) on a field the pool has otherwise is refused.
 func claimedSpec(pool string, def, claim *sandbox.Spec, match []string) (*sandbox.Spec, error) {
+	if err := samePersistence(pool, def, claim); err != nil {
+		return nil, err
+	}
 	var diffs, fields []string
 	for _, f := range match {
 		if d := differs(f, def, claim); d != "" {
@@ -53,6 +56,9 @@ func claimedSpec(pool string, def, claim *sandbox.Spec, match []string) (*sandbo
 	}
 	if claim.IdleTimeout > 0 {
 		s.IdleTimeout = claim.IdleTimeout
+	}
+	if s.Workspace != nil && claim.Workspace != nil && claim.Workspace.Retain > 0 {
+		s.Workspace.Retain = claim.Workspace.Retain
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -114,6 +120,16 @@ func differs(field string, pool, claim *sandbox.Spec) string {
 		a, b = pool.UID, claim.UID
 	case "agent":
 		a, b = pool.Agent, claim.Agent
+	case "workspaceSize":
+		if pool.Workspace == nil || claim.Workspace == nil || pool.Workspace.Size.Cmp(claim.Workspace.Size) == 0 {
+			return "" // persistence itself: samePersistence
+		}
+		a, b = quantity(pool.Workspace.Size.String()), quantity(claim.Workspace.Size.String())
+	case "storageClass":
+		if pool.Workspace == nil || claim.Workspace == nil {
+			return ""
+		}
+		a, b = pool.Workspace.StorageClass, claim.Workspace.StorageClass
 	}
 	if reflect.DeepEqual(a, b) {
 		return ""
@@ -159,4 +175,20 @@ func show(v any) string {
 // `create --pool --dry-run` shows.
 func ClaimedSpec(p *Pool, claim *sandbox.Spec, match []string) (*sandbox.Spec, error) {
 	return claimedSpec(p.Name, &p.Spec, claim, match)
+}
+
+// samePersistence refuses a claim whose persistence is not the pool's: a
+// claim asking for a workspace must come from a pool whose members each
+// have one, and a claim from such a pool must ask for it (it gets a
+// sandbox that outlives its Pods, with storage to delete).
+func samePersistence(pool string, def, claim *sandbox.Spec) error {
+	switch {
+	case claim.Workspace != nil && def.Workspace == nil:
+		return field.Invalid("workspaceSize", "pool %q in namespace %q is not persistent: its sandboxes have no workspace; leave out `workspaceSize` to claim a disposable one, or claim from a pool created with `workspaceSize`, or create the persistent sandbox without a pool",
+			pool, claim.Namespace)
+	case claim.Workspace == nil && def.Workspace != nil:
+		return field.Invalid("workspaceSize", "pool %q in namespace %q is persistent: each of its sandboxes keeps its work on a workspace of its own (%s), kept until the sandbox is deleted; claim with `workspaceSize` to take one, or use a pool without",
+			pool, claim.Namespace, def.Workspace.Size.String())
+	}
+	return nil
 }

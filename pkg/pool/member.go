@@ -40,6 +40,10 @@ type memberShape struct {
 	owner      metav1.OwnerReference // the pool's PodTemplate; never a controller
 	fence      string
 	definition string // the pool's Spec as JSON (AnnotationPoolSpec)
+	// name is a persistent pool's member's name, chosen before its Pod is
+	// made: the Pod mounts a workspace of that name (memberworkspace.go).
+	// "": the API server names the member (generateName).
+	name string
 }
 
 // Labels turns a sandbox's labels into a warm member's.
@@ -51,8 +55,10 @@ func (m memberShape) Labels(l map[string]string) {
 
 // Pod turns a sandbox's Pod into a warm member's.
 func (m memberShape) Pod(pod *corev1.Pod) {
-	pod.Name = ""
-	pod.GenerateName = sandbox.PoolMemberPrefix(m.pool)
+	pod.Name, pod.GenerateName = m.name, ""
+	if m.name == "" {
+		pod.GenerateName = sandbox.PoolMemberPrefix(m.pool)
+	}
 	pod.OwnerReferences = []metav1.OwnerReference{m.owner}
 	pod.Annotations[AnnotationPoolSpec] = m.definition
 }
@@ -76,7 +82,12 @@ func memberSpec(def *sandbox.Spec, namespace, pool, definition string, owner met
 	m.Name, m.Namespace = "", namespace
 	m.TTL, m.IdleTimeout = 0, 0
 	m.SecretEnvNames = nil
-	m.Shape = memberShape{pool: pool, owner: owner, fence: newFence(), definition: definition}
+	shape := memberShape{pool: pool, owner: owner, fence: newFence(), definition: definition}
+	if m.Workspace != nil {
+		shape.name = newMemberName(pool)
+		m.Workspace.ClaimName = shape.name
+	}
+	m.Shape = shape
 	return &m
 }
 
@@ -146,10 +157,11 @@ func (e *untrustedMemberError) Error() string {
 }
 
 // trustMember returns nil when member is a warm member of p exactly as p
-// makes them, or why not. It reads the member's NetworkPolicy (one GET).
-func trustMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *corev1.Pod) error {
-	refuse := func(format string, args ...any) error {
-		return &untrustedMemberError{pool: p.Name, member: member.Name, why: fmt.Sprintf(format, args...)}
+// makes them, or why not. It reads the member's NetworkPolicy (one GET)
+// and, in a persistent pool, its workspace (one GET), which it returns.
+func trustMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *corev1.Pod) (*corev1.PersistentVolumeClaim, error) {
+	refuse := func(format string, args ...any) (*corev1.PersistentVolumeClaim, error) {
+		return nil, &untrustedMemberError{pool: p.Name, member: member.Name, why: fmt.Sprintf(format, args...)}
 	}
 	if err := isMember(member, p.Name); err != nil {
 		return refuse("%v", err)
@@ -164,25 +176,35 @@ func trustMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *
 	want := p.memberSpec()
 	shape := want.Shape.(memberShape)
 	shape.fence = fence
+	if want.Workspace != nil {
+		shape.name, want.Workspace.ClaimName = member.Name, member.Name
+	}
 	want.Shape = shape
 	if why := podShapeDiff(want.Pod(), member); why != "" {
 		return refuse("%s", why)
 	}
+	var workspace *corev1.PersistentVolumeClaim
+	if want.Workspace != nil {
+		var err error
+		if workspace, err = trustWorkspace(ctx, cs, p, want, member); err != nil {
+			return nil, err
+		}
+	}
 	np := want.NetworkPolicy()
 	if np == nil {
-		return nil // an open pool: no policy to check
+		return workspace, nil // an open pool: no policy to check
 	}
 	got, err := cs.NetworkingV1().NetworkPolicies(member.Namespace).Get(ctx, member.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return refuse("it has no NetworkPolicy")
 	}
 	if err != nil {
-		return fmt.Errorf("reading the NetworkPolicy of pool member %s: %w", member.Name, err)
+		return nil, fmt.Errorf("reading the NetworkPolicy of pool member %s: %w", member.Name, err)
 	}
 	if why := policyDiff(np, got, member); why != "" {
 		return refuse("its NetworkPolicy %s", why)
 	}
-	return nil
+	return workspace, nil
 }
 
 // podShapeDiff compares the parts of a member Pod that decide what it runs

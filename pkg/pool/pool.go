@@ -158,6 +158,11 @@ func (p *Pool) memberSpec() *sandbox.Spec {
 func (p *Pool) PodTemplate() *corev1.PodTemplate {
 	member := p.memberSpec().Pod()
 	delete(member.Labels, LabelFence) // each member's own
+	for i := range member.Spec.Volumes {
+		if c := member.Spec.Volumes[i].PersistentVolumeClaim; c != nil {
+			c.ClaimName = sandbox.PoolMemberPrefix(p.Name) + "member" // each member's own, named as it
+		}
+	}
 	delete(member.Annotations, AnnotationPoolSpec)
 	return &corev1.PodTemplate{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodTemplate"},

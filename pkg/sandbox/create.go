@@ -137,6 +137,11 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		created.Pod = got
 	}
 	owner := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: got.Name, UID: got.UID, Controller: ptr.To(true)}}
+	if spec.Shape != nil && spec.Workspace != nil {
+		if err := created.memberWorkspace(ctx, cs, spec, got, dryRun); err != nil {
+			return created, err
+		}
+	}
 	if workspace == nil && !o.ServerDryRun {
 		// Before any dependent is made: a suspended sandbox's Secret must
 		// not look like a stale one to this create.

@@ -45,15 +45,9 @@ func Delete(ctx context.Context, cs kubernetes.Interface, namespace, name string
 	return pod, nil
 }
 
-// IsPersistent reports whether a sandbox Pod mounts a workspace.
-func IsPersistent(pod *corev1.Pod) bool {
-	for _, v := range pod.Spec.Volumes {
-		if c := v.PersistentVolumeClaim; c != nil && c.ClaimName == WorkspaceName(NameOf(pod)) {
-			return true
-		}
-	}
-	return false
-}
+// IsPersistent reports whether a sandbox Pod mounts a workspace (one
+// claimed from a pool keeps its member's name: workspace_pool.go).
+func IsPersistent(pod *corev1.Pod) bool { return MountedWorkspace(pod) != "" }
 
 // DeleteWorkspace deletes the workspace of the sandbox called name, by
 // UID, and with it (through the garbage collector) the sandbox's Secret
@@ -61,7 +55,7 @@ func IsPersistent(pod *corev1.Pod) bool {
 // Pod uses it. gone is false when there was no workspace of ours to
 // delete; a workspace the user may not read counts as none.
 func DeleteWorkspace(ctx context.Context, cs kubernetes.Interface, namespace, name string) (gone bool, err error) {
-	pvc, err := cs.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, WorkspaceName(name), metav1.GetOptions{})
+	pvc, err := workspaceOf(ctx, cs, namespace, name)
 	switch {
 	case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
 		return false, nil

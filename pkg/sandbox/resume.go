@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -145,7 +144,7 @@ func Awake(ctx context.Context, cs kubernetes.Interface, namespace, name string,
 	if err == nil && !finished(pod) || err != nil && !errors.As(err, &notFound) {
 		return pod, nil, err
 	}
-	pvc, werr := cs.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, WorkspaceName(name), metav1.GetOptions{})
+	pvc, werr := workspaceOf(ctx, cs, namespace, name)
 	if werr != nil || OursWorkspace(pvc, name) != nil || pvc.DeletionTimestamp != nil {
 		return pod, nil, err // not persistent (or not readable, or going): Find's answer stands
 	}

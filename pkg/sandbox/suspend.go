@@ -104,7 +104,7 @@ func Suspend(ctx context.Context, cs kubernetes.Interface, namespace, name strin
 // name. A sandbox without one is a NotPersistentError; no sandbox at all a
 // NotFoundError.
 func FindWorkspace(ctx context.Context, cs kubernetes.Interface, namespace, name string) (*corev1.PersistentVolumeClaim, error) {
-	pvc, err := cs.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, WorkspaceName(name), metav1.GetOptions{})
+	pvc, err := workspaceOf(ctx, cs, namespace, name)
 	if apierrors.IsNotFound(err) {
 		if _, ferr := Find(ctx, cs, namespace, name); ferr != nil {
 			return nil, ferr

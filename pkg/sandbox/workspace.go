@@ -45,6 +45,10 @@ type Workspace struct {
 	// VolumeSnapshot to restore, or another workspace to clone. The
 	// cluster's CSI driver fills the volume before any Pod mounts it.
 	Source *corev1.TypedLocalObjectReference `json:"source,omitempty"`
+	// ClaimName is the claim's name when it is not WorkspaceName(sandbox):
+	// a pool member's workspace is named as the member, and keeps that
+	// name once claimed (workspace_pool.go). Never stored: the claim has it.
+	ClaimName string `json:"-"`
 }
 
 // DefaultWorkspaceSize is the size of a workspace when none is asked for.
@@ -95,7 +99,7 @@ func (s *Spec) WorkspaceClaim() *corev1.PersistentVolumeClaim {
 	if s.Workspace == nil {
 		return nil
 	}
-	meta := s.objectMeta(WorkspaceName(s.Name))
+	meta := s.objectMeta(s.Workspace.claimName(s.Name))
 	meta.Annotations[AnnotationRecord] = s.record()
 	var class *string
 	if s.Workspace.StorageClass != "" {
@@ -132,7 +136,7 @@ func (s *Spec) volumes() ([]corev1.Volume, []corev1.VolumeMount) {
 	claim := corev1.Volume{
 		Name: workspaceVolume,
 		VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
-			ClaimName: WorkspaceName(s.Name),
+			ClaimName: s.Workspace.claimName(s.Name),
 		}},
 	}
 	return []corev1.Volume{claim, tmp, run}, []corev1.VolumeMount{
@@ -176,8 +180,8 @@ func OursWorkspace(pvc *corev1.PersistentVolumeClaim, name string) error {
 		return fmt.Errorf("it lacks the label %s", ManagedSelector)
 	case l[LabelSandbox] != name:
 		return fmt.Errorf("its label %s is %q, not %q", LabelSandbox, l[LabelSandbox], name)
-	case pvc.Name != WorkspaceName(name):
-		return fmt.Errorf("its name is not %q", WorkspaceName(name))
+	case !workspaceNamedFor(pvc, name):
+		return fmt.Errorf("its name is neither %q nor that of a member of a sandbox pool", WorkspaceName(name))
 	case pvc.Annotations[AnnotationRecord] == "":
 		return fmt.Errorf("it has no %s annotation", AnnotationRecord)
 	}
@@ -204,6 +208,9 @@ func SpecOf(pvc *corev1.PersistentVolumeClaim) (*Spec, error) {
 	s.Name, s.Namespace = name, pvc.Namespace
 	if s.Workspace == nil {
 		return nil, fmt.Errorf("workspace %q in namespace %q: its record describes a sandbox without a workspace", pvc.Name, pvc.Namespace)
+	}
+	if pvc.Name != WorkspaceName(name) {
+		s.Workspace.ClaimName = pvc.Name // claimed from a pool: the member's name
 	}
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("workspace %q in namespace %q: its record does not describe a valid sandbox: %w", pvc.Name, pvc.Namespace, err)

@@ -20,8 +20,8 @@ func (c *Created) workspace(ctx context.Context, cs kubernetes.Interface, spec *
 		return o.resume, nil
 	}
 	claim := spec.WorkspaceClaim()
-	if claim == nil {
-		return nil, nil
+	if claim == nil || spec.Shape != nil {
+		return nil, nil // a warm member's is made after its Pod (memberWorkspace)
 	}
 	got, err := cs.CoreV1().PersistentVolumeClaims(spec.Namespace).Create(ctx, claim, metav1.CreateOptions{DryRun: dryRun})
 	if apierrors.IsAlreadyExists(err) {
@@ -60,7 +60,18 @@ func workspaceStays(ctx context.Context, cs kubernetes.Interface, spec *Spec, mi
 	if spec.Shape != nil {
 		return nil // a warm pool member holds no name yet
 	}
-	got, err := cs.CoreV1().PersistentVolumeClaims(spec.Namespace).Get(ctx, WorkspaceName(spec.Name), metav1.GetOptions{})
+	var got *corev1.PersistentVolumeClaim
+	var err error
+	if mine == nil {
+		got, err = workspaceOf(ctx, cs, spec.Namespace, spec.Name)
+	} else {
+		// Mine may be a pool member's, named as it (workspace_pool.go); and
+		// a sandbox claimed from a pool may hold the name without a Pod.
+		if err := WorkspaceHeldElsewhere(ctx, cs, spec, mine.Name); err != nil {
+			return err
+		}
+		got, err = cs.CoreV1().PersistentVolumeClaims(spec.Namespace).Get(ctx, mine.Name, metav1.GetOptions{})
+	}
 	switch {
 	case mine == nil && (apierrors.IsNotFound(err) || apierrors.IsForbidden(err)):
 		// No workspace holds the name, or the user may not read workspaces

@@ -27,6 +27,10 @@ var poolCreateExample = templates.Examples(`
 	# Claimed sandboxes of this pool stop after 2h, or after 30m with nothing running
 	kubectl agentkernel pool create ci --size 20 --image golang:1.26 --cpu 2 --memory 4Gi --ttl 2h --idle-timeout 30m
 
+	# Warm persistent sandboxes: each member has its own 20Gi workspace, bound while it
+	# waits; a claim (create NAME --pool ci --persist) keeps it, and suspend/resume work
+	kubectl agentkernel pool create ci --size 3 --persist=20Gi --storage-class fast
+
 	# The PodTemplate that stores the pool, as an admin would review it
 	kubectl agentkernel pool create ci --size 20 --dry-run=client -o yaml`)
 
@@ -37,6 +41,7 @@ type PoolCreateOptions struct {
 	DryRun cmdutil.DryRunStrategy
 
 	Sandbox    *cli.SandboxFlags
+	Persist    cli.PersistFlags
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
 	pool       *pool.Pool
@@ -74,6 +79,12 @@ func newCmdPoolCreate(f cmdutil.Factory, o *PoolCreateOptions) *cobra.Command {
 			every flag create takes but --secret-env: secrets belong to a claim. --ttl and
 			--idle-timeout start when a sandbox is claimed, never while it waits warm.
 
+			With --persist each member gets its own workspace (a PersistentVolumeClaim named
+			as the member), provisioned and bound while it waits and removed with it; a
+			claim (create NAME --pool POOL --persist) keeps it as the sandbox's, which then
+			suspends, resumes (as itself, not from the pool) and is deleted like any
+			persistent sandbox.
+
 			By default pool create waits until all N are ready and fails at once, with the
 			cluster's reason, when they cannot start (an image that does not exist,
 			Unschedulable...); a failed or interrupted pool create removes what it made.`),
@@ -81,6 +92,7 @@ func newCmdPoolCreate(f cmdutil.Factory, o *PoolCreateOptions) *cobra.Command {
 		RunE:    cli.CompleteValidateRun(o, func(cmd *cobra.Command, args []string) error { return o.Complete(f, cmd, args) }),
 	}
 	o.Sandbox.AddFlags(cmd)
+	o.Persist.AddFlags(cmd)
 	fl := cmd.Flags()
 	fl.IntVar(&o.Size, "size", o.Size, "Number of warm sandboxes to keep")
 	o.AddWaitFlags(fl, "every member is ready")
@@ -137,6 +149,9 @@ func (o *PoolCreateOptions) Validate() error {
 	}
 	spec, _, err := o.Sandbox.Spec(o.Name, o.Namespace)
 	if err != nil {
+		return err
+	}
+	if err := o.Persist.Apply(&spec); err != nil {
 		return err
 	}
 	o.pool, err = pool.NewPool(o.Name, spec, o.Size)

@@ -35,21 +35,24 @@ func TestPoolBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no subcommand":   {[]string{}, "pool needs a subcommand"},
-		"no size":         {[]string{"create", "p"}, `"size" not set`},
-		"size 0":          {[]string{"create", "p", "--size", "0"}, "--size must be at least 1"},
-		"negative size":   {[]string{"create", "p", "--size", "-3"}, "--size must not be negative"},
-		"huge size":       {[]string{"create", "p", "--size", "100000"}, "more than 1000"},
-		"no name":         {[]string{"create", "--size", "1"}, "exactly one pool name"},
-		"bad name":        {[]string{"create", "P!", "--size", "1"}, "invalid pool name"},
-		"reserved name":   {[]string{"create", "active", "--size", "1"}, "reserved"},
-		"secret":          {[]string{"create", "p", "--size", "1", "--secret-env", "POOL_SECRET"}, "--secret-env belongs to a claim"},
-		"bad image flag":  {[]string{"create", "p", "--size", "1", "--memory", "lots"}, "not a valid quantity"},
-		"bad idle":        {[]string{"create", "p", "--size", "1", "--idle-timeout", "10ms"}, "--idle-timeout must be at least 1s"},
-		"scale negative":  {[]string{"scale", "p", "--size", "-1"}, "--size must not be negative"},
-		"scale no size":   {[]string{"scale", "p"}, `"size" not set`},
-		"delete nothing":  {[]string{"delete"}, "name the pools to delete"},
-		"delete bad name": {[]string{"delete", "x_y"}, "invalid pool name"},
+		"no subcommand":      {[]string{}, "pool needs a subcommand"},
+		"no size":            {[]string{"create", "p"}, `"size" not set`},
+		"size 0":             {[]string{"create", "p", "--size", "0"}, "--size must be at least 1"},
+		"negative size":      {[]string{"create", "p", "--size", "-3"}, "--size must not be negative"},
+		"huge size":          {[]string{"create", "p", "--size", "100000"}, "more than 1000"},
+		"no name":            {[]string{"create", "--size", "1"}, "exactly one pool name"},
+		"bad name":           {[]string{"create", "P!", "--size", "1"}, "invalid pool name"},
+		"reserved name":      {[]string{"create", "active", "--size", "1"}, "reserved"},
+		"secret":             {[]string{"create", "p", "--size", "1", "--secret-env", "POOL_SECRET"}, "--secret-env belongs to a claim"},
+		"bad image flag":     {[]string{"create", "p", "--size", "1", "--memory", "lots"}, "not a valid quantity"},
+		"bad idle":           {[]string{"create", "p", "--size", "1", "--idle-timeout", "10ms"}, "--idle-timeout must be at least 1s"},
+		"scale negative":     {[]string{"scale", "p", "--size", "-1"}, "--size must not be negative"},
+		"scale no size":      {[]string{"scale", "p"}, `"size" not set`},
+		"delete nothing":     {[]string{"delete"}, "name the pools to delete"},
+		"delete bad name":    {[]string{"delete", "x_y"}, "invalid pool name"},
+		"class, no persist":  {[]string{"create", "p", "--size", "1", "--storage-class", "fast"}, "--storage-class needs --persist"},
+		"retain, no persist": {[]string{"create", "p", "--size", "1", "--retain", "1h"}, "--retain needs --persist"},
+		"persist 0":          {[]string{"create", "p", "--size", "1", "--persist=0"}, `--persist "0" must be greater than zero`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := runPoolCmd(t, tc.args...)
@@ -167,5 +170,21 @@ func TestPoolListPrintsAsKubectlGet(t *testing.T) {
 	}
 	if _, _, err := clitest.RunCobra(t, poolList, "-o", "xml"); err == nil || !strings.HasPrefix(err.Error(), "--output must be ") {
 		t.Fatalf("-o xml: %v", err)
+	}
+}
+
+// A persistent pool's definition carries its workspace; each member's
+// workspace is its own, so the template names none of them.
+func TestPoolCreatePersistDryRun(t *testing.T) {
+	streams, _, out, _ := genericiooptions.NewTestIOStreams()
+	cmd := NewCmdPool(clitest.Factory(t), streams)
+	cmd.SetArgs([]string{"create", "kept", "--size", "2", "--persist=3Gi", "--storage-class", "fast", "--retain", "48h", "--dry-run=client", "-o", "yaml"})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"Workspace":{"size":"3Gi","storageClass":"fast","retain":172800000000000}`, "persistentVolumeClaim:", "claimName: agentkernel-pool-kept-member"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out.String())
+		}
 	}
 }

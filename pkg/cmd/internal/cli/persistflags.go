@@ -51,3 +51,17 @@ func (p *PersistFlags) Apply(s *sandbox.Spec) error {
 	s.Workspace = &sandbox.Workspace{Size: size, StorageClass: p.StorageClass, Retain: p.Retain}
 	return nil
 }
+
+// ClaimMatch are the workspace fields a claim from a pool (--pool) insists
+// on: --storage-class when given, and --persist when given a size other
+// than the default (bare --persist takes the pool's size).
+func (p *PersistFlags) ClaimMatch(cmd *cobra.Command) []string {
+	var match []string
+	if p.Persist != "" && p.Persist != sandbox.DefaultWorkspaceSize.String() {
+		match = append(match, "workspaceSize")
+	}
+	if cmd.Flags().Changed("storage-class") {
+		match = append(match, "storageClass")
+	}
+	return match
+}
