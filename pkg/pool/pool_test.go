@@ -6,10 +6,12 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -292,6 +294,53 @@ func TestDeletePoolKeepsClaimedSandboxes(t *testing.T) {
 	var nf *PoolNotFoundError
 	if _, _, err := DeletePool(context.Background(), cs, "ns", "warm"); !errors.As(err, &nf) {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// A member whose status changes while it is being deleted (the scheduler,
+// the kubelet) is still deleted: a conflict is not taken for a claim. A
+// member a claim took meanwhile is left to its claim.
+func TestDeletePoolRetriesMembersWrittenMeanwhile(t *testing.T) {
+	cs, tr := poolCluster(t)
+	newTestPool(t, cs, tr, "warm", 3, nil)
+	gvr := corev1.SchemeGroupVersion.WithResource("pods")
+	var mu sync.Mutex
+	written := map[string]bool{}
+	cs.PrependReactor("delete", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		name := a.(k8stesting.DeleteAction).GetName()
+		mu.Lock()
+		defer mu.Unlock()
+		if written[name] {
+			return false, nil, nil
+		}
+		written[name] = true
+		obj, err := tr.Get(gvr, "ns", name)
+		if err != nil {
+			return false, nil, nil
+		}
+		pod := obj.(*corev1.Pod).DeepCopy()
+		if len(written) == 1 {
+			pod.Labels[sandbox.LabelSandbox] = "taken" // the first: a claim's write
+		} else {
+			pod.Status.Message = "written meanwhile" // the others: a status write
+		}
+		pod.ResourceVersion = ""
+		if err := tr.Update(gvr, pod, "ns"); err != nil {
+			t.Error(err)
+		}
+		return true, nil, apierrors.NewConflict(gvr.GroupResource(), name, errors.New("the object has been modified"))
+	})
+	removed, _, err := DeletePool(context.Background(), cs, "ns", "warm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := podsIn(t, cs, "ns")
+	if len(removed) != 2 || len(left) != 1 || left[0].Labels[sandbox.LabelSandbox] != "taken" {
+		var names []string
+		for _, p := range left {
+			names = append(names, p.Name+" sandbox="+p.Labels[sandbox.LabelSandbox])
+		}
+		t.Fatalf("removed %d, left %v; want 2 removed, the claimed one left", len(removed), names)
 	}
 }
 

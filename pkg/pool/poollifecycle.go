@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -164,14 +165,41 @@ func deleteWarmMembers(ctx context.Context, cs kubernetes.Interface, p *Pool) ([
 		if isMember(pod, p.Name) != nil || pod.DeletionTimestamp != nil {
 			continue
 		}
-		switch err := deleteMember(ctx, cs, pod); {
+		switch err := deleteWarmMember(ctx, cs, p, pod); {
 		case err == nil:
 			removed = append(removed, pod)
-		case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		case apierrors.IsNotFound(err), errors.Is(err, errClaimedMeanwhile):
 			// Claimed (or deleted) meanwhile: not ours to remove any more.
 		default:
 			errs = append(errs, fmt.Errorf("pod %s: %w", pod.Name, err))
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// errClaimedMeanwhile: a member changed into something else than a warm
+// member of the pool while it was being deleted.
+var errClaimedMeanwhile = errors.New("claimed meanwhile")
+
+// deleteWarmMember deletes a member unless a claim took it. The delete is
+// preconditioned on what was read; a conflict is not always a claim (the
+// scheduler and the kubelet write a member's status too), so the member is
+// read again and, while it is still a warm member of the pool, deleted as
+// it now is.
+func deleteWarmMember(ctx context.Context, cs kubernetes.Interface, p *Pool, pod *corev1.Pod) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		err := deleteMember(ctx, cs, pod)
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		fresh, gerr := cs.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		switch {
+		case gerr != nil:
+			return gerr
+		case fresh.UID != pod.UID || fresh.DeletionTimestamp != nil || isMember(fresh, p.Name) != nil:
+			return errClaimedMeanwhile
+		}
+		*pod = *fresh
+		return err
+	})
 }
