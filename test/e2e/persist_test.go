@@ -207,8 +207,9 @@ func TestPersistentErrors(t *testing.T) {
 	}
 	class := storageFor(t, 2)
 	wantLastError(t, plugin(t, "", "create", "from-garbage", "-n", ns, "--from", garbage, "--persist=1Gi", "--storage-class", class), "not a usable workspace archive")
-	wantLastError(t, plugin(t, "", "create", "from-nothing", "-n", ns, "--from", "nothing", "--persist=1Gi", "--storage-class", class), `sandbox "nothing" not found`)
-	wantError(t, plugin(t, "", "snapshot", "plain", "-n", ns), "--to FILE is required")
+	wantLastError(t, plugin(t, "", "create", "from-nothing", "-n", ns, "--from", "nothing", "--persist=1Gi", "--storage-class", class), `--from nothing: no sandbox or volume snapshot of that name in namespace "`+ns+`"`)
+	// A volume snapshot needs a workspace; a disposable sandbox's work goes to a file.
+	wantError(t, plugin(t, "", "snapshot", "plain", "-n", ns), "has no persistent workspace: its files live and die with its Pod, so it cannot be suspended or resumed; a volume snapshot needs a workspace (create --persist): save the work to a file instead: kubectl agentkernel snapshot plain --to plain.tar.gz")
 	for _, name := range []string{"from-garbage", "from-nothing"} {
 		eventually(t, time.Minute, name+" to leave nothing", func() bool {
 			_, ws := getWorkspace(t, ns, name)
