@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -18,7 +17,6 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
@@ -54,18 +52,7 @@ func csiGuestFiles(ca *localcluster.Authority, apiPort string) (map[string][]byt
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig := clientcmdapi.NewConfig()
-	kubeconfig.Clusters["local"] = &clientcmdapi.Cluster{
-		Server:               "https://" + net.JoinHostPort(apiHostIP, apiPort),
-		CertificateAuthority: "/etc/kubernetes/pki/ca.crt",
-	}
-	kubeconfig.AuthInfos["csi"] = &clientcmdapi.AuthInfo{
-		ClientCertificate: "/etc/kubernetes/pki/csi.crt",
-		ClientKey:         "/etc/kubernetes/pki/csi.key",
-	}
-	kubeconfig.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "csi"}
-	kubeconfig.CurrentContext = "local"
-	b, err := clientcmd.Write(*kubeconfig)
+	b, err := guestKubeconfig(apiPort, "csi")
 	if err != nil {
 		return nil, err
 	}

@@ -46,18 +46,7 @@ func (n *Node) guestFiles(ctx context.Context, ca *localcluster.Authority, apiPo
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig := clientcmdapi.NewConfig()
-	kubeconfig.Clusters["local"] = &clientcmdapi.Cluster{
-		Server:               "https://" + net.JoinHostPort(apiHostIP, apiPort),
-		CertificateAuthority: "/etc/kubernetes/pki/ca.crt",
-	}
-	kubeconfig.AuthInfos["kubelet"] = &clientcmdapi.AuthInfo{
-		ClientCertificate: "/etc/kubernetes/pki/kubelet.crt",
-		ClientKey:         "/etc/kubernetes/pki/kubelet.key",
-	}
-	kubeconfig.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "kubelet"}
-	kubeconfig.CurrentContext = "local"
-	kubeconfigBytes, err := clientcmd.Write(*kubeconfig)
+	kubeconfigBytes, err := guestKubeconfig(apiPort, "kubelet")
 	if err != nil {
 		return nil, err
 	}
@@ -223,4 +212,22 @@ func writeTar(path string, files map[string][]byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// guestKubeconfig is a kubeconfig, in the guest, for the API server on the
+// host, authenticated by the client certificate the guest holds as
+// /etc/kubernetes/pki/USER.crt and .key (the kubelet's, the CSI sidecars').
+func guestKubeconfig(apiPort, user string) ([]byte, error) {
+	kubeconfig := clientcmdapi.NewConfig()
+	kubeconfig.Clusters["local"] = &clientcmdapi.Cluster{
+		Server:               "https://" + net.JoinHostPort(apiHostIP, apiPort),
+		CertificateAuthority: "/etc/kubernetes/pki/ca.crt",
+	}
+	kubeconfig.AuthInfos[user] = &clientcmdapi.AuthInfo{
+		ClientCertificate: "/etc/kubernetes/pki/" + user + ".crt",
+		ClientKey:         "/etc/kubernetes/pki/" + user + ".key",
+	}
+	kubeconfig.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: user}
+	kubeconfig.CurrentContext = "local"
+	return clientcmd.Write(*kubeconfig)
 }
