@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -161,10 +162,16 @@ func waitsForWorkspace(pod *corev1.Pod) (msg string, ok bool) {
 }
 
 // unboundClaim: the scheduler's message for a Pod held back by a claim
-// that is not bound yet.
+// that is not bound yet, or bound a moment ago to a volume (or made a
+// moment ago) that the scheduler's cache has not seen yet: it retries
+// once its cache catches up (seen on a loaded CI run, where a provisioner
+// bound the claim and the scheduler said `persistentvolume "pvc-…" not found`).
 func unboundClaim(schedulerMessage string) bool {
-	return strings.Contains(schedulerMessage, "unbound immediate PersistentVolumeClaims")
+	return strings.Contains(schedulerMessage, "unbound immediate PersistentVolumeClaims") ||
+		volumeNotSeenYet.MatchString(schedulerMessage)
 }
+
+var volumeNotSeenYet = regexp.MustCompile(`persistentvolume(claim)? "[^"]*" not found`)
 
 // fatalWaiting are container waiting reasons that do not clear by themselves
 // in the time a user waits for a sandbox. Image pulls are decided by their

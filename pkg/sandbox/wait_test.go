@@ -69,6 +69,14 @@ func TestStarted(t *testing.T) {
 		"workspace not bound yet": {func(p *corev1.Pod) {
 			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found"}}
 		}, false, ""},
+		// The claim bound a moment ago; the scheduler's cache has not seen
+		// the volume yet (a loaded CI run's simulated provisioner).
+		"workspace bound, volume not seen yet": {func(p *corev1.Pod) {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: `0/1 nodes are available: persistentvolume "pvc-ea689ebc-78f2-48c9-a589-0c8cb3399232" not found. not found`}}
+		}, false, ""},
+		"workspace claim not seen yet": {func(p *corev1.Pod) {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: `0/1 nodes are available: persistentvolumeclaim "ws-demo" not found.`}}
+		}, false, ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
