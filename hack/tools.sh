@@ -17,6 +17,9 @@ krew                   sigs.k8s.io/krew/cmd/krew                               v
 validate-krew-manifest sigs.k8s.io/krew/cmd/validate-krew-manifest             v0.4.3
 golangci-lint          github.com/golangci/golangci-lint/v2/cmd/golangci-lint  v2.15.0
 gotestsum              gotest.tools/gotestsum                                  v1.13.0
+protoc-gen-go          google.golang.org/protobuf/cmd/protoc-gen-go            v1.36.11
+protoc-gen-connect-go  connectrpc.com/connect/cmd/protoc-gen-connect-go        v1.21.1
+oapi-codegen           github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen v2.8.2
 '
 
 usage() {

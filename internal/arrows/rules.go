@@ -66,7 +66,7 @@ var Rules = []Rule{
 		Why:         "the fake cluster, the host runner and the commands' test factory are for tests only: the product talks to a real API server and a real sandbox",
 	},
 	{
-		From:  []string{"pkg/mcp/...", "pkg/doctor/...", "pkg/egress/...", "pkg/agents/...", "pkg/rbac/..."},
+		From:  []string{"pkg/mcp/...", "pkg/e2b/...", "pkg/doctor/...", "pkg/egress/...", "pkg/agents/...", "pkg/rbac/..."},
 		Never: []string{"pkg/cmd/...", "cmd/...", "github.com/spf13/cobra/...", "k8s.io/cli-runtime/..."},
 		Why:   "only the command line speaks flags: these packages serve other front ends too",
 	},
