@@ -57,6 +57,17 @@ func checkUser(h http.Header) error {
 	return nil
 }
 
+// target is the processes of the request's sandbox and the one the
+// request names.
+func target(ctx context.Context, s *processpb.ProcessSelector) (*procs.Procs, *Sandbox, procs.Selector, error) {
+	p, sb, err := procsOf(ctx)
+	if err != nil {
+		return nil, nil, procs.Selector{}, err
+	}
+	sel, err := selectorOf(s)
+	return p, sb, sel, err
+}
+
 // selectorOf reads a ProcessSelector.
 func selectorOf(s *processpb.ProcessSelector) (procs.Selector, error) {
 	switch {
@@ -134,11 +145,7 @@ func processInfo(pid int, spec procs.Spec) *processpb.ProcessInfo {
 
 // SendSignal: SIGTERM or SIGKILL to the process and everything it started.
 func (s *processService) SendSignal(ctx context.Context, req *connect.Request[processpb.SendSignalRequest]) (*connect.Response[processpb.SendSignalResponse], error) {
-	p, sb, err := procsOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sel, err := selectorOf(req.Msg.GetProcess())
+	p, sb, sel, err := target(ctx, req.Msg.GetProcess())
 	if err != nil {
 		return nil, err
 	}
@@ -159,11 +166,7 @@ func (s *processService) SendSignal(ctx context.Context, req *connect.Request[pr
 
 // SendInput writes to the process's stdin (or its terminal).
 func (s *processService) SendInput(ctx context.Context, req *connect.Request[processpb.SendInputRequest]) (*connect.Response[processpb.SendInputResponse], error) {
-	p, sb, err := procsOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sel, err := selectorOf(req.Msg.GetProcess())
+	p, sb, sel, err := target(ctx, req.Msg.GetProcess())
 	if err != nil {
 		return nil, err
 	}
@@ -229,11 +232,7 @@ func (s *processService) StreamInput(ctx context.Context, stream *connect.Client
 
 // CloseStdin: the process reads EOF once what was sent is read.
 func (s *processService) CloseStdin(ctx context.Context, req *connect.Request[processpb.CloseStdinRequest]) (*connect.Response[processpb.CloseStdinResponse], error) {
-	p, sb, err := procsOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sel, err := selectorOf(req.Msg.GetProcess())
+	p, sb, sel, err := target(ctx, req.Msg.GetProcess())
 	if err != nil {
 		return nil, err
 	}
@@ -246,11 +245,7 @@ func (s *processService) CloseStdin(ctx context.Context, req *connect.Request[pr
 // Update resizes a PTY process's terminal; a process without one has
 // nothing to update.
 func (s *processService) Update(ctx context.Context, req *connect.Request[processpb.UpdateRequest]) (*connect.Response[processpb.UpdateResponse], error) {
-	p, sb, err := procsOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sel, err := selectorOf(req.Msg.GetProcess())
+	p, sb, sel, err := target(ctx, req.Msg.GetProcess())
 	if err != nil {
 		return nil, err
 	}

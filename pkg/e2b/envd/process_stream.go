@@ -50,11 +50,7 @@ func (s *processService) Start(ctx context.Context, req *connect.Request[process
 // keeps up to its cap, is what a client that reconnects wants), until it
 // ends. A process that has ended already gives its output and its end.
 func (s *processService) Connect(ctx context.Context, req *connect.Request[processpb.ConnectRequest], stream *connect.ServerStream[processpb.ConnectResponse]) error {
-	p, sb, err := procsOf(ctx)
-	if err != nil {
-		return err
-	}
-	sel, err := selectorOf(req.Msg.GetProcess())
+	p, sb, sel, err := target(ctx, req.Msg.GetProcess())
 	if err != nil {
 		return err
 	}
