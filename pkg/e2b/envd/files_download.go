@@ -1,0 +1,98 @@
+package envd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"strconv"
+)
+
+// downloadScript streams the file $1: after its checks it prints a header
+// line "K<size>\n" (size empty when the image has no stat), then the
+// bytes. The header is what lets the HTTP status wait for the checks while
+// the body still streams: nothing before it means the script failed, and
+// its exit status says how.
+const downloadScript = `[ -d "$1" ] && exit 21
+[ -e "$1" ] || exit 66
+[ -r "$1" ] || exit 13
+exec 3<"$1" || exit 13
+printf 'K%s\n' "$(stat -L -c %s -- "$1" 2>/dev/null)"
+exec cat <&3`
+
+// maxDownloadHeader bounds the header line: "K", 19 digits, newline.
+const maxDownloadHeader = 32
+
+// download is GET /files: the file's bytes, streamed through the exec's
+// stdout and never held whole. The size stat reported is the
+// Content-Length, and exactly that many bytes are sent: a file that grows
+// meanwhile is cut where it stood, one that shrinks ends the response
+// short, which the client sees as the broken download it is.
+func (s *filesystemService) download(w http.ResponseWriter, r *http.Request) {
+	p, err := resolvePath(r.URL.Query().Get("path"))
+	if err != nil {
+		writeHTTPError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan scriptResult, 1)
+	go func() {
+		res := runScript(ctx, downloadScript, []string{p}, nil, pw)
+		pw.CloseWithError(io.EOF)
+		done <- res
+	}()
+	// Leaving, the exec ends and its goroutine with it.
+	defer func() { cancel(); _ = pr.CloseWithError(errors.New("download ended")); <-done }()
+
+	br := bufio.NewReaderSize(pr, 32<<10)
+	header, err := br.ReadSlice('\n')
+	if err != nil || len(header) > maxDownloadHeader || header[0] != 'K' {
+		_ = pr.CloseWithError(errors.New("download ended"))
+		res := <-done
+		done <- res
+		downloadError(w, res, p, err == nil)
+		return
+	}
+	size := int64(-1)
+	if digits := string(header[1 : len(header)-1]); digits != "" {
+		n, err := strconv.ParseInt(digits, 10, 64)
+		if err != nil || n < 0 || strconv.FormatInt(n, 10) != digits {
+			writeHTTPError(w, http.StatusInternalServerError, "reading "+quoted(p)+": the sandbox's answer is malformed")
+			return
+		}
+		size = n
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(p)}))
+	var body io.Reader = br
+	if size >= 0 {
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		body = io.LimitReader(br, size)
+	}
+	w.WriteHeader(http.StatusOK)
+	// An error here is the client leaving or the stream breaking after
+	// the status went out: nothing more can be said to the client.
+	_, _ = io.Copy(w, body)
+}
+
+// downloadError answers a download whose script sent no header.
+func downloadError(w http.ResponseWriter, res scriptResult, p string, malformed bool) {
+	switch {
+	case res.exited && res.code == exitNotFound:
+		writeHTTPError(w, http.StatusNotFound, "path "+quoted(p)+" does not exist")
+	case res.exited && res.code == exitIsDirectory:
+		writeHTTPError(w, http.StatusBadRequest, "path "+quoted(p)+" is a directory")
+	case res.exited && res.code == exitAccess:
+		writeHTTPError(w, http.StatusInternalServerError, "error opening file "+quoted(p)+": permission denied")
+	case malformed || res.ok():
+		writeHTTPError(w, http.StatusInternalServerError, "reading "+quoted(p)+": the sandbox's answer is malformed")
+	default:
+		writeHTTPError(w, res.httpStatus(), res.httpMessage("reading "+quoted(p)))
+	}
+}
