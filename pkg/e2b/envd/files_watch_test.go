@@ -1,0 +1,205 @@
+package envd
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/envd/gen/filesystempb"
+)
+
+type seen struct{ name, kind string }
+
+func eventsOf(evs []*filesystempb.FilesystemEvent) []seen {
+	var out []seen
+	for _, ev := range evs {
+		out = append(out, seen{ev.GetName(), strings.TrimPrefix(ev.GetType().String(), "EVENT_TYPE_")})
+	}
+	return out
+}
+
+func TestWatchDirStream(t *testing.T) {
+	for shell, tools := range shells(t) {
+		t.Run(shell, func(t *testing.T) {
+			f := startEnvd(t, tools)
+			writeFiles(t, f.dir, "old", "renamed-from", "sub/keep")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			req := connect.NewRequest(&filesystempb.WatchDirRequest{Path: f.dir, Recursive: true, IncludeEntry: true})
+			req.Header().Set("Keepalive-Ping-Interval", "1")
+			stream, err := f.fs.WatchDir(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stream.Close()
+			if !stream.Receive() || stream.Msg().GetStart() == nil {
+				t.Fatalf("first message %v, %v: want the start event", stream.Msg(), stream.Err())
+			}
+			// Every change after the start event is seen.
+			writeFiles(t, f.dir, "new\nname", "sub/deep/x")
+			if err := os.WriteFile(f.path("old"), []byte("longer now"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(f.path("renamed-from"), f.path("renamed-to")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(f.path("sub/keep"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			want := map[seen]bool{
+				{"new\nname", "CREATE"}: true, {"sub/deep", "CREATE"}: true, {"sub/deep/x", "CREATE"}: true,
+				{"old", "WRITE"}: true, {"renamed-from", "RENAME"}: true, {"renamed-to", "CREATE"}: true, {"sub/keep", "CHMOD"}: true,
+			}
+			keepalives := 0
+			var got []seen
+			for len(want) > 0 && stream.Receive() {
+				msg := stream.Msg()
+				if msg.GetKeepalive() != nil {
+					keepalives++
+					continue
+				}
+				ev := msg.GetFilesystem()
+				s := eventsOf([]*filesystempb.FilesystemEvent{ev})[0]
+				got = append(got, s)
+				delete(want, s)
+				if s.kind != "RENAME" && (ev.GetEntry() == nil || ev.GetEntry().GetPath() != f.path(s.name)) {
+					t.Errorf("event %v carries entry %v", s, ev.GetEntry())
+				}
+			}
+			if len(want) > 0 {
+				t.Fatalf("not seen: %v (seen %v, stream %v)", want, got, stream.Err())
+			}
+			if err := os.Remove(f.path("old")); err != nil {
+				t.Fatal(err)
+			}
+			for stream.Receive() {
+				if ev := stream.Msg().GetFilesystem(); ev != nil {
+					if s := eventsOf([]*filesystempb.FilesystemEvent{ev})[0]; s != (seen{"old", "REMOVE"}) {
+						t.Errorf("after the remove: %v", s)
+					}
+					break
+				}
+				keepalives++
+			}
+			time.Sleep(1200 * time.Millisecond)
+			if !stream.Receive() || stream.Msg().GetKeepalive() == nil {
+				t.Errorf("no keepalive after a quiet second: %v", stream.Msg())
+			}
+			// The watcher goes with its stream.
+			cancel()
+			deadline := time.Now().Add(5 * time.Second)
+			for f.h.files.watchers.count() > 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := f.h.files.watchers.count(); n != 0 {
+				t.Errorf("%d watchers left after the stream ended", n)
+			}
+		})
+	}
+}
+
+func TestWatchDirErrors(t *testing.T) {
+	f := startEnvd(t, "")
+	writeFiles(t, f.dir, "file")
+	ctx := context.Background()
+	for path, code := range map[string]connect.Code{f.path("missing"): connect.CodeNotFound, f.path("file"): connect.CodeInvalidArgument, "": connect.CodeInvalidArgument} {
+		stream, err := f.fs.WatchDir(ctx, connect.NewRequest(&filesystempb.WatchDirRequest{Path: path}))
+		if err == nil {
+			for stream.Receive() {
+			}
+			err = stream.Err()
+		}
+		if connectCode(err) != code {
+			t.Errorf("watch %q: %v, want %v", path, err, code)
+		}
+		if _, err := f.fs.CreateWatcher(ctx, connect.NewRequest(&filesystempb.CreateWatcherRequest{Path: path})); connectCode(err) != code {
+			t.Errorf("create watcher %q: %v, want %v", path, err, code)
+		}
+	}
+	// A watched directory that goes away ends the watch with NotFound.
+	dir := f.path("gone")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := f.fs.WatchDir(ctx, connect.NewRequest(&filesystempb.WatchDirRequest{Path: dir}))
+	if err != nil || !stream.Receive() {
+		t.Fatal(err, stream.Err())
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	for stream.Receive() {
+	}
+	if connectCode(stream.Err()) != connect.CodeNotFound {
+		t.Errorf("watch of a removed directory ended with %v, want NotFound", stream.Err())
+	}
+}
+
+func TestWatchers(t *testing.T) {
+	f := startEnvd(t, "")
+	ctx := context.Background()
+	res, err := f.fs.CreateWatcher(ctx, connect.NewRequest(&filesystempb.CreateWatcherRequest{Path: f.dir}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Msg.GetWatcherId()
+	writeFiles(t, f.dir, "a", "sub/not-recursive")
+	var got []seen
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		evs, err := f.fs.GetWatcherEvents(ctx, connect.NewRequest(&filesystempb.GetWatcherEventsRequest{WatcherId: id}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, eventsOf(evs.Msg.GetEvents())...)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(got) != 2 || got[0] != (seen{"a", "CREATE"}) || got[1] != (seen{"sub", "CREATE"}) {
+		t.Errorf("events %v, want a and sub created (not below sub)", got)
+	}
+	if _, err := f.fs.RemoveWatcher(ctx, connect.NewRequest(&filesystempb.RemoveWatcherRequest{WatcherId: id})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.fs.GetWatcherEvents(ctx, connect.NewRequest(&filesystempb.GetWatcherEventsRequest{WatcherId: id})); connectCode(err) != connect.CodeNotFound {
+		t.Errorf("events of a removed watcher: %v, want NotFound", err)
+	}
+	if _, err := f.fs.RemoveWatcher(ctx, connect.NewRequest(&filesystempb.RemoveWatcherRequest{WatcherId: id})); connectCode(err) != connect.CodeNotFound {
+		t.Errorf("removing it again: %v, want NotFound", err)
+	}
+	// At most maxWatchersPerSandbox at once.
+	for i := range maxWatchersPerSandbox {
+		res, err := f.fs.CreateWatcher(ctx, connect.NewRequest(&filesystempb.CreateWatcherRequest{Path: f.dir}))
+		if err != nil {
+			t.Fatalf("watcher %d: %v", i, err)
+		}
+		id = res.Msg.GetWatcherId()
+	}
+	_, err = f.fs.CreateWatcher(ctx, connect.NewRequest(&filesystempb.CreateWatcherRequest{Path: f.dir}))
+	if connectCode(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "stop one first") {
+		t.Errorf("one watcher too many: %v, want ResourceExhausted", err)
+	}
+	// Another sandbox's watcher is not this one's.
+	other := &Sandbox{ID: "other", Namespace: "agents"}
+	if _, err := f.h.files.watchers.get(WithSandbox(ctx, other), id); connectCode(err) != connect.CodeNotFound {
+		t.Errorf("got another sandbox's watcher: %v", err)
+	}
+	if _, err := f.fs.GetWatcherEvents(ctx, connect.NewRequest(&filesystempb.GetWatcherEventsRequest{WatcherId: id})); err != nil {
+		t.Errorf("the sandbox's own watcher: %v", err)
+	}
+}
+
+// count is how many watchers run, for tests.
+func (ws *watchers) count() int {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	n := 0
+	for _, m := range ws.bySandbox {
+		n += len(m)
+	}
+	return n
+}
+
