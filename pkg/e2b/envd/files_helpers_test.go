@@ -109,15 +109,16 @@ func shells(t *testing.T) map[string]string {
 
 // envdFixture is envd's handler behind an HTTP server, for one sandbox.
 type envdFixture struct {
-	url    string
-	client *http.Client
-	fs     filesystempbconnect.FilesystemClient
-	h      *Handler
-	exec   *hostExec
-	dir    string // a temporary directory: the sandbox's files
+	url     string
+	client  *http.Client
+	fs      filesystempbconnect.FilesystemClient
+	h       *Handler
+	exec    *hostExec
+	sandbox *Sandbox
+	dir     string // a temporary directory: the sandbox's files
 }
 
-func startEnvd(t *testing.T, toolPath string) *envdFixture {
+func startEnvd(t testing.TB, toolPath string) *envdFixture {
 	t.Helper()
 	rest, err := restclient.RESTClientFor(&restclient.Config{
 		Host:    "https://cluster.invalid",
@@ -141,7 +142,7 @@ func startEnvd(t *testing.T, toolPath string) *envdFixture {
 	}))
 	t.Cleanup(srv.Close)
 	return &envdFixture{
-		url: srv.URL, client: srv.Client(), h: h, exec: ex, dir: t.TempDir(),
+		url: srv.URL, client: srv.Client(), h: h, exec: ex, sandbox: sb, dir: t.TempDir(),
 		fs: filesystempbconnect.NewFilesystemClient(srv.Client(), srv.URL),
 	}
 }

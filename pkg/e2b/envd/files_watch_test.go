@@ -202,4 +202,3 @@ func (ws *watchers) count() int {
 	}
 	return n
 }
-
