@@ -98,7 +98,7 @@ func shells(t *testing.T) map[string]string {
 		return out
 	}
 	dir := t.TempDir()
-	for _, applet := range []string{"sh", "find", "stat", "readlink", "cat", "head", "mkdir", "mv", "rm", "rmdir", "wc", "test", "["} {
+	for _, applet := range []string{"sh", "find", "stat", "readlink", "cat", "head", "mkdir", "mv", "rm", "rmdir", "wc", "chmod", "test", "["} {
 		if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
 			t.Fatal(err)
 		}

@@ -157,6 +157,15 @@ func TestFilesUploadDownload(t *testing.T) {
 				t.Errorf("empty download: %d %q %q", res.StatusCode, b, res.Header.Get("Content-Length"))
 			}
 
+			// An overwritten file keeps its mode.
+			if err := os.Chmod(p, 0o751); err != nil {
+				t.Fatal(err)
+			}
+			decodeInfos(t, f.uploadRaw(t, p, strings.NewReader("#!/bin/sh\n"), nil))
+			if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o751 {
+				t.Errorf("an overwritten file's mode: %v, %v", st.Mode(), err)
+			}
+
 			// gzip, as the SDK sends it with {gzip: true}.
 			var gz bytes.Buffer
 			zw := gzip.NewWriter(&gz)

@@ -27,7 +27,10 @@ import (
 //
 // The rename is what makes an upload all or nothing: a stream that breaks
 // leaves a temporary file with fewer bytes than the server sent, which
-// commit refuses (and the server removes), never a half-written file.
+// commit refuses (and the server removes), never a half-written file. An
+// overwritten file keeps its permissions (envd truncates it in place); a
+// hard link to it, or a symlink at its path, is replaced rather than
+// written through.
 const uploadScript = `f=$1 t=$2 n=$3
 case $4 in write|both)
 	[ -d "$f" ] && exit 21
@@ -38,6 +41,7 @@ case $4 in write|both)
 esac
 s=$(stat -c %s -- "$t" 2>/dev/null) || s=$(wc -c <"$t") || exit 1
 [ "$s" -eq "$n" ] || { rm -f -- "$t"; exit 75; }
+if [ -f "$f" ] && m=$(stat -L -c %a -- "$f" 2>/dev/null); then chmod -- "$m" "$t" 2>/dev/null; fi
 mv -f -- "$t" "$f" || { rm -f -- "$t"; exit 1; }`
 
 // exitShort: the temporary file has fewer bytes than were sent.

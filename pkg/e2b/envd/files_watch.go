@@ -260,8 +260,14 @@ func (s *filesystemService) WatchDir(ctx context.Context, req *connect.Request[f
 	if !send(&filesystempb.WatchDirResponse{Event: &filesystempb.WatchDirResponse_Start{Start: &filesystempb.WatchDirResponse_StartEvent{}}}) {
 		return nil
 	}
+	// The stream is the handler's: nothing may send once it returns.
+	var keepalives sync.WaitGroup
+	defer keepalives.Wait()
+	defer cancel()
 	if every := keepaliveInterval(req.Header().Get("Keepalive-Ping-Interval")); every > 0 {
+		keepalives.Add(1)
 		go func() {
+			defer keepalives.Done()
 			t := time.NewTicker(every)
 			defer t.Stop()
 			for {

@@ -196,13 +196,17 @@ func (*filesystemService) ListDir(ctx context.Context, req *connect.Request[file
 	if err != nil {
 		return nil, err
 	}
-	depth := max(req.Msg.GetDepth(), 1)
+	depth := min(max(req.Msg.GetDepth(), 1), maxListDepth)
 	entries, err := listTree(ctx, p, strconv.FormatUint(uint64(depth), 10), maxListEntries)
 	if err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&filesystempb.ListDirResponse{Entries: entries}), nil
 }
+
+// maxListDepth is deeper than any tree a listing of maxListEntries can
+// show, and a number every find takes.
+const maxListDepth = 4096
 
 // listTree lists the directory p to depth ("" for all of it), at most
 // maxEntries entries, sorted by path.

@@ -117,6 +117,9 @@ func TestFilesystemListDir(t *testing.T) {
 			if len(got) != len(hostile)+3 || !contains(got, "sub/deeper") || contains(got, "sub/deeper/x") {
 				t.Errorf("depth 2: %q", got)
 			}
+			if got, err := list(f.dir, 1<<32-1); err != nil || len(got) != len(hostile)+4 {
+				t.Errorf("the deepest depth: %q, %v", got, err)
+			}
 			if got, err := list(f.dir, 0); err != nil || len(got) != len(hostile)+1 {
 				t.Errorf("depth 0 lists as 1: %q, %v", got, err)
 			}
