@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"strconv"
+	"sync"
 )
 
 // downloadScript streams the file $1: after its checks it prints a header
@@ -22,6 +23,8 @@ const downloadScript = `[ -d "$1" ] && exit 21
 exec 3<"$1" || exit 13
 printf 'K%s\n' "$(stat -L -c %s -- "$1" 2>/dev/null)"
 exec cat <&3`
+
+var errDownloadEnded = errors.New("the download ended")
 
 // maxDownloadHeader bounds the header line: "K", 19 digits, newline.
 const maxDownloadHeader = 32
@@ -46,16 +49,15 @@ func (s *filesystemService) download(w http.ResponseWriter, r *http.Request) {
 		pw.CloseWithError(io.EOF)
 		done <- res
 	}()
+	result := sync.OnceValue(func() scriptResult { return <-done })
 	// Leaving, the exec ends and its goroutine with it.
-	defer func() { cancel(); _ = pr.CloseWithError(errors.New("download ended")); <-done }()
+	defer func() { cancel(); _ = pr.CloseWithError(errDownloadEnded); result() }()
 
 	br := bufio.NewReaderSize(pr, 32<<10)
 	header, err := br.ReadSlice('\n')
 	if err != nil || len(header) > maxDownloadHeader || header[0] != 'K' {
-		_ = pr.CloseWithError(errors.New("download ended"))
-		res := <-done
-		done <- res
-		downloadError(w, res, p, err == nil)
+		_ = pr.CloseWithError(errDownloadEnded)
+		downloadError(w, result(), p, err == nil)
 		return
 	}
 	size := int64(-1)

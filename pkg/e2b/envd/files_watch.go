@@ -45,10 +45,11 @@ type watchers struct {
 	mu        sync.Mutex
 	bySandbox map[string]map[string]*watcher
 	interval  time.Duration // watchPollInterval; tests shorten it
+	idle      time.Duration // watcherIdleTimeout; tests shorten it
 }
 
 func newWatchers() *watchers {
-	return &watchers{bySandbox: map[string]map[string]*watcher{}, interval: watchPollInterval}
+	return &watchers{bySandbox: map[string]map[string]*watcher{}, interval: watchPollInterval, idle: watcherIdleTimeout}
 }
 
 // watcher polls one directory.
@@ -58,6 +59,8 @@ type watcher struct {
 	depth        string // "1", or "" for recursive
 	includeEntry bool
 	cancel       context.CancelFunc
+	// forgettable: a CreateWatcher's, which nobody may ever ask again.
+	forgettable bool
 
 	mu      sync.Mutex
 	pending []*filesystempb.FilesystemEvent
@@ -150,6 +153,9 @@ func (ws *watchers) run(ctx context.Context, w *watcher, snap map[string]*statLi
 			return nil
 		case <-t.C:
 		}
+		if w.forgettable && w.forgotten(ws.idle) {
+			return errForgotten
+		}
 		next, err := listRaw(ctx, w.root, w.depth, maxWatchEntries)
 		if ctx.Err() != nil {
 			return nil
@@ -168,6 +174,15 @@ func (ws *watchers) run(ctx context.Context, w *watcher, snap map[string]*statLi
 		}
 		snap = next
 	}
+}
+
+// errForgotten: nobody asked a watcher for its events for too long.
+var errForgotten = errors.New("the watcher was forgotten")
+
+func (w *watcher) forgotten(idle time.Duration) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return time.Since(w.asked) > idle
 }
 
 // diffSnapshots is what happened between two listings of root, in the
@@ -298,7 +313,7 @@ func (s *filesystemService) CreateWatcher(ctx context.Context, req *connect.Requ
 	}
 	// The watcher outlives this request; it keeps the request's sandbox.
 	pollCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	w.cancel = cancel
+	w.cancel, w.forgettable = cancel, true
 	if err := ws.add(w); err != nil {
 		cancel()
 		return nil, err
@@ -307,9 +322,6 @@ func (s *filesystemService) CreateWatcher(ctx context.Context, req *connect.Requ
 		err := ws.run(pollCtx, w, snap, func(evs []*filesystempb.FilesystemEvent) bool {
 			w.mu.Lock()
 			defer w.mu.Unlock()
-			if time.Since(w.asked) > watcherIdleTimeout {
-				return false
-			}
 			if len(w.pending)+len(evs) > maxPendingEvents {
 				w.err = connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("more than %d events waited to be fetched; the watcher stopped: fetch its events more often", maxPendingEvents))
 				return false
@@ -321,13 +333,15 @@ func (s *filesystemService) CreateWatcher(ctx context.Context, req *connect.Requ
 		if w.err == nil {
 			w.err = err
 		}
-		idle := time.Since(w.asked) > watcherIdleTimeout
 		w.mu.Unlock()
 		// A watcher that failed stays until its events and error are
-		// fetched; one nobody asks after goes now.
-		if idle || pollCtx.Err() != nil {
+		// fetched, or for watcherIdleTimeout; a forgotten or removed one
+		// goes now.
+		if errors.Is(err, errForgotten) || pollCtx.Err() != nil {
 			ws.remove(w)
+			return
 		}
+		time.AfterFunc(ws.idle, func() { ws.remove(w) })
 	}()
 	return connect.NewResponse(&filesystempb.CreateWatcherResponse{WatcherId: w.id}), nil
 }

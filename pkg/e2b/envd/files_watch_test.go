@@ -192,6 +192,61 @@ func TestWatchers(t *testing.T) {
 	}
 }
 
+func TestWatcherForgottenOrFailed(t *testing.T) {
+	f := startEnvd(t, "")
+	f.h.files.watchers.idle = 300 * time.Millisecond
+	ctx := context.Background()
+	create := func(dir string) string {
+		t.Helper()
+		res, err := f.fs.CreateWatcher(ctx, connect.NewRequest(&filesystempb.CreateWatcherRequest{Path: dir}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Msg.GetWatcherId()
+	}
+	waitCount := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for f.h.files.watchers.count() != n && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := f.h.files.watchers.count(); got != n {
+			t.Fatalf("%d watchers, want %d", got, n)
+		}
+	}
+	// Nobody asks: it goes, and stops polling.
+	id := create(f.dir)
+	waitCount(0)
+	execs := f.exec.count()
+	time.Sleep(300 * time.Millisecond)
+	if f.exec.count() != execs {
+		t.Errorf("a forgotten watcher still polls")
+	}
+	if _, err := f.fs.GetWatcherEvents(ctx, connect.NewRequest(&filesystempb.GetWatcherEventsRequest{WatcherId: id})); connectCode(err) != connect.CodeNotFound {
+		t.Errorf("events of a forgotten watcher: %v, want NotFound", err)
+	}
+	// Its directory goes: the next fetch says why, once.
+	dir := f.path("gone")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.h.files.watchers.idle = time.Minute
+	id = create(dir)
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	deadline := time.Now().Add(10 * time.Second)
+	for err == nil && time.Now().Before(deadline) {
+		_, err = f.fs.GetWatcherEvents(ctx, connect.NewRequest(&filesystempb.GetWatcherEventsRequest{WatcherId: id}))
+		time.Sleep(50 * time.Millisecond)
+	}
+	if connectCode(err) != connect.CodeNotFound || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("events of a watcher whose directory went: %v", err)
+	}
+	waitCount(0)
+}
+
 // count is how many watchers run, for tests.
 func (ws *watchers) count() int {
 	ws.mu.Lock()
