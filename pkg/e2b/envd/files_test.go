@@ -266,6 +266,12 @@ func TestFilesUploadTooLarge(t *testing.T) {
 	}
 	// Streamed (no length) and over: cut, nothing left.
 	wantHTTPError(t, f.uploadRaw(t, f.path("big"), io.MultiReader(bytes.NewReader(big)), nil), http.StatusRequestEntityTooLarge, "nothing was written")
+	// A small gzip body that inflates past the budget.
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	_, _ = zw.Write(make([]byte, 4<<20))
+	_ = zw.Close()
+	wantHTTPError(t, f.uploadRaw(t, f.path("big"), &bomb, http.Header{"Content-Encoding": {"gzip"}}), http.StatusRequestEntityTooLarge, "larger than")
 	// Many files that together are over.
 	half := string(big[:600<<10])
 	wantHTTPError(t, f.uploadParts(t, "", [][2]string{{f.path("one"), half}, {f.path("two"), half}}), http.StatusRequestEntityTooLarge, "larger than")
