@@ -44,6 +44,9 @@ s=$(stat -c %s -- "$t" 2>/dev/null) || s=$(wc -c <"$t") || exit 1
 if [ -f "$f" ] && m=$(stat -L -c %a -- "$f" 2>/dev/null); then chmod -- "$m" "$t" 2>/dev/null; fi
 mv -f -- "$t" "$f" || { rm -f -- "$t"; exit 1; }`
 
+// uploadTempPrefix begins the name of an upload's temporary file.
+const uploadTempPrefix = ".ak-upload-"
+
 // exitShort: the temporary file has fewer bytes than were sent.
 const exitShort = 75
 
@@ -195,7 +198,7 @@ func (s *filesystemService) writeFile(ctx context.Context, dest string, body io.
 	}
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
-	tmp := path.Join(path.Dir(dest), ".ak-upload-"+hex.EncodeToString(nonce[:]))
+	tmp := path.Join(path.Dir(dest), uploadTempPrefix+hex.EncodeToString(nonce[:]))
 	mode := "write"
 	if size >= 0 {
 		mode = "both"

@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -187,7 +188,9 @@ func (w *watcher) forgotten(idle time.Duration) bool {
 
 // diffSnapshots is what happened between two listings of root, in the
 // order removes and renames, then creates, writes and mode changes, each
-// by name.
+// by name. A path whose file was replaced (an upload renames a new file
+// over it) was written, as envd's upload in place reports it; uploads'
+// temporary files are nobody's business and never reported.
 func diffSnapshots(root string, old, next map[string]*statLine, includeEntry bool) []*filesystempb.FilesystemEvent {
 	event := func(name string, t filesystempb.EventType, st *statLine) *filesystempb.FilesystemEvent {
 		ev := &filesystempb.FilesystemEvent{Name: name, Type: t}
@@ -196,20 +199,21 @@ func diffSnapshots(root string, old, next map[string]*statLine, includeEntry boo
 		}
 		return ev
 	}
-	appeared := map[uint64]bool{}
+	// The inodes that arrived at a path, by rename or otherwise.
+	arrived := map[uint64]bool{}
 	for name, st := range next {
 		if o, ok := old[name]; !ok || o.inode != st.inode {
-			appeared[st.inode] = true
+			arrived[st.inode] = true
 		}
 	}
 	var gone, came []*filesystempb.FilesystemEvent
 	for _, name := range sortedNames(old) {
 		st := old[name]
-		if n, ok := next[name]; ok && n.inode == st.inode && n.mode.Type() == st.mode.Type() {
+		if n, ok := next[name]; isUploadTemp(name) || ok && n.mode.Type() == st.mode.Type() {
 			continue
 		}
 		t := filesystempb.EventType_EVENT_TYPE_REMOVE
-		if appeared[st.inode] {
+		if arrived[st.inode] {
 			t = filesystempb.EventType_EVENT_TYPE_RENAME
 		}
 		gone = append(gone, event(name, t, nil))
@@ -218,9 +222,10 @@ func diffSnapshots(root string, old, next map[string]*statLine, includeEntry boo
 		st := next[name]
 		o, ok := old[name]
 		switch {
-		case !ok || o.inode != st.inode || o.mode.Type() != st.mode.Type():
+		case isUploadTemp(name):
+		case !ok || o.mode.Type() != st.mode.Type():
 			came = append(came, event(name, filesystempb.EventType_EVENT_TYPE_CREATE, st))
-		case !st.mode.IsDir() && (o.size != st.size || o.mtime != st.mtime):
+		case !st.mode.IsDir() && (o.inode != st.inode || o.size != st.size || o.mtime != st.mtime):
 			came = append(came, event(name, filesystempb.EventType_EVENT_TYPE_WRITE, st))
 		case o.mode != st.mode:
 			came = append(came, event(name, filesystempb.EventType_EVENT_TYPE_CHMOD, st))
@@ -228,6 +233,9 @@ func diffSnapshots(root string, old, next map[string]*statLine, includeEntry boo
 	}
 	return append(gone, came...)
 }
+
+// isUploadTemp: the temporary name of an upload under way (writeFile).
+func isUploadTemp(name string) bool { return strings.HasPrefix(path.Base(name), uploadTempPrefix) }
 
 func sortedNames(m map[string]*statLine) []string {
 	names := make([]string, 0, len(m))

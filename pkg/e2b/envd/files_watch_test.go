@@ -73,6 +73,17 @@ func TestWatchDirStream(t *testing.T) {
 			if len(want) > 0 {
 				t.Fatalf("not seen: %v (seen %v, stream %v)", want, got, stream.Err())
 			}
+			// An upload over a file is a write (its rename is not seen).
+			res := f.uploadRaw(t, f.path("sub/keep"), strings.NewReader("uploaded"), nil)
+			res.Body.Close()
+			for stream.Receive() {
+				if ev := stream.Msg().GetFilesystem(); ev != nil {
+					if s := eventsOf([]*filesystempb.FilesystemEvent{ev})[0]; s != (seen{"sub/keep", "WRITE"}) {
+						t.Errorf("after an upload: %v", s)
+					}
+					break
+				}
+			}
 			if err := os.Remove(f.path("old")); err != nil {
 				t.Fatal(err)
 			}
@@ -256,4 +267,44 @@ func (ws *watchers) count() int {
 		n += len(m)
 	}
 	return n
+}
+
+func TestDiffSnapshots(t *testing.T) {
+	file := func(inode uint64, size, mtime int64, perm os.FileMode) *statLine {
+		return &statLine{mode: perm, size: size, mtime: mtime, inode: inode}
+	}
+	dir := func(inode uint64) *statLine { return &statLine{mode: os.ModeDir | 0o755, inode: inode} }
+	for name, tc := range map[string]struct {
+		old, next map[string]*statLine
+		want      []seen
+	}{
+		"nothing":        {map[string]*statLine{"a": file(1, 1, 1, 0o644)}, map[string]*statLine{"a": file(1, 1, 1, 0o644)}, nil},
+		"create, remove": {map[string]*statLine{"a": file(1, 1, 1, 0o644)}, map[string]*statLine{"b": file(2, 1, 1, 0o644)}, []seen{{"a", "REMOVE"}, {"b", "CREATE"}}},
+		"write":          {map[string]*statLine{"a": file(1, 1, 1, 0o644)}, map[string]*statLine{"a": file(1, 2, 1, 0o644)}, []seen{{"a", "WRITE"}}},
+		"touch":          {map[string]*statLine{"a": file(1, 1, 1, 0o644)}, map[string]*statLine{"a": file(1, 1, 2, 0o644)}, []seen{{"a", "WRITE"}}},
+		"chmod":          {map[string]*statLine{"a": file(1, 1, 1, 0o644)}, map[string]*statLine{"a": file(1, 1, 1, 0o600)}, []seen{{"a", "CHMOD"}}},
+		// An upload renames a new file over the old one.
+		"replaced": {map[string]*statLine{"a": file(1, 1, 1, 0o644)}, map[string]*statLine{"a": file(2, 1, 1, 0o644)}, []seen{{"a", "WRITE"}}},
+		"upload under way, then done": {
+			map[string]*statLine{"a": file(1, 1, 1, 0o644), "d/.ak-upload-00": file(2, 5, 1, 0o644)},
+			map[string]*statLine{"a": file(1, 1, 1, 0o644), "d/b": file(2, 9, 1, 0o644)},
+			[]seen{{"d/b", "CREATE"}},
+		},
+		"rename":            {map[string]*statLine{"a": file(1, 1, 1, 0o644)}, map[string]*statLine{"b": file(1, 1, 1, 0o644)}, []seen{{"a", "RENAME"}, {"b", "CREATE"}}},
+		"rename over":       {map[string]*statLine{"a": file(1, 1, 1, 0o644), "b": file(2, 1, 1, 0o644)}, map[string]*statLine{"b": file(1, 1, 1, 0o644)}, []seen{{"a", "RENAME"}, {"b", "WRITE"}}},
+		"file to directory": {map[string]*statLine{"a": file(1, 1, 1, 0o644)}, map[string]*statLine{"a": dir(2)}, []seen{{"a", "REMOVE"}, {"a", "CREATE"}}},
+		"directory mtime":   {map[string]*statLine{"d": dir(1)}, map[string]*statLine{"d": {mode: os.ModeDir | 0o755, inode: 1, mtime: 9}}, nil},
+	} {
+		got := eventsOf(diffSnapshots("/w", tc.old, tc.next, true))
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: %v, want %v", name, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("%s: %v, want %v", name, got, tc.want)
+				break
+			}
+		}
+	}
 }
