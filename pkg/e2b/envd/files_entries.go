@@ -230,6 +230,12 @@ func (st *statLine) entryInfo(p string) *filesystempb.EntryInfo {
 	case st.mode.IsRegular():
 		t = filesystempb.FileType_FILE_TYPE_FILE
 	}
+	var target *string
+	if st.target != nil {
+		t := validUTF8(*st.target)
+		target = &t
+	}
+	p = validUTF8(p)
 	return &filesystempb.EntryInfo{
 		Name:          path.Base(p),
 		Type:          t,
@@ -240,6 +246,12 @@ func (st *statLine) entryInfo(p string) *filesystempb.EntryInfo {
 		Owner:         st.owner,
 		Group:         st.group,
 		ModifiedTime:  timestamppb.New(time.Unix(st.mtime, 0)),
-		SymlinkTarget: st.target,
+		SymlinkTarget: target,
 	}
 }
+
+// validUTF8 is a name as a protobuf string can carry it: Linux names are
+// bytes, proto3 strings UTF-8, and one bad name must not fail a whole
+// listing. A run of bytes that is not UTF-8 becomes one U+FFFD, as the
+// SDK's decoder would show it anyway.
+func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }

@@ -193,7 +193,7 @@ func (w *watcher) forgotten(idle time.Duration) bool {
 // temporary files are nobody's business and never reported.
 func diffSnapshots(root string, old, next map[string]*statLine, includeEntry bool) []*filesystempb.FilesystemEvent {
 	event := func(name string, t filesystempb.EventType, st *statLine) *filesystempb.FilesystemEvent {
-		ev := &filesystempb.FilesystemEvent{Name: name, Type: t}
+		ev := &filesystempb.FilesystemEvent{Name: validUTF8(name), Type: t}
 		if includeEntry && st != nil {
 			ev.Entry = st.entryInfo(path.Join(root, name))
 		}

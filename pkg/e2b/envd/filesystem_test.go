@@ -16,7 +16,7 @@ import (
 )
 
 // hostile are names a sandbox's files may have.
-var hostile = []string{"plain.txt", "new\nline", `quo"te's`, "sp ace", "-dash", "back\\slash", "tab\there", "ünï", "B1\x00"[:2]}
+var hostile = []string{"plain.txt", "new\nline", `quo"te's`, "sp ace", "-dash", "back\\slash", "tab\there", "ünï", "B1"}
 
 func writeFiles(t *testing.T, dir string, names ...string) {
 	t.Helper()
@@ -128,6 +128,16 @@ func TestFilesystemListDir(t *testing.T) {
 			}
 			if _, err := list(f.path("plain.txt"), 1); connectCode(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "not a directory") {
 				t.Errorf("listing a file: %v, want InvalidArgument", err)
+			}
+			// A name that is not UTF-8 cannot travel as a protobuf string:
+			// it comes back with U+FFFD, and the rest of the listing with it.
+			writeFiles(t, f.dir, "bad\xff\xfename")
+			got, err = list(f.dir, 1)
+			if err != nil || !contains(got, "bad\uFFFDname") || len(got) != len(hostile)+2 {
+				t.Errorf("a listing with a name that is not UTF-8: %q, %v", got, err)
+			}
+			if err := os.Remove(f.path("bad\xff\xfename")); err != nil {
+				t.Fatal(err)
 			}
 			empty := f.path("empty")
 			if err := os.Mkdir(empty, 0o755); err != nil {
