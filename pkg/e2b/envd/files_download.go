@@ -55,23 +55,21 @@ func (s *filesystemService) download(w http.ResponseWriter, r *http.Request) {
 
 	br := bufio.NewReaderSize(pr, 32<<10)
 	header, err := br.ReadSlice('\n')
-	if err != nil || len(header) > maxDownloadHeader || header[0] != 'K' {
+	if err != nil {
 		_ = pr.CloseWithError(errDownloadEnded)
-		downloadError(w, result(), p, err == nil)
+		downloadError(w, result(), p)
 		return
 	}
-	size := int64(-1)
-	if digits := string(header[1 : len(header)-1]); digits != "" {
-		n, err := strconv.ParseInt(digits, 10, 64)
-		if err != nil || n < 0 || strconv.FormatInt(n, 10) != digits {
-			writeHTTPError(w, http.StatusInternalServerError, "reading "+quoted(p)+": the sandbox's answer is malformed")
-			return
-		}
-		size = n
+	size, ok := parseDownloadHeader(header)
+	if !ok {
+		writeHTTPError(w, http.StatusInternalServerError, "reading "+quoted(p)+": the sandbox's answer is malformed")
+		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(p)}))
+	if cd := mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(p)}); cd != "" {
+		h.Set("Content-Disposition", cd)
+	}
 	var body io.Reader = br
 	if size >= 0 {
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
@@ -83,8 +81,25 @@ func (s *filesystemService) download(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, body)
 }
 
+// parseDownloadHeader reads downloadScript's "K<size>\n": the size, or -1
+// when the sandbox has no stat.
+func parseDownloadHeader(h []byte) (int64, bool) {
+	if len(h) < 2 || len(h) > maxDownloadHeader || h[0] != 'K' || h[len(h)-1] != '\n' {
+		return 0, false
+	}
+	digits := string(h[1 : len(h)-1])
+	if digits == "" {
+		return -1, true
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != digits {
+		return 0, false
+	}
+	return n, true
+}
+
 // downloadError answers a download whose script sent no header.
-func downloadError(w http.ResponseWriter, res scriptResult, p string, malformed bool) {
+func downloadError(w http.ResponseWriter, res scriptResult, p string) {
 	switch {
 	case res.exited && res.code == exitNotFound:
 		writeHTTPError(w, http.StatusNotFound, "path "+quoted(p)+" does not exist")
@@ -92,7 +107,7 @@ func downloadError(w http.ResponseWriter, res scriptResult, p string, malformed 
 		writeHTTPError(w, http.StatusBadRequest, "path "+quoted(p)+" is a directory")
 	case res.exited && res.code == exitAccess:
 		writeHTTPError(w, http.StatusInternalServerError, "error opening file "+quoted(p)+": permission denied")
-	case malformed || res.ok():
+	case res.ok():
 		writeHTTPError(w, http.StatusInternalServerError, "reading "+quoted(p)+": the sandbox's answer is malformed")
 	default:
 		writeHTTPError(w, res.httpStatus(), res.httpMessage("reading "+quoted(p)))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -82,4 +83,38 @@ func containsBytes(list [][]byte, x []byte) bool {
 		}
 	}
 	return false
+}
+
+// FuzzParseDownloadHeader: the sandbox's header line gives a size only
+// when it is exactly one.
+func FuzzParseDownloadHeader(f *testing.F) {
+	for _, s := range []string{"K12\n", "K\n", "K-1\n", "K012\n", "K99999999999999999999\n", "X1\n", "K1", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, ok := parseDownloadHeader(b)
+		if !ok {
+			return
+		}
+		if n < -1 || (n == -1) != (string(b) == "K\n") || (n >= 0 && string(b) != "K"+strconv.FormatInt(n, 10)+"\n") {
+			t.Fatalf("%q gave %d", b, n)
+		}
+	})
+}
+
+// FuzzResolvePath: whatever a client sends as a path is refused or becomes
+// one clean absolute path.
+func FuzzResolvePath(f *testing.F) {
+	for _, s := range []string{"a", "~", "~/x", "/../../etc", "./a/../../b", "~user/x", "a\x00b", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		abs, err := resolvePath(p)
+		if err != nil {
+			return
+		}
+		if !path.IsAbs(abs) || path.Clean(abs) != abs || strings.IndexByte(abs, 0) >= 0 {
+			t.Fatalf("resolvePath(%q) = %q", p, abs)
+		}
+	})
 }
