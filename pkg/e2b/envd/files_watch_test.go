@@ -3,6 +3,7 @@ package envd
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +131,26 @@ func TestWatchDirErrors(t *testing.T) {
 		if _, err := f.fs.CreateWatcher(ctx, connect.NewRequest(&filesystempb.CreateWatcherRequest{Path: path})); connectCode(err) != code {
 			t.Errorf("create watcher %q: %v, want %v", path, err, code)
 		}
+	}
+	// A tree too big to poll is refused, saying what to do.
+	tree := f.path("tree")
+	for i := range maxWatchEntries + 1 {
+		if i%1000 == 0 {
+			if err := os.MkdirAll(f.path("tree/"+strconv.Itoa(i/1000)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(f.path("tree/"+strconv.Itoa(i/1000)+"/"+strconv.Itoa(i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := f.fs.CreateWatcher(ctx, connect.NewRequest(&filesystempb.CreateWatcherRequest{Path: tree, Recursive: true}))
+	if connectCode(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "watch a directory deeper down") {
+		t.Errorf("watching %d entries: %v, want ResourceExhausted", maxWatchEntries+1, err)
+	}
+	if _, err := f.fs.CreateWatcher(ctx, connect.NewRequest(&filesystempb.CreateWatcherRequest{Path: tree})); err != nil {
+		t.Errorf("watching the same tree one level deep: %v", err)
 	}
 	// A watched directory that goes away ends the watch with NotFound.
 	dir := f.path("gone")

@@ -241,14 +241,14 @@ func listRaw(ctx context.Context, p, depth string, maxEntries int) (map[string]*
 		}
 	}
 	if out.exceeded {
-		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("listing %s: more than %d MiB of entries; list a deeper directory or a smaller depth", quoted(p), maxListBytes>>20))
+		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("listing %s: more than %d MiB of entries; list or watch a directory deeper down, or list to a smaller depth", quoted(p), maxListBytes>>20))
 	}
 	stats, err := parseEntries(out.Bytes())
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("listing %s: %w", quoted(p), err))
 	}
 	if len(stats) > maxEntries {
-		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("listing %s: more than %d entries; list a deeper directory or a smaller depth", quoted(p), maxEntries))
+		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("listing %s: more than %d entries; list or watch a directory deeper down, or list to a smaller depth", quoted(p), maxEntries))
 	}
 	rels := make(map[string]*statLine, len(stats))
 	for name, st := range stats {
