@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +123,34 @@ func TestEnvdProcesses(t *testing.T) {
 	}
 	if _, err := c.SendSignal(ctx, connect.NewRequest(&processpb.SendSignalRequest{Process: sel, Signal: processpb.Signal_SIGNAL_SIGKILL})); connect.CodeOf(err) != connect.CodeNotFound {
 		t.Fatalf("a second kill: %v", err)
+	}
+
+	// In a terminal serve holds: input as pty bytes, the exact exit.
+	ps, err := c.Start(ctx, connect.NewRequest(&processpb.StartRequest{
+		Process: &processpb.ProcessConfig{Cmd: "/bin/sh", Args: []string{"-i"}, Envs: map[string]string{"PS1": "$ "}},
+		Pty:     &processpb.PTY{Size: &processpb.PTY_Size{Cols: 80, Rows: 24}},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ps.Receive() || ps.Msg().GetEvent().GetStart() == nil {
+		t.Fatalf("no pty start event: %v", ps.Err())
+	}
+	sel = &processpb.ProcessSelector{Selector: &processpb.ProcessSelector_Pid{Pid: ps.Msg().GetEvent().GetStart().GetPid()}}
+	if _, err := c.SendInput(ctx, connect.NewRequest(&processpb.SendInputRequest{Process: sel, Input: &processpb.ProcessInput{Input: &processpb.ProcessInput_Pty{Pty: []byte("echo in-a-tty; exit 5\n")}}})); err != nil {
+		t.Fatal(err)
+	}
+	var tty string
+	end = nil
+	for ps.Receive() {
+		switch e := ps.Msg().GetEvent().GetEvent().(type) {
+		case *processpb.ProcessEvent_Data:
+			tty += string(e.Data.GetPty())
+		case *processpb.ProcessEvent_End:
+			end = e.End
+		}
+	}
+	if ps.Err() != nil || !strings.Contains(tty, "in-a-tty") || end.GetExitCode() != 5 {
+		t.Fatalf("pty: %q, end %+v, %v", tty, end, ps.Err())
 	}
 }
