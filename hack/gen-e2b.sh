@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the Go code of E2B's envd services (Connect-RPC) from E2B's own
+# Regenerates the Go code of E2B's envd services (Connect-RPC) and of its
+# control plane (oapi-codegen) from E2B's own
 # protos in third_party/e2b/spec (copied from e2b-dev/E2B, see its README).
 # The generated code is committed; run this after updating the specs.
 #
@@ -28,3 +29,8 @@ protoc -I "$spec" \
 	--go_out="$out" --go_opt=paths=import,module="$module/$out" --go_opt="$maps" \
 	--connect-go_out="$out" --connect-go_opt=paths=import,module="$module/$out" --connect-go_opt="$maps" \
 	process/process.proto filesystem/filesystem.proto
+
+# The control plane: models and a net/http server of the operations the e2b
+# SDK calls on a sandbox (pkg/e2b/api/oapi-codegen.yaml names them, its
+# overlay gives E2B's unnamed operations their names).
+"$(hack/tools.sh oapi-codegen)" -config pkg/e2b/api/oapi-codegen.yaml third_party/e2b/spec/openapi.yml
