@@ -94,6 +94,7 @@ func (s *Server) create(ctx context.Context, in api.NewSandbox) (*api.Sandbox, e
 		}
 		created, err := sandbox.Create(ctx, s.o.Clientset, &spec, sandbox.CreateOptions{
 			SecretValues: secrets,
+			Prepare:      s.o.Prepare,
 			Wait:         true,
 			Timeout:      s.o.StartTimeout,
 		})
@@ -308,7 +309,7 @@ func (s *Server) claim(ctx context.Context, poolName string, spec *sandbox.Spec,
 			}
 			return nil
 		},
-		CreateOptions: sandbox.CreateOptions{SecretValues: secrets, Wait: true, Timeout: s.o.StartTimeout},
+		CreateOptions: sandbox.CreateOptions{SecretValues: secrets, Prepare: s.o.Prepare, Wait: true, Timeout: s.o.StartTimeout},
 	})
 	if err != nil {
 		return nil, err
@@ -338,4 +339,3 @@ func decode(r *http.Request, v any) error {
 	}
 	return nil
 }
-

@@ -200,4 +200,3 @@ func (s *Server) detail(pod *corev1.Pod) api.SandboxDetail {
 		AllowInternetAccess: &allow,
 	}
 }
-

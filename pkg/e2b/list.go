@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/api"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -76,7 +78,7 @@ func (s *Server) ListSandboxesV2(w http.ResponseWriter, r *http.Request, p api.L
 	running := 0
 	for i := range pods {
 		pod := &pods[i]
-		if pod.DeletionTimestamp != nil || sandbox.Status(pod) == "Completed" || pod.Status.Phase == "Succeeded" || pod.Status.Phase == "Failed" {
+		if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue // ended: gone, or (persistent) listed as paused below
 		}
 		running++

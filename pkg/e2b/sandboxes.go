@@ -181,6 +181,7 @@ func (s *Server) connect(ctx context.Context, id string) (*api.Sandbox, int, err
 	resumed, err := sandbox.Resume(ctx, s.o.Clientset, s.o.Namespace, id, sandbox.ResumeOptions{
 		Wait:    true,
 		Timeout: s.o.StartTimeout,
+		Prepare: s.o.Prepare,
 		Admit: func(spec *sandbox.Spec) error {
 			if errs := sandbox.Within(&s.o.Spec, spec); len(errs) > 0 {
 				return errorf(http.StatusBadRequest, "sandbox %s was made beyond serve's limits (%s): resume it with kubectl agentkernel resume -n %s %s", id, errs[0].Error(), s.o.Namespace, id)

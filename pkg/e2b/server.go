@@ -58,8 +58,10 @@ type Options struct {
 	Envd http.Handler
 	// EnvdVersion is the envd version reported; DefaultEnvdVersion if "".
 	EnvdVersion string
-	// Domain is what the SDK is told as a sandbox's domain ("" none).
-	Log *slog.Logger
+	// Prepare is sandbox.CreateOptions.Prepare: the namespace's egress
+	// proxy for a sandbox fenced by host name.
+	Prepare func(ctx context.Context, spec *sandbox.Spec) error
+	Log     *slog.Logger
 }
 
 // Server is serve's one handler.
@@ -104,7 +106,12 @@ func New(o Options) (*Server, error) {
 		o.StartTimeout = 5 * time.Minute
 	}
 	s := &Server{o: o, keys: newKeyring(o.APIKeys)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, "%s %.200s is not an operation serve answers", r.Method, r.URL.Path))
+	})
 	s.control = api.HandlerWithOptions(s, api.StdHTTPServerOptions{
+		BaseRouter: mux,
 		ErrorHandlerFunc: func(w http.ResponseWriter, _ *http.Request, err error) {
 			writeError(w, errorf(http.StatusBadRequest, "%v", err))
 		},
