@@ -144,13 +144,12 @@ func TestEnvVarsSecretOrPlain(t *testing.T) {
 
 func TestListPagingAndFilters(t *testing.T) {
 	ts := newTestServer(t, nil)
-	var ids []string
 	for i := range 5 {
 		team := "a"
 		if i%2 == 1 {
 			team = "b c&d"
 		}
-		ids = append(ids, ts.create(t, api.NewSandbox{TemplateID: "base", Metadata: &api.SandboxMetadata{"team": team}}).SandboxID)
+		ts.create(t, api.NewSandbox{TemplateID: "base", Metadata: &api.SandboxMetadata{"team": team}})
 	}
 	seen := map[string]bool{}
 	token := ""
