@@ -34,12 +34,12 @@ const maxEnvVars = 256
 func (s *Server) CreateSandbox(w http.ResponseWriter, r *http.Request) {
 	var in api.NewSandbox
 	if err := decode(r, &in); err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	out, err := s.create(r.Context(), in)
 	if err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, out)

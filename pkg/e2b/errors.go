@@ -40,9 +40,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeError answers err in E2B's shape, its status from what it is about.
-func writeError(w http.ResponseWriter, err error) {
+// writeError answers err in E2B's shape, its status from what it is about;
+// a permission serve's identity lacks says how to get the plugin's Role.
+func (s *Server) writeError(w http.ResponseWriter, err error) {
 	e := asError(err)
+	if e.Status == http.StatusForbidden {
+		e = &Error{Status: e.Status, Message: e.Message + " (serve's Kubernetes identity lacks a permission; see what the plugin needs: kubectl agentkernel rbac -n " + s.o.Namespace + ")"}
+	}
+	writeErrorShape(w, e)
+}
+
+func writeErrorShape(w http.ResponseWriter, e *Error) {
 	msg := untrusted.Line(e.Message, maxMessage)
 	writeJSON(w, e.Status, api.Error{Code: int32(e.Status), Message: msg})
 }
@@ -68,7 +76,7 @@ func asError(err error) *Error {
 	case apierrors.IsNotFound(err):
 		return &Error{Status: http.StatusNotFound, Message: err.Error()}
 	case apierrors.IsForbidden(err):
-		return &Error{Status: http.StatusForbidden, Message: err.Error() + " (serve's Kubernetes identity lacks a permission: see kubectl agentkernel rbac)"}
+		return &Error{Status: http.StatusForbidden, Message: err.Error()}
 	case apierrors.IsTooManyRequests(err):
 		return &Error{Status: http.StatusTooManyRequests, Message: err.Error()}
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):

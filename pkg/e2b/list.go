@@ -33,7 +33,7 @@ func (s *Server) ListSandboxesV2(w http.ResponseWriter, r *http.Request, p api.L
 	limit := defaultPage
 	if p.Limit != nil {
 		if *p.Limit < 1 || *p.Limit > maxPage {
-			writeError(w, errorf(http.StatusBadRequest, "limit must be from 1 to %d", maxPage))
+			s.writeError(w, errorf(http.StatusBadRequest, "limit must be from 1 to %d", maxPage))
 			return
 		}
 		limit = int(*p.Limit)
@@ -42,14 +42,14 @@ func (s *Server) ListSandboxesV2(w http.ResponseWriter, r *http.Request, p api.L
 	if p.NextToken != nil && *p.NextToken != "" {
 		c, err := parseCursor(*p.NextToken)
 		if err != nil {
-			writeError(w, err)
+			s.writeError(w, err)
 			return
 		}
 		after = c
 	}
 	want, err := parseMetadataFilter(p.Metadata)
 	if err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	states := []api.SandboxState{api.Running, api.Paused}
@@ -57,21 +57,21 @@ func (s *Server) ListSandboxesV2(w http.ResponseWriter, r *http.Request, p api.L
 		states = *p.State
 		for _, st := range states {
 			if st != api.Running && st != api.Paused {
-				writeError(w, errorf(http.StatusBadRequest, "state %.20q is neither running nor paused", st))
+				s.writeError(w, errorf(http.StatusBadRequest, "state %.20q is neither running nor paused", st))
 				return
 			}
 		}
 	}
 	asc := p.Order != nil && *p.Order == api.Asc
 	if p.Order != nil && *p.Order != api.Asc && *p.Order != api.Desc {
-		writeError(w, errorf(http.StatusBadRequest, "order must be asc or desc"))
+		s.writeError(w, errorf(http.StatusBadRequest, "order must be asc or desc"))
 		return
 	}
 
 	ctx := r.Context()
 	pods, err := sandbox.List(ctx, s.o.Clientset, s.o.Namespace, "")
 	if err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	var all []api.ListedSandbox
@@ -89,7 +89,7 @@ func (s *Server) ListSandboxesV2(w http.ResponseWriter, r *http.Request, p api.L
 	if slices.Contains(states, api.Paused) {
 		suspended, err := sandbox.ListSuspended(ctx, s.o.Clientset, s.o.Namespace, "", pods)
 		if err != nil {
-			writeError(w, err)
+			s.writeError(w, err)
 			return
 		}
 		for i := range suspended {

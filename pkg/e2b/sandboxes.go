@@ -54,11 +54,11 @@ func (s *Server) GetSandbox(w http.ResponseWriter, r *http.Request, id api.Sandb
 	pod, paused, err := s.running(r.Context(), id)
 	switch {
 	case err != nil:
-		writeError(w, err)
+		s.writeError(w, err)
 	case paused:
 		ss, err := s.suspended(r.Context(), id)
 		if err != nil {
-			writeError(w, err)
+			s.writeError(w, err)
 			return
 		}
 		l := s.suspendedListed(ss)
@@ -84,7 +84,7 @@ func (s *Server) suspended(ctx context.Context, id string) (*sandbox.SuspendedSa
 // persistent one's workspace. 204; 404 when there is none.
 func (s *Server) KillSandbox(w http.ResponseWriter, r *http.Request, id api.SandboxID) {
 	if sandbox.ValidateName(id) != nil {
-		writeError(w, s.notFound(id))
+		s.writeError(w, s.notFound(id))
 		return
 	}
 	if _, err := sandbox.Delete(r.Context(), s.o.Clientset, s.o.Namespace, id, nil); err != nil {
@@ -92,7 +92,7 @@ func (s *Server) KillSandbox(w http.ResponseWriter, r *http.Request, id api.Sand
 		if errors.As(err, &missing) {
 			err = s.notFound(id)
 		}
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	s.o.Log.Info("killed sandbox", "sandbox", id)
@@ -106,11 +106,11 @@ func (s *Server) KillSandbox(w http.ResponseWriter, r *http.Request, id api.Sand
 func (s *Server) SetSandboxTimeout(w http.ResponseWriter, r *http.Request, id api.SandboxID) {
 	var in api.SandboxTimeoutRequest
 	if err := decode(r, &in); err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	if err := s.setTimeout(r.Context(), id, in.Timeout); err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -154,16 +154,16 @@ func (s *Server) setTimeout(ctx context.Context, id string, seconds int32) error
 func (s *Server) ConnectSandbox(w http.ResponseWriter, r *http.Request, id api.SandboxID) {
 	var in api.ConnectSandbox
 	if err := decode(r, &in); err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	if _, err := s.timeout(&in.Timeout); err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	out, status, err := s.connect(r.Context(), id)
 	if err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	writeJSON(w, status, out)
@@ -201,19 +201,19 @@ func (s *Server) connect(ctx context.Context, id string) (*api.Sandbox, int, err
 func (s *Server) ResumeSandbox(w http.ResponseWriter, r *http.Request, id api.SandboxID) {
 	var in api.ResumedSandbox
 	if err := decode(r, &in); err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	if _, paused, err := s.running(r.Context(), id); err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	} else if !paused {
-		writeError(w, errorf(http.StatusConflict, "sandbox %s is already running", id))
+		s.writeError(w, errorf(http.StatusConflict, "sandbox %s is already running", id))
 		return
 	}
 	out, status, err := s.connect(r.Context(), id)
 	if err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	writeJSON(w, status, out)
@@ -224,19 +224,19 @@ func (s *Server) ResumeSandbox(w http.ResponseWriter, r *http.Request, id api.Sa
 func (s *Server) PauseSandbox(w http.ResponseWriter, r *http.Request, id api.SandboxID) {
 	var in api.SandboxPauseRequest
 	if err := decode(r, &in); err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	pod, paused, err := s.running(r.Context(), id)
 	switch {
 	case err != nil:
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	case paused:
-		writeError(w, errorf(http.StatusConflict, "sandbox %s is already paused", id))
+		s.writeError(w, errorf(http.StatusConflict, "sandbox %s is already paused", id))
 		return
 	case !sandbox.IsPersistent(pod):
-		writeError(w, errorf(http.StatusBadRequest, "sandbox %s cannot be paused: it has no persistent workspace, so its files live and die with its Pod (serve makes disposable sandboxes; a persistent one is made with kubectl agentkernel create --persist)", id))
+		s.writeError(w, errorf(http.StatusBadRequest, "sandbox %s cannot be paused: it has no persistent workspace, so its files live and die with its Pod (serve makes disposable sandboxes; a persistent one is made with kubectl agentkernel create --persist)", id))
 		return
 	}
 	exec := sandbox.NewPodExec(s.o.Config, s.o.RESTClient, s.o.Executor, pod)
@@ -245,7 +245,7 @@ func (s *Server) PauseSandbox(w http.ResponseWriter, r *http.Request, id api.San
 		Timeout: s.o.StartTimeout,
 	})
 	if err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	s.o.Log.Info("paused sandbox", "sandbox", id)

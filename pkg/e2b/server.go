@@ -108,12 +108,12 @@ func New(o Options) (*Server, error) {
 	s := &Server{o: o, keys: newKeyring(o.APIKeys)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errorf(http.StatusNotFound, "%s %.200s is not an operation serve answers", r.Method, r.URL.Path))
+		s.writeError(w, errorf(http.StatusNotFound, "%s %.200s is not an operation serve answers", r.Method, r.URL.Path))
 	})
 	s.control = api.HandlerWithOptions(s, api.StdHTTPServerOptions{
 		BaseRouter: mux,
 		ErrorHandlerFunc: func(w http.ResponseWriter, _ *http.Request, err error) {
-			writeError(w, errorf(http.StatusBadRequest, "%v", err))
+			s.writeError(w, errorf(http.StatusBadRequest, "%v", err))
 		},
 	})
 	return s, nil
@@ -130,7 +130,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.keys.validKey(r.Header.Get("X-API-Key")) {
-		writeError(w, errorf(http.StatusUnauthorized, "missing or wrong X-API-Key: use a key serve printed (E2B_API_KEY) or one of its --api-key-file"))
+		s.writeError(w, errorf(http.StatusUnauthorized, "missing or wrong X-API-Key: use a key serve printed (E2B_API_KEY) or one of its --api-key-file"))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
@@ -141,11 +141,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // token and hands it to envd with the sandbox in its context.
 func (s *Server) serveEnvd(w http.ResponseWriter, r *http.Request, id string) {
 	if port := r.Header.Get("E2b-Sandbox-Port"); port != "" && port != strconv.Itoa(EnvdPort) {
-		writeError(w, errorf(http.StatusBadGateway, "serve answers only envd (port %d) of a sandbox, not port %.20q; reach a sandbox's own ports with: kubectl agentkernel port-forward -n %s %s PORT", EnvdPort, port, s.o.Namespace, id))
+		s.writeError(w, errorf(http.StatusBadGateway, "serve answers only envd (port %d) of a sandbox, not port %.20q; reach a sandbox's own ports with: kubectl agentkernel port-forward -n %s %s PORT", EnvdPort, port, s.o.Namespace, id))
 		return
 	}
 	if err := sandbox.ValidateName(id); err != nil {
-		writeError(w, errorf(http.StatusBadGateway, "sandbox %.80q not found: no sandbox has that ID", id))
+		s.writeError(w, errorf(http.StatusBadGateway, "sandbox %.80q not found: no sandbox has that ID", id))
 		return
 	}
 	pod, err := sandbox.Find(r.Context(), s.o.Clientset, s.o.Namespace, id)
@@ -156,20 +156,20 @@ func (s *Server) serveEnvd(w http.ResponseWriter, r *http.Request, id string) {
 		if e.Status == http.StatusNotFound {
 			e.Status = http.StatusBadGateway
 		}
-		writeError(w, e)
+		s.writeError(w, e)
 		return
 	}
 	uid, err := s.identity(r.Context(), pod)
 	if err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
 	if !s.keys.validToken(r.Header.Get("X-Access-Token"), s.o.Namespace, id, uid) {
-		writeError(w, errorf(http.StatusUnauthorized, "missing or wrong X-Access-Token for sandbox %s: use the envdAccessToken create or connect returned", id))
+		s.writeError(w, errorf(http.StatusUnauthorized, "missing or wrong X-Access-Token for sandbox %s: use the envdAccessToken create or connect returned", id))
 		return
 	}
 	if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
-		writeError(w, errorf(http.StatusBadGateway, "sandbox %s is not running (%s)", id, sandbox.Status(pod)))
+		s.writeError(w, errorf(http.StatusBadGateway, "sandbox %s is not running (%s)", id, sandbox.Status(pod)))
 		return
 	}
 	sb := &envd.Sandbox{

@@ -12,10 +12,10 @@ import (
 
 func (s *Server) unsupported(w http.ResponseWriter, r *http.Request, id, what string) {
 	if _, _, err := s.running(r.Context(), id); err != nil {
-		writeError(w, err)
+		s.writeError(w, err)
 		return
 	}
-	writeError(w, errorf(http.StatusNotImplemented, "%s", what))
+	s.writeError(w, errorf(http.StatusNotImplemented, "%s", what))
 }
 
 // GetSandboxMetrics: serve keeps no metrics.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -336,4 +337,50 @@ func TestServeRefusesWhatItCannotServe(t *testing.T) {
 	if err := s.cmd.ProcessState; err == nil || err.ExitCode() != 143 {
 		t.Errorf("serve's exit after SIGTERM: %v (want 143)\n%s", err, s.stderr)
 	}
+}
+
+// serveDrive is the least-privilege row's run of serve: it creates, lists
+// and kills a sandbox through the control plane, then stops serve. A
+// refused step ends the run with its E2B error as the first line of stderr.
+func serveDrive(t *testing.T, kubeconfig string, args []string) result {
+	s := startServe(t, kubeconfig, args[1:]...) // args[0] is "serve"
+	var transcript strings.Builder
+	fail := ""
+	step := func(name, method, path string, body any, status int) []byte {
+		if fail != "" {
+			return nil
+		}
+		var raw json.RawMessage
+		resp := s.do(t, method, path, body, &raw)
+		fmt.Fprintf(&transcript, "%s: %d %s\n", name, resp.StatusCode, raw)
+		if resp.StatusCode != status {
+			var e api.Error
+			_ = json.Unmarshal(raw, &e)
+			fail = fmt.Sprintf("%s: %d %s\n", name, resp.StatusCode, e.Message)
+		}
+		return raw
+	}
+	var created api.Sandbox
+	if raw := step("create", "POST", "/sandboxes", api.NewSandbox{TemplateID: "base"}, http.StatusCreated); raw != nil {
+		_ = json.Unmarshal(raw, &created)
+	}
+	step("list", "GET", "/v2/sandboxes", nil, http.StatusOK)
+	step("kill", "DELETE", "/sandboxes/"+created.SandboxID, nil, http.StatusNoContent)
+	s.stop(t)
+	r := result{stdout: transcript.String(), stderr: fail + s.stderr.String()}
+	if fail != "" {
+		r.code = 1
+	}
+	return r
+}
+
+// serveNamesWhatItLacks: in a namespace where the user has nothing, create
+// is refused in E2B's shape, naming the permission and the rbac command.
+func serveNamesWhatItLacks(ns string, r result) error {
+	first, _, _ := strings.Cut(r.stderr, "\n")
+	if !strings.HasPrefix(first, "create: 403 ") || !strings.Contains(first, `cannot create resource "pods"`) ||
+		!strings.Contains(first, "kubectl agentkernel rbac -n "+ns) {
+		return fmt.Errorf("the refusal does not name the permission (%q) and the rbac command", `cannot create resource "pods"`)
+	}
+	return nil
 }
