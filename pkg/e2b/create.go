@@ -3,6 +3,7 @@ package e2b
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"path"
 	"slices"
@@ -336,6 +337,9 @@ func decode(r *http.Request, v any) error {
 			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBody)
 		}
 		return errorf(http.StatusBadRequest, "request body is not the JSON this operation takes: %v", err)
+	}
+	if dec.Decode(&struct{}{}) != io.EOF {
+		return errorf(http.StatusBadRequest, "request body has more after its JSON object: send one object")
 	}
 	return nil
 }
