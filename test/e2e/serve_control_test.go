@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/api"
@@ -272,7 +273,28 @@ func TestServeControlPlane(t *testing.T) {
 		t.Errorf("envd /health with another sandbox's token: %d", code)
 	}
 
-	for _, id := range []string{base.SandboxID, preset.SandboxID, claimed.SandboxID} {
+	// serve --pool: E2B's default template claims from the pool, once it
+	// has a ready member again (the claim above is being replaced).
+	eventually(t, 2*time.Minute, "a ready member of pool warm", func() bool {
+		pods, err := env.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: sandbox.LabelPool + "=warm"})
+		if err != nil {
+			return false
+		}
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && p.Labels[sandbox.LabelSandbox] == "" {
+				return true
+			}
+		}
+		return false
+	})
+	pooled := startServe(t, env.kubeconfig, "-n", ns, "--pool", "warm")
+	fromPool := pooled.create(t, api.NewSandbox{TemplateID: "base"})
+	if p := podOf(t, ns, fromPool.SandboxID); !strings.HasPrefix(p.Name, sandbox.PoolMemberPrefix("warm")) {
+		t.Errorf("serve --pool warm made pod %s for template base, not a claim of a pool member", p.Name)
+	}
+	pooled.stop(t)
+
+	for _, id := range []string{base.SandboxID, preset.SandboxID, claimed.SandboxID, fromPool.SandboxID} {
 		if resp := s.do(t, "DELETE", "/sandboxes/"+id, nil, nil); resp.StatusCode != http.StatusNoContent {
 			t.Errorf("kill %s: status %d", id, resp.StatusCode)
 		}
