@@ -67,17 +67,16 @@ func (s *Server) create(ctx context.Context, in api.NewSandbox) (*api.Sandbox, e
 	if err != nil {
 		return nil, err
 	}
-	if in.AllowInternetAccess != nil && !*in.AllowInternetAccess {
-		// Narrower than any ceiling: always allowed.
-		spec.Network = sandbox.NetworkNone
-	}
+	// No internet is narrower than any ceiling: always allowed, and it
+	// holds over a preset's network; a pool's must already be none.
+	noInternet := in.AllowInternetAccess != nil && !*in.AllowInternetAccess
 
 	var pod *corev1.Pod
 	switch poolName, preset, err := s.resolveTemplate(ctx, template); {
 	case err != nil:
 		return nil, err
 	case poolName != "":
-		pod, err = s.claim(ctx, poolName, &spec, secrets)
+		pod, err = s.claim(ctx, poolName, &spec, secrets, noInternet)
 		if err != nil {
 			return nil, err
 		}
@@ -86,6 +85,9 @@ func (s *Server) create(ctx context.Context, in api.NewSandbox) (*api.Sandbox, e
 			if err := s.applyPreset(&spec, preset); err != nil {
 				return nil, err
 			}
+		}
+		if noInternet {
+			spec.Network, spec.AllowHosts = sandbox.NetworkNone, nil
 		}
 		if errs := sandbox.Within(&s.o.Spec, &spec); len(errs) > 0 {
 			return nil, errorf(http.StatusBadRequest, "template %q would make a sandbox beyond serve's limits: %s; start serve with wider sandbox flags, or use another template", template, errs[0].Error())
@@ -297,7 +299,7 @@ func (s *Server) applyPreset(spec *sandbox.Spec, p *agents.Preset) error {
 // claim takes a sandbox from a warm pool, as `create --pool` does, with
 // the request's environment and timeout; a pool whose sandboxes are beyond
 // serve's ceiling is refused before any member is taken.
-func (s *Server) claim(ctx context.Context, poolName string, spec *sandbox.Spec, secrets map[string]string) (*corev1.Pod, error) {
+func (s *Server) claim(ctx context.Context, poolName string, spec *sandbox.Spec, secrets map[string]string, noInternet bool) (*corev1.Pod, error) {
 	a, err := pool.Acquire(ctx, s.o.Clientset, spec, pool.AcquireOptions{
 		Pool: poolName,
 		Exec: func(pod *corev1.Pod) *sandbox.PodExec {
@@ -305,6 +307,9 @@ func (s *Server) claim(ctx context.Context, poolName string, spec *sandbox.Spec,
 		},
 		RefillInBackground: true,
 		Admit: func(asked *sandbox.Spec) error {
+			if noInternet && (asked.Network != sandbox.NetworkNone || len(asked.AllowHosts) > 0) {
+				return errorf(http.StatusBadRequest, "pool %q makes sandboxes with network %s, and allowInternetAccess is false; use a pool of network none, or another template", poolName, asked.Network)
+			}
 			if errs := sandbox.Within(&s.o.Spec, asked); len(errs) > 0 {
 				return errorf(http.StatusBadRequest, "pool %q makes sandboxes beyond serve's limits: %s; use a pool within them, or start serve with wider sandbox flags", poolName, errs[0].Error())
 			}

@@ -320,3 +320,25 @@ func TestReadAPIKeys(t *testing.T) {
 		t.Errorf("NewAPIKey() = %q", k)
 	}
 }
+
+func TestNoInternetHoldsOverAPreset(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Spec.Memory.Set(4 << 30)
+		o.Spec.CPU.Set(4)
+		o.Spec.EphemeralStorage.Set(8 << 30)
+		o.Spec.Network = sandbox.NetworkEgress
+	})
+	out := ts.create(t, api.NewSandbox{TemplateID: "claude", AllowInternetAccess: ptr(false)})
+	if n := ts.pod(t, out.SandboxID).Annotations[sandbox.AnnotationNetwork]; n != string(sandbox.NetworkNone) {
+		t.Errorf("allowInternetAccess false over the claude preset made network %q", n)
+	}
+	var d api.SandboxDetail
+	ts.call(t, "GET", "/sandboxes/"+out.SandboxID, nil, &d)
+	if d.AllowInternetAccess == nil || *d.AllowInternetAccess {
+		t.Errorf("get says allowInternetAccess %v", d.AllowInternetAccess)
+	}
+	out = ts.create(t, api.NewSandbox{TemplateID: "claude"})
+	if n := ts.pod(t, out.SandboxID).Annotations[sandbox.AnnotationNetwork]; n != string(sandbox.NetworkEgress) {
+		t.Errorf("the claude preset made network %q", n)
+	}
+}
