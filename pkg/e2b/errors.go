@@ -47,6 +47,10 @@ func (s *Server) writeError(w http.ResponseWriter, err error) {
 	if e.Status == http.StatusForbidden {
 		e = &Error{Status: e.Status, Message: e.Message + " (serve's Kubernetes identity lacks a permission; see what the plugin needs: kubectl agentkernel rbac -n " + s.o.Namespace + ")"}
 	}
+	if e.Status >= 500 && e.Status != http.StatusNotImplemented {
+		// The cluster's failure, not the client's: the operator sees it too.
+		s.o.Log.Warn("request failed", "status", e.Status, "error", untrusted.Line(e.Message, maxMessage))
+	}
 	writeErrorShape(w, e)
 }
 

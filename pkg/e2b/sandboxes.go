@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"time"
 
@@ -240,7 +241,10 @@ func (s *Server) PauseSandbox(w http.ResponseWriter, r *http.Request, id api.San
 	}
 	exec := sandbox.NewPodExec(s.o.Config, s.o.RESTClient, s.o.Executor, pod)
 	_, err = sandbox.Suspend(r.Context(), s.o.Clientset, s.o.Namespace, id, sandbox.SuspendOptions{
-		Flush:   func(ctx context.Context, _ *corev1.Pod) error { return exec.Run(ctx, []string{"sync"}, nil, nil, nil) },
+		// An exec needs a stream: sync's output is nothing worth keeping.
+		Flush: func(ctx context.Context, _ *corev1.Pod) error {
+			return exec.Run(ctx, []string{"sync"}, nil, io.Discard, io.Discard)
+		},
 		Timeout: s.o.StartTimeout,
 	})
 	if err != nil {

@@ -406,3 +406,46 @@ func serveNamesWhatItLacks(ns string, r result) error {
 	}
 	return nil
 }
+
+// A persistent sandbox (made by create --persist) pauses and resumes over
+// E2B's API; its access token survives the resume (it is bound to the
+// workspace, not to the Pod a pause ends).
+func TestServePausesAndResumesAPersistentSandbox(t *testing.T) {
+	requireSimulated(t)
+	ns := newNamespace(t)
+	class := storageFor(t, 1)
+	createSandbox(t, ns, "keep", "--persist=1Gi", "--storage-class", class)
+	s := startServe(t, env.kubeconfig, "-n", ns)
+
+	var before api.Sandbox
+	if resp := s.do(t, "POST", "/sandboxes/keep/connect", api.ConnectSandbox{Timeout: 300}, &before); resp.StatusCode != http.StatusOK {
+		t.Fatalf("connect: status %d\n%s", resp.StatusCode, s.stderr)
+	}
+	if resp := s.do(t, "POST", "/sandboxes/keep/pause", api.SandboxPauseRequest{Memory: ptrTo(true)}, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("pause: status %d\n%s", resp.StatusCode, s.stderr)
+	}
+	s.wantE2BError(t, "POST", "/sandboxes/keep/pause", api.SandboxPauseRequest{}, 409, "already paused")
+	var d api.SandboxDetail
+	if resp := s.do(t, "GET", "/sandboxes/keep", nil, &d); resp.StatusCode != http.StatusOK || d.State != api.Paused {
+		t.Errorf("get of the paused sandbox: status %d, state %q", resp.StatusCode, d.State)
+	}
+	if paused, _ := s.list(t, "?state=paused"); len(paused) != 1 || paused[0].SandboxID != "keep" {
+		t.Errorf("state=paused listed %+v", paused)
+	}
+	if running, _ := s.list(t, "?state=running"); len(running) != 0 {
+		t.Errorf("state=running listed %+v", running)
+	}
+	s.wantE2BError(t, "POST", "/sandboxes/keep/timeout", api.SandboxTimeoutRequest{Timeout: 60}, 400, "paused")
+
+	var after api.Sandbox
+	if resp := s.do(t, "POST", "/sandboxes/keep/connect", api.ConnectSandbox{Timeout: 300}, &after); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("connect to the paused sandbox: status %d\n%s", resp.StatusCode, s.stderr)
+	}
+	if *after.EnvdAccessToken != *before.EnvdAccessToken {
+		t.Error("the access token changed across pause and resume")
+	}
+	if resp := s.do(t, "DELETE", "/sandboxes/keep", nil, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("kill: status %d", resp.StatusCode)
+	}
+	eventually(t, 2*time.Minute, "nothing left in "+ns, func() bool { return len(objectsLeft(t, ns)) == 0 })
+}
