@@ -193,7 +193,14 @@ func (s *Server) connect(ctx context.Context, id string) (*api.Sandbox, int, err
 		return nil, 0, err
 	}
 	s.o.Log.Info("resumed sandbox", "sandbox", id)
-	out, err := s.sandboxOf(ctx, resumed.Pod)
+	pod = resumed.Pod
+	if ws := resumed.Workspace; ws != nil && ws.Annotations[AnnotationTemplate] != "" {
+		// The new Pod gets back what the paused one had (keepDescription).
+		if pod, err = s.describeNew(ctx, pod, ws.Annotations[AnnotationTemplate], metadataOf(ws.Annotations)); err != nil {
+			return nil, 0, err
+		}
+	}
+	out, err := s.sandboxOf(ctx, pod)
 	return out, http.StatusCreated, err
 }
 
@@ -239,6 +246,10 @@ func (s *Server) PauseSandbox(w http.ResponseWriter, r *http.Request, id api.San
 		s.writeError(w, errorf(http.StatusBadRequest, "sandbox %s cannot be paused: it has no persistent workspace, so its files live and die with its Pod (serve makes disposable sandboxes; a persistent one is made with kubectl agentkernel create --persist)", id))
 		return
 	}
+	if err := s.keepDescription(r.Context(), pod); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	exec := sandbox.NewPodExec(s.o.Config, s.o.RESTClient, s.o.Executor, pod)
 	_, err = sandbox.Suspend(r.Context(), s.o.Clientset, s.o.Namespace, id, sandbox.SuspendOptions{
 		// An exec needs a stream: sync's output is nothing worth keeping.
@@ -253,4 +264,24 @@ func (s *Server) PauseSandbox(w http.ResponseWriter, r *http.Request, id api.San
 	}
 	s.o.Log.Info("paused sandbox", "sandbox", id)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// keepDescription copies a persistent sandbox's template and metadata from
+// its Pod, which a pause deletes, to its workspace, which stays: a paused
+// sandbox is listed and filtered by them, and its next Pod gets them back.
+func (s *Server) keepDescription(ctx context.Context, pod *corev1.Pod) error {
+	pvc, err := sandbox.FindWorkspace(ctx, s.o.Clientset, s.o.Namespace, sandbox.NameOf(pod))
+	if err != nil {
+		return err
+	}
+	ann := map[string]any{AnnotationTemplate: templateOf(pod.Annotations), AnnotationMetadata: nil}
+	if m := pod.Annotations[AnnotationMetadata]; m != "" {
+		ann[AnnotationMetadata] = m
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": pvc.UID, "annotations": ann}})
+	if err != nil {
+		return err
+	}
+	_, err = s.o.Clientset.CoreV1().PersistentVolumeClaims(s.o.Namespace).Patch(ctx, pvc.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
 }

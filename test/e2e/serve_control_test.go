@@ -19,8 +19,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/api"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -421,6 +423,12 @@ func TestServePausesAndResumesAPersistentSandbox(t *testing.T) {
 	if resp := s.do(t, "POST", "/sandboxes/keep/connect", api.ConnectSandbox{Timeout: 300}, &before); resp.StatusCode != http.StatusOK {
 		t.Fatalf("connect: status %d\n%s", resp.StatusCode, s.stderr)
 	}
+	// E2B metadata, as create would have written it: it stays with the
+	// paused sandbox and comes back with it.
+	patch := `{"metadata":{"annotations":{"` + e2b.AnnotationMetadata + `":"{\"owner\":\"ann\"}"}}}`
+	if _, err := env.cs.CoreV1().Pods(ns).Patch(context.Background(), podOf(t, ns, "keep").Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if resp := s.do(t, "POST", "/sandboxes/keep/pause", api.SandboxPauseRequest{Memory: ptrTo(true)}, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("pause: status %d\n%s", resp.StatusCode, s.stderr)
 	}
@@ -429,7 +437,7 @@ func TestServePausesAndResumesAPersistentSandbox(t *testing.T) {
 	if resp := s.do(t, "GET", "/sandboxes/keep", nil, &d); resp.StatusCode != http.StatusOK || d.State != api.Paused {
 		t.Errorf("get of the paused sandbox: status %d, state %q", resp.StatusCode, d.State)
 	}
-	if paused, _ := s.list(t, "?state=paused"); len(paused) != 1 || paused[0].SandboxID != "keep" {
+	if paused, _ := s.list(t, "?state=paused&metadata="+url.QueryEscape("owner=ann")); len(paused) != 1 || paused[0].SandboxID != "keep" {
 		t.Errorf("state=paused listed %+v", paused)
 	}
 	if running, _ := s.list(t, "?state=running"); len(running) != 0 {
@@ -443,6 +451,9 @@ func TestServePausesAndResumesAPersistentSandbox(t *testing.T) {
 	}
 	if *after.EnvdAccessToken != *before.EnvdAccessToken {
 		t.Error("the access token changed across pause and resume")
+	}
+	if resp := s.do(t, "GET", "/sandboxes/keep", nil, &d); resp.StatusCode != http.StatusOK || d.State != api.Running || d.Metadata == nil || (*d.Metadata)["owner"] != "ann" {
+		t.Errorf("get of the resumed sandbox: status %d, %+v", resp.StatusCode, d)
 	}
 	if resp := s.do(t, "DELETE", "/sandboxes/keep", nil, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("kill: status %d", resp.StatusCode)
