@@ -27,7 +27,8 @@ import (
 
 var serveExample = templates.Examples(`
 	# Serve E2B's API for namespace "agents", then run code written for E2B's SDK unchanged
-	eval "$(kubectl agentkernel serve -n agents &)"   # or copy the three export lines it prints
+	kubectl agentkernel serve -n agents > e2b.env &
+	sleep 2; . ./e2b.env   # or copy the three export lines it prints
 	node my-e2b-app.js
 
 	# Sandbox.create() claims from the warm pool "e2b" (instant), sandboxes up to 2h
