@@ -46,6 +46,7 @@ type ServeOptions struct {
 	TLSKeyFile     string
 	APIKeyFile     string
 	SecretEnvVars  []string
+	MaxSandboxes   int
 	Timeout        time.Duration
 	ShutdownPeriod time.Duration
 
@@ -67,6 +68,7 @@ func NewServeOptions(streams genericiooptions.IOStreams) *ServeOptions {
 	return &ServeOptions{
 		Sandbox:        sf,
 		Listen:         "127.0.0.1:3044",
+		MaxSandboxes:   10,
 		Timeout:        5 * time.Minute,
 		ShutdownPeriod: 10 * time.Second,
 		IOStreams:      streams,
@@ -111,6 +113,7 @@ func NewCmdServe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.C
 	fl.StringVar(&o.TLSKeyFile, "tls-private-key-file", o.TLSKeyFile, "Private key (PEM) of --tls-cert-file")
 	fl.StringVar(&o.APIKeyFile, "api-key-file", o.APIKeyFile, "File of the API keys serve accepts, one e2b_<hex> key a line (default: mint one and print it)")
 	fl.StringArrayVar(&o.SecretEnvVars, "secret-env-var", o.SecretEnvVars, "Name, or glob such as '*_KEY', of a sandbox's E2B envVars entry whose value goes into the sandbox's Secret instead of its Pod spec (repeatable)")
+	fl.IntVar(&o.MaxSandboxes, "max-sandboxes", o.MaxSandboxes, "Most sandboxes serve runs at once (0: no limit); more creates are refused as E2B refuses them (429)")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for a new sandbox to start")
 	return cmd
 }
@@ -172,6 +175,9 @@ func (o *ServeOptions) Validate() error {
 	if o.Timeout <= 0 {
 		return errors.New("--timeout must be positive")
 	}
+	if o.MaxSandboxes < 0 {
+		return errors.New("--max-sandboxes must be 0 (no limit) or more")
+	}
 	return o.spec.Validate()
 }
 
@@ -196,6 +202,7 @@ func (o *ServeOptions) Run(ctx context.Context) error {
 		Spec:              o.spec,
 		SecretValues:      o.secretValues,
 		SecretEnvPatterns: o.SecretEnvVars,
+		MaxSandboxes:      o.MaxSandboxes,
 		DefaultPool:       o.Pool,
 		Agents:            o.presets,
 		APIKeys:           o.keys,

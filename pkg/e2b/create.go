@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"path"
 	"slices"
@@ -62,6 +63,11 @@ func (s *Server) create(ctx context.Context, in api.NewSandbox) (*api.Sandbox, e
 	if template == "" {
 		template = DefaultTemplate
 	}
+	release, err := s.admit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	name := sandbox.GeneratedName("e2b")
 	spec, secrets, err := s.envSpec(name, ttl, in.EnvVars)
 	if err != nil {
@@ -164,6 +170,11 @@ func (s *Server) envSpec(name string, ttl time.Duration, env *api.EnvVars) (sand
 	base := s.o.Spec
 	spec := base
 	spec.Name, spec.Namespace, spec.TTL = name, s.o.Namespace, ttl
+	spec.Labels = maps.Clone(base.Labels)
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	spec.Labels[LabelServe] = "true"
 	spec.Env = slices.Clone(base.Env)
 	spec.SecretEnvNames = slices.Clone(base.SecretEnvNames)
 	secrets := make(map[string]string, len(s.o.SecretValues))
@@ -347,4 +358,36 @@ func decode(r *http.Request, v any) error {
 		return errorf(http.StatusBadRequest, "request body has more after its JSON object: send one object")
 	}
 	return nil
+}
+
+// LabelServe marks the sandboxes serve made: MaxSandboxes counts them.
+const LabelServe = "e2b.agentkernel/serve"
+
+// admit holds a create to MaxSandboxes, counting serve's running sandboxes
+// and the creates under way; E2B answers 429 at its concurrency limit.
+func (s *Server) admit(ctx context.Context) (release func(), err error) {
+	if s.o.MaxSandboxes <= 0 {
+		return func() {}, nil
+	}
+	s.admitting.Lock()
+	defer s.admitting.Unlock()
+	pods, err := sandbox.List(ctx, s.o.Clientset, s.o.Namespace, LabelServe+"=true")
+	if err != nil {
+		return nil, err
+	}
+	live := 0
+	for i := range pods {
+		if p := &pods[i]; p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+			live++
+		}
+	}
+	if live+s.creating >= s.o.MaxSandboxes {
+		return nil, errorf(http.StatusTooManyRequests, "serve runs at most %d sandboxes at once (its --max-sandboxes), and has %d; kill one first", s.o.MaxSandboxes, live+s.creating)
+	}
+	s.creating++
+	return func() {
+		s.admitting.Lock()
+		s.creating--
+		s.admitting.Unlock()
+	}, nil
 }

@@ -52,6 +52,9 @@ type Options struct {
 	Agents *agents.Set
 	// APIKeys are the keys the control plane accepts.
 	APIKeys []string
+	// MaxSandboxes is the most running sandboxes serve's creates may have
+	// at once (0: no limit): a key that leaks cannot fill the cluster.
+	MaxSandboxes int
 	// StartTimeout bounds the wait for a new sandbox.
 	StartTimeout time.Duration
 	// Envd answers a sandbox's envd requests (envd.NewHandler()).
@@ -71,6 +74,10 @@ type Server struct {
 	control http.Handler
 	// refills are pool claims' replacements still being made.
 	refills sync.WaitGroup
+	// admitting serialises MaxSandboxes' count; creating is how many
+	// admitted creates have not finished.
+	admitting sync.Mutex
+	creating  int
 }
 
 // maxBody bounds a control-plane request body: the largest the SDK sends

@@ -342,3 +342,17 @@ func TestNoInternetHoldsOverAPreset(t *testing.T) {
 		t.Errorf("the claude preset made network %q", n)
 	}
 }
+
+func TestMaxSandboxes(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.MaxSandboxes = 2 })
+	first := ts.create(t, api.NewSandbox{TemplateID: "base"})
+	ts.create(t, api.NewSandbox{TemplateID: "base"})
+	ts.wantError(t, "POST", "/sandboxes", api.NewSandbox{TemplateID: "base"}, http.StatusTooManyRequests, "at most 2", "--max-sandboxes")
+	if resp := ts.call(t, "DELETE", "/sandboxes/"+first.SandboxID, nil, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("kill: %d", resp.StatusCode)
+	}
+	ts.create(t, api.NewSandbox{TemplateID: "base"})
+	if ts.srv.creating != 0 {
+		t.Errorf("%d creates still counted as under way", ts.srv.creating)
+	}
+}

@@ -202,8 +202,8 @@ func TestServeControlPlane(t *testing.T) {
 	start := time.Now()
 	claimed := s.create(t, api.NewSandbox{TemplateID: "warm", Metadata: &api.SandboxMetadata{"team": "blue & green"}})
 	took := time.Since(start)
-	if p := podOf(t, ns, claimed.SandboxID); !strings.HasPrefix(p.Name, sandbox.PoolMemberPrefix("warm")) {
-		t.Errorf("template warm made pod %s, not a claim of a pool member", p.Name)
+	if p := podOf(t, ns, claimed.SandboxID); !strings.HasPrefix(p.Name, sandbox.PoolMemberPrefix("warm")) || p.Labels[e2b.LabelServe] != "true" {
+		t.Errorf("template warm made pod %s (labels %v), not a claim of a pool member that serve counts", p.Name, p.Labels)
 	}
 	t.Logf("a claim from the warm pool answered in %s", took)
 
