@@ -88,6 +88,11 @@ func (s *Server) KillSandbox(w http.ResponseWriter, r *http.Request, id api.Sand
 		s.writeError(w, s.notFound(id))
 		return
 	}
+	// A sandbox already being deleted is one killed before: E2B's 404.
+	if pod, err := sandbox.Find(r.Context(), s.o.Clientset, s.o.Namespace, id); err == nil && pod.DeletionTimestamp != nil {
+		s.writeError(w, s.notFound(id))
+		return
+	}
 	if _, err := sandbox.Delete(r.Context(), s.o.Clientset, s.o.Namespace, id, nil); err != nil {
 		var missing *sandbox.NotFoundError
 		if errors.As(err, &missing) {

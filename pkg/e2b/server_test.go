@@ -356,3 +356,26 @@ func TestMaxSandboxes(t *testing.T) {
 		t.Errorf("%d creates still counted as under way", ts.srv.creating)
 	}
 }
+
+func TestASandboxBeingDeletedIsGone(t *testing.T) {
+	ts := newTestServer(t, nil)
+	spec := sandbox.NewSpec("going-1", testNamespace)
+	pod := spec.Pod()
+	runPod(pod)
+	pod.Finalizers = []string{"test/hold"}
+	now := metav1.Now()
+	pod.DeletionTimestamp = &now
+	if err := ts.cs.Tracker().Add(pod); err != nil {
+		t.Fatal(err)
+	}
+	ts.wantError(t, "DELETE", "/sandboxes/going-1", nil, http.StatusNotFound, "not found")
+	ts.wantError(t, "GET", "/sandboxes/going-1", nil, http.StatusNotFound, "not found")
+	if list, _ := sandbox.List(context.Background(), ts.cs, testNamespace, ""); len(list) != 1 {
+		t.Fatalf("the test's pod is not there")
+	}
+	var page []api.ListedSandbox
+	ts.call(t, "GET", "/v2/sandboxes", nil, &page)
+	if len(page) != 0 {
+		t.Errorf("list shows a sandbox being deleted: %+v", page)
+	}
+}
