@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Regenerates the Go code of E2B's envd services (Connect-RPC) and of its
-# control plane (oapi-codegen) from E2B's own
-# protos in third_party/e2b/spec (copied from e2b-dev/E2B, see its README).
+# Regenerates the Go code of E2B's envd services (Connect-RPC, from its
+# protos) and of its control plane (oapi-codegen, from its openapi.yml), all
+# from E2B's own specs in third_party/e2b/spec (copied from e2b-dev/E2B, see
+# its README).
 # The generated code is committed; run this after updating the specs.
 #
 #   hack/gen-e2b.sh
 #
 # Needs protoc (Debian: protobuf-compiler, installed here when missing);
-# the Go plugins are pinned in hack/tools.sh.
+# the Go plugins and oapi-codegen are pinned in hack/tools.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
