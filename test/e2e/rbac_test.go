@@ -109,7 +109,7 @@ var rbacRows = []rbacRow{
 		needs:   []string{"create pods", "create networkpolicies.networking.k8s.io", "list pods", "watch pods", "patch pods", "create pods/exec", "delete pods"},
 		refused: mcpNamesWhatItLacks},
 	{name: "serve: create, list and kill a sandbox over E2B's API", args: "serve -n {ns}", drive: serveDrive, protocol: true,
-		needs:   []string{"create pods", "create networkpolicies.networking.k8s.io", "list pods", "watch pods", "patch pods", "get pods", "delete pods"},
+		needs:   []string{"list pods", "create pods", "create networkpolicies.networking.k8s.io", "watch pods", "patch pods", "get pods", "delete pods"},
 		refused: serveNamesWhatItLacks},
 	{name: "create --persist", args: "create rb-persist -n {ns} --persist=1Gi", setup: all(absentPersistent("rb-persist"), freeVolume), check: persistentOf("rb-persist"),
 		needs: []string{"create persistentvolumeclaims", "create pods", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods", "get persistentvolumeclaims"}},

@@ -399,12 +399,13 @@ func serveDrive(t *testing.T, kubeconfig string, args []string) result {
 }
 
 // serveNamesWhatItLacks: in a namespace where the user has nothing, create
-// is refused in E2B's shape, naming the permission and the rbac command.
+// is refused in E2B's shape, naming the permission (its first call counts
+// serve's sandboxes, for --max-sandboxes) and the rbac command.
 func serveNamesWhatItLacks(ns string, r result) error {
 	first, _, _ := strings.Cut(r.stderr, "\n")
-	if !strings.HasPrefix(first, "create: 403 ") || !strings.Contains(first, `cannot create resource "pods"`) ||
+	if !strings.HasPrefix(first, "create: 403 ") || !strings.Contains(first, `cannot list resource "pods"`) ||
 		!strings.Contains(first, "kubectl agentkernel rbac -n "+ns) {
-		return fmt.Errorf("the refusal does not name the permission (%q) and the rbac command", `cannot create resource "pods"`)
+		return fmt.Errorf("the refusal does not name the permission (%q) and the rbac command", `cannot list resource "pods"`)
 	}
 	return nil
 }
