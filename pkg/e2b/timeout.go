@@ -18,10 +18,10 @@ import (
 // A sandbox has two ends. Its ceiling is its Pod's activeDeadlineSeconds,
 // its start plus serve's --ttl: the kubelet enforces it even when serve is
 // gone, and Kubernetes can shorten it but never lengthen it. Its E2B
-// timeout is an end of ours (AnnotationEnd, RFC 3339) that setTimeout and
-// connect move later or earlier within the ceiling, and that serve's
-// EnforceTimeouts enforces, as E2B's keep-alive pattern needs.
-const AnnotationEnd = "agentkernel/e2b-end"
+// timeout is its end (sandbox.AnnotationEnd, RFC 3339), which setTimeout
+// and connect move later or earlier within the ceiling, and which
+// EnforceTimeouts enforces (and gc too), as E2B's keep-alive pattern needs.
+const AnnotationEnd = sandbox.AnnotationEnd
 
 // DefaultEnforceEvery is how often EnforceTimeouts looks for sandboxes
 // whose end has passed: a sandbox outlives its timeout by at most this.
@@ -36,14 +36,7 @@ func (s *Server) now() time.Time {
 
 // endOf is a sandbox's E2B end; ok is false without one (or with one
 // someone edited into something else).
-func endOf(pod *corev1.Pod) (end time.Time, ok bool) {
-	v := pod.Annotations[AnnotationEnd]
-	if v == "" {
-		return time.Time{}, false
-	}
-	end, err := time.Parse(time.RFC3339, v)
-	return end, err == nil
-}
+func endOf(pod *corev1.Pod) (time.Time, bool) { return sandbox.EndOf(pod) }
 
 // ceiling is the latest a sandbox may end: its Pod's deadline.
 func (s *Server) ceiling(pod *corev1.Pod) (time.Time, bool) {
