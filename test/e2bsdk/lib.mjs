@@ -108,7 +108,9 @@ export async function main(program, fn) {
   }
   if (failed) {
     const where = failed.step ? ` in step "${failed.step}"` : ''
-    process.stderr.write(`${program}: FAILED${where}: ${failed.constructor?.name}: ${failed.message}\n`)
+    // fetch's own message is only "fetch failed": the reason is its cause.
+    const cause = failed.cause ? ` (${failed.cause.code ?? ''} ${failed.cause.message ?? failed.cause})` : ''
+    process.stderr.write(`${program}: FAILED${where}: ${failed.constructor?.name}: ${failed.message}${cause}\n`)
     if (process.env.E2BSDK_STACK) process.stderr.write(`${failed.stack}\n`)
     process.stdout.write(JSON.stringify({ ...report, ok: false, failedStep: failed.step ?? null }) + '\n')
     process.exit(1)

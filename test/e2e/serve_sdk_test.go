@@ -260,25 +260,19 @@ func measured(t *testing.T, rep sdkReport, key string) float64 {
 // Control plane: create (default template, metadata, envs, timeoutMs),
 // connect, getInfo, list with paging and a metadata filter, setTimeout,
 // kill, isRunning, a create from a warm pool, pause/resume of a persistent
-// sandbox (a preset that persists) and the clear error of a disposable one.
+// sandbox (made with create --persist: serve makes disposable ones) and the
+// clear error of a disposable one.
 func TestE2BSDKLifecycle(t *testing.T) {
 	requireSimulated(t)
 	ns := newNamespace(t)
 	class := storageFor(t, 1)
-	presets := filepath.Join(writeTree(t, map[string]string{"agents.yaml": `agents:
-  e2bsdk-persist:
-    image: ` + sandbox.DefaultImage + `
-    persist: 1Gi
-    storageClass: ` + class + `
-    retain: 1h
-`}), "agents.yaml")
 	mustPlugin(t, "", "pool", "create", "e2bsdk-pool", "--size", "1", "-n", ns)
-	s := startServe(t, ns, "--agents-file", presets)
-	rep := s.runReport(t, "lifecycle.mjs", append(sdkEnv(ns), "E2BSDK_POOL=e2bsdk-pool", "E2BSDK_PERSISTENT_TEMPLATE=e2bsdk-persist")...)
+	createSandbox(t, ns, "e2bsdk-kept", "--persist=1Gi", "--storage-class", class)
+	s := startServe(t, ns)
+	rep := s.runReport(t, "lifecycle.mjs", append(sdkEnv(ns), "E2BSDK_POOL=e2bsdk-pool", "E2BSDK_PERSISTENT_SANDBOX=e2bsdk-kept")...)
 	cold, warm := measured(t, rep, "createColdMs"), measured(t, rep, "createFromPoolMs")
 	t.Logf("Sandbox.create(): cold %.0f ms, from the pool %.0f ms", cold, warm)
-	measured(t, rep, "pauseMs")
-	measured(t, rep, "resumeMs")
+	t.Logf("pause %.0f ms, resume %.0f ms", measured(t, rep, "pauseMs"), measured(t, rep, "resumeMs"))
 	s.stop(t)
 	mustPlugin(t, "", "pool", "delete", "e2bsdk-pool", "-n", ns)
 	assertSDKLeftNothing(t, ns)
