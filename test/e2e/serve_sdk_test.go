@@ -278,57 +278,54 @@ func TestE2BSDKLifecycle(t *testing.T) {
 	assertSDKLeftNothing(t, ns)
 }
 
+// sdkProgram is the shape of most SDK tests: a namespace of its own, serve
+// on it, the program run and its report checked, serve stopped, nothing
+// left behind.
+func sdkProgram(t *testing.T, program string, check func(s *e2bServer, rep sdkReport)) {
+	t.Helper()
+	requireSimulated(t)
+	ns := newNamespace(t)
+	s := startServe(t, ns)
+	rep := s.runReport(t, program, sdkEnv(ns)...)
+	if check != nil {
+		check(s, rep)
+	}
+	s.stop(t)
+	assertSDKLeftNothing(t, ns)
+}
+
 // commands: streamed output, exact exit codes, envs, cwd, background
 // processes (list, sendStdin, kill, connect), timeouts, a process that
 // outlives its handle.
 func TestE2BSDKCommands(t *testing.T) {
-	requireSimulated(t)
-	ns := newNamespace(t)
-	s := startServe(t, ns)
-	rep := s.runReport(t, "commands.mjs", sdkEnv(ns)...)
-	if first := measured(t, rep, "firstLineMs"); first > 1500 {
-		t.Errorf("the first line of output came %.0f ms in: not streamed", first)
-	}
-	s.stop(t)
-	assertSDKLeftNothing(t, ns)
+	sdkProgram(t, "commands.mjs", func(_ *e2bServer, rep sdkReport) {
+		if first := measured(t, rep, "firstLineMs"); first > 1500 {
+			t.Errorf("the first line of output came %.0f ms in: not streamed", first)
+		}
+	})
 }
 
 // files: every write and read form, list, exists, makeDir, rename, remove,
 // getInfo, watchDir, every byte value, 64 MiB with a checksum.
 func TestE2BSDKFiles(t *testing.T) {
-	requireSimulated(t)
-	ns := newNamespace(t)
-	s := startServe(t, ns)
-	rep := s.runReport(t, "files.mjs", sdkEnv(ns)...)
-	if n := measured(t, rep, "largeMiB"); n != 64 {
-		t.Errorf("the large file was %v MiB, want 64", n)
-	}
-	s.stop(t)
-	assertSDKLeftNothing(t, ns)
+	sdkProgram(t, "files.mjs", func(_ *e2bServer, rep sdkReport) {
+		if n := measured(t, rep, "largeMiB"); n != 64 {
+			t.Errorf("the large file was %v MiB, want 64", n)
+		}
+	})
 }
 
 // pty: create, input, the terminal's size and a resize, kill.
-func TestE2BSDKPty(t *testing.T) {
-	requireSimulated(t)
-	ns := newNamespace(t)
-	s := startServe(t, ns)
-	s.runReport(t, "pty.mjs", sdkEnv(ns)...)
-	s.stop(t)
-	assertSDKLeftNothing(t, ns)
-}
+func TestE2BSDKPty(t *testing.T) { sdkProgram(t, "pty.mjs", nil) }
 
 // errors: a wrong API key, an unknown sandbox, a missing file, a command
 // that is not there, each as the SDK names it.
 func TestE2BSDKErrors(t *testing.T) {
-	requireSimulated(t)
-	ns := newNamespace(t)
-	s := startServe(t, ns)
-	s.runReport(t, "errors.mjs", sdkEnv(ns)...)
-	if strings.Contains(s.stderr(), s.vars["E2B_API_KEY"]) {
-		t.Error("serve's log holds the API key")
-	}
-	s.stop(t)
-	assertSDKLeftNothing(t, ns)
+	sdkProgram(t, "errors.mjs", func(s *e2bServer, _ sdkReport) {
+		if strings.Contains(s.stderr(), s.vars["E2B_API_KEY"]) {
+			t.Error("serve's log holds the API key")
+		}
+	})
 }
 
 // The SDK's README (packages/js-sdk/README.md at e2b 2.45.0, "Start a
