@@ -154,16 +154,17 @@ await main('files', async () => {
     await sbx.files.makeDir(wdir)
     const events = []
     const handle = await sbx.files.watchDir(wdir, (e) => events.push(e))
+    const seen = () => JSON.stringify(events.map((e) => `${e.type}:${e.name}`))
     try {
       // The server may poll: give it a beat to take its first look.
       await sleep(1500)
       await sbx.files.write(`${wdir}/w.txt`, 'one')
-      await eventually('a create event for w.txt', 15_000, () => events.some((e) => e.name === 'w.txt' && e.type === FilesystemEventType.CREATE))
+      await eventually(() => `a create event for w.txt (seen: ${seen()})`, 15_000, () => events.some((e) => e.name === 'w.txt' && e.type === FilesystemEventType.CREATE))
       await sleep(1100) // a write one second later than the create: mtime moves even where it has second resolution
       await sbx.files.write(`${wdir}/w.txt`, 'one and two')
-      await eventually('a write event for w.txt', 15_000, () => events.some((e) => e.name === 'w.txt' && e.type === FilesystemEventType.WRITE))
+      await eventually(() => `a write event for w.txt (seen: ${seen()})`, 15_000, () => events.some((e) => e.name === 'w.txt' && e.type === FilesystemEventType.WRITE))
       await sbx.files.remove(`${wdir}/w.txt`)
-      await eventually('a remove event for w.txt', 15_000, () => events.some((e) => e.name === 'w.txt' && e.type === FilesystemEventType.REMOVE))
+      await eventually(() => `a remove event for w.txt (seen: ${seen()})`, 15_000, () => events.some((e) => e.name === 'w.txt' && e.type === FilesystemEventType.REMOVE))
     } finally {
       await handle.stop()
     }

@@ -70,7 +70,8 @@ export async function rejects(promise, cls, re, what) {
   return err
 }
 
-// eventually polls cond (async, truthy when done) until timeoutMs.
+// eventually polls cond (async, truthy when done) until timeoutMs; what
+// names it (a function: asked when it failed, for what was seen by then).
 export async function eventually(what, timeoutMs, cond) {
   const end = Date.now() + timeoutMs
   let last
@@ -82,7 +83,8 @@ export async function eventually(what, timeoutMs, cond) {
       last = e
     }
     if (Date.now() > end) {
-      throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${last.message})` : ''}`)
+      const label = typeof what === 'function' ? what() : what
+      throw new Error(`${label}: not within ${timeoutMs} ms${last ? ` (last error: ${last.message})` : ''}`)
     }
     await new Promise((r) => setTimeout(r, 200))
   }
