@@ -9,6 +9,7 @@ import {
   FileNotFoundError,
   NotFoundError,
   Sandbox,
+  SandboxError,
   SandboxNotFoundError,
 } from 'e2b'
 import { create, main, rejects, runId, step, workDir } from './lib.mjs'
@@ -30,6 +31,14 @@ await main('errors', async () => {
     await rejects(Sandbox.getInfo(unknown), SandboxNotFoundError, null, 'getInfo of an unknown sandbox')
     await rejects(Sandbox.setTimeout(unknown, 60_000), SandboxNotFoundError, null, 'setTimeout of an unknown sandbox')
     assert.equal(await Sandbox.kill(unknown), false, 'kill of an unknown sandbox')
+  })
+
+  await step('what serve cannot give: a clear error, nothing made', async () => {
+    await rejects(create('e2bsdk-no-such-template'), SandboxError, /not found/, 'create from an unknown template')
+    await rejects(create({ timeoutMs: 48 * 3600 * 1000 }), SandboxError, /at most/, 'create with a timeout past serve\'s --ttl')
+    await rejects(create({ lifecycle: { onTimeout: 'pause' } }), SandboxError, /onTimeout/, "create with onTimeout 'pause'")
+    const left = await Sandbox.list().nextItems()
+    assert.deepEqual(left.map((s) => s.sandboxId), [], 'no sandbox made by the refused creates')
   })
 
   const sbx = await step('create', () => create({ timeoutMs: 120_000 }))
