@@ -56,10 +56,10 @@ type e2bServer struct {
 	done chan struct{}
 }
 
-// startServe starts serve on ns, listening on a free loopback port, and
+// startSDKServe starts serve on ns, listening on a free loopback port, and
 // waits for it to print the variables. It is stopped (SIGTERM) when the
 // test ends.
-func startServe(t *testing.T, ns string, extra ...string) *e2bServer {
+func startSDKServe(t *testing.T, ns string, extra ...string) *e2bServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -268,7 +268,7 @@ func TestE2BSDKLifecycle(t *testing.T) {
 	class := storageFor(t, 1)
 	mustPlugin(t, "", "pool", "create", "e2bsdk-pool", "--size", "1", "-n", ns)
 	createSandbox(t, ns, "e2bsdk-kept", "--persist=1Gi", "--storage-class", class)
-	s := startServe(t, ns)
+	s := startSDKServe(t, ns)
 	rep := s.runReport(t, "lifecycle.mjs", append(sdkEnv(ns), "E2BSDK_POOL=e2bsdk-pool", "E2BSDK_PERSISTENT_SANDBOX=e2bsdk-kept")...)
 	cold, warm := measured(t, rep, "createColdMs"), measured(t, rep, "createFromPoolMs")
 	t.Logf("Sandbox.create(): cold %.0f ms, from the pool %.0f ms", cold, warm)
@@ -285,7 +285,7 @@ func sdkProgram(t *testing.T, program string, check func(s *e2bServer, rep sdkRe
 	t.Helper()
 	requireSimulated(t)
 	ns := newNamespace(t)
-	s := startServe(t, ns)
+	s := startSDKServe(t, ns)
 	rep := s.runReport(t, program, sdkEnv(ns)...)
 	if check != nil {
 		check(s, rep)
@@ -339,7 +339,7 @@ func TestE2BSDKErrors(t *testing.T) {
 func TestE2BSDKReadme(t *testing.T) {
 	requireSimulated(t)
 	ns := newNamespace(t)
-	s := startServe(t, ns)
+	s := startSDKServe(t, ns)
 	stdout, stderr, code := s.runProgram(t, "readme.mjs")
 	if code != 0 || stdout != "Hello from E2B!\n\n" {
 		t.Fatalf("the README's example: exit %d, stdout %q (want \"Hello from E2B!\\n\\n\")\nstderr:\n%s\nserve's log:\n%s", code, stdout, stderr, tail(s.stderr(), 60))
