@@ -190,7 +190,9 @@ func startSDKBench(ctx context.Context, e *Env) (*serveBench, error) {
 	addr := l.Addr().String()
 	_ = l.Close()
 	b := &serveBench{}
-	b.serve = exec.Command(e.Plugin, "serve", "--kubeconfig", e.Kubeconfig, "-n", e.Namespace, "--listen", addr)
+	// --network open: the network of the compared rows (and of the pool's
+	// members, which a claim may not widen past serve's own).
+	b.serve = exec.Command(e.Plugin, "serve", "--kubeconfig", e.Kubeconfig, "-n", e.Namespace, "--listen", addr, "--network", "open")
 	b.serve.Env = e.childEnv
 	// Ended with the bench even when it dies: nothing else would end it.
 	b.serve.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
