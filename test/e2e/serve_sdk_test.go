@@ -1,20 +1,15 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,110 +40,19 @@ var e2bsdkDir = sync.OnceValues(func() (string, error) {
 	return strings.TrimSpace(string(out)), nil
 })
 
-// serveVars are the variables serve prints for the user to export.
-var serveVars = regexp.MustCompile(`\b(E2B_API_URL|E2B_SANDBOX_URL|E2B_API_KEY)=("[^"]*"|'[^']*'|[^\s;]+)`)
+// e2bServer is a running `kubectl agentkernel serve` (serve_control_test.go's
+// startServe) that the SDK programs are run against.
+type e2bServer struct{ *served }
 
-// e2bServer is a running `kubectl agentkernel serve`.
-type e2bServer struct {
-	cmd  *exec.Cmd
-	vars map[string]string
-	log  string // its stderr
-	done chan struct{}
-}
-
-// startSDKServe starts serve on ns, listening on a free loopback port, and
-// waits for it to print the variables. It is stopped (SIGTERM) when the
-// test ends.
+// startSDKServe starts serve on ns, on a free loopback port; it is stopped
+// (SIGTERM) when the test ends.
 func startSDKServe(t *testing.T, ns string, extra ...string) *e2bServer {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-
-	s := &e2bServer{vars: map[string]string{}, log: filepath.Join(t.TempDir(), "serve.log"), done: make(chan struct{})}
-	logFile, err := os.Create(s.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"--kubeconfig", env.kubeconfig, "serve", "-n", ns, "--listen", addr}, extra...)
-	s.cmd = exec.Command(env.binary, args...)
-	s.cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent")
-	s.cmd.Stderr = logFile
-	stdout, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting serve: %v", err)
-	}
-	found := make(chan struct{})
-	var printed bytes.Buffer
-	var mu sync.Mutex
-	go func() {
-		defer close(s.done)
-		sc := bufio.NewScanner(stdout)
-		signalled := false
-		for sc.Scan() {
-			mu.Lock()
-			printed.WriteString(sc.Text() + "\n")
-			for _, m := range serveVars.FindAllStringSubmatch(sc.Text(), -1) {
-				s.vars[m[1]] = strings.Trim(m[2], `"'`)
-			}
-			complete := len(s.vars) == 3
-			mu.Unlock()
-			if complete && !signalled {
-				signalled = true
-				close(found)
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		_ = s.cmd.Wait()
-		_ = logFile.Close()
-	}()
-	t.Cleanup(func() { s.stop(t) })
-
-	select {
-	case <-found:
-	case <-s.done:
-		t.Fatalf("serve ended before it printed E2B_API_URL, E2B_SANDBOX_URL and E2B_API_KEY (%v)\nstdout:\n%s\nstderr:\n%s", s.cmd.ProcessState, printed.String(), s.stderr())
-	case <-time.After(time.Minute):
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("serve printed no E2B_API_URL, E2B_SANDBOX_URL and E2B_API_KEY within a minute\nstdout:\n%s\nstderr:\n%s", printed.String(), s.stderr())
-	}
-	if got := s.vars["E2B_API_URL"]; got != "http://"+addr {
-		t.Errorf("E2B_API_URL is %q, want http://%s (the --listen address)", got, addr)
-	}
-	if !regexp.MustCompile(`^e2b_[0-9a-f]+$`).MatchString(s.vars["E2B_API_KEY"]) {
-		t.Errorf("E2B_API_KEY is not e2b_<hex>, which the SDK insists on")
-	}
-	return s
+	return &e2bServer{startServe(t, env.kubeconfig, append([]string{"-n", ns}, extra...)...)}
 }
 
-func (s *e2bServer) stderr() string {
-	b, _ := os.ReadFile(s.log)
-	return string(b)
-}
-
-// stop ends serve with SIGTERM, as Ctrl-C would, and wants it gone.
-func (s *e2bServer) stop(t *testing.T) {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		t.Errorf("serve did not end within 30s of SIGTERM\nstderr:\n%s", s.stderr())
-	}
-}
+// log is what serve wrote on stderr so far.
+func (s *e2bServer) log() string { return s.stderr.String() }
 
 // sdkReport is what a test program prints on stdout.
 type sdkReport struct {
@@ -173,9 +77,9 @@ func (s *e2bServer) runProgram(t *testing.T, program string, extraEnv ...string)
 	cmd := exec.CommandContext(ctx, "node", filepath.Join(dir, program))
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
-		"E2B_API_URL="+s.vars["E2B_API_URL"],
-		"E2B_SANDBOX_URL="+s.vars["E2B_SANDBOX_URL"],
-		"E2B_API_KEY="+s.vars["E2B_API_KEY"],
+		"E2B_API_URL="+s.apiURL,
+		"E2B_SANDBOX_URL="+s.sandboxURL,
+		"E2B_API_KEY="+s.key,
 		"E2B_DOMAIN=", "E2B_DEBUG=", "E2B_VALIDATE_API_KEY=", "E2B_ACCESS_TOKEN=",
 		"E2BSDK_STACK=1",
 	)
@@ -200,7 +104,7 @@ func (s *e2bServer) runReport(t *testing.T, program string, extraEnv ...string) 
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	jsonErr := json.Unmarshal([]byte(lines[len(lines)-1]), &rep)
 	if code != 0 || jsonErr != nil || !rep.OK {
-		t.Fatalf("node %s: exit %d\nstdout:\n%s\nstderr:\n%s\nserve's log:\n%s", program, code, stdout, stderr, tail(s.stderr(), 60))
+		t.Fatalf("node %s: exit %d\nstdout:\n%s\nstderr:\n%s\nserve's log:\n%s", program, code, stdout, stderr, tail(s.log(), 60))
 	}
 	if rep.Program != strings.TrimSuffix(program, ".mjs") {
 		t.Errorf("the report is of %q, not %s", rep.Program, program)
@@ -329,7 +233,7 @@ func TestE2BSDKPty(t *testing.T) { sdkProgram(t, "pty.mjs", nil) }
 // that is not there, each as the SDK names it.
 func TestE2BSDKErrors(t *testing.T) {
 	sdkProgram(t, "errors.mjs", func(s *e2bServer, _ sdkReport) {
-		if strings.Contains(s.stderr(), s.vars["E2B_API_KEY"]) {
+		if strings.Contains(s.log(), s.key) {
 			t.Error("serve's log holds the API key")
 		}
 	})
@@ -349,7 +253,7 @@ func TestE2BSDKReadme(t *testing.T) {
 	s := startSDKServe(t, ns)
 	stdout, stderr, code := s.runProgram(t, "readme.mjs")
 	if code != 0 || stdout != "Hello from E2B!\n\n" {
-		t.Fatalf("the README's example: exit %d, stdout %q (want \"Hello from E2B!\\n\\n\")\nstderr:\n%s\nserve's log:\n%s", code, stdout, stderr, tail(s.stderr(), 60))
+		t.Fatalf("the README's example: exit %d, stdout %q (want \"Hello from E2B!\\n\\n\")\nstderr:\n%s\nserve's log:\n%s", code, stdout, stderr, tail(s.log(), 60))
 	}
 	pods, err := env.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: sandbox.ManagedSelector})
 	if err != nil {
