@@ -45,6 +45,16 @@ var Rules = []Rule{
 		Why:   "pools are built on sandboxes, copying works through any exec, and snapshots on workspaces, never the other way round",
 	},
 	{
+		From:  []string{"pkg/procs/..."},
+		Never: []string{"pkg/e2b/...", "pkg/pool/...", "pkg/transfer/...", "pkg/snapshot/..."},
+		Why:   "a sandbox's processes are built on the sandbox's exec alone: envd and the MCP tools serve them, never the other way round",
+	},
+	{
+		From:  []string{"pkg/sandbox/..."},
+		Never: []string{"pkg/procs/..."},
+		Why:   "processes are built on sandboxes, never the other way round",
+	},
+	{
 		From:  []string{"pkg/sandbox/fence/..."},
 		Never: []string{"pkg/sandbox"},
 		Why:   "the fence is a part the sandbox is made with: it renders from its own inputs",
@@ -98,7 +108,7 @@ var Rules = []Rule{
 }
 
 // domain are the packages of the domain.
-var domain = []string{"pkg/sandbox/...", "pkg/pool/...", "pkg/transfer/...", "pkg/netaddr/...", "pkg/untrusted/...", "pkg/egress/hosts/...", "pkg/snapshot/..."}
+var domain = []string{"pkg/sandbox/...", "pkg/pool/...", "pkg/transfer/...", "pkg/netaddr/...", "pkg/untrusted/...", "pkg/egress/hosts/...", "pkg/snapshot/...", "pkg/procs/..."}
 
 // Package is what Check needs of one package: its path and every package
 // it depends on, directly or not.

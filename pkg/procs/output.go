@@ -1,0 +1,208 @@
+package procs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
+)
+
+// Offsets are positions in a process's stdout and stderr, in bytes from
+// their start: where to read from, or where a read ended.
+type Offsets struct {
+	Stdout, Stderr int64
+}
+
+// Chunk is output of a process.
+type Chunk struct {
+	Stderr bool
+	Data   []byte
+	// Next is where output continues after this chunk.
+	Next Offsets
+}
+
+// Follow calls fn with the output of the process sel names, from
+// offsets from, as it comes, until the process has ended and its output
+// is all read; then it returns how it ended. A process whose supervisor
+// is gone (killed in the sandbox) returns State Lost. An error of fn ends
+// the stream with it; so does ctx (the process runs on).
+func (p *Procs) Follow(ctx context.Context, sel Selector, from Offsets, fn func(Chunk) error) (State, Exit, error) {
+	return p.read(ctx, sel, from, "follow", fn)
+}
+
+// Output is what a process has written so far.
+type Output struct {
+	Stdout, Stderr []byte
+	// Next is where the next read continues.
+	Next  Offsets
+	State State
+	Exit  Exit // when State is Exited
+	// More: there was more output than max; read again from Next.
+	More bool
+}
+
+// Read returns what the process sel names has written since from, at
+// most max bytes of each stream (max <= 0: 1 MiB), and whether it runs.
+func (p *Procs) Read(ctx context.Context, sel Selector, from Offsets, max int) (*Output, error) {
+	if max <= 0 {
+		max = 1 << 20
+	}
+	o := &Output{Next: from}
+	full := errors.New("full")
+	st, ex, err := p.read(ctx, sel, from, "once", func(c Chunk) error {
+		dst, at := &o.Stdout, &o.Next.Stdout
+		if c.Stderr {
+			dst, at = &o.Stderr, &o.Next.Stderr
+		}
+		data := c.Data
+		if room := max - len(*dst); len(data) > room {
+			data = data[:room]
+			o.More = true
+		}
+		*dst = append(*dst, data...)
+		*at += int64(len(data))
+		if o.More {
+			return full
+		}
+		return nil
+	})
+	if errors.Is(err, full) {
+		o.State = Running
+		return o, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	o.State, o.Exit = st, ex
+	return o, nil
+}
+
+// read runs the output script in mode ("follow" or "once") and parses its
+// frames as they come.
+func (p *Procs) read(ctx context.Context, sel Selector, from Offsets, mode string, fn func(Chunk) error) (State, Exit, error) {
+	arg, err := sel.arg()
+	if err != nil {
+		return 0, Exit{}, err
+	}
+	if from.Stdout < 0 || from.Stderr < 0 {
+		return 0, Exit{}, errors.New("an output offset cannot be negative")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	var errOut untrusted.Buffer
+	errOut.Max = 2048
+	done := make(chan error, 1)
+	go func() {
+		err := p.Exec.Run(ctx, p.command(outputScript, arg, strconv.FormatInt(from.Stdout, 10), strconv.FormatInt(from.Stderr, 10), strconv.Itoa(maxFrame), mode), nil, pw, &errOut)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	fr := newFrameReader(pr)
+	at := from
+	st, ex, perr := Running, Exit{}, error(nil)
+	for {
+		f, err := fr.next()
+		if err != nil {
+			perr = err
+			break
+		}
+		if f.end {
+			st, ex = f.state, f.exit
+			break
+		}
+		if f.running {
+			break
+		}
+		if f.stderr {
+			at.Stderr += int64(len(f.data))
+		} else {
+			at.Stdout += int64(len(f.data))
+		}
+		if err := fn(Chunk{Stderr: f.stderr, Data: f.data, Next: at}); err != nil {
+			cancel()
+			pr.CloseWithError(err)
+			if runErr := <-done; runErr != nil && ctx.Err() == nil {
+				return 0, Exit{}, errors.Join(err, runErr)
+			}
+			return 0, Exit{}, err
+		}
+	}
+	pr.CloseWithError(errors.New("output read"))
+	runErr := <-done
+	if code, ok := sandbox.ExitCode(runErr); ok && code == 44 {
+		return 0, Exit{}, fmt.Errorf("%w: %s", ErrNotFound, sel)
+	}
+	if runErr != nil && ctx.Err() == nil {
+		return 0, Exit{}, fmt.Errorf("reading the output of %s: %w (%s)", sel, runErr, untrusted.Line(errOut.String(), 300))
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, Exit{}, err
+	}
+	if perr != nil {
+		return 0, Exit{}, perr
+	}
+	return st, ex, nil
+}
+
+// frame is one frame of the output script.
+type frame struct {
+	stderr  bool
+	data    []byte
+	end     bool // "X": the process ended (state, exit)
+	running bool // "R": a once-read found it running
+	state   State
+	exit    Exit
+}
+
+type frameReader struct{ br *bufio.Reader }
+
+func newFrameReader(r io.Reader) *frameReader { return &frameReader{bufio.NewReaderSize(r, 64<<10)} }
+
+// next reads one frame: "O N" or "E N" and N bytes, "X EXIT SIGNAL", or
+// "R". The sandbox wrote them: a frame longer than maxFrame, or one that
+// does not parse, is an error.
+func (r *frameReader) next() (frame, error) {
+	line, err := readLine(r.br, 64)
+	if err != nil {
+		if err == io.EOF && line == "" {
+			return frame{}, io.EOF
+		}
+		if err != io.EOF {
+			return frame{}, err
+		}
+	}
+	bad := fmt.Errorf("the sandbox broke the output's framing: %q", untrusted.Line(line, 64))
+	f := strings.Fields(line)
+	switch {
+	case len(f) == 2 && (f[0] == "O" || f[0] == "E"):
+		n, ok := number(f[1])
+		if !ok || n <= 0 || n > maxFrame {
+			return frame{}, bad
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(r.br, data); err != nil {
+			return frame{}, fmt.Errorf("the sandbox's output ended inside a frame: %w", err)
+		}
+		return frame{stderr: f[0] == "E", data: data}, nil
+	case len(f) == 3 && f[0] == "X":
+		code, ok1 := number(f[1])
+		sig, ok2 := number(f[2])
+		if !ok1 || !ok2 || code > 255 {
+			return frame{}, bad
+		}
+		if code < 0 {
+			return frame{end: true, state: Lost}, nil
+		}
+		return frame{end: true, state: Exited, exit: exitOf(code, sig)}, nil
+	case len(f) == 1 && f[0] == "R":
+		return frame{running: true}, nil
+	}
+	return frame{}, bad
+}
