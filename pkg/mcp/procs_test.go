@@ -165,8 +165,22 @@ func TestProcessExitAndWait(t *testing.T) {
 	if out.State != "running" || out.Exit != nil || out.Stdout != "" || time.Since(start) < time.Second {
 		t.Errorf("process_output with a wait that ran out: %+v after %v", out, time.Since(start))
 	}
+	// One whose output fills max_bytes answers then, and runs on.
+	chatty := ok[StartProcessOutput](f, toolStartProcess, map[string]any{"sandbox": "box", "shell": "sleep 0.5; printf 12345; exec sleep 600"})
+	start = time.Now()
+	out = ok[ProcessOutputOutput](f, toolProcessOutput, map[string]any{"sandbox": "box", "pid": chatty.PID, "wait_seconds": 30, "max_bytes": 5})
+	if out.State != "running" || out.Stdout != "12345" || out.NextStdoutOffset != 5 || time.Since(start) > 20*time.Second {
+		t.Errorf("process_output waiting for max_bytes: %+v after %v", out, time.Since(start))
+	}
+	ok[KillProcessOutput](f, toolKillProcess, map[string]any{"sandbox": "box", "pid": chatty.PID, "signal": "KILL"})
 	list := ok[ListProcessesOutput](f, toolListProcesses, map[string]any{"sandbox": "box"})
-	if len(list.Processes) != 2 || list.Processes[0].PID != long.PID || list.Processes[1].State != "exited" || list.Processes[1].Exit.Code != 3 {
+	codes := map[int]int{}
+	for _, p := range list.Processes[1:] {
+		if p.State == "exited" {
+			codes[p.PID] = p.Exit.Code
+		}
+	}
+	if len(list.Processes) != 3 || list.Processes[0].PID != long.PID || list.Processes[0].State != "running" || len(codes) != 2 || codes[short.PID] != 3 || codes[chatty.PID] != 137 {
 		t.Errorf("list_processes: %+v", list)
 	}
 	killed := ok[KillProcessOutput](f, toolKillProcess, map[string]any{"sandbox": "box", "pid": long.PID, "signal": "KILL"})

@@ -126,7 +126,7 @@ func waitOutput(ctx context.Context, p *procs.Procs, sel procs.Selector, from pr
 			data, o.More = data[:room], true
 		}
 		*dst = append(*dst, data...)
-		if o.More {
+		if len(*dst) >= max {
 			return full
 		}
 		return nil
