@@ -303,3 +303,21 @@ func TestProcessStoppedSandbox(t *testing.T) {
 		t.Errorf("%d commands ran in a stopped sandbox", n-execs)
 	}
 }
+
+// A process that ignores TERM: kill_process answers after wait_seconds
+// that it still runs, and KILL ends it.
+func TestProcessKillStubborn(t *testing.T) {
+	f := processFixture(t)
+	p := ok[StartProcessOutput](f, toolStartProcess, map[string]any{"sandbox": "box", "tag": "stubborn",
+		"shell": `trap '' TERM; echo ready; while :; do sleep 0.1; done`})
+	outputUntil(t, f, map[string]any{"sandbox": "box", "pid": p.PID}, "its trap set", func(o ProcessOutputOutput) bool { return o.Stdout == "ready\n" })
+	start := time.Now()
+	termed := ok[KillProcessOutput](f, toolKillProcess, map[string]any{"sandbox": "box", "tag": "stubborn", "wait_seconds": 1})
+	if !termed.Sent || termed.State != "running" || termed.Exit != nil || time.Since(start) < time.Second {
+		t.Fatalf("kill_process TERM of a process that ignores it: %+v after %v", termed, time.Since(start))
+	}
+	killed := ok[KillProcessOutput](f, toolKillProcess, map[string]any{"sandbox": "box", "tag": "stubborn", "signal": "KILL"})
+	if !killed.Sent || killed.PID != p.PID || killed.State != "exited" || killed.Exit == nil || killed.Exit.Code != 137 || killed.Exit.Signal != "KILL" {
+		t.Errorf("kill_process KILL: %+v", killed)
+	}
+}

@@ -87,7 +87,7 @@ func (s *Server) killProcess(ctx context.Context, in KillProcessInput) (KillProc
 	if err != nil {
 		return KillProcessOutput{}, err
 	}
-	name := strings.ToUpper(strings.TrimPrefix(strings.ToUpper(in.Signal), "SIG"))
+	name := in.Signal
 	if name == "" {
 		name = "TERM"
 	}
@@ -123,7 +123,7 @@ func (s *Server) killProcess(ctx context.Context, in KillProcessInput) (KillProc
 			out.Sent = true
 			s.log.Info("signalled a background process", "sandbox", t.name, "pid", found.PID, "signal", name)
 		}
-		if found, err = awaitEnd(ctx, p, sel, wait); err != nil {
+		if found, err = s.awaitEnd(ctx, t, p, sel, wait); err != nil {
 			return KillProcessOutput{}, s.processError(ctx, t, sel, err)
 		}
 	}
@@ -132,10 +132,14 @@ func (s *Server) killProcess(ctx context.Context, in KillProcessInput) (KillProc
 }
 
 // awaitEnd polls a process until it has ended or wait is over, and
-// returns it as last seen.
-func awaitEnd(ctx context.Context, p *procs.Procs, sel procs.Selector, wait time.Duration) (*procs.Process, error) {
+// returns it as last seen. Each poll is a new stream to the Pod by name:
+// confirmed, as every stream is.
+func (s *Server) awaitEnd(ctx context.Context, t target, p *procs.Procs, sel procs.Selector, wait time.Duration) (*procs.Process, error) {
 	deadline := time.Now().Add(wait)
 	for {
+		if err := s.scope.confirm(ctx, t); err != nil {
+			return nil, err
+		}
 		found, err := p.Find(ctx, sel)
 		if err != nil || found.State != procs.Running || !time.Now().Before(deadline) {
 			return found, err
