@@ -1,6 +1,7 @@
 package procs
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"strings"
@@ -127,6 +128,39 @@ func TestFrameReader(t *testing.T) {
 	for _, bad := range []string{"O 0\n", "O 999999999\n", "Q 1\nx", "X 256 -\n", "O 4\nab"} {
 		if _, err := newFrameReader(strings.NewReader(bad)).next(); err == nil {
 			t.Errorf("%q read", bad)
+		}
+	}
+}
+
+// Whatever a terminal prints before its process starts, TerminalPID reads
+// at most 4 KiB of it and answers a PID only from the marker line.
+func FuzzTerminalPID(f *testing.F) {
+	for _, s := range []string{"AKTTY tok 12\r\n", "motd\r\nAKTTY tok 7\r\nrest", "AKTTY tok x\n", "AKTTY other 5\n", strings.Repeat("x", 5000)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bufio.NewReader(bytes.NewReader(in))
+		pid, err := TerminalPID(r, "tok")
+		if err != nil {
+			return
+		}
+		if pid <= 0 || !bytes.Contains(in, []byte("AKTTY tok ")) {
+			t.Fatalf("pid %d from %q", pid, in)
+		}
+	})
+}
+
+func TestTerminalPID(t *testing.T) {
+	r := bufio.NewReader(strings.NewReader("banner\r\nAKTTY tok 42\r\n$ "))
+	if pid, err := TerminalPID(r, "tok"); err != nil || pid != 42 {
+		t.Fatalf("%d %v", pid, err)
+	}
+	if rest, _ := io.ReadAll(r); string(rest) != "$ " {
+		t.Errorf("the program's output became %q", rest)
+	}
+	for _, bad := range []string{"AKTTY tok x\r\n", "AKTTY nottok 5\n", strings.Repeat("y", 5000) + "\nAKTTY tok 1\n", ""} {
+		if _, err := TerminalPID(bufio.NewReader(strings.NewReader(bad)), "tok"); err == nil {
+			t.Errorf("%.40q gave a pid", bad)
 		}
 	}
 }

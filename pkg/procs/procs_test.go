@@ -434,3 +434,40 @@ func TestKeep(t *testing.T) {
 		t.Errorf("a fourth running process: %v", err)
 	}
 }
+
+// Something in the sandbox kills a process's supervisor: the process is
+// lost (no exit status can come), and following it ends rather than hangs.
+func TestSupervisorKilled(t *testing.T) {
+	p := newProcs(t, runners(t)["host"])
+	proc, err := p.Start(ctxT(t), Spec{Cmd: "sleep", Args: []string{"100"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"super", "pid"} {
+		b, err := os.ReadFile(filepath.Join(p.Dir, proc.ID, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, _ := strconv.Atoi(strings.Fields(string(b))[0])
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q, err := p.Find(ctxT(t), Selector{PID: proc.PID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.State == Lost {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %v", q.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, _, st, _ := follow(t, p, Selector{PID: proc.PID}, Offsets{}); st != Lost {
+		t.Errorf("follow: %v", st)
+	}
+}

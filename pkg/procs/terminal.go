@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
@@ -81,6 +82,15 @@ func TerminalPID(r *bufio.Reader, token string) (int, error) {
 		seen.Reset()
 	}
 	return 0, fmt.Errorf("the terminal did not say which process it runs")
+}
+
+const discardScript = lib + `rm -f -- "$R/tty.$1"
+`
+
+// DiscardTerminal removes the spec PrepareTerminal wrote (with its
+// environment) when no terminal ran it.
+func (p *Procs) DiscardTerminal(ctx context.Context, token string) error {
+	return p.Exec.Run(ctx, p.command(discardScript, token), nil, io.Discard, io.Discard)
 }
 
 const killScript = lib + `p=${1#pid:}

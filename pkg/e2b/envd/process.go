@@ -94,8 +94,10 @@ func rpcError(err error) error {
 	switch {
 	case errors.As(err, &ce):
 		return err
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err // connect words these itself
+	case errors.Is(err, context.DeadlineExceeded): // the client's timeoutMs: the process runs on
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
 	case errors.Is(err, procs.ErrNotFound), errors.Is(err, procs.ErrEnded):
 		return connect.NewError(connect.CodeNotFound, err)
 	case errors.Is(err, procs.ErrStdinClosed):

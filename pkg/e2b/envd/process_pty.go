@@ -238,6 +238,8 @@ func (s *processService) startPTY(ctx context.Context, ps *procs.Procs, sb *Sand
 		_ = pw.Close()
 		_, _ = io.Copy(io.Discard, outR)
 		execErr := <-done
+		// The spec (with its environment) must not stay in the sandbox.
+		_ = ps.DiscardTerminal(context.WithoutCancel(ctx), token)
 		if code, ok := sandbox.ExitCode(execErr); ok && code == 44 {
 			return connect.NewError(connect.CodeUnavailable, errors.New("the terminal's spec vanished from the sandbox before it started"))
 		}

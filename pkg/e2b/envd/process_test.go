@@ -343,3 +343,37 @@ func TestPTY(t *testing.T) {
 		t.Errorf("update after the end: %v", err)
 	}
 }
+
+// A PTY process ends by signal like any other (137, not exited), for
+// every stream attached to it.
+func TestPTYKill(t *testing.T) {
+	c := server(t)
+	s, err := c.Start(ctxT(t), connect.NewRequest(&processpb.StartRequest{
+		Process: &processpb.ProcessConfig{Cmd: "sleep", Args: []string{"100"}},
+		Pty:     &processpb.PTY{Size: &processpb.PTY_Size{Cols: 80, Rows: 24}},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Receive() || s.Msg().GetEvent().GetStart() == nil {
+		t.Fatalf("no start: %v", s.Err())
+	}
+	pid := s.Msg().GetEvent().GetStart().GetPid()
+	// Another client reaches it by pid.
+	cs, err := c.Connect(ctxT(t), connect.NewRequest(&processpb.ConnectRequest{Process: pidSel(pid)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendSignal(ctxT(t), connect.NewRequest(&processpb.SendSignalRequest{Process: pidSel(pid), Signal: processpb.Signal_SIGNAL_SIGKILL})); err != nil {
+		t.Fatal(err)
+	}
+	for name, ev := range map[string]func() (events, error){
+		"start":   func() (events, error) { return collect(t, s, startEv) },
+		"connect": func() (events, error) { return collect(t, cs, connectEv) },
+	} {
+		got, err := ev()
+		if err != nil || got.end.GetExitCode() != 137 || got.end.GetExited() || got.end.GetStatus() != "signal: killed" {
+			t.Errorf("%s: %+v %v", name, got.end, err)
+		}
+	}
+}
