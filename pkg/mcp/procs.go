@@ -98,7 +98,7 @@ func (s *Server) startProcess(ctx context.Context, in StartProcessInput) (StartP
 	}
 	p, err := newProcs(t.run).Start(ctx, spec)
 	if err != nil {
-		return StartProcessOutput{}, s.processError(ctx, t, procs.Selector{}, err)
+		return StartProcessOutput{}, s.processError(ctx, t, resumed, procs.Selector{}, err)
 	}
 	s.log.Info("started a background process", "sandbox", t.name, "pid", p.PID)
 	return StartProcessOutput{PID: p.PID, Tag: spec.Tag, State: p.State.String(), Resumed: resumed}, nil
@@ -188,7 +188,7 @@ func (s *Server) listProcesses(ctx context.Context, in ListProcessesInput) (List
 	}
 	all, err := newProcs(t.run).List(ctx)
 	if err != nil {
-		return ListProcessesOutput{}, s.processError(ctx, t, procs.Selector{}, err)
+		return ListProcessesOutput{}, s.processError(ctx, t, resumed, procs.Selector{}, err)
 	}
 	out := ListProcessesOutput{Processes: make([]ProcessInfo, 0, len(all)), Resumed: resumed}
 	for _, p := range all {
@@ -234,10 +234,14 @@ func processInfo(p procs.Process) ProcessInfo {
 // processError is what an agent reads when a process call fails: the
 // process model's errors with the tool to use next, and a transport
 // failure as the sandbox's state when that is why (deleted, stopped).
-func (s *Server) processError(ctx context.Context, t target, sel procs.Selector, err error) error {
+// resumed: this call resumed the sandbox, whose processes ended with the
+// Pod it was suspended from.
+func (s *Server) processError(ctx context.Context, t target, resumed string, sel procs.Selector, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return err
+	case errors.Is(err, procs.ErrNotFound) && resumed != "":
+		return fmt.Errorf("sandbox %q has no background process with %s: it was %s, and this call resumed it; its processes ended with its Pod: start them again with %s", t.name, sel, resumed, toolStartProcess)
 	case errors.Is(err, procs.ErrNotFound):
 		return fmt.Errorf("sandbox %q has no background process with %s; %s lists them (processes end with the sandbox's Pod)", t.name, sel, toolListProcesses)
 	case errors.Is(err, procs.ErrStdinClosed):

@@ -321,3 +321,33 @@ func TestProcessKillStubborn(t *testing.T) {
 		t.Errorf("kill_process KILL: %+v", killed)
 	}
 }
+
+// A persistent sandbox suspended while its process ran: a process tool
+// resumes it, and says that its processes ended with the Pod.
+func TestProcessAfterSuspend(t *testing.T) {
+	hostProcesses(t)
+	f := start(t, fakeCluster(), &hostExecutor{}, persisting)
+	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "nap", "persist": true})
+	p := ok[StartProcessOutput](f, toolStartProcess, map[string]any{"sandbox": "nap", "command": []string{"true"}})
+	outputUntil(t, f, map[string]any{"sandbox": "nap", "pid": p.PID}, "it ends", func(o ProcessOutputOutput) bool { return o.State == "exited" })
+	for _, c := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{toolProcessOutput, map[string]any{}},
+		{toolKillProcess, map[string]any{}},
+		{toolProcessInput, map[string]any{"data": "x"}},
+	} {
+		ok[SuspendOutput](f, toolSuspend, map[string]any{"sandbox": "nap"})
+		// The host stands in for the sandbox and keeps its processes: a
+		// Pod that ends takes them along.
+		hostProcesses(t)
+		c.args["sandbox"], c.args["pid"] = "nap", p.PID
+		res := f.call(c.tool, c.args)
+		got := text(res)
+		if !res.IsError || !strings.HasPrefix(got, fmt.Sprintf(`sandbox "nap" has no background process with pid %d: it was suspended `, p.PID)) ||
+			!strings.HasSuffix(got, "and this call resumed it; its processes ended with its Pod: start them again with start_process") {
+			t.Errorf("%s after a suspend: %s", c.tool, got)
+		}
+	}
+}

@@ -43,19 +43,19 @@ func (s *Server) processInput(ctx context.Context, in ProcessInputInput) (Proces
 	case len(data) == 0 && !in.CloseStdin:
 		return ProcessInputOutput{}, errors.New("nothing to do: give data to write, close_stdin, or both")
 	}
-	t, _, err := s.ready(ctx, in.Sandbox, true)
+	t, resumed, err := s.ready(ctx, in.Sandbox, true)
 	if err != nil {
 		return ProcessInputOutput{}, err
 	}
 	p := newProcs(t.run)
 	if len(data) > 0 {
 		if err := p.SendInput(ctx, sel, data); err != nil {
-			return ProcessInputOutput{}, s.processError(ctx, t, sel, err)
+			return ProcessInputOutput{}, s.processError(ctx, t, resumed, sel, err)
 		}
 	}
 	if in.CloseStdin {
 		if err := p.CloseStdin(ctx, sel); err != nil {
-			return ProcessInputOutput{Bytes: len(data)}, s.processError(ctx, t, sel, err)
+			return ProcessInputOutput{Bytes: len(data)}, s.processError(ctx, t, resumed, sel, err)
 		}
 	}
 	return ProcessInputOutput{Bytes: len(data), StdinClosed: in.CloseStdin}, nil
@@ -101,7 +101,7 @@ func (s *Server) killProcess(ctx context.Context, in KillProcessInput) (KillProc
 	} else if in.WaitSeconds > 0 {
 		wait = time.Duration(in.WaitSeconds) * time.Second
 	}
-	t, _, err := s.ready(ctx, in.Sandbox, true)
+	t, resumed, err := s.ready(ctx, in.Sandbox, true)
 	if err != nil {
 		return KillProcessOutput{}, err
 	}
@@ -110,7 +110,7 @@ func (s *Server) killProcess(ctx context.Context, in KillProcessInput) (KillProc
 	// this one has ended.
 	found, err := p.Find(ctx, sel)
 	if err != nil {
-		return KillProcessOutput{}, s.processError(ctx, t, sel, err)
+		return KillProcessOutput{}, s.processError(ctx, t, resumed, sel, err)
 	}
 	out := KillProcessOutput{PID: found.PID, Signal: name}
 	sel = procs.Selector{PID: found.PID}
@@ -118,13 +118,13 @@ func (s *Server) killProcess(ctx context.Context, in KillProcessInput) (KillProc
 		switch err := p.Signal(ctx, sel, sig); {
 		case errors.Is(err, procs.ErrEnded):
 		case err != nil:
-			return KillProcessOutput{}, s.processError(ctx, t, sel, err)
+			return KillProcessOutput{}, s.processError(ctx, t, resumed, sel, err)
 		default:
 			out.Sent = true
 			s.log.Info("signalled a background process", "sandbox", t.name, "pid", found.PID, "signal", name)
 		}
 		if found, err = s.awaitEnd(ctx, t, p, sel, wait); err != nil {
-			return KillProcessOutput{}, s.processError(ctx, t, sel, err)
+			return KillProcessOutput{}, s.processError(ctx, t, resumed, sel, err)
 		}
 	}
 	out.State, out.Exit = found.State.String(), exitOf(found.State, found.Exit)

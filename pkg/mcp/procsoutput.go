@@ -76,7 +76,7 @@ func (s *Server) processOutput(ctx context.Context, in ProcessOutputInput) (Proc
 		o, err = p.Read(ctx, sel, from, limit)
 	}
 	if err != nil {
-		return ProcessOutputOutput{}, s.processError(ctx, t, sel, err)
+		return ProcessOutputOutput{}, s.processError(ctx, t, resumed, sel, err)
 	}
 	out := ProcessOutputOutput{State: o.State.String(), Exit: exitOf(o.State, o.Exit), Encoding: encoding, More: o.More, Resumed: resumed}
 	// Output that may go on can end inside a character: the next read
