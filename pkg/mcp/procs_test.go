@@ -108,6 +108,20 @@ func TestProcessDevServer(t *testing.T) {
 	if whole.State != "running" || whole.Exit != nil || whole.More || whole.NextStdoutOffset != int64(len(want)) || whole.NextStderrOffset != 8 {
 		t.Errorf("process_output: %+v", whole)
 	}
+	// Each check is one exec stream into the sandbox.
+	for _, c := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{toolProcessOutput, map[string]any{"sandbox": "box", "tag": "dev"}},
+		{toolListProcesses, map[string]any{"sandbox": "box"}},
+	} {
+		before := f.exec.count()
+		f.call(c.tool, c.args)
+		if n := f.exec.count() - before; n != 1 {
+			t.Errorf("%s took %d exec streams, want 1", c.tool, n)
+		}
+	}
 	// In pieces of 10 bytes, by pid, each read on from the last one's offsets.
 	var got strings.Builder
 	at := int64(0)
