@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Regenerates the Go code of E2B's envd services (Connect-RPC) from E2B's own
-# protos in third_party/e2b/spec (copied from e2b-dev/E2B, see its README).
+# Regenerates the Go code of E2B's envd services (Connect-RPC, from its
+# protos) and of its control plane (oapi-codegen, from its openapi.yml), all
+# from E2B's own specs in third_party/e2b/spec (copied from e2b-dev/E2B, see
+# its README).
 # The generated code is committed; run this after updating the specs.
 #
 #   hack/gen-e2b.sh
 #
 # Needs protoc (Debian: protobuf-compiler, installed here when missing);
-# the Go plugins are pinned in hack/tools.sh.
+# the Go plugins and oapi-codegen are pinned in hack/tools.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,3 +30,8 @@ protoc -I "$spec" \
 	--go_out="$out" --go_opt=paths=import,module="$module/$out" --go_opt="$maps" \
 	--connect-go_out="$out" --connect-go_opt=paths=import,module="$module/$out" --connect-go_opt="$maps" \
 	process/process.proto filesystem/filesystem.proto
+
+# The control plane: models and a net/http server of the operations the e2b
+# SDK calls on a sandbox (pkg/e2b/api/oapi-codegen.yaml names them, its
+# overlay gives E2B's unnamed operations their names).
+"$(hack/tools.sh oapi-codegen)" -config pkg/e2b/api/oapi-codegen.yaml third_party/e2b/spec/openapi.yml

@@ -84,6 +84,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		pool.NewCmdPool(f, streams),
 		NewCmdGC(f, streams),
 		NewCmdMCP(f, streams),
+		NewCmdServe(f, streams),
 		NewCmdVersion(streams),
 		NewCmdRBAC(f, streams),
 		NewCmdDoctor(f, streams),

@@ -14,9 +14,9 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
-// maxListing bounds what a listing reads from the sandbox: every process's
-// header and config.
-const maxListing = DefaultKeep*(maxConfig+256) + 64<<10
+// maxListing bounds what a listing of keep processes reads from the
+// sandbox: every process's header and config.
+func maxListing(keep int) int64 { return int64(keep)*(maxConfig+256) + 64<<10 }
 
 // List returns every process the sandbox keeps: running ones, and finished
 // ones until newer ones push them out.
@@ -30,7 +30,7 @@ func (p *Procs) List(ctx context.Context) ([]Process, error) {
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	procs, perr := parseListing(io.LimitReader(pr, maxListing))
+	procs, perr := parseListing(io.LimitReader(pr, maxListing(p.keep())))
 	pr.CloseWithError(errors.New("listing read")) // unblock the exec if we stopped early
 	err := <-done
 	if err != nil {

@@ -40,12 +40,15 @@ var OutputDir = path.Join(sandbox.TmpDir, ".agentkernel-procs")
 const (
 	// DefaultOutputCap bounds each output stream of a process: a
 	// process that floods keeps running, and what it writes beyond is
-	// dropped.
-	DefaultOutputCap = 16 << 20
+	// dropped. DefaultKeep processes with both streams full hold 256 MiB
+	// of /tmp, an eighth of a sandbox's default ephemeral storage (whose
+	// overflow gets the Pod evicted too).
+	DefaultOutputCap = 4 << 20
 	// DefaultKeep process directories are kept: with maxConfig each, at
-	// most 768 KiB of RunDir. Finished ones are dropped, oldest first,
-	// to start more; running ones never.
-	DefaultKeep = 48
+	// most 512 KiB of RunDir, which leaves room for the 1 MiB a claim's
+	// environment may take. Finished ones are dropped, oldest first, to
+	// start more; running ones never.
+	DefaultKeep = 32
 	// maxConfig bounds a process's spec as stored (JSON): its
 	// environment rides in it.
 	maxConfig = 16 << 10

@@ -8,7 +8,8 @@ package procs
 //
 // A process's directory ($R/p.XXXXXXXX, R = sandbox.RunDir/procs):
 //
-//	spec    the sh fragment the host wrote: ak_config, ak_tag, ak_cwd, ak_stdin, ak_run
+//	spec    the sh fragment the host wrote (ak_config, ak_tag, ak_cwd, ak_stdin,
+//	        ak_run), removed once sourced
 //	config  the spec as the host sent it (JSON), for listings
 //	tag     the tag, one line
 //	pid     "PID STARTTIME" of the process (STARTTIME: /proc/PID/stat's 22nd field)
@@ -121,6 +122,7 @@ mkdir -p "$O" || { rm -rf -- "$D"; exit 3; }
 cat > "$D/spec" || { rm -rf -- "$D" "$O"; exit 3; }
 ak_config= ak_tag= ak_cwd= ak_stdin=0
 . "$D/spec"
+rm -f -- "$D/spec" # the supervisor has it now; RunDir is small
 printf '%s' "$ak_config" > "$D/config"
 printf '%s\n' "$ak_tag" > "$D/tag"
 if [ -n "$ak_cwd" ] && [ ! -d "$ak_cwd" ]; then

@@ -49,13 +49,13 @@ type Permission struct {
 // what every authenticated user may (SelfSubjectReview and
 // SelfSubjectAccessReview, granted by system:basic-user).
 var Permissions = []Permission{
-	{Verb: "create", Resource: "pods", Why: "create, run: the sandbox's Pod; pool create and claims: warm members; doctor: a server-side dry run of a default sandbox"},
+	{Verb: "create", Resource: "pods", Why: "create, run, serve: the sandbox's Pod; pool create and claims: warm members; doctor: a server-side dry run of a default sandbox"},
 	{Verb: "get", Resource: "pods", Why: "exec, cp, shell, attach, logs, port-forward, delete: find a sandbox by name; create: why a name is taken; gc: is an owner gone"},
-	{Verb: "list", Resource: "pods", Why: "list; create: is the name held by a sandbox from a pool; pools: their members; gc; mcp: its sandboxes' states"},
+	{Verb: "list", Resource: "pods", Why: "list; create: is the name held by a sandbox from a pool; pools: their members; gc; mcp: its sandboxes' states; serve: E2B's list"},
 	{Verb: "watch", Resource: "pods", Why: "create, run, pool create and delete: wait until the sandbox runs, or is gone"},
-	{Verb: "patch", Resource: "pods", Why: "create: lift the scheduling gate once the sandbox is fenced; create --pool: claim a warm member"},
-	{Verb: "delete", Resource: "pods", Why: "delete, run, gc, pool scale and delete; create: undo a create that failed"},
-	{Verb: "create", Resource: "pods/exec", Why: "exec, cp, shell, run, mcp: commands and file streams, through the API server (so audited); create --pool: deliver a claim's environment"},
+	{Verb: "patch", Resource: "pods", Why: "create: lift the scheduling gate once the sandbox is fenced; create --pool: claim a warm member; serve: a sandbox's E2B metadata, and its timeout"},
+	{Verb: "delete", Resource: "pods", Why: "delete, run, gc, serve (kill), pool scale and delete; create: undo a create that failed"},
+	{Verb: "create", Resource: "pods/exec", Why: "exec, cp, shell, run, mcp, serve (envd): commands and file streams, through the API server (so audited); create --pool: deliver a claim's environment"},
 	{Verb: "create", Resource: "pods/attach", Why: "attach: the main process of create --command or run --detach, through the API server (so audited)"},
 	{Verb: "get", Resource: "pods/log", Why: "logs: the sandbox's output"},
 	{Verb: "create", Resource: "pods/portforward", Why: "port-forward: a local port to the sandbox, through the API server"},

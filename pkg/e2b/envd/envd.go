@@ -45,7 +45,8 @@ func SandboxFrom(ctx context.Context) (*Sandbox, bool) {
 type Handler struct {
 	mux *http.ServeMux
 	// processes outlive requests: they are kept in the sandbox (package
-	// procs); a PTY is held by this process while it streams.
+	// procs); a PTY lives in a TTY exec this process holds until the PTY
+	// ends (process_pty.go).
 	processes *processService
 	files     *filesystemService
 }

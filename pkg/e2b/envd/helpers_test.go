@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/creack/pty"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -112,8 +113,9 @@ func exitError(ctx context.Context, err error) error {
 
 // server is envd's handler behind an httptest server that puts a sandbox
 // whose exec runs on this machine in every request's context, and a
-// Process client of it.
-func server(t *testing.T) processpbconnect.ProcessClient {
+// Process client of it (with opts: connect.WithProtoJSON() speaks JSON,
+// as the SDK does).
+func server(t *testing.T, opts ...connect.ClientOption) processpbconnect.ProcessClient {
 	t.Helper()
 	base := t.TempDir()
 	ex := &hostExecutor{dir: filepath.Join(base, "run"), out: filepath.Join(base, "tmp")}
@@ -149,5 +151,5 @@ func server(t *testing.T) processpbconnect.ProcessClient {
 		}
 		srv.Close()
 	})
-	return processpbconnect.NewProcessClient(srv.Client(), srv.URL)
+	return processpbconnect.NewProcessClient(srv.Client(), srv.URL, opts...)
 }

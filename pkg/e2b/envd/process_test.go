@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/envd/gen/processpb"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/envd/gen/processpb/processpbconnect"
 )
 
 // events is what one Start or Connect stream said.
@@ -76,7 +77,12 @@ func ctxT(t *testing.T) context.Context {
 // As the SDK runs a command: /bin/bash -l -c, output streamed, the exact
 // exit code in the end event.
 func TestStartStreamsToTheEnd(t *testing.T) {
-	c := server(t)
+	for name, opts := range map[string][]connect.ClientOption{"proto": nil, "JSON, as the SDK speaks": {connect.WithProtoJSON()}} {
+		t.Run(name, func(t *testing.T) { testStartStreamsToTheEnd(t, server(t, opts...)) })
+	}
+}
+
+func testStartStreamsToTheEnd(t *testing.T, c processpbconnect.ProcessClient) {
 	req := startReq("/bin/bash", "-l", "-c", "echo out; echo err >&2; exit 3")
 	req.Header().Set("Keepalive-Ping-Interval", "50")
 	req.Header().Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("user:")))
