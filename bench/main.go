@@ -110,6 +110,7 @@ func allScenarios(o *options) []*Scenario {
 		runRows(),
 		poolRows(o.scaleN, o.scaleProcs),
 		persistRows(),
+		serveRows(), // bench/rows_serve.go
 	} {
 		all = append(all, rows...)
 	}
@@ -183,6 +184,7 @@ func (o *options) main(ctx context.Context) error {
 		return nil
 	}
 	defer func() {
+		stopSDKBench() // before its namespace and cluster go
 		e.dropNamespace(context.Background())
 		if down != nil {
 			down()

@@ -173,6 +173,8 @@ unit_tier() { gotest unit pkgname-and-test-fails -race -short -count=1 ./...; }
 
 e2e_tier() {
 	await_tail || return
+	# test/e2e's SDK tests import E2B's pinned SDK (installed once per pin).
+	hack/e2bsdk.sh > /dev/null || { tier_detail="installing the e2b SDK (hack/e2bsdk.sh) failed"; return 1; }
 	local pkgs
 	pkgs=$(go list ./test/... | grep -v -e '/test/release$' -e '/test/realnode$' -e '/test/realnode/')
 	# shellcheck disable=SC2086 # one word per package

@@ -115,6 +115,7 @@ func TestPersistentSandboxThroughMCP(t *testing.T) {
 
 // Every tool that uses a sandbox resumes a suspended one first and says so.
 func TestEveryToolResumes(t *testing.T) {
+	hostProcesses(t)
 	f := start(t, fakeCluster(), &hostExecutor{}, func(o *Options) {
 		persisting(o)
 		o.Root = t.TempDir()
@@ -131,6 +132,8 @@ func TestEveryToolResumes(t *testing.T) {
 		{toolCopyOut, map[string]any{"sandbox_path": filepath.Join(dir, "a"), "local_path": "out"}},
 		{toolCopyIn, map[string]any{"local_path": "out", "sandbox_path": filepath.Join(dir, "b")}},
 		{toolExec, map[string]any{"shell": "true"}},
+		{toolStartProcess, map[string]any{"shell": "true"}},
+		{toolListProcesses, map[string]any{}},
 	} {
 		ok[SuspendOutput](f, toolSuspend, map[string]any{"sandbox": "nap"})
 		c.args["sandbox"] = "nap"

@@ -41,7 +41,8 @@ func TestToolsList(t *testing.T) {
 			for _, tool := range res.Tools {
 				tools[tool.Name] = tool
 			}
-			want := []string{toolCreate, toolExec, toolWriteFile, toolReadFile, toolListDir, toolList, toolDelete}
+			want := []string{toolCreate, toolExec, toolWriteFile, toolReadFile, toolListDir, toolList, toolDelete,
+				toolStartProcess, toolListProcesses, toolProcessOutput, toolProcessInput, toolKillProcess}
 			if withRoot {
 				want = append(want, toolCopyIn, toolCopyOut)
 			}
@@ -62,7 +63,9 @@ func TestToolsList(t *testing.T) {
 			for name, h := range map[string]struct{ readOnly, destructive, openWorld bool }{
 				toolReadFile: {true, false, false}, toolListDir: {true, false, false}, toolList: {true, false, false},
 				toolCreate: {false, false, false}, toolDelete: {false, true, false}, toolWriteFile: {false, true, false},
-				toolExec: {false, true, true},
+				toolExec:         {false, true, true},
+				toolStartProcess: {false, true, true}, toolListProcesses: {true, false, false}, toolProcessOutput: {true, false, false},
+				toolProcessInput: {false, true, false}, toolKillProcess: {false, true, false},
 			} {
 				a := tools[name].Annotations
 				if a.ReadOnlyHint != h.readOnly || (!h.readOnly && *a.DestructiveHint != h.destructive) || *a.OpenWorldHint != h.openWorld {
@@ -71,6 +74,9 @@ func TestToolsList(t *testing.T) {
 			}
 			if !tools[toolDelete].Annotations.IdempotentHint || tools[toolCreate].Annotations.IdempotentHint || tools[toolExec].Annotations.IdempotentHint {
 				t.Error("idempotent hints: delete is, create and exec are not")
+			}
+			if !tools[toolKillProcess].Annotations.IdempotentHint || tools[toolStartProcess].Annotations.IdempotentHint || tools[toolProcessInput].Annotations.IdempotentHint {
+				t.Error("idempotent hints: kill_process is, start_process and send_process_input are not")
 			}
 			schema, _ := json.Marshal(tools[toolCreate].InputSchema)
 			for _, want := range []string{`"restrictive"`, `"moderate"`, `"permissive"`, `"egress"`, `"ttl"`, `"pool"`} {

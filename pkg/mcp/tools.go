@@ -78,6 +78,7 @@ func (s *Server) addTools() {
 				"Unsafe entries (absolute names, '..', links out of the tree, devices) are skipped or refused.",
 			nil, s.copyOut)
 	}
+	s.addProcessTools() // procs.go
 	if s.o.Persist.MaxSize.Sign() > 0 || len(s.o.Adopt) > 0 || s.o.AdoptSelector != "" {
 		// Ends the Pod (its processes and memory), keeps the files.
 		addTool(s, toolSuspend, "Suspend a persistent sandbox", hints{destructive: true, idempotent: true},

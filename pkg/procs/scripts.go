@@ -32,25 +32,29 @@ package procs
 // sandbox.
 
 // lib holds the functions every script uses. ak_stat PID sets ak_st to the
-// process's start time (builtins only, so it forks nothing); ak_alive PID ST
-// succeeds while that process exists; ak_find SELECTOR sets D and O to a
+// process's start time and ak_state to its state (builtins only, so it forks
+// nothing); ak_alive PID ST succeeds while that process exists and is not a
+// zombie (an ended supervisor is its parent's until reaped: the start
+// script is gone, so that is PID 1, which may reap it only after its own
+// sleep — a zombie counted as alive made every process end up to 2 s
+// late); ak_find SELECTOR sets D and O to a
 // process's directories (the running one, if the PID was used twice).
 const lib = `set -u
 R=$1 T=$2
 shift 2
 ak_stat() {
-	ak_st= ak_s=
+	ak_st= ak_s= ak_state=
 	{ IFS= read -r ak_s < "/proc/$1/stat"; } 2>/dev/null || return 1
 	case $ak_s in *') '*) ;; *) return 1;; esac
 	set -f
 	set -- ${ak_s##*') '}
 	set +f
 	[ $# -ge 20 ] || return 1
-	ak_st=${20}
+	ak_st=${20} ak_state=$1
 }
 ak_alive() {
 	case $1 in ''|*[!0-9]*) return 1;; esac
-	ak_stat "$1" && [ "$ak_st" = "$2" ]
+	ak_stat "$1" && [ "$ak_st" = "$2" ] && [ "$ak_state" != Z ] && [ "$ak_state" != X ]
 }
 ak_read() {
 	ak_v= ak_w=

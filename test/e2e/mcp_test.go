@@ -135,7 +135,8 @@ func TestMCPInspector(t *testing.T) {
 	for _, tool := range list.Tools {
 		names[tool.Name] = tool
 	}
-	for _, want := range []string{"create_sandbox", "exec", "write_file", "read_file", "list_directory", "copy_in", "copy_out", "list_sandboxes", "delete_sandbox"} {
+	for _, want := range []string{"create_sandbox", "exec", "write_file", "read_file", "list_directory", "copy_in", "copy_out", "list_sandboxes", "delete_sandbox",
+		"start_process", "list_processes", "process_output", "send_process_input", "kill_process"} {
 		if _, ok := names[want]; !ok {
 			t.Errorf("tools/list lacks %s: %s", want, out)
 		}
