@@ -49,15 +49,25 @@ await main('lifecycle', async () => {
     await again.files.remove(f)
   })
 
-  await step('setTimeout moves endAt', async () => {
+  await step('setTimeout moves endAt earlier and later; connect extends', async () => {
+    const away = async () => secs((await sbx.getInfo()).endAt) - Date.now() / 1000
     await sbx.setTimeout(120_000)
-    const i = await sbx.getInfo()
-    const left = secs(i.endAt) - Date.now() / 1000
+    let left = await away()
     assert.ok(left > 90 && left <= 150, `after setTimeout(120s) endAt is ${Math.round(left)}s away`)
-    assert.ok(i.endAt < info.endAt, 'endAt moved earlier')
-    // A Pod's deadline can be shortened, never lengthened: serve says so
-    // rather than pretend.
-    await rejects(sbx.setTimeout(3_600_000), SandboxError, /extend|lengthen/i, 'setTimeout past the present end')
+    // The keep-alive pattern: a timeout extended past the first one, up to
+    // serve's --ttl (its Pod's deadline, which stays).
+    await sbx.setTimeout(600_000)
+    left = await away()
+    assert.ok(left > 570 && left <= 630, `after setTimeout(600s) endAt is ${Math.round(left)}s away`)
+    // connect only extends: its default (300s) leaves 600s; 900s moves it.
+    await Sandbox.connect(sbx.sandboxId)
+    left = await away()
+    assert.ok(left > 540, `after connect with the default timeout endAt is ${Math.round(left)}s away, want ~600s`)
+    await Sandbox.connect(sbx.sandboxId, { timeoutMs: 900_000 })
+    left = await away()
+    assert.ok(left > 870 && left <= 930, `after connect(timeoutMs: 900s) endAt is ${Math.round(left)}s away`)
+    // Longer than serve's --ttl (1h) is refused, saying so.
+    await rejects(sbx.setTimeout(7_200_000), SandboxError, /--ttl/, 'setTimeout longer than --ttl')
     assert.equal(await sbx.isRunning(), true, 'the sandbox runs on after the refused setTimeout')
   })
 
