@@ -64,17 +64,27 @@ func TestStartFollowExit(t *testing.T) {
 						t.Fatalf("started %+v", proc)
 					}
 					stdout, stderr, st, ex := follow(t, p, Selector{PID: proc.PID}, Offsets{})
-					if stdout != c.stdout || stderr != c.stderr || st != Exited || ex.Code != c.code {
-						t.Errorf("got stdout %q stderr %q %v %+v; want %q %q exit %d", stdout, stderr, st, ex, c.stdout, c.stderr, c.code)
-					}
-					// Not sent by us: a process that killed itself
-					// reports the shell's status, as exited.
-					if !ex.Exited() || ex.Status() != "exit status "+strconv.Itoa(c.code) {
-						t.Errorf("exit %+v: exited %v status %q", ex, ex.Exited(), ex.Status())
-					}
+					checkExit(t, c.stdout, c.stderr, c.code, stdout, stderr, st, ex)
+				})
+				t.Run(c.name+", in one exec", func(t *testing.T) {
+					stdout, stderr, st, ex := startFollow(t, p, c.spec)
+					checkExit(t, c.stdout, c.stderr, c.code, stdout, stderr, st, ex)
 				})
 			}
 		})
+	}
+}
+
+// checkExit compares a process's output and end with what was wanted.
+func checkExit(t *testing.T, wantOut, wantErr string, code int, stdout, stderr string, st State, ex Exit) {
+	t.Helper()
+	if stdout != wantOut || stderr != wantErr || st != Exited || ex.Code != code {
+		t.Errorf("got stdout %q stderr %q %v %+v; want %q %q exit %d", stdout, stderr, st, ex, wantOut, wantErr, code)
+	}
+	// Not sent by us: a process that killed itself reports the shell's
+	// status, as exited.
+	if !ex.Exited() || ex.Status() != "exit status "+strconv.Itoa(code) {
+		t.Errorf("exit %+v: exited %v status %q", ex, ex.Exited(), ex.Status())
 	}
 }
 
