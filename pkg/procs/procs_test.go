@@ -20,19 +20,24 @@ import (
 // follow collects a process's whole output and how it ended.
 func follow(t *testing.T, p *Procs, sel Selector, from Offsets) (stdout, stderr string, st State, ex Exit) {
 	t.Helper()
-	var o, e bytes.Buffer
-	st, ex, err := p.Follow(ctxT(t), sel, from, func(c Chunk) error {
-		if c.Stderr {
-			e.Write(c.Data)
-		} else {
-			o.Write(c.Data)
-		}
-		return nil
-	})
+	var o outputs
+	st, ex, err := p.Follow(ctxT(t), sel, from, o.add)
 	if err != nil {
 		t.Fatalf("following %s: %v", sel, err)
 	}
-	return o.String(), e.String(), st, ex
+	return o.stdout.String(), o.stderr.String(), st, ex
+}
+
+// outputs collects a process's chunks, stream by stream.
+type outputs struct{ stdout, stderr bytes.Buffer }
+
+func (o *outputs) add(c Chunk) error {
+	if c.Stderr {
+		o.stderr.Write(c.Data)
+	} else {
+		o.stdout.Write(c.Data)
+	}
+	return nil
 }
 
 func TestStartFollowExit(t *testing.T) {

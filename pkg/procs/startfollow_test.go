@@ -1,7 +1,6 @@
 package procs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -31,7 +30,7 @@ func startFollow(t *testing.T, p *Procs, spec Spec) (stdout, stderr string, st S
 	counted := &countingRunner{Runner: p.Exec}
 	q := *p
 	q.Exec = counted
-	var o, e bytes.Buffer
+	var o outputs
 	var proc *Process
 	st, ex, err := q.StartFollow(ctxT(t), spec, func(started *Process) error {
 		if proc != nil || started.PID <= 0 || started.State != Running || !validID(started.ID) {
@@ -43,12 +42,7 @@ func startFollow(t *testing.T, p *Procs, spec Spec) (stdout, stderr string, st S
 		if proc == nil {
 			t.Errorf("output %q came before the start", c.Data)
 		}
-		if c.Stderr {
-			e.Write(c.Data)
-		} else {
-			o.Write(c.Data)
-		}
-		return nil
+		return o.add(c)
 	})
 	if err != nil {
 		t.Fatalf("StartFollow(%+v): %v", spec, err)
@@ -56,7 +50,7 @@ func startFollow(t *testing.T, p *Procs, spec Spec) (stdout, stderr string, st S
 	if n := counted.n.Load(); n != 1 {
 		t.Errorf("StartFollow took %d execs, want 1", n)
 	}
-	return o.String(), e.String(), st, ex
+	return o.stdout.String(), o.stderr.String(), st, ex
 }
 
 // What a start refuses, StartFollow refuses the same way, before it says
