@@ -44,20 +44,12 @@ func (s *Server) processOutput(ctx context.Context, in ProcessOutputInput) (Proc
 	if err != nil {
 		return ProcessOutputOutput{}, err
 	}
-	encoding := in.Encoding
-	switch encoding {
-	case "":
-		encoding = encodingText
-	case encodingText, encodingBase64:
-	default:
-		return ProcessOutputOutput{}, fmt.Errorf("unknown encoding %q: use text or base64", in.Encoding)
+	if in.StdoutOffset < 0 || in.StderrOffset < 0 {
+		return ProcessOutputOutput{}, errors.New("stdout_offset and stderr_offset must not be negative")
 	}
-	if in.StdoutOffset < 0 || in.StderrOffset < 0 || in.MaxBytes < 0 {
-		return ProcessOutputOutput{}, errors.New("stdout_offset, stderr_offset and max_bytes must not be negative")
-	}
-	limit := s.o.Limits.OutputBytes
-	if in.MaxBytes > 0 && in.MaxBytes < limit {
-		limit = in.MaxBytes
+	encoding, limit, err := s.readArgs(in.Encoding, in.MaxBytes)
+	if err != nil {
+		return ProcessOutputOutput{}, err
 	}
 	wait := time.Duration(in.WaitSeconds) * time.Second
 	if in.WaitSeconds < 0 || wait > s.o.Limits.ExecTimeout {
