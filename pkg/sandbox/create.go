@@ -88,6 +88,9 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	if o.ServerDryRun {
 		dryRun = []string{metav1.DryRunAll}
 	}
+	if err := spec.FromNamespace(ctx, cs); err != nil {
+		return &Created{}, err
+	}
 	spec.FromCluster(ctx, cs)
 	created := &Created{}
 	defer func() {
@@ -131,7 +134,7 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		return created, nameTaken(ctx, cs, spec)
 	}
 	if err != nil {
-		return created, fmt.Errorf("creating the sandbox's pod: %w", err)
+		return created, fmt.Errorf("creating the sandbox's pod: %w", spec.rangeRefusal(err))
 	}
 	if !o.ServerDryRun {
 		created.Pod = got
