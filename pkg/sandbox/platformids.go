@@ -168,9 +168,14 @@ func (s *Spec) gid() int64 {
 
 // IsRangeRefusal says whether an API error is a platform's refusal of a
 // UID or fsGroup outside a namespace's range: OpenShift's SCC admission
-// words it "runAsUser: Invalid value: 1000: must be in the ranges: [...]".
+// words it "runAsUser: Invalid value: 1000: must be in the ranges: [...]"
+// and "fsGroup: Invalid value: []int64{1000}: 1000 is not an allowed group".
 func IsRangeRefusal(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "must be in the ranges")
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "must be in the ranges") || strings.Contains(msg, "is not an allowed group")
 }
 
 // rangeRefusal explains a refused Pod when the namespace's platform
