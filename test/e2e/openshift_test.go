@@ -55,16 +55,24 @@ func TestOpenShiftRestrictedV2(t *testing.T) {
 		group = first
 	}
 	ranges := fmt.Sprintf("[%d, %d]", first, last)
-	wantRunsAs := func(t *testing.T, pod string, uid int64) {
+	wantRunsAs := func(t *testing.T, name string, uid int64) {
 		t.Helper()
-		wantPodRunsAs(t, ns, pod, uid, group)
+		wantSandboxRunsAs(t, ns, name, uid, group)
 	}
 	agent := serviceAccountUser(t, ns, "agent")
 	applyRBAC(t, "-n", ns, "--serviceaccount", ns+":agent")
-	as := func(args ...string) result { return pluginAs(t, agent.kubeconfig, "", append(args, "-n", ns)...) }
-	must := func(args ...string) result {
+	as := func(t *testing.T, args ...string) result {
 		t.Helper()
-		r := as(args...)
+		// -n before any "--": what follows it is the sandbox's command.
+		i := slices.Index(args, "--")
+		if i < 0 {
+			i = len(args)
+		}
+		return pluginAs(t, agent.kubeconfig, "", slices.Concat(args[:i], []string{"-n", ns}, args[i:])...)
+	}
+	must := func(t *testing.T, args ...string) result {
+		t.Helper()
+		r := as(t, args...)
 		if r.code != 0 {
 			t.Fatalf("kubectl agentkernel %s:\n%s", strings.Join(args, " "), r)
 		}
@@ -103,25 +111,26 @@ func TestOpenShiftRestrictedV2(t *testing.T) {
 	})
 
 	t.Run("create with no flag runs as the project's first UID", func(t *testing.T) {
-		must("create", "os-a")
-		wantRunsAs(t, sandbox.PodName("os-a"), first)
+		must(t, "create", "os-a")
+		wantRunsAs(t, "os-a", first)
 		if !env.simulated { // the simulated node runs exec on this host, as itself
-			r := must("exec", "os-a", "--", "sh", "-c", `id -u; touch "$HOME/x" /workspace/x /tmp/x && echo "$USER $LOGNAME $HOME"`)
+			r := must(t, "exec", "os-a", "--", "sh", "-c", `id -u; touch "$HOME/x" /workspace/x /tmp/x && echo "$USER $LOGNAME $HOME"`)
 			if want := fmt.Sprintf("%d\nsandbox sandbox %s\n", first, sandbox.HomeDir); r.stdout != want {
 				t.Errorf("in the sandbox: %q, want %q", r.stdout, want)
 			}
 		}
-		must("delete", "os-a")
+		must(t, "delete", "os-a")
 	})
 
 	t.Run("--uid in the range is kept", func(t *testing.T) {
-		must("create", "os-uid", "--uid", fmt.Sprint(first+42))
-		wantRunsAs(t, sandbox.PodName("os-uid"), first+42)
-		must("delete", "os-uid")
+		must(t, "create", "os-uid", "--uid", fmt.Sprint(first+42))
+		wantSandboxRunsAs(t, ns, "os-uid", first+42, first+42) // the groups hold it
+		must(t, "delete", "os-uid")
 	})
 
 	t.Run("--uid outside the range is refused before anything is made", func(t *testing.T) {
-		r := as("create", "os-out", "--uid", "1000")
+		eventuallyNothingLeft(t, ns) // what the sandboxes before left to the garbage collector
+		r := as(t, "create", "os-out", "--uid", "1000")
 		wantError(t, r, fmt.Sprintf(`--uid 1000 is outside the UIDs namespace %q admits (%d-%d`, ns, first, last))
 		if !strings.Contains(r.stderr, fmt.Sprintf("leave --uid out to run as %d", first)) || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("not one line saying what to do:\n%s", r)
@@ -130,12 +139,12 @@ func TestOpenShiftRestrictedV2(t *testing.T) {
 	})
 
 	t.Run("run", func(t *testing.T) {
-		must("run", "--", "true")
-		assertNothingLeft(t, ns)
+		must(t, "run", "--", "true")
+		eventuallyNothingLeft(t, ns)
 	})
 
 	t.Run("pool create and a claim", func(t *testing.T) {
-		must("pool", "create", "os-pool", "--size", "1")
+		must(t, "pool", "create", "os-pool", "--size", "1")
 		tmpl, err := env.cs.CoreV1().PodTemplates(ns).Get(context.Background(), "agentkernel-pool-os-pool", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -143,22 +152,22 @@ func TestOpenShiftRestrictedV2(t *testing.T) {
 		if got := *tmpl.Template.Spec.SecurityContext.RunAsUser; got != first {
 			t.Errorf("the pool's members run as %d, want %d", got, first)
 		}
-		r := must("create", "os-claim", "--pool", "os-pool")
+		r := must(t, "create", "os-claim", "--pool", "os-pool")
 		if !strings.Contains(r.stdout+r.stderr, "claimed warm from pool os-pool") {
 			t.Errorf("not claimed from the pool:\n%s", r)
 		}
-		wantRunsAs(t, sandbox.PodName("os-claim"), first)
-		must("delete", "os-claim")
-		must("pool", "delete", "os-pool")
+		wantRunsAs(t, "os-claim", first)
+		must(t, "delete", "os-claim")
+		must(t, "pool", "delete", "os-pool")
 	})
 
 	t.Run("persistent workspace", func(t *testing.T) {
 		if env.cluster != nil {
 			freeVolume(t, ns)
 		}
-		must("create", "os-persist", "--persist=1Gi")
-		wantRunsAs(t, sandbox.PodName("os-persist"), first)
-		must("delete", "os-persist")
+		must(t, "create", "os-persist", "--persist=1Gi")
+		wantRunsAs(t, "os-persist", first)
+		must(t, "delete", "os-persist")
 	})
 
 	t.Run("egress proxy and --allow-host", func(t *testing.T) {
@@ -177,13 +186,14 @@ func TestOpenShiftRestrictedV2(t *testing.T) {
 			pods, err := env.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: sel})
 			return err == nil && len(pods.Items) > 0
 		})
-		must("create", "os-host", "--allow-host", "example.com")
-		wantRunsAs(t, sandbox.PodName("os-host"), first)
-		must("delete", "os-host")
+		must(t, "create", "os-host", "--allow-host", "example.com")
+		wantRunsAs(t, "os-host", first)
+		must(t, "delete", "os-host")
+		mustPlugin(t, "", "egress", "uninstall", "-n", ns)
 	})
 
 	t.Run("doctor", func(t *testing.T) {
-		r := as("doctor", "-o", "json")
+		r := as(t, "doctor", "-o", "json")
 		var report struct{ Items []doctor.Result }
 		if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
 			t.Fatalf("doctor -o json: %v\n%s", err, r)
@@ -214,8 +224,9 @@ func TestOpenShiftRestrictedV2(t *testing.T) {
 		applyObjects(t, full, rbac.Objects(o))
 		p, _ := rbac.Find("get namespaces")
 		waitForAccess(t, agent, ns, p, false)
+		eventuallyNothingLeft(t, ns)
 
-		r := as("create", "os-blind")
+		r := as(t, "create", "os-blind")
 		wantError(t, r, "must be in the ranges: "+ranges)
 		for _, want := range []string{`namespace "` + ns + `" could not be read to pick one (forbidden)`, "give a --uid in the range"} {
 			if !strings.Contains(r.stderr, want) {
@@ -223,9 +234,9 @@ func TestOpenShiftRestrictedV2(t *testing.T) {
 			}
 		}
 		assertNothingLeft(t, ns)
-		must("create", "os-blind", "--uid", fmt.Sprint(first))
-		wantRunsAs(t, sandbox.PodName("os-blind"), first)
-		must("delete", "os-blind")
+		must(t, "create", "os-blind", "--uid", fmt.Sprint(first))
+		wantRunsAs(t, "os-blind", first)
+		must(t, "delete", "os-blind")
 	})
 }
 
@@ -313,8 +324,6 @@ func emulateRestrictedV2(t *testing.T, ns string) {
 					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
 				},
 			}}},
-			MatchConditions: []admissionregistrationv1.MatchCondition{{Name: "project-has-uid-range",
-				Expression: "has(" + ann + ") && '" + sandbox.AnnotationSCCUIDRange + "' in " + ann}},
 			Variables: []admissionregistrationv1.Variable{
 				{Name: "uidMin", Expression: "int(" + uidRange + ".split('/')[0])"},
 				{Name: "uidMax", Expression: "int(" + uidRange + ".split('/')[0]) + int(" + uidRange + ".split('/')[1]) - 1"},
@@ -403,15 +412,17 @@ func clientsetOf(t *testing.T, kubeconfig string) kubernetes.Interface {
 	return cs
 }
 
-// wantPodRunsAs checks the Pod as the API server stored it: admission had
-// its say, and this is what the kubelet runs.
-func wantPodRunsAs(t *testing.T, ns, pod string, uid, fsGroup int64) {
+// wantSandboxRunsAs checks the sandbox's Pod as the API server stored it:
+// admission had its say, and this is what the kubelet runs.
+func wantSandboxRunsAs(t *testing.T, ns, name string, uid, fsGroup int64) {
 	t.Helper()
-	p, err := env.cs.CoreV1().Pods(ns).Get(context.Background(), pod, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	pods, err := env.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(labels.Set{sandbox.LabelSandbox: name}).String()})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("sandbox %s: %d pods, %v", name, len(pods.Items), err)
 	}
-	sc := p.Spec.SecurityContext
+	pod := pods.Items[0].Name
+	sc := pods.Items[0].Spec.SecurityContext
 	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != uid || sc.FSGroup == nil || *sc.FSGroup != fsGroup || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
 		t.Errorf("pod %s runs as %+v, want runAsUser %d, fsGroup %d, runAsNonRoot", pod, sc, uid, fsGroup)
 	}
