@@ -171,7 +171,7 @@ func TestCreateRefusesAUIDOutsideTheRangeFirst(t *testing.T) {
 		t.Fatalf("Create = %v, want the range refused", err)
 	}
 	for _, a := range cs.Actions() {
-		if a.GetVerb() == "create" {
+		if a.GetVerb() == "create" && a.GetResource().Resource != "selfsubjectreviews" { // who am I: asked, not made
 			t.Errorf("something was created: %v", a)
 		}
 	}
