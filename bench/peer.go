@@ -168,25 +168,38 @@ func makePeerPool(ctx context.Context, e *Env, name string, size int) error {
 	return waitPeerPool(ctx, e, name, size)
 }
 
-// waitPeerPool waits until the warm pool reports n ready replicas.
+// waitPeerPool waits until n Sandboxes owned by the warm pool are Ready.
+// It counts them itself rather than read the pool's status.readyReplicas,
+// which the controller updates after a claim has taken a member: read
+// right after a claim, the status still shows the pool full.
 func waitPeerPool(ctx context.Context, e *Env, name string, n int) error {
+	p, err := e.peer(peerPools).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	owner := []string{string(p.GetUID())}
 	deadline := time.Now().Add(e.CreateTimeout)
 	for {
-		p, err := e.peer(peerPools).Get(ctx, name, metav1.GetOptions{})
+		list, err := e.peer(peerSandboxes).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
 		}
-		ready, _, _ := unstructured.NestedInt64(p.Object, "status", "readyReplicas")
-		if int(ready) >= n {
+		ready := 0
+		for i := range list.Items {
+			if ownedBy(&list.Items[i], owner) && isReady(&list.Items[i]) && list.Items[i].GetDeletionTimestamp() == nil {
+				ready++
+			}
+		}
+		if ready >= n {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("SandboxWarmPool %s has %d of %d ready after %s", name, ready, n, e.CreateTimeout)
+			return fmt.Errorf("SandboxWarmPool %s has %d of %d sandboxes Ready after %s", name, ready, n, e.CreateTimeout)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -237,7 +237,7 @@ func peerRefillRow() *Scenario {
 			Cleanup: func(ctx context.Context, e *Env, _ int) error { return deleteSandboxes(ctx, e) },
 		},
 		Kubectl: Side{
-			Label:   "agent-sandbox: a SandboxClaim Ready (untimed), then until the SandboxWarmPool reports its replicas Ready again (its controller refills)",
+			Label:   "agent-sandbox: a SandboxClaim Ready (untimed), then until the SandboxWarmPool owns its replicas in Sandboxes Ready again (its controller refills)",
 			Prepare: func(ctx context.Context, e *Env, _ int) error { return waitPeerPool(ctx, e, name, peerPoolSize) },
 			Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
 				if err := claimPeer(ctx, e, name, fmt.Sprintf("ar%d", round)); err != nil {
