@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -117,6 +118,9 @@ func peerObject(gvr schema.GroupVersionResource, kind, name string, labels map[s
 	return u
 }
 
+// peerRoundLabel is the round a claim of a peer row was made in.
+const peerRoundLabel = "agentkernel-bench-peer-round"
+
 // peerPodTemplate is the Pod of our sandbox (network open, as every compared
 // row), as the podTemplate of a Sandbox or SandboxTemplate: both sides run
 // the same hardened Pod.
@@ -137,8 +141,11 @@ func peerSandbox(name string, podTemplate map[string]any) *unstructured.Unstruct
 	return peerObject(peerSandboxes, "Sandbox", name, map[string]string{roundLabel: "as"}, map[string]any{"podTemplate": podTemplate})
 }
 
-func peerClaim(name, pool string) *unstructured.Unstructured {
-	return peerObject(peerClaims, "SandboxClaim", name, map[string]string{roundLabel: "as-" + pool},
+// peerClaim is a SandboxClaim of pool, labelled with its row (roundLabel,
+// which cleanup deletes by) and its round (peerRoundLabel, which the
+// burst rows count by: a failed round's claims are not counted again).
+func peerClaim(name, pool string, round int) *unstructured.Unstructured {
+	return peerObject(peerClaims, "SandboxClaim", name, map[string]string{roundLabel: "as-" + pool, peerRoundLabel: strconv.Itoa(round)},
 		map[string]any{"warmPoolRef": map[string]any{"name": pool}})
 }
 
@@ -273,40 +280,63 @@ func ownedBy(o *unstructured.Unstructured, uids []string) bool {
 }
 
 // waitPeerReady waits until n objects of ri matching opts have the condition
-// Ready True, with a list and then a watch (as kubectl wait), and returns
-// how many did.
+// Ready True, with a list and then a watch (as kubectl wait; a watch the
+// server ends is listed and watched again), and returns how many did.
 func waitPeerReady(ctx context.Context, ri dynamic.ResourceInterface, opts metav1.ListOptions, n int, timeout time.Duration) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	list, err := ri.List(ctx, opts)
-	if err != nil {
-		return 0, err
-	}
 	ready := map[string]bool{}
-	for i := range list.Items {
-		if isReady(&list.Items[i]) {
-			ready[list.Items[i].GetName()] = true
+	for {
+		list, err := ri.List(ctx, opts)
+		if ctx.Err() != nil {
+			return len(ready), fmt.Errorf("%d of %d Ready after %s", len(ready), n, timeout)
+		}
+		if err != nil {
+			return len(ready), err
+		}
+		clear(ready)
+		for i := range list.Items {
+			if isReady(&list.Items[i]) {
+				ready[list.Items[i].GetName()] = true
+			}
+		}
+		if len(ready) >= n {
+			return len(ready), nil
+		}
+		wopts := opts
+		wopts.ResourceVersion = list.GetResourceVersion()
+		w, err := ri.Watch(ctx, wopts)
+		if err != nil {
+			return len(ready), err
+		}
+		done, err := watchReady(ctx, w, ready, n)
+		w.Stop()
+		switch {
+		case done:
+			return len(ready), nil
+		case ctx.Err() != nil:
+			return len(ready), fmt.Errorf("%d of %d Ready after %s", len(ready), n, timeout)
+		case err != nil:
+			return len(ready), err
 		}
 	}
-	wopts := opts
-	wopts.ResourceVersion = list.GetResourceVersion()
-	w, err := ri.Watch(ctx, wopts)
-	if err != nil {
-		return len(ready), err
-	}
-	defer w.Stop()
+}
+
+// watchReady follows w, keeping ready up to date, until n are Ready
+// (true), the watch ends (false, nil: list again) or fails.
+func watchReady(ctx context.Context, w watch.Interface, ready map[string]bool, n int) (bool, error) {
 	for len(ready) < n {
 		select {
 		case <-ctx.Done():
-			return len(ready), fmt.Errorf("%d of %d Ready after %s", len(ready), n, timeout)
+			return false, ctx.Err()
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return len(ready), fmt.Errorf("the watch ended with %d of %d Ready", len(ready), n)
+				return false, nil
 			}
 			o, isObj := ev.Object.(*unstructured.Unstructured)
 			switch {
 			case ev.Type == watch.Error:
-				return len(ready), fmt.Errorf("watch: %v", apierrors.FromObject(ev.Object))
+				return false, fmt.Errorf("watch: %v", apierrors.FromObject(ev.Object))
 			case !isObj:
 			case ev.Type == watch.Deleted || !isReady(o):
 				delete(ready, o.GetName())
@@ -315,7 +345,7 @@ func waitPeerReady(ctx context.Context, ri dynamic.ResourceInterface, opts metav
 			}
 		}
 	}
-	return len(ready), nil
+	return true, nil
 }
 
 // isReady: the object's condition Ready is True (a Sandbox: its Pod is

@@ -16,7 +16,7 @@ import (
 )
 
 func claimWithReady(name, status string) *unstructured.Unstructured {
-	c := peerClaim(name, "p")
+	c := peerClaim(name, "p", 0)
 	c.SetNamespace("ns")
 	if status != "" {
 		_ = unstructured.SetNestedSlice(c.Object, []any{

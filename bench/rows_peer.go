@@ -124,7 +124,7 @@ func peerRows() []*Scenario {
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
 					start := time.Now()
 					for i := range peerPoolSize {
-						if err := claimPeer(ctx, e, "seq", fmt.Sprintf("as%d-%d", round, i)); err != nil {
+						if err := claimPeer(ctx, e, "seq", fmt.Sprintf("as%d-%d", round, i), round); err != nil {
 							return Sample{}, err
 						}
 					}
@@ -154,7 +154,7 @@ func peerRows() []*Scenario {
 				Prepare: func(ctx context.Context, e *Env, _ int) error { return waitPeerPool(ctx, e, "cli", peerPoolSize) },
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
 					name := fmt.Sprintf("al%d", round)
-					return e.kubectlCreateWait(ctx, peerClaim(name, "cli"), "sandboxclaim/"+name)
+					return e.kubectlCreateWait(ctx, peerClaim(name, "cli", round), "sandboxclaim/"+name)
 				},
 				Cleanup: func(ctx context.Context, e *Env, _ int) error {
 					return deletePeer(ctx, e, peerClaims, roundLabel+"=as-cli")
@@ -190,13 +190,13 @@ func peerBurstRow(n int) *Scenario {
 			Label:   fmt.Sprintf("agent-sandbox: %d SandboxClaims created at once from this process, watched until all are Ready", n),
 			Prepare: func(ctx context.Context, e *Env, _ int) error { return waitPeerPool(ctx, e, name, n) },
 			Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-				selector := roundLabel + "=as-" + name
+				selector := fmt.Sprintf("%s=as-%s,%s=%d", roundLabel, name, peerRoundLabel, round)
 				start := time.Now()
 				var wg sync.WaitGroup
 				errs := make([]error, n)
 				for i := range n {
 					wg.Go(func() {
-						_, errs[i] = e.peer(peerClaims).Create(ctx, peerClaim(fmt.Sprintf("ab%d-%d", round, i), name), metav1.CreateOptions{})
+						_, errs[i] = e.peer(peerClaims).Create(ctx, peerClaim(fmt.Sprintf("ab%d-%d", round, i), name, round), metav1.CreateOptions{})
 					})
 				}
 				wg.Wait()
@@ -240,7 +240,7 @@ func peerRefillRow() *Scenario {
 			Label:   "agent-sandbox: a SandboxClaim Ready (untimed), then until the SandboxWarmPool owns its replicas in Sandboxes Ready again (its controller refills)",
 			Prepare: func(ctx context.Context, e *Env, _ int) error { return waitPeerPool(ctx, e, name, peerPoolSize) },
 			Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-				if err := claimPeer(ctx, e, name, fmt.Sprintf("ar%d", round)); err != nil {
+				if err := claimPeer(ctx, e, name, fmt.Sprintf("ar%d", round), round); err != nil {
 					return Sample{}, err
 				}
 				start := time.Now()
@@ -302,8 +302,8 @@ func waitRefills(got []*pool.Acquired) error {
 }
 
 // claimPeer creates one SandboxClaim of pool and waits until it is Ready.
-func claimPeer(ctx context.Context, e *Env, poolName, name string) error {
-	if _, err := e.peer(peerClaims).Create(ctx, peerClaim(name, poolName), metav1.CreateOptions{}); err != nil {
+func claimPeer(ctx context.Context, e *Env, poolName, name string, round int) error {
+	if _, err := e.peer(peerClaims).Create(ctx, peerClaim(name, poolName, round), metav1.CreateOptions{}); err != nil {
 		return err
 	}
 	_, err := waitPeerReady(ctx, e.peer(peerClaims), metav1.ListOptions{FieldSelector: "metadata.name=" + name}, 1, e.CreateTimeout)
