@@ -95,7 +95,8 @@ func moduleInputs(dir string) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !(name == "go.mod" || name == "go.sum" || strings.HasSuffix(name, ".go")) {
+		input := name == "go.mod" || name == "go.sum" || strings.HasSuffix(name, ".go")
+		if e.IsDir() || !input {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(dir, name))

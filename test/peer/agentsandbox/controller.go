@@ -23,8 +23,9 @@ import (
 
 // Controller is agent-sandbox's controller running on the host.
 type Controller struct {
-	cmd  *exec.Cmd
-	done chan error
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when it has exited, with why in err
+	err    error
 }
 
 // ControllerArgs are the controller's flags here: its extensions on (warm
@@ -61,8 +62,8 @@ func (p *Peer) Start(ctx context.Context, cfg *restclient.Config, adminKubeconfi
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start agent-sandbox's controller %s: %w", p.Controller, err)
 	}
-	c := &Controller{cmd: cmd, done: make(chan error, 1)}
-	go func() { c.done <- cmd.Wait() }()
+	c := &Controller{cmd: cmd, exited: make(chan struct{})}
+	go func() { c.err = cmd.Wait(); close(c.exited) }()
 	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
 	for deadline := time.Now().Add(time.Minute); ; {
 		if resp, err := http.Get(url); err == nil {
@@ -72,8 +73,8 @@ func (p *Peer) Start(ctx context.Context, cfg *restclient.Config, adminKubeconfi
 			}
 		}
 		select {
-		case err := <-c.done:
-			return nil, fmt.Errorf("agent-sandbox's controller exited before it was ready (%v); its log is above", err)
+		case <-c.exited:
+			return nil, fmt.Errorf("agent-sandbox's controller exited before it was ready (%v); see its log", c.err)
 		case <-ctx.Done():
 			c.Stop()
 			return nil, ctx.Err()
@@ -81,7 +82,7 @@ func (p *Peer) Start(ctx context.Context, cfg *restclient.Config, adminKubeconfi
 		}
 		if time.Now().After(deadline) {
 			c.Stop()
-			return nil, fmt.Errorf("agent-sandbox's controller is not ready after a minute (%s); its log is above", url)
+			return nil, fmt.Errorf("agent-sandbox's controller is not ready after a minute (%s); see its log", url)
 		}
 	}
 }
@@ -93,10 +94,10 @@ func (c *Controller) Stop() {
 	}
 	_ = c.cmd.Process.Signal(os.Interrupt)
 	select {
-	case <-c.done:
+	case <-c.exited:
 	case <-time.After(10 * time.Second):
 		_ = c.cmd.Process.Kill()
-		<-c.done
+		<-c.exited
 	}
 }
 
