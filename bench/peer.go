@@ -88,7 +88,10 @@ func startPeer(ctx context.Context, e *Env) error {
 		return err
 	}
 	if thePeer.ctrl, err = p.Start(ctx, e.Config, e.Kubeconfig, e.Tmp, log); err != nil {
-		return fmt.Errorf("cannot start its controller: %w", err)
+		// The log is in the scratch directory, which goes at the end of
+		// the run: its last lines go with the reason.
+		tail, _ := os.ReadFile(log.Name())
+		return fmt.Errorf("cannot start its controller: %w; the end of its log:\n%s", err, tail[max(0, len(tail)-2048):])
 	}
 	if thePeer.dyn, err = dynamic.NewForConfig(e.Config); err != nil {
 		return err
