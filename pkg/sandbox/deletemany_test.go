@@ -50,14 +50,18 @@ type gatedDeletes struct {
 	full           chan struct{}
 }
 
-func (g *gatedDeletes) CoreV1() corev1client.CoreV1Interface { return gatedCore{g.Interface.CoreV1(), g} }
+func (g *gatedDeletes) CoreV1() corev1client.CoreV1Interface {
+	return gatedCore{g.Interface.CoreV1(), g}
+}
 
 type gatedCore struct {
 	corev1client.CoreV1Interface
 	g *gatedDeletes
 }
 
-func (c gatedCore) Pods(ns string) corev1client.PodInterface { return gatedPods{c.CoreV1Interface.Pods(ns), c.g} }
+func (c gatedCore) Pods(ns string) corev1client.PodInterface {
+	return gatedPods{c.CoreV1Interface.Pods(ns), c.g}
+}
 
 type gatedPods struct {
 	corev1client.PodInterface
