@@ -45,14 +45,15 @@ func TestThousandSandboxesOnFiftyNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Minute, "kwok takes on the 50 nodes", func() bool {
+	eventually(t, 2*time.Minute, "kwok takes on the 50 nodes (Ready, and the node controller's not-ready taint gone)", func() bool {
 		list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false
 		}
 		ready := map[string]bool{}
 		for i := range list.Items {
-			ready[list.Items[i].Name] = localcluster.SimulatedNodeReady(&list.Items[i])
+			n := &list.Items[i]
+			ready[n.Name] = localcluster.SimulatedNodeReady(n) && len(n.Spec.Taints) == 0
 		}
 		for _, name := range nodes {
 			if !ready[name] {
