@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -25,7 +27,7 @@ func TestDeleteAllReportsEachFailure(t *testing.T) {
 	const n = 70
 	var objects []runtime.Object
 	for i := range n {
-		objects = append(objects, sandboxPod(fmt.Sprintf("s%02d", i), nil))
+		objects = append(objects, sandboxPod(fmt.Sprintf("s%02d", i), func(p *corev1.Pod) { p.UID = types.UID(p.Name) }))
 	}
 	cs := fakecluster.New(objects...)
 	refused := map[string]bool{sandbox.PodName("s03"): true, sandbox.PodName("s41"): true}
@@ -44,6 +46,9 @@ func TestDeleteAllReportsEachFailure(t *testing.T) {
 	err := o.Run(context.Background())
 	if err == nil {
 		t.Fatal("delete --all with two refusals succeeded")
+	}
+	if strings.Count(err.Error(), "deleting sandbox") != 2 || strings.Contains(err.Error(), "not gone") {
+		t.Errorf("want the two refusals and nothing else (the rest were waited for): %v", err)
 	}
 	for _, name := range []string{"s03", "s41"} {
 		if !strings.Contains(err.Error(), fmt.Sprintf("deleting sandbox %q in namespace \"test\"", name)) {
@@ -72,7 +77,8 @@ func TestDeleteAllReportsEachFailure(t *testing.T) {
 // the command unless --ignore-not-found.
 func TestDeleteNamesInOrder(t *testing.T) {
 	for _, ignore := range []bool{false, true} {
-		cs := fakecluster.New(sandboxPod("a", nil), sandboxPod("b", nil), sandboxPod("c", nil))
+		uid := func(p *corev1.Pod) { p.UID = types.UID(p.Name) }
+		cs := fakecluster.New(sandboxPod("a", uid), sandboxPod("b", uid), sandboxPod("c", uid))
 		streams, _, out, _ := genericiooptions.NewTestIOStreams()
 		o := NewDeleteOptions(streams)
 		o.Names, o.Namespace, o.Clientset, o.IgnoreNotFound = []string{"c", "ghost", "a", "b"}, "test", cs, ignore
