@@ -67,6 +67,8 @@ func main() {
 	flag.IntVar(&o.scaleProcs, "scale-procs", 20, "processes in the many-process concurrent-create row")
 	flag.StringVar(&o.scaleCPU, "scale-cpu", "100m", "CPU of each sandbox in the scale rows (the simulated node has 64)")
 	flag.StringVar(&o.scaleMem, "scale-memory", "128Mi", "memory of each sandbox in the scale rows")
+	flag.IntVar(&o.thousand, "thousand", 0, "also the rows that list and delete this many sandboxes at once (0: not; each round makes them first, for minutes)")
+	flag.IntVar(&o.nodes, "nodes", 0, "simulated nodes to add to the local test cluster beside its own (the scale rows of issue #27 use 50)")
 	qps := flag.Float64("qps", float64(clientrate.QPS), "client QPS of the in-process rows (negative: no limit; the plugin's own setting is the default; client-go's is 5)")
 	flag.IntVar(&o.burst, "burst", clientrate.Burst, "client burst of the in-process rows (client-go's default is 10)")
 	flag.Usage = func() {
@@ -94,6 +96,7 @@ type options struct {
 	realnode, readme      string
 	scaleN, scaleProcs    int
 	scaleCPU, scaleMem    string
+	thousand, nodes       int
 	qps                   float32
 	burst                 int
 }
@@ -110,6 +113,7 @@ func allScenarios(o *options) []*Scenario {
 		scaleRows(o.scaleN, o.scaleProcs),
 		runRows(),
 		poolRows(o.scaleN, o.scaleProcs),
+		thousandRows(o.thousand), // bench/rows_thousand.go; only with -thousand
 		persistRows(),
 		serveRows(), // bench/rows_serve.go
 		peerRows(),  // bench/rows_peer.go: agent-sandbox beside us
@@ -183,7 +187,7 @@ func (o *options) main(ctx context.Context) error {
 		}
 		down = func() { _ = c.Down() }
 		e.Kubeconfig = c.AdminKubeconfig
-		return nil
+		return addNodes(ctx, c, o.nodes)
 	}
 	defer func() {
 		stopSDKBench() // before its namespace and cluster go

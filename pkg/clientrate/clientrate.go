@@ -20,3 +20,13 @@ const (
 	QPS   float32 = -1 // negative: no client-side rate limiter
 	Burst int     = 0
 )
+
+// Parallel is how many independent requests one command keeps in flight when
+// it works through many sandboxes (delete --all, delete -l, several names):
+// with no client-side limit, this is what bounds one process's share of the
+// API server. It matches the many-process create the scale rows measure
+// (25 processes, each one create at a time), so tearing down is at least as
+// parallel as building up; Priority and Fairness queues whatever is more than
+// the server can take. One after the other, `delete --all` of 600 sandboxes
+// took 64 s where creating 500 from 25 processes took 14 s (issue #27).
+const Parallel = 32

@@ -101,7 +101,9 @@ func (o *DeleteOptions) Validate() error {
 }
 
 // Run deletes, then waits for every deleted Pod to be gone. Sandboxes found
-// by --all or -l are deleted by the name and UID that were listed.
+// by --all or -l are deleted by the name and UID that were listed. Many are
+// deleted at once (the domain's DeleteNamed and DeleteListed), and reported
+// in order; one that fails is reported with its reason and the rest go on.
 func (o *DeleteOptions) Run(ctx context.Context) error {
 	var grace *int64
 	if o.GracePeriod >= 0 {
@@ -109,26 +111,21 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	}
 	var errs []error
 	var deleted []*corev1.Pod
-	done := func(pod *corev1.Pod, err error) {
+	done := func(d sandbox.Deletion) {
 		var notFound *sandbox.NotFoundError
 		switch {
-		case errors.As(err, &notFound) && o.IgnoreNotFound:
-		case err != nil:
-			errs = append(errs, o.Explain(err, o.Namespace))
+		case errors.As(d.Err, &notFound) && o.IgnoreNotFound:
+		case d.Err != nil:
+			errs = append(errs, o.Explain(d.Err, d.Namespace))
 		default:
-			deleted = append(deleted, pod)
-			fmt.Fprintf(o.Out, "sandbox/%s deleted\n", sandbox.NameOf(pod))
+			if d.Pod != nil {
+				deleted = append(deleted, d.Pod)
+			}
+			fmt.Fprintf(o.Out, "sandbox/%s deleted\n", d.Name)
 		}
 	}
 	if len(o.Names) > 0 {
-		for _, n := range o.Names {
-			pod, err := sandbox.Delete(ctx, o.Clientset, o.Namespace, n, grace)
-			if err == nil && pod == nil { // suspended: its workspace was all there was
-				fmt.Fprintf(o.Out, "sandbox/%s deleted\n", n)
-				continue
-			}
-			done(pod, err)
-		}
+		sandbox.DeleteNamed(ctx, o.Clientset, o.Namespace, o.Names, grace, done)
 	} else {
 		ns := o.ListNamespace(o.AllNamespaces)
 		pods, err := sandbox.List(ctx, o.Clientset, ns, o.Selector)
@@ -143,30 +140,11 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 			_, err := fmt.Fprintln(o.ErrOut, "No sandboxes found.")
 			return err
 		}
-		for i := range pods {
-			pod := &pods[i]
-			err := sandbox.DeletePod(ctx, o.Clientset, pod, grace)
-			if err == nil && sandbox.IsPersistent(pod) {
-				_, err = sandbox.DeleteWorkspace(ctx, o.Clientset, pod.Namespace, sandbox.NameOf(pod))
-			}
-			done(pod, err)
-		}
-		for _, s := range suspended {
-			if s.Pod != nil {
-				continue // its ended Pod was deleted above, with its workspace
-			}
-			if _, err := sandbox.DeleteWorkspace(ctx, o.Clientset, s.Workspace.Namespace, s.Name()); err != nil {
-				errs = append(errs, o.Explain(err, s.Workspace.Namespace))
-				continue
-			}
-			fmt.Fprintf(o.Out, "sandbox/%s deleted\n", s.Name())
-		}
+		sandbox.DeleteListed(ctx, o.Clientset, pods, suspended, grace, done)
 	}
-	if o.Wait {
-		for _, pod := range deleted {
-			if err := sandbox.WaitForDeleted(ctx, o.Clientset, pod, o.Timeout); err != nil {
-				errs = append(errs, o.Explain(err, pod.Namespace))
-			}
+	if o.Wait && ctx.Err() == nil {
+		for _, err := range sandbox.WaitForAllDeleted(ctx, o.Clientset, deleted, o.Timeout) {
+			errs = append(errs, o.Explain(err, o.Namespace))
 		}
 	}
 	if ctx.Err() != nil {

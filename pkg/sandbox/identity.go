@@ -9,7 +9,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/pager"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
@@ -101,21 +103,27 @@ func Find(ctx context.Context, cs kubernetes.Interface, namespace, name string) 
 }
 
 // List returns the sandboxes in namespace ("" for all namespaces) that also
-// match selector. Pods carrying our labels that fail Ours are left out.
+// match selector. Pods carrying our labels that fail Ours are left out. It
+// reads them in pages of 500, as kubectl get does (--chunk-size): a
+// thousand sandboxes are never one response the API server must build
+// whole.
 func List(ctx context.Context, cs kubernetes.Interface, namespace, selector string) ([]corev1.Pod, error) {
 	sel, err := Selector(selector)
 	if err != nil {
 		return nil, err
 	}
-	list, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	pages := pager.New(pager.SimplePageFunc(func(opts metav1.ListOptions) (runtime.Object, error) {
+		return cs.CoreV1().Pods(namespace).List(ctx, opts)
+	}))
+	var pods []corev1.Pod
+	err = pages.EachListItem(ctx, metav1.ListOptions{LabelSelector: sel}, func(obj runtime.Object) error {
+		if p, ok := obj.(*corev1.Pod); ok && Ours(p, p.Labels[LabelSandbox]) == nil {
+			pods = append(pods, *p)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	pods := list.Items[:0]
-	for _, p := range list.Items {
-		if Ours(&p, p.Labels[LabelSandbox]) == nil {
-			pods = append(pods, p)
-		}
 	}
 	return pods, nil
 }

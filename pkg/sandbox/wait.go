@@ -27,7 +27,12 @@ import (
 // A list or watch the user may not make ends the wait through refuse: the
 // informer under UntilWithSync would retry it quietly until the timeout.
 func podListWatch(cs kubernetes.Interface, namespace, podName string, refuse context.CancelCauseFunc) cache.ListerWatcher {
-	fieldSelector := fields.OneTermEqualSelector("metadata.name", podName).String()
+	return podsListWatch(cs, namespace, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", podName).String()}, refuse)
+}
+
+// podsListWatch is podListWatch for the Pods that sel's label and field
+// selectors choose.
+func podsListWatch(cs kubernetes.Interface, namespace string, sel metav1.ListOptions, refuse context.CancelCauseFunc) cache.ListerWatcher {
 	check := func(err error) {
 		if apierrors.IsForbidden(err) {
 			refuse(err)
@@ -35,13 +40,13 @@ func podListWatch(cs kubernetes.Interface, namespace, podName string, refuse con
 	}
 	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, options metav1.ListOptions) (runtime.Object, error) {
-			options.FieldSelector = fieldSelector
+			options.LabelSelector, options.FieldSelector = sel.LabelSelector, sel.FieldSelector
 			l, err := cs.CoreV1().Pods(namespace).List(ctx, options)
 			check(err)
 			return l, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, options metav1.ListOptions) (watch.Interface, error) {
-			options.FieldSelector = fieldSelector
+			options.LabelSelector, options.FieldSelector = sel.LabelSelector, sel.FieldSelector
 			w, err := cs.CoreV1().Pods(namespace).Watch(ctx, options)
 			check(err)
 			return w, err
@@ -80,10 +85,15 @@ func WaitForDeleted(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 		return err
 	}
 	if IsTimeout(err) {
-		return fmt.Errorf("sandbox %q in namespace %q was not gone within %s; it may still be terminating: kubectl get pod %s -n %s",
-			NameOf(pod), pod.Namespace, timeout, pod.Name, pod.Namespace)
+		return notGone(pod, timeout)
 	}
 	return err
+}
+
+// notGone: pod was deleted, but is still there after timeout.
+func notGone(pod *corev1.Pod, timeout time.Duration) error {
+	return fmt.Errorf("sandbox %q in namespace %q was not gone within %s; it may still be terminating: kubectl get pod %s -n %s",
+		NameOf(pod), pod.Namespace, timeout, pod.Name, pod.Namespace)
 }
 
 // IsTimeout: the deadline passed (UntilWithSync may report it as a closed watch).

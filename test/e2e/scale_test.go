@@ -13,10 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/clientrate"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -94,15 +91,7 @@ func TestHundredConcurrentCreatesFromOneProcess(t *testing.T) {
 	requireCluster(t)
 	n := scaleN(t)
 	ns := newNamespace(t)
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = clientrate.QPS, clientrate.Burst
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := clientFor(t)
 	ctx := context.Background()
 	cpu, err := sandbox.ParseQuantity("--cpu", "50m")
 	if err != nil {
