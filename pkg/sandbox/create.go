@@ -73,6 +73,9 @@ type Created struct {
 	Secret        *corev1.Secret
 	NetworkPolicy *networkingv1.NetworkPolicy
 	Pod           *corev1.Pod
+	// AdmissionChanges are what the cluster's admission changed about the
+	// Pod asked for (see AdmissionChanges); the caller tells the user.
+	AdmissionChanges []AdmissionChange
 
 	madeWorkspace bool // Workspace is this call's, to remove if it fails
 }
@@ -136,6 +139,9 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	if !o.ServerDryRun {
 		created.Pod = got
 	}
+	if err := created.admitted(spec, pod, got); err != nil {
+		return created, err
+	}
 	owner := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: got.Name, UID: got.UID, Controller: ptr.To(true)}}
 	if spec.Shape != nil && spec.Workspace != nil {
 		if err := created.memberWorkspace(ctx, cs, spec, got, dryRun); err != nil {
@@ -190,6 +196,9 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		return created, err
 	}
 	created.Pod = started
+	if err := created.admitted(spec, ungated(got), started); err != nil {
+		return created, err // what an update's admission did
+	}
 	if o.Wait {
 		running, err := WaitForRunning(ctx, cs, created.Pod, o.Timeout, o.Progress)
 		if err != nil {
