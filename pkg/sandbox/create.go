@@ -91,7 +91,12 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	if o.ServerDryRun {
 		dryRun = []string{metav1.DryRunAll}
 	}
+	tooOld := make(chan error, 1)
+	go func() { tooOld <- CheckServerVersion(ctx, cs) }() // beside FromCluster's reads: no time of its own
 	spec.FromCluster(ctx, cs)
+	if err := <-tooOld; err != nil {
+		return &Created{}, err
+	}
 	created := &Created{}
 	defer func() {
 		if err != nil && !o.ServerDryRun {
