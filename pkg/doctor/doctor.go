@@ -76,6 +76,7 @@ var Checks = []Check{
 	{"namespace", checkNamespace},
 	{"permissions", checkPermissions},
 	{"admission", checkAdmission},
+	{"autopilot", checkAutopilot},
 	{"limit-ranges", checkLimitRanges},
 	{"resource-quotas", checkResourceQuotas},
 	{"runtime-classes", checkRuntimeClasses},
