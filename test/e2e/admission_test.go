@@ -28,14 +28,14 @@ func TestAdmissionMutations(t *testing.T) {
 	mutatingPolicy(t, weakened, admissionv1.Mutation{
 		PatchType: admissionv1.PatchTypeJSONPatch,
 		JSONPatch: &admissionv1.JSONPatch{Expression: `[JSONPatch{op: "replace", path: "/spec/containers/0/securityContext/readOnlyRootFilesystem", value: false}]`},
-	}, func(p *corev1.Pod) bool {
+	}, nil, func(p *corev1.Pod) bool {
 		c := p.Spec.Containers[0].SecurityContext
 		return c != nil && c.ReadOnlyRootFilesystem != nil && !*c.ReadOnlyRootFilesystem
 	})
 	mutatingPolicy(t, labelled, admissionv1.Mutation{
 		PatchType:          admissionv1.PatchTypeApplyConfiguration,
 		ApplyConfiguration: &admissionv1.ApplyConfiguration{Expression: `Object{metadata: Object.metadata{labels: {"e2e-admitted": "yes"}}}`},
-	}, func(p *corev1.Pod) bool { return p.Labels["e2e-admitted"] == "yes" })
+	}, nil, func(p *corev1.Pod) bool { return p.Labels["e2e-admitted"] == "yes" })
 
 	const why = "readOnlyRootFilesystem: asked true, stored false"
 	t.Run("create refused, nothing left", func(t *testing.T) {
@@ -88,8 +88,9 @@ func TestAdmissionMutations(t *testing.T) {
 // mutatingPolicy makes a MutatingAdmissionPolicy (and its binding) that
 // applies mutation to every Pod created in namespace, removed when the
 // test ends, and waits until the API server applies it (policies reach
-// admission through an informer): applied says a dry-run Pod shows it.
-func mutatingPolicy(t *testing.T, namespace string, mutation admissionv1.Mutation, applied func(*corev1.Pod) bool) {
+// admission through an informer): applied says a dry-run probe (a default
+// sandbox's Pod if nil) shows it.
+func mutatingPolicy(t *testing.T, namespace string, mutation admissionv1.Mutation, probe *corev1.Pod, applied func(*corev1.Pod) bool) {
 	t.Helper()
 	ctx := context.Background()
 	name := namespace
@@ -125,9 +126,12 @@ func mutatingPolicy(t *testing.T, namespace string, mutation admissionv1.Mutatio
 	}
 	t.Cleanup(func() { _ = bindings.Delete(context.Background(), name, metav1.DeleteOptions{}) })
 
-	probe := sandbox.NewSpec("probe", namespace)
+	if probe == nil {
+		spec := sandbox.NewSpec("probe", namespace)
+		probe = spec.Pod()
+	}
 	eventually(t, time.Minute, "the policy applied in "+namespace, func() bool {
-		got, err := env.cs.CoreV1().Pods(namespace).Create(ctx, probe.Pod(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		got, err := env.cs.CoreV1().Pods(namespace).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && applied(got)
 	})
 }
