@@ -121,7 +121,7 @@ func (d *podDiff) pod(a, s *corev1.PodSpec) {
 			d.add(h.field, fmt.Sprint(h.a), fmt.Sprint(h.s), h.s && h.field != "spec.enableServiceLinks")
 		}
 	}
-	if a.ServiceAccountName != s.ServiceAccountName && !(a.ServiceAccountName == "" && s.ServiceAccountName == "default") {
+	if a.ServiceAccountName != s.ServiceAccountName && (a.ServiceAccountName != "" || s.ServiceAccountName != "default") {
 		d.notes("spec.serviceAccountName", quote(a.ServiceAccountName), quote(s.ServiceAccountName))
 	}
 	if ar, sr := ptr.Deref(a.RuntimeClassName, ""), ptr.Deref(s.RuntimeClassName, ""); ar != sr {

@@ -28,8 +28,17 @@ const autopilotWords = "emulated GKE Warden: "
 func TestAutopilot(t *testing.T) {
 	requireCluster(t)
 	ns := newNamespace(t)
+	// The control cases run where Pod Security does not answer first
+	// (Autopilot itself enforces only its own rules): a namespace of its own.
+	control := ns + "-ctl"
 	if env.cluster != nil {
-		autopilotRules(t, ns)
+		if _, err := env.cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name: control, Labels: map[string]string{"e2e.agentkernel/test": "true"}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { deleteNamespace(t, control) })
+		waitForServiceAccount(t, control)
+		autopilotRules(t, ns, control)
 	}
 
 	t.Run("control: the emulation refuses what Autopilot refuses", func(t *testing.T) {
@@ -37,7 +46,10 @@ func TestAutopilot(t *testing.T) {
 			t.Skip("a real cluster's own admission answers")
 		}
 		for name, change := range map[string]func(*corev1.Pod){
-			"privileged": func(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext.Privileged = ptr.To(true) },
+			"privileged": func(p *corev1.Pod) {
+				p.Spec.Containers[0].SecurityContext.Privileged = ptr.To(true)
+				p.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr.To(true)
+			},
 			"hostPath": func(p *corev1.Pod) {
 				p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}})
 			},
@@ -49,10 +61,10 @@ func TestAutopilot(t *testing.T) {
 				p.Spec.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
 			},
 		} {
-			spec := sandbox.NewSpec("control", ns)
+			spec := sandbox.NewSpec("control", control)
 			pod := spec.Pod()
 			change(pod)
-			_, err := env.cs.CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			_, err := env.cs.CoreV1().Pods(control).Create(context.Background(), pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 			if err == nil || !strings.Contains(err.Error(), autopilotWords) {
 				t.Errorf("%s: the emulation admitted it: %v", name, err)
 			}
@@ -76,14 +88,16 @@ func TestAutopilot(t *testing.T) {
 	})
 }
 
-// autopilotRules makes the emulation in namespace: Autopilot's refusals
+// autopilotRules makes the emulation in namespace (its refusals in control
+// too): Autopilot's refusals
 // as a ValidatingAdmissionPolicy, its raising of memory to 1 GiB per CPU
 // (for a 1-CPU sandbox) as a MutatingAdmissionPolicy.
-func autopilotRules(t *testing.T, namespace string) {
+func autopilotRules(t *testing.T, namespace, control string) {
 	t.Helper()
 	ctx := context.Background()
 	match := &admissionv1.MatchResources{
-		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: namespace}},
+		NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{namespace, control}}}},
 		ResourceRules: []admissionv1.NamedRuleWithOperations{{RuleWithOperations: admissionv1.RuleWithOperations{
 			Operations: []admissionv1.OperationType{admissionv1.Create},
 			Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
