@@ -16,6 +16,10 @@ import (
 type AdmissionError struct {
 	Namespace, Pod string
 	Changes        []AdmissionChange // the weakening ones
+	// Unfenced: a change would let the Pod run outside its NetworkPolicy
+	// (its scheduling gate or a label the policy selects on removed). No
+	// flag accepts that.
+	Unfenced bool
 }
 
 func (e *AdmissionError) Error() string {
@@ -28,10 +32,14 @@ func (e *AdmissionError) Words(name func(field string) string) string {
 	for i, c := range e.Changes {
 		lines[i] = c.String()
 	}
+	next := fmt.Sprintf(", or, if you trust the change, accept it with %s", name("acceptAdmissionChanges"))
+	if e.Unfenced {
+		next = "; this cannot be accepted: the sandbox would run outside its NetworkPolicy"
+	}
 	return fmt.Sprintf("the cluster's admission changed the sandbox's Pod %s in namespace %q in ways that weaken its hardening: %s; "+
-		"nothing was kept. A mutating webhook or MutatingAdmissionPolicy did it: ask your cluster admin to exclude the label %s=%s "+
-		"(see kubectl get mutatingwebhookconfigurations,mutatingadmissionpolicies), or, if you trust the change, accept it with %s",
-		e.Pod, e.Namespace, strings.Join(lines, "; "), LabelManagedBy, ManagedBy, name("acceptAdmissionChanges"))
+		"nothing was kept. A mutating webhook or MutatingAdmissionPolicy did it (or an API server older than 1.27 dropped the scheduling gate): "+
+		"ask your cluster admin to exclude the label %s=%s (see kubectl get mutatingwebhookconfigurations,mutatingadmissionpolicies)%s",
+		e.Pod, e.Namespace, strings.Join(lines, "; "), LabelManagedBy, ManagedBy, next)
 }
 
 // admitted compares the Pod asked for with the one the API server
@@ -42,14 +50,22 @@ func (c *Created) admitted(spec *Spec, asked, stored *corev1.Pod) error {
 	changes := AdmissionChanges(asked, stored)
 	c.AdmissionChanges = append(c.AdmissionChanges, changes...)
 	weak := Weakening(changes)
-	if len(weak) == 0 || spec.AcceptAdmissionChanges {
+	unfenced := slices.ContainsFunc(weak, unfences)
+	if len(weak) == 0 || spec.AcceptAdmissionChanges && !unfenced {
 		return nil
 	}
 	name := stored.Name
 	if name == "" {
 		name = stored.GenerateName + "…"
 	}
-	return &AdmissionError{Namespace: stored.Namespace, Pod: name, Changes: weak}
+	return &AdmissionError{Namespace: stored.Namespace, Pod: name, Changes: weak, Unfenced: unfenced}
+}
+
+// unfences: without its scheduling gate the Pod may run before its
+// NetworkPolicy exists; without a label of ours the policy, which selects
+// by them, may not select it at all.
+func unfences(c AdmissionChange) bool {
+	return c.Field == "spec.schedulingGates" || strings.HasPrefix(c.Field, "metadata.labels[agentkernel/")
 }
 
 // ungated is pod as it is once Ungate lifted FenceGate: what the update's

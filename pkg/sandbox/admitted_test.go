@@ -213,6 +213,20 @@ func TestAdmittedRefusesUnlessAccepted(t *testing.T) {
 	if len(c.AdmissionChanges) != 1 || !c.AdmissionChanges[0].Weakens {
 		t.Errorf("AdmissionChanges = %v, want the one weakening", c.AdmissionChanges)
 	}
+
+	// Outside the fence, no flag keeps it: a gate dropped (an API server
+	// before 1.27, or a webhook), a label the NetworkPolicy selects removed.
+	for _, unfence := range []func(p *corev1.Pod){
+		func(p *corev1.Pod) { p.Spec.SchedulingGates = nil },
+		func(p *corev1.Pod) { delete(p.Labels, LabelPool) },
+	} {
+		stored := asked.DeepCopy()
+		unfence(stored)
+		err := (&Created{}).admitted(&spec, asked, stored)
+		if err == nil || !strings.Contains(err.Error(), "this cannot be accepted") || strings.Contains(err.Error(), "accept it with") {
+			t.Errorf("an unfenced Pod, accepted: %v", err)
+		}
+	}
 }
 
 func sameSet(a, b []string) bool {
