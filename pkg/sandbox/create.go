@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -91,11 +92,19 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	if o.ServerDryRun {
 		dryRun = []string{metav1.DryRunAll}
 	}
-	tooOld := make(chan error, 1)
-	go func() { tooOld <- CheckServerVersion(ctx, cs) }() // beside FromCluster's reads: no time of its own
+	// The server's version and the namespace's UID range are read beside
+	// the rest of what only the cluster can tell: no round trip of their own.
+	var wg sync.WaitGroup
+	var tooOld, nsErr error
+	wg.Go(func() { tooOld = CheckServerVersion(ctx, cs) })
+	wg.Go(func() { nsErr = spec.FromNamespace(ctx, cs) })
 	spec.FromCluster(ctx, cs)
-	if err := <-tooOld; err != nil {
-		return &Created{}, err
+	wg.Wait()
+	if tooOld != nil {
+		return &Created{}, tooOld
+	}
+	if nsErr != nil {
+		return &Created{}, nsErr
 	}
 	created := &Created{}
 	defer func() {
@@ -139,7 +148,7 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		return created, nameTaken(ctx, cs, spec)
 	}
 	if err != nil {
-		return created, fmt.Errorf("creating the sandbox's pod: %w", err)
+		return created, fmt.Errorf("creating the sandbox's pod: %w", spec.rangeRefusal(err))
 	}
 	if !o.ServerDryRun {
 		created.Pod = got
