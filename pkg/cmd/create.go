@@ -238,6 +238,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return o.Explain(err, o.Namespace)
 	}
+	cli.WarnAdmission(o.ErrOut, created)
 	o.warnOtherPolicies(ctx)
 	if err := o.fill(ctx, created, prog); err != nil {
 		return err

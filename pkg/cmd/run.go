@@ -397,6 +397,7 @@ func (o *RunOptions) makeSandbox(ctx context.Context, prog *cli.Progress) (*sand
 		if err != nil {
 			return nil, nil, o.Explain(err, o.Namespace)
 		}
+		cli.WarnAdmission(o.ErrOut, created)
 		return created, func() {}, nil
 	}
 	a, err := o.Acquire(ctx, &o.spec, o.secretValues, o.match, *o.Claim, create)

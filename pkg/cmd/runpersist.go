@@ -27,6 +27,7 @@ func (o *RunOptions) createOrResume(ctx context.Context, create sandbox.CreateOp
 		if err != nil {
 			return nil, o.Explain(err, o.Namespace)
 		}
+		cli.WarnAdmission(o.ErrOut, created)
 		return created, nil
 	case err != nil:
 		return nil, o.Explain(err, o.Namespace)

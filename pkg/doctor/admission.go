@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -37,6 +38,8 @@ func checkAdmission(ctx context.Context, env *Env) []Result {
 			action = "free quota, ask for more, or create smaller sandboxes (--cpu, --memory, --ephemeral-storage)"
 		case strings.Contains(msg, "cannot create resource"):
 			action = env.rbacHint()
+		case errors.As(err, new(*sandbox.AdmissionError)):
+			action = "ask your cluster admin to exclude sandbox Pods (label " + sandbox.ManagedSelector + ") from the mutating webhook or policy named above, or create sandboxes with --accept-admission-changes if you trust it"
 		case strings.Contains(msg, "violates PodSecurity"):
 			action = "the namespace's Pod Security level refuses even restricted Pods: check its labels and the cluster's admission configuration"
 		}

@@ -15,12 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/rbac"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // minVersion: scheduling gates, which keep a sandbox from running before
 // its NetworkPolicy exists, are on by default from Kubernetes 1.27 (GA in
 // 1.30). An older API server drops the gate, and the Pod could start unfenced.
-var minVersion = utilversion.MajorMinor(1, 27)
+var minVersion = sandbox.MinServerVersion
 
 func checkAPIServer(ctx context.Context, env *Env) []Result {
 	type answer struct {

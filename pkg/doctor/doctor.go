@@ -77,6 +77,7 @@ var Checks = []Check{
 	{"uid-range", checkUIDRange},
 	{"permissions", checkPermissions},
 	{"admission", checkAdmission},
+	{"autopilot", checkAutopilot},
 	{"limit-ranges", checkLimitRanges},
 	{"resource-quotas", checkResourceQuotas},
 	{"runtime-classes", checkRuntimeClasses},

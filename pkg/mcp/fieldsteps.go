@@ -94,6 +94,8 @@ var errorSteps = map[string]func(err error) string{
 	"WorkspaceGoneError": func(error) string {
 		return "; create another with create_sandbox"
 	},
+	"AdmissionError":    nil, // names its field, which only the server's user sets
+	"ServerTooOldError": nil, // nothing an agent can do
 }
 
 // errorStep is the words errorSteps has for the first pkg/sandbox error

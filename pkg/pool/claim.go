@@ -43,7 +43,7 @@ const (
 var ClaimFields = []string{
 	"image", "imagePullPolicy", "cpu", "memory", "ephemeralStorage", "profile", "network",
 	"readOnlyRoot", "runtimeClassName", "nodeSelector", "serviceAccountName", "ports", "uid", "agent",
-	"workspaceSize", "storageClass",
+	"workspaceSize", "storageClass", "acceptAdmissionChanges",
 }
 
 // PerClaimFields are what a claim brings to the member it takes, without

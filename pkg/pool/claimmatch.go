@@ -120,6 +120,8 @@ func differs(field string, pool, claim *sandbox.Spec) string {
 		a, b = pool.UID, claim.UID
 	case "agent":
 		a, b = pool.Agent, claim.Agent
+	case "acceptAdmissionChanges":
+		a, b = pool.AcceptAdmissionChanges, claim.AcceptAdmissionChanges
 	case "workspaceSize":
 		if pool.Workspace == nil || claim.Workspace == nil || pool.Workspace.Size.Cmp(claim.Workspace.Size) == 0 {
 			return "" // persistence itself: samePersistence

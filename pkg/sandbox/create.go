@@ -74,6 +74,9 @@ type Created struct {
 	Secret        *corev1.Secret
 	NetworkPolicy *networkingv1.NetworkPolicy
 	Pod           *corev1.Pod
+	// AdmissionChanges are what the cluster's admission changed about the
+	// Pod asked for (see AdmissionChanges); the caller tells the user.
+	AdmissionChanges []AdmissionChange
 
 	madeWorkspace bool // Workspace is this call's, to remove if it fails
 }
@@ -89,13 +92,17 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	if o.ServerDryRun {
 		dryRun = []string{metav1.DryRunAll}
 	}
-	// The namespace's UID range is read beside the rest of what only the
-	// cluster can tell, so it costs a create no extra round trip.
+	// The server's version and the namespace's UID range are read beside
+	// the rest of what only the cluster can tell: no round trip of their own.
 	var wg sync.WaitGroup
-	var nsErr error
+	var tooOld, nsErr error
+	wg.Go(func() { tooOld = CheckServerVersion(ctx, cs) })
 	wg.Go(func() { nsErr = spec.FromNamespace(ctx, cs) })
 	spec.FromCluster(ctx, cs)
 	wg.Wait()
+	if tooOld != nil {
+		return &Created{}, tooOld
+	}
 	if nsErr != nil {
 		return &Created{}, nsErr
 	}
@@ -145,6 +152,9 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	}
 	if !o.ServerDryRun {
 		created.Pod = got
+	}
+	if err := created.admitted(spec, pod, got); err != nil {
+		return created, err
 	}
 	owner := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: got.Name, UID: got.UID, Controller: ptr.To(true)}}
 	if spec.Shape != nil && spec.Workspace != nil {
@@ -200,6 +210,9 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		return created, err
 	}
 	created.Pod = started
+	if err := created.admitted(spec, ungated(got), started); err != nil {
+		return created, err // what an update's admission did
+	}
 	if o.Wait {
 		running, err := WaitForRunning(ctx, cs, created.Pod, o.Timeout, o.Progress)
 		if err != nil {

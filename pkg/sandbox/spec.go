@@ -189,6 +189,9 @@ type Spec struct {
 	// Workspace, if set, makes the sandbox persistent: /workspace and $HOME
 	// live on a PersistentVolumeClaim that outlives its Pods (workspace.go).
 	Workspace *Workspace `json:",omitempty"`
+	// AcceptAdmissionChanges keeps a sandbox whose Pod the cluster's
+	// admission changed in ways that weaken it (admission.go).
+	AcceptAdmissionChanges bool `json:",omitempty"`
 
 	// namespaceUnread is why FromNamespace could not read the namespace.
 	namespaceUnread error

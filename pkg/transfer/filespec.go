@@ -24,12 +24,20 @@ func (f FileSpec) Remote() bool { return f.Sandbox != "" }
 // that does not start with a valid sandbox name and ':' is a local path, so
 // "./a:b" and "/x:y" stay local; on Windows so does "C:\dir".
 func ParseFileSpec(arg string) (FileSpec, error) {
+	return parseFileSpec(arg, runtime.GOOS)
+}
+
+// parseFileSpec is ParseFileSpec as a client on goos reads it: on Windows
+// a drive ("c:", "c:/x", "c:\x", "c:x") and a UNC or backslashed path are
+// local, though a one-letter sandbox name would fit them (`c/d:x` too is
+// a sandbox: no drive letter has a slash before its colon).
+func parseFileSpec(arg, goos string) (FileSpec, error) {
 	if arg == "" {
 		return FileSpec{}, fmt.Errorf("empty path: give a local path or NAME:/path")
 	}
 	before, after, found := strings.Cut(arg, ":")
 	if !found || before == "" || strings.HasPrefix(arg, ".") || strings.HasPrefix(arg, "/") ||
-		(runtime.GOOS == "windows" && len(before) == 1) {
+		(goos == "windows" && (len(before) == 1 || strings.HasPrefix(arg, `\`))) {
 		return FileSpec{Path: arg}, nil
 	}
 	ns, name, hasNS := strings.Cut(before, "/")

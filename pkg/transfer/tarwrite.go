@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // WriteTar writes src (a file or a directory tree) as a tar stream whose
@@ -63,6 +64,7 @@ func writeTarTree(tw *tar.Writer, src, top string, warn io.Writer) error {
 			hdr.Name += "/"
 		}
 		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+		hdr.Mode = portableMode(hdr.Mode, info.IsDir(), runtime.GOOS)
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}

@@ -47,6 +47,8 @@ type SandboxFlags struct {
 	Preset      *agents.Preset
 	IdleTimeout time.Duration
 	AllowHosts  []string
+	// AcceptAdmissionChanges keeps a sandbox the cluster's admission weakened.
+	AcceptAdmissionChanges bool
 
 	readOnlySet bool
 	uidSet      bool
@@ -93,6 +95,7 @@ func (f *SandboxFlags) AddFlags(cmd *cobra.Command) {
 	f.addEgressFlags(cmd)
 	f.addAgentFlags(cmd)
 	fl.DurationVar(&f.IdleTimeout, "idle-timeout", f.IdleTimeout, "Stop the sandbox once nothing but its PID 1 has run in it for this long, freeing its node (e.g. 30m; 0: never)")
+	fl.BoolVar(&f.AcceptAdmissionChanges, "accept-admission-changes", f.AcceptAdmissionChanges, "Keep the sandbox even if the cluster's admission (a mutating webhook or policy) changed its Pod in ways that weaken its hardening; the changes are printed as warnings")
 	fl.StringArrayVar(&f.AllowHosts, "allow-host", f.AllowHosts, "Host the sandbox may reach over HTTP(S), through the namespace's egress proxy: HOST[:PORT] (port 443 if none), *.example.com for its subdomains, or an IP or CIDR (repeatable); nothing else is reachable")
 }
 
@@ -171,6 +174,7 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 		return s, nil, err
 	}
 	s.IdleTimeout = f.IdleTimeout
+	s.AcceptAdmissionChanges = f.AcceptAdmissionChanges
 	if len(f.AllowHosts) > 0 {
 		if s.AllowHosts, err = fence.CanonicalAllowHosts(f.AllowHosts); err != nil {
 			return s, nil, err
