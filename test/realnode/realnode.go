@@ -15,7 +15,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -124,10 +123,11 @@ func Boot(ctx context.Context, c *localcluster.Cluster, opts Options) (_ *Node, 
 		return nil, fmt.Errorf("cluster server %q has no port", c.Server)
 	}
 	apiPort := server.Port()
-	kubeletPort, err := freePort()
+	ports, err := localcluster.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
+	kubeletPort := ports[0]
 	restConfig, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load the admin kubeconfig: %w", err)
@@ -425,13 +425,4 @@ func (n *Node) createNode(ctx context.Context) error {
 		return fmt.Errorf("set the addresses of node %s: %w", n.Name, err)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

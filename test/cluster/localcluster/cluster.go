@@ -198,7 +198,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		}
 	}
 
-	ports, err := freePorts(4)
+	ports, err := FreePorts(4)
 	if err != nil {
 		return nil, err
 	}
@@ -770,9 +770,11 @@ func componentEnv() []string {
 	return env
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1. They are free
-// when returned; a race with another process is possible but unlikely.
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n distinct free TCP ports on 127.0.0.1, for the
+// control plane's components and for what tests run beside it (a real
+// node's kubelet, a peer's controller). They are free when returned; a race
+// with another process is possible but unlikely.
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	var listeners []net.Listener
 	defer func() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
 
 // Controller is agent-sandbox's controller running on the host.
@@ -52,10 +53,11 @@ func (p *Peer) Start(ctx context.Context, cfg *restclient.Config, adminKubeconfi
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	ports, err := localcluster.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
+	port := ports[0]
 	cmd := exec.Command(p.Controller, append(ControllerArgs(port), "--kubeconfig", kubeconfig)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	cmd.Stdout, cmd.Stderr = log, log
@@ -132,13 +134,4 @@ func serviceAccountKubeconfig(ctx context.Context, cfg *restclient.Config, admin
 		return "", err
 	}
 	return path, os.Chmod(path, 0o600)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
