@@ -47,7 +47,7 @@ func TestWriteFileAtReportsTheOpen(t *testing.T) {
 	if err := os.Chmod(dir, 0o555); err != nil {
 		t.Fatal(err)
 	}
-	defer os.Chmod(dir, 0o755)
+	defer func() { _ = os.Chmod(dir, 0o755) }()
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
