@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -85,7 +86,15 @@ func sendTar(ctx context.Context, r sandbox.Runner, cmd []string, stderr io.Writ
 	pr, pw := io.Pipe()
 	written := make(chan error, 1)
 	go func() {
-		err := writeTar(pw)
+		// Every Read of the exec's stdin becomes one message through the
+		// API server and the kubelet, and tar writes a 512-byte header and
+		// each small file apart: unbuffered, 5,000 small files cost 15,000
+		// messages. Whole chunks cost one per streamChunk.
+		bw := bufio.NewWriterSize(pw, streamChunk)
+		err := writeTar(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
 		pw.CloseWithError(err)
 		written <- err
 	}()
@@ -150,11 +159,14 @@ func copyOut(ctx context.Context, r sandbox.Runner, remote string, root *os.Root
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	extractErr := extractTar(ctx, pr, root, base, target, limits, warn)
+	// The stream arrives in the exec's chunks, and the tar reader asks for
+	// 512 bytes at a time: buffered, a chunk is one hand-over, not dozens.
+	in := bufio.NewReaderSize(pr, 2*streamChunk)
+	extractErr := extractTar(ctx, in, root, base, target, limits, warn)
 	if extractErr == nil {
 		// tar pads its archive to a whole record after the end marker; read
 		// that (but not an endless stream) so the sandbox's tar exits cleanly.
-		_, _ = io.CopyN(io.Discard, pr, maxTrailer)
+		_, _ = io.CopyN(io.Discard, in, maxTrailer)
 	} else {
 		// Extraction stopped early: end the stream rather than let it write
 		// into a closed pipe.
@@ -197,6 +209,10 @@ type NoSuchFileError struct{ Path string }
 func (e *NoSuchFileError) Error() string {
 	return "no such file in the sandbox: " + e.Path
 }
+
+// streamChunk is what one exec stream message carries at most: client-go
+// copies stdin with io.Copy's 32 KiB buffer, one message per Read.
+const streamChunk = 32 << 10
 
 // maxTrailer bounds what is read after a tar stream's end marker (GNU tar
 // pads to 10 KiB records).

@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -30,5 +32,30 @@ func BenchmarkCopyOutSmallFiles(b *testing.B) {
 		if err := CopyFromSandbox(context.Background(), &tarRunner{stream}, "/workspace/out", b.TempDir(), Limits{}, io.Discard); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCopyInSmallFiles: the same tree, archived and sent into a
+// sandbox that reads its stdin as client-go does.
+func BenchmarkCopyInSmallFiles(b *testing.B) {
+	src := filepath.Join(b.TempDir(), "in")
+	for d := 0; d < 50; d++ {
+		dir := filepath.Join(src, "src", fmt.Sprintf("pkg%d", d))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for f := 0; f < 100; f++ {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d.go", f)), bytes.Repeat([]byte("x"), 1024), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := &stdinRecorder{}
+		if err := CopyToSandbox(context.Background(), r, src, "/workspace/", io.Discard); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(r.reads), "reads/op")
 	}
 }

@@ -25,6 +25,8 @@ func WriteTar(w io.Writer, src, top string, warn io.Writer) error {
 // writeTarTree writes src to tw as WriteTar does, without ending the archive,
 // so that several trees can share one stream.
 func writeTarTree(tw *tar.Writer, src, top string, warn io.Writer) error {
+	// One buffer for every file: io.CopyN would allocate 32 KiB per file.
+	buf := make([]byte, copyBufSize)
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -76,7 +78,10 @@ func writeTarTree(tw *tar.Writer, src, top string, warn io.Writer) error {
 			return err
 		}
 		defer f.Close()
-		if _, err := io.CopyN(tw, f, hdr.Size); err != nil {
+		if n, err := io.CopyBuffer(tw, io.LimitReader(f, hdr.Size), buf); err != nil || n < hdr.Size {
+			if err == nil {
+				err = io.EOF // what io.CopyN said: the file shrank
+			}
 			return fmt.Errorf("reading %s: %w (did it change during the copy?)", p, err)
 		}
 		return nil
