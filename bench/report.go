@@ -155,6 +155,9 @@ func format(m Metric, v float64) string {
 // worst round, since "all of them, every time" is the claim; for rates the
 // median and the 10th percentile (the slow rounds, as p90 is for times).
 func cell(m Metric, s Stat) (string, string) {
+	if len(s.Samples) == 0 {
+		return "—", "—" // a side not measured: a row with no kubectl equivalent
+	}
 	switch m.Unit {
 	case "pods":
 		return format(m, s.Min), "worst"
