@@ -138,6 +138,8 @@ func format(m Metric, v float64) string {
 			return fmt.Sprintf("%.2f s", v/1000)
 		case v >= 10:
 			return fmt.Sprintf("%.0f ms", v)
+		case v < 0.1: // in-process work of microseconds (a grant lookup)
+			return fmt.Sprintf("%.1f µs", v*1000)
 		default:
 			return fmt.Sprintf("%.1f ms", v)
 		}

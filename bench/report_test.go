@@ -45,6 +45,15 @@ func TestSummariseRatiosAndCounts(t *testing.T) {
 	}
 }
 
+func TestFormatTimes(t *testing.T) {
+	m := Metric{Unit: "ms"}
+	for v, want := range map[float64]string{2500: "2.50 s", 38: "38 ms", 0.3: "0.3 ms", 0.0023: "2.3 µs"} {
+		if got := format(m, v); got != want {
+			t.Errorf("format(%v ms) = %q, want %q", v, got, want)
+		}
+	}
+}
+
 func TestParseRealNode(t *testing.T) {
 	log := "=== RUN   TestSandboxDefault\n" +
 		"    sandbox_test.go:31: realnode-speed: plugin-create-running 12000ms\n" +
