@@ -90,7 +90,7 @@ func TestReasonIsTheCommandsOwnError(t *testing.T) {
 // kubectl side is never run, its cells say so, and there is no ratio.
 func TestRowWithoutKubectlSide(t *testing.T) {
 	ran := 0
-	s := &Scenario{Name: "one side", Ours: Side{Run: func(context.Context, *Env, int) (Sample, error) {
+	s := &Scenario{Name: "one side", Note: "alone", Ours: Side{Label: "in process", Run: func(context.Context, *Env, int) (Sample, error) {
 		ran++
 		return Sample{Wall: time.Duration(ran) * time.Millisecond, Ops: 10}, nil
 	}}}
@@ -119,5 +119,8 @@ func TestRowWithoutKubectlSide(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "| one side | time per command (of 10) | 0.3 ms (0.4 ms) | — (—) |  |") {
 		t.Errorf("markdown:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "- **one side**: in process; alone.\n") {
+		t.Errorf("markdown's note:\n%s", b.String())
 	}
 }
