@@ -124,3 +124,16 @@ func TestRowWithoutKubectlSide(t *testing.T) {
 		t.Errorf("markdown's note:\n%s", b.String())
 	}
 }
+
+func TestFoldNames(t *testing.T) {
+	got := summariseRequests(foldNames([]string{
+		"DELETE /api/v1/namespaces/ns/pods/agentkernel-a",
+		"DELETE /api/v1/namespaces/ns/pods/agentkernel-b",
+		"GET /api/v1/namespaces/ns/pods (watch)",
+		"GET /api/v1/namespaces/pods/pods/x",
+	}))
+	want := []string{"DELETE /api/v1/namespaces/ns/pods/NAME ×2", "GET /api/v1/namespaces/ns/pods (watch)", "GET /api/v1/namespaces/pods/pods/NAME"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("folded %q, want %q", got, want)
+	}
+}
