@@ -121,23 +121,9 @@ func thousandOpsRows(n int) []*Scenario {
 				},
 				Cleanup: func(ctx context.Context, e *Env, _ int) error { return deleteClaimed(ctx, e, poolName) },
 			},
-			Kubectl: Side{
-				Label: fmt.Sprintf("kubectl create -f (%d pods in one file) + kubectl wait -l (cold)", size),
-				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					s, start, waitErr, err := e.kubectlCreateAndWait(ctx, fmt.Sprintf("kc%d-", round), size,
-						map[string]string{roundLabel: "kc"}, roundLabel+"=kc")
-					if err != nil {
-						return s, err
-					}
-					s.Wall, s.Ops = time.Since(start), size
-					running, _, cerr := e.countRunning(ctx, roundLabel+"=kc")
-					s.Done, s.Of = running, size
-					return s, firstOf(waitErr, cerr)
-				},
-				Cleanup: func(ctx context.Context, e *Env, _ int) error { return e.deleteKubectlPods(ctx, roundLabel+"=kc") },
-			},
-			Done: func(ctx context.Context, e *Env) error { return dropPool(ctx, e, poolName) },
-			Note: fmt.Sprintf("claims handed over until the last, from a pool of %d Running members, beside %d running sandboxes; the replacements are waited for after the clock stops", size, n),
+			Kubectl: kubectlBurst("kc", fmt.Sprintf("kubectl create -f (%d pods in one file) + kubectl wait -l (cold)", size), size),
+			Done:    func(ctx context.Context, e *Env) error { return dropPool(ctx, e, poolName) },
+			Note:    fmt.Sprintf("claims handed over until the last, from a pool of %d Running members, beside %d running sandboxes; the replacements are waited for after the clock stops", size, n),
 		},
 		{
 			Name: fmt.Sprintf("egress grant lookup, %d sandboxes in the namespace", n), Cluster: true, MaxRounds: 3, Setup: need,
