@@ -37,6 +37,7 @@ type Env struct {
 
 	// Scale rows: how many sandboxes, from how many processes, how small.
 	ScaleN, ScaleProcs  int
+	Thousand            int // -thousand: the rows (and -requests) at that many sandboxes; 0: none
 	ScaleCPU, ScaleMem  string
 	ClientQPS           float32
 	ClientBurst         int

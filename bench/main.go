@@ -54,7 +54,7 @@ func main() {
 	flag.IntVar(&o.warmup, "warmup", 1, "untimed rounds first (page cache, kubectl's discovery cache, the scheduler)")
 	flag.StringVar(&o.run, "run", ".", "only rows whose name matches this regular expression")
 	flag.BoolVar(&o.list, "list", false, "list the rows and exit")
-	flag.BoolVar(&o.requests, "requests", false, "instead of timing, run each command once through a recording proxy and print the API requests of each side")
+	flag.BoolVar(&o.requests, "requests", false, "instead of timing, run each command once through a recording proxy and print the API requests of each side (with -thousand also list, claim, gc and delete --all among that many)")
 	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "cluster to use (default: start the local test cluster)")
 	flag.StringVar(&o.kubectl, "kubectl", "", "kubectl binary (default: v1.37.2 built as released, or kubectl on PATH outside the repository)")
 	flag.StringVar(&o.plugin, "plugin", "", "kubectl-agentkernel binary (default: build it as the release does)")
@@ -67,7 +67,7 @@ func main() {
 	flag.IntVar(&o.scaleProcs, "scale-procs", 20, "processes in the many-process concurrent-create row")
 	flag.StringVar(&o.scaleCPU, "scale-cpu", "100m", "CPU of each sandbox in the scale rows (the simulated node has 64)")
 	flag.StringVar(&o.scaleMem, "scale-memory", "128Mi", "memory of each sandbox in the scale rows")
-	flag.IntVar(&o.thousand, "thousand", 0, "also the rows that list and delete this many sandboxes at once (0: not; each round makes them first, for minutes)")
+	flag.IntVar(&o.thousand, "thousand", 0, "also the rows that list, delete and gc this many sandboxes at once, make and claim a pool of a fifth of them from 50 clients, and look up the egress proxy's grants among them (0: not; each round makes them first, for minutes)")
 	flag.IntVar(&o.nodes, "nodes", 0, "simulated nodes to add to the local test cluster beside its own (the scale rows of issue #27 use 50)")
 	qps := flag.Float64("qps", float64(clientrate.QPS), "client QPS of the in-process rows (negative: no limit; the plugin's own setting is the default; client-go's is 5)")
 	flag.IntVar(&o.burst, "burst", clientrate.Burst, "client burst of the in-process rows (client-go's default is 10)")
@@ -113,7 +113,8 @@ func allScenarios(o *options) []*Scenario {
 		scaleRows(o.scaleN, o.scaleProcs),
 		runRows(),
 		poolRows(o.scaleN, o.scaleProcs),
-		thousandRows(o.thousand), // bench/rows_thousand.go; only with -thousand
+		thousandRows(o.thousand),    // bench/rows_thousand.go; only with -thousand
+		thousandOpsRows(o.thousand), // bench/rows_thousand_ops.go; likewise
 		persistRows(),
 		serveRows(), // bench/rows_serve.go
 		peerRows(),  // bench/rows_peer.go: agent-sandbox beside us
@@ -167,7 +168,7 @@ func (o *options) main(ctx context.Context) error {
 	defer os.RemoveAll(tmp)
 	e := &Env{
 		Tmp: tmp, Kubeconfig: o.kubeconfig,
-		ScaleN: o.scaleN, ScaleProcs: o.scaleProcs, ScaleCPU: o.scaleCPU, ScaleMem: o.scaleMem,
+		ScaleN: o.scaleN, ScaleProcs: o.scaleProcs, Thousand: o.thousand, ScaleCPU: o.scaleCPU, ScaleMem: o.scaleMem,
 		ClientQPS: o.qps, ClientBurst: o.burst, CreateTimeout: 5 * time.Minute,
 	}
 	report := &Report{Date: time.Now().UTC(), Machine: machine(), ClientQPS: o.qps, ClientBurst: o.burst, Rounds: o.rounds, RealNode: realnode}

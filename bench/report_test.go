@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,15 @@ func TestSummariseRatiosAndCounts(t *testing.T) {
 	}
 }
 
+func TestFormatTimes(t *testing.T) {
+	m := Metric{Unit: "ms"}
+	for v, want := range map[float64]string{2500: "2.50 s", 38: "38 ms", 0.3: "0.3 ms", 0.0023: "2.3 µs"} {
+		if got := format(m, v); got != want {
+			t.Errorf("format(%v ms) = %q, want %q", v, got, want)
+		}
+	}
+}
+
 func TestParseRealNode(t *testing.T) {
 	log := "=== RUN   TestSandboxDefault\n" +
 		"    sandbox_test.go:31: realnode-speed: plugin-create-running 12000ms\n" +
@@ -73,5 +83,57 @@ func TestReasonIsTheCommandsOwnError(t *testing.T) {
 		if got := reason(in); got != want {
 			t.Errorf("reason(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A row with no kubectl equivalent is measured on one side only: the
+// kubectl side is never run, its cells say so, and there is no ratio.
+func TestRowWithoutKubectlSide(t *testing.T) {
+	ran := 0
+	s := &Scenario{Name: "one side", Note: "alone", Ours: Side{Label: "in process", Run: func(context.Context, *Env, int) (Sample, error) {
+		ran++
+		return Sample{Wall: time.Duration(ran) * time.Millisecond, Ops: 10}, nil
+	}}}
+	res, err := measure(context.Background(), &Env{}, s, 3, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ran != 4 || len(res.ours) != 3 || len(res.kubectl) != 0 || len(res.kubectlFailed) != 0 {
+		t.Fatalf("ran %d, ours %d, kubectl %d (%v)", ran, len(res.ours), len(res.kubectl), res.kubectlFailed)
+	}
+	got := summarise(res)
+	for _, m := range got.Metrics {
+		if m.Ratio != nil {
+			t.Errorf("%s has a ratio, %v", m.Name, *m.Ratio)
+		}
+		if k, k90 := cell(m, m.Kubectl); k != "—" || k90 != "—" {
+			t.Errorf("%s: kubectl cells %q, %q, want —", m.Name, k, k90)
+		}
+		if o, _ := cell(m, m.Ours); o == "—" {
+			t.Errorf("%s: our cell is empty", m.Name)
+		}
+	}
+	var b strings.Builder
+	if err := (&Report{Scenarios: []ScenarioResult{got}}).writeMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "| one side | time per command (of 10) | 0.3 ms (0.4 ms) | — (—) |  |") {
+		t.Errorf("markdown:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "- **one side**: in process; alone.\n") {
+		t.Errorf("markdown's note:\n%s", b.String())
+	}
+}
+
+func TestFoldNames(t *testing.T) {
+	got := summariseRequests(foldNames([]string{
+		"DELETE /api/v1/namespaces/ns/pods/agentkernel-a",
+		"DELETE /api/v1/namespaces/ns/pods/agentkernel-b",
+		"GET /api/v1/namespaces/ns/pods (watch)",
+		"GET /api/v1/namespaces/pods/pods/x",
+	}))
+	want := []string{"DELETE /api/v1/namespaces/ns/pods/NAME ×2", "GET /api/v1/namespaces/ns/pods (watch)", "GET /api/v1/namespaces/pods/pods/NAME"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("folded %q, want %q", got, want)
 	}
 }

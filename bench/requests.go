@@ -215,14 +215,20 @@ func countRequests(ctx context.Context, e *Env, w io.Writer) error {
 			if _, err := e.runAll(ctx, nil, side.argv(e)...); err != nil {
 				return fmt.Errorf("%s (%s): %w", c.name, side.name, err)
 			}
-			reqs := l.take()
-			fmt.Fprintf(w, "\n%s, %s: %d requests\n", c.name, side.name, len(reqs))
-			for _, r := range summariseRequests(reqs) {
-				fmt.Fprintf(w, "    %s\n", r)
-			}
+			printRequests(w, c.name, side.name, l.take())
 		}
 	}
+	if e.Thousand > 0 {
+		return countThousandRequests(ctx, e, l, w, e.Thousand)
+	}
 	return nil
+}
+
+func printRequests(w io.Writer, command, side string, reqs []string) {
+	fmt.Fprintf(w, "\n%s, %s: %d requests\n", command, side, len(reqs))
+	for _, r := range summariseRequests(reqs) {
+		fmt.Fprintf(w, "    %s\n", r)
+	}
 }
 
 // summariseRequests folds repeats ("GET /api ×3") and keeps first-seen order.

@@ -113,22 +113,30 @@ func poolRows(burst, clients int) []*Scenario {
 				},
 				Cleanup: func(ctx context.Context, e *Env, round int) error { return deleteSandboxes(ctx, e) },
 			},
-			Kubectl: Side{
-				Label: "kubectl create -f (N pods in one file) + kubectl wait -l (cold)",
-				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					s, start, waitErr, err := e.kubectlCreateAndWait(ctx, fmt.Sprintf("kb%d-", round), burst,
-						map[string]string{roundLabel: "kb"}, roundLabel+"=kb")
-					if err != nil {
-						return s, err
-					}
-					s.Wall, s.Ops = time.Since(start), burst
-					running, _, cerr := e.countRunning(ctx, roundLabel+"=kb")
-					s.Done, s.Of = running, burst
-					return s, firstOf(waitErr, cerr)
-				},
-				Cleanup: func(ctx context.Context, e *Env, round int) error { return e.deleteKubectlPods(ctx, roundLabel+"=kb") },
-			},
-			Note: "claims handed over (each Running when handed over) until the last; the replacements, made alongside, are waited for after the clock stops",
+			Kubectl: kubectlBurst("kb", "kubectl create -f (N pods in one file) + kubectl wait -l (cold)", burst),
+			Note:    "claims handed over (each Running when handed over) until the last; the replacements, made alongside, are waited for after the clock stops",
+		},
+	}
+}
+
+// kubectlBurst is kubectl's side of the burst rows: n pods in one
+// kubectl create -f, labelled tag, then kubectl wait -l; Running counted.
+func kubectlBurst(tag, label string, n int) Side {
+	return Side{
+		Label: label,
+		Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
+			s, start, waitErr, err := e.kubectlCreateAndWait(ctx, fmt.Sprintf("%s%d-", tag, round), n,
+				map[string]string{roundLabel: tag}, roundLabel+"="+tag)
+			if err != nil {
+				return s, err
+			}
+			s.Wall, s.Ops = time.Since(start), n
+			running, _, cerr := e.countRunning(ctx, roundLabel+"="+tag)
+			s.Done, s.Of = running, n
+			return s, firstOf(waitErr, cerr)
+		},
+		Cleanup: func(ctx context.Context, e *Env, round int) error {
+			return e.deleteKubectlPods(ctx, roundLabel+"="+tag)
 		},
 	}
 }

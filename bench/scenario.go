@@ -28,7 +28,9 @@ type Scenario struct {
 	MaxRounds int
 	// Setup runs once before the first round; not timed.
 	Setup func(ctx context.Context, e *Env) error
-	// Ours is the plugin's side, Kubectl plain kubectl's.
+	// Ours is the plugin's side, Kubectl plain kubectl's. A row with no
+	// kubectl equivalent leaves Kubectl empty (no Run): the table shows the
+	// plugin's absolute figures and no ratio.
 	Ours, Kubectl Side
 	// Done runs once after the last round; not timed.
 	Done func(ctx context.Context, e *Env) error
@@ -121,6 +123,9 @@ func measure(ctx context.Context, e *Env, s *Scenario, rounds, warmup int, progr
 		}
 		for _, i := range order {
 			side := sides[i]
+			if side.side.Run == nil {
+				continue
+			}
 			if progress != nil {
 				kind := "round"
 				if round < warmup {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 var gcExample = templates.Examples(`
@@ -82,22 +83,26 @@ func (o *GCOptions) Run(ctx context.Context) error {
 		_, err := fmt.Fprintln(o.ErrOut, "Nothing to collect.")
 		return err
 	}
-	var errs []error
-	for _, g := range garbage {
-		where := ""
+	where := func(g sandbox.Garbage) string {
 		if o.AllNamespaces {
-			where = " in " + g.Namespace
+			return " in " + g.Namespace
 		}
-		if o.DryRun {
-			fmt.Fprintf(o.Out, "%s/%s%s would be deleted (%s)\n", g.Kind, g.Name, where, g.Why)
-			continue
-		}
-		if err := g.Delete(ctx, o.Clientset); err != nil {
-			errs = append(errs, fmt.Errorf("%s/%s%s: %w", g.Kind, g.Name, where, o.Explain(err, g.Namespace)))
-			continue
-		}
-		fmt.Fprintf(o.Out, "%s/%s%s deleted (%s)\n", g.Kind, g.Name, where, g.Why)
+		return ""
 	}
+	if o.DryRun {
+		for _, g := range garbage {
+			fmt.Fprintf(o.Out, "%s/%s%s would be deleted (%s)\n", g.Kind, g.Name, where(g), g.Why)
+		}
+		return nil
+	}
+	var errs []error
+	sandbox.DeleteGarbage(ctx, o.Clientset, garbage, func(g sandbox.Garbage, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s/%s%s: %w", g.Kind, g.Name, where(g), o.Explain(err, g.Namespace)))
+			return
+		}
+		fmt.Fprintf(o.Out, "%s/%s%s deleted (%s)\n", g.Kind, g.Name, where(g), g.Why)
+	})
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}

@@ -289,3 +289,95 @@ func TestWaitForAllDeletedByUID(t *testing.T) {
 		t.Fatalf("WaitForAllDeleted: %v, want only s1 not gone", errs)
 	}
 }
+
+// gc deletes what it found clientrate.Parallel at a time, each by the UID
+// that was read, and reports every outcome in the order found: one the API
+// server refuses under its own name, the others deleted all the same.
+func TestDeleteGarbageInParallelInOrder(t *testing.T) {
+	const n = 3 * clientrate.Parallel
+	pods := manyPods(n)
+	for i := range pods {
+		pods[i].Status.Phase = corev1.PodFailed
+	}
+	cs := fakeCluster(objects(pods)...)
+	cs.PrependReactor("delete", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.DeleteActionImpl).Name == PodName("s7") {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, PodName("s7"), errors.New("no"))
+		}
+		return false, nil, nil
+	})
+	gate := &gatedDeletes{Interface: cs, full: make(chan struct{})}
+	garbage, err := FindGarbage(context.Background(), gate, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(garbage) != n {
+		t.Fatalf("found %d of %d ended sandboxes", len(garbage), n)
+	}
+
+	var got []string
+	DeleteGarbage(context.Background(), gate, garbage, func(g Garbage, err error) {
+		got = append(got, g.Name)
+		switch {
+		case g.Name == "s7" && !apierrors.IsForbidden(err):
+			t.Errorf("s7: %v, want the API server's refusal", err)
+		case g.Name != "s7" && err != nil:
+			t.Errorf("%s: %v", g.Name, err)
+		}
+	})
+
+	if p := gate.peak.Load(); p != clientrate.Parallel {
+		t.Errorf("at most %d deletes were in flight at once, want %d", p, clientrate.Parallel)
+	}
+	for i, g := range garbage {
+		if i >= len(got) || got[i] != g.Name {
+			t.Fatalf("outcomes %v, want the order found", got)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d outcomes for %d", len(got), n)
+	}
+	for _, a := range cs.Actions() {
+		if d, ok := a.(k8stesting.DeleteActionImpl); ok {
+			if pre := d.DeleteOptions.Preconditions; pre == nil || pre.UID == nil {
+				t.Fatalf("delete of %s without a UID precondition", d.Name)
+			}
+		}
+	}
+	left, err := cs.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left.Items) != 1 || NameOf(&left.Items[0]) != "s7" {
+		t.Errorf("left %d pods, want only s7 (refused)", len(left.Items))
+	}
+}
+
+// Interrupted, gc starts no new delete and reports the rest as interrupted.
+func TestDeleteGarbageStopsWhenInterrupted(t *testing.T) {
+	pods := manyPods(3)
+	for i := range pods {
+		pods[i].Status.Phase = corev1.PodSucceeded
+	}
+	cs := fakeCluster(objects(pods)...)
+	garbage, err := FindGarbage(context.Background(), cs, "ns")
+	if err != nil || len(garbage) != 3 {
+		t.Fatalf("found %d, %v", len(garbage), err)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("interrupted"))
+	outcomes := 0
+	DeleteGarbage(ctx, cs, garbage, func(g Garbage, err error) {
+		outcomes++
+		if err == nil || err.Error() != "interrupted" {
+			t.Errorf("%s: %v, want interrupted", g.Name, err)
+		}
+	})
+	if outcomes != 3 {
+		t.Errorf("%d outcomes, want 3", outcomes)
+	}
+	left, _ := cs.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{})
+	if len(left.Items) != 3 {
+		t.Errorf("%d pods left, want all 3", len(left.Items))
+	}
+}

@@ -210,6 +210,22 @@ func (g Garbage) Delete(ctx context.Context, cs kubernetes.Interface) error {
 	return err
 }
 
+// DeleteGarbage deletes garbage, each as Garbage.Delete does,
+// clientrate.Parallel at a time: a thousand ended sandboxes one after the
+// other took a round trip each. done hears every outcome in the order of
+// garbage; once ctx ends no new delete starts, and those report ctx's cause.
+func DeleteGarbage(ctx context.Context, cs kubernetes.Interface, garbage []Garbage, done func(Garbage, error)) {
+	next := 0
+	inOrder(ctx, len(garbage), func(i int) Deletion {
+		return Deletion{Name: garbage[i].Name, Namespace: garbage[i].Namespace, Err: garbage[i].Delete(ctx, cs)}
+	}, func(i int) Deletion {
+		return Deletion{Name: garbage[i].Name, Namespace: garbage[i].Namespace}
+	}, func(d Deletion) {
+		done(garbage[next], d.Err)
+		next++
+	})
+}
+
 // DeleteUnchanged deletes pod at once, but only while it is still the Pod
 // that was read: its UID and resourceVersion are the preconditions, so one
 // a claim wrote meanwhile is left alone.
