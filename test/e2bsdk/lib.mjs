@@ -44,7 +44,14 @@ export async function step(name, fn) {
 }
 
 // create makes a sandbox and remembers it for the cleanup.
+// E2BSDK_CREATE_TIMEOUT_MS lengthens the SDK's 60 s request timeout of the
+// create: a real node under qemu emulation may take longer to start a Pod.
 export async function create(...args) {
+  const ms = Number(process.env.E2BSDK_CREATE_TIMEOUT_MS || 0)
+  if (ms > 0) {
+    const at = typeof args[0] === 'string' ? 1 : 0
+    args[at] = { requestTimeoutMs: ms, ...args[at] }
+  }
   const sbx = await Sandbox.create(...args)
   made.push(sbx)
   return sbx
