@@ -268,9 +268,9 @@ func TestE2BSDKOnARealNode(t *testing.T) {
 	logSpeed(t, "e2bsdk-create-pool", warm)
 
 	rep = sv.runSDK(t, dir, "commands.mjs", nil)
-	trueMS := sdkMeasured(t, rep, "runTrueMedianMs")
-	record("e2b SDK: commands.run('true') median of 5", trueMS)
-	logSpeed(t, "e2bsdk-run-true", trueMS)
+	runTrue := sdkMeasured(t, rep, "runTrueMedianMs")
+	record("e2b SDK: commands.run('true') median of 5", runTrue)
+	logSpeed(t, "e2bsdk-run-true", runTrue)
 	if first := sdkMeasured(t, rep, "firstLineMs"); first > 2500*time.Millisecond {
 		t.Errorf("the first line of output came %s in: not streamed", first)
 	}
