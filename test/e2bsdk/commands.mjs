@@ -4,10 +4,10 @@
 // reattached from another client.
 import assert from 'node:assert/strict'
 import { CommandExitError, NotFoundError, Sandbox, TimeoutError } from 'e2b'
-import { create, eventually, main, measure, rejects, sleep, step, workDir } from './lib.mjs'
+import { create, eventually, main, measure, rejects, sandboxTimeoutMs, sleep, step, workDir } from './lib.mjs'
 
 await main('commands', async () => {
-  const sbx = await step('create', () => create({ timeoutMs: 300_000 }))
+  const sbx = await step('create', () => create({ timeoutMs: sandboxTimeoutMs }))
   const dir = workDir('commands')
 
   await step('run: stdout and stderr apart, callbacks and result agree', async () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { FileNotFoundError, FileType, FilesystemEventType } from 'e2b'
-import { create, eventually, main, measure, rejects, sleep, step, workDir } from './lib.mjs'
+import { create, eventually, main, measure, rejects, sandboxTimeoutMs, sleep, step, workDir } from './lib.mjs'
 
 const MiB = 1 << 20
 const largeMiB = Number(process.env.E2BSDK_LARGE_MIB || 64)
@@ -32,7 +32,7 @@ async function drain(stream, hash) {
 }
 
 await main('files', async () => {
-  const sbx = await step('create', () => create({ timeoutMs: 300_000 }))
+  const sbx = await step('create', () => create({ timeoutMs: sandboxTimeoutMs }))
   const dir = workDir('files')
   let largeSum
 

@@ -21,6 +21,12 @@ export function workDir(name) {
   return `${base.replace(/\/+$/, '')}/e2bsdk-${runId}-${name}`
 }
 
+// sandboxTimeoutMs is the timeout the programs create their sandboxes with:
+// E2BSDK_SANDBOX_TIMEOUT_MS lengthens it where a program runs for minutes
+// (a real node under qemu emulation), lest a sandbox end, as it should, in
+// the middle.
+export const sandboxTimeoutMs = Number(process.env.E2BSDK_SANDBOX_TIMEOUT_MS || 300_000)
+
 // skip records a part not run: the e2e test fails on any.
 export function skip(what) {
   report.skipped.push(what)

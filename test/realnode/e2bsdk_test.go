@@ -35,6 +35,12 @@ var sdkSmall = []string{"--cpu", "100m", "--memory", "256Mi", "--ephemeral-stora
 // 64 MiB: every byte crosses the emulated guest's exec stream.
 const sdkLargeMiB = "16"
 
+// sdkSandboxTimeout is the programs' sandboxes' timeout (E2B's default is
+// 5 min): the lifecycle program's steps between its setTimeout (two fifths
+// of this) and its last command took 2m40s here, and more would end the
+// sandbox before them.
+const sdkSandboxTimeout = 15 * time.Minute
+
 // sdkCreateTimeout is the SDK's request timeout for Sandbox.create (E2B's
 // default is 60 s; a first Pod under TCG may take longer).
 const sdkCreateTimeout = 4 * time.Minute
@@ -132,6 +138,7 @@ func (sv *sdkServe) runSDK(t *testing.T, dir, program string, allowSkip []string
 		"E2BSDK_STACK=1", "E2BSDK_DIR=/workspace/e2bsdk", "E2BSDK_RUN_ID="+sandbox.RandomHex(4),
 		"E2BSDK_CREATE_TIMEOUT_MS="+strconv.FormatInt(sdkCreateTimeout.Milliseconds(), 10),
 		"E2BSDK_LARGE_MIB="+sdkLargeMiB,
+		"E2BSDK_SANDBOX_TIMEOUT_MS="+strconv.FormatInt(sdkSandboxTimeout.Milliseconds(), 10),
 	)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	var out, errOut bytes.Buffer
