@@ -27,12 +27,16 @@ await main('commands', async () => {
   await step('run: output is streamed while the command runs', async () => {
     const seen = []
     const t0 = performance.now()
-    await sbx.commands.run('for i in 1 2 3; do echo "line $i"; sleep 1; done', {
+    // E2BSDK_STREAM_LINES (a line a second) outlasts a slow node's exec
+    // start-up, which is more than the default 3 s under qemu emulation.
+    const n = Number(process.env.E2BSDK_STREAM_LINES || 3)
+    const lines = Array.from({ length: n }, (_, i) => `line ${i + 1}\n`).join('')
+    await sbx.commands.run(`i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep 1; done`, {
       onStdout: (d) => seen.push([performance.now() - t0, d]),
     })
     const total = performance.now() - t0
     assert.ok(seen.length > 0, 'onStdout was called')
-    assert.equal(seen.map(([, d]) => d).join(''), 'line 1\nline 2\nline 3\n')
+    assert.equal(seen.map(([, d]) => d).join(''), lines)
     const first = seen[0][0]
     assert.ok(first < total - 1500, `the first line came ${Math.round(first)} ms in, the command took ${Math.round(total)} ms: not streamed`)
     measure('firstLineMs', Math.round(first))
