@@ -44,7 +44,8 @@ func NewCmdGC(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Comm
 		Short:                 "Delete sandboxes that ended (TTL, idle timeout, exit) and orphaned objects",
 		Long: templates.LongDesc(`
 			Delete what has ended: sandboxes whose --ttl ran out (DeadlineExceeded), that
-			stopped themselves after --idle-timeout, or whose main process exited; warm pool
+			stopped themselves after --idle-timeout, or whose main process exited; running
+			disposable sandboxes past the end serve set (their E2B timeout); warm pool
 			members that ended or whose pool is gone; and Secrets and NetworkPolicies of
 			ours whose sandbox's Pod is gone. A sandbox that ended frees its node at once,
 			but stays listed until it is deleted.

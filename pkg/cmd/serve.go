@@ -92,9 +92,11 @@ func NewCmdServe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.C
 			(the sandbox flags; or a claim from --pool), the name of a warm pool in the
 			namespace claims from it, an agent preset's name (kubectl agentkernel agents)
 			takes its image and resources. The sandbox flags are the defaults and the most a
-			request or a pool may give a sandbox; --ttl is the longest timeout. A sandbox's
-			timeout can be shortened, not extended (it is its Pod's deadline, which the
-			cluster enforces even if serve is gone).
+			request or a pool may give a sandbox; --ttl is the longest a sandbox may live.
+			Its Pod's deadline is its start plus --ttl, which the cluster enforces even if
+			serve is gone. Its E2B timeout (timeoutMs, setTimeout, connect) may be extended
+			or shortened within that deadline: serve kills a sandbox whose timeout has
+			passed within seconds, and a timeout past the deadline ends at the deadline.
 
 			The API key is minted and printed unless --api-key-file gives keys. Each
 			sandbox's envd access token is derived from the keys and the sandbox, never
@@ -106,7 +108,7 @@ func NewCmdServe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.C
 	}
 	o.Sandbox.AddFlags(cmd)
 	fl := cmd.Flags()
-	fl.Lookup("ttl").Usage = "Longest timeout a sandbox may have (and E2B's default of 5m is never more), enforced by the cluster even if serve is killed; never 0"
+	fl.Lookup("ttl").Usage = "Longest a sandbox may live, its timeouts extended or not: its Pod's deadline, enforced by the cluster even if serve is killed; never 0"
 	fl.StringVar(&o.Pool, "pool", o.Pool, "Warm pool the template \"base\" claims from (kubectl agentkernel pool create), so Sandbox.create() is instant")
 	fl.StringVar(&o.Listen, "listen", o.Listen, "Address to listen on (HOST:PORT); anything but loopback needs --tls-cert-file and --tls-private-key-file")
 	fl.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "Certificate (PEM) to serve HTTPS with")
@@ -243,6 +245,13 @@ func (o *ServeOptions) Run(ctx context.Context) error {
 		_ = f.Sync()
 	}
 	log.Info("serving E2B's API", "url", url, "namespace", o.Namespace, "mintedKey", o.minted)
+
+	// Sandboxes' E2B timeouts are serve's to enforce (their Pods' deadlines
+	// are only the ceiling): until serve stops.
+	ectx, stopEnforcing := context.WithCancel(ctx)
+	enforced := make(chan struct{})
+	go func() { srv.EnforceTimeouts(ectx, e2b.DefaultEnforceEvery); close(enforced) }()
+	defer func() { stopEnforcing(); <-enforced }()
 
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(l) }()

@@ -69,7 +69,13 @@ func (s *Server) create(ctx context.Context, in api.NewSandbox) (*api.Sandbox, e
 	}
 	defer release()
 	name := sandbox.GeneratedName("e2b")
-	spec, secrets, err := s.envSpec(name, ttl, in.EnvVars)
+	// The Pod's deadline is the ceiling, serve's --ttl: the timeout asked
+	// is its E2B end, which setTimeout and connect may move (timeout.go).
+	ceiling := s.o.Spec.TTL
+	if ceiling <= 0 {
+		ceiling = ttl
+	}
+	spec, secrets, err := s.envSpec(name, ceiling, in.EnvVars)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +118,7 @@ func (s *Server) create(ctx context.Context, in api.NewSandbox) (*api.Sandbox, e
 		}
 		pod = created.Pod
 	}
-	if pod, err = s.describeNew(ctx, pod, template, meta); err != nil {
+	if pod, err = s.describeNew(ctx, pod, template, meta, s.within(pod, ttl)); err != nil {
 		cctx, cancel := sandbox.CleanupContext(ctx)
 		defer cancel()
 		if _, derr := sandbox.Delete(cctx, s.o.Clientset, s.o.Namespace, name, nil); derr != nil {
@@ -120,7 +126,7 @@ func (s *Server) create(ctx context.Context, in api.NewSandbox) (*api.Sandbox, e
 		}
 		return nil, err
 	}
-	s.o.Log.Info("created sandbox", "sandbox", name, "template", template, "ttl", ttl.String())
+	s.o.Log.Info("created sandbox", "sandbox", name, "template", template, "timeout", ttl.String())
 	return s.sandboxOf(ctx, pod)
 }
 

@@ -53,10 +53,14 @@ func checkMetadata(m *api.SandboxMetadata) (map[string]string, error) {
 	return *m, nil
 }
 
-// describeNew writes a new sandbox's template and metadata on its Pod, by
-// UID: a Pod that is not the one made here is never written.
-func (s *Server) describeNew(ctx context.Context, pod *corev1.Pod, template string, meta map[string]string) (*corev1.Pod, error) {
+// describeNew writes a new sandbox's template, metadata and E2B end (if
+// not zero) on its Pod, by UID: a Pod that is not the one made here is
+// never written.
+func (s *Server) describeNew(ctx context.Context, pod *corev1.Pod, template string, meta map[string]string, end time.Time) (*corev1.Pod, error) {
 	ann := map[string]any{AnnotationTemplate: template}
+	if !end.IsZero() {
+		ann[AnnotationEnd] = end.UTC().Format(time.RFC3339)
+	}
 	if len(meta) > 0 {
 		b, err := json.Marshal(meta)
 		if err != nil {
@@ -136,12 +140,16 @@ func startedAt(pod *corev1.Pod) time.Time {
 	return pod.CreationTimestamp.UTC()
 }
 
-func endAt(pod *corev1.Pod) time.Time {
-	if at, ok := sandbox.ExpiresAt(pod, time.Now()); ok {
+// endAt is a sandbox's E2B end, or without one its ceiling.
+func (s *Server) endAt(pod *corev1.Pod) time.Time {
+	if at, ok := endOf(pod); ok {
+		return at.UTC()
+	}
+	if at, ok := s.ceiling(pod); ok {
 		return at.UTC()
 	}
 	// No TTL (a sandbox not made by serve): a year from now stands for never.
-	return time.Now().AddDate(1, 0, 0).UTC()
+	return s.now().AddDate(1, 0, 0).UTC()
 }
 
 // listed is a running sandbox as list shows it.
@@ -156,7 +164,7 @@ func (s *Server) listed(pod *corev1.Pod) api.ListedSandbox {
 		MemoryMB:    mem,
 		DiskSizeMB:  disk,
 		StartedAt:   startedAt(pod),
-		EndAt:       endAt(pod),
+		EndAt:       s.endAt(pod),
 		EnvdVersion: s.o.EnvdVersion,
 		Metadata:    &meta,
 		State:       api.Running,

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -105,10 +104,8 @@ func (s *Server) KillSandbox(w http.ResponseWriter, r *http.Request, id api.Sand
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// SetSandboxTimeout ends the sandbox timeout seconds from now. Its end is
-// its Pod's activeDeadlineSeconds, which the kubelet enforces even when
-// serve is gone, and which Kubernetes lets shorten but never lengthen: a
-// later end than the sandbox's present one is refused with its end.
+// SetSandboxTimeout ends the sandbox timeout seconds from now: later or
+// earlier than its present end, at most its ceiling (timeout.go).
 func (s *Server) SetSandboxTimeout(w http.ResponseWriter, r *http.Request, id api.SandboxID) {
 	var in api.SandboxTimeoutRequest
 	if err := decode(r, &in); err != nil {
@@ -122,51 +119,16 @@ func (s *Server) SetSandboxTimeout(w http.ResponseWriter, r *http.Request, id ap
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) setTimeout(ctx context.Context, id string, seconds int32) error {
-	d, err := s.timeout(&seconds)
-	if err != nil {
-		return err
-	}
-	pod, paused, err := s.running(ctx, id)
-	if err != nil {
-		return err
-	}
-	if paused {
-		return errorf(http.StatusBadRequest, "sandbox %s is paused: connect to it (which resumes it) before setting its timeout", id)
-	}
-	now := time.Now()
-	deadline := int64(now.Add(d).Sub(startedAt(pod)).Seconds() + 0.5)
-	if old := pod.Spec.ActiveDeadlineSeconds; old != nil && deadline > *old {
-		end, _ := sandbox.ExpiresAt(pod, now)
-		return errorf(http.StatusBadRequest, "sandbox %s ends at %s, and a Kubernetes Pod's deadline (activeDeadlineSeconds) can be shortened but never extended; create sandboxes with the longest timeout they need (at most serve's --ttl %s)",
-			id, end.UTC().Format(time.RFC3339), s.o.Spec.TTL)
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": pod.UID}, "spec": map[string]any{"activeDeadlineSeconds": max(deadline, 1)}})
-	if err != nil {
-		return err
-	}
-	if _, err := s.o.Clientset.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-			return s.notFound(id)
-		}
-		return err
-	}
-	return nil
-}
-
 // ConnectSandbox returns a running sandbox's access token, resuming a
-// paused one first. Its timeout stays: E2B's connect only ever extends a
-// sandbox's, and a Pod's deadline cannot be extended (SetSandboxTimeout).
+// paused one first. As in E2B, its timeout then ends no sooner than the
+// one asked from now (connectTimeout).
 func (s *Server) ConnectSandbox(w http.ResponseWriter, r *http.Request, id api.SandboxID) {
 	var in api.ConnectSandbox
 	if err := decode(r, &in); err != nil {
 		s.writeError(w, err)
 		return
 	}
-	// The timeout asked is not checked against --ttl: connect leaves the
-	// sandbox's end as it is (above), so the SDK's default (300s) must not
-	// fail against a shorter --ttl.
-	out, status, err := s.connect(r.Context(), id)
+	out, status, err := s.connect(r.Context(), id, in.Timeout)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -174,12 +136,15 @@ func (s *Server) ConnectSandbox(w http.ResponseWriter, r *http.Request, id api.S
 	writeJSON(w, status, out)
 }
 
-func (s *Server) connect(ctx context.Context, id string) (*api.Sandbox, int, error) {
+func (s *Server) connect(ctx context.Context, id string, seconds int32) (*api.Sandbox, int, error) {
 	pod, paused, err := s.running(ctx, id)
 	if err != nil {
 		return nil, 0, err
 	}
 	if !paused {
+		if err := s.connectTimeout(ctx, pod, seconds); err != nil {
+			return nil, 0, err
+		}
 		out, err := s.sandboxOf(ctx, pod)
 		return out, http.StatusOK, err
 	}
@@ -201,9 +166,12 @@ func (s *Server) connect(ctx context.Context, id string) (*api.Sandbox, int, err
 	pod = resumed.Pod
 	if ws := resumed.Workspace; ws != nil && ws.Annotations[AnnotationTemplate] != "" {
 		// The new Pod gets back what the paused one had (keepDescription).
-		if pod, err = s.describeNew(ctx, pod, ws.Annotations[AnnotationTemplate], metadataOf(ws.Annotations)); err != nil {
+		if pod, err = s.describeNew(ctx, pod, ws.Annotations[AnnotationTemplate], metadataOf(ws.Annotations), time.Time{}); err != nil {
 			return nil, 0, err
 		}
+	}
+	if err := s.connectTimeout(ctx, pod, seconds); err != nil {
+		return nil, 0, err
 	}
 	out, err := s.sandboxOf(ctx, pod)
 	return out, http.StatusCreated, err
@@ -223,7 +191,11 @@ func (s *Server) ResumeSandbox(w http.ResponseWriter, r *http.Request, id api.Sa
 		s.writeError(w, errorf(http.StatusConflict, "sandbox %s is already running", id))
 		return
 	}
-	out, status, err := s.connect(r.Context(), id)
+	seconds := int32(300) // E2B's default timeout
+	if in.Timeout != nil {
+		seconds = *in.Timeout
+	}
+	out, status, err := s.connect(r.Context(), id, seconds)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -251,24 +223,28 @@ func (s *Server) PauseSandbox(w http.ResponseWriter, r *http.Request, id api.San
 		s.writeError(w, errorf(http.StatusBadRequest, "sandbox %s cannot be paused: it has no persistent workspace, so its files live and die with its Pod (serve makes disposable sandboxes; a persistent one is made with kubectl agentkernel create --persist)", id))
 		return
 	}
-	if err := s.keepDescription(r.Context(), pod); err != nil {
+	if err := s.pause(r.Context(), pod); err != nil {
 		s.writeError(w, err)
 		return
 	}
+	s.o.Log.Info("paused sandbox", "sandbox", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// pause suspends a running persistent sandbox, keeping its description.
+func (s *Server) pause(ctx context.Context, pod *corev1.Pod) error {
+	if err := s.keepDescription(ctx, pod); err != nil {
+		return err
+	}
 	exec := sandbox.NewPodExec(s.o.Config, s.o.RESTClient, s.o.Executor, pod)
-	_, err = sandbox.Suspend(r.Context(), s.o.Clientset, s.o.Namespace, id, sandbox.SuspendOptions{
+	_, err := sandbox.Suspend(ctx, s.o.Clientset, s.o.Namespace, sandbox.NameOf(pod), sandbox.SuspendOptions{
 		// An exec needs a stream: sync's output is nothing worth keeping.
 		Flush: func(ctx context.Context, _ *corev1.Pod) error {
 			return exec.Run(ctx, []string{"sync"}, nil, io.Discard, io.Discard)
 		},
 		Timeout: s.o.StartTimeout,
 	})
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	s.o.Log.Info("paused sandbox", "sandbox", id)
-	w.WriteHeader(http.StatusNoContent)
+	return err
 }
 
 // keepDescription copies a persistent sandbox's template and metadata from

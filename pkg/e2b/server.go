@@ -64,7 +64,9 @@ type Options struct {
 	// Prepare is sandbox.CreateOptions.Prepare: the namespace's egress
 	// proxy for a sandbox fenced by host name.
 	Prepare func(ctx context.Context, spec *sandbox.Spec) error
-	Log     *slog.Logger
+	// Now is the clock of sandboxes' E2B ends; time.Now if nil.
+	Now func() time.Time
+	Log *slog.Logger
 }
 
 // Server is serve's one handler.

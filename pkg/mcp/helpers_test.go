@@ -25,7 +25,6 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
-	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
@@ -106,33 +105,7 @@ func (h *hostExecutor) ExecuteWithContext(ctx context.Context, u *url.URL, _ *re
 	c.Env = os.Environ()
 	c.Stdout, c.Stderr = stdout, stderr
 	c.WaitDelay = time.Second
-	// Like an API server, and unlike os/exec, the stream ends when the
-	// command does, whether or not its stdin has more to say.
-	var in io.WriteCloser
-	if stdin != nil {
-		var err error
-		if in, err = c.StdinPipe(); err != nil {
-			return err
-		}
-	}
-	if err := c.Start(); err != nil {
-		return err
-	}
-	if in != nil {
-		go func() {
-			_, _ = io.Copy(in, stdin)
-			_ = in.Close()
-		}()
-	}
-	err := c.Wait()
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) && exitErr.ExitCode() >= 0 {
-		return utilexec.CodeExitError{Err: err, Code: exitErr.ExitCode()}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
+	return testexec.RunLikeExec(ctx, c, stdin)
 }
 
 func (h *hostExecutor) count() int {

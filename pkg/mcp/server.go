@@ -183,6 +183,7 @@ func (s *Server) instructions() string {
 	if s.root != nil {
 		b.WriteString(", and copy_in / copy_out to move files to and from " + s.root.dir)
 	}
+	b.WriteString("; start_process runs a command in the background (a dev server, a long build) that you check on later with process_output, list_processes, send_process_input and kill_process")
 	fmt.Fprintf(&b, ". Relative sandbox paths start at %s, the writable workspace (also writable: %s, %s). ", sandbox.WorkspaceDir, sandbox.TmpDir, sandbox.HomeDir)
 	fmt.Fprintf(&b, "At most %d sandboxes at once; each ends after its TTL (at most %s)", s.o.MaxSandboxes, s.o.Spec.TTL)
 	if s.o.Persist.MaxSize.Sign() > 0 {

@@ -226,7 +226,9 @@ done
 // "once" to print what there is and "R" (still running).
 //
 // It polls: sh has no way to wait for a file to grow. The interval grows
-// from 50 ms to 500 ms while nothing happens.
+// from 10 ms to 500 ms while nothing happens: a short command (most of
+// them) is seen to end within a few tens of milliseconds, a long quiet one
+// costs two forks a second.
 const outputScript = lib + `ak_find "$1" || exit 44
 oo=$2 eo=$3 fmax=$4 mode=$5 nap=1
 ak_read "$D/super"; sp=$ak_v sst=$ak_w
@@ -253,7 +255,7 @@ while :; do
 	esac
 	[ "$mode" = follow ] || { printf 'R\n'; exit 0; }
 	if [ "$got" = 1 ]; then nap=1; else nap=$((nap + 1)); fi
-	case $nap in 1) s=0.05;; 2) s=0.1;; 3) s=0.2;; 4) s=0.3;; *) s=0.5;; esac
+	case $nap in 1) s=0.01;; 2) s=0.02;; 3) s=0.05;; 4) s=0.1;; 5) s=0.2;; 6) s=0.3;; *) s=0.5;; esac
 	sleep "$s" 2>/dev/null || sleep 1
 done
 `

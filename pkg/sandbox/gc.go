@@ -75,6 +75,10 @@ func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string,
 				out = append(out, suspendedPod(pod))
 			case finished:
 				out = append(out, Garbage{Kind: "sandbox", Namespace: pod.Namespace, Name: name, Why: whyFinished(pod), uid: pod.UID, pod: pod})
+			case pastEndOf(pod, now):
+				end, _ := EndOf(pod)
+				out = append(out, Garbage{Kind: "sandbox", Namespace: pod.Namespace, Name: name,
+					Why: fmt.Sprintf("ended: its end (%s) passed", end.UTC().Format(time.RFC3339)), uid: pod.UID, pod: pod})
 			case StaleClaim(pod, now):
 				e := ClaimUnfinished(pod, now).(*HalfClaimedError)
 				out = append(out, Garbage{Kind: "sandbox", Namespace: pod.Namespace, Name: name,

@@ -7,21 +7,15 @@
 // the clear error of a disposable one.
 import assert from 'node:assert/strict'
 import { Sandbox, SandboxError, SandboxNotFoundError } from 'e2b'
-import { create, eventually, forget, main, measure, rejects, runId, sandboxTimeoutMs, skip, step, workDir } from './lib.mjs'
+import { create, eventually, forget, main, measure, rejects, runId, skip, step, workDir } from './lib.mjs'
 
 const secs = (d) => d.getTime() / 1000
-
-// The first sandbox's timeout, and the shorter one setTimeout gives it (two
-// fifths): a longer sandboxTimeoutMs gives the steps between setTimeout and
-// the last command more time.
-const lifeMs = sandboxTimeoutMs
-const shortMs = Math.round((lifeMs * 2) / 5)
 
 await main('lifecycle', async () => {
   const metadata = { suite: `lifecycle-${runId}`, role: 'first' }
   const t0 = performance.now()
   const sbx = await step('create (default template, metadata, envs, timeoutMs)', () =>
-    create({ metadata, envs: { E2BSDK_GREETING: 'hello world' }, timeoutMs: lifeMs }),
+    create({ metadata, envs: { E2BSDK_GREETING: 'hello world' }, timeoutMs: 300_000 }),
   )
   measure('createColdMs', Math.round(performance.now() - t0))
   assert.match(sbx.sandboxId, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a sandbox ID is a DNS label (the sandbox name)')
@@ -38,7 +32,7 @@ await main('lifecycle', async () => {
     assert.ok(i.cpuCount > 0, `cpuCount ${i.cpuCount}`)
     assert.ok(i.memoryMB > 0, `memoryMB ${i.memoryMB}`)
     const life = secs(i.endAt) - secs(i.startedAt)
-    assert.ok(Math.abs(life - lifeMs / 1000) <= 30, `endAt - startedAt is ${life}s, want ~${lifeMs / 1000}s (timeoutMs)`)
+    assert.ok(Math.abs(life - 300) <= 30, `endAt - startedAt is ${life}s, want ~300s (timeoutMs)`)
     // The static form answers the same.
     const j = await Sandbox.getInfo(sbx.sandboxId)
     assert.equal(j.sandboxId, sbx.sandboxId)
@@ -55,15 +49,25 @@ await main('lifecycle', async () => {
     await again.files.remove(f)
   })
 
-  await step('setTimeout moves endAt', async () => {
-    await sbx.setTimeout(shortMs)
-    const i = await sbx.getInfo()
-    const left = secs(i.endAt) - Date.now() / 1000
-    assert.ok(left > shortMs / 1000 - 30 && left <= shortMs / 1000 + 30, `after setTimeout(${shortMs / 1000}s) endAt is ${Math.round(left)}s away`)
-    assert.ok(i.endAt < info.endAt, 'endAt moved earlier')
-    // A Pod's deadline can be shortened, never lengthened: serve says so
-    // rather than pretend.
-    await rejects(sbx.setTimeout(3_600_000), SandboxError, /extend|lengthen/i, 'setTimeout past the present end')
+  await step('setTimeout moves endAt earlier and later; connect extends', async () => {
+    const away = async () => secs((await sbx.getInfo()).endAt) - Date.now() / 1000
+    await sbx.setTimeout(120_000)
+    let left = await away()
+    assert.ok(left > 90 && left <= 150, `after setTimeout(120s) endAt is ${Math.round(left)}s away`)
+    // The keep-alive pattern: a timeout extended past the first one, up to
+    // serve's --ttl (its Pod's deadline, which stays).
+    await sbx.setTimeout(600_000)
+    left = await away()
+    assert.ok(left > 570 && left <= 630, `after setTimeout(600s) endAt is ${Math.round(left)}s away`)
+    // connect only extends: its default (300s) leaves 600s; 900s moves it.
+    await Sandbox.connect(sbx.sandboxId)
+    left = await away()
+    assert.ok(left > 540, `after connect with the default timeout endAt is ${Math.round(left)}s away, want ~600s`)
+    await Sandbox.connect(sbx.sandboxId, { timeoutMs: 900_000 })
+    left = await away()
+    assert.ok(left > 870 && left <= 930, `after connect(timeoutMs: 900s) endAt is ${Math.round(left)}s away`)
+    // Longer than serve's --ttl (1h) is refused, saying so.
+    await rejects(sbx.setTimeout(7_200_000), SandboxError, /--ttl/, 'setTimeout longer than --ttl')
     assert.equal(await sbx.isRunning(), true, 'the sandbox runs on after the refused setTimeout')
   })
 

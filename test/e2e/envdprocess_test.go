@@ -137,20 +137,32 @@ func TestEnvdProcesses(t *testing.T) {
 		t.Fatalf("no pty start event: %v", ps.Err())
 	}
 	sel = &processpb.ProcessSelector{Selector: &processpb.ProcessSelector_Pid{Pid: ps.Msg().GetEvent().GetStart().GetPid()}}
-	if _, err := c.SendInput(ctx, connect.NewRequest(&processpb.SendInputRequest{Process: sel, Input: &processpb.ProcessInput{Input: &processpb.ProcessInput_Pty{Pty: []byte("echo in-a-tty; exit 5\n")}}})); err != nil {
-		t.Fatal(err)
+	// A user types, reads the answer, then types on: a terminal's last
+	// output may be lost when its process exits at once (the exec stream
+	// closes with it), so the exit comes only after the answer was read.
+	input := func(line string) {
+		t.Helper()
+		if _, err := c.SendInput(ctx, connect.NewRequest(&processpb.SendInputRequest{Process: sel, Input: &processpb.ProcessInput{Input: &processpb.ProcessInput_Pty{Pty: []byte(line)}}})); err != nil {
+			t.Fatal(err)
+		}
 	}
+	input("echo in-a-$((1+1))-tty\n")
 	var tty string
 	end = nil
+	exited := false
 	for ps.Receive() {
 		switch e := ps.Msg().GetEvent().GetEvent().(type) {
 		case *processpb.ProcessEvent_Data:
 			tty += string(e.Data.GetPty())
+			if !exited && strings.Contains(tty, "in-a-2-tty") {
+				exited = true
+				input("exit 5\n")
+			}
 		case *processpb.ProcessEvent_End:
 			end = e.End
 		}
 	}
-	if ps.Err() != nil || !strings.Contains(tty, "in-a-tty") || end.GetExitCode() != 5 {
+	if ps.Err() != nil || !strings.Contains(tty, "in-a-2-tty") || end.GetExitCode() != 5 {
 		t.Fatalf("pty: %q, end %+v, %v", tty, end, ps.Err())
 	}
 }

@@ -192,9 +192,11 @@ func TestServeControlPlane(t *testing.T) {
 
 	base := s.create(t, api.NewSandbox{TemplateID: "base", Timeout: ptrTo(int32(600)), Metadata: &api.SandboxMetadata{"team": "blue & green", "n": "1"}})
 	pod := podOf(t, ns, base.SandboxID)
-	if d := pod.Spec.ActiveDeadlineSeconds; d == nil || *d != 600 {
-		t.Errorf("timeout 600 made activeDeadlineSeconds %v", d)
+	// The Pod's deadline is the ceiling, --ttl; the timeout is serve's end.
+	if d := pod.Spec.ActiveDeadlineSeconds; d == nil || *d != 1800 {
+		t.Errorf("timeout 600 made activeDeadlineSeconds %v, want --ttl's 1800", d)
 	}
+	wantEnd(t, s, ns, base.SandboxID, "create with timeout 600", time.Now().Add(600*time.Second))
 	preset := s.create(t, api.NewSandbox{TemplateID: "claude", Metadata: &api.SandboxMetadata{"team": "red"}})
 	if img := podOf(t, ns, preset.SandboxID).Spec.Containers[0].Image; !strings.Contains(img, "node:22") {
 		t.Errorf("the claude preset made image %q", img)
@@ -234,14 +236,14 @@ func TestServeControlPlane(t *testing.T) {
 		t.Errorf("state=paused listed %d", len(paused))
 	}
 
-	// Timeout: shortened, never extended.
-	if resp := s.do(t, "POST", "/sandboxes/"+base.SandboxID+"/timeout", api.SandboxTimeoutRequest{Timeout: 120}, nil); resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("timeout 120: status %d", resp.StatusCode)
+	// Timeout: shortened and extended within the ceiling, which stays.
+	for _, timeout := range []int32{120, 1500} {
+		if resp := s.do(t, "POST", "/sandboxes/"+base.SandboxID+"/timeout", api.SandboxTimeoutRequest{Timeout: timeout}, nil); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("timeout %d: status %d", timeout, resp.StatusCode)
+		}
+		wantEnd(t, s, ns, base.SandboxID, fmt.Sprintf("timeout %d", timeout), time.Now().Add(time.Duration(timeout)*time.Second))
 	}
-	if d := podOf(t, ns, base.SandboxID).Spec.ActiveDeadlineSeconds; d == nil || *d > 130 {
-		t.Errorf("after timeout 120, activeDeadlineSeconds %v", d)
-	}
-	s.wantE2BError(t, "POST", "/sandboxes/"+base.SandboxID+"/timeout", api.SandboxTimeoutRequest{Timeout: 1500}, 400, "never extended")
+	s.wantE2BError(t, "POST", "/sandboxes/"+base.SandboxID+"/timeout", api.SandboxTimeoutRequest{Timeout: 1801}, 400, "at most 1800 seconds", "--ttl")
 
 	var got api.SandboxDetail
 	if resp := s.do(t, "GET", "/sandboxes/"+base.SandboxID, nil, &got); resp.StatusCode != http.StatusOK || got.State != api.Running || (*got.Metadata)["team"] != "blue & green" {
@@ -251,6 +253,15 @@ func TestServeControlPlane(t *testing.T) {
 	if resp := s.do(t, "POST", "/sandboxes/"+base.SandboxID+"/connect", api.ConnectSandbox{Timeout: 60}, &conn); resp.StatusCode != http.StatusOK || *conn.EnvdAccessToken != *base.EnvdAccessToken {
 		t.Errorf("connect: status %d, %+v", resp.StatusCode, conn)
 	}
+	// connect only extends: 60s leaves the end 1500s away.
+	wantEnd(t, s, ns, base.SandboxID, "connect 60 after timeout 1500", time.Now().Add(1500*time.Second))
+	// serve kills a sandbox whose timeout has passed (its deadline is far).
+	brief := s.create(t, api.NewSandbox{TemplateID: "base", Timeout: ptrTo(int32(1))})
+	eventually(t, time.Minute, "sandbox past its timeout killed", func() bool {
+		_, err := sandbox.Find(context.Background(), env.cs, ns, brief.SandboxID)
+		return err != nil
+	})
+	s.wantE2BError(t, "GET", "/sandboxes/"+brief.SandboxID, nil, 404, "not found")
 	s.wantE2BError(t, "POST", "/sandboxes/"+base.SandboxID+"/pause", api.SandboxPauseRequest{}, 400, "cannot be paused", "persistent")
 	s.wantE2BError(t, "GET", "/sandboxes/e2b-nosuch/metrics", nil, 404, "not found")
 	s.wantE2BError(t, "POST", "/sandboxes", api.NewSandbox{TemplateID: "base", Timeout: ptrTo(int32(7200))}, 400, "at most 1800 seconds")
@@ -460,4 +471,24 @@ func TestServePausesAndResumesAPersistentSandbox(t *testing.T) {
 		t.Fatalf("kill: status %d", resp.StatusCode)
 	}
 	eventually(t, 2*time.Minute, "nothing left in "+ns, func() bool { return len(objectsLeft(t, ns)) == 0 })
+}
+
+// wantEnd fails unless sandbox id's E2B end, as getInfo reports it, is
+// within 10s of want, and its Pod's deadline is still the ceiling (--ttl
+// 30m).
+func wantEnd(t *testing.T, s *served, ns, id, what string, want time.Time) {
+	t.Helper()
+	var d api.SandboxDetail
+	if resp := s.do(t, "GET", "/sandboxes/"+id, nil, &d); resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: get: status %d", what, resp.StatusCode)
+	}
+	if d.EndAt.Sub(want).Abs() > 10*time.Second {
+		t.Errorf("%s: endAt %s, want %s", what, d.EndAt, want.UTC())
+	}
+	if got := podOf(t, ns, id).Annotations[e2b.AnnotationEnd]; got != d.EndAt.UTC().Format(time.RFC3339) {
+		t.Errorf("%s: annotation %s is %q, getInfo's endAt %s", what, e2b.AnnotationEnd, got, d.EndAt)
+	}
+	if dl := podOf(t, ns, id).Spec.ActiveDeadlineSeconds; dl == nil || *dl != 1800 {
+		t.Errorf("%s: activeDeadlineSeconds %v, want the ceiling 1800 untouched", what, dl)
+	}
 }

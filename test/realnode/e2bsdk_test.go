@@ -35,10 +35,10 @@ var sdkSmall = []string{"--cpu", "100m", "--memory", "256Mi", "--ephemeral-stora
 // 64 MiB: every byte crosses the emulated guest's exec stream.
 const sdkLargeMiB = "16"
 
-// sdkSandboxTimeout is the programs' sandboxes' timeout (E2B's default is
-// 5 min): the lifecycle program's steps between its setTimeout (two fifths
-// of this) and its last command took 2m40s here (09:09-09:12 on 2026-12-07), and more would end the
-// sandbox before them.
+// sdkSandboxTimeout is the commands, files and pty programs' sandboxes'
+// timeout (E2B's default is 5 min, which serve now enforces): each of
+// their many commands is two or more execs of 2-30 s here. (lifecycle's
+// own setTimeout and connect move its sandbox's end to 15 min.)
 const sdkSandboxTimeout = 15 * time.Minute
 
 // sdkCreateTimeout is the SDK's request timeout for Sandbox.create (E2B's

@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
-	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/envd/gen/filesystempb/filesystempbconnect"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -53,33 +54,7 @@ func (h *hostExec) ExecuteWithContext(ctx context.Context, u *url.URL, _ *restcl
 	c.Env = env
 	c.Stdout, c.Stderr = stdout, stderr
 	c.WaitDelay = time.Second
-	// Like an API server, the stream ends when the command does, whether
-	// or not its stdin has more to say.
-	var in io.WriteCloser
-	if stdin != nil {
-		var err error
-		if in, err = c.StdinPipe(); err != nil {
-			return err
-		}
-	}
-	if err := c.Start(); err != nil {
-		return err
-	}
-	if in != nil {
-		go func() {
-			_, _ = io.Copy(in, stdin)
-			_ = in.Close()
-		}()
-	}
-	err := c.Wait()
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) && exitErr.ExitCode() >= 0 {
-		return utilexec.CodeExitError{Err: err, Code: exitErr.ExitCode()}
-	}
-	return err
+	return testexec.RunLikeExec(ctx, c, stdin)
 }
 
 func (h *hostExec) count() int {

@@ -2,7 +2,6 @@ package envd
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,9 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentkernel/kubectl-agentkernel/internal/testexec"
 
 	"connectrpc.com/connect"
 	"github.com/creack/pty"
@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
-	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/envd/gen/processpb/processpbconnect"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/procs"
@@ -72,43 +71,10 @@ func (h *hostExecutor) ExecuteWithContext(ctx context.Context, u *url.URL, _ *re
 		case <-copied:
 		case <-time.After(time.Second):
 		}
-		return exitError(ctx, err)
+		return testexec.ExitError(ctx, err)
 	}
 	c.Stdout, c.Stderr = stdout, stderr
-	var in io.WriteCloser
-	if stdin != nil {
-		var err error
-		if in, err = c.StdinPipe(); err != nil {
-			return err
-		}
-	}
-	if err := c.Start(); err != nil {
-		return err
-	}
-	if in != nil {
-		go func() {
-			_, _ = io.Copy(in, stdin)
-			_ = in.Close()
-		}()
-	}
-	return exitError(ctx, c.Wait())
-}
-
-// exitError is the error a remote exec returns: a CodeExitError with the
-// status (128+N for signal N, as the container runtime reports it).
-func exitError(ctx context.Context, err error) error {
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		code := exitErr.ExitCode()
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
-		}
-		return utilexec.CodeExitError{Err: err, Code: code}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
+	return testexec.RunLikeExec(ctx, c, stdin)
 }
 
 // server is envd's handler behind an httptest server that puts a sandbox
