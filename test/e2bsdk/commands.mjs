@@ -33,6 +33,7 @@ await main('commands', async () => {
     const lines = Array.from({ length: n }, (_, i) => `line ${i + 1}\n`).join('')
     await sbx.commands.run(`i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep 1; done`, {
       onStdout: (d) => seen.push([performance.now() - t0, d]),
+      timeoutMs: 60_000 + n * 1000, // the SDK's default (60 s) plus the lines' time
     })
     const total = performance.now() - t0
     assert.ok(seen.length > 0, 'onStdout was called')

@@ -281,9 +281,9 @@ func TestE2BSDKOnARealNode(t *testing.T) {
 	})
 
 	t.Run("commands", func(t *testing.T) {
-		// 45 lines a second apart: the follow of a command's output is an
-		// exec of its own, which starts 15-30 s after the command here.
-		rep := sv.runSDK(t, dir, "commands.mjs", nil, "E2BSDK_STREAM_LINES=45")
+		// 40 lines a second apart: the follow of a command's output is an
+		// exec of its own, which started 20-27 s after the command here.
+		rep := sv.runSDK(t, dir, "commands.mjs", nil, "E2BSDK_STREAM_LINES=40")
 		runTrue := sdkMeasured(t, rep, "runTrueMedianMs")
 		record("e2b SDK: commands.run('true') median of 5", runTrue)
 		record("e2b SDK: first line of a streamed command", sdkMeasured(t, rep, "firstLineMs"))
