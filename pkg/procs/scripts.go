@@ -272,12 +272,15 @@ kill -s "$3" -- "-$ak_v" 2>/dev/null || kill -s "$3" "$ak_v" || exit 46
 
 // inputScript copies its stdin into the process's stdin: 44 no such
 // process, 45 its stdin is closed (or it was started without one), 46 it
-// has ended.
+// has ended. cat is not the last command, which a shell may exec: the
+// shell holds the exec's stdout while it copies, as a CRI exec whose
+// stdout ends cuts its stdin (containerd#13934).
 const inputScript = lib + `ak_find "$1" || exit 44
 ak_read "$D/pid"
 ak_alive "$ak_v" "$ak_w" || exit 46
 [ -p "$D/stdin" ] || exit 45
 cat > "$D/stdin"
+exit
 `
 
 // closeScript closes the process's stdin: its supervisor lets go of the

@@ -22,8 +22,10 @@ rm -rf -- "$tmp"; exit "$rc"`
 	// exitNoSuchFile, so the user reads one clear line, not tar's complaint.
 	archiveScript = `cd -- "$1" 2>/dev/null || exit 66; [ -e "$2" ] || [ -L "$2" ] || exit 66; exec tar -cf - "$2"`
 	// Without tar: $1 = destination, $2 = file name, $3 = "into" or "",
-	// $4 = the destination's parent.
-	catInScript  = `if [ "$3" = into ]; then mkdir -p -- "$1" || exit 1; t=$1/$2; elif [ -d "$1" ]; then t=$1/$2; else mkdir -p -- "$4" || exit 1; t=$1; fi; exec cat > "$t"`
+	// $4 = the destination's parent. cat is not exec'd: the shell holds
+	// the exec's stdout while it copies, as a CRI exec whose stdout ends
+	// cuts its stdin (containerd#13934).
+	catInScript  = `if [ "$3" = into ]; then mkdir -p -- "$1" || exit 1; t=$1/$2; elif [ -d "$1" ]; then t=$1/$2; else mkdir -p -- "$4" || exit 1; t=$1; fi; cat > "$t"; exit`
 	catOutScript = `[ -e "$1" ] || exit 66; if [ -d "$1" ]; then echo "$1 is a directory; copying a directory needs tar in the sandbox image" >&2; exit 21; fi; exec cat "$1"`
 )
 

@@ -42,20 +42,10 @@ func (b *failingBody) Read(p []byte) (int, error) {
 func TestEnvdFiles(t *testing.T) {
 	requireSimulated(t)
 	ns := newNamespace(t)
-	createSandbox(t, ns, "files")
 	ctx := context.Background()
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pod, err := sandbox.Find(ctx, env.cs, ns, "files")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb := &envd.Sandbox{ID: "files", Namespace: ns, Exec: sandbox.NewPodExec(cfg, env.cs.CoreV1().RESTClient(), sandbox.RemoteExecutor{}, pod)}
-	h := envd.NewHandler()
+	h := envdOf(t, ns, "files")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(envd.WithSandbox(r.Context(), sb)))
+		h.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
 	fs := filesystempbconnect.NewFilesystemClient(srv.Client(), srv.URL)
@@ -165,4 +155,24 @@ func TestEnvdFiles(t *testing.T) {
 	if seen["known"] != filesystempb.EventType_EVENT_TYPE_RENAME || seen["renamed"] != filesystempb.EventType_EVENT_TYPE_CREATE {
 		t.Errorf("watch saw %v (%v)", seen, stream.Err())
 	}
+}
+
+// envdOf creates sandbox name in ns and returns envd's handler with that
+// sandbox in every request's context, as serve puts it there.
+func envdOf(t *testing.T, ns, name string) http.Handler {
+	t.Helper()
+	createSandbox(t, ns, name)
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, err := sandbox.Find(context.Background(), env.cs, ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := &envd.Sandbox{ID: name, Namespace: ns, Exec: sandbox.NewPodExec(cfg, env.cs.CoreV1().RESTClient(), sandbox.RemoteExecutor{}, pod)}
+	h := envd.NewHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(envd.WithSandbox(r.Context(), sb)))
+	})
 }

@@ -9,12 +9,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/envd"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/envd/gen/processpb"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/envd/gen/processpb/processpbconnect"
-	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // processEnd reads a Start or Connect stream to its end: its PID, stdout
@@ -47,20 +44,10 @@ func processEnd(t *testing.T, receive func() bool, event func() *processpb.Proce
 func TestEnvdProcesses(t *testing.T) {
 	requireSimulated(t)
 	ns := newNamespace(t)
-	createSandbox(t, ns, "procs")
 	ctx := context.Background()
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pod, err := sandbox.Find(ctx, env.cs, ns, "procs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb := &envd.Sandbox{ID: "procs", Namespace: ns, Exec: sandbox.NewPodExec(cfg, env.cs.CoreV1().RESTClient(), sandbox.RemoteExecutor{}, pod)}
-	h := envd.NewHandler()
+	h := envdOf(t, ns, "procs")
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(envd.WithSandbox(r.Context(), sb)))
+		h.ServeHTTP(w, r)
 	}))
 	srv.EnableHTTP2 = true
 	srv.StartTLS()

@@ -36,7 +36,9 @@ case $4 in write|both)
 	[ -d "$f" ] && exit 21
 	d=${f%/*}
 	[ -z "$d" ] || mkdir -p -- "$d" || exit 1
-	[ "$4" = write ] && exec cat >"$t"
+	# Not exec: the shell holds the exec's stdout while cat copies, as a
+	# CRI exec whose stdout ends cuts its stdin (containerd#13934).
+	[ "$4" = write ] && { cat >"$t"; exit; }
 	head -c "$n" >"$t" || { rm -f -- "$t"; exit 1; }
 esac
 s=$(stat -c %s -- "$t" 2>/dev/null) || s=$(wc -c <"$t") || exit 1
