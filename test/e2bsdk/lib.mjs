@@ -27,6 +27,17 @@ export function workDir(name) {
 // the middle.
 export const sandboxTimeoutMs = Number(process.env.E2BSDK_SANDBOX_TIMEOUT_MS || 300_000)
 
+// commandTimeoutMs is how long the programs let a command's stream live:
+// the SDK's default, 60 s, unless E2BSDK_COMMAND_TIMEOUT_MS says longer —
+// a real node under qemu emulation takes seconds for every exec, and a
+// background command outlives several steps of them.
+export const commandTimeoutMs = Number(process.env.E2BSDK_COMMAND_TIMEOUT_MS || 60_000)
+
+// cmd is a command's options with commandTimeoutMs, unless they set one.
+export function cmd(opts = {}) {
+  return { timeoutMs: commandTimeoutMs, ...opts }
+}
+
 // skip records a part not run: the e2e test fails on any.
 export function skip(what) {
   report.skipped.push(what)

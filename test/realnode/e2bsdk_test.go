@@ -45,6 +45,11 @@ const sdkSandboxTimeout = 15 * time.Minute
 // default is 60 s; a first Pod under TCG may take longer).
 const sdkCreateTimeout = 4 * time.Minute
 
+// sdkCommandTimeout is the commands' stream timeout (the SDK's default is
+// 60 s): a background command here outlives several steps of execs, each
+// of which takes seconds, tens of them on a loaded machine.
+const sdkCommandTimeout = 10 * time.Minute
+
 type sdkServe struct {
 	cmd    *exec.Cmd
 	stderr testexec.SyncBuffer
@@ -139,6 +144,7 @@ func (sv *sdkServe) runSDK(t *testing.T, dir, program string, allowSkip []string
 		"E2BSDK_CREATE_TIMEOUT_MS="+strconv.FormatInt(sdkCreateTimeout.Milliseconds(), 10),
 		"E2BSDK_LARGE_MIB="+sdkLargeMiB,
 		"E2BSDK_SANDBOX_TIMEOUT_MS="+strconv.FormatInt(sdkSandboxTimeout.Milliseconds(), 10),
+		"E2BSDK_COMMAND_TIMEOUT_MS="+strconv.FormatInt(sdkCommandTimeout.Milliseconds(), 10),
 	)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	var out, errOut bytes.Buffer
