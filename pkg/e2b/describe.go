@@ -23,6 +23,12 @@ import (
 const (
 	AnnotationMetadata = "agentkernel/e2b-metadata"
 	AnnotationTemplate = "agentkernel/e2b-template"
+	// AnnotationStarted is when serve handed the sandbox to its client
+	// (RFC 3339): the moment its timeout counts from, which is neither the
+	// Pod's start (a cold start on a slow node takes a minute before the
+	// sandbox is the client's) nor its creation (a pool member may have
+	// waited for hours).
+	AnnotationStarted = "agentkernel/e2b-started"
 )
 
 // Bounds of a request's metadata: it is kept in an annotation, and the
@@ -53,11 +59,11 @@ func checkMetadata(m *api.SandboxMetadata) (map[string]string, error) {
 	return *m, nil
 }
 
-// describeNew writes a new sandbox's template, metadata and E2B end (if
-// not zero) on its Pod, by UID: a Pod that is not the one made here is
-// never written.
+// describeNew writes a new sandbox's template, metadata, start (now) and
+// E2B end (if not zero) on its Pod, by UID: a Pod that is not the one made
+// here is never written.
 func (s *Server) describeNew(ctx context.Context, pod *corev1.Pod, template string, meta map[string]string, end time.Time) (*corev1.Pod, error) {
-	ann := map[string]any{AnnotationTemplate: template}
+	ann := map[string]any{AnnotationTemplate: template, AnnotationStarted: s.now().UTC().Truncate(time.Second).Format(time.RFC3339)}
 	if !end.IsZero() {
 		ann[AnnotationEnd] = end.UTC().Format(time.RFC3339)
 	}
@@ -132,8 +138,18 @@ func resources(pod *corev1.Pod) (cpu, memMB, diskMB int32) {
 
 func clamp32(v int64) int32 { return int32(min(max(v, 0), math.MaxInt32)) }
 
-// startedAt is when the sandbox started (its Pod's start, or creation).
+// startedAt is when the sandbox started: when serve handed it over, or
+// for a sandbox serve did not make, when it became ready (else its Pod's
+// start, else its creation).
 func startedAt(pod *corev1.Pod) time.Time {
+	if at, err := time.Parse(time.RFC3339, pod.Annotations[AnnotationStarted]); err == nil {
+		return at.UTC()
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.IsZero() {
+			return c.LastTransitionTime.UTC()
+		}
+	}
 	if pod.Status.StartTime != nil {
 		return pod.Status.StartTime.UTC()
 	}

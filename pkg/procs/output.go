@@ -93,6 +93,41 @@ func (p *Procs) read(ctx context.Context, sel Selector, from Offsets, mode strin
 	if from.Stdout < 0 || from.Stderr < 0 {
 		return 0, Exit{}, errors.New("an output offset cannot be negative")
 	}
+	r := p.stream(ctx, p.command(outputScript, arg, strconv.FormatInt(from.Stdout, 10), strconv.FormatInt(from.Stderr, 10), strconv.Itoa(maxFrame), mode), nil, nil, from, fn)
+	if r.stopped != nil {
+		return 0, Exit{}, r.stopped
+	}
+	if code, ok := sandbox.ExitCode(r.runErr); ok && code == 44 {
+		return 0, Exit{}, fmt.Errorf("%w: %s", ErrNotFound, sel)
+	}
+	if r.runErr != nil && ctx.Err() == nil {
+		return 0, Exit{}, fmt.Errorf("reading the output of %s: %w (%s)", sel, r.runErr, r.stderr)
+	}
+	if r.err != nil {
+		return 0, Exit{}, r.err
+	}
+	return r.state, r.exit, nil
+}
+
+// streamed is how a stream of frames ended.
+type streamed struct {
+	state State
+	exit  Exit
+	// stopped is the error of fn or head that ended the stream (the
+	// exec was cancelled for it).
+	stopped error
+	// runErr is the exec's own error, stderr (one sanitised line) what
+	// it wrote; err is ctx's or the framing's.
+	runErr error
+	stderr string
+	err    error
+}
+
+// stream runs argv in the sandbox with stdin in, lets head read what comes
+// before the frames (if not nil), then hands fn the frames of output from
+// offsets from, until the end frame (or "R"). An error of fn ends the
+// stream with it; so does ctx.
+func (p *Procs) stream(ctx context.Context, argv []string, in io.Reader, head func(*frameReader) error, from Offsets, fn func(Chunk) error) streamed {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -100,25 +135,37 @@ func (p *Procs) read(ctx context.Context, sel Selector, from Offsets, mode strin
 	errOut.Max = 2048
 	done := make(chan error, 1)
 	go func() {
-		err := p.Exec.Run(ctx, p.command(outputScript, arg, strconv.FormatInt(from.Stdout, 10), strconv.FormatInt(from.Stderr, 10), strconv.Itoa(maxFrame), mode), nil, pw, &errOut)
+		err := p.Exec.Run(ctx, argv, in, pw, &errOut)
 		pw.CloseWithError(err)
 		done <- err
 	}()
 	fr := newFrameReader(pr)
+	finish := func(r streamed) streamed {
+		pr.CloseWithError(errors.New("output read"))
+		r.runErr = <-done
+		r.stderr = untrusted.Line(errOut.String(), 300)
+		if err := ctx.Err(); err != nil && r.stopped == nil {
+			r.err = err
+		}
+		return r
+	}
+	if head != nil {
+		if err := head(fr); err != nil {
+			cancel()
+			return finish(streamed{stopped: err})
+		}
+	}
 	at := from
-	st, ex, perr := Running, Exit{}, error(nil)
 	for {
 		f, err := fr.next()
 		if err != nil {
-			perr = err
-			break
+			return finish(streamed{err: err})
 		}
 		if f.end {
-			st, ex = f.state, f.exit
-			break
+			return finish(streamed{state: f.state, exit: f.exit})
 		}
 		if f.running {
-			break
+			return finish(streamed{state: Running})
 		}
 		if f.stderr {
 			at.Stderr += int64(len(f.data))
@@ -127,28 +174,9 @@ func (p *Procs) read(ctx context.Context, sel Selector, from Offsets, mode strin
 		}
 		if err := fn(Chunk{Stderr: f.stderr, Data: f.data, Next: at}); err != nil {
 			cancel()
-			pr.CloseWithError(err)
-			if runErr := <-done; runErr != nil && ctx.Err() == nil {
-				return 0, Exit{}, errors.Join(err, runErr)
-			}
-			return 0, Exit{}, err
+			return finish(streamed{stopped: err})
 		}
 	}
-	pr.CloseWithError(errors.New("output read"))
-	runErr := <-done
-	if code, ok := sandbox.ExitCode(runErr); ok && code == 44 {
-		return 0, Exit{}, fmt.Errorf("%w: %s", ErrNotFound, sel)
-	}
-	if runErr != nil && ctx.Err() == nil {
-		return 0, Exit{}, fmt.Errorf("reading the output of %s: %w (%s)", sel, runErr, untrusted.Line(errOut.String(), 300))
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, Exit{}, err
-	}
-	if perr != nil {
-		return 0, Exit{}, perr
-	}
-	return st, ex, nil
 }
 
 // frame is one frame of the output script.

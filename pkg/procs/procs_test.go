@@ -20,19 +20,24 @@ import (
 // follow collects a process's whole output and how it ended.
 func follow(t *testing.T, p *Procs, sel Selector, from Offsets) (stdout, stderr string, st State, ex Exit) {
 	t.Helper()
-	var o, e bytes.Buffer
-	st, ex, err := p.Follow(ctxT(t), sel, from, func(c Chunk) error {
-		if c.Stderr {
-			e.Write(c.Data)
-		} else {
-			o.Write(c.Data)
-		}
-		return nil
-	})
+	var o outputs
+	st, ex, err := p.Follow(ctxT(t), sel, from, o.add)
 	if err != nil {
 		t.Fatalf("following %s: %v", sel, err)
 	}
-	return o.String(), e.String(), st, ex
+	return o.stdout.String(), o.stderr.String(), st, ex
+}
+
+// outputs collects a process's chunks, stream by stream.
+type outputs struct{ stdout, stderr bytes.Buffer }
+
+func (o *outputs) add(c Chunk) error {
+	if c.Stderr {
+		o.stderr.Write(c.Data)
+	} else {
+		o.stdout.Write(c.Data)
+	}
+	return nil
 }
 
 func TestStartFollowExit(t *testing.T) {
@@ -64,17 +69,27 @@ func TestStartFollowExit(t *testing.T) {
 						t.Fatalf("started %+v", proc)
 					}
 					stdout, stderr, st, ex := follow(t, p, Selector{PID: proc.PID}, Offsets{})
-					if stdout != c.stdout || stderr != c.stderr || st != Exited || ex.Code != c.code {
-						t.Errorf("got stdout %q stderr %q %v %+v; want %q %q exit %d", stdout, stderr, st, ex, c.stdout, c.stderr, c.code)
-					}
-					// Not sent by us: a process that killed itself
-					// reports the shell's status, as exited.
-					if !ex.Exited() || ex.Status() != "exit status "+strconv.Itoa(c.code) {
-						t.Errorf("exit %+v: exited %v status %q", ex, ex.Exited(), ex.Status())
-					}
+					checkExit(t, c.stdout, c.stderr, c.code, stdout, stderr, st, ex)
+				})
+				t.Run(c.name+", in one exec", func(t *testing.T) {
+					stdout, stderr, st, ex := startFollow(t, p, c.spec)
+					checkExit(t, c.stdout, c.stderr, c.code, stdout, stderr, st, ex)
 				})
 			}
 		})
+	}
+}
+
+// checkExit compares a process's output and end with what was wanted.
+func checkExit(t *testing.T, wantOut, wantErr string, code int, stdout, stderr string, st State, ex Exit) {
+	t.Helper()
+	if stdout != wantOut || stderr != wantErr || st != Exited || ex.Code != code {
+		t.Errorf("got stdout %q stderr %q %v %+v; want %q %q exit %d", stdout, stderr, st, ex, wantOut, wantErr, code)
+	}
+	// Not sent by us: a process that killed itself reports the shell's
+	// status, as exited.
+	if !ex.Exited() || ex.Status() != "exit status "+strconv.Itoa(code) {
+		t.Errorf("exit %+v: exited %v status %q", ex, ex.Exited(), ex.Status())
 	}
 }
 

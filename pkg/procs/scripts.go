@@ -87,9 +87,14 @@ ak_find() {
 `
 
 // startScript starts one process: $1 is the cap of each output stream in
-// bytes (the pump keeps less than 64 KiB more), $2 the most process directories kept. Its stdin is the
-// spec. It prints "AKPROC PID ID" once the process runs (the supervisor
-// prints it, and then lets go of the exec's stdout, which ends the exec).
+// bytes (the pump keeps less than 64 KiB more), $2 the most process
+// directories kept, $3 (optional) the largest frame of output to follow the
+// process with. Its stdin is the spec. It prints "AKPROC PID ID" once the
+// process runs. Without $3 the supervisor prints it, and then lets go of the
+// exec's stdout, which ends the exec. With $3 the exec's shell prints it
+// once the pid file is there and goes on as the output script in follow
+// mode from the start (startFollowScript): one exec instead of two, which
+// halves what `commands.run` waits for where an exec is slow to start.
 //
 // The supervisor is a subshell in the background that outlives the exec:
 // it holds the stdin FIFO open read-write (so that writers come and go
@@ -102,7 +107,7 @@ ak_find() {
 //
 // Exit codes: 3 the directories cannot be made, 4 cwd is not a directory,
 // 5 too many processes are running to start one more.
-const startScript = lib + `cap=$1 keep=$2
+const startScript = lib + `cap=$1 keep=$2 fmax=${3-}
 umask 077
 mkdir -p "$R" "$T" || exit 3
 # Make room: drop the oldest finished processes while there are too many.
@@ -182,8 +187,8 @@ ak_wait() {
 	(trap - INT QUIT; ak_run) <"$in" >"$D/o" 2>"$D/e" 3>&- &
 	pid=$!
 	ak_stat "$pid" || ak_st=0
-	printf '%s %s\n' "$pid" "$ak_st" > "$D/pid"
-	printf 'AKPROC %s %s\n' "$pid" "${D##*/}"
+	printf '%s %s\n' "$pid" "$ak_st" > "$D/pid.new" && mv -f -- "$D/pid.new" "$D/pid"
+	[ -n "$fmax" ] || printf 'AKPROC %s %s\n' "$pid" "${D##*/}"
 	exec >/dev/null
 	ak_wait "$pid"
 	rc=$?
@@ -230,7 +235,12 @@ done
 // them) is seen to end within a few tens of milliseconds, a long quiet one
 // costs two forks a second.
 const outputScript = lib + `ak_find "$1" || exit 44
-oo=$2 eo=$3 fmax=$4 mode=$5 nap=1
+oo=$2 eo=$3 fmax=$4 mode=$5
+` + outputLoop
+
+// outputLoop is the output script after its arguments: D and O name the
+// process's directories; oo, eo, fmax and mode are set.
+const outputLoop = `nap=1
 ak_read "$D/super"; sp=$ak_v sst=$ak_w
 ak_send() {
 	n=$(wc -c < "$O/$1" 2>/dev/null) || n=0
@@ -259,6 +269,22 @@ while :; do
 	sleep "$s" 2>/dev/null || sleep 1
 done
 `
+
+// startFollowScript is startScript with $3, then the output script in
+// follow mode from the start. The pid file is written whole (renamed into
+// place), after the process runs: once it is there, the process can be
+// signalled, and this shell alone writes to the exec's stdout, so that no
+// line of the supervisor's falls inside a frame. A supervisor gone
+// without one (killed by something in the sandbox) is exit 3.
+const startFollowScript = startScript + `while ! [ -e "$D/pid" ]; do
+	ak_read "$D/super"
+	ak_alive "$ak_v" "$ak_w" || [ -e "$D/pid" ] || { echo "agentkernel: the process's supervisor ended before the process started" >&2; exit 3; }
+	sleep 0.01 2>/dev/null || sleep 1
+done
+ak_read "$D/pid"
+printf 'AKPROC %s %s\n' "$ak_v" "${D##*/}"
+oo=0 eo=0 mode=follow
+` + outputLoop
 
 // signalScript sends signal $3 (a name; $2 its number) to the process of
 // selector $1 and every process in its session: exit 44 no such process,

@@ -28,23 +28,76 @@ func (p *Procs) Start(ctx context.Context, spec Spec) (*Process, error) {
 	out.Max, errOut.Max = 256, 2048
 	err = p.Exec.Run(ctx, p.command(startScript, strconv.FormatInt(p.outputCap(), 10), strconv.Itoa(p.keep())),
 		strings.NewReader(script), &out, &errOut)
-	if code, ok := sandbox.ExitCode(err); ok {
-		switch code {
-		case 4:
-			return nil, field.Invalid("cwd", "the working directory %q is not a directory in the sandbox", untrusted.Line(spec.Cwd, 200))
-		case 5:
-			return nil, fmt.Errorf("%w: %s", ErrTooMany, untrusted.Line(errOut.String(), 300))
-		}
-		return nil, fmt.Errorf("starting the process in the sandbox failed (exit %d): %s", code, untrusted.Line(errOut.String(), 300))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("starting the process in the sandbox: %w", err)
+	if err := startError(err, untrusted.Line(errOut.String(), 300), spec.Cwd); err != nil {
+		return nil, err
 	}
 	pid, id, err := parseStarted(out.String())
 	if err != nil {
 		return nil, err
 	}
 	return &Process{PID: pid, ID: id, Spec: spec, State: Running}, nil
+}
+
+// StartFollow starts spec and follows its output in the same exec: one
+// exec where Start and Follow take two, which is what a client that runs a
+// command and waits for it (envd's Start) wants. started is called with the
+// process once it runs, then fn with its output as it comes; once the
+// process has ended and its output is all read, StartFollow returns how it
+// ended. ctx, or an error of started or fn, ends the stream, not the
+// process (Follow reaches it again).
+func (p *Procs) StartFollow(ctx context.Context, spec Spec, started func(*Process) error, fn func(Chunk) error) (State, Exit, error) {
+	script, err := specScript(spec)
+	if err != nil {
+		return 0, Exit{}, err
+	}
+	var proc *Process
+	head := func(fr *frameReader) error {
+		line, err := readLine(fr.br, 256)
+		if err != nil {
+			return err
+		}
+		pid, id, err := parseStarted(line)
+		if err != nil {
+			return err
+		}
+		proc = &Process{PID: pid, ID: id, Spec: spec, State: Running}
+		return started(proc)
+	}
+	argv := p.command(startFollowScript, strconv.FormatInt(p.outputCap(), 10), strconv.Itoa(p.keep()), strconv.Itoa(maxFrame))
+	r := p.stream(ctx, argv, strings.NewReader(script), head, Offsets{}, fn)
+	if proc == nil {
+		// It never said it started: the start script's exit says why.
+		if err := startError(r.runErr, r.stderr, spec.Cwd); err != nil && ctx.Err() == nil {
+			return 0, Exit{}, err
+		}
+	}
+	switch {
+	case r.stopped != nil:
+		return 0, Exit{}, r.stopped
+	case r.runErr != nil && ctx.Err() == nil:
+		return 0, Exit{}, fmt.Errorf("following the output of pid %d: %w (%s)", proc.PID, r.runErr, r.stderr)
+	case r.err != nil:
+		return 0, Exit{}, r.err
+	}
+	return r.state, r.exit, nil
+}
+
+// startError is what the start script's exit (err) and stderr say, for a
+// process to run in cwd.
+func startError(err error, stderr, cwd string) error {
+	if code, ok := sandbox.ExitCode(err); ok {
+		switch code {
+		case 4:
+			return field.Invalid("cwd", "the working directory %q is not a directory in the sandbox", untrusted.Line(cwd, 200))
+		case 5:
+			return fmt.Errorf("%w: %s", ErrTooMany, stderr)
+		}
+		return fmt.Errorf("starting the process in the sandbox failed (exit %d): %s", code, stderr)
+	}
+	if err != nil {
+		return fmt.Errorf("starting the process in the sandbox: %w", err)
+	}
+	return nil
 }
 
 // parseStarted reads the start script's "AKPROC PID ID" line.

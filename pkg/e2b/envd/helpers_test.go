@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,9 +33,19 @@ import (
 // procs are the test's own (dir, out replace procs.Dir and OutputDir).
 type hostExecutor struct {
 	dir, out string
+	// slow is how long each exec takes to start, as on a busy node.
+	slow time.Duration
+	// execs counts the execs.
+	execs atomic.Int32
 }
 
 func (h *hostExecutor) ExecuteWithContext(ctx context.Context, u *url.URL, _ *restclient.Config, stdin io.Reader, stdout, stderr io.Writer, tty bool, sizes remotecommand.TerminalSizeQueue) error {
+	h.execs.Add(1)
+	select {
+	case <-time.After(h.slow):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	command := u.Query()["command"]
 	// The sandbox's directories become the test's.
 	for i, a := range command {
@@ -83,8 +94,16 @@ func (h *hostExecutor) ExecuteWithContext(ctx context.Context, u *url.URL, _ *re
 // as the SDK does).
 func server(t *testing.T, opts ...connect.ClientOption) processpbconnect.ProcessClient {
 	t.Helper()
+	c, _ := slowServer(t, 0, opts...)
+	return c
+}
+
+// slowServer is server whose execs each take slow to start, and its
+// stand-in for the exec endpoint.
+func slowServer(t *testing.T, slow time.Duration, opts ...connect.ClientOption) (processpbconnect.ProcessClient, *hostExecutor) {
+	t.Helper()
 	base := t.TempDir()
-	ex := &hostExecutor{dir: filepath.Join(base, "run"), out: filepath.Join(base, "tmp")}
+	ex := &hostExecutor{dir: filepath.Join(base, "run"), out: filepath.Join(base, "tmp"), slow: slow}
 	rest, err := restclient.RESTClientFor(&restclient.Config{
 		Host:    "https://cluster.invalid",
 		APIPath: "/api",
@@ -117,5 +136,5 @@ func server(t *testing.T, opts ...connect.ClientOption) processpbconnect.Process
 		}
 		srv.Close()
 	})
-	return processpbconnect.NewProcessClient(srv.Client(), srv.URL, opts...)
+	return processpbconnect.NewProcessClient(srv.Client(), srv.URL, opts...), ex
 }

@@ -35,14 +35,11 @@ func (s *processService) Start(ctx context.Context, req *connect.Request[process
 	if req.Msg.Pty != nil {
 		return s.startPTY(ctx, p, sb, spec, req.Msg.GetPty(), send, keepalive(req.Header()))
 	}
-	proc, err := p.Start(ctx, spec)
-	if err != nil {
-		return rpcError(err)
-	}
-	if err := send(startEvent(proc.PID)); err != nil {
-		return err
-	}
-	return follow(ctx, p, procs.Selector{PID: proc.PID}, send, keepalive(req.Header()))
+	// One exec starts the process and streams it: where an exec takes
+	// long to start (a busy or emulated node), a run waits for one.
+	return streamEvents(send, keepalive(req.Header()), false, func(start func(pid int) error, data func(procs.Chunk) error) (procs.State, procs.Exit, error) {
+		return p.StartFollow(ctx, spec, func(proc *procs.Process) error { return start(proc.PID) }, data)
+	})
 }
 
 // Connect streams a process started before, from its first output (envd
@@ -150,9 +147,29 @@ func keepAlive(l *lockedSender, interval time.Duration) (stop func()) {
 
 // follow streams a process's output and end.
 func follow(ctx context.Context, p *procs.Procs, sel procs.Selector, send func(*processpb.ProcessEvent) error, interval time.Duration) error {
+	return streamEvents(send, interval, true, func(_ func(int) error, data func(procs.Chunk) error) (procs.State, procs.Exit, error) {
+		return p.Follow(ctx, sel, procs.Offsets{}, data)
+	})
+}
+
+// streamEvents sends what run streams: the StartEvent when run calls start
+// (unless started: it was sent before), DataEvents, then the EndEvent of
+// how it ended; and keepalives every interval after the StartEvent, which
+// clients take to be the first.
+func streamEvents(send func(*processpb.ProcessEvent) error, interval time.Duration, started bool, run func(start func(pid int) error, data func(procs.Chunk) error) (procs.State, procs.Exit, error)) error {
 	l := &lockedSender{send: send}
-	stop := keepAlive(l, interval)
-	st, ex, err := p.Follow(ctx, sel, procs.Offsets{}, func(c procs.Chunk) error {
+	stop := func() {}
+	if started {
+		stop = keepAlive(l, interval)
+	}
+	start := func(pid int) error {
+		if err := l.Send(startEvent(pid)); err != nil {
+			return err
+		}
+		stop = keepAlive(l, interval)
+		return nil
+	}
+	st, ex, err := run(start, func(c procs.Chunk) error {
 		d := &processpb.ProcessEvent_DataEvent{Output: &processpb.ProcessEvent_DataEvent_Stdout{Stdout: c.Data}}
 		if c.Stderr {
 			d.Output = &processpb.ProcessEvent_DataEvent_Stderr{Stderr: c.Data}

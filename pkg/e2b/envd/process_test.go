@@ -116,6 +116,27 @@ func TestKeepalives(t *testing.T) {
 	}
 }
 
+// On a node where an exec takes seconds to start (a real kubelet under
+// emulation took 20), a run waits for one exec, not a start's and a
+// follow's, and its first event is still the start: the SDK takes anything
+// else first for a broken stream, keepalives included.
+func TestSlowNodeStartsInOneExec(t *testing.T) {
+	c, ex := slowServer(t, 1500*time.Millisecond)
+	req := startReq("sh", "-c", "echo done")
+	req.Header().Set("Keepalive-Ping-Interval", "1")
+	s, err := c.Start(ctxT(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := collect(t, s, startEv)
+	if err != nil || ev.first != "start" || ev.stdout != "done\n" || ev.end.GetExitCode() != 0 {
+		t.Fatalf("%+v %v", ev, err)
+	}
+	if n := ex.execs.Load(); n != 1 {
+		t.Errorf("a run took %d execs, want 1", n)
+	}
+}
+
 // A background process outlives the stream that started it; Connect
 // reaches it again, List shows it, SIGKILL ends it with 137 and "signal:
 // killed", and a second kill finds nothing (the SDK's kill answers false).
