@@ -94,9 +94,16 @@ export async function rejects(promise, cls, re, what) {
   return err
 }
 
-// eventually polls cond (async, truthy when done) until timeoutMs; what
-// names it (a function: asked when it failed, for what was seen by then).
+// waitScale multiplies every eventually's timeout: E2BSDK_WAIT_SCALE where
+// each of the server's execs takes seconds (a real node under qemu
+// emulation), so that a poll of a few execs fits.
+const waitScale = Number(process.env.E2BSDK_WAIT_SCALE || 1)
+
+// eventually polls cond (async, truthy when done) until timeoutMs (times
+// waitScale); what names it (a function: asked when it failed, for what was
+// seen by then).
 export async function eventually(what, timeoutMs, cond) {
+  timeoutMs *= waitScale
   const end = Date.now() + timeoutMs
   let last
   for (;;) {

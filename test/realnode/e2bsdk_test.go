@@ -50,6 +50,10 @@ const sdkCreateTimeout = 4 * time.Minute
 // of which takes seconds, tens of them on a loaded machine.
 const sdkCommandTimeout = 10 * time.Minute
 
+// sdkWaitScale lengthens the programs' waits for something to happen
+// (a watch's event, an echo of stdin): each is a few execs here.
+const sdkWaitScale = "10"
+
 type sdkServe struct {
 	cmd    *exec.Cmd
 	stderr testexec.SyncBuffer
@@ -145,6 +149,7 @@ func (sv *sdkServe) runSDK(t *testing.T, dir, program string, allowSkip []string
 		"E2BSDK_LARGE_MIB="+sdkLargeMiB,
 		"E2BSDK_SANDBOX_TIMEOUT_MS="+strconv.FormatInt(sdkSandboxTimeout.Milliseconds(), 10),
 		"E2BSDK_COMMAND_TIMEOUT_MS="+strconv.FormatInt(sdkCommandTimeout.Milliseconds(), 10),
+		"E2BSDK_WAIT_SCALE="+sdkWaitScale,
 	)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	var out, errOut bytes.Buffer
