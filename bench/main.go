@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -111,6 +112,7 @@ func allScenarios(o *options) []*Scenario {
 		poolRows(o.scaleN, o.scaleProcs),
 		persistRows(),
 		serveRows(), // bench/rows_serve.go
+		peerRows(),  // bench/rows_peer.go: agent-sandbox beside us
 	} {
 		all = append(all, rows...)
 	}
@@ -185,6 +187,7 @@ func (o *options) main(ctx context.Context) error {
 	}
 	defer func() {
 		stopSDKBench() // before its namespace and cluster go
+		stopPeer()
 		e.dropNamespace(context.Background())
 		if down != nil {
 			down()
@@ -214,6 +217,10 @@ func (o *options) measureAll(ctx context.Context, e *Env, report *Report, select
 			}
 		}
 		res, err := measure(ctx, e, s, o.rounds, o.warmup, progress)
+		if errors.Is(err, errSkipRow) {
+			progress(fmt.Sprintf("SKIPPED %s: %v", s.Name, err))
+			continue
+		}
 		if err != nil {
 			return err
 		}

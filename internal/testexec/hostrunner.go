@@ -6,10 +6,12 @@ package testexec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	utilexec "k8s.io/client-go/util/exec"
@@ -28,6 +30,14 @@ func (r *HostRunner) Run(ctx context.Context, command []string, stdin io.Reader,
 	cmd.Env = []string{"PATH=" + r.Path}
 	if r.Path == "" {
 		cmd.Env = os.Environ()
+	} else if !strings.Contains(command[0], "/") {
+		// exec.Command looks the program up on the test's own PATH: the
+		// sandbox's sh is the one on r.Path (busybox's, not the host's).
+		path, err := lookIn(r.Path, command[0])
+		if err != nil {
+			return utilexec.CodeExitError{Err: err, Code: 127}
+		}
+		cmd.Path, cmd.Err = path, nil
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	err := cmd.Run()
@@ -38,8 +48,21 @@ func (r *HostRunner) Run(ctx context.Context, command []string, stdin io.Reader,
 	return err
 }
 
+// lookIn finds program in the directories of path, as a sandbox's exec
+// would.
+func lookIn(path, program string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, program)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found on the sandbox's PATH %s", program, path)
+}
+
 // ToolDir makes a PATH directory of busybox applets (all of them but the
-// ones left out), or skips when busybox is not installed.
+// ones left out, with the host's sh then), or skips when busybox is not
+// installed.
 func ToolDir(t testing.TB, without ...string) string {
 	t.Helper()
 	bb, err := exec.LookPath("busybox")
@@ -56,6 +79,21 @@ func ToolDir(t testing.TB, without ...string) string {
 			if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+	if len(without) > 0 && !skip["sh"] {
+		// busybox's sh runs its own applets whatever PATH says (a
+		// static busybox is built "standalone"): an image that lacks a
+		// tool has another sh. The host's stands in for it.
+		sh, err := exec.LookPath("sh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(dir, "sh")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(sh, filepath.Join(dir, "sh")); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return dir

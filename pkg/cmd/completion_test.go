@@ -237,3 +237,27 @@ func TestCompleteSandboxNamesReportsAPIErrors(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// Every command's --pool completes the namespace's pools, serve's and
+// mcp's as well as create's and run's: a flag added without one would
+// silently complete file names.
+func TestEveryPoolFlagCompletes(t *testing.T) {
+	root := NewCmdRoot(genericiooptions.NewTestIOStreamsDiscard())
+	var seen []string
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Flags().Lookup("pool") != nil {
+			seen = append(seen, c.CommandPath())
+			if _, ok := c.GetFlagCompletionFunc("pool"); !ok {
+				t.Errorf("%s --pool has no completion", c.CommandPath())
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	if len(seen) < 3 {
+		t.Errorf("found --pool on %q only; the walk misses commands", seen)
+	}
+}

@@ -467,6 +467,9 @@ func warnWideningPolicies(ctx context.Context, c *cli.Clients, errOut io.Writer,
 func (o *CreateOptions) clientDryRun(ctx context.Context) error {
 	lookups, cancel := context.WithTimeout(ctx, clientDryRunLookups)
 	defer cancel()
+	if err := o.spec.FromNamespace(lookups, o.Clientset); err != nil {
+		return err
+	}
 	o.spec.FromCluster(lookups, o.Clientset)
 	o.warnOtherPolicies(lookups)
 	if err := o.PrepareEgress(o.DryRun, o.ErrOut)(lookups, &o.spec); err != nil {

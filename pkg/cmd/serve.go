@@ -110,6 +110,7 @@ func NewCmdServe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.C
 	fl := cmd.Flags()
 	fl.Lookup("ttl").Usage = "Longest a sandbox may live, its timeouts extended or not: its Pod's deadline, enforced by the cluster even if serve is killed; never 0"
 	fl.StringVar(&o.Pool, "pool", o.Pool, "Warm pool the template \"base\" claims from (kubectl agentkernel pool create), so Sandbox.create() is instant")
+	_ = cmd.RegisterFlagCompletionFunc("pool", cli.CompletePoolNames(f))
 	fl.StringVar(&o.Listen, "listen", o.Listen, "Address to listen on (HOST:PORT); anything but loopback needs --tls-cert-file and --tls-private-key-file")
 	fl.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "Certificate (PEM) to serve HTTPS with")
 	fl.StringVar(&o.TLSKeyFile, "tls-private-key-file", o.TLSKeyFile, "Private key (PEM) of --tls-cert-file")

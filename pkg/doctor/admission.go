@@ -31,6 +31,8 @@ func checkAdmission(ctx context.Context, env *Env) []Result {
 	if err != nil {
 		action := "fix what the message names, or create sandboxes that fit (--cpu, --memory, --ephemeral-storage)"
 		switch msg := err.Error(); {
+		case isSCCRefusal(err):
+			action = sccAction
 		case strings.Contains(msg, "exceeded quota"):
 			action = "free quota, ask for more, or create smaller sandboxes (--cpu, --memory, --ephemeral-storage)"
 		case strings.Contains(msg, "cannot create resource"):

@@ -74,6 +74,7 @@ var Checks = []Check{
 	{"api-server", checkAPIServer},
 	{"identity", checkIdentity},
 	{"namespace", checkNamespace},
+	{"uid-range", checkUIDRange},
 	{"permissions", checkPermissions},
 	{"admission", checkAdmission},
 	{"limit-ranges", checkLimitRanges},

@@ -166,6 +166,9 @@ func Install(ctx context.Context, cs kubernetes.Interface, c *Config, o InstallO
 				err, c.Namespace, strings.Join(left, ", "), c.Namespace, strings.Join(left, " "))
 		}
 	}()
+	if err := c.fitNamespace(ctx, cs); err != nil {
+		return nil, err
+	}
 	in := &Installed{}
 	for _, s := range c.steps(cs, o) {
 		isNew, obj, err := s.ensure(ctx)

@@ -72,6 +72,8 @@ type Config struct {
 	// APIServer are the API server's in-cluster addresses, which the
 	// proxy's watch needs to reach. Empty: not known (see APIServerUnknown).
 	APIServer []netip.AddrPort
+	// UID and GID the proxy runs as; 0: ProxyUID (see fitNamespace).
+	UID, GID int64
 }
 
 // AnnotationVersion records on the proxy's objects which plugin made them.
@@ -119,6 +121,7 @@ func (c *Config) Objects() *Objects {
 	if replicas <= 0 {
 		replicas = 1
 	}
+	uid, gid := c.runAs()
 	args := []string{"egress-proxy", "--namespace=" + c.Namespace, "--listen=:" + strconv.Itoa(fence.ProxyPort)}
 	for _, p := range c.Private {
 		args = append(args, "--private-cidr="+p.String())
@@ -181,8 +184,8 @@ func (c *Config) Objects() *Objects {
 						DNSConfig: &corev1.PodDNSConfig{Options: []corev1.PodDNSConfigOption{{Name: "ndots", Value: ptr.To("1")}}},
 						SecurityContext: &corev1.PodSecurityContext{
 							RunAsNonRoot:   ptr.To(true),
-							RunAsUser:      ptr.To(ProxyUID),
-							RunAsGroup:     ptr.To(ProxyUID),
+							RunAsUser:      ptr.To(uid),
+							RunAsGroup:     ptr.To(gid),
 							SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 						},
 						Containers: []corev1.Container{{

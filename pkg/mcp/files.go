@@ -105,25 +105,37 @@ type ReadFileOutput struct {
 	Resumed   string `json:"resumed,omitempty" jsonschema:"the sandbox was suspended and this call resumed it first: since when and why"`
 }
 
-func (s *Server) readFile(ctx context.Context, in ReadFileInput) (ReadFileOutput, error) {
-	p, err := sandboxPath(in.Path)
-	if err != nil {
-		return ReadFileOutput{}, err
-	}
-	encoding := in.Encoding
+// readArgs checks what a read of untrusted output asks for: its encoding
+// (text when empty) and max_bytes, and gives the bytes it may read.
+func (s *Server) readArgs(encoding string, maxBytes int) (string, int, error) {
 	switch encoding {
 	case "":
 		encoding = encodingText
 	case encodingText, encodingBase64:
 	default:
-		return ReadFileOutput{}, fmt.Errorf("unknown encoding %q: use text or base64", in.Encoding)
+		return "", 0, fmt.Errorf("unknown encoding %q: use text or base64", encoding)
 	}
-	if in.Offset < 0 || in.MaxBytes < 0 {
-		return ReadFileOutput{}, fmt.Errorf("offset and max_bytes must not be negative")
+	if maxBytes < 0 {
+		return "", 0, fmt.Errorf("max_bytes must not be negative")
 	}
 	limit := s.o.Limits.OutputBytes
-	if in.MaxBytes > 0 && in.MaxBytes < limit {
-		limit = in.MaxBytes
+	if maxBytes > 0 && maxBytes < limit {
+		limit = maxBytes
+	}
+	return encoding, limit, nil
+}
+
+func (s *Server) readFile(ctx context.Context, in ReadFileInput) (ReadFileOutput, error) {
+	p, err := sandboxPath(in.Path)
+	if err != nil {
+		return ReadFileOutput{}, err
+	}
+	if in.Offset < 0 {
+		return ReadFileOutput{}, fmt.Errorf("offset must not be negative")
+	}
+	encoding, limit, err := s.readArgs(in.Encoding, in.MaxBytes)
+	if err != nil {
+		return ReadFileOutput{}, err
 	}
 	t, resumed, err := s.ready(ctx, in.Sandbox, true)
 	if err != nil {

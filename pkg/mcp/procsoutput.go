@@ -44,20 +44,12 @@ func (s *Server) processOutput(ctx context.Context, in ProcessOutputInput) (Proc
 	if err != nil {
 		return ProcessOutputOutput{}, err
 	}
-	encoding := in.Encoding
-	switch encoding {
-	case "":
-		encoding = encodingText
-	case encodingText, encodingBase64:
-	default:
-		return ProcessOutputOutput{}, fmt.Errorf("unknown encoding %q: use text or base64", in.Encoding)
+	if in.StdoutOffset < 0 || in.StderrOffset < 0 {
+		return ProcessOutputOutput{}, errors.New("stdout_offset and stderr_offset must not be negative")
 	}
-	if in.StdoutOffset < 0 || in.StderrOffset < 0 || in.MaxBytes < 0 {
-		return ProcessOutputOutput{}, errors.New("stdout_offset, stderr_offset and max_bytes must not be negative")
-	}
-	limit := s.o.Limits.OutputBytes
-	if in.MaxBytes > 0 && in.MaxBytes < limit {
-		limit = in.MaxBytes
+	encoding, limit, err := s.readArgs(in.Encoding, in.MaxBytes)
+	if err != nil {
+		return ProcessOutputOutput{}, err
 	}
 	wait := time.Duration(in.WaitSeconds) * time.Second
 	if in.WaitSeconds < 0 || wait > s.o.Limits.ExecTimeout {
@@ -69,12 +61,7 @@ func (s *Server) processOutput(ctx context.Context, in ProcessOutputInput) (Proc
 	}
 	p := newProcs(t.run)
 	from := procs.Offsets{Stdout: in.StdoutOffset, Stderr: in.StderrOffset}
-	var o *procs.Output
-	if wait > 0 {
-		o, err = waitOutput(ctx, p, sel, from, limit, wait)
-	} else {
-		o, err = p.Read(ctx, sel, from, limit)
-	}
+	o, err := p.ReadWait(ctx, sel, from, limit, wait)
 	if err != nil {
 		return ProcessOutputOutput{}, s.processError(ctx, t, resumed, sel, err)
 	}
@@ -106,39 +93,4 @@ func streamText(b []byte, encoding string, goesOn bool) (string, int, bool) {
 		}
 	}
 	return cleanText(b), len(b), !isCleanText(b)
-}
-
-// waitOutput collects a process's output as it comes, for up to wait: it
-// answers when the process has ended and its output is read, when max
-// bytes of a stream have come, or when wait is over (the process runs on).
-func waitOutput(ctx context.Context, p *procs.Procs, sel procs.Selector, from procs.Offsets, max int, wait time.Duration) (*procs.Output, error) {
-	waitCtx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	o := &procs.Output{Next: from, State: procs.Running}
-	full := errors.New("max_bytes of output came")
-	st, ex, err := p.Follow(waitCtx, sel, from, func(c procs.Chunk) error {
-		dst := &o.Stdout
-		if c.Stderr {
-			dst = &o.Stderr
-		}
-		data := c.Data
-		if room := max - len(*dst); len(data) > room {
-			data, o.More = data[:room], true
-		}
-		*dst = append(*dst, data...)
-		if len(*dst) >= max {
-			return full
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, full):
-		return o, nil
-	case err != nil && ctx.Err() == nil && waitCtx.Err() != nil:
-		return o, nil // waited enough: it runs on
-	case err != nil:
-		return nil, err
-	}
-	o.State, o.Exit = st, ex
-	return o, nil
 }

@@ -35,6 +35,11 @@ type PoolOptions struct {
 // being cancelled) the pool and the members made are removed again, on the
 // cleanup context.
 func CreatePool(ctx context.Context, cs kubernetes.Interface, p *Pool, o PoolOptions) (_ *PoolStatus, err error) {
+	// The definition holds the UID its members run as: the namespace's
+	// (OpenShift's range) unless one was chosen.
+	if err := p.Spec.FromNamespace(ctx, cs); err != nil {
+		return nil, err
+	}
 	t, err := cs.CoreV1().PodTemplates(p.Namespace).Create(ctx, p.PodTemplate(), metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		existing, gerr := cs.CoreV1().PodTemplates(p.Namespace).Get(ctx, PoolTemplateName(p.Name), metav1.GetOptions{})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
@@ -50,12 +51,30 @@ type Output struct {
 // Read returns what the process sel names has written since from, at
 // most max bytes of each stream (max <= 0: 1 MiB), and whether it runs.
 func (p *Procs) Read(ctx context.Context, sel Selector, from Offsets, max int) (*Output, error) {
+	return p.collect(ctx, sel, from, max, 0)
+}
+
+// ReadWait is Read that waits, up to wait, for more: it returns once the
+// process has ended and its output is read, once max bytes of a stream have
+// come, or once wait is over (the process runs on).
+func (p *Procs) ReadWait(ctx context.Context, sel Selector, from Offsets, max int, wait time.Duration) (*Output, error) {
+	return p.collect(ctx, sel, from, max, wait)
+}
+
+func (p *Procs) collect(ctx context.Context, sel Selector, from Offsets, max int, wait time.Duration) (*Output, error) {
 	if max <= 0 {
 		max = 1 << 20
 	}
-	o := &Output{Next: from}
+	o := &Output{Next: from, State: Running}
 	full := errors.New("full")
-	st, ex, err := p.read(ctx, sel, from, "once", func(c Chunk) error {
+	mode, readCtx := "once", ctx
+	if wait > 0 {
+		var cancel context.CancelFunc
+		readCtx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+		mode = "follow"
+	}
+	st, ex, err := p.read(readCtx, sel, from, mode, func(c Chunk) error {
 		dst, at := &o.Stdout, &o.Next.Stdout
 		if c.Stderr {
 			dst, at = &o.Stderr, &o.Next.Stderr
@@ -67,16 +86,18 @@ func (p *Procs) Read(ctx context.Context, sel Selector, from Offsets, max int) (
 		}
 		*dst = append(*dst, data...)
 		*at += int64(len(data))
-		if o.More {
+		// Waiting on with a full stream would only wait: answer.
+		if o.More || (wait > 0 && len(*dst) >= max) {
 			return full
 		}
 		return nil
 	})
-	if errors.Is(err, full) {
-		o.State = Running
+	switch {
+	case errors.Is(err, full):
 		return o, nil
-	}
-	if err != nil {
+	case err != nil && wait > 0 && ctx.Err() == nil && readCtx.Err() != nil:
+		return o, nil // waited enough: it runs on
+	case err != nil:
 		return nil, err
 	}
 	o.State, o.Exit = st, ex

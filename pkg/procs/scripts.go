@@ -32,8 +32,9 @@ package procs
 // sandbox.
 
 // lib holds the functions every script uses. ak_stat PID sets ak_st to the
-// process's start time and ak_state to its state (builtins only, so it forks
-// nothing); ak_alive PID ST succeeds while that process exists and is not a
+// process's start time, ak_state to its state and ak_pg to its process
+// group (builtins only, so it forks nothing); ak_kill SIG PID signals a
+// process and, where it leads one, its process group; ak_alive PID ST succeeds while that process exists and is not a
 // zombie (an ended supervisor is its parent's until reaped: the start
 // script is gone, so that is PID 1, which may reap it only after its own
 // sleep — a zombie counted as alive made every process end up to 2 s
@@ -50,7 +51,16 @@ ak_stat() {
 	set -- ${ak_s##*') '}
 	set +f
 	[ $# -ge 20 ] || return 1
-	ak_st=${20} ak_state=$1
+	ak_st=${20} ak_state=$1 ak_pg=$3
+}
+ak_kill() {
+	# A process in a session of its own (setsid) leads its process group:
+	# the signal reaches every process it started. Otherwise it alone.
+	# No "--": busybox's kill takes it for a PID, says so and fails after
+	# signalling the rest, and a second try then finds the process gone.
+	ak_t=$2
+	ak_stat "$2" && [ "$ak_pg" = "$2" ] && ak_t=-$2
+	kill -"$1" "$ak_t"
 }
 ak_alive() {
 	case $1 in ''|*[!0-9]*) return 1;; esac
@@ -288,12 +298,14 @@ oo=0 eo=0 mode=follow
 
 // signalScript sends signal $3 (a name; $2 its number) to the process of
 // selector $1 and every process in its session: exit 44 no such process,
-// 46 it has ended.
+// 46 it has ended, 47 kill failed with the process alive.
 const signalScript = lib + `ak_find "$1" || exit 44
 ak_read "$D/pid"
 ak_alive "$ak_v" "$ak_w" || exit 46
 printf '%s\n' "$2" > "$D/signal"
-kill -s "$3" -- "-$ak_v" 2>/dev/null || kill -s "$3" "$ak_v" || exit 46
+ak_kill "$3" "$ak_v" && exit 0
+ak_alive "$ak_v" "$ak_w" || exit 46
+exit 47
 `
 
 // inputScript copies its stdin into the process's stdin: 44 no such

@@ -94,7 +94,7 @@ func (p *Procs) DiscardTerminal(ctx context.Context, token string) error {
 }
 
 const killScript = lib + `p=${1#pid:}
-kill -s "$2" -- "-$p" 2>/dev/null || kill -s "$2" "$p" 2>/dev/null || exit 46
+ak_kill "$2" "$p" 2>/dev/null || exit 46
 `
 
 // SignalTerminal sends sig to a terminal's process (and its session):

@@ -85,7 +85,7 @@ var Permissions = []Permission{
 		Why: "create --allow-host, egress status: the namespace's egress proxy (an admin installs it: egress install)"},
 	{Verb: "get", Group: "apps", Resource: "deployments", ResourceNames: []string{EgressProxyName},
 		Why: "create --allow-host, egress status: is the egress proxy there"},
-	{Verb: "get", Resource: "namespaces", Why: "doctor: the namespace's Pod Security labels (a Role grants this for its own namespace only)"},
+	{Verb: "get", Resource: "namespaces", Why: "doctor: the namespace's Pod Security labels; create, run, pool create: the UID range it assigns (OpenShift), without which sandboxes run as UID 1000 (a Role grants this for its own namespace only)"},
 	{Verb: "list", Resource: "limitranges", Why: "doctor: limits that would refuse a sandbox"},
 	{Verb: "list", Resource: "resourcequotas", Why: "doctor: quota left for sandboxes"},
 	{Verb: "get", Resource: "services", Scope: ClusterDNS, ResourceNames: []string{"kube-dns", "node-local-dns", "kube-dns-upstream"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -88,7 +89,16 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	if o.ServerDryRun {
 		dryRun = []string{metav1.DryRunAll}
 	}
+	// The namespace's UID range is read beside the rest of what only the
+	// cluster can tell, so it costs a create no extra round trip.
+	var wg sync.WaitGroup
+	var nsErr error
+	wg.Go(func() { nsErr = spec.FromNamespace(ctx, cs) })
 	spec.FromCluster(ctx, cs)
+	wg.Wait()
+	if nsErr != nil {
+		return &Created{}, nsErr
+	}
 	created := &Created{}
 	defer func() {
 		if err != nil && !o.ServerDryRun {
@@ -131,7 +141,7 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		return created, nameTaken(ctx, cs, spec)
 	}
 	if err != nil {
-		return created, fmt.Errorf("creating the sandbox's pod: %w", err)
+		return created, fmt.Errorf("creating the sandbox's pod: %w", spec.rangeRefusal(err))
 	}
 	if !o.ServerDryRun {
 		created.Pod = got

@@ -140,6 +140,12 @@ type Spec struct {
 	Labels         map[string]string
 	Ports          []corev1.ContainerPort
 	UID            int64
+	// UIDChosen says the user chose UID; otherwise a namespace whose
+	// platform assigns UIDs from a range (OpenShift) decides it (Fit).
+	UIDChosen bool `json:",omitempty"`
+	// GID, if set, is the group (runAsGroup, fsGroup) when it cannot be
+	// UID: the namespace admits other groups than UIDs (Fit).
+	GID int64 `json:",omitempty"`
 	// TTL, if set, ends the sandbox that long after it started, enforced by
 	// the kubelet (activeDeadlineSeconds) even if no client ever comes back.
 	TTL time.Duration
@@ -183,6 +189,9 @@ type Spec struct {
 	// Workspace, if set, makes the sandbox persistent: /workspace and $HOME
 	// live on a PersistentVolumeClaim that outlives its Pods (workspace.go).
 	Workspace *Workspace `json:",omitempty"`
+
+	// namespaceUnread is why FromNamespace could not read the namespace.
+	namespaceUnread error
 }
 
 // NewSpec returns the spec of a default, restrictive sandbox.
@@ -221,6 +230,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.UID <= 0 {
 		return field.Invalid("uid", "`uid` must be a positive UID (got %d): sandboxes never run as root", s.UID)
+	}
+	if s.GID < 0 {
+		return field.Invalid("uid", "the group of `uid` must be a positive GID (got %d)", s.GID)
 	}
 	if s.TTL < 0 || (s.TTL > 0 && s.TTL < time.Second) {
 		return field.Invalid("ttl", "`ttl` must be at least 1s (or 0 for no limit), not %s", s.TTL)
@@ -351,6 +363,7 @@ func (s *Spec) Pod() *corev1.Pod {
 		{Name: "HOME", Value: HomeDir},
 		{Name: "TMPDIR", Value: TmpDir},
 	}
+	env = append(env, userEnv()...)
 	env = append(env, s.egressProxyEnv()...)
 	for _, e := range s.Env {
 		env = SetEnv(env, e)
@@ -400,8 +413,8 @@ func (s *Spec) Pod() *corev1.Pod {
 			SecurityContext: &corev1.PodSecurityContext{
 				RunAsNonRoot:   ptr.To(true),
 				RunAsUser:      ptr.To(s.UID),
-				RunAsGroup:     ptr.To(s.UID),
-				FSGroup:        ptr.To(s.UID),
+				RunAsGroup:     ptr.To(s.gid()),
+				FSGroup:        ptr.To(s.gid()),
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
 			Containers: []corev1.Container{{

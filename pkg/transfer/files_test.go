@@ -148,7 +148,7 @@ func TestListDir(t *testing.T) {
 }
 
 func TestListDirWithoutStat(t *testing.T) {
-	r := &hostRunner{Path: toolDir(t)} // busybox sh and friends, no stat
+	r := &hostRunner{Path: toolDir(t, "stat")} // busybox's tools, no stat
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"a": "123"})
 	got, _, err := ListDir(context.Background(), r, dir, 10)

@@ -49,6 +49,7 @@ type SandboxFlags struct {
 	AllowHosts  []string
 
 	readOnlySet bool
+	uidSet      bool
 	// NoCredentials: --agent takes no credentials here (pool create: they
 	// belong to each claim, never to a warm member).
 	NoCredentials bool
@@ -87,7 +88,7 @@ func (f *SandboxFlags) AddFlags(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.SecretEnv, "secret-env", f.SecretEnv, "Name of an environment variable of yours whose value goes into the sandbox through a Secret (repeatable)")
 	fl.StringArrayVarP(&f.Labels, "label", "l", f.Labels, "Label for the sandbox's objects (k=v, repeatable)")
 	fl.StringArrayVar(&f.Ports, "port", f.Ports, "Container port to declare, N or N/udp (repeatable)")
-	fl.Int64Var(&f.UID, "uid", f.UID, "UID (and GID) the sandbox runs as; never 0")
+	fl.Int64Var(&f.UID, "uid", f.UID, "UID (and GID) the sandbox runs as; never 0 (default: the first of the namespace's UID range where it has one, as on OpenShift)")
 	fl.DurationVar(&f.TTL, "ttl", f.TTL, "Stop the sandbox after this long, enforced by the cluster even if no client is left (e.g. 2h; 0: no limit)")
 	f.addEgressFlags(cmd)
 	f.addAgentFlags(cmd)
@@ -99,6 +100,7 @@ func (f *SandboxFlags) AddFlags(cmd *cobra.Command) {
 // were added to.
 func (f *SandboxFlags) Complete(cmd *cobra.Command) error {
 	f.readOnlySet = cmd.Flags().Changed("read-only")
+	f.uidSet = cmd.Flags().Changed("uid")
 	// --user is kubectl's: the kubeconfig user. A UID there is a slip of the
 	// fingers from earlier versions of this plugin, not a user name.
 	if u := cmd.Flags().Lookup("user"); u != nil && u.Changed {
@@ -162,7 +164,7 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 		}
 		s.Ports = append(s.Ports, port)
 	}
-	s.UID = f.UID
+	s.UID, s.UIDChosen = f.UID, f.uidSet
 	s.TTL = f.TTL
 	s.Agent = f.Agent // provenance: the preset the sandbox was made from
 	if err := f.egressSpec(&s); err != nil {
