@@ -116,13 +116,18 @@ await main('commands', async () => {
 
   await step('a process outlives its handle and its client, and is reattached from another', async () => {
     const marker = `${dir}/outlived`
-    const h = await sbx.commands.run(`sleep 3; echo done > '${marker}'; echo finished`, cmd({ background: true }))
+    // It runs until the other client lets it end (a file it waits for), so
+    // it is still there to be listed however slow each exec is (a fixed
+    // sleep ended before the listing on the real node).
+    const release = `${dir}/outlived-release`
+    const h = await sbx.commands.run(`while [ ! -e '${release}' ]; do sleep 1; done; echo done > '${marker}'; echo finished`, cmd({ background: true }))
     const pid = h.pid
     await h.disconnect()
     // Another client, as another process would: Sandbox.connect by ID.
     const other = await Sandbox.connect(sbx.sandboxId)
     assert.ok((await other.commands.list()).some((p) => p.pid === pid), 'the process is listed from the other client')
     const again = await other.commands.connect(pid, cmd())
+    await other.files.write(release, '')
     const r = await again.wait()
     assert.equal(r.exitCode, 0)
     assert.match(r.stdout, /finished\n$/)
