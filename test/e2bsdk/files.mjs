@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { FileNotFoundError, FileType, FilesystemEventType } from 'e2b'
-import { create, eventually, main, measure, rejects, sleep, step, workDir } from './lib.mjs'
+import { create, eventually, main, measure, rejects, sandboxTimeoutMs, sleep, step, workDir } from './lib.mjs'
 
 const MiB = 1 << 20
 const largeMiB = Number(process.env.E2BSDK_LARGE_MIB || 64)
@@ -32,9 +32,10 @@ async function drain(stream, hash) {
 }
 
 await main('files', async () => {
-  const sbx = await step('create', () => create({ timeoutMs: 300_000 }))
+  const sbx = await step('create', () => create({ timeoutMs: sandboxTimeoutMs }))
   const dir = workDir('files')
   let largeSum
+  let aWritten // [before, after] the last write of a.txt, for getInfo's modifiedTime
 
   await step('makeDir (new, then existing), exists', async () => {
     assert.equal(await sbx.files.makeDir(`${dir}/sub/deeper`), true, 'makeDir makes parents')
@@ -49,7 +50,9 @@ await main('files', async () => {
     assert.equal(w.name, 'a.txt')
     assert.equal(await sbx.files.read(`${dir}/a.txt`), 'hello, sandbox\nü ✓\n')
     // Overwrite, shorter: nothing of the old content stays.
+    aWritten = [Date.now()]
     await sbx.files.write(`${dir}/a.txt`, 'short')
+    aWritten.push(Date.now())
     assert.equal(await sbx.files.read(`${dir}/a.txt`, { format: 'text' }), 'short')
     await sbx.files.write(`${dir}/empty`, '')
     assert.equal(await sbx.files.read(`${dir}/empty`), '')
@@ -127,7 +130,11 @@ await main('files', async () => {
     assert.equal(f.type, FileType.FILE)
     assert.equal(f.size, 5)
     assert.match(f.permissions, /^-[rwx-]{9}$/, `permissions ${f.permissions}`)
-    assert.ok(f.modifiedTime instanceof Date && Math.abs(f.modifiedTime - Date.now()) < 600_000, `modifiedTime ${f.modifiedTime}`)
+    // Within the write's call (the file's time is the sandbox's clock, one
+    // second's precision; a minute's slack for the clocks' difference).
+    const [from, to] = aWritten
+    assert.ok(f.modifiedTime instanceof Date && f.modifiedTime >= from - 60_000 && f.modifiedTime <= to + 60_000,
+      `modifiedTime ${f.modifiedTime.toISOString()}, written between ${new Date(from).toISOString()} and ${new Date(to).toISOString()}`)
     const d = await sbx.files.getInfo(`${dir}/sub`)
     assert.equal(d.type, FileType.DIR)
     await rejects(sbx.files.getInfo(`${dir}/nothing`), FileNotFoundError, null, 'getInfo of a missing path')

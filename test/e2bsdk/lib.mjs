@@ -21,6 +21,23 @@ export function workDir(name) {
   return `${base.replace(/\/+$/, '')}/e2bsdk-${runId}-${name}`
 }
 
+// sandboxTimeoutMs is the timeout the programs create their sandboxes with:
+// E2BSDK_SANDBOX_TIMEOUT_MS lengthens it where a program runs for minutes
+// (a real node under qemu emulation), lest a sandbox end, as it should, in
+// the middle.
+export const sandboxTimeoutMs = Number(process.env.E2BSDK_SANDBOX_TIMEOUT_MS || 300_000)
+
+// commandTimeoutMs is how long the programs let a command's stream live:
+// the SDK's default, 60 s, unless E2BSDK_COMMAND_TIMEOUT_MS says longer —
+// a real node under qemu emulation takes seconds for every exec, and a
+// background command outlives several steps of them.
+export const commandTimeoutMs = Number(process.env.E2BSDK_COMMAND_TIMEOUT_MS || 60_000)
+
+// cmd is a command's options with commandTimeoutMs, unless they set one.
+export function cmd(opts = {}) {
+  return { timeoutMs: commandTimeoutMs, ...opts }
+}
+
 // skip records a part not run: the e2e test fails on any.
 export function skip(what) {
   report.skipped.push(what)
@@ -44,7 +61,14 @@ export async function step(name, fn) {
 }
 
 // create makes a sandbox and remembers it for the cleanup.
+// E2BSDK_CREATE_TIMEOUT_MS lengthens the SDK's 60 s request timeout of the
+// create: a real node under qemu emulation may take longer to start a Pod.
 export async function create(...args) {
+  const ms = Number(process.env.E2BSDK_CREATE_TIMEOUT_MS || 0)
+  if (ms > 0) {
+    const at = typeof args[0] === 'string' ? 1 : 0
+    args[at] = { requestTimeoutMs: ms, ...args[at] }
+  }
   const sbx = await Sandbox.create(...args)
   made.push(sbx)
   return sbx
@@ -70,9 +94,16 @@ export async function rejects(promise, cls, re, what) {
   return err
 }
 
-// eventually polls cond (async, truthy when done) until timeoutMs; what
-// names it (a function: asked when it failed, for what was seen by then).
+// waitScale multiplies every eventually's timeout: E2BSDK_WAIT_SCALE where
+// each of the server's execs takes seconds (a real node under qemu
+// emulation), so that a poll of a few execs fits.
+const waitScale = Number(process.env.E2BSDK_WAIT_SCALE || 1)
+
+// eventually polls cond (async, truthy when done) until timeoutMs (times
+// waitScale); what names it (a function: asked when it failed, for what was
+// seen by then).
 export async function eventually(what, timeoutMs, cond) {
+  timeoutMs *= waitScale
   const end = Date.now() + timeoutMs
   let last
   for (;;) {

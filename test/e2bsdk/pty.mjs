@@ -1,10 +1,10 @@
 // pty through the SDK: create with onData, sendInput, resize (seen by the
 // shell in the terminal), kill.
 import assert from 'node:assert/strict'
-import { create, eventually, main, measure, step } from './lib.mjs'
+import { create, eventually, main, measure, sandboxTimeoutMs, step } from './lib.mjs'
 
 await main('pty', async () => {
-  const sbx = await step('create', () => create({ timeoutMs: 300_000 }))
+  const sbx = await step('create', () => create({ timeoutMs: sandboxTimeoutMs }))
   const dec = new TextDecoder()
   let out = ''
   const enc = (s) => new TextEncoder().encode(s)
