@@ -128,7 +128,9 @@ var defaultCosts = map[string]time.Duration{
 	"csi-sidecars": 36 * time.Minute,
 	partKubelet:    30 * time.Second, // a link once the control plane's build filled the Go cache
 	"disk":         60 * time.Second, // mkfs.ext4 -d; 10-35 s, once 213 s under heavy I/O
-	partTests:      9 * time.Minute,  // run.sh's go test: control plane up, boot, the suite
+	// run.sh's go test: control plane up, boot, the suite — 9 min before
+	// the E2B SDK's programs, which take 30-40 min of execs under TCG.
+	partTests: 45 * time.Minute,
 }
 
 // unknownStepCost stands in for a build step added to build.sh without a
