@@ -3,8 +3,8 @@
 // sendStdin), timeoutMs, and a process that outlives its handle and is
 // reattached from another client.
 import assert from 'node:assert/strict'
-import { CommandExitError, NotFoundError, Sandbox, TimeoutError } from 'e2b'
-import { cmd, commandTimeoutMs, create, eventually, main, measure, rejects, sandboxTimeoutMs, sleep, step, workDir } from './lib.mjs'
+import { CommandExitError, NotFoundError, TimeoutError } from 'e2b'
+import { cmd, commandTimeoutMs, connect, create, eventually, main, measure, rejects, sandboxTimeoutMs, sleep, step, workDir } from './lib.mjs'
 
 await main('commands', async () => {
   const sbx = await step('create', () => create({ timeoutMs: sandboxTimeoutMs }))
@@ -124,7 +124,7 @@ await main('commands', async () => {
     const pid = h.pid
     await h.disconnect()
     // Another client, as another process would: Sandbox.connect by ID.
-    const other = await Sandbox.connect(sbx.sandboxId)
+    const other = await connect(sbx.sandboxId)
     assert.ok((await other.commands.list()).some((p) => p.pid === pid), 'the process is listed from the other client')
     const again = await other.commands.connect(pid, cmd())
     await other.files.write(release, '')

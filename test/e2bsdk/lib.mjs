@@ -74,6 +74,15 @@ export async function create(...args) {
   return sbx
 }
 
+// connect is Sandbox.connect with create's request timeout
+// (E2BSDK_CREATE_TIMEOUT_MS): the client it returns makes every request of
+// its own with it, and on a real node under emulation one file write can
+// outlast the SDK's 60 s.
+export function connect(sandboxId, opts = {}) {
+  const ms = Number(process.env.E2BSDK_CREATE_TIMEOUT_MS || 0)
+  return Sandbox.connect(sandboxId, ms > 0 ? { requestTimeoutMs: ms, ...opts } : opts)
+}
+
 export function forget(sbx) {
   const i = made.indexOf(sbx)
   if (i >= 0) made.splice(i, 1)
