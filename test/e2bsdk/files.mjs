@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { FileNotFoundError, FileType, FilesystemEventType } from 'e2b'
-import { create, eventually, main, measure, rejects, sandboxTimeoutMs, sleep, step, workDir } from './lib.mjs'
+import { cmd, commandTimeoutMs, create, eventually, main, measure, rejects, sandboxTimeoutMs, sleep, step, workDir } from './lib.mjs'
 
 const MiB = 1 << 20
 const largeMiB = Number(process.env.E2BSDK_LARGE_MIB || 64)
@@ -160,7 +160,9 @@ await main('files', async () => {
     const wdir = `${dir}/watched`
     await sbx.files.makeDir(wdir)
     const events = []
-    const handle = await sbx.files.watchDir(wdir, (e) => events.push(e))
+    // The watch is a stream with the SDK's 60 s timeout, like a command's:
+    // on a real node under emulation its writes alone outlast that.
+    const handle = await sbx.files.watchDir(wdir, (e) => events.push(e), { timeoutMs: commandTimeoutMs })
     const seen = () => JSON.stringify(events.map((e) => `${e.type}:${e.name}`))
     try {
       // The server may poll: give it a beat to take its first look.
@@ -184,9 +186,9 @@ await main('files', async () => {
 
   // Last, so that everything above runs with the file side alone.
   await step('the sandbox itself sees what was written (od, sha256sum)', async () => {
-    const r = await sbx.commands.run(`od -An -tx1 -v '${dir}/blob.bin' | tr -d ' \\n' | head -c 64`)
+    const r = await sbx.commands.run(`od -An -tx1 -v '${dir}/blob.bin' | tr -d ' \\n' | head -c 64`, cmd())
     assert.equal(r.stdout, '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'the sandbox sees the bytes')
-    const sum = await sbx.commands.run(`sha256sum '${dir}/large.bin'`)
+    const sum = await sbx.commands.run(`sha256sum '${dir}/large.bin'`, cmd())
     assert.equal(sum.stdout.split(' ')[0], largeSum, 'sha256 in the sandbox')
   })
 

@@ -27,7 +27,8 @@ export function workDir(name) {
 // the middle.
 export const sandboxTimeoutMs = Number(process.env.E2BSDK_SANDBOX_TIMEOUT_MS || 300_000)
 
-// commandTimeoutMs is how long the programs let a command's stream live:
+// commandTimeoutMs is how long the programs let a command's stream (and a
+// watchDir's) live:
 // the SDK's default, 60 s, unless E2BSDK_COMMAND_TIMEOUT_MS says longer —
 // a real node under qemu emulation takes seconds for every exec, and a
 // background command outlives several steps of them.
