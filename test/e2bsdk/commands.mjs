@@ -143,7 +143,7 @@ await main('commands', async () => {
   })
 
   await step('connect to a pid that is not there', async () => {
-    await rejects(sbx.commands.connect(999_999_9), NotFoundError, null, 'connect to an unknown pid')
+    await rejects(sbx.commands.connect(999_999_9, cmd()), NotFoundError, null, 'connect to an unknown pid')
   })
 
   await step('run true: latency', async () => {
