@@ -36,20 +36,22 @@ var scaleResources = []string{"--cpu", "50m", "--memory", "64Mi"}
 
 const scaleProcs = 20
 
-// kwokDeletesByName: kwok (v0.8.0, PodController.deleteResource) finishes
+// roundName is sandbox i's name in a round: each round takes names of its
+// own. kwok (v0.8.0, PodController.deleteResource) finishes
 // a Pod's deletion by name, with no UID precondition, and often twice for
 // the same Pod — the second delete seconds after the first. A sandbox
 // re-created under the name meanwhile is deleted by it (round 2 of these
 // tests saw "pods not found" while lifting a new Pod's gate, with kwok's
 // log showing the second delete). A real kubelet deletes with the Pod's UID
-// as precondition, so this is the simulator's; each round takes names of
-// its own. A name re-used while its old NetworkPolicy is still being
-// collected is TestCreateReplacesOnlyStaleDependents' (pkg/sandbox).
+// as precondition, so this is the simulator's. A name re-used while its old
+// NetworkPolicy is still being collected is
+// TestCreateReplacesOnlyStaleDependents' (pkg/sandbox).
+func roundName(round, i int) string { return fmt.Sprintf("r%d-s%d", round, i) }
 
 // TestHundredConcurrentCreatesFromManyProcesses: 100 sandboxes created at
 // once by 20 processes of the real binary, each making 5 in turn, all
 // Running; then one delete removes every one and nothing is left. Two
-// rounds, each with names of its own (see kwokDeletesByName).
+// rounds, each with names of its own (roundName).
 func TestHundredConcurrentCreatesFromManyProcesses(t *testing.T) {
 	requireCluster(t)
 	n := scaleN(t)
@@ -60,7 +62,7 @@ func TestHundredConcurrentCreatesFromManyProcesses(t *testing.T) {
 		for w := range scaleProcs {
 			wg.Go(func() {
 				for i := w; i < n; i += scaleProcs {
-					name := fmt.Sprintf("r%d-s%d", round, i)
+					name := roundName(round, i)
 					r := plugin(t, "", append([]string{"create", name, "-n", ns, "--label", "e2e-scale=yes"}, scaleResources...)...)
 					if r.code != 0 || strings.TrimSpace(r.stdout) != "sandbox/"+name+" created" {
 						failures <- fmt.Sprintf("create %s: %s", name, r)
@@ -116,7 +118,7 @@ func TestHundredConcurrentCreatesFromOneProcess(t *testing.T) {
 		uids := make([]string, n)
 		for i := range n {
 			wg.Go(func() {
-				spec := sandbox.NewSpec(fmt.Sprintf("r%d-s%d", round, i), ns) // kwokDeletesByName
+				spec := sandbox.NewSpec(roundName(round, i), ns)
 				spec.Labels = map[string]string{"e2e-scale": "yes"}
 				spec.CPU, spec.Memory = cpu.DeepCopy(), memory.DeepCopy()
 				created, err := sandbox.Create(ctx, cs, &spec, sandbox.CreateOptions{Wait: true, Timeout: 5 * time.Minute})
@@ -129,7 +131,7 @@ func TestHundredConcurrentCreatesFromOneProcess(t *testing.T) {
 		wg.Wait()
 		for i, err := range errs {
 			if err != nil {
-				t.Errorf("round %d: create r%d-s%d: %v", round, round, i, err)
+				t.Errorf("round %d: create %s: %v", round, roundName(round, i), err)
 			}
 		}
 		if t.Failed() {
