@@ -15,17 +15,7 @@ func TestWriteFileAtTakesOneName(t *testing.T) {
 	if err := os.Mkdir(dir+"/sub", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	x := &extractor{ctx: context.Background(), copyBuf: make([]byte, 64)}
-	defer func() {
-		if x.fdDir != nil {
-			x.fdDir.Close()
-		}
-	}()
+	x, root := extractorIn(t, dir)
 	for _, name := range []string{"", ".", "..", "sub/f", "/f"} {
 		err := x.writeFileAt(root, name, &tar.Header{Typeflag: tar.TypeReg, Mode: 0o644}, strings.NewReader(""))
 		if err == nil || !strings.Contains(err.Error(), "not a single name") {
@@ -48,19 +38,27 @@ func TestWriteFileAtReportsTheOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = os.Chmod(dir, 0o755) }()
+	x, root := extractorIn(t, dir)
+	err := x.writeFileAt(root, "f", &tar.Header{Typeflag: tar.TypeReg, Mode: 0o644}, strings.NewReader("x"))
+	if err == nil || !strings.Contains(err.Error(), "open f") || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("err = %v, want open f: permission denied", err)
+	}
+}
+
+// extractorIn is an extractor writing into dir through an os.Root, both
+// closed at the end of the test.
+func extractorIn(t *testing.T, dir string) (*extractor, *os.Root) {
+	t.Helper()
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer root.Close()
 	x := &extractor{ctx: context.Background(), copyBuf: make([]byte, 64)}
-	defer func() {
+	t.Cleanup(func() {
 		if x.fdDir != nil {
 			x.fdDir.Close()
 		}
-	}()
-	err = x.writeFileAt(root, "f", &tar.Header{Typeflag: tar.TypeReg, Mode: 0o644}, strings.NewReader("x"))
-	if err == nil || !strings.Contains(err.Error(), "open f") || !strings.Contains(err.Error(), "permission denied") {
-		t.Errorf("err = %v, want open f: permission denied", err)
-	}
+		root.Close()
+	})
+	return x, root
 }
