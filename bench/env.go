@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/test/cluster/localcluster"
 )
 
 // Env is what the scenarios share: the two binaries, the cluster, and the
@@ -48,6 +49,9 @@ type Env struct {
 	payload, smallFiles string   // cp inputs ("" until made)
 	outputsIn           bool     // the cp inputs are in the sandbox and pod too
 	startCluster        func(ctx context.Context) error
+	// components are the local control plane's processes, for the CPU
+	// breakdown (nil on a cluster the bench did not start).
+	components []localcluster.Component
 }
 
 // ours returns the plugin's command line: subcommand, the bench namespace,

@@ -115,6 +115,7 @@ func allScenarios(o *options) []*Scenario {
 		poolRows(o.scaleN, o.scaleProcs),
 		thousandRows(o.thousand),    // bench/rows_thousand.go; only with -thousand
 		thousandOpsRows(o.thousand), // bench/rows_thousand_ops.go; likewise
+		mcpLimitRows(o.thousand),    // bench/rows_mcp_limit.go; likewise
 		persistRows(),
 		serveRows(), // bench/rows_serve.go
 		peerRows(),  // bench/rows_peer.go: agent-sandbox beside us
@@ -182,12 +183,12 @@ func (o *options) main(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		c, err := localcluster.Up(ctx, bins, localcluster.Options{Kwok: true, Log: os.Stderr})
+		c, err := localcluster.Up(ctx, bins, localcluster.Options{Kwok: true, Log: os.Stderr, Profiling: os.Getenv("BENCH_APISERVER_PROFILE") != ""})
 		if err != nil {
 			return err
 		}
 		down = func() { _ = c.Down() }
-		e.Kubeconfig = c.AdminKubeconfig
+		e.Kubeconfig, e.components = c.AdminKubeconfig, c.Components()
 		return addNodes(ctx, c, o.nodes)
 	}
 	defer func() {

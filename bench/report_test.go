@@ -137,3 +137,17 @@ func TestFoldNames(t *testing.T) {
 		t.Errorf("folded %q, want %q", got, want)
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name with a space and a parenthesis, as /proc allows.
+	stat := "4242 (kube (api) x) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 125 0 0 20 0 12 0 100 0 0"
+	got, err := parseStatCPU(stat)
+	if err != nil || got != 3750*time.Millisecond {
+		t.Errorf("parseStatCPU = %v, %v; want 3.75s (375 ticks)", got, err)
+	}
+	for _, bad := range []string{"", "4242 no parens", "4242 (x) S 1 2"} {
+		if _, err := parseStatCPU(bad); err == nil {
+			t.Errorf("parseStatCPU(%q): no error", bad)
+		}
+	}
+}

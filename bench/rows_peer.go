@@ -182,7 +182,7 @@ func peerBurstRow(n int) *Scenario {
 			Label:   fmt.Sprintf("pkg/pool.Acquire from %d clientsets at once, one claim each", n),
 			Prepare: func(ctx context.Context, e *Env, _ int) error { return readyMembers(ctx, e, name, n) },
 			Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-				return claimBurst(ctx, e, name, round, n, n)
+				return claimBurst(ctx, e, name, round, n, n, false)
 			},
 			Cleanup: func(ctx context.Context, e *Env, _ int) error { return deleteSandboxes(ctx, e) },
 		},

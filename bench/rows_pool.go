@@ -21,9 +21,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	restclient "k8s.io/client-go/rest"
 
@@ -109,7 +111,7 @@ func poolRows(burst, clients int) []*Scenario {
 				Label:   fmt.Sprintf("pkg/pool.Acquire from %d clientsets (connections) in this process, %d claims each in turn", clients, burst/clients),
 				Prepare: func(ctx context.Context, e *Env, round int) error { return readyMembers(ctx, e, "bench-burst", burst) },
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					return claimBurst(ctx, e, "bench-burst", round, burst, clients)
+					return claimBurst(ctx, e, "bench-burst", round, burst, clients, false)
 				},
 				Cleanup: func(ctx context.Context, e *Env, round int) error { return deleteSandboxes(ctx, e) },
 			},
@@ -193,14 +195,23 @@ func deleteSandboxes(ctx context.Context, e *Env) error {
 }
 
 // claimBurst makes n claims from clients clientsets at once, each client
-// claiming in turn, and reports per-claim latencies on stderr.
-func claimBurst(ctx context.Context, e *Env, poolName string, round, n, clients int) (Sample, error) {
+// claiming in turn, and reports on stderr per-claim latencies, the claims
+// that lost a race (a 409 on the claim's write) and where the CPU went.
+// The clients speak protobuf as the CLI's claims do (cli.Clients'
+// claimClientset), unless json: the bench's measure of what that lifts.
+func claimBurst(ctx context.Context, e *Env, poolName string, round, n, clients int, json bool) (Sample, error) {
+	var conflicts atomic.Int64
 	css := make([]kubernetes.Interface, clients)
 	for i := range css {
 		// A clientset of its own: client-go shares one transport per TLS
 		// configuration, unless the config has a Dial of its own.
 		cfg := restclient.CopyConfig(e.Config)
 		cfg.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		if !json {
+			cfg.ContentType = runtime.ContentTypeProtobuf
+			cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+		}
+		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countConflicts{rt, &conflicts} })
 		cs, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
 			return Sample{}, err
@@ -217,6 +228,8 @@ func claimBurst(ctx context.Context, e *Env, poolName string, round, n, clients 
 	var lat []time.Duration
 	var got []*pool.Acquired
 	warm := 0
+	cpu := takeCPU(e.components)
+	profiled := profileAPIServer(ctx, e, 10)
 	start := time.Now()
 	for c := range clients {
 		wg.Go(func() {
@@ -239,12 +252,33 @@ func claimBurst(ctx context.Context, e *Env, poolName string, round, n, clients 
 	}
 	wg.Wait()
 	s := Sample{Wall: time.Since(start), Ops: n, Done: warm, Of: n}
+	used := takeCPU(e.components).since(cpu)
+	profiled()
 	for _, a := range got {
 		firstErr = firstOf(firstErr, a.WaitRefill())
 	}
-	fmt.Fprintf(os.Stderr, "bench: %d claims from %d clients: %.0f claims/s; per claim median %s, p90 %s; %d warm\n",
-		n, clients, float64(n)/s.Wall.Seconds(), durationQuantile(lat, 0.5), durationQuantile(lat, 0.9), warm)
+	wire := "protobuf"
+	if json {
+		wire = "JSON"
+	}
+	fmt.Fprintf(os.Stderr, "bench: %d claims from %d clients (%s): %.0f claims/s; per claim median %s, p90 %s; %d warm; %d writes lost a race (409)\n",
+		n, clients, wire, float64(n)/s.Wall.Seconds(), durationQuantile(lat, 0.5), durationQuantile(lat, 0.9), warm, conflicts.Load())
+	fmt.Fprintf(os.Stderr, "bench: CPU during the %d claims: %s\n", n, used)
 	return s, firstErr
+}
+
+// countConflicts counts the 409 Conflict answers that pass through it.
+type countConflicts struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (c countConflicts) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusConflict {
+		c.n.Add(1)
+	}
+	return resp, err
 }
 
 // requestTrace times every request of the in-process claims.

@@ -117,13 +117,34 @@ func thousandOpsRows(n int) []*Scenario {
 				Label:   fmt.Sprintf("pkg/pool.Acquire from %d clientsets in this process, %d claims each in turn", clients, size/clients),
 				Prepare: func(ctx context.Context, e *Env, _ int) error { return readyMembers(ctx, e, poolName, size) },
 				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
-					return claimBurst(ctx, e, poolName, round, size, clients)
+					return claimBurst(ctx, e, poolName, round, size, clients, false)
 				},
 				Cleanup: func(ctx context.Context, e *Env, _ int) error { return deleteClaimed(ctx, e, poolName) },
 			},
 			Kubectl: kubectlBurst("kc", fmt.Sprintf("kubectl create -f (%d pods in one file) + kubectl wait -l (cold)", size), size),
 			Done:    func(ctx context.Context, e *Env) error { return dropPool(ctx, e, poolName) },
 			Note:    fmt.Sprintf("claims handed over until the last, from a pool of %d Running members, beside %d running sandboxes; the replacements are waited for after the clock stops", size, n),
+		},
+		{
+			// What the clients' protobuf lifts: the row above in JSON, the
+			// only difference. A claim lists its pool's members, whole Pods.
+			Name: fmt.Sprintf("%d claims, %d concurrent clients, beside %d, in JSON", size, clients, n), Cluster: true, MaxRounds: 2,
+			Setup: func(ctx context.Context, e *Env) error {
+				if err := need(ctx, e); err != nil {
+					return err
+				}
+				return benchPool(ctx, e, poolName, size)
+			},
+			Ours: Side{
+				Label:   "pkg/pool.Acquire as above, its clients speaking JSON instead of protobuf",
+				Prepare: func(ctx context.Context, e *Env, _ int) error { return readyMembers(ctx, e, poolName, size) },
+				Run: func(ctx context.Context, e *Env, round int) (Sample, error) {
+					return claimBurst(ctx, e, poolName, round, size, clients, true)
+				},
+				Cleanup: func(ctx context.Context, e *Env, _ int) error { return deleteClaimed(ctx, e, poolName) },
+			},
+			Done: func(ctx context.Context, e *Env) error { return dropPool(ctx, e, poolName) },
+			Note: "the claim burst's clients in JSON (as kubectl speaks) instead of protobuf (as the CLI's claims do): what protobuf lifts",
 		},
 		{
 			Name: fmt.Sprintf("egress grant lookup, %d sandboxes in the namespace", n), Cluster: true, MaxRounds: 3, Setup: need,

@@ -42,6 +42,10 @@ type Options struct {
 	// component gets SIGKILL when the caller dies, so a test that times out
 	// or panics before Down leaves nothing behind.
 	Detach bool
+	// Profiling serves the API server's /debug/pprof (to system:masters),
+	// for the bench's profile of where its CPU goes; off otherwise, as a
+	// hardened API server would be.
+	Profiling bool
 }
 
 // Cluster is a running control plane. Its string fields are plain paths and
@@ -311,7 +315,7 @@ func Up(ctx context.Context, b *Binaries, o Options) (_ *Cluster, err error) {
 		// The default reconciler would publish the advertise address in the
 		// `kubernetes` Endpoints; keep the Service free of it.
 		"--endpoint-reconciler-type=none",
-		"--profiling=false",
+		"--profiling=" + strconv.FormatBool(o.Profiling),
 	}
 	api, err := startComponent("kube-apiserver", apiArgs, env, "/")
 	if err != nil {
@@ -791,4 +795,22 @@ func FreePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// Component is one process Up started: its name (etcd, kube-apiserver,
+// kwok, ...) and PID.
+type Component struct {
+	Name string
+	PID  int
+}
+
+// Components returns the processes Up started, in start order: a caller
+// that measures the control plane (the bench's CPU breakdown) reads them
+// in /proc.
+func (c *Cluster) Components() []Component {
+	var out []Component
+	for _, p := range c.procs {
+		out = append(out, Component{Name: p.Name, PID: p.PID})
+	}
+	return out
 }
