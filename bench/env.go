@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,18 +38,22 @@ type Env struct {
 	Clientset kubernetes.Interface
 
 	// Scale rows: how many sandboxes, from how many processes, how small.
-	ScaleN, ScaleProcs  int
-	Thousand            int // -thousand: the rows (and -requests) at that many sandboxes; 0: none
-	ScaleCPU, ScaleMem  string
-	ClientQPS           float32
-	ClientBurst         int
-	CreateTimeout       time.Duration
-	timeproc            string   // bench/internal/timeproc, which runs every timed command
-	childEnv            []string // environment of every command run
-	warmName, kpodName  string   // the long-lived sandbox and kubectl's pod ("" until made)
-	payload, smallFiles string   // cp inputs ("" until made)
-	outputsIn           bool     // the cp inputs are in the sandbox and pod too
-	startCluster        func(ctx context.Context) error
+	ScaleN, ScaleProcs int
+	Thousand           int // -thousand: the rows (and -requests) at that many sandboxes; 0: none
+	ScaleCPU, ScaleMem string
+	// SandboxCPU and SandboxMem size the other rows' sandboxes and pods
+	// (-cpu, -memory; "": the plugin's defaults): a real node in a small
+	// guest fits few of the default 1 CPU.
+	SandboxCPU, SandboxMem string
+	ClientQPS              float32
+	ClientBurst            int
+	CreateTimeout          time.Duration
+	timeproc               string   // bench/internal/timeproc, which runs every timed command
+	childEnv               []string // environment of every command run
+	warmName, kpodName     string   // the long-lived sandbox and kubectl's pod ("" until made)
+	payload, smallFiles    string   // cp inputs ("" until made)
+	outputsIn              bool     // the cp inputs are in the sandbox and pod too
+	startCluster           func(ctx context.Context) error
 	// components are the local control plane's processes, for the CPU
 	// breakdown (nil on a cluster the bench did not start).
 	components []localcluster.Component
@@ -57,7 +62,39 @@ type Env struct {
 // ours returns the plugin's command line: subcommand, the bench namespace,
 // then args (so that -n never lands after a "--").
 func (e *Env) ours(subcommand string, args ...string) []string {
-	return append([]string{e.Plugin, subcommand, "-n", e.Namespace}, args...)
+	argv := append([]string{e.Plugin, subcommand, "-n", e.Namespace}, args...)
+	flags := e.sized(subcommand, args)
+	if i := slices.Index(argv, "--"); i >= 0 && len(flags) > 0 {
+		return slices.Concat(argv[:i], flags, argv[i:])
+	}
+	return append(argv, flags...)
+}
+
+// sized is the -cpu and -memory flags for a sandbox that create or run
+// makes with the plugin's default size (no --cpu, --memory, --pool or
+// --from of its own before a "--"); the pods kubectl makes beside it are
+// sized the same (kubectlPod).
+func (e *Env) sized(subcommand string, args []string) []string {
+	if subcommand != "create" && subcommand != "run" {
+		return nil
+	}
+	if i := slices.Index(args, "--"); i >= 0 {
+		args = args[:i]
+	}
+	for _, a := range args {
+		switch a {
+		case "--cpu", "--memory", "--pool", "--from":
+			return nil
+		}
+	}
+	var flags []string
+	if e.SandboxCPU != "" {
+		flags = append(flags, "--cpu", e.SandboxCPU)
+	}
+	if e.SandboxMem != "" {
+		flags = append(flags, "--memory", e.SandboxMem)
+	}
+	return flags
 }
 
 // kubectl returns kubectl's command line, as ours does the plugin's.
@@ -174,6 +211,9 @@ func (e *Env) dropNamespace(ctx context.Context) {
 func (e *Env) kubectlPod(name string, labels map[string]string, cpu, memory string) ([]byte, error) {
 	spec := sandbox.NewSpec(name, e.Namespace)
 	spec.Network = sandbox.NetworkOpen
+	if cpu == "" && memory == "" {
+		cpu, memory = e.SandboxCPU, e.SandboxMem
+	}
 	if err := setResources(&spec, cpu, memory); err != nil {
 		return nil, err
 	}

@@ -67,6 +67,8 @@ func main() {
 	flag.IntVar(&o.scaleProcs, "scale-procs", 20, "processes in the many-process concurrent-create row")
 	flag.StringVar(&o.scaleCPU, "scale-cpu", "100m", "CPU of each sandbox in the scale rows (the simulated node has 64)")
 	flag.StringVar(&o.scaleMem, "scale-memory", "128Mi", "memory of each sandbox in the scale rows")
+	flag.StringVar(&o.sandboxCPU, "cpu", "", "CPU of the other rows' sandboxes and kubectl's pods (default: the plugin's)")
+	flag.StringVar(&o.sandboxMem, "memory", "", "memory of the other rows' sandboxes and kubectl's pods (default: the plugin's)")
 	flag.IntVar(&o.thousand, "thousand", 0, "also the rows that list, delete and gc this many sandboxes at once, make and claim a pool of a fifth of them from 50 clients, and look up the egress proxy's grants among them (0: not; each round makes them first, for minutes)")
 	flag.IntVar(&o.nodes, "nodes", 0, "simulated nodes to add to the local test cluster beside its own (the scale rows of issue #27 use 50)")
 	qps := flag.Float64("qps", float64(clientrate.QPS), "client QPS of the in-process rows (negative: no limit; the plugin's own setting is the default; client-go's is 5)")
@@ -87,18 +89,19 @@ func main() {
 }
 
 type options struct {
-	rounds, warmup        int
-	run                   string
-	list, markdown        bool
-	requests              bool
-	kubeconfig, kubectl   string
-	plugin, jsonOut, from string
-	realnode, readme      string
-	scaleN, scaleProcs    int
-	scaleCPU, scaleMem    string
-	thousand, nodes       int
-	qps                   float32
-	burst                 int
+	rounds, warmup         int
+	run                    string
+	list, markdown         bool
+	requests               bool
+	kubeconfig, kubectl    string
+	plugin, jsonOut, from  string
+	realnode, readme       string
+	scaleN, scaleProcs     int
+	scaleCPU, scaleMem     string
+	sandboxCPU, sandboxMem string
+	thousand, nodes        int
+	qps                    float32
+	burst                  int
 }
 
 // allScenarios is every row, in the table's order.
@@ -170,6 +173,7 @@ func (o *options) main(ctx context.Context) error {
 	e := &Env{
 		Tmp: tmp, Kubeconfig: o.kubeconfig,
 		ScaleN: o.scaleN, ScaleProcs: o.scaleProcs, Thousand: o.thousand, ScaleCPU: o.scaleCPU, ScaleMem: o.scaleMem,
+		SandboxCPU: o.sandboxCPU, SandboxMem: o.sandboxMem,
 		ClientQPS: o.qps, ClientBurst: o.burst, CreateTimeout: 5 * time.Minute,
 	}
 	report := &Report{Date: time.Now().UTC(), Machine: machine(), ClientQPS: o.qps, ClientBurst: o.burst, Rounds: o.rounds, RealNode: realnode}

@@ -55,3 +55,25 @@ func TestOneShotRow(t *testing.T) {
 		}
 	}
 }
+
+func TestSizedOnlyTheDefaultSize(t *testing.T) {
+	e := &Env{Plugin: "p", Namespace: "ns", SandboxCPU: "100m", SandboxMem: "128Mi"}
+	for _, c := range []struct {
+		sub  string
+		args []string
+		want string
+	}{
+		{"create", []string{"c0", "--network", "open"}, "p create -n ns c0 --network open --cpu 100m --memory 128Mi"},
+		{"create", []string{"c0", "--pool", "x"}, "p create -n ns c0 --pool x"},
+		{"create", []string{"c0", "--cpu", "1"}, "p create -n ns c0 --cpu 1"},
+		{"run", []string{"r", "--copy-in", "a:b", "--", "sh", "--cpu"}, "p run -n ns r --copy-in a:b --cpu 100m --memory 128Mi -- sh --cpu"},
+		{"delete", []string{"c0"}, "p delete -n ns c0"},
+	} {
+		if got := strings.Join(e.ours(c.sub, c.args...), " "); got != c.want {
+			t.Errorf("ours(%s %v) = %q, want %q", c.sub, c.args, got, c.want)
+		}
+	}
+	if got := (&Env{Plugin: "p", Namespace: "ns"}).ours("create", "c0"); len(got) != 5 {
+		t.Errorf("without -cpu/-memory: %v", got)
+	}
+}
