@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
@@ -148,11 +149,21 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, claim *sandbox.Spec, 
 	if err := settleUnfinished(ctx, cs, claim, p); err != nil {
 		return nil, err
 	}
+	// A few shards first (see shard.go), then the whole pool.
+	var tried []corev1.Pod
+	if shard, ok := shardRequirement(p.Size); ok {
+		if tried, err = listWarm(ctx, cs, claim.Namespace, o.Pool, shard); err != nil {
+			return nil, err
+		}
+		if a, err := claimAny(ctx, cs, p, tried, claim, o); a != nil || err != nil {
+			return a, err
+		}
+	}
 	members, err := listWarm(ctx, cs, claim.Namespace, o.Pool)
 	if err != nil {
 		return nil, err
 	}
-	if a, err := claimAny(ctx, cs, p, members, claim, o); a != nil || err != nil {
+	if a, err := claimAny(ctx, cs, p, notTried(members, tried), claim, o); a != nil || err != nil {
 		return a, err
 	}
 	if len(members) > 0 {
@@ -176,13 +187,18 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, claim *sandbox.Spec, 
 	return waitAndClaim(ctx, cs, p, claim, o)
 }
 
-// listWarm lists the unclaimed members of pool, in random order: claimants
-// that start together then mostly try different members first.
-func listWarm(ctx context.Context, cs kubernetes.Interface, namespace, pool string) ([]corev1.Pod, error) {
+// listWarm lists the unclaimed members of pool (those that also meet
+// also, if any), in random order: claimants that start together then
+// mostly try different members first.
+func listWarm(ctx context.Context, cs kubernetes.Interface, namespace, pool string, also ...labels.Requirement) ([]corev1.Pod, error) {
+	sel, err := labels.Parse(poolSelector(pool, true))
+	if err != nil {
+		return nil, err
+	}
 	// From the API server's cache, without a quorum read: a stale list
 	// costs at most a Conflict, since the claim's write carries the
 	// resourceVersion it read.
-	list, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: poolSelector(pool, true), ResourceVersion: "0"})
+	list, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.Add(also...).String(), ResourceVersion: "0"})
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +210,25 @@ func listWarm(ctx context.Context, cs kubernetes.Interface, namespace, pool stri
 	}
 	rand.Shuffle(len(items), func(i, j int) { items[i], items[j] = items[j], items[i] })
 	return items, nil
+}
+
+// notTried is members less those in tried (by UID): a claim's second list
+// holds the first's members too, which it already tried.
+func notTried(members, tried []corev1.Pod) []corev1.Pod {
+	if len(tried) == 0 {
+		return members
+	}
+	seen := make(map[types.UID]bool, len(tried))
+	for i := range tried {
+		seen[tried[i].UID] = true
+	}
+	var rest []corev1.Pod
+	for i := range members {
+		if !seen[members[i].UID] {
+			rest = append(rest, members[i])
+		}
+	}
+	return rest
 }
 
 // claimAny claims the first ready member it can. It returns nil, nil when

@@ -40,6 +40,7 @@ type memberShape struct {
 	owner      metav1.OwnerReference // the pool's PodTemplate; never a controller
 	fence      string
 	definition string // the pool's Spec as JSON (AnnotationPoolSpec)
+	shard      string // where claims look first (LabelShard)
 	// name is a persistent pool's member's name, chosen before its Pod is
 	// made: the Pod mounts a workspace of that name (memberworkspace.go).
 	// "": the API server names the member (generateName).
@@ -51,6 +52,9 @@ func (m memberShape) Labels(l map[string]string) {
 	delete(l, sandbox.LabelSandbox)
 	l[sandbox.LabelPool] = m.pool
 	l[LabelFence] = m.fence
+	if m.shard != "" {
+		l[LabelShard] = m.shard
+	}
 }
 
 // Pod turns a sandbox's Pod into a warm member's.
@@ -82,7 +86,7 @@ func memberSpec(def *sandbox.Spec, namespace, pool, definition string, owner met
 	m.Name, m.Namespace = "", namespace
 	m.TTL, m.IdleTimeout = 0, 0
 	m.SecretEnvNames = nil
-	shape := memberShape{pool: pool, owner: owner, fence: newFence(), definition: definition}
+	shape := memberShape{pool: pool, owner: owner, fence: newFence(), definition: definition, shard: newShard()}
 	if m.Workspace != nil {
 		shape.name = newMemberName(pool)
 		m.Workspace.ClaimName = shape.name
