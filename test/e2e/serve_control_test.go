@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,74 +35,24 @@ type served struct {
 	cmd                     *exec.Cmd
 	stderr                  *testexec.SyncBuffer
 	exited                  chan struct{}
+	sv                      *testexec.Served
 }
 
 // startServe runs serve with args (on a free loopback port) until the test
 // ends, and reads the export lines it prints.
 func startServe(t *testing.T, kubeconfig string, args ...string) *served {
 	t.Helper()
-	cmd := exec.Command(env.binary, append([]string{"--kubeconfig", kubeconfig, "serve", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent")
-	s := &served{cmd: cmd, stderr: &testexec.SyncBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = s.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = cmd.Wait(); close(s.exited) }()
-	t.Cleanup(func() { s.stop(t) })
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	vars := map[string]string{}
-	deadline := time.After(time.Minute)
-	for len(vars) < 3 {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("serve ended before printing its variables:\n%s", s.stderr)
-			}
-			k, v, found := strings.Cut(strings.TrimPrefix(l, "export "), "=")
-			if !strings.HasPrefix(l, "export ") || !found {
-				t.Fatalf("serve printed %q, not an export line", l)
-			}
-			vars[k] = v
-		case <-deadline:
-			t.Fatalf("serve printed no variables within a minute:\n%s", s.stderr)
-		}
-	}
-	s.apiURL, s.sandboxURL, s.key = vars["E2B_API_URL"], vars["E2B_SANDBOX_URL"], vars["E2B_API_KEY"]
+	sv := testexec.StartServed(t, append([]string{env.binary, "--kubeconfig", kubeconfig, "serve", "--listen", "127.0.0.1:0"}, args...)...)
+	s := &served{cmd: sv.Cmd, stderr: sv.Stderr, exited: sv.Exited, sv: sv,
+		apiURL: sv.Vars["E2B_API_URL"], sandboxURL: sv.Vars["E2B_SANDBOX_URL"], key: sv.Vars["E2B_API_KEY"]}
 	if s.apiURL == "" || s.apiURL != s.sandboxURL || !strings.HasPrefix(s.key, "e2b_") {
-		t.Fatalf("serve printed %v", vars)
+		t.Fatalf("serve printed %v", sv.Vars)
 	}
 	return s
 }
 
 // stop sends SIGTERM and waits for the exit.
-func (s *served) stop(t *testing.T) {
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(time.Minute):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-		t.Errorf("serve did not stop within a minute of SIGTERM:\n%s", s.stderr)
-	}
-}
+func (s *served) stop(t *testing.T) { s.sv.Stop(t) }
 
 // do sends one control-plane request; out, if not nil, gets the JSON answer.
 func (s *served) do(t *testing.T, method, path string, body, out any) *http.Response {

@@ -1,7 +1,6 @@
 package realnode
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,76 +52,19 @@ const sdkCommandTimeout = 10 * time.Minute
 // (a watch's event, an echo of stdin): each is a few execs here.
 const sdkWaitScale = "10"
 
-type sdkServe struct {
-	cmd    *exec.Cmd
-	stderr testexec.SyncBuffer
-	exited chan struct{}
-	vars   map[string]string
-}
+type sdkServe struct{ *testexec.Served }
 
 // startSDKServe starts serve on ns on a free loopback port; stopped at the
 // end of the test.
 func (s *suite) startSDKServe(t *testing.T, ns string) *sdkServe {
 	t.Helper()
-	args := append([]string{"--kubeconfig", s.cluster.AdminKubeconfig, "serve", "--listen", "127.0.0.1:0", "-n", ns,
+	argv := append([]string{s.plugin, "--kubeconfig", s.cluster.AdminKubeconfig, "serve", "--listen", "127.0.0.1:0", "-n", ns,
 		"--timeout", slowTimeout.String()}, sdkSmall...)
-	sv := &sdkServe{cmd: exec.Command(s.plugin, args...), exited: make(chan struct{}), vars: map[string]string{}}
-	sv.cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent")
-	sv.cmd.Stderr = &sv.stderr
-	stdout, err := sv.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sv.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = sv.cmd.Wait(); close(sv.exited) }()
-	t.Cleanup(func() { sv.stop(t) })
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	deadline := time.After(time.Minute)
-	for len(sv.vars) < 3 {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				<-sv.exited
-				t.Fatalf("serve ended before printing its variables:\n%s", sv.stderr.String())
-			}
-			k, v, found := strings.Cut(strings.TrimPrefix(l, "export "), "=")
-			if !found {
-				t.Fatalf("serve printed %q, not an export line", l)
-			}
-			sv.vars[k] = v
-		case <-deadline:
-			t.Fatal("serve printed no variables within a minute")
-		}
-	}
-	return sv
+	return &sdkServe{testexec.StartServed(t, argv...)}
 }
 
 // stop sends SIGTERM and waits; it returns serve's log.
-func (sv *sdkServe) stop(t *testing.T) string {
-	select {
-	case <-sv.exited:
-		return sv.stderr.String()
-	default:
-	}
-	_ = sv.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-sv.exited:
-	case <-time.After(time.Minute):
-		_ = sv.cmd.Process.Kill()
-		<-sv.exited
-		t.Errorf("serve did not stop within a minute of SIGTERM")
-	}
-	return sv.stderr.String()
-}
+func (sv *sdkServe) stop(t *testing.T) string { return sv.Stop(t) }
 
 type sdkReport struct {
 	Program  string                      `json:"program"`
@@ -142,7 +83,7 @@ func (sv *sdkServe) runSDK(t *testing.T, dir, program string, allowSkip []string
 	cmd := exec.CommandContext(ctx, "node", filepath.Join(dir, program))
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
-		"E2B_API_URL="+sv.vars["E2B_API_URL"], "E2B_SANDBOX_URL="+sv.vars["E2B_SANDBOX_URL"], "E2B_API_KEY="+sv.vars["E2B_API_KEY"],
+		"E2B_API_URL="+sv.Vars["E2B_API_URL"], "E2B_SANDBOX_URL="+sv.Vars["E2B_SANDBOX_URL"], "E2B_API_KEY="+sv.Vars["E2B_API_KEY"],
 		"E2B_DOMAIN=", "E2B_DEBUG=", "E2B_VALIDATE_API_KEY=", "E2B_ACCESS_TOKEN=", "E2BSDK_NODE_EXEC_POD_ENV=",
 		"E2BSDK_STACK=1", "E2BSDK_DIR=/workspace/e2bsdk", "E2BSDK_RUN_ID="+sandbox.RandomHex(4),
 		"E2BSDK_CREATE_TIMEOUT_MS="+strconv.FormatInt(sdkCreateTimeout.Milliseconds(), 10),
@@ -161,7 +102,7 @@ func (sv *sdkServe) runSDK(t *testing.T, dir, program string, allowSkip []string
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	jsonErr := json.Unmarshal([]byte(lines[len(lines)-1]), &rep)
 	if err != nil || jsonErr != nil || !rep.OK {
-		t.Fatalf("node %s: %v\nstdout:\n%s\nstderr:\n%s\nserve's log:\n%s", program, err, out.String(), errOut.String(), lastLines(sv.stderr.String(), 60))
+		t.Fatalf("node %s: %v\nstdout:\n%s\nstderr:\n%s\nserve's log:\n%s", program, err, out.String(), errOut.String(), lastLines(sv.Stderr.String(), 60))
 	}
 	if rep.Program != strings.TrimSuffix(program, ".mjs") || len(rep.Steps) == 0 {
 		t.Errorf("%s reported program %q with %d steps", program, rep.Program, len(rep.Steps))
@@ -311,7 +252,7 @@ func TestE2BSDKOnARealNode(t *testing.T) {
 	t.Run("pty", func(t *testing.T) { sv.runSDK(t, dir, "pty.mjs", nil) })
 
 	log := sv.stop(t)
-	if strings.Contains(log, sv.vars["E2B_API_KEY"]) {
+	if strings.Contains(log, sv.Vars["E2B_API_KEY"]) {
 		t.Error("serve's log holds the API key")
 	}
 	var left []string
