@@ -1,0 +1,290 @@
+package agentmock
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The published agent CLIs, unmodified, against the mock: the SSE framing,
+// tool calls and tool results as clients nobody here wrote parse and send
+// them. They run on this host, so every tool call the scripts make stays
+// in the test's temporary repository.
+
+// cliDir is where hack/agent-clis.sh installs the CLIs: the same key,
+// the first 12 hex digits of sha256(package.json + package-lock.json).
+func cliDir(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	var lock []byte
+	for _, name := range []string{"package.json", "package-lock.json"} {
+		b, err := os.ReadFile(filepath.Join(root, "test", "agents", "npm", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lock = append(lock, b...)
+	}
+	sum := sha256.Sum256(lock)
+	base := os.Getenv("AGENTKERNEL_TOOLS_DIR")
+	if base == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			t.Skipf("no cache directory for the agent CLIs (%v); fetch them with hack/agent-clis.sh", err)
+		}
+		base = filepath.Join(cache, "kubectl-agentkernel")
+	}
+	return filepath.Join(base, "agents", "npm-"+hex.EncodeToString(sum[:])[:12], "node_modules", ".bin")
+}
+
+// needCLI returns the path of an installed agent CLI, or skips.
+func needCLI(t *testing.T, name string) string {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the agent CLI tests run on Linux (the lockfile's platform packages are installed for the host)")
+	}
+	path := filepath.Join(cliDir(t), name)
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("%s is not installed at %s: fetch the pinned agent CLIs with hack/agent-clis.sh", name, path)
+	}
+	return path
+}
+
+type cliRun struct {
+	code           int
+	stdout, stderr string
+	took           time.Duration
+}
+
+// runCLI runs an agent CLI in dir with exactly env (nothing of the test's
+// own environment leaks in, so no real key or config is used).
+func runCLI(t *testing.T, dir string, env []string, bin string, args ...string) cliRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.Stdin = nil
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := cliRun{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit) && ctx.Err() == nil:
+		r.code = exit.ExitCode()
+	default:
+		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", bin, strings.Join(args, " "), err, r.stdout, r.stderr)
+	}
+	t.Logf("%s exited %d in %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), r.code, r.took.Round(time.Millisecond), r.stdout, r.stderr)
+	return r
+}
+
+func serve(t *testing.T, opts Options) (*Server, string) {
+	t.Helper()
+	m := New(opts)
+	ts := httptest.NewServer(m)
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() {
+		dump := os.Getenv("AGENTMOCK_DUMP") // a directory to keep the bodies in, to read what a CLI sent
+		for i, r := range m.Requests() {
+			if dump != "" {
+				name := filepath.Join(dump, fmt.Sprintf("%s-%02d.json", t.Name(), i))
+				if err := os.MkdirAll(filepath.Dir(name), 0o755); err == nil {
+					_ = os.WriteFile(name, r.Body, 0o644)
+				}
+			}
+			t.Logf("mock saw %s %s%s api=%s model=%s stream=%v step=%d status=%d body=%dB tools=%v", r.Method, r.Path, query(r.RawQuery), r.API, r.Model, r.Stream, r.Step, r.Status, r.BodySize, r.Tools)
+		}
+	})
+	return m, ts.URL
+}
+
+func query(q string) string {
+	if q == "" {
+		return ""
+	}
+	return "?" + q
+}
+
+// repo is a temporary repository holding the scripts' files; home a
+// temporary $HOME beside it.
+func repo(t *testing.T) (dir, home string) {
+	t.Helper()
+	base := t.TempDir()
+	dir, home = filepath.Join(base, "repo"), filepath.Join(base, "home")
+	for _, d := range []string{dir, home} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := WriteRepo(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir, home
+}
+
+// baseEnv is the environment every CLI gets: a PATH for the tools the
+// scripts run, and a $HOME of the test's own.
+func baseEnv(home string) []string {
+	return []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + home,
+		"LANG=C.UTF-8",
+		"TERM=dumb",
+	}
+}
+
+// ClaudeEnv is the environment Claude Code needs to talk to the mock at
+// baseURL, and nothing else.
+func claudeEnv(home, baseURL string) []string {
+	return append(baseEnv(home),
+		"ANTHROPIC_BASE_URL="+baseURL,
+		"ANTHROPIC_API_KEY=fake-anthropic-key",
+		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+		"DISABLE_AUTOUPDATER=1",
+		"DISABLE_TELEMETRY=1",
+		"DISABLE_ERROR_REPORTING=1",
+	)
+}
+
+func claudeArgs() []string {
+	return []string{"-p", "Make greeting.txt greet the agent and run the tests.",
+		"--output-format", "text", "--allowedTools", "Read,Edit,Bash(sh test.sh)"}
+}
+
+func checkRepoEdited(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "greeting.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != NewGreeting {
+		t.Errorf("greeting.txt says %q, want %q: the agent's edit did not land", got, NewGreeting)
+	}
+}
+
+func TestClaudeCode(t *testing.T) {
+	claude := needCLI(t, "claude")
+	dir, home := repo(t)
+	m, url := serve(t, Options{Claude: ClaudeScript(dir)})
+	r := runCLI(t, dir, claudeEnv(home, url), claude, claudeArgs()...)
+	if err := m.Err(); err != nil {
+		t.Errorf("the conversation went wrong: %v", err)
+	}
+	if r.code != 0 {
+		t.Errorf("claude exited %d, want 0", r.code)
+	}
+	if got, want := m.StepsPlayed(Anthropic), len(ClaudeScript(dir))-1; got != want {
+		t.Errorf("the mock played steps up to %d, want all up to %d", got, want)
+	}
+	checkRepoEdited(t, dir)
+	if !strings.Contains(r.stdout, FinalText) {
+		t.Errorf("claude's output lacks the final text %q", FinalText)
+	}
+	for _, req := range m.Requests() {
+		if req.API == Anthropic && req.Step >= 0 && req.Header.Get("X-Api-Key") != "fake-anthropic-key" {
+			t.Errorf("request %s for step %d came with x-api-key %q, want the fake key", req.Path, req.Step, req.Header.Get("X-Api-Key"))
+		}
+	}
+}
+
+// TestClaudeCodeAPIError: an API that answers errors makes Claude Code exit
+// non-zero, saying the API's message. Claude Code retries failed requests
+// (401s too) up to ten times with a growing backoff, minutes in all:
+// CLAUDE_CODE_MAX_RETRIES=0 makes the first error final.
+func TestClaudeCodeAPIError(t *testing.T) {
+	claude := needCLI(t, "claude")
+	for _, tc := range []struct {
+		fail Failure
+		says string // what Claude Code tells its user
+	}{
+		{Failure{Status: http.StatusUnauthorized, Message: "invalid x-api-key"}, "Invalid API key"},
+		{Failure{Status: 529, Message: "Overloaded"}, "529 Overloaded"},
+		{Failure{Status: http.StatusInternalServerError, Message: "Internal server error"}, "500 Internal server error"},
+	} {
+		f := tc.fail
+		t.Run(strconv.Itoa(f.Status), func(t *testing.T) {
+			dir, home := repo(t)
+			m, url := serve(t, Options{Claude: ClaudeScript(dir), Fail: &f})
+			r := runCLI(t, dir, append(claudeEnv(home, url), "CLAUDE_CODE_MAX_RETRIES=0"), claude, claudeArgs()...)
+			if r.code == 0 {
+				t.Errorf("claude exited 0 although every model request failed")
+			}
+			if !strings.Contains(r.stdout+r.stderr, tc.says) {
+				t.Errorf("claude did not say %q", tc.says)
+			}
+			if m.StepsPlayed(Anthropic) != -1 {
+				t.Errorf("the mock played a step although it was to fail every request")
+			}
+			if n := len(m.Requests()); n != 1 {
+				t.Errorf("the mock saw %d requests, want 1: CLAUDE_CODE_MAX_RETRIES=0 did not stop the retries", n)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, "greeting.txt")); strings.TrimSpace(string(b)) != OldGreeting {
+				t.Errorf("greeting.txt changed to %q without a model", b)
+			}
+		})
+	}
+}
+
+// codexEnv is the environment Codex needs to talk to the mock: its own
+// $CODEX_HOME, whose config.toml names the mock as the model provider.
+func codexEnv(t *testing.T, home, baseURL string) []string {
+	t.Helper()
+	codexHome := filepath.Join(home, ".codex")
+	if err := os.MkdirAll(codexHome, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(codexHome, "config.toml"), []byte(CodexConfig(baseURL+"/v1")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return append(baseEnv(home),
+		"CODEX_HOME="+codexHome,
+		"OPENAI_API_KEY=fake-openai-key",
+	)
+}
+
+func codexArgs() []string {
+	return []string{"exec", "--skip-git-repo-check", "--sandbox", "danger-full-access", "Make greeting.txt greet the agent and run the tests."}
+}
+
+func TestCodex(t *testing.T) {
+	codex := needCLI(t, "codex")
+	dir, home := repo(t)
+	m, url := serve(t, Options{Codex: CodexScript()})
+	r := runCLI(t, dir, codexEnv(t, home, url), codex, codexArgs()...)
+	if err := m.Err(); err != nil {
+		t.Errorf("the conversation went wrong: %v", err)
+	}
+	if r.code != 0 {
+		t.Errorf("codex exited %d, want 0", r.code)
+	}
+	if got, want := m.StepsPlayed(OpenAI), len(CodexScript())-1; got != want {
+		t.Errorf("the mock played steps up to %d, want all up to %d", got, want)
+	}
+	checkRepoEdited(t, dir)
+	if !strings.Contains(r.stdout, FinalText) {
+		t.Errorf("codex's output lacks the final text %q", FinalText)
+	}
+	for _, req := range m.Requests() {
+		if req.API == OpenAI && req.Step >= 0 && req.Header.Get("Authorization") != "Bearer fake-openai-key" {
+			t.Errorf("request %s for step %d came with authorization %q, want the fake key", req.Path, req.Step, req.Header.Get("Authorization"))
+		}
+	}
+}
