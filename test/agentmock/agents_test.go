@@ -288,3 +288,73 @@ func TestCodex(t *testing.T) {
 		}
 	}
 }
+
+// TestCodexAPIError: an API that answers errors makes Codex exit non-zero,
+// saying the API's message.
+func TestCodexAPIError(t *testing.T) {
+	codex := needCLI(t, "codex")
+	for _, tc := range []struct {
+		fail Failure
+		says string // what Codex tells its user
+	}{
+		{Failure{Status: http.StatusUnauthorized, Message: "Incorrect API key provided: fake-ope****-key"}, "Incorrect API key provided"},
+		// A server error's own message is replaced by Codex's words.
+		{Failure{Status: http.StatusInternalServerError, Message: "The server had an error while processing your request."}, "high demand"},
+	} {
+		f := tc.fail
+		t.Run(strconv.Itoa(f.Status), func(t *testing.T) {
+			dir, home := repo(t)
+			m, url := serve(t, Options{Codex: CodexScript(), Fail: &f})
+			r := runCLI(t, dir, codexEnv(t, home, url), codex, codexArgs()...)
+			if r.code == 0 {
+				t.Errorf("codex exited 0 although every model request failed")
+			}
+			if !strings.Contains(r.stdout+r.stderr, tc.says) {
+				t.Errorf("codex did not say %q", tc.says)
+			}
+			if m.StepsPlayed(OpenAI) != -1 {
+				t.Errorf("the mock played a step although it was to fail every request")
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, "greeting.txt")); strings.TrimSpace(string(b)) != OldGreeting {
+				t.Errorf("greeting.txt changed to %q without a model", b)
+			}
+		})
+	}
+}
+
+// TestScriptChecksReachTheAgent: a tool result without what its step wants
+// fails the conversation, and the real agent with it, so a test cannot pass
+// on a conversation that went wrong.
+func TestScriptChecksReachTheAgent(t *testing.T) {
+	spoil := func(sc Script) Script {
+		sc[len(sc)-2].Want = []string{"test.sh: this is never printed"}
+		return sc
+	}
+	t.Run("claude", func(t *testing.T) {
+		claude := needCLI(t, "claude")
+		dir, home := repo(t)
+		m, url := serve(t, Options{Claude: spoil(ClaudeScript(dir))})
+		r := runCLI(t, dir, append(claudeEnv(home, url), "CLAUDE_CODE_MAX_RETRIES=0"), claude, claudeArgs()...)
+		checkSpoiled(t, m, r)
+	})
+	t.Run("codex", func(t *testing.T) {
+		codex := needCLI(t, "codex")
+		dir, home := repo(t)
+		m, url := serve(t, Options{Codex: spoil(CodexScript())})
+		r := runCLI(t, dir, codexEnv(t, home, url), codex, codexArgs()...)
+		checkSpoiled(t, m, r)
+	})
+}
+
+func checkSpoiled(t *testing.T, m *Server, r cliRun) {
+	t.Helper()
+	if err := m.Err(); err == nil || !strings.Contains(err.Error(), "lacks") {
+		t.Errorf("the mock's error is %v, want the step whose result lacks what it wants", err)
+	}
+	if r.code == 0 {
+		t.Errorf("the agent exited 0 although the mock failed the conversation")
+	}
+	if strings.Contains(r.stdout, FinalText) {
+		t.Errorf("the agent printed the final text of a conversation that failed")
+	}
+}

@@ -167,7 +167,12 @@ func (sc Script) next(prefix string, results map[string]toolResult, offered []st
 }
 
 // CodexConfig is a Codex config.toml that makes the mock at baseURL (ending
-// in /v1) the model provider, its key read from $OPENAI_API_KEY.
+// in /v1) the model provider, its key read from $OPENAI_API_KEY. The model
+// is one of Codex's own catalogue whose tools are the classic ones
+// (exec_command, apply_patch as a custom tool): its newest default model
+// gets a JavaScript "code mode" tool instead, which these scripts do not
+// play. No retries: an error of the mock is final at once (Codex would
+// otherwise retry a failed request several times, with a backoff).
 func CodexConfig(baseURL string) string {
 	return `model = "gpt-5.5"
 model_provider = "agentmock"
@@ -177,5 +182,7 @@ name = "agentmock"
 base_url = "` + baseURL + `"
 env_key = "OPENAI_API_KEY"
 wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
 `
 }
