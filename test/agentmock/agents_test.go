@@ -1,3 +1,5 @@
+//go:build linux
+
 package agentmock
 
 import (
@@ -70,12 +72,21 @@ type cliRun struct {
 }
 
 // runCLI runs an agent CLI in dir with exactly env (nothing of the test's
-// own environment leaks in, so no real key or config is used).
+// own environment leaks in, so no real key or config is used), contained
+// as in a sandbox's container (contain_linux_test.go): it may write only in
+// dir's parent (the repository and $HOME) and /tmp.
 func runCLI(t *testing.T, dir string, env []string, bin string, args ...string) cliRun {
+	t.Helper()
+	return runContained(t, dir, []string{filepath.Dir(dir), os.TempDir()}, env, bin, args...)
+}
+
+// runContained runs an agent CLI that may write only beneath writable.
+func runContained(t *testing.T, dir string, writable, env []string, bin string, args ...string) cliRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	env, self, argv := contained(env, writable, bin, args...)
+	cmd := exec.CommandContext(ctx, self, argv...)
 	cmd.Dir = dir
 	cmd.Env = env
 	cmd.Stdin = nil
@@ -260,8 +271,16 @@ func codexEnv(t *testing.T, home, baseURL string) []string {
 	)
 }
 
+// codexArgs: exec (non-interactive) outside a git repository, with Codex's
+// own sandbox off: in a container it cannot work (TestCodexOwnSandbox), and
+// the container is the sandbox, what the flag is documented for.
 func codexArgs() []string {
-	return []string{"exec", "--skip-git-repo-check", "--sandbox", "danger-full-access", "Make greeting.txt greet the agent and run the tests."}
+	return codexArgsWith([]string{"--dangerously-bypass-approvals-and-sandbox"})
+}
+
+func codexArgsWith(flags []string) []string {
+	args := append([]string{"exec", "--skip-git-repo-check"}, flags...)
+	return append(args, "Make greeting.txt greet the agent and run the tests.")
 }
 
 func TestCodex(t *testing.T) {
@@ -356,5 +375,37 @@ func checkSpoiled(t *testing.T, m *Server, r cliRun) {
 	}
 	if strings.Contains(r.stdout, FinalText) {
 		t.Errorf("the agent printed the final text of a conversation that failed")
+	}
+}
+
+// TestCodexOwnSandbox: Codex's own sandbox (bubblewrap, which needs a user
+// namespace) cannot run a command in a container under RuntimeDefault
+// seccomp, in either of its modes that restrict the command, the legacy
+// Landlock one included (it still wants bubblewrap). This is why the agents
+// run with --dangerously-bypass-approvals-and-sandbox; should a Codex
+// release manage without, this test fails and says so.
+func TestCodexOwnSandbox(t *testing.T) {
+	codex := needCLI(t, "codex")
+	for _, flags := range [][]string{
+		nil, // exec's default: --sandbox read-only
+		{"--sandbox", "workspace-write"},
+		{"--sandbox", "workspace-write", "--enable", "use_legacy_landlock"},
+	} {
+		name := strings.Join(flags, " ")
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name, func(t *testing.T) {
+			dir, home := repo(t)
+			m, url := serve(t, Options{Codex: CodexScript()})
+			r := runCLI(t, dir, codexEnv(t, home, url), codex, codexArgsWith(flags)...)
+			err := m.Err()
+			if err == nil || !strings.Contains(err.Error(), "step 0") || !strings.Contains(err.Error(), "bubblewrap") && !strings.Contains(err.Error(), "bwrap") {
+				t.Errorf("the mock's error is %v, want the first command failing for want of bubblewrap's namespaces: Codex's sandbox may work in a container now (exit %d)", err, r.code)
+			}
+			if r.code == 0 {
+				t.Errorf("codex exited 0")
+			}
+		})
 	}
 }
