@@ -55,9 +55,10 @@ func cliDir(t *testing.T) string {
 // needCLI returns the path of an installed agent CLI, or skips.
 func needCLI(t *testing.T, name string) string {
 	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skip("the agent CLI tests run on Linux (the lockfile's platform packages are installed for the host)")
+	if testing.Short() {
+		t.Skip("the agent CLIs run without -short (the e2e tier)")
 	}
+	needContainment(t)
 	path := filepath.Join(cliDir(t), name)
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("%s is not installed at %s: fetch the pinned agent CLIs with hack/agent-clis.sh", name, path)
