@@ -50,31 +50,34 @@ type Options struct {
 	Codex Script
 	// Fail, when set, answers every model request with this error instead.
 	Fail *Failure
+	// OnRequest, when set, is called with each request once it is answered
+	// and recorded (a log, say).
+	OnRequest func(Request)
 }
 
 // Request is one request the mock saw.
 type Request struct {
 	// API is Anthropic or OpenAI, or empty for a path neither serves.
-	API    string
-	Method string
+	API    string `json:"api,omitempty"`
+	Method string `json:"method"`
 	// Path is the URL path, query left out (it is in RawQuery).
-	Path     string
-	RawQuery string
-	Header   http.Header
-	BodySize int
+	Path     string      `json:"path"`
+	RawQuery string      `json:"rawQuery,omitempty"`
+	Header   http.Header `json:"header"`
+	BodySize int         `json:"bodySize"`
 	// Body is the request's body, as it came.
-	Body []byte
+	Body []byte `json:"body,omitempty"`
 	// Model and Stream are the request's fields of those names.
-	Model  string
-	Stream bool
+	Model  string `json:"model,omitempty"`
+	Stream bool   `json:"stream,omitempty"`
 	// Tools are the names of the tools the request offered the model.
-	Tools []string
+	Tools []string `json:"tools,omitempty"`
 	// Step is the index of the script's step played in answer, or -1 when
 	// the request was not part of the conversation (a side request, an
 	// unknown path, an error answered).
-	Step int
+	Step int `json:"step"`
 	// Status is the HTTP status answered.
-	Status int
+	Status int `json:"status"`
 }
 
 // Server serves both APIs. It is an http.Handler: serve it with
@@ -171,6 +174,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests = append(s.requests, rec)
 	s.mu.Unlock()
+	if s.opts.OnRequest != nil {
+		s.opts.OnRequest(rec)
+	}
 }
 
 func (s *Server) fail(err error) {
@@ -258,4 +264,43 @@ func halves(s string) []string {
 	}
 	r := []rune(s)
 	return []string{string(r[:len(r)/2]), string(r[len(r)/2:])}
+}
+
+// State is what a Server saw, as StateHandler serves it: for a test whose
+// mock runs in another process (cmd/agentmock, in a guest).
+type State struct {
+	Requests []Request `json:"requests"`
+	// Errors are Err's errors, one string each.
+	Errors []string `json:"errors"`
+	// Steps is the highest step played per API (-1: none).
+	Steps map[string]int `json:"steps"`
+}
+
+// State returns what the Server saw so far.
+func (s *Server) State() State {
+	st := State{Requests: s.Requests(), Steps: map[string]int{Anthropic: s.StepsPlayed(Anthropic), OpenAI: s.StepsPlayed(OpenAI)}}
+	s.mu.Lock()
+	for _, err := range s.failures {
+		st.Errors = append(st.Errors, err.Error())
+	}
+	s.mu.Unlock()
+	return st
+}
+
+// StateHandler serves State as JSON on GET, bodies left out unless the
+// query has bodies=1. Serve it on a path of its own, apart from the APIs.
+func (s *Server) StateHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			http.Error(w, "GET only", http.StatusMethodNotAllowed)
+			return
+		}
+		st := s.State()
+		if r.URL.Query().Get("bodies") != "1" {
+			for i := range st.Requests {
+				st.Requests[i].Body = nil
+			}
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
 }

@@ -377,3 +377,43 @@ func TestRecordsEveryRequest(t *testing.T) {
 		t.Errorf("a side request moved the conversation")
 	}
 }
+
+func TestStateHandler(t *testing.T) {
+	var seen []Request
+	m := New(Options{Claude: twoSteps, OnRequest: func(r Request) { seen = append(seen, r) }})
+	ts := httptest.NewServer(m)
+	defer ts.Close()
+	post(t, ts.URL, "/v1/messages", map[string]any{"model": "m", "tools": anthropicTools("Bash"), "messages": []any{map[string]any{"role": "user", "content": "hi"}}})
+	if len(seen) != 1 || seen[0].Status != http.StatusBadRequest {
+		t.Errorf("OnRequest saw %+v", seen)
+	}
+	state := httptest.NewServer(m.StateHandler())
+	defer state.Close()
+	for _, bodies := range []bool{false, true} {
+		url := state.URL
+		if bodies {
+			url += "?bodies=1"
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st State
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		_ = resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Requests) != 1 || st.Requests[0].Path != "/v1/messages" || st.Steps[Anthropic] != -1 ||
+			len(st.Errors) != 1 || !strings.Contains(st.Errors[0], "did not offer") {
+			t.Errorf("state %+v", st)
+		}
+		if got := len(st.Requests[0].Body) > 0; got != bodies {
+			t.Errorf("with bodies=%v the state has a body: %v", bodies, got)
+		}
+	}
+	resp, _ := post(t, state.URL, "", map[string]any{})
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST to the state: %d", resp.StatusCode)
+	}
+}
