@@ -181,6 +181,49 @@ func claudeArgs() []string {
 		"--output-format", "text", "--allowedTools", "Read,Edit,Bash(sh test.sh)"}
 }
 
+// checkPlayed: the agent went through all steps of the script, made the
+// edit, exited 0 with the final text, and sent the fake key on every request
+// of the conversation, in header.
+func checkPlayed(t *testing.T, m *Server, api string, steps int, r cliRun, dir, header, key string) {
+	t.Helper()
+	if err := m.Err(); err != nil {
+		t.Errorf("the conversation went wrong: %v", err)
+	}
+	if r.code != 0 {
+		t.Errorf("the agent exited %d, want 0", r.code)
+	}
+	if got := m.StepsPlayed(api); got != steps-1 {
+		t.Errorf("the mock played steps up to %d, want all up to %d", got, steps-1)
+	}
+	checkRepoEdited(t, dir)
+	if !strings.Contains(r.stdout, FinalText) {
+		t.Errorf("the agent's output lacks the final text %q", FinalText)
+	}
+	for _, req := range m.Requests() {
+		if req.API == api && req.Step >= 0 && req.Header.Get(header) != key {
+			t.Errorf("request %s for step %d came with %s %q, want %q", req.Path, req.Step, header, req.Header.Get(header), key)
+		}
+	}
+}
+
+// checkFailed: an API that failed every request made the agent exit
+// non-zero saying says, without a step played or the repository touched.
+func checkFailed(t *testing.T, m *Server, api string, r cliRun, dir, says string) {
+	t.Helper()
+	if r.code == 0 {
+		t.Errorf("the agent exited 0 although every model request failed")
+	}
+	if !strings.Contains(r.stdout+r.stderr, says) {
+		t.Errorf("the agent did not say %q", says)
+	}
+	if m.StepsPlayed(api) != -1 {
+		t.Errorf("the mock played a step although it was to fail every request")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "greeting.txt")); strings.TrimSpace(string(b)) != OldGreeting {
+		t.Errorf("greeting.txt changed to %q without a model", b)
+	}
+}
+
 func checkRepoEdited(t *testing.T, dir string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "greeting.txt"))
@@ -197,30 +240,13 @@ func TestClaudeCode(t *testing.T) {
 	dir, home := repo(t)
 	m, url := serve(t, Options{Claude: ClaudeScript(dir)})
 	r := runCLI(t, dir, claudeEnv(home, url), claude, claudeArgs()...)
-	if err := m.Err(); err != nil {
-		t.Errorf("the conversation went wrong: %v", err)
-	}
-	if r.code != 0 {
-		t.Errorf("claude exited %d, want 0", r.code)
-	}
-	if got, want := m.StepsPlayed(Anthropic), len(ClaudeScript(dir))-1; got != want {
-		t.Errorf("the mock played steps up to %d, want all up to %d", got, want)
-	}
-	checkRepoEdited(t, dir)
-	if !strings.Contains(r.stdout, FinalText) {
-		t.Errorf("claude's output lacks the final text %q", FinalText)
-	}
-	for _, req := range m.Requests() {
-		if req.API == Anthropic && req.Step >= 0 && req.Header.Get("X-Api-Key") != "fake-anthropic-key" {
-			t.Errorf("request %s for step %d came with x-api-key %q, want the fake key", req.Path, req.Step, req.Header.Get("X-Api-Key"))
-		}
-	}
+	checkPlayed(t, m, Anthropic, len(ClaudeScript(dir)), r, dir, "X-Api-Key", "fake-anthropic-key")
 }
 
 // TestClaudeCodeAPIError: an API that answers errors makes Claude Code exit
-// non-zero, saying the API's message. Claude Code retries failed requests
-// (401s too) up to ten times with a growing backoff, minutes in all:
-// CLAUDE_CODE_MAX_RETRIES=0 makes the first error final.
+// non-zero, saying so. Claude Code retries failed requests (401s too) with
+// a growing backoff, minutes in all: CLAUDE_CODE_MAX_RETRIES=0 makes the
+// first error final.
 func TestClaudeCodeAPIError(t *testing.T) {
 	claude := needCLI(t, "claude")
 	for _, tc := range []struct {
@@ -236,20 +262,9 @@ func TestClaudeCodeAPIError(t *testing.T) {
 			dir, home := repo(t)
 			m, url := serve(t, Options{Claude: ClaudeScript(dir), Fail: &f})
 			r := runCLI(t, dir, append(claudeEnv(home, url), "CLAUDE_CODE_MAX_RETRIES=0"), claude, claudeArgs()...)
-			if r.code == 0 {
-				t.Errorf("claude exited 0 although every model request failed")
-			}
-			if !strings.Contains(r.stdout+r.stderr, tc.says) {
-				t.Errorf("claude did not say %q", tc.says)
-			}
-			if m.StepsPlayed(Anthropic) != -1 {
-				t.Errorf("the mock played a step although it was to fail every request")
-			}
+			checkFailed(t, m, Anthropic, r, dir, tc.says)
 			if n := len(m.Requests()); n != 1 {
 				t.Errorf("the mock saw %d requests, want 1: CLAUDE_CODE_MAX_RETRIES=0 did not stop the retries", n)
-			}
-			if b, _ := os.ReadFile(filepath.Join(dir, "greeting.txt")); strings.TrimSpace(string(b)) != OldGreeting {
-				t.Errorf("greeting.txt changed to %q without a model", b)
 			}
 		})
 	}
@@ -289,24 +304,7 @@ func TestCodex(t *testing.T) {
 	dir, home := repo(t)
 	m, url := serve(t, Options{Codex: CodexScript()})
 	r := runCLI(t, dir, codexEnv(t, home, url), codex, codexArgs()...)
-	if err := m.Err(); err != nil {
-		t.Errorf("the conversation went wrong: %v", err)
-	}
-	if r.code != 0 {
-		t.Errorf("codex exited %d, want 0", r.code)
-	}
-	if got, want := m.StepsPlayed(OpenAI), len(CodexScript())-1; got != want {
-		t.Errorf("the mock played steps up to %d, want all up to %d", got, want)
-	}
-	checkRepoEdited(t, dir)
-	if !strings.Contains(r.stdout, FinalText) {
-		t.Errorf("codex's output lacks the final text %q", FinalText)
-	}
-	for _, req := range m.Requests() {
-		if req.API == OpenAI && req.Step >= 0 && req.Header.Get("Authorization") != "Bearer fake-openai-key" {
-			t.Errorf("request %s for step %d came with authorization %q, want the fake key", req.Path, req.Step, req.Header.Get("Authorization"))
-		}
-	}
+	checkPlayed(t, m, OpenAI, len(CodexScript()), r, dir, "Authorization", "Bearer fake-openai-key")
 }
 
 // TestCodexAPIError: an API that answers errors makes Codex exit non-zero,
@@ -326,18 +324,7 @@ func TestCodexAPIError(t *testing.T) {
 			dir, home := repo(t)
 			m, url := serve(t, Options{Codex: CodexScript(), Fail: &f})
 			r := runCLI(t, dir, codexEnv(t, home, url), codex, codexArgs()...)
-			if r.code == 0 {
-				t.Errorf("codex exited 0 although every model request failed")
-			}
-			if !strings.Contains(r.stdout+r.stderr, tc.says) {
-				t.Errorf("codex did not say %q", tc.says)
-			}
-			if m.StepsPlayed(OpenAI) != -1 {
-				t.Errorf("the mock played a step although it was to fail every request")
-			}
-			if b, _ := os.ReadFile(filepath.Join(dir, "greeting.txt")); strings.TrimSpace(string(b)) != OldGreeting {
-				t.Errorf("greeting.txt changed to %q without a model", b)
-			}
+			checkFailed(t, m, OpenAI, r, dir, tc.says)
 		})
 	}
 }
