@@ -270,32 +270,22 @@ func TestClaudeCodeAPIError(t *testing.T) {
 	}
 }
 
-// codexEnv is the environment Codex needs to talk to the mock: its own
-// $CODEX_HOME, whose config.toml names the mock as the model provider.
-func codexEnv(t *testing.T, home, baseURL string) []string {
-	t.Helper()
-	codexHome := filepath.Join(home, ".codex")
-	if err := os.MkdirAll(codexHome, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(codexHome, "config.toml"), []byte(CodexConfig(baseURL+"/v1")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return append(baseEnv(home),
-		"CODEX_HOME="+codexHome,
-		"OPENAI_API_KEY=fake-openai-key",
-	)
+// codexEnv is the environment Codex needs, the mock being named by its
+// flags (CodexFlags): the fake key. Its state goes to $HOME/.codex.
+func codexEnv(home string) []string {
+	return append(baseEnv(home), "OPENAI_API_KEY=fake-openai-key")
 }
 
 // codexArgs: exec (non-interactive) outside a git repository, with Codex's
 // own sandbox off: in a container it cannot work (TestCodexOwnSandbox), and
 // the container is the sandbox, what the flag is documented for.
-func codexArgs() []string {
-	return codexArgsWith([]string{"--dangerously-bypass-approvals-and-sandbox"})
+func codexArgs(baseURL string) []string {
+	return codexArgsWith(baseURL, []string{"--dangerously-bypass-approvals-and-sandbox"})
 }
 
-func codexArgsWith(flags []string) []string {
+func codexArgsWith(baseURL string, flags []string) []string {
 	args := append([]string{"exec", "--skip-git-repo-check"}, flags...)
+	args = append(args, CodexFlags(baseURL+"/v1")...)
 	return append(args, "Make greeting.txt greet the agent and run the tests.")
 }
 
@@ -303,7 +293,7 @@ func TestCodex(t *testing.T) {
 	codex := needCLI(t, "codex")
 	dir, home := repo(t)
 	m, url := serve(t, Options{Codex: CodexScript()})
-	r := runCLI(t, dir, codexEnv(t, home, url), codex, codexArgs()...)
+	r := runCLI(t, dir, codexEnv(home), codex, codexArgs(url)...)
 	checkPlayed(t, m, OpenAI, len(CodexScript()), r, dir, "Authorization", "Bearer fake-openai-key")
 }
 
@@ -323,7 +313,7 @@ func TestCodexAPIError(t *testing.T) {
 		t.Run(strconv.Itoa(f.Status), func(t *testing.T) {
 			dir, home := repo(t)
 			m, url := serve(t, Options{Codex: CodexScript(), Fail: &f})
-			r := runCLI(t, dir, codexEnv(t, home, url), codex, codexArgs()...)
+			r := runCLI(t, dir, codexEnv(home), codex, codexArgs(url)...)
 			checkFailed(t, m, OpenAI, r, dir, tc.says)
 		})
 	}
@@ -348,7 +338,7 @@ func TestScriptChecksReachTheAgent(t *testing.T) {
 		codex := needCLI(t, "codex")
 		dir, home := repo(t)
 		m, url := serve(t, Options{Codex: spoil(CodexScript())})
-		r := runCLI(t, dir, codexEnv(t, home, url), codex, codexArgs()...)
+		r := runCLI(t, dir, codexEnv(home), codex, codexArgs(url)...)
 		checkSpoiled(t, m, r)
 	})
 }
@@ -386,7 +376,7 @@ func TestCodexOwnSandbox(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir, home := repo(t)
 			m, url := serve(t, Options{Codex: CodexScript()})
-			r := runCLI(t, dir, codexEnv(t, home, url), codex, codexArgsWith(flags)...)
+			r := runCLI(t, dir, codexEnv(home), codex, codexArgsWith(url, flags)...)
 			err := m.Err()
 			if err == nil || !strings.Contains(err.Error(), "step 0") || !strings.Contains(err.Error(), "bubblewrap") && !strings.Contains(err.Error(), "bwrap") {
 				t.Errorf("the mock's error is %v, want the first command failing for want of bubblewrap's namespaces: Codex's sandbox may work in a container now (exit %d)", err, r.code)

@@ -166,23 +166,22 @@ func (sc Script) next(prefix string, results map[string]toolResult, offered []st
 	return len(sc), fmt.Errorf("the conversation is over (all %d steps played), yet the agent asked again", len(sc))
 }
 
-// CodexConfig is a Codex config.toml that makes the mock at baseURL (ending
-// in /v1) the model provider, its key read from $OPENAI_API_KEY. The model
-// is one of Codex's own catalogue whose tools are the classic ones
-// (exec_command, apply_patch as a custom tool): its newest default model
-// gets a JavaScript "code mode" tool instead, which these scripts do not
-// play. No retries: an error of the mock is final at once (Codex would
-// otherwise retry a failed request several times, with a backoff).
-func CodexConfig(baseURL string) string {
-	return `model = "gpt-5.5"
-model_provider = "agentmock"
-
-[model_providers.agentmock]
-name = "agentmock"
-base_url = "` + baseURL + `"
-env_key = "OPENAI_API_KEY"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
-`
+// CodexFlags are the flags that make the mock at baseURL (ending in /v1)
+// Codex's model provider, its key read from $OPENAI_API_KEY: no config file
+// needed (the same keys can go in $CODEX_HOME/config.toml). A provider of
+// our own, since Codex 0.171.0 ignores $OPENAI_BASE_URL, and its built-in
+// provider (with openai_base_url set) first tries the Responses API over a
+// WebSocket, seven times in about seven seconds, before it falls back to
+// HTTP. The model is one of Codex's own catalogue whose tools are the
+// classic ones (exec_command, apply_patch as a custom tool): its default
+// model gets a JavaScript "code mode" tool instead, which these scripts do
+// not play, and a model it does not know gets no apply_patch. No retries:
+// an error of the mock is final at once (with Codex's defaults, a refused
+// request is sent six times in about seven seconds).
+func CodexFlags(baseURL string) []string {
+	return []string{
+		"-c", "model=gpt-5.5",
+		"-c", "model_provider=agentmock",
+		"-c", `model_providers.agentmock={name="agentmock",base_url="` + baseURL + `",env_key="OPENAI_API_KEY",wire_api="responses",request_max_retries=0,stream_max_retries=0}`,
+	}
 }

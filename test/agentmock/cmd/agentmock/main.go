@@ -7,9 +7,9 @@
 //	agentmock -listen 0.0.0.0:8080 -claude-dir /workspace
 //	agentmock -listen 0.0.0.0:8080 -fail-status 500 -fail-message boom
 //
-// Point Claude Code at it with ANTHROPIC_BASE_URL=http://HOST:PORT and Codex
-// with a model provider whose base_url is http://HOST:PORT/v1
-// (agentmock.CodexConfig). Each request is logged to stderr.
+// Point Claude Code at it with ANTHROPIC_BASE_URL=http://HOST:PORT, and Codex
+// with the flags agentmock.CodexFlags("http://HOST:PORT/v1") returns. Each
+// request is logged to stderr.
 package main
 
 import (
