@@ -163,7 +163,7 @@ func baseEnv(home string) []string {
 	}
 }
 
-// ClaudeEnv is the environment Claude Code needs to talk to the mock at
+// claudeEnv is the environment Claude Code needs to talk to the mock at
 // baseURL, and nothing else.
 func claudeEnv(home, baseURL string) []string {
 	return append(baseEnv(home),
@@ -176,6 +176,9 @@ func claudeEnv(home, baseURL string) []string {
 	)
 }
 
+// claudeArgs: print mode, the tools the script uses allowed by name. In a
+// sandbox (UID 1000) --dangerously-skip-permissions does as well; as root,
+// as these tests run here, Claude Code refuses it.
 func claudeArgs() []string {
 	return []string{"-p", "Make greeting.txt greet the agent and run the tests.",
 		"--output-format", "text", "--allowedTools", "Read,Edit,Bash(sh test.sh)"}

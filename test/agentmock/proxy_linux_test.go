@@ -137,8 +137,8 @@ func TestThroughTheEgressProxy(t *testing.T) {
 				t.Errorf("the proxy logged no request for %s: the agent did not go through it", modelHost)
 			}
 			for _, req := range m.Requests() {
-				if req.Header.Get("Host") != "" && req.Header.Get("Host") != modelHost {
-					t.Errorf("a request came with Host %q", req.Header.Get("Host"))
+				if req.Host != modelHost {
+					t.Errorf("%s %s came for host %q, want %q", req.Method, req.Path, req.Host, modelHost)
 				}
 			}
 		})

@@ -60,6 +60,8 @@ type Request struct {
 	// API is Anthropic or OpenAI, or empty for a path neither serves.
 	API    string `json:"api,omitempty"`
 	Method string `json:"method"`
+	// Host is the host the request was addressed to (its Host header).
+	Host string `json:"host"`
 	// Path is the URL path, query left out (it is in RawQuery).
 	Path     string      `json:"path"`
 	RawQuery string      `json:"rawQuery,omitempty"`
@@ -134,6 +136,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	rec := Request{
 		Method:   r.Method,
+		Host:     r.Host,
 		Path:     r.URL.Path,
 		RawQuery: r.URL.RawQuery,
 		Header:   r.Header.Clone(),

@@ -360,7 +360,7 @@ func TestRecordsEveryRequest(t *testing.T) {
 		t.Fatalf("recorded %d requests, want 4", len(reqs))
 	}
 	side := reqs[0]
-	if side.API != Anthropic || side.Path != "/v1/messages" || side.RawQuery != "beta=true" || side.Header.Get("X-Api-Key") != "fake" ||
+	if side.API != Anthropic || side.Path != "/v1/messages" || side.Host != strings.TrimPrefix(ts.URL, "http://") || side.RawQuery != "beta=true" || side.Header.Get("X-Api-Key") != "fake" ||
 		side.Model != "small" || side.Step != -1 || side.Status != http.StatusOK || side.BodySize == 0 {
 		t.Errorf("side request recorded as %+v", side)
 	}
