@@ -185,6 +185,8 @@ e2e_tier() {
 	await_tail || return
 	# test/e2e's SDK tests import E2B's pinned SDK (installed once per pin).
 	hack/e2bsdk.sh > /dev/null || { tier_detail="installing the e2b SDK (hack/e2bsdk.sh) failed"; return 1; }
+	# test/agentmock runs the agent CLIs the presets pin (installed once per pin).
+	hack/agent-clis.sh > /dev/null || { tier_detail="installing the agent CLIs (hack/agent-clis.sh) failed"; return 1; }
 	local pkgs
 	pkgs=$(go list ./test/... | grep -v -e '/test/release$' -e '/test/realnode$' -e '/test/realnode/')
 	# shellcheck disable=SC2086 # one word per package
