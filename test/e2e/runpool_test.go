@@ -197,15 +197,22 @@ func TestRunPoolAgentInstalledWhileWarm(t *testing.T) {
 		return err == nil && sandbox.InstallFailure(p) != ""
 	})
 	const why = "InstallFailed: exit code 1 (...): npm ERR! 404 e2etool is not in this registry"
-	if l := mustPlugin(t, "", "pool", "list", "-n", ns); !strings.Contains(l.stdout, why) {
-		t.Errorf("pool list does not say why:\n%s", l)
-	}
 	r = plugin(t, "", "run", "--pool", "tools", "--agent", "e2etool", "--agents-file", presets, "-n", ns, "--", "true")
 	if r.code != 0 || !strings.Contains(r.stderr, `cold: pool "tools" has no ready member (0 starting: `+why+`)`) || !strings.Contains(r.stderr, "installing e2etool") {
 		t.Fatalf("run --pool with a failed member:\n%s", r)
 	}
 	if p, err := env.cs.CoreV1().Pods(ns).Get(context.Background(), failed.Name, metav1.GetOptions{}); err != nil || p.Labels[sandbox.LabelSandbox] != "" {
 		t.Fatalf("the failed member was claimed or removed by a claim: %v", err)
+	}
+	if l := mustPlugin(t, "", "pool", "list", "-n", ns, "--no-reconcile"); !strings.Contains(l.stdout, why) {
+		t.Errorf("pool list --no-reconcile does not say why:\n%s", l)
+	}
+	// pool list tops the pool up: it says why once more, and replaces it.
+	if l := mustPlugin(t, "", "pool", "list", "-n", ns); !strings.Contains(l.stdout, why) {
+		t.Errorf("pool list does not say why:\n%s", l)
+	}
+	if m := onlyReadyMember(t, ns, "tools"); m.UID == failed.UID {
+		t.Fatal("the failed member was not replaced")
 	}
 
 	// A pool made without the agent is refused for it: 125, nothing taken.
