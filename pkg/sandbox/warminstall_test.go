@@ -75,18 +75,21 @@ func hostWarmInstall(t *testing.T, install string) (dir string, cmd *exec.Cmd, d
 	return dir, cmd, done
 }
 
-func TestWarmInstallRunsBeforeTheLoop(t *testing.T) {
-	dir, cmd, done := hostWarmInstall(t, `echo "installing as $0"; echo done > tool`)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "installed")); err == nil {
-			break
+func waitForFile(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the marker never appeared")
+			t.Fatalf("%s never appeared", path)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func TestWarmInstallRunsBeforeTheLoop(t *testing.T) {
+	dir, cmd, done := hostWarmInstall(t, `echo "installing as $0"; echo done > tool`)
+	waitForFile(t, filepath.Join(dir, "installed"))
 	if b, _ := os.ReadFile(filepath.Join(dir, "tool")); string(b) != "done\n" {
 		t.Fatalf("the install did not run in the working directory: %q", b)
 	}
@@ -146,16 +149,7 @@ func TestWarmInstallFailureEndsPID1(t *testing.T) {
 // A member deleted while it installs ends at once, not after the install.
 func TestWarmInstallEndsOnSIGTERM(t *testing.T) {
 	dir, cmd, done := hostWarmInstall(t, `echo started > started; sleep 60`)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the install never started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForFile(t, filepath.Join(dir, "started"))
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-done:
