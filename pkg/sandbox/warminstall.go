@@ -20,7 +20,7 @@ import (
 // passes only once the install has finished and left InstalledFile, so the
 // Pod is not Ready (and a claim never takes it) before. A failed install
 // ends PID 1 with the failure as its termination message; with
-// restartPolicy Never the Pod is then Failed, which pool status shows and
+// restartPolicy Never the Pod is then Failed, which pool list shows and
 // pool commands replace. An install that outlasts WarmInstallTimeout
 // fails the probe, and the kubelet ends the container the same way.
 //
