@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -176,5 +177,44 @@ func TestWaitingForAPoolFailsOnAFailedInstall(t *testing.T) {
 		if pod.Labels[sandbox.LabelSandbox] != "" {
 			t.Fatalf("a waiting claim took %s", pod.Name)
 		}
+	}
+}
+
+// pool create whose members' install fails fails at once with the
+// install's words, exit status aside, and leaves nothing behind.
+func TestCreatePoolWhoseInstallFailsLeavesNothing(t *testing.T) {
+	cs, tr := poolCluster(t)
+	spec := sandbox.NewSpec("agents", "ns")
+	warmInstall(&spec)
+	p, _ := NewPool("agents", spec, 2)
+	done := make(chan error, 1)
+	go func() {
+		_, err := CreatePool(context.Background(), cs, p, PoolOptions{Wait: true, Timeout: time.Minute})
+		done <- err
+	}()
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); err == nil; {
+		select {
+		case err = <-done:
+			continue
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pool create did not fail")
+		}
+		for _, pod := range podsIn(t, cs, "ns") {
+			if len(pod.Spec.SchedulingGates) == 0 && pod.Status.Phase != corev1.PodFailed {
+				_ = tryFailInstall(tr, pod) // gone already, once pool create cleans up
+			}
+		}
+	}
+	if !strings.Contains(err.Error(), `pool "agents" in namespace "ns" cannot start its members: InstallFailed`) || !strings.Contains(err.Error(), "npm ERR! 404") {
+		t.Fatalf("err = %v", err)
+	}
+	if pods := podsIn(t, cs, "ns"); len(pods) != 0 {
+		t.Fatalf("left %d pods", len(pods))
+	}
+	if ts, _ := cs.CoreV1().PodTemplates("ns").List(context.Background(), metav1.ListOptions{}); len(ts.Items) != 0 {
+		t.Fatal("left the pool's PodTemplate")
 	}
 }
