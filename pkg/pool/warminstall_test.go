@@ -149,27 +149,16 @@ func TestWaitingForAPoolFailsOnAFailedInstall(t *testing.T) {
 	}
 	// A claim that waits tops the pool up first (the failed member is
 	// replaced), then fails on the replacement's failed install.
-	done := make(chan error, 1)
-	go func() {
+	err = untilFails(t, "the waiting claim", func() error {
 		_, err := Acquire(context.Background(), cs, claimSpec("task"), AcquireOptions{Pool: "agents", WaitForMember: true, CreateOptions: sandbox.CreateOptions{Timeout: time.Minute}})
-		done <- err
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for err = nil; err == nil; {
-		select {
-		case err = <-done:
-			continue
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the waiting claim did not fail")
-		}
+		return err
+	}, func() {
 		for _, pod := range podsIn(t, cs, "ns") {
 			if pod.Status.Phase != corev1.PodFailed && pod.DeletionTimestamp == nil {
 				_ = tryFailInstall(tr, pod) // gone already, once removed
 			}
 		}
-	}
+	})
 	if !strings.Contains(err.Error(), "cannot start its members: InstallFailed") {
 		t.Fatalf("waiting claim: %v", err)
 	}
@@ -187,27 +176,16 @@ func TestCreatePoolWhoseInstallFailsLeavesNothing(t *testing.T) {
 	spec := sandbox.NewSpec("agents", "ns")
 	warmInstall(&spec)
 	p, _ := NewPool("agents", spec, 2)
-	done := make(chan error, 1)
-	go func() {
+	err := untilFails(t, "pool create", func() error {
 		_, err := CreatePool(context.Background(), cs, p, PoolOptions{Wait: true, Timeout: time.Minute})
-		done <- err
-	}()
-	var err error
-	for deadline := time.Now().Add(30 * time.Second); err == nil; {
-		select {
-		case err = <-done:
-			continue
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("pool create did not fail")
-		}
+		return err
+	}, func() {
 		for _, pod := range podsIn(t, cs, "ns") {
 			if len(pod.Spec.SchedulingGates) == 0 && pod.Status.Phase != corev1.PodFailed {
 				_ = tryFailInstall(tr, pod) // gone already, once pool create cleans up
 			}
 		}
-	}
+	})
 	if !strings.Contains(err.Error(), `pool "agents" in namespace "ns" cannot start its members: InstallFailed`) || !strings.Contains(err.Error(), "npm ERR! 404") {
 		t.Fatalf("err = %v", err)
 	}
