@@ -116,6 +116,7 @@ func allScenarios(o *options) []*Scenario {
 		scaleRows(o.scaleN, o.scaleProcs),
 		runRows(),
 		poolRows(o.scaleN, o.scaleProcs),
+		warmAgentRows(),             // bench/rows_warmagent.go
 		thousandRows(o.thousand),    // bench/rows_thousand.go; only with -thousand
 		thousandOpsRows(o.thousand), // bench/rows_thousand_ops.go; likewise
 		mcpLimitRows(o.thousand),    // bench/rows_mcp_limit.go; likewise

@@ -410,7 +410,7 @@ func (o *CreateOptions) prepare(ctx context.Context, created *sandbox.Created, p
 	if o.DryRun != cmdutil.DryRunNone || p == nil || p.InImage() {
 		return nil
 	}
-	if !o.Wait {
+	if !o.Wait && !warmInstalled(created.Pod, p) {
 		prog.Linef("warning: --agent %s installs the agent once the sandbox runs; without --wait it is not installed (run its install step yourself: kubectl agentkernel agents -o yaml)", p.Name)
 		return nil
 	}

@@ -60,8 +60,16 @@ func poolRunCluster(t *testing.T, log *stepLog, size int, mutate func(*sandbox.S
 }
 
 // toolPool is a pool made with --agent tool (clitest.Presets): the preset's
-// image, network and environment, no credentials.
+// image, network, environment and install step (run by each member while
+// it warms up), no credentials.
 func toolPool(s *sandbox.Spec) {
+	coldToolPool(s)
+	s.WarmInstall = "install-the-tool"
+}
+
+// coldToolPool is a pool for --agent tool whose members do not install it
+// (made by an earlier version, or with --allow-host): each claim does.
+func coldToolPool(s *sandbox.Spec) {
 	s.Image, s.Agent = "example.org/tool:1", "tool"
 	s.Profile = sandbox.ProfileModerate
 	s.Network, s.ReadOnlyRoot = s.Profile.Defaults()
@@ -85,8 +93,8 @@ func warmMembers(t *testing.T, cs *fake.Clientset) []corev1.Pod {
 
 // run --pool --agent: the claim takes a warm member of a pool made for the
 // agent, brings the preset's credential (over exec stdin, never in a
-// spec or an argument), runs the preset's install step, then the steps of
-// every run; the claimed member is what is deleted, and the pool is whole
+// spec or an argument), skips the preset's install step (the member ran it
+// while it warmed up), then the steps of every run; the claimed member is what is deleted, and the pool is whole
 // again when run returns.
 func TestRunPoolClaimsWarm(t *testing.T) {
 	const secret = "sk-claimed-secret"
@@ -114,7 +122,6 @@ func TestRunPoolClaimsWarm(t *testing.T) {
 		"create secrets", // the claim's own, owned by the member
 		"deliver the claim's environment",
 		"complete the claim",
-		"install: install-the-tool",
 		"copy in /workspace/repo",
 		"command tool --go",
 		"copy out /workspace/out",
@@ -123,7 +130,7 @@ func TestRunPoolClaimsWarm(t *testing.T) {
 	if !reflect.DeepEqual(steps, want) {
 		t.Fatalf("steps:\n%s\nwant:\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
 	}
-	for _, line := range []string{"claiming sandbox/demo from pool warm", "sandbox/demo: claimed warm from pool warm", "installing tool", "deleting sandbox/demo"} {
+	for _, line := range []string{"claiming sandbox/demo from pool warm", "sandbox/demo: claimed warm from pool warm", "tool was installed in sandbox/demo while it warmed up", "deleting sandbox/demo"} {
 		if !strings.Contains(r.stderr, line) {
 			t.Errorf("stderr lacks %q:\n%s", line, r.stderr)
 		}
@@ -135,8 +142,11 @@ func TestRunPoolClaimsWarm(t *testing.T) {
 		t.Errorf("copied out: %q %v", b, err)
 	}
 	// Every exec after the delivery ran with the claim's environment.
-	if p.sourced < 4 {
-		t.Errorf("%d execs sourced the claim's environment, want install, copy in, command and copy out", p.sourced)
+	if p.sourced < 3 {
+		t.Errorf("%d execs sourced the claim's environment, want copy in, command and copy out", p.sourced)
+	}
+	if strings.Contains(r.stderr, "installing tool") {
+		t.Errorf("the claim installed the agent again:\n%s", r.stderr)
 	}
 	if !strings.Contains(p.stdins["claim"], secret) || !strings.Contains(p.stdins["claim"], "TOOL_MODE") {
 		t.Errorf("the claim's environment did not go in over stdin: %q", p.stdins["claim"])
@@ -239,11 +249,18 @@ func TestRunPoolRefusals(t *testing.T) {
 	}
 }
 
-// create --pool --agent runs the preset's install step in the claimed
-// sandbox, as a cold create does; --command is refused with --pool.
-func TestCreatePoolAgentInstallsAfterTheClaim(t *testing.T) {
+// create --pool --agent: a member of a pool made for the agent installed
+// it while it warmed up, so the claim does not; a member that did not (a
+// pool made without, or a preset whose install step changed since) gets
+// the install step after the claim, as a cold create does. --command is
+// refused with --pool.
+func TestCreatePoolAgentInstallsOnlyWhatTheMemberDidNot(t *testing.T) {
 	presets := filepath.Join(t.TempDir(), "agents.yaml")
 	if err := os.WriteFile(presets, []byte(clitest.Presets), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed := filepath.Join(t.TempDir(), "agents.yaml")
+	if err := os.WriteFile(changed, []byte(strings.Replace(clitest.Presets, "install: install-the-tool", "install: install-the-tool@2", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	create := func(cs *fake.Clientset, p *sandboxPlayer, args ...string) (string, error) {
@@ -266,17 +283,55 @@ func TestCreatePoolAgentInstallsAfterTheClaim(t *testing.T) {
 		err := o.Run(context.Background())
 		return out.String(), err
 	}
+	for name, tc := range map[string]struct {
+		pool    func(*sandbox.Spec)
+		presets string
+		install string // the install step the claim runs, or ""
+	}{
+		"installed warm":  {toolPool, presets, ""},
+		"pool without":    {coldToolPool, presets, "install: install-the-tool"},
+		"install changed": {toolPool, changed, "install: install-the-tool@2"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			log := &stepLog{}
+			cs := poolRunCluster(t, log, 1, tc.pool)
+			streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+			o := NewCreateOptions(streams)
+			o.Sandbox.LookupEnv = func(k string) (string, bool) { return "k", k == "TOOL_KEY" }
+			o.Executor = newPlayer(t, log)
+			tf := clitest.Factory(t)
+			cmd := newCmdCreate(tf, o)
+			if err := cmd.ParseFlags([]string{"--agents-file", tc.presets, "task", "--pool", "warm", "--agent", "tool"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Complete(tf, cmd, cmd.Flags().Args()); err != nil {
+				t.Fatal(err)
+			}
+			o.Clientset = withREST{cs, o.Clientset.CoreV1().RESTClient()}
+			if err := o.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Run(context.Background()); err != nil || out.String() != "sandbox/task created (claimed warm from pool warm)\n" {
+				t.Fatalf("%q %v\n%s", out.String(), err, errOut.String())
+			}
+			steps := log.get()
+			claim := slices.Index(steps, "claim pod")
+			installs := slices.IndexFunc(steps, func(s string) bool { return strings.HasPrefix(s, "install: ") })
+			switch {
+			case claim < 0:
+				t.Fatalf("steps: %q; no claim", steps)
+			case tc.install == "" && installs >= 0:
+				t.Fatalf("steps: %q; the claim installed what the member had", steps)
+			case tc.install == "" && !strings.Contains(errOut.String(), "tool was installed in sandbox/task while it warmed up"):
+				t.Fatalf("stderr does not say the agent was installed warm:\n%s", errOut.String())
+			case tc.install != "" && (installs < claim || steps[installs] != tc.install):
+				t.Fatalf("steps: %q; want %q after the claim", steps, tc.install)
+			}
+		})
+	}
 	log := &stepLog{}
 	cs := poolRunCluster(t, log, 1, toolPool)
-	out, err := create(cs, newPlayer(t, log), "task", "--pool", "warm", "--agent", "tool")
-	if err != nil || out != "sandbox/task created (claimed warm from pool warm)\n" {
-		t.Fatalf("%q %v", out, err)
-	}
-	steps := log.get()
-	claim, install := slices.Index(steps, "claim pod"), slices.Index(steps, "install: install-the-tool")
-	if claim < 0 || install < claim {
-		t.Fatalf("steps: %q; want the install step after the claim", steps)
-	}
+	var err error
 	_, err = create(cs, newPlayer(t, log), "task2", "--pool", "warm", "--agent", "tool", "--command")
 	if err == nil || !strings.Contains(err.Error(), "--command cannot be used with --pool") {
 		t.Fatalf("create --pool --command: %v", err)

@@ -105,9 +105,15 @@ func (o *RunOptions) copyOut(ctx context.Context, pod *corev1.Pod, c copySpec, p
 	return nil
 }
 
-// installAgent runs the preset's install step, if it has one.
+// installAgent runs the preset's install step, if it has one and the
+// sandbox did not run it when it warmed up (a pool member made for the
+// agent, claimed).
 func installAgent(ctx context.Context, c *cli.Clients, pod *corev1.Pod, p *agents.Preset, prog *cli.Progress) error {
 	if p == nil || p.InImage() {
+		return nil
+	}
+	if warmInstalled(pod, p) {
+		prog.Linef("%s was installed in sandbox/%s while it warmed up", p.Name, sandbox.NameOf(pod))
 		return nil
 	}
 	prog.Linef("installing %s in sandbox/%s", p.Name, sandbox.NameOf(pod))
@@ -134,4 +140,13 @@ func startMain(ctx context.Context, r sandbox.Runner) error {
 		return fmt.Errorf("starting the sandbox's main process failed: %v %s", err, untrusted.Printable(strings.TrimSpace(stderr.String())))
 	}
 	return nil
+}
+
+// warmInstalled says whether the sandbox's PID 1 ran p's install step, as
+// it is now, before the sandbox became ready: a pool made for the agent
+// installs while its members warm up. A preset whose install step changed
+// since the pool was made installs again, over exec.
+func warmInstalled(pod *corev1.Pod, p *agents.Preset) bool {
+	script, ok := sandbox.WarmInstalled(pod)
+	return ok && script == p.Install
 }

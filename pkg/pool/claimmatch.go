@@ -40,6 +40,10 @@ func claimedSpec(pool string, def, claim *sandbox.Spec, match []string) (*sandbo
 	}
 	s := def.Clone()
 	s.Shape = nil
+	// A claimed member's install ran when it warmed up (its Pod says so:
+	// sandbox.WarmInstalled); a sandbox made cold for the claim has the
+	// claim's credentials, and installs over exec once it is ready.
+	s.WarmInstall = ""
 	s.Name, s.Namespace = claim.Name, claim.Namespace
 	for _, e := range claim.Env {
 		s.Env = sandbox.SetEnv(s.Env, e)

@@ -48,19 +48,23 @@ func noMemberReason(p *Pool, members []corev1.Pod) string {
 	if p.Size == 0 {
 		return fmt.Sprintf("pool %q has size 0", p.Name)
 	}
-	var starting []*corev1.Pod
+	var starting, failed []*corev1.Pod
 	for i := range members {
-		if ownedByPool(&members[i], p.UID) {
-			starting = append(starting, &members[i])
+		switch m := &members[i]; {
+		case !ownedByPool(m, p.UID):
+		case sandbox.InstallFailure(m) != "":
+			failed = append(failed, m)
+		default:
+			starting = append(starting, m)
 		}
 	}
 	why := fmt.Sprintf("pool %q has no ready member", p.Name)
 	switch {
-	case len(starting) == 0:
+	case len(starting)+len(failed) == 0:
 		why += " (all claimed)"
 	default:
 		why += fmt.Sprintf(" (%d starting", len(starting))
-		if ps := problems(starting); len(ps) > 0 {
+		if ps := problems(starting, failed); len(ps) > 0 {
 			why += ": " + strings.Join(ps, "; ")
 		}
 		why += ")"
@@ -93,6 +97,10 @@ func waitAndClaim(ctx context.Context, cs kubernetes.Interface, p *Pool, claim *
 					return false, memberStartError(p, pod, err)
 				}
 				starting = append(starting, pod)
+			case stateDead:
+				if _, err := sandbox.Started(pod, ""); err != nil && sandbox.InstallFailure(pod) != "" {
+					return false, memberStartError(p, pod, err)
+				}
 			}
 		}
 		for _, m := range ready {
@@ -103,7 +111,7 @@ func waitAndClaim(ctx context.Context, cs kubernetes.Interface, p *Pool, claim *
 			got = a
 			return true, err
 		}
-		if text := strings.Join(problems(starting), "; "); o.Progress != nil && text != "" && text != lastProblems {
+		if text := strings.Join(problems(starting, nil), "; "); o.Progress != nil && text != "" && text != lastProblems {
 			o.Progress(text)
 			lastProblems = text
 		}

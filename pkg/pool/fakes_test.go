@@ -130,3 +130,28 @@ func (e *execRecorder) execFor(t *testing.T) func(*corev1.Pod) *sandbox.PodExec 
 	}
 	return func(pod *corev1.Pod) *sandbox.PodExec { return sandbox.NewPodExec(&restclient.Config{}, rc, e, pod) }
 }
+
+// untilFails runs f in the background and, every 50 ms until it returns,
+// plays the node with play (again and again: a fake watch has no history,
+// so a status written between its list and its watch would be lost). It
+// returns f's error, which must come within 30 s.
+func untilFails(t *testing.T, what string, f func() error, play func()) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("%s did not fail", what)
+			}
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not fail", what)
+		}
+		play()
+	}
+}

@@ -250,6 +250,8 @@ func podShapeDiff(want, got *corev1.Pod) string {
 		return "its volume mounts differ"
 	case !apiequality.Semantic.DeepEqual(wc.Env, gc.Env) || !apiequality.Semantic.DeepEqual(wc.EnvFrom, gc.EnvFrom):
 		return "its environment differs"
+	case !apiequality.Semantic.DeepEqual(wc.StartupProbe, gc.StartupProbe):
+		return "its startup probe differs"
 	case !apiequality.Semantic.DeepEqual(wc.Resources, gc.Resources):
 		return "its resources differ"
 	case !apiequality.Semantic.DeepEqual(wc.Ports, gc.Ports) && (len(wc.Ports) != 0 || len(gc.Ports) != 0):

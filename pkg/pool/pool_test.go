@@ -221,26 +221,12 @@ func claimFirst(t *testing.T, tr *rvTracker) func(a k8stesting.Action) (bool, ru
 func TestCreatePoolFailsFastAndCleansUp(t *testing.T) {
 	cs, tr := poolCluster(t)
 	p, _ := NewPool("bad", sandbox.NewSpec("bad", "ns"), 2)
-	done := make(chan error, 1)
-	go func() {
-		_, err := CreatePool(context.Background(), cs, p, PoolOptions{Wait: true, Timeout: time.Minute})
-		done <- err
-	}()
-	// The scheduler's verdict, written (again and again: a fake watch has
-	// no history, so one written between its list and its watch would be
-	// lost) until pool create gives up.
+	// The scheduler's verdict, until pool create gives up.
 	gvr := corev1.SchemeGroupVersion.WithResource("pods")
-	var err error
-	deadline := time.Now().Add(30 * time.Second)
-	for err == nil {
-		select {
-		case err = <-done:
-			continue
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("pool create did not fail")
-		}
+	err := untilFails(t, "pool create", func() error {
+		_, err := CreatePool(context.Background(), cs, p, PoolOptions{Wait: true, Timeout: time.Minute})
+		return err
+	}, func() {
 		for _, pod := range podsIn(t, cs, "ns") {
 			if len(pod.Spec.SchedulingGates) > 0 {
 				continue
@@ -249,7 +235,7 @@ func TestCreatePoolFailsFastAndCleansUp(t *testing.T) {
 			pod.ResourceVersion = ""
 			_ = tr.Update(gvr, &pod, "ns") // gone already, once pool create cleans up
 		}
-	}
+	})
 	if !strings.Contains(err.Error(), `pool "bad" in namespace "ns" cannot start its members: Unschedulable`) {
 		t.Fatalf("err = %v", err)
 	}

@@ -36,11 +36,17 @@ func WaitForPool(ctx context.Context, cs kubernetes.Interface, p *Pool, timeout 
 					return false, memberStartError(p, pod, err)
 				}
 				starting = append(starting, pod)
+			case stateDead:
+				// A member whose install failed ended: its replacement
+				// would fail alike, so the pool cannot start.
+				if _, err := sandbox.Started(pod, ""); err != nil && sandbox.InstallFailure(pod) != "" {
+					return false, memberStartError(p, pod, err)
+				}
 			case stateClaimed:
 				st.Claimed++
 			}
 		}
-		st.Starting, st.Problems = len(starting), problems(starting)
+		st.Starting, st.Problems = len(starting), problems(starting, nil)
 		last = st
 		if text := strings.Join(st.Problems, "; "); progress != nil && text != "" && text != lastProblems {
 			progress(text)

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
 )
 
 // A pool's members: counted by state, and topped up to its size.
@@ -117,7 +118,7 @@ func Reconcile(ctx context.Context, cs kubernetes.Interface, p *Pool) (*PoolStat
 		}
 	}
 	st.Ready, st.Starting = len(ready), len(starting)
-	st.Problems = problems(starting)
+	st.Problems = problems(starting, remove)
 
 	var errs []error
 	for _, pod := range remove {
@@ -174,8 +175,11 @@ func createMembers(ctx context.Context, cs kubernetes.Interface, p *Pool, n int)
 	return made, nil
 }
 
-// problems sums up why members are not ready, with the cluster's words.
-func problems(starting []*corev1.Pod) []string {
+// problems sums up why members are not ready, with the cluster's words,
+// and why ended ones ended, when their agent's install failed (a member
+// that ended is replaced, and its replacement installs again: the reason
+// must be seen before it is gone).
+func problems(starting, ended []*corev1.Pod) []string {
 	count := map[string]int{}
 	for _, pod := range starting {
 		d := sandbox.Describe(pod)
@@ -183,6 +187,11 @@ func problems(starting []*corev1.Pod) []string {
 			continue // plain Pending/ContainerCreating: just on its way
 		}
 		count[d]++
+	}
+	for _, pod := range ended {
+		if msg := sandbox.InstallFailure(pod); msg != "" {
+			count[sandbox.ReasonInstallFailed+": "+untrusted.Line(strings.TrimPrefix(msg, sandbox.InstallFailedPrefix), 300)]++
+		}
 	}
 	out := make([]string, 0, len(count))
 	for d := range count {
@@ -217,18 +226,20 @@ func PoolStatuses(ctx context.Context, cs kubernetes.Interface, pools []*Pool) (
 			byNS[p.Namespace] = pods
 		}
 		st := &PoolStatus{Pool: p}
-		var starting []*corev1.Pod
+		var starting, ended []*corev1.Pod
 		for i := range pods {
 			switch classify(&pods[i], p) {
 			case stateReady:
 				st.Ready++
 			case stateStarting:
 				starting = append(starting, &pods[i])
+			case stateDead:
+				ended = append(ended, &pods[i])
 			case stateClaimed:
 				st.Claimed++
 			}
 		}
-		st.Starting, st.Problems = len(starting), problems(starting)
+		st.Starting, st.Problems = len(starting), problems(starting, ended)
 		out = append(out, st)
 	}
 	return out, nil

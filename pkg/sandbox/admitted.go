@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -302,6 +303,10 @@ func (d *podDiff) container(path string, ap *corev1.PodSpec, a *corev1.Container
 	}
 	if !slices.Equal(a.Command, s.Command) || !slices.Equal(a.Args, s.Args) {
 		d.weakens(path+".command", "ours", "another")
+	}
+	if a.StartupProbe != nil && !reflect.DeepEqual(a.StartupProbe, s.StartupProbe) {
+		// A warm install's: without it, Ready no longer means installed.
+		d.weakens(path+".startupProbe", "ours", showProbe(s.StartupProbe))
 	}
 	d.security(path+".securityContext", ap, a, sp, s)
 	d.resources(path+".resources", a.Resources, s.Resources)
@@ -626,4 +631,11 @@ func sortedKeys[K ~string, V any](m map[K]V) []K {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func showProbe(p *corev1.Probe) string {
+	if p == nil {
+		return "none"
+	}
+	return "another"
 }

@@ -106,4 +106,5 @@ var startHints = map[string]string{
 	"CreateContainerConfigError": "the image or settings conflict with the sandbox's security context, e.g. an image whose user is root",
 	"RunContainerError":          "the image needs /bin/sh, which keeps the sandbox running",
 	"CrashLoopBackOff":           "the image needs /bin/sh, which keeps the sandbox running",
+	ReasonInstallFailed:          "the agent's install step failed while the sandbox warmed up, with no credentials; it usually needs egress to a package registry (`network`, `profile`)",
 }

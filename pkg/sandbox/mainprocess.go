@@ -55,6 +55,9 @@ var StartCommand = []string{"sh", "-c", `: > "$0"`, startGate}
 
 // containerCommand is what the sandbox container runs.
 func (s *Spec) containerCommand() []string {
+	if len(s.Command) == 0 && s.WarmInstall != "" {
+		return warmInstallCommand(IdleSeconds(s.IdleTimeout), s.WarmInstall)
+	}
 	if len(s.Command) == 0 {
 		return pid1Command(s.IdleTimeout)
 	}

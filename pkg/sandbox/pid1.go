@@ -65,7 +65,7 @@ const IdleFile = RunDir + "/idle-timeout"
 
 // pid1Command is the sandbox container's command.
 func pid1Command(idle time.Duration) []string {
-	return []string{"/bin/sh", "-c", pid1Script, "agentkernel-pid1", strconv.FormatInt(IdleSeconds(idle), 10), IdleFile}
+	return []string{"/bin/sh", "-c", pid1Script, pid1Name, strconv.FormatInt(IdleSeconds(idle), 10), IdleFile}
 }
 
 // IdleSeconds rounds a timeout up to whole seconds, PID 1's unit.

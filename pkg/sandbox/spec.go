@@ -189,6 +189,11 @@ type Spec struct {
 	// Workspace, if set, makes the sandbox persistent: /workspace and $HOME
 	// live on a PersistentVolumeClaim that outlives its Pods (workspace.go).
 	Workspace *Workspace `json:",omitempty"`
+	// WarmInstall, if set, is a shell script (an agent's install step) the
+	// sandbox's PID 1 runs when it starts, before the sandbox is ready: a
+	// pool member's, so that a claim gets the agent installed. Never with
+	// SecretEnvNames or Command (warminstall.go).
+	WarmInstall string `json:",omitempty"`
 	// AcceptAdmissionChanges keeps a sandbox whose Pod the cluster's
 	// admission changed in ways that weaken it (admission.go).
 	AcceptAdmissionChanges bool `json:",omitempty"`
@@ -293,6 +298,9 @@ func (s *Spec) Validate() error {
 		return err
 	}
 	if err := s.validateAllowHosts(); err != nil {
+		return err
+	}
+	if err := s.validateWarmInstall(); err != nil {
 		return err
 	}
 	if s.Workspace != nil {
@@ -442,6 +450,7 @@ func (s *Spec) Pod() *corev1.Pod {
 				},
 				VolumeMounts:             mounts,
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+				StartupProbe:             s.startupProbe(),
 			}},
 			Volumes: volumes,
 		},

@@ -13,12 +13,13 @@ import (
 
 func TestPodPassesPodSecurityRestricted(t *testing.T) {
 	variants := map[string]func(*Spec){
-		"default":     func(*Spec) {},
-		"moderate":    func(s *Spec) { s.Profile = ProfileModerate; s.Network, s.ReadOnlyRoot = ProfileModerate.Defaults() },
-		"permissive":  func(s *Spec) { s.Profile = ProfilePermissive; s.Network, s.ReadOnlyRoot = ProfilePermissive.Defaults() },
-		"everything":  everything,
-		"custom uid":  func(s *Spec) { s.UID = 424242 },
-		"secrets env": func(s *Spec) { s.SecretEnvNames = []string{"API_KEY"} },
+		"default":      func(*Spec) {},
+		"moderate":     func(s *Spec) { s.Profile = ProfileModerate; s.Network, s.ReadOnlyRoot = ProfileModerate.Defaults() },
+		"permissive":   func(s *Spec) { s.Profile = ProfilePermissive; s.Network, s.ReadOnlyRoot = ProfilePermissive.Defaults() },
+		"everything":   everything,
+		"custom uid":   func(s *Spec) { s.UID = 424242 },
+		"secrets env":  func(s *Spec) { s.SecretEnvNames = []string{"API_KEY"} },
+		"warm install": func(s *Spec) { s.WarmInstall = "npm install --global tool@1" },
 	}
 	for name, mutate := range variants {
 		t.Run(name, func(t *testing.T) {
@@ -154,8 +155,11 @@ func TestSpecValidate(t *testing.T) {
 		"duplicate port": {func(s *Spec) {
 			s.Ports = []corev1.ContainerPort{{ContainerPort: 1, Protocol: "TCP"}, {ContainerPort: 1, Protocol: "TCP"}}
 		}, "given twice"},
-		"bad runtime":      {func(s *Spec) { s.RuntimeClassName = "Bad Class" }, "invalid runtimeClassName"},
-		"bad selector key": {func(s *Spec) { s.NodeSelector = map[string]string{"-x": "y"} }, "invalid nodeSelector key"},
+		"bad runtime":         {func(s *Spec) { s.RuntimeClassName = "Bad Class" }, "invalid runtimeClassName"},
+		"bad selector key":    {func(s *Spec) { s.NodeSelector = map[string]string{"-x": "y"} }, "invalid nodeSelector key"},
+		"blank install":       {func(s *Spec) { s.WarmInstall = " \n" }, "the warm install step is blank"},
+		"install and main":    {func(s *Spec) { s.WarmInstall = "true"; s.Command = []string{"agent"} }, "a sandbox with a main process (command) installs over exec"},
+		"install and secrets": {func(s *Spec) { s.WarmInstall = "true"; s.SecretEnvNames = []string{"KEY"} }, "a warm install runs with no credentials"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

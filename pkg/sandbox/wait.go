@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
+
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
@@ -214,6 +216,9 @@ func Started(pod *corev1.Pod, name string) (bool, error) {
 			return fail(w.Reason, w.Message)
 		}
 		if t := cs.State.Terminated; t != nil {
+			if msg := InstallFailure(pod); msg != "" {
+				return fail(ReasonInstallFailed, untrusted.Line(strings.TrimPrefix(msg, InstallFailedPrefix), 600))
+			}
 			return fail("Exited", fmt.Sprintf("the sandbox's main process exited with code %d (%s) %s", t.ExitCode, t.Reason, strings.TrimSpace(t.Message)))
 		}
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +135,34 @@ func mutatingPolicy(t *testing.T, namespace string, mutation admissionv1.Mutatio
 		got, err := env.cs.CoreV1().Pods(namespace).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && applied(got)
 	})
+}
+
+// A webhook that drops a warm install's startup probe would make a member
+// Ready before its agent is installed: pool create --agent is refused for
+// it, with nothing left behind.
+func TestAdmissionDroppingTheStartupProbe(t *testing.T) {
+	requireCluster(t)
+	ns := newNamespace(t)
+	spec := sandbox.NewSpec("probe", ns)
+	spec.WarmInstall = "true"
+	mutatingPolicy(t, ns, admissionv1.Mutation{
+		PatchType: admissionv1.PatchTypeJSONPatch,
+		JSONPatch: &admissionv1.JSONPatch{Expression: `has(object.spec.containers[0].startupProbe) ? [JSONPatch{op: "remove", path: "/spec/containers/0/startupProbe"}] : []`},
+	}, spec.Pod(), func(p *corev1.Pod) bool { return p.Spec.Containers[0].StartupProbe == nil })
+
+	presets := filepath.Join(t.TempDir(), "agents.yaml")
+	writeFiles(t, filepath.Dir(presets), map[string]string{"agents.yaml": `agents:
+  e2etool:
+    image: docker.io/library/busybox:1.37.0
+    install: "true"
+`})
+	r := plugin(t, "", "pool", "create", "tools", "--agent", "e2etool", "--agents-file", presets, "--size", "1", "-n", ns)
+	wantError(t, r, "spec.containers[sandbox].startupProbe: asked ours, stored none")
+	eventually(t, time.Minute, "the refused pool removed", func() bool {
+		return len(objectsLeft(t, ns)) == 0 && podTemplatesLeft(t, ns) == 0
+	})
+	// A plain pool passes: nothing of it is changed.
+	mustPlugin(t, "", "pool", "create", "plain", "--size", "1", "-n", ns)
+	mustPlugin(t, "", "pool", "delete", "plain", "-n", ns)
+	eventuallyNoPoolLeft(t, ns)
 }

@@ -123,25 +123,36 @@ func TestRunPoolClaimsWarm(t *testing.T) {
 }
 
 // run --pool --agent on a pool made with pool create --agent (which needs
-// none of the preset's credentials): the credential comes with the claim,
-// and the preset's install step runs in the claimed sandbox before the
-// command.
-func TestRunPoolAgentInstallsAfterTheClaim(t *testing.T) {
+// none of the preset's credentials): each member runs the preset's install
+// step as its PID 1 starts, before it is ready, so the claim does not run
+// it; the credential comes with the claim. A cold run --agent installs over
+// exec, as before. The simulated node runs no container, only execs: what
+// it shows is that the API server admits the member (Pod Security
+// restricted, no admission change: the startup probe as stored compares
+// equal to the one asked for) and that the claim never runs the install —
+// the install's marker is written only by an exec. A member whose install
+// failed (the kubelet's report, played here) is not claimed, and pool list
+// says why.
+func TestRunPoolAgentInstalledWhileWarm(t *testing.T) {
 	requireCluster(t)
 	ns := newNamespace(t)
 	work := workPath(ns, "tool")
 	presets := filepath.Join(t.TempDir(), "agents.yaml")
+	const install = "mkdir -p WORK && echo installed >> WORK/marker"
 	writeFiles(t, filepath.Dir(presets), map[string]string{"agents.yaml": `agents:
   e2etool:
     description: an agent whose install step leaves a mark
     image: docker.io/library/busybox:1.37.0
-    install: mkdir -p ` + work + ` && echo installed > ` + work + `/marker
-    command: [sh, -c, 'printf %s "$E2E_TOOL_KEY" > ` + work + `/key']
+    install: ` + strings.ReplaceAll(install, "WORK", work) + `
+    command: [sh, -c, 'mkdir -p ` + work + ` && printf %s "$E2E_TOOL_KEY" > ` + work + `/key']
     credentials:
       required: [E2E_TOOL_KEY]
 `})
 	mustPlugin(t, "", "pool", "create", "tools", "--agent", "e2etool", "--agents-file", presets, "--size", "1", "-n", ns)
-	onlyReadyMember(t, ns, "tools")
+	member := onlyReadyMember(t, ns, "tools")
+	if got, ok := sandbox.WarmInstalled(&member); !ok || got != strings.ReplaceAll(install, "WORK", work) {
+		t.Fatalf("the member as stored does not install while warm: %q %v\n%+v", got, ok, member.Spec.Containers[0])
+	}
 
 	const secret = "sk-e2e-tool-key"
 	t.Setenv("E2E_TOOL_KEY", secret)
@@ -150,15 +161,58 @@ func TestRunPoolAgentInstallsAfterTheClaim(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("run --pool --agent:\n%s", r)
 	}
-	for _, step := range []string{"claimed warm from pool tools", "installing e2etool"} {
-		if !strings.Contains(r.stderr, step) {
-			t.Errorf("stderr lacks %q:\n%s", step, r.stderr)
-		}
+	if !strings.Contains(r.stderr, "claimed warm from pool tools") || !strings.Contains(r.stderr, "e2etool was installed in sandbox/") || strings.Contains(r.stderr, "installing e2etool") {
+		t.Errorf("the warm claim's steps:\n%s", r.stderr)
 	}
-	for file, want := range map[string]string{"marker": "installed\n", "key": secret} {
-		if got, err := os.ReadFile(filepath.Join(out, "tool", file)); err != nil || string(got) != want {
-			t.Errorf("%s: %q %v", file, got, err)
-		}
+	if got, err := os.ReadFile(filepath.Join(out, "tool", "key")); err != nil || string(got) != secret {
+		t.Errorf("key: %q %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "tool", "marker")); !os.IsNotExist(err) {
+		t.Errorf("the claim ran the install step (its marker is there): %v", err)
+	}
+
+	// Cold, the install runs over exec, once.
+	out = t.TempDir()
+	r = plugin(t, "", "run", "--agent", "e2etool", "--agents-file", presets, "-n", ns, "--copy-out", work+":"+out)
+	if r.code != 0 || !strings.Contains(r.stderr, "installing e2etool") {
+		t.Fatalf("cold run --agent:\n%s", r)
+	}
+	if got, err := os.ReadFile(filepath.Join(out, "tool", "marker")); err != nil || string(got) != "installed\n" {
+		t.Errorf("cold marker: %q %v", got, err)
+	}
+
+	// The replacement's install fails, as the kubelet reports it: it is not
+	// claimed, pool list says why, and the claim goes cold.
+	failed := onlyReadyMember(t, ns, "tools")
+	failed.Status.Phase = corev1.PodFailed
+	failed.Status.Conditions = nil
+	failed.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: sandbox.ContainerName, Image: failed.Spec.Containers[0].Image, ImageID: "e2e",
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error",
+			Message: sandbox.InstallFailedPrefix + " exit code 1 (...):\nnpm ERR! 404 e2etool is not in this registry"}}}}
+	if _, err := env.cs.CoreV1().Pods(ns).UpdateStatus(context.Background(), &failed, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the failed member seen as failed", func() bool {
+		p, err := env.cs.CoreV1().Pods(ns).Get(context.Background(), failed.Name, metav1.GetOptions{})
+		return err == nil && sandbox.InstallFailure(p) != ""
+	})
+	const why = "InstallFailed: exit code 1 (...): npm ERR! 404 e2etool is not in this registry"
+	r = plugin(t, "", "run", "--pool", "tools", "--agent", "e2etool", "--agents-file", presets, "-n", ns, "--", "true")
+	if r.code != 0 || !strings.Contains(r.stderr, `cold: pool "tools" has no ready member (0 starting: `+why+`)`) || !strings.Contains(r.stderr, "installing e2etool") {
+		t.Fatalf("run --pool with a failed member:\n%s", r)
+	}
+	if p, err := env.cs.CoreV1().Pods(ns).Get(context.Background(), failed.Name, metav1.GetOptions{}); err != nil || p.Labels[sandbox.LabelSandbox] != "" {
+		t.Fatalf("the failed member was claimed or removed by a claim: %v", err)
+	}
+	if l := mustPlugin(t, "", "pool", "list", "-n", ns, "--no-reconcile"); !strings.Contains(l.stdout, why) {
+		t.Errorf("pool list --no-reconcile does not say why:\n%s", l)
+	}
+	// pool list tops the pool up: it says why once more, and replaces it.
+	if l := mustPlugin(t, "", "pool", "list", "-n", ns); !strings.Contains(l.stdout, why) {
+		t.Errorf("pool list does not say why:\n%s", l)
+	}
+	if m := onlyReadyMember(t, ns, "tools"); m.UID == failed.UID {
+		t.Fatal("the failed member was not replaced")
 	}
 
 	// A pool made without the agent is refused for it: 125, nothing taken.

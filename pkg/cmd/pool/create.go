@@ -45,6 +45,7 @@ type PoolCreateOptions struct {
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
 	pool       *pool.Pool
+	notes      []string // said on stderr before anything is made
 
 	cli.WaitFlags
 	cli.Clients
@@ -84,6 +85,11 @@ func newCmdPoolCreate(f cmdutil.Factory, o *PoolCreateOptions) *cobra.Command {
 			claim (create NAME --pool POOL --persist) keeps it as the sandbox's, which then
 			suspends, resumes (as itself, not from the pool) and is deleted like any
 			persistent sandbox.
+
+			With --agent for a preset that has an install step, every member runs that step
+			as it starts (without credentials: they come with each claim) and is ready only
+			once it has finished, so a claim runs the agent at once; a member whose step
+			failed is never claimed, and pool list says why.
 
 			By default pool create waits until all N are ready and fails at once, with the
 			cluster's reason, when they cannot start (an image that does not exist,
@@ -154,12 +160,32 @@ func (o *PoolCreateOptions) Validate() error {
 	if err := o.Persist.Apply(&spec); err != nil {
 		return err
 	}
+	o.warmInstall(&spec)
 	o.pool, err = pool.NewPool(o.Name, spec, o.Size)
 	return err
 }
 
+// warmInstall makes the members of a pool for an --agent whose image lacks
+// it run the preset's install step while they warm up, so that a claim
+// gets the agent ready to run. Fenced by host name (--allow-host), a member
+// could not reach the registry: the egress proxy grants hosts to claimed
+// sandboxes only. Then the install is each claim's, as for a cold sandbox.
+func (o *PoolCreateOptions) warmInstall(spec *sandbox.Spec) {
+	p := o.Sandbox.Preset
+	switch {
+	case p == nil || p.InImage():
+	case len(spec.AllowHosts) > 0:
+		o.notes = append(o.notes, fmt.Sprintf("note: --agent %s with --allow-host: the egress proxy lets a member reach its hosts only once it is claimed, so each claim installs the agent (%s)", p.Name, p.Install))
+	default:
+		spec.WarmInstall = p.Install
+	}
+}
+
 // Run creates the pool (or shows it) and prints it.
 func (o *PoolCreateOptions) Run(ctx context.Context) error {
+	for _, n := range o.notes {
+		fmt.Fprintln(o.ErrOut, n)
+	}
 	switch o.DryRun {
 	case cmdutil.DryRunClient:
 		return o.print(o.pool.PodTemplate(), "(dry run)")

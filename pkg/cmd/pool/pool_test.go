@@ -123,7 +123,8 @@ func TestPoolCreateAgentNeedsNoCredentials(t *testing.T) {
 	if err := cmd.ExecuteContext(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"image: example.org/tool:1", "agentkernel/agent: tool", "name: TOOL_MODE", `"Agent":"tool"`} {
+	for _, want := range []string{"image: example.org/tool:1", "agentkernel/agent: tool", "name: TOOL_MODE", `"Agent":"tool"`,
+		`"WarmInstall":"install-the-tool"`, "startupProbe:", "- install-the-tool", "failureThreshold: 1800"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("dry run lacks %q:\n%s", want, out.String())
 		}
@@ -186,5 +187,43 @@ func TestPoolCreatePersistDryRun(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("dry run lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// A member installs the agent while it warms up only when it can: not for
+// a preset whose image has the agent, and not when fenced by host name
+// (the egress proxy grants hosts only to claimed sandboxes), which pool
+// create says before it makes anything.
+func TestPoolCreateWarmInstallOnlyWhereItCanRun(t *testing.T) {
+	presets := filepath.Join(t.TempDir(), "agents.yaml")
+	if err := os.WriteFile(presets, []byte(clitest.Presets+`  inimage:
+    image: example.org/has-it:1
+    command: [has-it]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		args []string
+		warm bool
+		note string
+	}{
+		"install":    {[]string{"--agent", "tool"}, true, ""},
+		"in image":   {[]string{"--agent", "inimage"}, false, ""},
+		"allow-host": {[]string{"--agent", "tool", "--allow-host", "registry.example.org"}, false, "note: --agent tool with --allow-host: the egress proxy lets a member reach its hosts only once it is claimed, so each claim installs the agent (install-the-tool)\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			streams, _, out, errOut := genericiooptions.NewTestIOStreams()
+			cmd := NewCmdPool(clitest.Factory(t), streams)
+			cmd.SetArgs(append([]string{"create", "tools", "--size", "1", "--agents-file", presets, "--dry-run=client", "-o", "yaml"}, tc.args...))
+			if err := cmd.ExecuteContext(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(out.String(), "startupProbe:"); got != tc.warm {
+				t.Errorf("warm install %v, want %v:\n%s", got, tc.warm, out.String())
+			}
+			if errOut.String() != tc.note {
+				t.Errorf("stderr %q, want %q", errOut.String(), tc.note)
+			}
+		})
 	}
 }
