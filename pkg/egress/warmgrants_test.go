@@ -125,7 +125,7 @@ func TestWarmMemberGrants(t *testing.T) {
 		{ip: "10.244.2.5", denied: "its agentkernel/allow-hosts annotation is not its pool's"},
 		{ip: "10.244.2.6", denied: `controlled by ReplicaSet "rs"`},
 		{ip: "10.244.2.7", sandbox: "mine", hosts: "api.anthropic.com:443"},
-		{ip: "10.244.2.8", denied: "the pool was made without --allow-host"},
+		{ip: "10.244.2.8", denied: "its pool grants no hosts"},
 		{ip: "10.244.2.9", denied: "the pool has no PodTemplate agentkernel-pool-gone"},
 		{ip: "10.0.2.16", denied: "hostNetwork"},
 		{ip: "10.244.2.10", denied: `its name does not start with "agentkernel-pool-warm-"`},

@@ -49,7 +49,7 @@ func WarmAllowHosts(member *corev1.Pod, t *corev1.PodTemplate) ([]string, error)
 		return refuse("it is not owned by the PodTemplate %s with UID %s", t.Name, p.UID)
 	}
 	if len(p.Spec.AllowHosts) == 0 {
-		return refuse("the pool was made without --allow-host")
+		return refuse("its pool grants no hosts (its `allowHosts` is empty)")
 	}
 	canonical, err := fence.CanonicalAllowHosts(p.Spec.AllowHosts)
 	if err != nil {
