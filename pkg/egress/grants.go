@@ -64,6 +64,11 @@ func NewPodGrants(cs kubernetes.Interface, namespace string, log *slog.Logger) *
 	_ = tmpl.SetTransform(slimTemplate)
 	_ = inf.SetTransform(slimPod)
 	_ = inf.AddIndexers(cache.Indexers{ipIndex: podIPKeys})
+	_, _ = tmpl.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { g.templateChanged(nil, obj) },
+		UpdateFunc: g.templateChanged,
+		DeleteFunc: func(obj any) { g.templateChanged(obj, nil) },
+	})
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { g.changed(nil, obj) },
 		UpdateFunc: g.changed,
@@ -264,8 +269,52 @@ func keep(m map[string]string, key string) map[string]string {
 // when an address gains or loses grants, and one when a Pod that carries
 // grants is not trusted with them.
 func (g *PodGrants) changed(oldObj, newObj any) {
-	before, beforeErr := grantState(oldObj, g.template)
-	after, afterErr := grantState(newObj, g.template)
+	g.logChange(oldObj, newObj, g.template, g.template)
+}
+
+// templateChanged logs what a pool's PodTemplate coming, changing or going
+// did to the grants of the pool's unclaimed members.
+func (g *PodGrants) templateChanged(oldObj, newObj any) {
+	oldT, newT := templateObj(oldObj), templateObj(newObj)
+	t := newT
+	if t == nil {
+		t = oldT
+	}
+	if t == nil {
+		return
+	}
+	poolName := t.Labels[sandbox.LabelPool]
+	if poolName == "" || t.Name != pool.PoolTemplateName(poolName) {
+		return
+	}
+	only := func(t *corev1.PodTemplate) templateOf {
+		return func(string, string) *corev1.PodTemplate { return t }
+	}
+	for _, obj := range g.informer.GetStore().List() {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Labels[sandbox.LabelPool] != poolName || p.Labels[sandbox.LabelSandbox] != "" {
+			continue
+		}
+		g.logChange(p, p, only(oldT), only(newT))
+	}
+}
+
+func templateObj(obj any) *corev1.PodTemplate {
+	switch o := obj.(type) {
+	case *corev1.PodTemplate:
+		return o
+	case cache.DeletedFinalStateUnknown:
+		t, _ := o.Obj.(*corev1.PodTemplate)
+		return t
+	}
+	return nil
+}
+
+// logChange logs the change from oldObj seen with the PodTemplates
+// oldTemplates to newObj seen with newTemplates.
+func (g *PodGrants) logChange(oldObj, newObj any, oldTemplates, newTemplates templateOf) {
+	before, beforeErr := grantState(oldObj, oldTemplates)
+	after, afterErr := grantState(newObj, newTemplates)
 	pod := podOf(newObj)
 	if pod == nil {
 		pod = podOf(oldObj)

@@ -1,12 +1,15 @@
 package egress
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
@@ -140,5 +143,46 @@ func TestWarmMemberGrants(t *testing.T) {
 		case err != "" || gr.Pool != tc.pool || gr.Sandbox != tc.sandbox || strings.Join(ruleStrings(gr.Rules), " ") != tc.hosts:
 			t.Errorf("Lookup(%s) = %+v, %q; want pool %q sandbox %q hosts %q", tc.ip, gr, err, tc.pool, tc.sandbox, tc.hosts)
 		}
+	}
+}
+
+// A member's grant follows its pool's PodTemplate as well as its Pod: none
+// before the pool's definition is seen, its pool's hosts once it is, none
+// once the pool is gone; each change is one line.
+func TestWarmGrantsFollowThePool(t *testing.T) {
+	cs := fake.NewClientset()
+	log := &syncBuffer{}
+	g := startGrants(t, cs, log)
+	ctx := context.Background()
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) { return cond(), nil }); err != nil {
+			t.Fatalf("%s: not within 30s", what)
+		}
+	}
+	tmpl := warmPool(t, "warm", "uid-warm", "registry.npmjs.org")
+	member := memberOf(tmpl, "aaaaa", "10.244.3.1")
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, member, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the member to be refused", func() bool { return strings.Contains(log.String(), `"msg":"untrusted"`) })
+	if _, err := cs.CoreV1().PodTemplates(ns).Create(ctx, tmpl, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the member's grant", func() bool { gr, err := lookupErr(g, "10.244.3.1"); return err == "" && gr.Pool == "warm" })
+	eventually("the grant's line", func() bool { return strings.Contains(log.String(), `"msg":"grant"`) })
+	if err := cs.CoreV1().PodTemplates(ns).Delete(ctx, tmpl.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the grant to go with the pool", func() bool { _, err := lookupErr(g, "10.244.3.1"); return strings.Contains(err, "the pool has no PodTemplate") })
+	eventually("the revoke's line", func() bool { return strings.Contains(log.String(), `"msg":"revoke"`) })
+
+	var msgs []string
+	for _, l := range log.lines(t) {
+		msgs = append(msgs, l["msg"].(string)+" "+strings.TrimSpace(stringOr(l["pool"])+" "+stringOr(l["pod"])))
+	}
+	want := []string{"untrusted " + member.Name, "grant warm " + member.Name, "revoke warm " + member.Name}
+	if strings.Join(msgs, "; ") != strings.Join(want, "; ") {
+		t.Errorf("log: %q, want %q", msgs, want)
 	}
 }
