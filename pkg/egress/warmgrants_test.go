@@ -174,7 +174,10 @@ func TestWarmGrantsFollowThePool(t *testing.T) {
 	if err := cs.CoreV1().PodTemplates(ns).Delete(ctx, tmpl.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually("the grant to go with the pool", func() bool { _, err := lookupErr(g, "10.244.3.1"); return strings.Contains(err, "the pool has no PodTemplate") })
+	eventually("the grant to go with the pool", func() bool {
+		_, err := lookupErr(g, "10.244.3.1")
+		return strings.Contains(err, "the pool has no PodTemplate")
+	})
 	eventually("the revoke's line", func() bool { return strings.Contains(log.String(), `"msg":"revoke"`) })
 
 	var msgs []string
