@@ -185,7 +185,7 @@ func (o *PoolCreateOptions) Run(ctx context.Context) error {
 	// proxy, as create's sandboxes do: installed on first use, and its
 	// address is in every member's environment.
 	if err := o.PrepareEgress(o.DryRun, o.ErrOut)(ctx, &o.pool.Spec); err != nil {
-		return err
+		return o.Explain(err, o.Namespace)
 	}
 	switch o.DryRun {
 	case cmdutil.DryRunClient:
