@@ -77,9 +77,11 @@ func NewPodGrants(cs kubernetes.Interface, namespace string, log *slog.Logger) *
 	return g
 }
 
-// Run watches until ctx ends.
+// Run watches until ctx ends. The pools' definitions are read first, so
+// that a warm member's first event is judged with its pool's.
 func (g *PodGrants) Run(ctx context.Context) {
 	go g.templates.RunWithContext(ctx)
+	cache.WaitForCacheSync(ctx.Done(), g.templates.HasSynced)
 	g.informer.RunWithContext(ctx)
 }
 
