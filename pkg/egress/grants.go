@@ -301,17 +301,6 @@ func (g *PodGrants) templateChanged(oldObj, newObj any) {
 	}
 }
 
-func templateObj(obj any) *corev1.PodTemplate {
-	switch o := obj.(type) {
-	case *corev1.PodTemplate:
-		return o
-	case cache.DeletedFinalStateUnknown:
-		t, _ := o.Obj.(*corev1.PodTemplate)
-		return t
-	}
-	return nil
-}
-
 // logChange logs the change from oldObj seen with the PodTemplates
 // oldTemplates to newObj seen with newTemplates.
 func (g *PodGrants) logChange(oldObj, newObj any, oldTemplates, newTemplates templateOf) {
@@ -353,15 +342,18 @@ func grantState(obj any, templates templateOf) (Grant, error) {
 	return grantOf(p, templates)
 }
 
-func podOf(obj any) *corev1.Pod {
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		return o
-	case cache.DeletedFinalStateUnknown:
-		p, _ := o.Obj.(*corev1.Pod)
-		return p
+func podOf(obj any) *corev1.Pod { return objectOf[*corev1.Pod](obj) }
+
+func templateObj(obj any) *corev1.PodTemplate { return objectOf[*corev1.PodTemplate](obj) }
+
+// objectOf is an informer event's object, also when the informer missed
+// its deletion; the zero value when it is no T.
+func objectOf[T any](obj any) T {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
 	}
-	return nil
+	t, _ := obj.(T)
+	return t
 }
 
 func carriesGrants(p *corev1.Pod) bool {
