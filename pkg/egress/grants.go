@@ -19,13 +19,17 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/hosts"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
 // Grant is what a client address may reach, and whose it is.
 type Grant struct {
+	// Sandbox is the sandbox's name; "" for a warm member nobody has
+	// claimed yet, whose pool is Pool.
 	Sandbox string
+	Pool    string
 	Pod     string
 	Rules   []hosts.Rule
 }
@@ -41,7 +45,10 @@ type Grants interface {
 // holds it, whatever that Pod is).
 type PodGrants struct {
 	informer cache.SharedIndexInformer
-	log      *slog.Logger
+	// templates are the namespace's PodTemplates: a pool's definition says
+	// what its unclaimed members may reach (pool.WarmAllowHosts).
+	templates cache.SharedIndexInformer
+	log       *slog.Logger
 }
 
 const ipIndex = "podIP"
@@ -51,10 +58,17 @@ const ipIndex = "podIP"
 func NewPodGrants(cs kubernetes.Interface, namespace string, log *slog.Logger) *PodGrants {
 	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(namespace))
 	inf := factory.Core().V1().Pods().Informer()
-	g := &PodGrants{informer: inf, log: log}
+	tmpl := factory.Core().V1().PodTemplates().Informer()
+	g := &PodGrants{informer: inf, templates: tmpl, log: log}
 	// Errors only if the informer already started: it has not.
+	_ = tmpl.SetTransform(slimTemplate)
 	_ = inf.SetTransform(slimPod)
 	_ = inf.AddIndexers(cache.Indexers{ipIndex: podIPKeys})
+	_, _ = tmpl.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { g.templateChanged(nil, obj) },
+		UpdateFunc: g.templateChanged,
+		DeleteFunc: func(obj any) { g.templateChanged(obj, nil) },
+	})
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { g.changed(nil, obj) },
 		UpdateFunc: g.changed,
@@ -63,18 +77,34 @@ func NewPodGrants(cs kubernetes.Interface, namespace string, log *slog.Logger) *
 	return g
 }
 
-// Run watches until ctx ends.
-func (g *PodGrants) Run(ctx context.Context) { g.informer.RunWithContext(ctx) }
+// Run watches until ctx ends. The pools' definitions are read first, so
+// that a warm member's first event is judged with its pool's.
+func (g *PodGrants) Run(ctx context.Context) {
+	go g.templates.RunWithContext(ctx)
+	cache.WaitForCacheSync(ctx.Done(), g.templates.HasSynced)
+	g.informer.RunWithContext(ctx)
+}
 
-// HasSynced reports whether the first list has been read.
-func (g *PodGrants) HasSynced() bool { return g.informer.HasSynced() }
+// HasSynced reports whether the first lists have been read.
+func (g *PodGrants) HasSynced() bool { return g.informer.HasSynced() && g.templates.HasSynced() }
 
-// WaitForSync blocks until the first list has been read or ctx ends.
+// WaitForSync blocks until the first lists have been read or ctx ends.
 func (g *PodGrants) WaitForSync(ctx context.Context) error {
-	if !cache.WaitForCacheSync(ctx.Done(), g.informer.HasSynced) {
-		return fmt.Errorf("the watch of the namespace's Pods did not sync: %w", context.Cause(ctx))
+	if !cache.WaitForCacheSync(ctx.Done(), g.informer.HasSynced, g.templates.HasSynced) {
+		return fmt.Errorf("the watch of the namespace's Pods and PodTemplates did not sync: %w", context.Cause(ctx))
 	}
 	return nil
+}
+
+// template returns the PodTemplate the pool's definition is stored in, or
+// nil.
+func (g *PodGrants) template(namespace, poolName string) *corev1.PodTemplate {
+	obj, ok, err := g.templates.GetIndexer().GetByKey(namespace + "/" + pool.PoolTemplateName(poolName))
+	if err != nil || !ok {
+		return nil
+	}
+	t, _ := obj.(*corev1.PodTemplate)
+	return t
 }
 
 // Lookup finds the one live Pod that holds ip, and its grants if it is a
@@ -90,10 +120,13 @@ func (g *PodGrants) Lookup(ip netip.Addr) (Grant, error) {
 	for _, o := range objs {
 		pods = append(pods, o.(*corev1.Pod))
 	}
-	return lookup(pods, ip)
+	return lookup(pods, ip, g.template)
 }
 
-func lookup(pods []*corev1.Pod, ip netip.Addr) (Grant, error) {
+// templateOf finds a pool's PodTemplate in a namespace, or nil.
+type templateOf func(namespace, pool string) *corev1.PodTemplate
+
+func lookup(pods []*corev1.Pod, ip netip.Addr, templates templateOf) (Grant, error) {
 	var live []*corev1.Pod
 	for _, p := range pods {
 		if holdsIP(p) {
@@ -107,7 +140,7 @@ func lookup(pods []*corev1.Pod, ip netip.Addr) (Grant, error) {
 		}
 		return Grant{}, fmt.Errorf("no pod in the namespace has address %s", ip)
 	case 1:
-		return grantOf(live[0])
+		return grantOf(live[0], templates)
 	}
 	names := make([]string, len(live))
 	for i, p := range live {
@@ -125,13 +158,14 @@ func holdsIP(p *corev1.Pod) bool {
 }
 
 // grantOf returns a Pod's grants if, and only if, it is one of our
-// sandboxes (sandbox.Ours: labels, name and owners agree), has an address
-// of its own and carries grants.
-func grantOf(p *corev1.Pod) (Grant, error) {
+// sandboxes (sandbox.Ours: labels, name and owners agree) or an unclaimed
+// member of a pool made with --allow-host (pool.WarmAllowHosts: the pool's
+// hosts, from its PodTemplate), has an address of its own and carries
+// grants.
+func grantOf(p *corev1.Pod, templates templateOf) (Grant, error) {
 	name := sandbox.NameOf(p)
 	if name == "" {
-		// A warm pool member nobody has claimed yet is nobody's sandbox.
-		return Grant{}, fmt.Errorf("pod %s is not a sandbox: it has no %s label", p.Name, sandbox.LabelSandbox)
+		return warmGrantOf(p, templates)
 	}
 	if why := sandbox.Ours(p, name); why != nil {
 		return Grant{}, fmt.Errorf("pod %s is not a sandbox: %v", p.Name, why)
@@ -147,6 +181,36 @@ func grantOf(p *corev1.Pod) (Grant, error) {
 		return Grant{}, fmt.Errorf("sandbox %s was granted no hosts (create it with --allow-host)", name)
 	}
 	return Grant{Sandbox: name, Pod: p.Name, Rules: rules}, nil
+}
+
+// warmGrantOf: a warm member nobody has claimed yet is nobody's sandbox,
+// but it may reach its pool's hosts while it warms up (its agent's
+// install). Its Grant names no sandbox; Pool says whose member it is.
+func warmGrantOf(p *corev1.Pod, templates templateOf) (Grant, error) {
+	poolName := p.Labels[sandbox.LabelPool]
+	if poolName == "" || poolName == sandbox.PoolActive {
+		return Grant{}, fmt.Errorf("pod %s is not a sandbox: it has no %s label", p.Name, sandbox.LabelSandbox)
+	}
+	var t *corev1.PodTemplate
+	if templates != nil {
+		t = templates(p.Namespace, poolName)
+	}
+	allow, err := pool.WarmAllowHosts(p, t)
+	if err != nil {
+		return Grant{}, err
+	}
+	if p.Spec.HostNetwork {
+		return Grant{}, fmt.Errorf("pod %s shares its node's address (hostNetwork)", p.Name)
+	}
+	rules := make([]hosts.Rule, 0, len(allow))
+	for _, a := range allow {
+		r, err := hosts.ParseRule(a)
+		if err != nil {
+			return Grant{}, fmt.Errorf("pool %s: %v", poolName, err)
+		}
+		rules = append(rules, r)
+	}
+	return Grant{Pool: poolName, Pod: p.Name, Rules: rules}, nil
 }
 
 func podIPKeys(obj any) ([]string, error) {
@@ -172,6 +236,13 @@ func podIPKeys(obj any) ([]string, error) {
 
 // slimPod keeps what the grant table reads, so a namespace of large Pods
 // costs the proxy little memory.
+func slimTemplate(obj any) (any, error) {
+	if t, ok := obj.(*corev1.PodTemplate); ok {
+		return pool.SlimPodTemplate(t), nil
+	}
+	return obj, nil
+}
+
 func slimPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -200,8 +271,41 @@ func keep(m map[string]string, key string) map[string]string {
 // when an address gains or loses grants, and one when a Pod that carries
 // grants is not trusted with them.
 func (g *PodGrants) changed(oldObj, newObj any) {
-	before, beforeErr := grantState(oldObj)
-	after, afterErr := grantState(newObj)
+	g.logChange(oldObj, newObj, g.template, g.template)
+}
+
+// templateChanged logs what a pool's PodTemplate coming, changing or going
+// did to the grants of the pool's unclaimed members.
+func (g *PodGrants) templateChanged(oldObj, newObj any) {
+	oldT, newT := templateObj(oldObj), templateObj(newObj)
+	t := newT
+	if t == nil {
+		t = oldT
+	}
+	if t == nil {
+		return
+	}
+	poolName := t.Labels[sandbox.LabelPool]
+	if poolName == "" || t.Name != pool.PoolTemplateName(poolName) {
+		return
+	}
+	only := func(t *corev1.PodTemplate) templateOf {
+		return func(string, string) *corev1.PodTemplate { return t }
+	}
+	for _, obj := range g.informer.GetStore().List() {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Labels[sandbox.LabelPool] != poolName || p.Labels[sandbox.LabelSandbox] != "" {
+			continue
+		}
+		g.logChange(p, p, only(oldT), only(newT))
+	}
+}
+
+// logChange logs the change from oldObj seen with the PodTemplates
+// oldTemplates to newObj seen with newTemplates.
+func (g *PodGrants) logChange(oldObj, newObj any, oldTemplates, newTemplates templateOf) {
+	before, beforeErr := grantState(oldObj, oldTemplates)
+	after, afterErr := grantState(newObj, newTemplates)
 	pod := podOf(newObj)
 	if pod == nil {
 		pod = podOf(oldObj)
@@ -212,9 +316,9 @@ func (g *PodGrants) changed(oldObj, newObj any) {
 	ips, _ := podIPKeys(pod)
 	switch {
 	case afterErr == nil && (beforeErr != nil || !sameGrant(before, after)):
-		g.log.Info("grant", "sandbox", after.Sandbox, "pod", after.Pod, "ips", ips, "hosts", ruleStrings(after.Rules))
+		g.log.Info("grant", append(whose(after), "ips", ips, "hosts", ruleStrings(after.Rules))...)
 	case beforeErr == nil && afterErr != nil:
-		g.log.Info("revoke", "sandbox", before.Sandbox, "pod", before.Pod, "ips", ips, "reason", afterErr.Error())
+		g.log.Info("revoke", append(whose(before), "ips", ips, "reason", afterErr.Error())...)
 	case afterErr != nil && newObj != nil && carriesGrants(pod) && !errors.Is(afterErr, errNoAddress) &&
 		(oldObj == nil || beforeErr == nil || beforeErr.Error() != afterErr.Error()):
 		g.log.Warn("untrusted", "pod", pod.Name, "reason", afterErr.Error())
@@ -224,7 +328,7 @@ func (g *PodGrants) changed(oldObj, newObj any) {
 var errNoAddress = errors.New("no address yet")
 
 // grantState is what the table would answer for the Pod's own address.
-func grantState(obj any) (Grant, error) {
+func grantState(obj any, templates templateOf) (Grant, error) {
 	p := podOf(obj)
 	if p == nil {
 		return Grant{}, errors.New("gone")
@@ -235,18 +339,21 @@ func grantState(obj any) (Grant, error) {
 	if !holdsIP(p) {
 		return Grant{}, errors.New("being deleted or ended")
 	}
-	return grantOf(p)
+	return grantOf(p, templates)
 }
 
-func podOf(obj any) *corev1.Pod {
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		return o
-	case cache.DeletedFinalStateUnknown:
-		p, _ := o.Obj.(*corev1.Pod)
-		return p
+func podOf(obj any) *corev1.Pod { return objectOf[*corev1.Pod](obj) }
+
+func templateObj(obj any) *corev1.PodTemplate { return objectOf[*corev1.PodTemplate](obj) }
+
+// objectOf is an informer event's object, also when the informer missed
+// its deletion; the zero value when it is no T.
+func objectOf[T any](obj any) T {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
 	}
-	return nil
+	t, _ := obj.(T)
+	return t
 }
 
 func carriesGrants(p *corev1.Pod) bool {
@@ -255,7 +362,16 @@ func carriesGrants(p *corev1.Pod) bool {
 }
 
 func sameGrant(a, b Grant) bool {
-	return a.Sandbox == b.Sandbox && a.Pod == b.Pod && slices.Equal(a.Rules, b.Rules)
+	return a.Sandbox == b.Sandbox && a.Pool == b.Pool && a.Pod == b.Pod && slices.Equal(a.Rules, b.Rules)
+}
+
+// whose names a grant's holder in a log line: its sandbox, or the pool of
+// a warm member nobody has claimed yet.
+func whose(gr Grant) []any {
+	if gr.Sandbox == "" {
+		return []any{"pool", gr.Pool, "pod", gr.Pod}
+	}
+	return []any{"sandbox", gr.Sandbox, "pod", gr.Pod}
 }
 
 func ruleStrings(rules []hosts.Rule) []string {

@@ -131,7 +131,7 @@ func TestGrantLookup(t *testing.T) {
 		{ip: "10.244.0.14", denied: "being deleted or has ended"},
 		{ip: "10.244.0.15", sandbox: "l"},
 		{ip: "fd00:10:244::f", sandbox: "l"},
-		{ip: "10.244.0.16", denied: "has no agentkernel/sandbox label"},
+		{ip: "10.244.0.16", denied: `pool "warm" made: the pool has no PodTemplate`},
 		{ip: "10.244.0.99", denied: "no pod in the namespace has address 10.244.0.99"},
 	} {
 		gr, err := lookupErr(g, tc.ip)

@@ -42,6 +42,9 @@ type Installed struct {
 	// Created and Updated name the objects this call made or changed, as
 	// kind/name.
 	Created, Updated []string
+	// Version is the plugin version that made the proxy's Deployment
+	// (AnnotationVersion), when Ensure found one; "" when unknown.
+	Version string
 }
 
 // NotOursError: an object of the proxy's name exists that the plugin did
@@ -222,7 +225,7 @@ func Ensure(ctx context.Context, cs kubernetes.Interface, namespace string, o En
 		return nil, &CannotReadError{Err: err}
 	}
 	if err == nil && ours(svc) {
-		_, depErr := cs.AppsV1().Deployments(namespace).Get(ctx, fence.ProxyName, metav1.GetOptions{})
+		dep, depErr := cs.AppsV1().Deployments(namespace).Get(ctx, fence.ProxyName, metav1.GetOptions{})
 		_, npErr := cs.NetworkingV1().NetworkPolicies(namespace).Get(ctx, fence.ProxyPolicyName, metav1.GetOptions{})
 		for _, err := range []error{depErr, npErr} {
 			if apierrors.IsForbidden(err) {
@@ -230,7 +233,7 @@ func Ensure(ctx context.Context, cs kubernetes.Interface, namespace string, o En
 			}
 		}
 		if depErr == nil && npErr == nil {
-			return &Installed{Service: svc}, nil
+			return &Installed{Service: svc, Version: dep.Annotations[AnnotationVersion]}, nil
 		}
 	}
 	c := &Config{Namespace: namespace, Image: o.Image}

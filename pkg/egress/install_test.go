@@ -145,7 +145,11 @@ func TestEnsure(t *testing.T) {
 		t.Fatalf("deployment: %v", err)
 	}
 	n := len(rec.list())
-	if in, err := Ensure(context.Background(), cs, ns, EnsureOptions{Image: "img:2"}); err != nil || len(in.Created) != 0 || in.Service == nil {
+	dep.Annotations[AnnotationVersion] = "v0.9.0"
+	if _, err := cs.AppsV1().Deployments(ns).Update(context.Background(), dep, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := Ensure(context.Background(), cs, ns, EnsureOptions{Image: "img:2"}); err != nil || len(in.Created) != 0 || in.Service == nil || in.Version != "v0.9.0" {
 		t.Fatalf("second Ensure: %+v, %v", in, err)
 	}
 	if len(rec.list()) != n {

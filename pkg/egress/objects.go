@@ -144,8 +144,9 @@ func (c *Config) Objects() *Objects {
 		Role: &rbacv1.Role{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			ObjectMeta: c.meta(fence.ProxyName),
-			// The grant table: which Pod has which address, and its grants.
-			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}}},
+			// The grant table: which Pod has which address, and its
+			// grants; a pool's definition, for its unclaimed members'.
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods", "podtemplates"}, Verbs: []string{"get", "list", "watch"}}},
 		},
 		RoleBinding: &rbacv1.RoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},

@@ -137,8 +137,8 @@ func (d *decision) deny(status int, format string, args ...any) *decision {
 
 func (p *Proxy) record(d *decision, raw string) {
 	attrs := []any{"client", d.client.String(), "method", d.method}
-	if d.grant.Sandbox != "" {
-		attrs = append(attrs, "sandbox", d.grant.Sandbox, "pod", d.grant.Pod)
+	if d.grant.Pod != "" {
+		attrs = append(attrs, whose(d.grant)...)
 	}
 	if d.target.Port != 0 {
 		attrs = append(attrs, "target", d.target.String())
@@ -226,6 +226,9 @@ func (p *Proxy) decide(ctx context.Context, r *http.Request, d *decision) (net.C
 	}
 	rule, ok := hosts.Match(d.grant.Rules, d.target)
 	if !ok {
+		if d.grant.Sandbox == "" {
+			return nil, d.deny(http.StatusForbidden, "%s is not among the hosts the members of pool %s may reach (kubectl agentkernel pool create --allow-host)", d.target, d.grant.Pool)
+		}
 		return nil, d.deny(http.StatusForbidden, "%s is not among the hosts sandbox %s may reach (kubectl agentkernel create --allow-host)", d.target, d.grant.Sandbox)
 	}
 	d.rule = rule

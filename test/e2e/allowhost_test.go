@@ -274,18 +274,23 @@ func TestEgressInstallNeedsRights(t *testing.T) {
 	if _, err := env.cs.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r := pluginAs(t, env.limited, "", "create", "a", "-n", ns, "--allow-host", "example.com")
-	wantError(t, r, "ask an admin to run once: kubectl agentkernel egress install -n "+ns)
-	if !strings.Contains(r.stderr, "roles.rbac.authorization.k8s.io") {
-		t.Errorf("the error does not name what was refused:\n%s", r)
+	for _, args := range [][]string{{"create", "a"}, {"pool", "create", "p", "--size", "1"}} {
+		r := pluginAs(t, env.limited, "", append(args, "-n", ns, "--allow-host", "example.com")...)
+		wantError(t, r, "ask an admin to run once: kubectl agentkernel egress install -n "+ns)
+		if !strings.Contains(r.stderr, "roles.rbac.authorization.k8s.io") {
+			t.Errorf("the error does not name what was refused:\n%s", r)
+		}
+		if left := proxyObjects(t, ns); len(left) > 0 {
+			t.Fatalf("a refused install left %v", left)
+		}
+		assertNothingLeft(t, ns)
+		if tmpls, err := env.cs.CoreV1().PodTemplates(ns).List(context.Background(), metav1.ListOptions{}); err != nil || len(tmpls.Items) > 0 {
+			t.Fatalf("a refused pool create left PodTemplates: %v %v", tmpls, err)
+		}
 	}
-	if left := proxyObjects(t, ns); len(left) > 0 {
-		t.Fatalf("a refused install left %v", left)
-	}
-	assertNothingLeft(t, ns)
 
 	mustPlugin(t, "", "egress", "install", "-n", ns)
-	r = pluginAs(t, env.limited, "", "create", "a", "-n", ns, "--allow-host", "example.com")
+	r := pluginAs(t, env.limited, "", "create", "a", "-n", ns, "--allow-host", "example.com")
 	if r.code != 0 {
 		t.Fatalf("create after an admin installed the proxy:\n%s", r)
 	}
@@ -538,4 +543,76 @@ func connectThrough(t *testing.T, proxy, target string) (int, string) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// pool create --allow-host installs the namespace's proxy as create does;
+// its warm members reach the proxy by cluster IP and are granted exactly
+// their pool's hosts while nobody has claimed them (a Pod labelled like a
+// member but not made by the pool gets nothing); a claimed member has the
+// claim's grant.
+func TestEgressPoolAllowHostGrantsItsMembers(t *testing.T) {
+	requireCluster(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	p := startProxy(t, ns)
+
+	r := mustPlugin(t, "", "pool", "create", "hp", "--size", "1", "-n", ns, "--allow-host", "registry.npmjs.org")
+	if !strings.Contains(r.stderr, "egress proxy installed in namespace "+ns) {
+		t.Fatalf("pool create did not say it installed the proxy:\n%s", r)
+	}
+	if got := strings.Join(proxyObjects(t, ns), ","); got != allProxyObjects {
+		t.Fatalf("proxy objects: %s", got)
+	}
+	role, err := env.cs.RbacV1().Roles(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})
+	if err != nil || len(role.Rules) != 1 || strings.Join(role.Rules[0].Resources, ",") != "pods,podtemplates" {
+		t.Fatalf("the proxy's Role: %+v, %v", role, err)
+	}
+	svc, err := env.cs.CoreV1().Services(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := onlyReadyMember(t, ns, "hp")
+	if got, want := envOf(&member)["HTTPS_PROXY"], "http://"+net.JoinHostPort(svc.Spec.ClusterIP, "3128"); got != want {
+		t.Errorf("the member's HTTPS_PROXY = %q, want %q", got, want)
+	}
+	eventually(t, time.Minute, "the proxy to grant the warm member its pool's hosts", func() bool {
+		return p.find("grant", func(l map[string]any) bool {
+			return l["pool"] == "hp" && l["pod"] == member.Name && l["sandbox"] == nil &&
+				fmt.Sprint(l["ips"]) == "["+member.Status.PodIP+"]" && fmt.Sprint(l["hosts"]) == "[registry.npmjs.org:443]"
+		}) != nil
+	})
+
+	// Labelled, named and annotated like a member, but the pool did not
+	// make it (no owner): the proxy says it does not trust it.
+	spoof := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: sandbox.PoolMemberPrefix("hp") + "spoof",
+			Labels:      map[string]string{sandbox.LabelManagedBy: sandbox.ManagedBy, sandbox.LabelPool: "hp"},
+			Annotations: map[string]string{fence.AnnotationAllowHosts: `["registry.npmjs.org:443"]`}},
+		Spec: hardenedSpec(),
+	}
+	if _, err := env.cs.CoreV1().Pods(ns).Create(ctx, spoof, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the proxy to refuse the spoofed member", func() bool {
+		return p.find("untrusted", func(l map[string]any) bool {
+			return l["pod"] == spoof.Name && strings.Contains(fmt.Sprint(l["reason"]), "it is not owned by the PodTemplate agentkernel-pool-hp")
+		}) != nil
+	})
+	if p.find("grant", func(l map[string]any) bool { return l["pod"] == spoof.Name }) != nil {
+		t.Fatal("the proxy granted a spoofed member")
+	}
+	if err := env.cs.CoreV1().Pods(ns).Delete(ctx, spoof.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Claimed, it is a sandbox: the claim's grant.
+	mustPlugin(t, "", "create", "c", "--pool", "hp", "-n", ns)
+	eventually(t, time.Minute, "the proxy to grant the claimed member as sandbox c", func() bool {
+		return p.find("grant", func(l map[string]any) bool {
+			return l["sandbox"] == "c" && l["pod"] == member.Name && fmt.Sprint(l["hosts"]) == "[registry.npmjs.org:443]"
+		}) != nil
+	})
+	p.allJSON(t)
+	mustPlugin(t, "", "delete", "c", "-n", ns)
+	mustPlugin(t, "", "pool", "delete", "hp", "-n", ns)
 }

@@ -45,7 +45,6 @@ type PoolCreateOptions struct {
 	PrintFlags *genericclioptions.PrintFlags
 	printer    printers.ResourcePrinter
 	pool       *pool.Pool
-	notes      []string // said on stderr before anything is made
 
 	cli.WaitFlags
 	cli.Clients
@@ -90,6 +89,10 @@ func newCmdPoolCreate(f cmdutil.Factory, o *PoolCreateOptions) *cobra.Command {
 			as it starts (without credentials: they come with each claim) and is ready only
 			once it has finished, so a claim runs the agent at once; a member whose step
 			failed is never claimed, and pool list says why.
+
+			With --allow-host the members go out through the namespace's egress proxy
+			(installed on first use, as create does) and reach the pool's hosts while
+			they warm up; include the registry the install step needs.
 
 			By default pool create waits until all N are ready and fails at once, with the
 			cluster's reason, when they cannot start (an image that does not exist,
@@ -167,24 +170,22 @@ func (o *PoolCreateOptions) Validate() error {
 
 // warmInstall makes the members of a pool for an --agent whose image lacks
 // it run the preset's install step while they warm up, so that a claim
-// gets the agent ready to run. Fenced by host name (--allow-host), a member
-// could not reach the registry: the egress proxy grants hosts to claimed
-// sandboxes only. Then the install is each claim's, as for a cold sandbox.
+// gets the agent ready to run. Fenced by host name (--allow-host), a
+// member reaches its pool's hosts through the egress proxy while it warms
+// up, so the registry must be among them.
 func (o *PoolCreateOptions) warmInstall(spec *sandbox.Spec) {
-	p := o.Sandbox.Preset
-	switch {
-	case p == nil || p.InImage():
-	case len(spec.AllowHosts) > 0:
-		o.notes = append(o.notes, fmt.Sprintf("note: --agent %s with --allow-host: the egress proxy lets a member reach its hosts only once it is claimed, so each claim installs the agent (%s)", p.Name, p.Install))
-	default:
+	if p := o.Sandbox.Preset; p != nil && !p.InImage() {
 		spec.WarmInstall = p.Install
 	}
 }
 
 // Run creates the pool (or shows it) and prints it.
 func (o *PoolCreateOptions) Run(ctx context.Context) error {
-	for _, n := range o.notes {
-		fmt.Fprintln(o.ErrOut, n)
+	// Members made with --allow-host go out through the namespace's egress
+	// proxy, as create's sandboxes do: installed on first use, and its
+	// address is in every member's environment.
+	if err := o.PrepareEgress(o.DryRun, o.ErrOut)(ctx, &o.pool.Spec); err != nil {
+		return o.Explain(err, o.Namespace)
 	}
 	switch o.DryRun {
 	case cmdutil.DryRunClient:

@@ -190,10 +190,9 @@ func TestPoolCreatePersistDryRun(t *testing.T) {
 	}
 }
 
-// A member installs the agent while it warms up only when it can: not for
-// a preset whose image has the agent, and not when fenced by host name
-// (the egress proxy grants hosts only to claimed sandboxes), which pool
-// create says before it makes anything.
+// A member installs the agent while it warms up unless the preset's image
+// has it; fenced by host name too (the egress proxy grants an unclaimed
+// member its pool's hosts).
 func TestPoolCreateWarmInstallOnlyWhereItCanRun(t *testing.T) {
 	presets := filepath.Join(t.TempDir(), "agents.yaml")
 	if err := os.WriteFile(presets, []byte(clitest.Presets+`  inimage:
@@ -209,7 +208,7 @@ func TestPoolCreateWarmInstallOnlyWhereItCanRun(t *testing.T) {
 	}{
 		"install":    {[]string{"--agent", "tool"}, true, ""},
 		"in image":   {[]string{"--agent", "inimage"}, false, ""},
-		"allow-host": {[]string{"--agent", "tool", "--allow-host", "registry.example.org"}, false, "note: --agent tool with --allow-host: the egress proxy lets a member reach its hosts only once it is claimed, so each claim installs the agent (install-the-tool)\n"},
+		"allow-host": {[]string{"--agent", "tool", "--allow-host", "registry.example.org"}, true, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			streams, _, out, errOut := genericiooptions.NewTestIOStreams()

@@ -13,6 +13,7 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
 )
 
 // PrepareEgress gives a sandbox with --allow-host its way out: the
@@ -43,9 +44,24 @@ func (c *Clients) PrepareEgress(dryRun cmdutil.DryRunStrategy, warn io.Writer) f
 			// whatever becomes of this one: say so once.
 			fmt.Fprintf(warn, "egress proxy installed in namespace %s for sandboxes with --allow-host (see: kubectl agentkernel egress status -n %s)\n", spec.Namespace, spec.Namespace)
 		}
+		if w := staleProxyWarning(spec, in.Version, version.Get().Version); w != "" {
+			fmt.Fprintln(warn, w)
+		}
 		spec.EgressProxyURL = fence.ProxyURL(spec.Namespace, in.Service.Spec.ClusterIP)
 		return nil
 	}
+}
+
+// staleProxyWarning: a pool's members install their agent through the
+// proxy while they warm up, which only a proxy as new as the warm install
+// allows; one made by another version of the plugin may refuse them, and
+// their install step then fails.
+func staleProxyWarning(spec *sandbox.Spec, proxy, plugin string) string {
+	if spec.WarmInstall == "" || proxy == "" || proxy == plugin {
+		return ""
+	}
+	return fmt.Sprintf("warning: the egress proxy in namespace %s was installed by version %s of this plugin, not %s: a proxy older than the warm install refuses a pool's unclaimed members, and their install step fails; update it with: kubectl agentkernel egress install -n %s",
+		spec.Namespace, proxy, plugin, spec.Namespace)
 }
 
 // explainEgressInstall says who can install the proxy when the user cannot.
