@@ -19,6 +19,8 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
 // mcpLimit is the server's --max-sandboxes in the row.
@@ -58,11 +60,11 @@ func mcpLimitRows(n int) []*Scenario {
 			},
 		},
 		Kubectl: Side{
-			Label: "a kubectl exec process per command, into the same pods",
+			Label: "a kubectl exec process per command, into the same sandboxes' pods",
 			Run: func(ctx context.Context, e *Env, _ int) (Sample, error) {
 				var argvs [][]string
-				for _, name := range srv.sandboxes {
-					argvs = append(argvs, e.kubectl("exec", name, "-c", "sandbox", "--", "true"))
+				for _, pod := range srv.pods {
+					argvs = append(argvs, e.kubectl("exec", pod, "-c", "sandbox", "--", "true"))
 				}
 				s, err := e.runAll(ctx, nil, argvs...)
 				s.Ops = len(argvs)
@@ -79,6 +81,7 @@ type mcpAtLimit struct {
 	mcpBench
 	cmd       *exec.Cmd
 	sandboxes []string
+	pods      []string // each sandbox's Pod, for kubectl exec
 }
 
 // startMCPAtLimit starts `plugin mcp --max-sandboxes limit` and fills it
@@ -107,6 +110,14 @@ func startMCPAtLimit(ctx context.Context, e *Env, limit int) (*mcpAtLimit, error
 		}
 	}
 	fmt.Fprintf(os.Stderr, "bench: the MCP server made its %d sandboxes in %s (untimed)\n", limit, time.Since(start).Round(time.Millisecond))
+	for _, name := range s.sandboxes {
+		pod, err := sandbox.Find(ctx, e.Clientset, e.Namespace, name)
+		if err != nil {
+			_ = s.close()
+			return nil, fmt.Errorf("the MCP server's sandbox %s: %w", name, err)
+		}
+		s.pods = append(s.pods, pod.Name)
+	}
 	return s, nil
 }
 
