@@ -197,6 +197,15 @@ var fatalWaiting = map[string]bool{
 	"CrashLoopBackOff":           true,
 }
 
+// runtimeTimedOut: the kubelet's call to the container runtime ran out of
+// its time (--runtime-request-timeout, 2 minutes), and the kubelet tries
+// again. Seen creating the first container of a large image whose layers
+// the runtime was still unpacking (a 400 MB node:22-bookworm on a slow
+// node): the next try found them unpacked.
+func runtimeTimedOut(w *corev1.ContainerStateWaiting) bool {
+	return w.Reason == "CreateContainerError" && strings.TrimSpace(w.Message) == "context deadline exceeded"
+}
+
 // Started reports whether the sandbox is running and ready for exec, or
 // returns a StartError when it never will be.
 func Started(pod *corev1.Pod, name string) (bool, error) {
@@ -212,7 +221,7 @@ func Started(pod *corev1.Pod, name string) (bool, error) {
 		}
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
-		if w := cs.State.Waiting; w != nil && (fatalWaiting[w.Reason] || isPullFailure(w.Reason) && PermanentPullFailure(w.Message)) {
+		if w := cs.State.Waiting; w != nil && (fatalWaiting[w.Reason] && !runtimeTimedOut(w) || isPullFailure(w.Reason) && PermanentPullFailure(w.Message)) {
 			return fail(w.Reason, w.Message)
 		}
 		if t := cs.State.Terminated; t != nil {

@@ -54,9 +54,13 @@ func TestStarted(t *testing.T) {
 		"rate limited":    {pullFailure("ErrImagePull", "unexpected status from HEAD request: 429 Too Many Requests; toomanyrequests: You have reached your pull rate limit. You may increase the limit by authenticating and upgrading"), false, ""},
 		"pull timeout":    {pullFailure("ImagePullBackOff", "Back-off pulling image: ErrImagePull: dial tcp 1.2.3.4:443: i/o timeout"), false, ""},
 		"config error":    {waiting("CreateContainerConfigError"), false, "CreateContainerConfigError"},
-		"crash loop":      {waiting("CrashLoopBackOff"), false, "CrashLoopBackOff"},
-		"failed":          {func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }, false, "Failed"},
-		"deleting":        {func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: time.Now()} }, false, "Terminating"},
+		"create error":    {pullFailure("CreateContainerError", `failed to create containerd task: failed to create shim task: OCI runtime create failed: exec: "nope": executable file not found in $PATH`), false, "CreateContainerError"},
+		// The runtime was still unpacking a large image when the kubelet's
+		// 2-minute call ran out; the kubelet tries again (the real node).
+		"create timed out": {pullFailure("CreateContainerError", "context deadline exceeded"), false, ""},
+		"crash loop":       {waiting("CrashLoopBackOff"), false, "CrashLoopBackOff"},
+		"failed":           {func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }, false, "Failed"},
+		"deleting":         {func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: time.Now()} }, false, "Terminating"},
 		"exited": {func(p *corev1.Pod) {
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 127, Reason: "Error"}}}}
 		}, false, "Exited"},
