@@ -133,12 +133,21 @@ func TestAgentInstall(t *testing.T) {
 	s.waitForAgentImages(ctx, t)
 	s.sdkNamespace(ctx, t, agentsNS)
 	mirrorIP, mirrorLog := s.startMirror(ctx, t)
-	s.installEgress(ctx, t, agentsNS, []corev1.HostAlias{{IP: mirrorIP, Hostnames: []string{mirrorHost}}})
+	proxy := s.installEgress(ctx, t, agentsNS, []corev1.HostAlias{{IP: mirrorIP, Hostnames: []string{mirrorHost}}})
 	registry := "http://" + mirrorHost + ":" + mirrorPort + "/"
+	// The plugin names the proxy by its Service (its cluster IP, or its
+	// DNS name when the Service has none, as in this control plane); the
+	// guest has neither DNS nor a Service data path (egress_test.go), so
+	// the same four variables name the proxy Pod's address instead. npm
+	// reads them as it would the plugin's.
+	var proxyEnv []string
+	for _, n := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
+		proxyEnv = append(proxyEnv, "--env", n+"=http://"+proxy.Status.PodIP+":3128")
+	}
 
 	// The presets ask for 2 CPUs and 4Gi; the guest has 2 CPUs and 3Gi
 	// in all, shared with the proxy, the registry and the relay.
-	small := []string{"--cpu", "500m", "--memory", "1536Mi"}
+	small := append([]string{"--cpu", "500m", "--memory", "1536Mi"}, proxyEnv...)
 	// A fake key: the presets require one of their credentials; nothing
 	// here reaches a model.
 	env := []string{"ANTHROPIC_API_KEY=sk-ant-fake", "OPENAI_API_KEY=sk-fake"}
