@@ -78,16 +78,7 @@ func (s *suite) waitForAgentImages(ctx context.Context, t *testing.T) {
 // address and a function returning its log (one line per request).
 func (s *suite) startMirror(ctx context.Context, t *testing.T) (string, func() string) {
 	t.Helper()
-	if _, err := s.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: mirrorNS}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.deleteNamespace(t, mirrorNS) })
-	if err := poll(ctx, time.Minute, func() (bool, error) {
-		_, err := s.client.CoreV1().ServiceAccounts(mirrorNS).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s.privilegedNamespace(ctx, t, mirrorNS)
 	pod := hardenedPod("npm-mirror", SandboxImage, "exec /mirror/npmregistry -dir /mirror -addr :"+mirrorPort, nil)
 	pod.Namespace = mirrorNS
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "mirror", VolumeSource: corev1.VolumeSource{

@@ -209,19 +209,7 @@ func (s *suite) installEgress(ctx context.Context, t *testing.T, ns string, alia
 func (s *suite) startAPIRelay(ctx context.Context, t *testing.T, apiPort string) string {
 	t.Helper()
 	const relayNS = "agentkernel-realnode-relay" // hostNetwork needs Pod Security "privileged"
-	nss := s.client.CoreV1().Namespaces()
-	if _, err := nss.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: relayNS}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// The next test that needs the relay makes the namespace again: wait
-	// until this one is gone.
-	t.Cleanup(func() { s.deleteNamespace(t, relayNS) })
-	if err := poll(ctx, time.Minute, func() (bool, error) {
-		_, err := s.client.CoreV1().ServiceAccounts(relayNS).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s.privilegedNamespace(ctx, t, relayNS)
 	pod := hardenedPod("api-relay", SandboxImage, `nc -ll -p `+apiPort+` -e nc `+apiHostIP+` `+apiPort+` & `+sleeper, nil)
 	pod.Namespace = relayNS
 	pod.Spec.HostNetwork = true
@@ -305,6 +293,24 @@ func (s *suite) proxyLog(ctx context.Context, ns, pod string) string {
 	defer cancel()
 	r := s.kubectlRun(c, "", "logs", "-n", ns, pod)
 	return r.stdout + r.stderr
+}
+
+// privilegedNamespace makes a namespace without Pod Security labels (so
+// "privileged": hostNetwork, hostPath), waits for its ServiceAccount, and
+// deletes it when the test ends, waiting until it is gone: the next test
+// may make it again.
+func (s *suite) privilegedNamespace(ctx context.Context, t *testing.T, ns string) {
+	t.Helper()
+	if _, err := s.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.deleteNamespace(t, ns) })
+	if err := poll(ctx, time.Minute, func() (bool, error) {
+		_, err := s.client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // deleteNamespace deletes ns and waits until it is gone.

@@ -381,13 +381,9 @@ build_agent_npm() {
 	du -sh "$d"/registry/tarballs/* "$d"/node/tarballs/* >&2
 }
 
+# The guest's own rootfs step, with the image's packages.
 build_node_rootfs() {
-	local d=$1
-	$NICE unshare -m --propagation private \
-		debootstrap --variant=minbase --include="$NODE_IMAGE_PACKAGES" "$SUITE" "$d/root" "$MIRROR" >"$d/debootstrap.log" 2>&1 ||
-		{ tail -30 "$d/debootstrap.log" >&2; return 1; }
-	rm -rf "$d"/root/var/cache/apt/archives/*.deb "$d"/root/var/lib/apt/lists/* \
-		"$d"/root/usr/share/{doc,man,info,locale}/* "$d"/root/var/log/*.log
+	GUEST_PACKAGES=$NODE_IMAGE_PACKAGES build_rootfs "$1"
 }
 
 # Stands in for docker.io/library/node:22-bookworm, under its name. What
@@ -537,7 +533,7 @@ main() {
 
 	# The node image's Debian, likewise in the background.
 	KEYVARS=("$SUITE" "$MIRROR" "$NODE_IMAGE_PACKAGES")
-	local node_rootfs_key; node_rootfs_key=$(fnkey build_node_rootfs)
+	local node_rootfs_key; node_rootfs_key=$(fnkey build_node_rootfs build_rootfs)
 	NODE_ROOTFS_DIR=$cache_root/node-rootfs-$node_rootfs_key
 	if [[ -n $PLAN || ${REALNODE_BUILD_UNTIL:-} == node-rootfs ]]; then
 		step node-rootfs "$node_rootfs_key" build_node_rootfs
