@@ -103,6 +103,16 @@ stop_before() {
 	log "stopping before $1 (REALNODE_BUILD_UNTIL)"
 	exit 0
 }
+# bg_step NAME KEY FUNCTION: step, in the background (the plan, and a stop
+# before it, run in the foreground).
+bg_step() {
+	if [[ -n $PLAN || ${REALNODE_BUILD_UNTIL:-} == "$1" ]]; then
+		step "$@"
+	else
+		step "$@" &
+		bg_pids+=($!)
+	fi
+}
 
 # --- kernel: Debian's, from its .deb (vmlinuz + modules) ------------------------
 build_kernel() {
@@ -524,32 +534,17 @@ main() {
 	KEYVARS=("$SUITE" "$MIRROR" "$GUEST_PACKAGES")
 	local rootfs_key; rootfs_key=$(fnkey build_rootfs)
 	ROOTFS_DIR=$cache_root/rootfs-$rootfs_key
-	if [[ -n $PLAN || ${REALNODE_BUILD_UNTIL:-} == rootfs ]]; then
-		step rootfs "$rootfs_key" build_rootfs
-	else
-		step rootfs "$rootfs_key" build_rootfs &
-		bg_pids+=($!)
-	fi
+	bg_step rootfs "$rootfs_key" build_rootfs
 
 	# The node image's Debian, likewise in the background.
 	KEYVARS=("$SUITE" "$MIRROR" "$NODE_IMAGE_PACKAGES")
 	local node_rootfs_key; node_rootfs_key=$(fnkey build_node_rootfs build_rootfs)
 	NODE_ROOTFS_DIR=$cache_root/node-rootfs-$node_rootfs_key
-	if [[ -n $PLAN || ${REALNODE_BUILD_UNTIL:-} == node-rootfs ]]; then
-		step node-rootfs "$node_rootfs_key" build_node_rootfs
-	else
-		step node-rootfs "$node_rootfs_key" build_node_rootfs &
-		bg_pids+=($!)
-	fi
+	bg_step node-rootfs "$node_rootfs_key" build_node_rootfs
 	KEYVARS=("$NODE_VERSION" "$NODE_INTEGRITY" "$NPM_VERSION" "$NPM_INTEGRITY" "$(sha256sum < "$AGENTS_NPM/package-lock.json")")
 	local agent_npm_key; agent_npm_key=$(fnkey build_agent_npm npm_fetch npm_manifest)
 	AGENT_NPM_DIR=$cache_root/agent-npm-$agent_npm_key
-	if [[ -n $PLAN || ${REALNODE_BUILD_UNTIL:-} == agent-npm ]]; then
-		step agent-npm "$agent_npm_key" build_agent_npm
-	else
-		step agent-npm "$agent_npm_key" build_agent_npm &
-		bg_pids+=($!)
-	fi
+	bg_step agent-npm "$agent_npm_key" build_agent_npm
 
 	KEYVARS=("$CONTAINERD_VERSION" "$(go version)")
 	step containerd "$(fnkey build_containerd)" build_containerd; CONTAINERD_DIR=$out
