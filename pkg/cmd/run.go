@@ -378,6 +378,9 @@ func (o *RunOptions) makeSandbox(ctx context.Context, prog *cli.Progress) (*sand
 		CreateNamespace: o.CreateNamespace,
 		Wait:            true,
 		Timeout:         o.Timeout,
+		// With --allow-host: the namespace's proxy (installed on first
+		// use) and its address in the sandbox's proxy variables, as create.
+		Prepare: o.PrepareEgress(cmdutil.DryRunNone, o.ErrOut),
 	}
 	if o.Claim.Pool == "" {
 		prog.Linef("creating %s", label)

@@ -28,6 +28,7 @@ import (
 	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/clitest"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
 
@@ -522,5 +523,38 @@ func TestRunDetachFailureDeletes(t *testing.T) {
 	steps := log.get()
 	if slicesContain(steps, "start main process") || steps[len(steps)-1] != "delete pods" {
 		t.Fatalf("steps: %q", steps)
+	}
+}
+
+// run --allow-host names the namespace's proxy by its Service's cluster IP,
+// as create does: a sandbox has no DNS (its policy allows none), so the
+// Service's name would leave every client of the proxy variables with
+// EAI_AGAIN (npm in the claude preset's install step, on the real node).
+func TestRunAllowHostNamesTheProxyByAddress(t *testing.T) {
+	log := &stepLog{}
+	cs := runCluster(log)
+	objs := (&egress.Config{Namespace: "test", Image: "example.org/proxy:1"}).Objects()
+	objs.Service.Spec.ClusterIP = "10.0.0.77"
+	for _, o := range objs.List() {
+		if err := cs.Tracker().Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runRunOn(t, context.Background(), cs, newPlayer(t, log), map[string]string{"TOOL_KEY": "k"},
+		"--agent", "tool", "--allow-host", "registry.example.org", "demo")
+	if r.err != nil {
+		t.Fatalf("%v\nstderr: %s", r.err, r.stderr)
+	}
+	if r.pod == nil {
+		t.Fatal("no pod created")
+	}
+	env := map[string]string{}
+	for _, e := range r.pod.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	for _, n := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
+		if env[n] != "http://10.0.0.77:3128" {
+			t.Errorf("%s = %q, want the proxy Service's cluster IP", n, env[n])
+		}
 	}
 }
