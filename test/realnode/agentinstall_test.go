@@ -126,11 +126,10 @@ func TestAgentInstall(t *testing.T) {
 	mirrorIP, mirrorLog := s.startMirror(ctx, t)
 	proxy := s.installEgress(ctx, t, agentsNS, []corev1.HostAlias{{IP: mirrorIP, Hostnames: []string{mirrorHost}}})
 	registry := "http://" + mirrorHost + ":" + mirrorPort + "/"
-	// The plugin names the proxy by its Service (its cluster IP, or its
-	// DNS name when the Service has none, as in this control plane); the
-	// guest has neither DNS nor a Service data path (egress_test.go), so
-	// the same four variables name the proxy Pod's address instead. npm
-	// reads them as it would the plugin's.
+	// The plugin names the proxy by its Service's cluster IP; the guest
+	// has no Service data path (no kube-proxy, egress_test.go), so the
+	// same four variables name the proxy Pod's address instead. npm reads
+	// them as it would the plugin's.
 	var proxyEnv []string
 	for _, n := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
 		proxyEnv = append(proxyEnv, "--env", n+"=http://"+proxy.Status.PodIP+":3128")
