@@ -32,7 +32,7 @@ func TestExecLeftoverOutputIsNotALaterResult(t *testing.T) {
 // real result.
 func TestExecLeftoverProcessCannotAnswerForTheNextExec(t *testing.T) {
 	const stealer = testexec.ShellStealer
-	dir := t.TempDir()
+	dir := testexec.StealerDir(t)
 	f := start(t, fakeCluster(), &hostExecutor{}, nil)
 	ok[SandboxInfo](f, toolCreate, map[string]any{"name": "bg"})
 	ok[ExecOutput](f, toolExec, map[string]any{"sandbox": "bg", "command": []string{"sh", "-c", stealer, "stealer", dir}})

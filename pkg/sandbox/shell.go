@@ -79,6 +79,16 @@ type Streamer interface {
 // in an argument list or an environment, and unset in the subshell before
 // the command's program replaces it.
 //
+// A process that forks and exits ("hops") could be gone by the time its
+// entry in /proc is read, its child not yet listed (a test's stealer,
+// which forks into the background and exits, got past one scan now and
+// then). But in any one scan it is listed as one pid or the next (pids
+// only grow until they wrap), alive or gone: so a scan in which a pid
+// that was not there before the command is listed and then gone proves
+// nothing, and the shell scans again; five such scans in a row retire it.
+// (Other sessions' short-lived processes, a main process's workers, are
+// what usually vanishes mid-scan; the next scan mostly misses them.)
+//
 // A command's processes are the ones alive after it that were not before
 // it (by pid and start time, so a reused pid is no disguise), unless they
 // belong to a session that a process from before it still belongs to: a
@@ -105,10 +115,11 @@ __ak_stat() {
 }
 __ak_scan() {
 	__ak_ps=' '
+	__ak_gone=' '
 	for __ak_p in /proc/[0-9]*; do
 		__ak_p=${__ak_p#/proc/}
 		case $__ak_p in "$$") continue;; esac
-		__ak_stat "$__ak_p" && __ak_ps="$__ak_ps$__ak_p:$__ak_s "
+		if __ak_stat "$__ak_p"; then __ak_ps="$__ak_ps$__ak_p:$__ak_s "; else __ak_gone="$__ak_gone$__ak_p "; fi
 	done
 }
 __ak_stat $$ || { echo "agentkernel: /proc is not readable here, so the warm shell cannot tell whether a command left processes behind" >&2; exit 3; }
@@ -124,16 +135,27 @@ while IFS= read -r __ak_line; do
 	__ak_scan; __ak_before=$__ak_ps
 	( unset __ak_key __ak_ok __ak_k; eval "exec $__ak_line" ) </dev/null
 	__ak_rc=$?
-	__ak_scan
-	__ak_old=' '
-	for __ak_e in $__ak_ps; do
-		case $__ak_before in *" ${__ak_e%:*}:"*) __ak_old="$__ak_old${__ak_e##*:} ";; esac
-	done
-	for __ak_e in $__ak_ps; do
-		case $__ak_before in *" ${__ak_e%:*}:"*) continue;; esac
-		__ak_sid=${__ak_e##*:}
-		case $__ak_sid in 0|"$__ak_mysid") __ak_ok=-; break;; esac
-		case $__ak_old in *" $__ak_sid "*) ;; *) __ak_ok=-; break;; esac
+	__ak_try=0
+	while :; do
+		__ak_scan
+		__ak_old=' '
+		for __ak_e in $__ak_ps; do
+			case $__ak_before in *" ${__ak_e%:*}:"*) __ak_old="$__ak_old${__ak_e##*:} ";; esac
+		done
+		for __ak_e in $__ak_ps; do
+			case $__ak_before in *" ${__ak_e%:*}:"*) continue;; esac
+			__ak_sid=${__ak_e##*:}
+			case $__ak_sid in 0|"$__ak_mysid") __ak_ok=-; break;; esac
+			case $__ak_old in *" $__ak_sid "*) ;; *) __ak_ok=-; break;; esac
+		done
+		case $__ak_ok in -) break;; esac
+		__ak_hop=
+		for __ak_p in $__ak_gone; do
+			case $__ak_before in *" $__ak_p:"*) ;; *) __ak_hop=1; break;; esac
+		done
+		case $__ak_hop in '') break;; esac
+		__ak_try=$((__ak_try + 1))
+		case $__ak_try in 5) __ak_ok=-; break;; esac
 	done
 	printf '\n%s %d %s\n' "$__ak_end" "$__ak_rc" "$__ak_ok"
 	printf '\n%s\n' "$__ak_end" >&2

@@ -55,7 +55,7 @@ func TestShellLeftoverProcessCannotAnswerForTheNextCommand(t *testing.T) {
 	for name, s := range shells(t) {
 		for _, how := range []string{"in the command's session", "in a session of its own"} {
 			t.Run(name+"/"+how, func(t *testing.T) {
-				dir := t.TempDir()
+				dir := testexec.StealerDir(t)
 				command := []string{"sh", "-c", stealer, "stealer", dir}
 				if how == "in a session of its own" {
 					// A process group or session of the command's own would
