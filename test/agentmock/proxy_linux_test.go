@@ -115,22 +115,34 @@ func proxyEnv(proxyURL string) []string {
 	}
 }
 
+// behindProxy is agent's run in a fresh repository against a mock at
+// modelHost, reached only through the product's egress proxy with allow
+// granted: the mock, the repository, the proxy's log, and the run.
+func behindProxy(t *testing.T, agent string, allow string) (*Server, string, *lockedBuffer, func() cliRun) {
+	t.Helper()
+	bin := needCLI(t, agent)
+	dir, home := repo(t)
+	m := New(Options{Claude: ClaudeScript(dir), Codex: CodexScript()})
+	ts := httptest.NewServer(m)
+	t.Cleanup(ts.Close)
+	proxyURL, log := egressProxy(t, ts.URL, allow)
+	base := "http://" + modelHost
+	return m, dir, log, func() cliRun {
+		if agent == "claude" {
+			return runCLI(t, dir, append(claudeEnv(home, base), proxyEnv(proxyURL)...), bin, claudeArgs()...)
+		}
+		return runCLI(t, dir, append(codexEnv(home), proxyEnv(proxyURL)...), bin, codexArgs(base)...)
+	}
+}
+
 func TestThroughTheEgressProxy(t *testing.T) {
 	for _, agent := range []string{"claude", "codex"} {
 		t.Run(agent, func(t *testing.T) {
-			bin := needCLI(t, agent)
-			dir, home := repo(t)
-			m := New(Options{Claude: ClaudeScript(dir), Codex: CodexScript()})
-			ts := httptest.NewServer(m)
-			t.Cleanup(ts.Close)
-			proxyURL, log := egressProxy(t, ts.URL, modelHost+":80")
-			base := "http://" + modelHost
-			var r cliRun
+			m, dir, log, run := behindProxy(t, agent, modelHost+":80")
+			r := run()
 			if agent == "claude" {
-				r = runCLI(t, dir, append(claudeEnv(home, base), proxyEnv(proxyURL)...), bin, claudeArgs()...)
 				checkPlayed(t, m, Anthropic, len(ClaudeScript(dir)), r, dir, "X-Api-Key", "fake-anthropic-key")
 			} else {
-				r = runCLI(t, dir, append(codexEnv(home), proxyEnv(proxyURL)...), bin, codexArgs(base)...)
 				checkPlayed(t, m, OpenAI, len(CodexScript()), r, dir, "Authorization", "Bearer fake-openai-key")
 			}
 			if !strings.Contains(log.String(), modelHost) {
@@ -151,20 +163,9 @@ func TestThroughTheEgressProxy(t *testing.T) {
 func TestModelHostNotAllowed(t *testing.T) {
 	for _, agent := range []string{"claude", "codex"} {
 		t.Run(agent, func(t *testing.T) {
-			bin := needCLI(t, agent)
-			dir, home := repo(t)
-			m := New(Options{Claude: ClaudeScript(dir), Codex: CodexScript()})
-			ts := httptest.NewServer(m)
-			t.Cleanup(ts.Close)
-			proxyURL, log := egressProxy(t, ts.URL, "registry.npmjs.org")
-			base := "http://" + modelHost
-			var r cliRun
-			if agent == "claude" {
-				// Claude Code's own retries left on: a refusal is not retried.
-				r = runCLI(t, dir, append(claudeEnv(home, base), proxyEnv(proxyURL)...), bin, claudeArgs()...)
-			} else {
-				r = runCLI(t, dir, append(codexEnv(home), proxyEnv(proxyURL)...), bin, codexArgs(base)...)
-			}
+			// Claude Code's own retries left on: a refusal is not retried.
+			m, _, log, run := behindProxy(t, agent, "registry.npmjs.org") // not the model's host
+			r := run()
 			if r.code == 0 {
 				t.Errorf("%s exited 0 without reaching its model", agent)
 			}
