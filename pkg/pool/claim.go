@@ -191,14 +191,10 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, claim *sandbox.Spec, 
 // also, if any), in random order: claimants that start together then
 // mostly try different members first.
 func listWarm(ctx context.Context, cs kubernetes.Interface, namespace, pool string, also ...labels.Requirement) ([]corev1.Pod, error) {
-	sel, err := labels.Parse(poolSelector(pool, true))
-	if err != nil {
-		return nil, err
-	}
 	// From the API server's cache, without a quorum read: a stale list
 	// costs at most a Conflict, since the claim's write carries the
 	// resourceVersion it read.
-	list, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.Add(also...).String(), ResourceVersion: "0"})
+	list, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: poolLabels(pool, true).Add(also...).String(), ResourceVersion: "0"})
 	if err != nil {
 		return nil, err
 	}

@@ -55,10 +55,15 @@ func ListPools(ctx context.Context, cs kubernetes.Interface, namespace string) (
 // poolSelector selects the Pods of a pool: warm members and, unless
 // onlyWarm, sandboxes claimed from it.
 func poolSelector(pool string, onlyWarm bool) string {
+	return poolLabels(pool, onlyWarm).String()
+}
+
+// poolLabels is poolSelector as a Selector, for a caller that adds to it.
+func poolLabels(pool string, onlyWarm bool) labels.Selector {
 	sel := labels.SelectorFromSet(labels.Set{sandbox.LabelManagedBy: sandbox.ManagedBy, sandbox.LabelPool: pool})
 	if onlyWarm {
 		req, _ := labels.NewRequirement(sandbox.LabelSandbox, selection.DoesNotExist, nil)
 		sel = sel.Add(*req)
 	}
-	return sel.String()
+	return sel
 }
