@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -193,4 +194,27 @@ func StartWhenUngated(cs *fake.Clientset, start func(*corev1.Pod)) {
 		}
 		return true, pod, nil
 	})
+}
+
+// Watching closes the channel it returns once the first watch on resource
+// is registered with the tracker. The fake, unlike an API server, does not
+// replay what happened between a list and its watch from the list's
+// resourceVersion: a test that writes while the code under test watches
+// waits for this before it writes, or its events may fall in that gap.
+func Watching(cs *fake.Clientset, resource string) <-chan struct{} {
+	watching := make(chan struct{})
+	var once sync.Once
+	cs.PrependWatchReactor(resource, func(a k8stesting.Action) (bool, watch.Interface, error) {
+		var opts metav1.ListOptions
+		if wa, ok := a.(k8stesting.WatchActionImpl); ok {
+			opts = wa.ListOptions
+		}
+		w, err := cs.Tracker().Watch(a.GetResource(), a.GetNamespace(), opts)
+		if err != nil {
+			return true, nil, err
+		}
+		once.Do(func() { close(watching) })
+		return true, w, nil
+	})
+	return watching
 }

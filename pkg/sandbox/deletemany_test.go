@@ -21,6 +21,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/clientrate"
 )
 
@@ -250,7 +251,9 @@ func TestWaitForAllDeleted(t *testing.T) {
 	if err := cs.CoreV1().Pods("ns").Delete(context.Background(), pods[0].Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	watching := fakecluster.Watching(cs, "pods")
 	go func() {
+		<-watching
 		for _, p := range pods[1:] {
 			_ = cs.CoreV1().Pods("ns").Delete(context.Background(), p.Name, metav1.DeleteOptions{})
 		}

@@ -175,8 +175,9 @@ func TestWaitForMainExit(t *testing.T) {
 	pod.UID = "u1"
 	cs := fakeCluster(pod)
 	ctx := context.Background()
+	watching := fakecluster.Watching(cs, "pods")
 	go func() {
-		time.Sleep(100 * time.Millisecond)
+		<-watching
 		p := pod.DeepCopy()
 		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 7}}}}
 		_, _ = cs.CoreV1().Pods("ns").UpdateStatus(ctx, p, metav1.UpdateOptions{})

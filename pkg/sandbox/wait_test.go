@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
@@ -161,6 +162,7 @@ func TestWaitForRunningWaitsOutTransientPullErrors(t *testing.T) {
 	var mu sync.Mutex
 	var heard []string
 	done := make(chan error, 1)
+	watching := fakecluster.Watching(cs, "pods")
 	go func() {
 		_, err := WaitForRunning(context.Background(), cs, p, time.Minute, func(s string) {
 			mu.Lock()
@@ -179,6 +181,7 @@ func TestWaitForRunningWaitsOutTransientPullErrors(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	<-watching
 	running := p.DeepCopy()
 	running.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
 	if _, err := cs.CoreV1().Pods("ns").UpdateStatus(context.Background(), running, metav1.UpdateOptions{}); err != nil {
