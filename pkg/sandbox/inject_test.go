@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
@@ -232,10 +233,12 @@ func TestKeyEntryRemoveIsExact(t *testing.T) {
 	}
 }
 
-func TestPruneKeyTable(t *testing.T) {
+// gc prunes the entries whose Pod is gone or carries another grant, and
+// delete removes its sandbox's entry.
+func TestGCPrunesKeyEntries(t *testing.T) {
 	ctx := context.Background()
-	cs := fakeCluster()
 	s := injectSpec(t)
+	cs := fakeCluster()
 	put := func(pod string) keys.Entry {
 		e, _ := s.newKeyEntry(map[string]string{"ANTHROPIC_API_KEY": "k"})
 		if _, err := PutKeyEntry(ctx, cs, "agents", pod, e); err != nil {
@@ -243,22 +246,47 @@ func TestPruneKeyTable(t *testing.T) {
 		}
 		return e
 	}
-	live, gone, regranted := put("live"), put("gone"), put("regranted")
-	_ = gone
-	pods := map[string]*corev1.Pod{
-		"live":      {ObjectMeta: metav1.ObjectMeta{Name: "live", Annotations: map[string]string{keys.GrantAnnotation: live.Grant}}},
-		"regranted": {ObjectMeta: metav1.ObjectMeta{Name: "regranted", Annotations: map[string]string{keys.GrantAnnotation: regranted.Grant + "0"}}},
+	live, _, regranted := put("agentkernel-live"), put("agentkernel-gone"), put("agentkernel-regranted")
+	for name, grant := range map[string]string{"live": live.Grant, "regranted": regranted.Grant + "0"} {
+		sp := injectSpec(t)
+		sp.Name, sp.KeyGrant = name, grant
+		pod := sp.Pod()
+		pod.UID = "uid-" + types.UID(name)
+		pod.Status.Phase = corev1.PodRunning
+		if _, err := cs.CoreV1().Pods("agents").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	pruned, err := PruneKeyTable(ctx, cs, "agents", pods)
+	garbage, err := FindGarbage(ctx, cs, "agents")
 	if err != nil {
 		t.Fatal(err)
 	}
-	table, _ := cs.CoreV1().Secrets("agents").Get(ctx, keys.SecretName, metav1.GetOptions{})
-	if len(pruned) != 2 || len(table.Data) != 1 || table.Data["live"] == nil {
-		t.Fatalf("pruned %v, left %v", pruned, keysOf(table.Data))
+	var found []string
+	for _, g := range garbage {
+		if g.Kind == "key-entry" {
+			found = append(found, g.Name+": "+g.Why)
+		}
 	}
-	if p, err := PruneKeyTable(ctx, fakeCluster(), "agents", nil); err != nil || len(p) != 0 {
-		t.Fatalf("no table: %v %v", p, err)
+	if strings.Join(found, "; ") != "agentkernel-gone: its Pod is gone; agentkernel-regranted: its Pod carries another grant" {
+		t.Fatalf("key-table garbage: %v", found)
+	}
+	DeleteGarbage(ctx, cs, garbage, func(g Garbage, err error) {
+		if err != nil {
+			t.Errorf("%s %s: %v", g.Kind, g.Name, err)
+		}
+	})
+	table, _ := cs.CoreV1().Secrets("agents").Get(ctx, keys.SecretName, metav1.GetOptions{})
+	if len(table.Data) != 1 || table.Data["agentkernel-live"] == nil {
+		t.Fatalf("left %v", keysOf(table.Data))
+	}
+	// Deleting the live sandbox removes its entry.
+	pod, _ := cs.CoreV1().Pods("agents").Get(ctx, "agentkernel-live", metav1.GetOptions{})
+	if err := DeletePod(ctx, cs, pod, nil); err != nil {
+		t.Fatal(err)
+	}
+	table, _ = cs.CoreV1().Secrets("agents").Get(ctx, keys.SecretName, metav1.GetOptions{})
+	if len(table.Data) != 0 {
+		t.Fatalf("left after delete %v", keysOf(table.Data))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -132,31 +133,26 @@ func RemoveKeyEntryOf(ctx context.Context, cs kubernetes.Interface, namespace, p
 	return removeKeyEntry(ctx, cs, namespace, pod, value)
 }
 
-// PruneKeyTable removes the entries whose Pod is gone or no longer carries
-// the entry's grant, given the namespace's Pods by name; it returns the
-// Pods whose entries it removed.
-func PruneKeyTable(ctx context.Context, cs kubernetes.Interface, namespace string, pods map[string]*corev1.Pod) ([]string, error) {
-	table, err := cs.CoreV1().Secrets(namespace).Get(ctx, keys.SecretName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the model-key table (secret %s): %w", keys.SecretName, err)
-	}
-	var pruned []string
-	var errs []error
+// staleKeyEntries is the garbage of a namespace's key table: entries
+// whose Pod is gone, being deleted, or carries another grant (live holds
+// the namespace's Pods of ours by name). Each is removed exactly (see
+// removeKeyEntry): one rewritten meanwhile stays.
+func staleKeyEntries(table *corev1.Secret, live map[string]*corev1.Pod) []Garbage {
+	var out []Garbage
 	for name, value := range table.Data {
-		if p := pods[name]; p != nil {
+		why := "its Pod is gone"
+		if p := live[name]; p != nil && p.DeletionTimestamp == nil {
 			e, err := keys.Decode(value)
 			if err == nil && p.Annotations[keys.GrantAnnotation] == e.Grant {
 				continue
 			}
+			why = "its Pod carries another grant"
 		}
-		if err := removeKeyEntry(ctx, cs, namespace, name, value); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		pruned = append(pruned, name)
+		ns, pod, value := table.Namespace, name, value
+		out = append(out, NewGarbage("key-entry", ns, pod, why, func(ctx context.Context, cs kubernetes.Interface) error {
+			return removeKeyEntry(ctx, cs, ns, pod, value)
+		}))
 	}
-	return pruned, errors.Join(errs...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
