@@ -45,11 +45,10 @@ func RestrictedNamespaceLabels() map[string]string {
 
 // CreateOptions are the choices of `create` beyond the Spec.
 type CreateOptions struct {
-	// SecretValues holds the values of Spec.SecretEnvNames.
+	// SecretValues holds the values of Spec.SecretEnvNames, and the keys
+	// of Spec.Inject's variables: those go into the namespace's key table
+	// only (keytable.go), never into the sandbox's Secret.
 	SecretValues map[string]string
-	// InjectValues holds the keys of Spec.Inject, by variable: they go
-	// into the namespace's key table only (keytable.go).
-	InjectValues map[string]string
 	// ServerDryRun sends every object with dryRun=All: admission runs, nothing is stored.
 	ServerDryRun    bool
 	CreateNamespace bool
@@ -136,7 +135,7 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	if err != nil {
 		return created, err
 	}
-	entry, err := spec.newKeyEntry(o.InjectValues)
+	entry, err := spec.newKeyEntry(o.SecretValues)
 	if err != nil {
 		return created, err
 	}

@@ -96,7 +96,7 @@ func TestCreateWritesKeyEntry(t *testing.T) {
 	ctx := context.Background()
 	cs := fakeCluster()
 	s := injectSpec(t)
-	created, err := Create(ctx, cs, &s, CreateOptions{InjectValues: map[string]string{"ANTHROPIC_API_KEY": secretKey}})
+	created, err := Create(ctx, cs, &s, CreateOptions{SecretValues: map[string]string{"ANTHROPIC_API_KEY": secretKey}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestCreateFailureRemovesKeyEntry(t *testing.T) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "networkpolicies"}, "x", errors.New("no"))
 	})
 	s := injectSpec(t)
-	if _, err := Create(ctx, cs, &s, CreateOptions{InjectValues: map[string]string{"ANTHROPIC_API_KEY": secretKey}}); err == nil {
+	if _, err := Create(ctx, cs, &s, CreateOptions{SecretValues: map[string]string{"ANTHROPIC_API_KEY": secretKey}}); err == nil {
 		t.Fatal("created")
 	}
 	table, _ := cs.CoreV1().Secrets("agents").Get(ctx, keys.SecretName, metav1.GetOptions{})

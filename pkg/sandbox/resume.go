@@ -91,7 +91,7 @@ func Resume(ctx context.Context, cs kubernetes.Interface, namespace, name string
 		o.Resuming(r.Since, r.Why)
 	}
 	created, err := Create(ctx, cs, spec, CreateOptions{Wait: o.Wait, Timeout: o.Timeout, Progress: o.Progress, Prepare: o.Prepare, resume: pvc,
-		InjectValues: lookupKeys(spec.Inject, o.LookupKey)})
+		SecretValues: lookupKeys(spec.Inject, o.LookupKey)})
 	var taken *AlreadyExistsError
 	if errors.As(err, &taken) {
 		// Another resume made the Pod first: it is that one's to start.
