@@ -63,6 +63,10 @@ var Permissions = []Permission{
 	{Verb: "get", Resource: "secrets", Why: "create: tell a previous sandbox's stale Secret from someone else's"},
 	{Verb: "list", Resource: "secrets", Why: "gc: Secrets whose sandbox is gone (a list cannot be narrowed to the plugin's by RBAC: it reads the namespace's Secrets)"},
 	{Verb: "delete", Resource: "secrets", Why: "create: replace a stale Secret; undo a create that failed; gc"},
+	{Verb: "patch", Resource: "secrets", ResourceNames: []string{KeyTableName},
+		Why: "create and run with injected model keys (--allow-host with --agent, --inject): write the sandbox's entry in the egress proxy's key table; delete, gc: remove it"},
+	{Verb: "get", Resource: "configmaps", ResourceNames: []string{UsageConfigMapName},
+		Why: "usage, list -o wide: what each sandbox spent through the egress proxy, as the proxy publishes it"},
 	{Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: the sandbox's fence"},
 	{Verb: "get", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: tell a previous sandbox's stale NetworkPolicy from someone else's; create --allow-host, egress status: the egress proxy's fence"},
 	{Verb: "list", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create and doctor: find other NetworkPolicies that widen the fence; gc"},
@@ -134,6 +138,13 @@ var EgressAdmin = []Permission{
 	{Verb: "delete", Group: "networking.k8s.io", Resource: "networkpolicies", ResourceNames: []string{EgressProxyPolicyName}, Why: "egress uninstall (last, once the proxy's Pods are gone); a failed install undone"},
 	{Verb: "list", Resource: "pods", Why: "egress uninstall: sandboxes still using the proxy; wait until the proxy's Pods are gone"},
 }
+
+// KeyTableName and UsageConfigMapName are the egress proxy's key table (a
+// Secret) and usage record (keys.SecretName, keys.UsageConfigMapName).
+const (
+	KeyTableName       = "agentkernel-egress-keys"
+	UsageConfigMapName = "agentkernel-egress-usage"
+)
 
 // EgressProxyName is the name of the egress proxy's Service and Deployment
 // (fence.ProxyName; this package imports no domain code).
