@@ -101,7 +101,10 @@ func TestInjectedKeysConcurrentCreates(t *testing.T) {
 	}
 	// What kubectl shows of a Pod holds no key either.
 	out, err := exec.Command("kubectl", "--kubeconfig", env.kubeconfig, "get", "pods", "-n", ns, "-o", "yaml").CombinedOutput()
-	if err == nil && containsKey(out, e2eKey) {
+	if err != nil {
+		t.Fatalf("kubectl get: %v\n%s", err, out)
+	}
+	if containsKey(out, e2eKey) {
 		t.Fatal("kubectl get pod -o yaml shows the key")
 	}
 

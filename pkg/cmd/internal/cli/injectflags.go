@@ -43,6 +43,9 @@ func ParseInject(s string) (keys.Injection, error) {
 		return keys.Injection{}, fmt.Errorf("--inject %q: want NAME=HOST[:HEADER], e.g. OPENAI_API_KEY=api.openai.com", s)
 	}
 	host, header, _ := strings.Cut(rest, ":")
+	if header != "" && strings.Trim(header, "0123456789") == "" {
+		return keys.Injection{}, fmt.Errorf("--inject %q: %s is a port, not a header: the proxy reaches HOST on port 443 over TLS, always; HEADER is %s", s, header, InjectHeaderForms)
+	}
 	in := keys.Injection{Variable: name, Host: strings.ToLower(host), BaseURLVariables: []string{BaseURLVariable(name)}}
 	switch strings.ToLower(header) {
 	case "", "authorization-bearer":
