@@ -61,7 +61,7 @@ func NewCmdUsage(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.C
 			if len(args) == 1 {
 				o.Name = args[0]
 			}
-			return o.Clients.Complete(f)
+			return o.Complete(f)
 		}),
 	}
 	o.PrintFlags.AddFlags(cmd)

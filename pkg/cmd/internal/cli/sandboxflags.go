@@ -100,7 +100,7 @@ func (f *SandboxFlags) AddFlags(cmd *cobra.Command) {
 	fl.DurationVar(&f.IdleTimeout, "idle-timeout", f.IdleTimeout, "Stop the sandbox once nothing but its PID 1 has run in it for this long, freeing its node (e.g. 30m; 0: never)")
 	fl.BoolVar(&f.AcceptAdmissionChanges, "accept-admission-changes", f.AcceptAdmissionChanges, "Keep the sandbox even if the cluster's admission (a mutating webhook or policy) changed its Pod in ways that weaken its hardening; the changes are printed as warnings")
 	fl.StringArrayVar(&f.AllowHosts, "allow-host", f.AllowHosts, "Host the sandbox may reach over HTTP(S), through the namespace's egress proxy: HOST[:PORT] (port 443 if none), *.example.com for its subdomains, or an IP or CIDR (repeatable); nothing else is reachable")
-	f.InjectFlags.addFlags(cmd)
+	f.addFlags(cmd)
 }
 
 // Complete notes which flags were given. cmd is the command the flags
@@ -116,7 +116,7 @@ func (f *SandboxFlags) Complete(cmd *cobra.Command) error {
 		}
 	}
 	f.injections, f.Notices = nil, nil
-	if err := f.InjectFlags.complete(&f.AllowHosts, f.NoCredentials); err != nil {
+	if err := f.complete(&f.AllowHosts, f.NoCredentials); err != nil {
 		return err
 	}
 	return f.applyAgent(cmd)
