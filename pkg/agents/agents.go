@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -141,6 +142,11 @@ func (c Credentials) Resolve(agent string, lookup func(string) (string, bool), g
 		}
 	}
 	return names, nil
+}
+
+// All names every credential, in the preset's order.
+func (c Credentials) All() []string {
+	return slices.Concat(c.Required, c.AnyOf, c.Optional)
 }
 
 // InImage reports whether the preset's image is meant to contain the agent

@@ -179,7 +179,7 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		}
 	}
 
-	if len(spec.Inject) > 0 && !o.ServerDryRun {
+	if len(entry.Credentials) > 0 && !o.ServerDryRun {
 		// The Pod is gated: it cannot run, and no one can use the entry,
 		// before the entry is written and the gate lifted. Written only
 		// now that the Pod name is this call's, it never replaces the

@@ -104,9 +104,15 @@ func (s *Spec) KeyEntry(values map[string]string) keys.Entry {
 // every key is given (a resumed sandbox's come from the caller's
 // environment again).
 func (s *Spec) newKeyEntry(values map[string]string) (keys.Entry, error) {
-	if len(s.Inject) == 0 {
-		return keys.Entry{}, nil
+	if len(s.Inject) == 0 || s.Shape != nil {
+		return keys.Entry{}, nil // a pool's warm member holds no keys: its claim brings them
 	}
+	return s.NewKeyEntry(values)
+}
+
+// NewKeyEntry gives the spec a fresh grant and returns its entry: what a
+// claim of a warm member writes for it (pkg/pool).
+func (s *Spec) NewKeyEntry(values map[string]string) (keys.Entry, error) {
 	for _, in := range s.Inject {
 		if values[in.Variable] == "" {
 			return keys.Entry{}, fmt.Errorf("%s is not in your environment: export it first (the namespace's egress proxy adds it to the sandbox's requests to %s; it never enters the sandbox)", in.Variable, in.Host)
@@ -127,4 +133,9 @@ func lookupKeys(inject []keys.Injection, lookup func(string) (string, bool)) map
 		}
 	}
 	return values
+}
+
+// Injects reports whether variable is one of the spec's injected keys.
+func (s *Spec) Injects(variable string) bool {
+	return slices.ContainsFunc(s.Inject, func(in keys.Injection) bool { return in.Variable == variable })
 }

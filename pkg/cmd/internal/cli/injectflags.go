@@ -72,10 +72,7 @@ func BaseURLVariable(name string) string {
 }
 
 // complete parses --inject; their hosts join --allow-host.
-func (f *InjectFlags) complete(allowHosts *[]string, noCredentials bool) error {
-	if len(f.Inject) > 0 && noCredentials {
-		return fmt.Errorf("--inject: a pool's members hold no keys; a claim's keys go through the Secret for now (--secret-env)")
-	}
+func (f *InjectFlags) complete(allowHosts *[]string) error {
 	if len(f.Inject) > 0 && !f.InjectKeys {
 		return fmt.Errorf("--inject needs the egress proxy to add keys: drop --inject-keys=false")
 	}

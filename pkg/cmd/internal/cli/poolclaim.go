@@ -78,7 +78,7 @@ func ClaimMatch(cmd *cobra.Command) ([]string, error) {
 
 // claimNeutral are sandbox flags that shape nothing themselves:
 // --agents-file only says where --agent's preset is read from;
-// --inject-keys a claim takes for granted (its keys go through the Secret).
+// --inject-keys: the pool decides which keys its members have injected.
 var claimNeutral = []string{"agents-file", "inject-keys"}
 
 // Acquire claims the sandbox spec from the pool, or creates it cold; the

@@ -116,7 +116,7 @@ func (f *SandboxFlags) Complete(cmd *cobra.Command) error {
 		}
 	}
 	f.injections, f.Notices = nil, nil
-	if err := f.complete(&f.AllowHosts, f.NoCredentials); err != nil {
+	if err := f.complete(&f.AllowHosts); err != nil {
 		return err
 	}
 	return f.applyAgent(cmd)
@@ -203,6 +203,9 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 	}
 	s.Inject = slices.Clone(f.injections)
 	for _, in := range s.Inject {
+		if f.NoCredentials {
+			break // a pool's members: the claims bring the keys
+		}
 		v, ok := f.LookupEnv(in.Variable)
 		if !ok || v == "" {
 			return s, nil, fmt.Errorf("--inject %s: no such variable in your environment; export it first (the namespace's egress proxy adds its value to the sandbox's requests to %s; it never enters the sandbox)", in.Variable, in.Host)
@@ -308,6 +311,15 @@ func (f *SandboxFlags) applyAgent(cmd *cobra.Command) error {
 
 	f.Preset = p
 	if f.NoCredentials {
+		// A pool's members hold no keys, but are made with the
+		// placeholders and base URLs of those its claims bring.
+		if _, err := f.fromPreset(p, p.Credentials.All(), len(f.AllowHosts) > 0); err != nil {
+			return err
+		}
+		for _, in := range f.injections {
+			f.AllowHosts = append(f.AllowHosts, in.Host)
+		}
+		f.Notices = nil // nothing is passed: nothing is left out
 		return nil
 	}
 	names, err := p.Credentials.Resolve(p.Name, f.LookupEnv, func(n string) bool { return plain[n] || secret[n] })
