@@ -151,7 +151,7 @@ func (c *Config) Objects() *Objects {
 		Role: &rbacv1.Role{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			ObjectMeta: c.meta(fence.ProxyName),
-			Rules: ProxyRules(),
+			Rules:      ProxyRules(),
 		},
 		RoleBinding: &rbacv1.RoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
