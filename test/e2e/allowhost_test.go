@@ -564,7 +564,7 @@ func TestEgressPoolAllowHostGrantsItsMembers(t *testing.T) {
 		t.Fatalf("proxy objects: %s", got)
 	}
 	role, err := env.cs.RbacV1().Roles(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})
-	if err != nil || len(role.Rules) != 1 || strings.Join(role.Rules[0].Resources, ",") != "pods,podtemplates" {
+	if err != nil || len(role.Rules) != 3 || strings.Join(role.Rules[0].Resources, ",") != "pods,podtemplates" {
 		t.Fatalf("the proxy's Role: %+v, %v", role, err)
 	}
 	svc, err := env.cs.CoreV1().Services(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})
