@@ -2,6 +2,7 @@ package egress
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -108,6 +109,48 @@ func TestRouteRefusals(t *testing.T) {
 				t.Fatalf("want one deny line, got %v", lines)
 			}
 		})
+	}
+}
+
+// A key route never switches protocols: the limits and the counts would
+// not see what follows.
+func TestRouteDoesNotUpgrade(t *testing.T) {
+	h := newInjectHarness(t, nil, nil)
+	c := h.dialFrom(t, clientA)
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: proxy\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", messages)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d", resp.StatusCode)
+	}
+	got := h.api.got()
+	if len(got) != 1 || got[0].header.Get("Upgrade") != "" || got[0].header.Get("Connection") != "close" {
+		t.Fatalf("the API got %v", got)
+	}
+}
+
+// An answer the API compresses (SDKs ask for gzip) is still counted.
+func TestRouteCountsACompressedAnswer(t *testing.T) {
+	h := newInjectHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		const body = `{"type":"message","usage":{"input_tokens":3,"output_tokens":4}}`
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			_, _ = io.WriteString(w, body)
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		_, _ = io.WriteString(zw, body)
+		_ = zw.Close()
+	}, nil)
+	resp, body := h.route(t, clientA, "POST", messages, http.Header{"Accept-Encoding": {"gzip, deflate"}}, "{}")
+	if resp.StatusCode != 200 || !strings.Contains(body, "input_tokens") {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	if u, _ := h.proxy.Usage("agentkernel-a"); u.Hosts["api.example.com"].InputTokens != 3 || u.Hosts["api.example.com"].OutputTokens != 4 {
+		t.Fatalf("usage %+v", u)
 	}
 }
 

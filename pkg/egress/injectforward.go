@@ -75,6 +75,13 @@ func (p *Proxy) forwardRoute(w *countingWriter, r *http.Request, conn net.Conn, 
 			}
 			pr.Out.Header.Del(cred.Header)
 			pr.Out.Header.Del("Proxy-Connection")
+			// No protocol switch: what would follow is no HTTP the
+			// limits and the counts could read.
+			pr.Out.Header.Del("Connection")
+			pr.Out.Header.Del("Upgrade")
+			// The transport asks for gzip itself and unpacks it, so the
+			// token counts can be read; the sandbox gets the answer plain.
+			pr.Out.Header.Del("Accept-Encoding")
 			pr.Out.Header.Set(cred.Header, cred.Value())
 			if body != nil {
 				pr.Out.Body = body
