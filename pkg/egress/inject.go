@@ -23,24 +23,20 @@ import (
 // the host and paths its Injection names, only for the Pod whose grant
 // the table's row carries.
 
-// routeDefaults.
+// The key routes' body limits when the Proxy sets none.
 const (
 	defaultMaxRequestBody  = 32 << 20
 	defaultMaxResponseBody = 256 << 20
 )
 
-func (p *Proxy) maxRequestBody() int64 {
-	if p.MaxRequestBody > 0 {
-		return p.MaxRequestBody
-	}
-	return defaultMaxRequestBody
-}
+func (p *Proxy) maxRequestBody() int64  { return positiveOr(p.MaxRequestBody, defaultMaxRequestBody) }
+func (p *Proxy) maxResponseBody() int64 { return positiveOr(p.MaxResponseBody, defaultMaxResponseBody) }
 
-func (p *Proxy) maxResponseBody() int64 {
-	if p.MaxResponseBody > 0 {
-		return p.MaxResponseBody
+func positiveOr(v, def int64) int64 {
+	if v > 0 {
+		return v
 	}
-	return defaultMaxResponseBody
+	return def
 }
 
 // serveRoute decides, forwards, and logs one line when the answer is done
@@ -180,19 +176,7 @@ func (p *Proxy) dialAPI(ctx context.Context, d *decision) (net.Conn, error) {
 // that went, its answer's status and the bytes each way. Never a key,
 // never the query.
 func (p *Proxy) recordRoute(d *decision, rw *countingWriter) {
-	attrs := []any{"client", d.client.String(), "method", d.method, "route", true}
-	if d.grant.Pod != "" {
-		attrs = append(attrs, whose(d.grant)...)
-	}
-	if d.target.Name != "" {
-		attrs = append(attrs, "target", d.target.String())
-	}
-	if d.addr.IsValid() {
-		attrs = append(attrs, "addr", d.addr.String())
-	}
-	if len(d.dropped) > 0 {
-		attrs = append(attrs, "refused_addrs", d.dropped)
-	}
+	attrs := append(d.attrs(""), "route", true)
 	if d.status != 0 {
 		attrs = append(attrs, "status", d.status, "reason", d.reason)
 		p.logger().Info("deny", attrs...)

@@ -27,23 +27,9 @@ var errResponseTooLarge = errors.New("the response is over the proxy's limit")
 // client's context: a client that goes away ends it.
 func (p *Proxy) forwardRoute(w *countingWriter, r *http.Request, conn net.Conn, cred keys.Credential, rest string, d *decision) {
 	defer func() { _ = conn.Close() }() // the transport's, once it took it; ours if it never did
-	var used sync.Once
-	transport := &http.Transport{
-		Proxy: nil,
-		DialTLSContext: func(context.Context, string, string) (net.Conn, error) {
-			var c net.Conn
-			used.Do(func() { c = conn })
-			if c == nil {
-				return nil, errors.New("one connection per request")
-			}
-			return c, nil
-		},
-		DisableKeepAlives: true,
-		// A model may think for minutes before it answers a request that
-		// does not stream.
-		ResponseHeaderTimeout:  10 * time.Minute,
-		MaxResponseHeaderBytes: 64 << 10,
-	}
+	// A model may think for minutes before it answers a request that
+	// does not stream.
+	transport := oneConnTransport(conn, true, 10*time.Minute)
 	defer transport.CloseIdleConnections()
 	host, pod := d.target.Name, d.grant.Pod
 	_, book := p.routeState()

@@ -184,13 +184,26 @@ func (d *decision) deny(status int, format string, args ...any) *decision {
 }
 
 func (p *Proxy) record(d *decision, raw string) {
+	attrs := d.attrs(raw)
+	if d.status != 0 {
+		attrs = append(attrs, "status", d.status, "reason", d.reason)
+		p.logger().Info("deny", attrs...)
+		return
+	}
+	p.logger().Info("allow", attrs...)
+}
+
+// attrs are what a decision's log line says of it, but its outcome; raw
+// is the target as the client wrote it, when it was not one.
+func (d *decision) attrs(raw string) []any {
 	attrs := []any{"client", d.client.String(), "method", d.method}
 	if d.grant.Pod != "" {
 		attrs = append(attrs, whose(d.grant)...)
 	}
-	if d.target.Port != 0 {
+	switch {
+	case d.target.Port != 0:
 		attrs = append(attrs, "target", d.target.String())
-	} else {
+	case raw != "":
 		attrs = append(attrs, "target_raw", untrusted.Truncate(raw, 256))
 	}
 	if d.rule.Port != 0 {
@@ -202,12 +215,7 @@ func (p *Proxy) record(d *decision, raw string) {
 	if len(d.dropped) > 0 {
 		attrs = append(attrs, "refused_addrs", d.dropped)
 	}
-	if d.status != 0 {
-		attrs = append(attrs, "status", d.status, "reason", d.reason)
-		p.logger().Info("deny", attrs...)
-		return
-	}
-	p.logger().Info("allow", attrs...)
+	return attrs
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
