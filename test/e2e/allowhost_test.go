@@ -396,10 +396,13 @@ type proxyProcess struct {
 	raw   bytes.Buffer
 }
 
-func startProxy(t *testing.T, ns string) *proxyProcess {
+// startProxy runs it with the test's credentials, or with extra flags
+// (--as the proxy's ServiceAccount).
+func startProxy(t *testing.T, ns string, extra ...string) *proxyProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, env.binary, "--kubeconfig", env.kubeconfig, "-n", ns, "egress-proxy", "--listen", "127.0.0.1:0")
+	args := append([]string{"--kubeconfig", env.kubeconfig, "-n", ns}, extra...)
+	cmd := exec.CommandContext(ctx, env.binary, append(args, "egress-proxy", "--listen", "127.0.0.1:0")...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"testing"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -61,6 +62,22 @@ func TestEgressInstallMakesTheKeyTableOnlyTheProxyReads(t *testing.T) {
 		if r.Status.Allowed != tc.want {
 			t.Errorf("the proxy may %s %s %q: %v, want %v (%s)", tc.verb, tc.resource, tc.name, r.Status.Allowed, tc.want, r.Status.Reason)
 		}
+	}
+
+	// The proxy itself, as its ServiceAccount: it reads the key table
+	// (it listens only once that watch has synced) and removes the usage
+	// of a Pod that is gone.
+	cm.Data = map[string]string{"agentkernel-gone": `{"hosts":{}}`}
+	if _, err := env.cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, ns, "--as", sa)
+	eventually(t, time.Minute, "the proxy to remove the usage of a Pod that is gone", func() bool {
+		cm, err := env.cs.CoreV1().ConfigMaps(ns).Get(ctx, keys.UsageConfigMapName, metav1.GetOptions{})
+		return err == nil && len(cm.Data) == 0
+	})
+	if l := p.find("usage", nil); l != nil {
+		t.Errorf("the proxy could not publish usage: %v", l)
 	}
 
 	mustPlugin(t, "", "egress", "uninstall", "-n", ns)
