@@ -1,7 +1,10 @@
 // Package egress is the namespace's egress proxy: the HTTP(S) proxy that
 // lets a sandbox made with --allow-host reach exactly the hosts it was
-// granted (proxy.go), the grant table it keeps by watching the namespace's
-// Pods (this file), and the objects that run it (install.go).
+// granted (proxy.go), the key routes that send a sandbox's model-API
+// requests on with a key the sandbox never sees (route.go, inject.go,
+// keytable.go) and count what each spent (usage*.go), the grant table it
+// keeps by watching the namespace's Pods (this file), and the objects that
+// run it (install.go).
 package egress
 
 import (
