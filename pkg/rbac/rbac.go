@@ -133,7 +133,21 @@ var EgressAdmin = []Permission{
 	{Verb: "patch", Group: "networking.k8s.io", Resource: "networkpolicies", ResourceNames: []string{EgressProxyPolicyName}, Why: "egress install: update it"},
 	{Verb: "delete", Group: "networking.k8s.io", Resource: "networkpolicies", ResourceNames: []string{EgressProxyPolicyName}, Why: "egress uninstall (last, once the proxy's Pods are gone); a failed install undone"},
 	{Verb: "list", Resource: "pods", Why: "egress uninstall: sandboxes still using the proxy; wait until the proxy's Pods are gone"},
+	{Verb: "watch", Resource: "secrets", ResourceNames: []string{EgressKeyTableName}, Why: "egress install: the proxy's Role lets it watch the model-key table, that Secret alone (a Role grants only what its maker holds; create, get and delete secrets come with the plugin's Role)"},
+	{Verb: "create", Resource: "configmaps", Why: "egress install: the ConfigMap the proxy publishes each sandbox's model-API usage to"},
+	{Verb: "get", Resource: "configmaps", ResourceNames: []string{EgressUsageName}, Why: "egress install and uninstall: is it there, and ours; the proxy's Role lets it read it"},
+	{Verb: "update", Resource: "configmaps", ResourceNames: []string{EgressUsageName}, Why: "egress install: the proxy's Role lets it update it (a Role grants only what its maker holds)"},
+	{Verb: "patch", Resource: "configmaps", ResourceNames: []string{EgressUsageName}, Why: "egress install: the proxy's Role lets it patch it (a Role grants only what its maker holds)"},
+	{Verb: "delete", Resource: "configmaps", ResourceNames: []string{EgressUsageName}, Why: "egress uninstall; a failed install undone"},
 }
+
+// EgressKeyTableName is the namespace's model-key table, the one Secret
+// the egress proxy may read (keys.SecretName); EgressUsageName the
+// ConfigMap it publishes usage to (keys.UsageConfigMapName).
+const (
+	EgressKeyTableName = "agentkernel-egress-keys"
+	EgressUsageName    = "agentkernel-egress-usage"
+)
 
 // EgressProxyName is the name of the egress proxy's Service and Deployment
 // (fence.ProxyName; this package imports no domain code).
