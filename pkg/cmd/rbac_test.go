@@ -133,8 +133,8 @@ func TestRBACBadInput(t *testing.T) {
 // rbac names the egress proxy's objects without importing the domain: the
 // names must stay the proxy's.
 func TestRBACNamesTheEgressProxysObjects(t *testing.T) {
-	if rbac.KeyTableName != keys.SecretName || rbac.UsageConfigMapName != keys.UsageConfigMapName {
-		t.Fatalf("rbac names %q and %q, the key table is %q and usage %q", rbac.KeyTableName, rbac.UsageConfigMapName, keys.SecretName, keys.UsageConfigMapName)
+	if rbac.EgressKeyTableName != keys.SecretName || rbac.EgressUsageName != keys.UsageConfigMapName {
+		t.Fatalf("rbac names %q and %q, the key table is %q and usage %q", rbac.EgressKeyTableName, rbac.EgressUsageName, keys.SecretName, keys.UsageConfigMapName)
 	}
 	if rbac.EgressProxyName != fence.ProxyName || rbac.EgressProxyPolicyName != fence.ProxyPolicyName {
 		t.Fatalf("rbac names %q and %q, the proxy is %q with policy %q", rbac.EgressProxyName, rbac.EgressProxyPolicyName, fence.ProxyName, fence.ProxyPolicyName)

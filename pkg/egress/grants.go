@@ -1,7 +1,10 @@
 // Package egress is the namespace's egress proxy: the HTTP(S) proxy that
 // lets a sandbox made with --allow-host reach exactly the hosts it was
-// granted (proxy.go), the grant table it keeps by watching the namespace's
-// Pods (this file), and the objects that run it (install.go).
+// granted (proxy.go), the key routes that send a sandbox's model-API
+// requests on with a key the sandbox never sees (route.go, inject.go,
+// keytable.go) and count what each spent (usage*.go), the grant table it
+// keeps by watching the namespace's Pods (this file), and the objects that
+// run it (install.go).
 package egress
 
 import (
@@ -19,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/hosts"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
@@ -32,6 +36,9 @@ type Grant struct {
 	Pool    string
 	Pod     string
 	Rules   []hosts.Rule
+	// KeyGrant is the Pod's keys.GrantAnnotation: the key table's entry
+	// for Pod is used only if its grant is this one. "" for none.
+	KeyGrant string
 }
 
 // Grants tells the proxy which sandbox a client address belongs to. A
@@ -48,6 +55,7 @@ type PodGrants struct {
 	// templates are the namespace's PodTemplates: a pool's definition says
 	// what its unclaimed members may reach (pool.WarmAllowHosts).
 	templates cache.SharedIndexInformer
+	namespace string
 	log       *slog.Logger
 }
 
@@ -59,7 +67,7 @@ func NewPodGrants(cs kubernetes.Interface, namespace string, log *slog.Logger) *
 	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(namespace))
 	inf := factory.Core().V1().Pods().Informer()
 	tmpl := factory.Core().V1().PodTemplates().Informer()
-	g := &PodGrants{informer: inf, templates: tmpl, log: log}
+	g := &PodGrants{informer: inf, templates: tmpl, namespace: namespace, log: log}
 	// Errors only if the informer already started: it has not.
 	_ = tmpl.SetTransform(slimTemplate)
 	_ = inf.SetTransform(slimPod)
@@ -123,6 +131,13 @@ func (g *PodGrants) Lookup(ip netip.Addr) (Grant, error) {
 	return lookup(pods, ip, g.template)
 }
 
+// Exists reports whether the namespace has a Pod of that name (as last
+// seen): what the proxy counted for a Pod that is gone is forgotten.
+func (g *PodGrants) Exists(pod string) bool {
+	_, ok, err := g.informer.GetIndexer().GetByKey(g.namespace + "/" + pod)
+	return err == nil && ok
+}
+
 // templateOf finds a pool's PodTemplate in a namespace, or nil.
 type templateOf func(namespace, pool string) *corev1.PodTemplate
 
@@ -180,7 +195,7 @@ func grantOf(p *corev1.Pod, templates templateOf) (Grant, error) {
 	if len(rules) == 0 {
 		return Grant{}, fmt.Errorf("sandbox %s was granted no hosts (create it with --allow-host)", name)
 	}
-	return Grant{Sandbox: name, Pod: p.Name, Rules: rules}, nil
+	return Grant{Sandbox: name, Pod: p.Name, Rules: rules, KeyGrant: p.Annotations[keys.GrantAnnotation]}, nil
 }
 
 // warmGrantOf: a warm member nobody has claimed yet is nobody's sandbox,
@@ -210,7 +225,7 @@ func warmGrantOf(p *corev1.Pod, templates templateOf) (Grant, error) {
 		}
 		rules = append(rules, r)
 	}
-	return Grant{Pool: poolName, Pod: p.Name, Rules: rules}, nil
+	return Grant{Pool: poolName, Pod: p.Name, Rules: rules, KeyGrant: p.Annotations[keys.GrantAnnotation]}, nil
 }
 
 func podIPKeys(obj any) ([]string, error) {
@@ -251,7 +266,7 @@ func slimPod(obj any) (any, error) {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
-			Labels: p.Labels, Annotations: keep(p.Annotations, fence.AnnotationAllowHosts),
+			Labels: p.Labels, Annotations: keep(p.Annotations, fence.AnnotationAllowHosts, keys.GrantAnnotation),
 			OwnerReferences: p.OwnerReferences, DeletionTimestamp: p.DeletionTimestamp,
 		},
 		Spec:   corev1.PodSpec{HostNetwork: p.Spec.HostNetwork},
@@ -259,12 +274,17 @@ func slimPod(obj any) (any, error) {
 	}, nil
 }
 
-func keep(m map[string]string, key string) map[string]string {
-	v, ok := m[key]
-	if !ok {
-		return nil
+func keep(m map[string]string, names ...string) map[string]string {
+	var kept map[string]string
+	for _, k := range names {
+		if v, ok := m[k]; ok {
+			if kept == nil {
+				kept = map[string]string{}
+			}
+			kept[k] = v
+		}
 	}
-	return map[string]string{key: v}
+	return kept
 }
 
 // changed logs what a Pod event did to the grant table: one JSON line
@@ -316,7 +336,7 @@ func (g *PodGrants) logChange(oldObj, newObj any, oldTemplates, newTemplates tem
 	ips, _ := podIPKeys(pod)
 	switch {
 	case afterErr == nil && (beforeErr != nil || !sameGrant(before, after)):
-		g.log.Info("grant", append(whose(after), "ips", ips, "hosts", ruleStrings(after.Rules))...)
+		g.log.Info("grant", append(whose(after), "ips", ips, "hosts", ruleStrings(after.Rules), "keys", after.KeyGrant != "")...)
 	case beforeErr == nil && afterErr != nil:
 		g.log.Info("revoke", append(whose(before), "ips", ips, "reason", afterErr.Error())...)
 	case afterErr != nil && newObj != nil && carriesGrants(pod) && !errors.Is(afterErr, errNoAddress) &&
@@ -362,7 +382,7 @@ func carriesGrants(p *corev1.Pod) bool {
 }
 
 func sameGrant(a, b Grant) bool {
-	return a.Sandbox == b.Sandbox && a.Pool == b.Pool && a.Pod == b.Pod && slices.Equal(a.Rules, b.Rules)
+	return a.Sandbox == b.Sandbox && a.Pool == b.Pool && a.Pod == b.Pod && slices.Equal(a.Rules, b.Rules) && a.KeyGrant == b.KeyGrant
 }
 
 // whose names a grant's holder in a log line: its sandbox, or the pool of

@@ -131,11 +131,18 @@ func (c *Config) steps(cs kubernetes.Interface, o InstallOptions) []step {
 	ns := c.Namespace
 	np, sa, svc := cs.NetworkingV1().NetworkPolicies(ns), cs.CoreV1().ServiceAccounts(ns), cs.CoreV1().Services(ns)
 	role, rb, dep := cs.RbacV1().Roles(ns), cs.RbacV1().RoleBindings(ns), cs.AppsV1().Deployments(ns)
+	sec, cm := cs.CoreV1().Secrets(ns), cs.CoreV1().ConfigMaps(ns)
+	// The key table's and the usage's data are the plugin's and the
+	// proxy's: an install makes them empty if missing, never applies
+	// over them.
+	made := InstallOptions{ServerDryRun: o.ServerDryRun}
 	return []step{
 		newStep(client[*networkingv1.NetworkPolicy]{"NetworkPolicy", np.Get, np.Create, np.Patch, np.Delete}, objs.NetworkPolicy, o),
 		newStep(client[*corev1.ServiceAccount]{"ServiceAccount", sa.Get, sa.Create, sa.Patch, sa.Delete}, objs.ServiceAccount, o),
 		newStep(client[*rbacv1.Role]{"Role", role.Get, role.Create, role.Patch, role.Delete}, objs.Role, o),
 		newStep(client[*rbacv1.RoleBinding]{"RoleBinding", rb.Get, rb.Create, rb.Patch, rb.Delete}, objs.RoleBinding, o),
+		newStep(client[*corev1.Secret]{"Secret", sec.Get, sec.Create, sec.Patch, sec.Delete}, objs.KeyTable, made),
+		newStep(client[*corev1.ConfigMap]{"ConfigMap", cm.Get, cm.Create, cm.Patch, cm.Delete}, objs.Usage, made),
 		newStep(client[*corev1.Service]{"Service", svc.Get, svc.Create, svc.Patch, svc.Delete}, objs.Service, o),
 		newStep(client[*appsv1.Deployment]{"Deployment", dep.Get, dep.Create, dep.Patch, dep.Delete}, objs.Deployment, o),
 	}

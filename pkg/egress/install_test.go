@@ -20,6 +20,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/agentkernel/kubectl-agentkernel/internal/fakecluster"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
@@ -74,11 +75,11 @@ func TestInstallCreatesThePolicyFirstAndIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"create networkpolicies", "create serviceaccounts", "create roles", "create rolebindings", "create services", "create deployments"}
+	want := []string{"create networkpolicies", "create serviceaccounts", "create roles", "create rolebindings", "create secrets", "create configmaps", "create services", "create deployments"}
 	if got := rec.list(); !slices.Equal(got, want) {
 		t.Fatalf("actions %v, want %v", got, want)
 	}
-	if in.Service == nil || len(in.Created) != 6 {
+	if in.Service == nil || len(in.Created) != 8 {
 		t.Fatalf("installed %+v", in)
 	}
 	again, err := Install(context.Background(), cs, testConfig(), InstallOptions{})
@@ -124,7 +125,7 @@ func TestInstallRefusesForeignObjects(t *testing.T) {
 			t.Fatal("the foreign Service was deleted")
 		}
 	}
-	if n := len(rec.list()); n != 8 { // 4 created, 4 removed again
+	if n := len(rec.list()); n != 12 { // 6 created, 6 removed again
 		t.Fatalf("actions: %v", rec.list())
 	}
 }
@@ -133,7 +134,7 @@ func TestEnsure(t *testing.T) {
 	cs, rec := recordingCluster("")
 	var warnings []string
 	in, err := Ensure(context.Background(), cs, ns, EnsureOptions{Image: "img:1", Warn: func(s string) { warnings = append(warnings, s) }})
-	if err != nil || in.Service == nil || in.Service.Name != fence.ProxyName || len(in.Created) != 6 {
+	if err != nil || in.Service == nil || in.Service.Name != fence.ProxyName || len(in.Created) != 8 {
 		t.Fatalf("Ensure: %+v, %v", in, err)
 	}
 	// The fake cluster has no "kubernetes" Service: the policy assumes.
@@ -248,5 +249,67 @@ func TestEnsureCannotRead(t *testing.T) {
 				t.Fatalf("Ensure wrote after a refused read: %v", got)
 			}
 		})
+	}
+}
+
+// The key table and the usage ConfigMap are made empty and ours; an
+// install over them (egress install, which updates the rest) never
+// touches their data, and one of those names that is not ours is refused.
+func TestInstallMakesTheKeyTableAndLeavesItsData(t *testing.T) {
+	ctx := context.Background()
+	cs, _ := recordingCluster("")
+	if _, err := Install(ctx, cs, testConfig(), InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := cs.CoreV1().Secrets(ns).Get(ctx, keys.SecretName, metav1.GetOptions{})
+	if err != nil || len(sec.Data) != 0 || !ours(sec) || len(sec.OwnerReferences) != 0 {
+		t.Fatalf("key table: %+v, %v", sec, err)
+	}
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, keys.UsageConfigMapName, metav1.GetOptions{})
+	if err != nil || len(cm.Data) != 0 || !ours(cm) {
+		t.Fatalf("usage: %+v, %v", cm, err)
+	}
+	sec.Data = map[string][]byte{"agentkernel-a": []byte("row")}
+	if _, err := cs.CoreV1().Secrets(ns).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Install(ctx, cs, testConfig(), InstallOptions{Update: true}); err != nil {
+		t.Fatal(err)
+	}
+	if sec, _ = cs.CoreV1().Secrets(ns).Get(ctx, keys.SecretName, metav1.GetOptions{}); string(sec.Data["agentkernel-a"]) != "row" {
+		t.Fatalf("egress install changed the key table: %v", sec.Data)
+	}
+
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: keys.SecretName, Namespace: ns, UID: "foreign"}}
+	cs, _ = recordingCluster("", foreign)
+	_, err = Install(ctx, cs, testConfig(), InstallOptions{})
+	var notOurs *NotOursError
+	if !errors.As(err, &notOurs) || notOurs.Kind != "Secret" {
+		t.Fatalf("a foreign key table: %v", err)
+	}
+}
+
+// The proxy's Role reads the key table by name and no other Secret, and
+// writes the usage ConfigMap by name.
+func TestProxyRoleNamesItsSecretAndConfigMap(t *testing.T) {
+	for _, r := range testConfig().Objects().Role.Rules {
+		for _, res := range r.Resources {
+			switch res {
+			case "secrets":
+				if !slices.Equal(r.ResourceNames, []string{keys.SecretName}) || !slices.Equal(r.Verbs, []string{"get", "list", "watch"}) {
+					t.Errorf("secrets: %+v", r)
+				}
+			case "configmaps":
+				if !slices.Equal(r.ResourceNames, []string{keys.UsageConfigMapName}) || slices.Contains(r.Verbs, "create") || slices.Contains(r.Verbs, "delete") {
+					t.Errorf("configmaps: %+v", r)
+				}
+			case "pods", "podtemplates":
+				if slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" }) {
+					t.Errorf("pods: %+v", r)
+				}
+			default:
+				t.Errorf("the proxy may %v %s", r.Verbs, res)
+			}
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/hosts"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
@@ -97,13 +98,19 @@ type Objects struct {
 	ServiceAccount *corev1.ServiceAccount
 	Role           *rbacv1.Role
 	RoleBinding    *rbacv1.RoleBinding
-	Service        *corev1.Service
-	Deployment     *appsv1.Deployment
+	// KeyTable is the namespace's model-key table (keys.SecretName),
+	// made empty: the plugin writes a row per sandbox Pod. Usage is where
+	// the proxy publishes what each Pod spent. Both are made if missing
+	// and never changed by an install (their data is not the install's).
+	KeyTable   *corev1.Secret
+	Usage      *corev1.ConfigMap
+	Service    *corev1.Service
+	Deployment *appsv1.Deployment
 }
 
 // List returns the objects in creation order.
 func (o *Objects) List() []runtime.Object {
-	return []runtime.Object{o.NetworkPolicy, o.ServiceAccount, o.Role, o.RoleBinding, o.Service, o.Deployment}
+	return []runtime.Object{o.NetworkPolicy, o.ServiceAccount, o.Role, o.RoleBinding, o.KeyTable, o.Usage, o.Service, o.Deployment}
 }
 
 func (c *Config) meta(name string) metav1.ObjectMeta {
@@ -144,15 +151,22 @@ func (c *Config) Objects() *Objects {
 		Role: &rbacv1.Role{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			ObjectMeta: c.meta(fence.ProxyName),
-			// The grant table: which Pod has which address, and its
-			// grants; a pool's definition, for its unclaimed members'.
-			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods", "podtemplates"}, Verbs: []string{"get", "list", "watch"}}},
+			Rules:      ProxyRules(),
 		},
 		RoleBinding: &rbacv1.RoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
 			ObjectMeta: c.meta(fence.ProxyName),
 			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: fence.ProxyName},
 			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: fence.ProxyName, Namespace: c.Namespace}},
+		},
+		KeyTable: &corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: c.meta(keys.SecretName),
+			Type:       corev1.SecretTypeOpaque,
+		},
+		Usage: &corev1.ConfigMap{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			ObjectMeta: c.meta(keys.UsageConfigMapName),
 		},
 		Service: &corev1.Service{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
@@ -212,6 +226,18 @@ func (c *Config) Objects() *Objects {
 				},
 			},
 		},
+	}
+}
+
+// ProxyRules are what the proxy's Role grants its ServiceAccount: the
+// grant table (which Pod has which address, and its grants; a pool's
+// definition, for its unclaimed members'), the key table — one Secret by
+// name, and no other Secret — and the usage ConfigMap it publishes to.
+func ProxyRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods", "podtemplates"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{keys.SecretName}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{keys.UsageConfigMapName}, Verbs: []string{"get", "update", "patch"}},
 	}
 }
 

@@ -2,6 +2,7 @@ package egress
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,8 +64,51 @@ type Proxy struct {
 	// proxy's buffers for ever.
 	StallTimeout time.Duration
 
-	once   sync.Once
-	limits *connLimits
+	// Keys is the model-key table the key routes read (route.go,
+	// inject.go); nil: they refuse every request.
+	Keys KeyTable
+	// Self are the proxy's own addresses as sandboxes reach it ("ip:port"
+	// of its Service), beyond a connection's local address: an
+	// absolute-form request for one of them is for the proxy's routes.
+	Self []string
+	// UpstreamRootCAs verify the model APIs' certificates; nil: the
+	// system's roots. Tests give their own.
+	UpstreamRootCAs *x509.CertPool
+	// MaxRequestBody and MaxResponseBody bound one key route request's
+	// bodies (32 MiB and 256 MiB when 0); RequestsPerMinute bounds the key
+	// route requests of one sandbox Pod (600 when 0, a minute's worth at
+	// once).
+	MaxRequestBody    int64
+	MaxResponseBody   int64
+	RequestsPerMinute int
+	// Now is the clock of the rate limits; time.Now when nil.
+	Now func() time.Time
+
+	once      sync.Once
+	limits    *connLimits
+	routeOnce sync.Once
+	rates     *podRates
+	book      *usageBook
+}
+
+// routeState makes what the key routes keep per Pod, once.
+func (p *Proxy) routeState() (*podRates, *usageBook) {
+	p.routeOnce.Do(func() {
+		perMinute := p.RequestsPerMinute
+		if perMinute <= 0 {
+			perMinute = 600
+		}
+		p.rates = newPodRates(perMinute)
+		p.book = newUsageBook()
+	})
+	return p.rates, p.book
+}
+
+func (p *Proxy) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
 }
 
 func (p *Proxy) connLimits() *connLimits {
@@ -128,6 +172,10 @@ type decision struct {
 	dropped []string       // resolved addresses refused, with why
 	status  int            // 0 while allowed
 	reason  string
+	// A key route's request: the body bytes sent, and why its answer
+	// was cut short, if it was.
+	sent int64
+	cut  string
 }
 
 func (d *decision) deny(status int, format string, args ...any) *decision {
@@ -136,13 +184,26 @@ func (d *decision) deny(status int, format string, args ...any) *decision {
 }
 
 func (p *Proxy) record(d *decision, raw string) {
+	attrs := d.attrs(raw)
+	if d.status != 0 {
+		attrs = append(attrs, "status", d.status, "reason", d.reason)
+		p.logger().Info("deny", attrs...)
+		return
+	}
+	p.logger().Info("allow", attrs...)
+}
+
+// attrs are what a decision's log line says of it, but its outcome; raw
+// is the target as the client wrote it, when it was not one.
+func (d *decision) attrs(raw string) []any {
 	attrs := []any{"client", d.client.String(), "method", d.method}
 	if d.grant.Pod != "" {
 		attrs = append(attrs, whose(d.grant)...)
 	}
-	if d.target.Port != 0 {
+	switch {
+	case d.target.Port != 0:
 		attrs = append(attrs, "target", d.target.String())
-	} else {
+	case raw != "":
 		attrs = append(attrs, "target_raw", untrusted.Truncate(raw, 256))
 	}
 	if d.rule.Port != 0 {
@@ -154,12 +215,7 @@ func (p *Proxy) record(d *decision, raw string) {
 	if len(d.dropped) > 0 {
 		attrs = append(attrs, "refused_addrs", d.dropped)
 	}
-	if d.status != 0 {
-		attrs = append(attrs, "status", d.status, "reason", d.reason)
-		p.logger().Info("deny", attrs...)
-		return
-	}
-	p.logger().Info("allow", attrs...)
+	return attrs
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -170,6 +226,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if p.isRoute(r) {
+		p.serveRoute(w, r)
+		return
+	}
 	d := &decision{method: r.Method}
 	// Only the authority is ever logged: a path or query may hold a token.
 	raw := r.Host

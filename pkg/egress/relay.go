@@ -149,21 +149,7 @@ func (w *idleWatch) stop() {
 // sandbox's address stays inside the cluster.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, conn net.Conn, target hosts.Target) {
 	defer func() { _ = conn.Close() }() // the transport's, once it took it; ours if it never did
-	var used sync.Once
-	transport := &http.Transport{
-		Proxy: nil,
-		DialContext: func(context.Context, string, string) (net.Conn, error) {
-			var c net.Conn
-			used.Do(func() { c = conn })
-			if c == nil {
-				return nil, errors.New("one connection per request")
-			}
-			return c, nil
-		},
-		DisableKeepAlives:      true,
-		ResponseHeaderTimeout:  2 * time.Minute,
-		MaxResponseHeaderBytes: 64 << 10,
-	}
+	transport := oneConnTransport(conn, false, 2*time.Minute)
 	defer transport.CloseIdleConnections()
 	host := target.Host()
 	if target.Addr.Is6() {
@@ -189,6 +175,32 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, conn net.Conn, t
 		},
 	}
 	rp.ServeHTTP(&stallingWriter{ResponseWriter: w, stall: orDefault(p.StallTimeout, 2*time.Minute)}, r)
+}
+
+// oneConnTransport sends one request over conn, a connection the proxy
+// made to a checked address (a TLS one when isTLS), and dials nothing.
+func oneConnTransport(conn net.Conn, isTLS bool, headerTimeout time.Duration) *http.Transport {
+	var used sync.Once
+	dial := func(context.Context, string, string) (net.Conn, error) {
+		var c net.Conn
+		used.Do(func() { c = conn })
+		if c == nil {
+			return nil, errors.New("one connection per request")
+		}
+		return c, nil
+	}
+	t := &http.Transport{
+		Proxy:                  nil,
+		DisableKeepAlives:      true,
+		ResponseHeaderTimeout:  headerTimeout,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	if isTLS {
+		t.DialTLSContext = dial
+	} else {
+		t.DialContext = dial
+	}
+	return t
 }
 
 // stallingWriter gives each write of a response StallTimeout to make

@@ -54,8 +54,10 @@ func Uninstall(ctx context.Context, cs kubernetes.Interface, namespace string, f
 	var removed []string
 	c := &Config{Namespace: namespace}
 	steps := c.steps(cs, InstallOptions{})
-	// Deployment, Service, RoleBinding, Role, ServiceAccount, then the policy.
-	order := []step{steps[5], steps[4], steps[3], steps[2], steps[1], steps[0]}
+	// Deployment, Service, the usage and key table, RoleBinding, Role,
+	// ServiceAccount, then the policy.
+	order := slices.Clone(steps)
+	slices.Reverse(order)
 	for i, s := range order {
 		obj, err := s.getOurs(ctx)
 		if apierrors.IsNotFound(err) {

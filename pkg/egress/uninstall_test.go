@@ -29,11 +29,11 @@ func TestUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"delete deployments", "delete services", "delete rolebindings", "delete roles", "delete serviceaccounts", "delete networkpolicies"}
+	want := []string{"delete deployments", "delete services", "delete configmaps", "delete secrets", "delete rolebindings", "delete roles", "delete serviceaccounts", "delete networkpolicies"}
 	if got := rec.list()[n:]; !slices.Equal(got, want) {
 		t.Fatalf("deletes %v, want %v", got, want)
 	}
-	if len(removed) != 6 {
+	if len(removed) != 8 {
 		t.Fatalf("removed %v", removed)
 	}
 	st, err := GetStatus(ctx, cs, ns)

@@ -63,9 +63,9 @@ var Permissions = []Permission{
 	{Verb: "get", Resource: "secrets", Why: "create: tell a previous sandbox's stale Secret from someone else's"},
 	{Verb: "list", Resource: "secrets", Why: "gc: Secrets whose sandbox is gone (a list cannot be narrowed to the plugin's by RBAC: it reads the namespace's Secrets)"},
 	{Verb: "delete", Resource: "secrets", Why: "create: replace a stale Secret; undo a create that failed; gc"},
-	{Verb: "patch", Resource: "secrets", ResourceNames: []string{KeyTableName},
+	{Verb: "patch", Resource: "secrets", ResourceNames: []string{EgressKeyTableName},
 		Why: "create and run with injected model keys (--allow-host with --agent, --inject): write the sandbox's entry in the egress proxy's key table; delete, gc: remove it"},
-	{Verb: "get", Resource: "configmaps", ResourceNames: []string{UsageConfigMapName},
+	{Verb: "get", Resource: "configmaps", ResourceNames: []string{EgressUsageName},
 		Why: "usage, list -o wide: what each sandbox spent through the egress proxy, as the proxy publishes it"},
 	{Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: the sandbox's fence"},
 	{Verb: "get", Group: "networking.k8s.io", Resource: "networkpolicies", Why: "create: tell a previous sandbox's stale NetworkPolicy from someone else's; create --allow-host, egress status: the egress proxy's fence"},
@@ -137,13 +137,20 @@ var EgressAdmin = []Permission{
 	{Verb: "patch", Group: "networking.k8s.io", Resource: "networkpolicies", ResourceNames: []string{EgressProxyPolicyName}, Why: "egress install: update it"},
 	{Verb: "delete", Group: "networking.k8s.io", Resource: "networkpolicies", ResourceNames: []string{EgressProxyPolicyName}, Why: "egress uninstall (last, once the proxy's Pods are gone); a failed install undone"},
 	{Verb: "list", Resource: "pods", Why: "egress uninstall: sandboxes still using the proxy; wait until the proxy's Pods are gone"},
+	{Verb: "watch", Resource: "secrets", ResourceNames: []string{EgressKeyTableName}, Why: "egress install: the proxy's Role lets it watch the model-key table, that Secret alone (a Role grants only what its maker holds; create, get and delete secrets come with the plugin's Role)"},
+	{Verb: "create", Resource: "configmaps", Why: "egress install: the ConfigMap the proxy publishes each sandbox's model-API usage to"},
+	{Verb: "get", Resource: "configmaps", ResourceNames: []string{EgressUsageName}, Why: "egress install and uninstall: is it there, and ours; the proxy's Role lets it read it"},
+	{Verb: "update", Resource: "configmaps", ResourceNames: []string{EgressUsageName}, Why: "egress install: the proxy's Role lets it update it (a Role grants only what its maker holds)"},
+	{Verb: "patch", Resource: "configmaps", ResourceNames: []string{EgressUsageName}, Why: "egress install: the proxy's Role lets it patch it (a Role grants only what its maker holds)"},
+	{Verb: "delete", Resource: "configmaps", ResourceNames: []string{EgressUsageName}, Why: "egress uninstall; a failed install undone"},
 }
 
-// KeyTableName and UsageConfigMapName are the egress proxy's key table (a
-// Secret) and usage record (keys.SecretName, keys.UsageConfigMapName).
+// EgressKeyTableName is the namespace's model-key table, the one Secret
+// the egress proxy may read (keys.SecretName); EgressUsageName the
+// ConfigMap it publishes usage to (keys.UsageConfigMapName).
 const (
-	KeyTableName       = "agentkernel-egress-keys"
-	UsageConfigMapName = "agentkernel-egress-usage"
+	EgressKeyTableName = "agentkernel-egress-keys"
+	EgressUsageName    = "agentkernel-egress-usage"
 )
 
 // EgressProxyName is the name of the egress proxy's Service and Deployment

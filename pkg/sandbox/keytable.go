@@ -59,14 +59,16 @@ func PutKeyEntry(ctx context.Context, cs kubernetes.Interface, namespace, pod st
 	return &KeyEntry{Namespace: namespace, Pod: pod, value: b}, nil
 }
 
-// KeyTable is the table as the plugin creates it when missing: ours, with
-// no owner (it serves every sandbox of the namespace).
+// KeyTable is the table as the plugin creates it when missing (a proxy
+// installed by an older version): the egress proxy's, as `egress install`
+// makes it (its labels, no owner: it serves every sandbox of the namespace),
+// so that a later install takes it as its own.
 func KeyTable(namespace string, data map[string][]byte) *corev1.Secret {
 	return &corev1.Secret{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name: keys.SecretName, Namespace: namespace,
-			Labels: map[string]string{LabelManagedBy: ManagedBy},
+			Labels: ProxyLabels(),
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: data,

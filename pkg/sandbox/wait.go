@@ -65,8 +65,8 @@ func refused(ctx context.Context) error {
 }
 
 // WaitForDeleted watches until pod (by UID) is gone.
-func WaitForDeleted(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) error {
-	ctx, cancel := watchtools.ContextWithOptionalTimeout(ctx, timeout)
+func WaitForDeleted(parent context.Context, cs kubernetes.Interface, pod *corev1.Pod, timeout time.Duration) error {
+	ctx, cancel := watchtools.ContextWithOptionalTimeout(parent, timeout)
 	defer cancel()
 	ctx, refuse := context.WithCancelCause(ctx)
 	defer refuse(nil)
@@ -87,13 +87,19 @@ func WaitForDeleted(ctx context.Context, cs kubernetes.Interface, pod *corev1.Po
 		return err
 	}
 	if IsTimeout(err) {
-		return notGone(pod, timeout)
+		return notGone(parent, pod, timeout)
 	}
 	return err
 }
 
-// notGone: pod was deleted, but is still there after timeout.
-func notGone(pod *corev1.Pod, timeout time.Duration) error {
+// notGone: pod was deleted, but is still there after timeout — or the
+// caller stopped waiting before then (Ctrl-C, a server shutting down),
+// which is not the same news.
+func notGone(parent context.Context, pod *corev1.Pod, timeout time.Duration) error {
+	if parent.Err() != nil {
+		return fmt.Errorf("stopped waiting for sandbox %q in namespace %q to be gone (%v); it was deleted and may still be terminating: kubectl get pod %s -n %s",
+			NameOf(pod), pod.Namespace, context.Cause(parent), pod.Name, pod.Namespace)
+	}
 	return fmt.Errorf("sandbox %q in namespace %q was not gone within %s; it may still be terminating: kubectl get pod %s -n %s",
 		NameOf(pod), pod.Namespace, timeout, pod.Name, pod.Namespace)
 }

@@ -18,7 +18,8 @@ import (
 // are watched through one list and watch of the plugin's Pods in their
 // namespace (all namespaces when they are in several), not one per Pod:
 // two requests for a thousand sandboxes instead of two thousand.
-func WaitForAllDeleted(ctx context.Context, cs kubernetes.Interface, pods []*corev1.Pod, timeout time.Duration) []error {
+func WaitForAllDeleted(parent context.Context, cs kubernetes.Interface, pods []*corev1.Pod, timeout time.Duration) []error {
+	ctx := parent
 	switch len(pods) {
 	case 0:
 		return nil
@@ -74,7 +75,7 @@ func WaitForAllDeleted(ctx context.Context, cs kubernetes.Interface, pods []*cor
 	errs := make([]error, 0, len(left))
 	for _, p := range pods { // in the order given
 		if _, ok := left[p.UID]; ok {
-			errs = append(errs, notGone(p, timeout))
+			errs = append(errs, notGone(parent, p, timeout))
 		}
 	}
 	return errs

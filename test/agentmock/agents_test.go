@@ -5,8 +5,6 @@ package agentmock
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,30 +23,14 @@ import (
 // them. They run on this host, so every tool call the scripts make stays
 // in the test's temporary repository.
 
-// cliDir is where hack/agent-clis.sh installs the CLIs: the same key,
-// the first 12 hex digits of sha256(package.json + package-lock.json).
+// cliDir is where hack/agent-clis.sh installs the CLIs (CLIDir).
 func cliDir(t *testing.T) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	var lock []byte
-	for _, name := range []string{"package.json", "package-lock.json"} {
-		b, err := os.ReadFile(filepath.Join(root, "test", "agents", "npm", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lock = append(lock, b...)
+	dir, err := CLIDir()
+	if err != nil {
+		t.Skip(err)
 	}
-	sum := sha256.Sum256(lock)
-	base := os.Getenv("AGENTKERNEL_TOOLS_DIR")
-	if base == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			t.Skipf("no cache directory for the agent CLIs (%v); fetch them with hack/agent-clis.sh", err)
-		}
-		base = filepath.Join(cache, "kubectl-agentkernel")
-	}
-	return filepath.Join(base, "agents", "npm-"+hex.EncodeToString(sum[:])[:12], "node_modules", ".bin")
+	return dir
 }
 
 // needCLI returns the path of an installed agent CLI, or skips.

@@ -396,10 +396,13 @@ type proxyProcess struct {
 	raw   bytes.Buffer
 }
 
-func startProxy(t *testing.T, ns string) *proxyProcess {
+// startProxy runs it with the test's credentials, or with extra flags
+// (--as the proxy's ServiceAccount).
+func startProxy(t *testing.T, ns string, extra ...string) *proxyProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, env.binary, "--kubeconfig", env.kubeconfig, "-n", ns, "egress-proxy", "--listen", "127.0.0.1:0")
+	args := append([]string{"--kubeconfig", env.kubeconfig, "-n", ns}, extra...)
+	cmd := exec.CommandContext(ctx, env.binary, append(args, "egress-proxy", "--listen", "127.0.0.1:0")...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -564,7 +567,7 @@ func TestEgressPoolAllowHostGrantsItsMembers(t *testing.T) {
 		t.Fatalf("proxy objects: %s", got)
 	}
 	role, err := env.cs.RbacV1().Roles(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})
-	if err != nil || len(role.Rules) != 1 || strings.Join(role.Rules[0].Resources, ",") != "pods,podtemplates" {
+	if err != nil || len(role.Rules) != 3 || strings.Join(role.Rules[0].Resources, ",") != "pods,podtemplates" {
 		t.Fatalf("the proxy's Role: %+v, %v", role, err)
 	}
 	svc, err := env.cs.CoreV1().Services(ns).Get(ctx, fence.ProxyName, metav1.GetOptions{})

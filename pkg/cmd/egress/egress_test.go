@@ -24,11 +24,11 @@ func TestEgressInstallDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds, lists := clitest.ListItems(t, out)
-	if strings.Join(kinds, ",") != "NetworkPolicy,ServiceAccount,Role,RoleBinding,Service,Deployment" {
+	if strings.Join(kinds, ",") != "NetworkPolicy,ServiceAccount,Role,RoleBinding,Secret,ConfigMap,Service,Deployment" {
 		t.Fatalf("kinds = %v", kinds)
 	}
 	var dep appsv1.Deployment
-	if err := yaml.Unmarshal(lists[0].Items[5].Raw, &dep); err != nil {
+	if err := yaml.Unmarshal(lists[0].Items[7].Raw, &dep); err != nil {
 		t.Fatal(err)
 	}
 	c := dep.Spec.Template.Spec.Containers[0]

@@ -18,6 +18,8 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/cmd/internal/cli"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/version"
 )
 
@@ -84,27 +86,59 @@ func (o *EgressProxyOptions) Complete(f cmdutil.Factory) error {
 	return nil
 }
 
+// selfAddrs are the proxy's Service's addresses with the port it listens
+// on: a sandbox that sends a key route through HTTP_PROXY all the same
+// names one of them. The Service's name resolves to its cluster IP; if
+// it does not, such a client is answered as a plain proxy would.
+func (o *EgressProxyOptions) selfAddrs(ctx context.Context, listening net.Addr) []string {
+	_, port, err := net.SplitHostPort(listening.String())
+	if err != nil {
+		return nil
+	}
+	name := fence.ProxyName + "." + o.Namespace + ".svc"
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", name)
+	if err != nil {
+		o.log.Warn("self", "name", name, "err", err.Error())
+		return nil
+	}
+	self := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		self = append(self, net.JoinHostPort(a.Unmap().String(), port))
+	}
+	return self
+}
+
 // Run watches the namespace's Pods and serves until ctx ends. It accepts
 // connections only once the first list is in: a proxy that knew no one
 // would refuse everyone, so it does not pretend to be up.
 func (o *EgressProxyOptions) Run(ctx context.Context) error {
 	grants := egress.NewPodGrants(o.Clientset, o.Namespace, o.log)
+	table := egress.NewSecretKeys(o.Clientset, o.Namespace)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go grants.Run(watchCtx)
+	go table.Run(watchCtx)
 	syncCtx, cancel := context.WithTimeout(ctx, o.SyncTimeout)
 	defer cancel()
-	if err := grants.WaitForSync(syncCtx); err != nil {
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
+	for _, wait := range []func(context.Context) error{grants.WaitForSync, table.WaitForSync} {
+		if err := wait(syncCtx); err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("%w; check the proxy's ServiceAccount may list Pods and the Secret %s in namespace %s (kubectl agentkernel egress install makes its Role), and that its NetworkPolicy lets it reach the API server (kubectl agentkernel egress install --api-server)", err, keys.SecretName, o.Namespace)
 		}
-		return fmt.Errorf("%w; check the proxy's ServiceAccount may list Pods in namespace %s, and that its NetworkPolicy lets it reach the API server (kubectl agentkernel egress install --api-server)", err, o.Namespace)
 	}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return err
 	}
-	p := &egress.Proxy{Grants: grants, Private: o.private, Log: o.log}
+	p := &egress.Proxy{Grants: grants, Keys: table, Self: o.selfAddrs(ctx, ln.Addr()), Private: o.private, Log: o.log}
+	publisher := &egress.UsagePublisher{Client: o.Clientset, Namespace: o.Namespace, Proxy: p, Exists: grants.Exists, Log: o.log}
+	published := make(chan struct{})
+	go func() { defer close(published); publisher.Run(watchCtx) }()
+	defer func() { stopWatch(); <-published }()
 	srv := p.Server()
 	o.log.Info("listening", "addr", ln.Addr().String(), "namespace", o.Namespace, "version", version.Get().Version, "private_cidrs", o.PrivateCIDRs)
 	if o.listening != nil {
