@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
@@ -114,7 +115,11 @@ func usageRecorded(t *testing.T, ns string) {
 	b, _ := json.Marshal(keys.Usage{Hosts: map[string]keys.HostUsage{"api.example.com": {Requests: 3, InputTokens: 10}}})
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: keys.UsageConfigMapName}, Data: map[string]string{"agentkernel-rb-x": string(b)}}
 	_, err := env.cs.CoreV1().ConfigMaps(ns).Create(context.Background(), cm, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	if apierrors.IsAlreadyExists(err) { // egress install makes it empty
+		patch, _ := json.Marshal(map[string]any{"data": cm.Data})
+		_, err = env.cs.CoreV1().ConfigMaps(ns).Patch(context.Background(), keys.UsageConfigMapName, types.MergePatchType, patch, metav1.PatchOptions{})
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }
