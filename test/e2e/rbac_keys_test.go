@@ -61,19 +61,7 @@ func claimInjected(name string) func(string, rbacRun) error {
 		if err != nil || len(pods.Items) != 1 {
 			return fmt.Errorf("the claimed sandbox: %v (%d pods)", err, len(pods.Items))
 		}
-		pod := pods.Items[0]
-		table, err := env.cs.CoreV1().Secrets(ns).Get(ctx, keys.SecretName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		e, err := keys.Decode(table.Data[pod.Name])
-		if err != nil {
-			return fmt.Errorf("the entry of %s: %v", pod.Name, err)
-		}
-		if c, ok := e.For("api.example.com"); !ok || c.Key != rbacSecret || e.Grant != pod.Annotations[keys.GrantAnnotation] {
-			return fmt.Errorf("entry for %s does not match its Pod (grant %q)", pod.Name, pod.Annotations[keys.GrantAnnotation])
-		}
-		return keyNowhereElse(ctx, ns, rbacSecret)
+		return entryOf(ctx, ns, &pods.Items[0])
 	}
 }
 
@@ -133,18 +121,7 @@ func injected(name string) func(string, rbacRun) error {
 		if err != nil {
 			return err
 		}
-		table, err := env.cs.CoreV1().Secrets(ns).Get(ctx, keys.SecretName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		e, err := keys.Decode(table.Data[pod.Name])
-		if err != nil {
-			return fmt.Errorf("the entry of %s: %v", pod.Name, err)
-		}
-		if c, ok := e.For("api.example.com"); !ok || c.Key != rbacSecret || e.Grant != pod.Annotations[keys.GrantAnnotation] {
-			return fmt.Errorf("entry for %s does not match its Pod (grant %q)", pod.Name, pod.Annotations[keys.GrantAnnotation])
-		}
-		return keyNowhereElse(ctx, ns, rbacSecret)
+		return entryOf(ctx, ns, pod)
 	}
 }
 
@@ -174,4 +151,21 @@ func keyNowhereElse(ctx context.Context, ns, key string) error {
 		}
 	}
 	return nil
+}
+
+// entryOf: pod's entry in the key table holds the row's key under the
+// Pod's grant, and no Pod or other Secret of ns holds the key.
+func entryOf(ctx context.Context, ns string, pod *corev1.Pod) error {
+	table, err := env.cs.CoreV1().Secrets(ns).Get(ctx, keys.SecretName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	e, err := keys.Decode(table.Data[pod.Name])
+	if err != nil {
+		return fmt.Errorf("the entry of %s: %v", pod.Name, err)
+	}
+	if c, ok := e.For("api.example.com"); !ok || c.Key != rbacSecret || e.Grant != pod.Annotations[keys.GrantAnnotation] {
+		return fmt.Errorf("entry for %s does not match its Pod (grant %q)", pod.Name, pod.Annotations[keys.GrantAnnotation])
+	}
+	return keyNowhereElse(ctx, ns, rbacSecret)
 }
