@@ -12,8 +12,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 )
 
 // Preset is one agent's defaults. Empty fields leave the sandbox's own
@@ -27,14 +30,18 @@ type Preset struct {
 	// base image that does not contain it.
 	Install string `json:"install,omitempty"`
 	// Command is the agent's usual command line.
-	Command     []string          `json:"command,omitempty"`
-	Credentials Credentials       `json:"credentials,omitzero"`
-	Env         map[string]string `json:"env,omitempty"`
-	Profile     string            `json:"profile,omitempty"`
-	Network     string            `json:"network,omitempty"`
-	ReadOnly    *bool             `json:"readOnly,omitempty"`
-	CPU         string            `json:"cpu,omitempty"`
-	Memory      string            `json:"memory,omitempty"`
+	Command     []string    `json:"command,omitempty"`
+	Credentials Credentials `json:"credentials,omitzero"`
+	// Inject says, per credential, how the namespace's egress proxy adds
+	// the key to the agent's requests instead of the sandbox holding it
+	// (inject.go); a credential not named here goes in the Secret.
+	Inject   []keys.Injection  `json:"inject,omitempty"`
+	Env      map[string]string `json:"env,omitempty"`
+	Profile  string            `json:"profile,omitempty"`
+	Network  string            `json:"network,omitempty"`
+	ReadOnly *bool             `json:"readOnly,omitempty"`
+	CPU      string            `json:"cpu,omitempty"`
+	Memory   string            `json:"memory,omitempty"`
 	// EphemeralStorage is also the size limit of each writable directory.
 	EphemeralStorage string `json:"ephemeralStorage,omitempty"`
 	// Hosts are what the agent must reach (its model APIs, the registry its
@@ -135,6 +142,11 @@ func (c Credentials) Resolve(agent string, lookup func(string) (string, bool), g
 		}
 	}
 	return names, nil
+}
+
+// All names every credential, in the preset's order.
+func (c Credentials) All() []string {
+	return slices.Concat(c.Required, c.AnyOf, c.Optional)
 }
 
 // InImage reports whether the preset's image is meant to contain the agent

@@ -62,7 +62,7 @@ func TestParseErrors(t *testing.T) {
 		"unknown fields": {
 			"apiVersion: agentkernel/v1alpha1\nagents:\n  x:\n    imgae: busybox\nspec: {}\n",
 			[]string{
-				"f.yaml:4: agents.x.imgae: unknown field; a preset has command, cpu, credentials, description, env, ephemeralStorage, hosts, image, install, memory, network, persist, profile, readOnly, retain, storageClass",
+				"f.yaml:4: agents.x.imgae: unknown field; a preset has command, cpu, credentials, description, env, ephemeralStorage, hosts, image, inject, install, memory, network, persist, profile, readOnly, retain, storageClass",
 				"f.yaml:5: spec: unknown field; a presets file has apiVersion, kind and agents",
 			},
 		},

@@ -15,6 +15,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("agents:\n  a: {image: x, env: {A: null}, readOnly: null, credentials: {anyOf: [K]}}\n"))
 	f.Add([]byte("agents:\n  a: &x {image: y}\n  b: *x\n"))
 	f.Add([]byte("agents:\n  a:\n    image: x\n    image: y\n"))
+	f.Add([]byte("agents:\n  a: {image: x, credentials: {anyOf: [K]}, inject: {K: {host: api.example.com, header: authorization, prefix: 'Bearer ', paths: [/v1/], baseURLVariables: [B]}}}\n"))
+	f.Add([]byte("agents:\n  a: {image: x, inject: {K: {host: '*.example.com', header: 'a b'}}}\n"))
 	f.Add([]byte("a: [\n"))
 	f.Add([]byte("agents: {}\n---\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -57,6 +59,17 @@ func comparable(p *Preset) Preset {
 	if len(c.Hosts) == 0 {
 		c.Hosts = nil
 	}
+	if len(c.Inject) == 0 {
+		c.Inject = nil
+	}
+	for i := range c.Inject {
+		if len(c.Inject[i].Paths) == 0 {
+			c.Inject[i].Paths = nil
+		}
+		if len(c.Inject[i].BaseURLVariables) == 0 {
+			c.Inject[i].BaseURLVariables = nil
+		}
+	}
 	return c
 }
 
@@ -78,6 +91,12 @@ func render(t *testing.T, presets []*Preset) []byte {
 				body[field] = p.Command
 			case "credentials":
 				body[field] = map[string][]string{"required": p.Credentials.Required, "anyOf": p.Credentials.AnyOf, "optional": p.Credentials.Optional}
+			case "inject":
+				inject := map[string]any{}
+				for _, in := range p.Inject {
+					inject[in.Variable] = map[string]any{"host": in.Host, "header": in.Header, "prefix": in.Prefix, "paths": in.Paths, "baseURLVariables": in.BaseURLVariables}
+				}
+				body[field] = inject
 			case "env":
 				body[field] = p.Env
 			case "profile":

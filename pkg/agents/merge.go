@@ -52,6 +52,8 @@ func overlay(b, o *Preset) *Preset {
 			m.Command = slices.Clone(o.Command)
 		case "credentials":
 			m.Credentials = o.Credentials
+		case "inject":
+			m.Inject = slices.Clone(o.Inject)
 		case "env":
 			m.Env = maps.Clone(b.Env)
 			if m.Env == nil {
@@ -110,6 +112,9 @@ func (p *Preset) check() []error {
 				errs = append(errs, fail("env", n+" is both a plain variable here and a credential: a credential's value must come from your environment, through the Secret"))
 			}
 		}
+	}
+	for _, msg := range p.checkInject() {
+		errs = append(errs, fail("inject", msg))
 	}
 	if p.Persist == "" {
 		// As --storage-class and --retain need --persist.

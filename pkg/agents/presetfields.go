@@ -34,6 +34,7 @@ var presetFields = map[string]func(p *parser, n *yaml.Node, field string, into *
 		}
 	},
 	"credentials": func(p *parser, n *yaml.Node, f string, into *Preset) { into.Credentials = p.credentials(n, f) },
+	"inject":      func(p *parser, n *yaml.Node, f string, into *Preset) { into.Inject = p.inject(n, f) },
 	"env": func(p *parser, n *yaml.Node, f string, into *Preset) {
 		into.Env = map[string]string{}
 		if isNull(resolve(n)) {

@@ -83,7 +83,7 @@ func TestAgentsListsPresetsAndWhereTheyCameFrom(t *testing.T) {
 
 func TestAgentsBadInput(t *testing.T) {
 	bad := presetsFile(t, "agents:\n  claude:\n    memry: 8Gi\n")
-	if _, err := runAgents(t, "--agents-file", bad); err == nil || err.Error() != bad+":3: agents.claude.memry: unknown field; a preset has command, cpu, credentials, description, env, ephemeralStorage, hosts, image, install, memory, network, persist, profile, readOnly, retain, storageClass" {
+	if _, err := runAgents(t, "--agents-file", bad); err == nil || err.Error() != bad+":3: agents.claude.memry: unknown field; a preset has command, cpu, credentials, description, env, ephemeralStorage, hosts, image, inject, install, memory, network, persist, profile, readOnly, retain, storageClass" {
 		t.Fatalf("bad file: %v", err)
 	}
 	if _, err := runAgents(t, "--agents-file", "/no/such/file.yaml"); err == nil || !strings.Contains(err.Error(), "/no/such/file.yaml") {

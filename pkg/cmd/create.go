@@ -152,6 +152,9 @@ func (o *CreateOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []s
 	if err := o.Sandbox.Complete(cmd); err != nil {
 		return err
 	}
+	for _, n := range o.Sandbox.Notices {
+		fmt.Fprintln(o.ErrOut, "note: "+n)
+	}
 	if cmd.Flags().Changed("tty") && !o.Command {
 		return fmt.Errorf("--tty is for the main process of --command")
 	}

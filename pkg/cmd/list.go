@@ -129,6 +129,9 @@ func (o *ListOptions) Run(ctx context.Context) error {
 	}
 	table := SandboxTable(pods, time.Now())
 	addSuspendedRows(table, suspended, time.Now())
+	if o.PrintFlags.Output() == "wide" {
+		addModelUseColumn(table, readListUsage(ctx, o, pods))
+	}
 	return printer.PrintObj(table, o.Out)
 }
 

@@ -13,6 +13,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/rbac"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
@@ -132,6 +133,9 @@ func TestRBACBadInput(t *testing.T) {
 // rbac names the egress proxy's objects without importing the domain: the
 // names must stay the proxy's.
 func TestRBACNamesTheEgressProxysObjects(t *testing.T) {
+	if rbac.EgressKeyTableName != keys.SecretName || rbac.EgressUsageName != keys.UsageConfigMapName {
+		t.Fatalf("rbac names %q and %q, the key table is %q and usage %q", rbac.EgressKeyTableName, rbac.EgressUsageName, keys.SecretName, keys.UsageConfigMapName)
+	}
 	if rbac.EgressProxyName != fence.ProxyName || rbac.EgressProxyPolicyName != fence.ProxyPolicyName {
 		t.Fatalf("rbac names %q and %q, the proxy is %q with policy %q", rbac.EgressProxyName, rbac.EgressProxyPolicyName, fence.ProxyName, fence.ProxyPolicyName)
 	}

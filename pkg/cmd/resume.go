@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -72,7 +73,7 @@ func (o *ResumeOptions) Run(ctx context.Context) error {
 	for _, name := range o.Names {
 		report, stop := cli.NewProgress(o.ErrOut, o.Quiet).WaitStatus(ctx, o.Clientset, o.Namespace, name)
 		r, err := sandbox.Resume(ctx, o.Clientset, o.Namespace, name, sandbox.ResumeOptions{
-			Wait: true, Timeout: o.Timeout, Progress: report, Prepare: o.PrepareEgress(cmdutil.DryRunNone, o.ErrOut),
+			Wait: true, Timeout: o.Timeout, Progress: report, Prepare: o.PrepareEgress(cmdutil.DryRunNone, o.ErrOut), LookupKey: os.LookupEnv,
 		})
 		stop()
 		switch {

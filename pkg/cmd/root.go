@@ -72,6 +72,7 @@ func NewCmdRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		NewCmdExec(f, streams),
 		NewCmdCp(f, streams),
 		NewCmdList(f, streams),
+		NewCmdUsage(f, streams),
 		NewCmdDelete(f, streams),
 		NewCmdSuspend(f, streams),
 		NewCmdResume(f, streams),

@@ -179,6 +179,9 @@ func (o *RunOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []stri
 	if err := o.Sandbox.Complete(cmd); err != nil {
 		return err
 	}
+	for _, n := range o.Sandbox.Notices {
+		fmt.Fprintln(o.ErrOut, "note: "+n)
+	}
 	preset := o.Sandbox.Preset
 	if len(o.Command) == 0 && preset != nil {
 		o.Command = preset.Command

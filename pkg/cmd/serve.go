@@ -127,6 +127,9 @@ func (o *ServeOptions) Complete(f cmdutil.Factory, cmd *cobra.Command) error {
 	if err := o.Sandbox.Complete(cmd); err != nil {
 		return err
 	}
+	for _, n := range o.Sandbox.Notices {
+		fmt.Fprintln(o.ErrOut, "note: "+n)
+	}
 	if err := o.Clients.Complete(f); err != nil {
 		return err
 	}

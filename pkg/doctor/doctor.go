@@ -87,6 +87,7 @@ var Checks = []Check{
 	{"other-policies", checkOtherPolicies},
 	{"network-policy", checkNetworkPolicy},
 	{"pools", checkPools},
+	{"model-keys", checkKeyTable},
 }
 
 // Run runs every check. When the API server does not answer, nothing else

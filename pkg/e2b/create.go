@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/agents"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/e2b/api"
+	egresskeys "github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/pool"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 )
@@ -204,6 +205,9 @@ func (s *Server) envSpec(name string, ttl time.Duration, env *api.EnvVars) (sand
 		}
 		if slices.Contains(base.SecretEnvNames, k) {
 			return spec, nil, errorf(http.StatusBadRequest, "envVars: %s is set by serve from a secret (its --secret-env); leave it out", k)
+		}
+		if slices.ContainsFunc(base.Inject, func(in egresskeys.Injection) bool { return in.Variable == k }) {
+			return spec, nil, errorf(http.StatusBadRequest, "envVars: %s is a model key serve's egress proxy adds (its --inject); leave it out", k)
 		}
 		v := (*env)[k]
 		spec.Env = slices.DeleteFunc(spec.Env, func(e corev1.EnvVar) bool { return e.Name == k })

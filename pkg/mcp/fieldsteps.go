@@ -96,6 +96,7 @@ var errorSteps = map[string]func(err error) string{
 	},
 	"AdmissionError":    nil, // names its field, which only the server's user sets
 	"ServerTooOldError": nil, // nothing an agent can do
+	"NoUsageError":      nil, // usage is no tool of this server
 }
 
 // errorStep is the words errorSteps has for the first pkg/sandbox error

@@ -18,6 +18,8 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 )
 
 // A claim takes a warm member out of its pool with ONE write: a JSON merge
@@ -273,6 +275,15 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *
 	if !d.empty() && o.Exec == nil {
 		return nil, fmt.Errorf("claiming with environment, secrets or an idle timeout needs AcquireOptions.Exec")
 	}
+	var entry keys.Entry
+	if len(s.Inject) > 0 {
+		// The grant goes on the Pod with the claim; the entry is written
+		// only once the member is ours, so a claimant that loses the race
+		// never touches the winner's entry.
+		if entry, err = s.NewKeyEntry(o.SecretValues); err != nil {
+			return nil, err
+		}
+	}
 	id := newFence()
 	patch, err := claimPatch(member, s, claim, d, id, time.Now())
 	if err != nil {
@@ -303,8 +314,17 @@ func claimMember(ctx context.Context, cs kubernetes.Interface, p *Pool, member *
 		s.Workspace.ClaimName = workspace.Name // the member's name, for good
 	}
 	a := &Acquired{Pod: got, Warm: true, Spec: *s}
-	a.Pod, a.Secret, err = finishClaim(ctx, cs, got, s, &d, id, o)
+	var written *sandbox.KeyEntry
+	if len(entry.Credentials) > 0 {
+		written, err = sandbox.PutKeyEntry(ctx, cs, got.Namespace, got.Name, entry)
+	}
+	if err == nil {
+		a.Pod, a.Secret, err = finishClaim(ctx, cs, got, s, &d, id, o)
+	}
 	if err != nil {
+		if derr := written.Remove(ctx, cs); derr != nil {
+			err = fmt.Errorf("%w; %v", err, derr)
+		}
 		if derr := deleteClaimed(ctx, cs, got); derr != nil {
 			err = fmt.Errorf("%w; %v", err, derr)
 		}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/untrusted"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 )
 
 // The claim's write to a member, and the delivery of its environment.
@@ -37,6 +39,9 @@ func claimPatch(member *corev1.Pod, s, claim *sandbox.Spec, d delivery, id strin
 	}
 	if s.IdleTimeout > 0 {
 		ann[sandbox.AnnotationIdleTimeout] = s.IdleTimeout.String()
+	}
+	if s.KeyGrant != "" {
+		ann[keys.GrantAnnotation] = s.KeyGrant // its entry is written once the member is ours
 	}
 	meta := map[string]any{
 		"resourceVersion": member.ResourceVersion, // the precondition: no one wrote it since we read it
@@ -158,10 +163,11 @@ func (d delivery) empty() bool { return d.file == "" && d.idle == 0 }
 // fails before a member is taken.
 func newDelivery(member *corev1.Pod, s, claim *sandbox.Spec, values map[string]string) (delivery, error) {
 	d := delivery{idle: sandbox.IdleSeconds(s.IdleTimeout)}
-	if len(claim.Env) == 0 && len(claim.SecretEnvNames) == 0 {
+	// s's secrets are the claim's but those the proxy injects (claimedSpec).
+	if len(claim.Env) == 0 && len(s.SecretEnvNames) == 0 {
 		return d, nil
 	}
-	content, err := envFileContent(claim.Env, claim.SecretEnvNames, values)
+	content, err := envFileContent(claim.Env, s.SecretEnvNames, values)
 	if err != nil {
 		return d, err
 	}

@@ -48,7 +48,9 @@ func claimedSpec(pool string, def, claim *sandbox.Spec, match []string) (*sandbo
 	for _, e := range claim.Env {
 		s.Env = sandbox.SetEnv(s.Env, e)
 	}
-	s.SecretEnvNames = append([]string(nil), claim.SecretEnvNames...)
+	// The keys the pool's members are made to have injected go to the
+	// egress proxy's key table, not into the sandbox (claimMember).
+	s.SecretEnvNames = slices.DeleteFunc(append([]string(nil), claim.SecretEnvNames...), s.Injects)
 	if len(claim.Labels) > 0 && s.Labels == nil {
 		s.Labels = map[string]string{}
 	}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
@@ -44,7 +45,9 @@ func RestrictedNamespaceLabels() map[string]string {
 
 // CreateOptions are the choices of `create` beyond the Spec.
 type CreateOptions struct {
-	// SecretValues holds the values of Spec.SecretEnvNames.
+	// SecretValues holds the values of Spec.SecretEnvNames, and the keys
+	// of Spec.Inject's variables: those go into the namespace's key table
+	// only (keytable.go), never into the sandbox's Secret.
 	SecretValues map[string]string
 	// ServerDryRun sends every object with dryRun=All: admission runs, nothing is stored.
 	ServerDryRun    bool
@@ -74,6 +77,8 @@ type Created struct {
 	Secret        *corev1.Secret
 	NetworkPolicy *networkingv1.NetworkPolicy
 	Pod           *corev1.Pod
+	// KeyEntry is the sandbox's entry in the key table, if it has one.
+	KeyEntry *KeyEntry
 	// AdmissionChanges are what the cluster's admission changed about the
 	// Pod asked for (see AdmissionChanges); the caller tells the user.
 	AdmissionChanges []AdmissionChange
@@ -130,6 +135,10 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 	if err != nil {
 		return created, err
 	}
+	entry, err := spec.newKeyEntry(o.SecretValues)
+	if err != nil {
+		return created, err
+	}
 	pod := spec.Pod()
 	pod.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: FenceGate}}
 	if workspace != nil {
@@ -170,6 +179,15 @@ func Create(ctx context.Context, cs kubernetes.Interface, spec *Spec, o CreateOp
 		}
 	}
 
+	if len(entry.Credentials) > 0 && !o.ServerDryRun {
+		// The Pod is gated: it cannot run, and no one can use the entry,
+		// before the entry is written and the gate lifted. Written only
+		// now that the Pod name is this call's, it never replaces the
+		// entry of another sandbox of the name.
+		if created.KeyEntry, err = PutKeyEntry(ctx, cs, spec.Namespace, got.Name, entry); err != nil {
+			return created, err
+		}
+	}
 	if secret := spec.Secret(o.SecretValues); secret != nil && o.resume == nil {
 		secret.OwnerReferences = owner
 		if workspace != nil {
@@ -418,6 +436,11 @@ func (c *Created) remove(ctx context.Context, cs kubernetes.Interface) error {
 			o := byUID(p.UID)
 			o.GracePeriodSeconds = ptr.To[int64](0)
 			return cs.CoreV1().Pods(p.Namespace).Delete(cctx, p.Name, o)
+		}})
+	}
+	if k := c.KeyEntry; k != nil {
+		items = append(items, item{"the entry " + k.Pod + " of secret/" + keys.SecretName, func() error {
+			return k.Remove(cctx, cs)
 		}})
 	}
 	if np := c.NetworkPolicy; np != nil {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/field"
 )
 
@@ -94,6 +95,11 @@ func DeletePod(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, gr
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		// Gone, or replaced by a newer Pod of that name that is not ours to delete.
 		return &NotFoundError{Name: NameOf(pod), Namespace: pod.Namespace}
+	}
+	if grant := pod.Annotations[keys.GrantAnnotation]; err == nil && grant != "" {
+		// The proxy stops using the entry once the Pod is gone; removing
+		// it is tidiness, and what is left here gc prunes.
+		_ = RemoveKeyEntryOf(ctx, cs, pod.Namespace, pod.Name, grant)
 	}
 	return err
 }

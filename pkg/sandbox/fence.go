@@ -174,7 +174,7 @@ func (s *Spec) egressProxyEnv() []corev1.EnvVar {
 	for _, n := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
 		env = append(env, corev1.EnvVar{Name: n, Value: u})
 	}
-	return append(env, corev1.EnvVar{Name: "NO_PROXY", Value: fence.NoProxy}, corev1.EnvVar{Name: "no_proxy", Value: fence.NoProxy},
+	return append(env, corev1.EnvVar{Name: "NO_PROXY", Value: s.noProxy()}, corev1.EnvVar{Name: "no_proxy", Value: s.noProxy()},
 		corev1.EnvVar{Name: "NODE_USE_ENV_PROXY", Value: "1"})
 }
 

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 )
 
 // With restartPolicy Never a sandbox that ended — its TTL ran out, it
@@ -26,7 +28,8 @@ import (
 
 // Garbage is one object gc deletes, and why.
 type Garbage struct {
-	// Kind is "sandbox", "workspace", "pool-member", "secret" or "networkpolicy".
+	// Kind is "sandbox", "workspace", "pool-member", "secret",
+	// "networkpolicy" or "key-entry" (Name: the Pod's entry in the key table).
 	Kind            string
 	Namespace, Name string // the object's name (a sandbox's: its sandbox name)
 	Why             string
@@ -129,8 +132,20 @@ func FindGarbage(ctx context.Context, cs kubernetes.Interface, namespace string,
 	if err != nil {
 		return nil, err
 	}
+	byName := map[string]*corev1.Pod{} // namespace/name
+	for i := range pods.Items {
+		byName[pods.Items[i].Namespace+"/"+pods.Items[i].Name] = &pods.Items[i]
+	}
 	for i := range secrets.Items {
 		s := &secrets.Items[i]
+		if s.Name == keys.SecretName {
+			live := map[string]*corev1.Pod{}
+			for name := range s.Data {
+				live[name] = byName[s.Namespace+"/"+name]
+			}
+			out = append(out, staleKeyEntries(s, live)...)
+			continue
+		}
 		if gone, err := ownerGone(ctx, s); err != nil {
 			return nil, err
 		} else if gone && s.DeletionTimestamp == nil {

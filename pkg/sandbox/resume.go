@@ -22,6 +22,10 @@ type ResumeOptions struct {
 	// Admit, if set, sees the recorded Spec before anything is made and may
 	// refuse it (the MCP server holds it to its ceiling).
 	Admit func(spec *Spec) error
+	// LookupKey reads the keys of the sandbox's Inject from the caller's
+	// environment (os.LookupEnv): the key table's entry is the Pod's, and
+	// a resumed sandbox's Pod is new.
+	LookupKey func(string) (string, bool)
 	// Resuming, if set, hears that a suspended sandbox is about to be
 	// brought back, with when and why it was suspended (zero if unknown).
 	Resuming func(since time.Time, why string)
@@ -86,7 +90,8 @@ func Resume(ctx context.Context, cs kubernetes.Interface, namespace, name string
 	if o.Resuming != nil {
 		o.Resuming(r.Since, r.Why)
 	}
-	created, err := Create(ctx, cs, spec, CreateOptions{Wait: o.Wait, Timeout: o.Timeout, Progress: o.Progress, Prepare: o.Prepare, resume: pvc})
+	created, err := Create(ctx, cs, spec, CreateOptions{Wait: o.Wait, Timeout: o.Timeout, Progress: o.Progress, Prepare: o.Prepare, resume: pvc,
+		SecretValues: lookupKeys(spec.Inject, o.LookupKey)})
 	var taken *AlreadyExistsError
 	if errors.As(err, &taken) {
 		// Another resume made the Pod first: it is that one's to start.

@@ -1,6 +1,10 @@
 package sandbox
 
-import corev1 "k8s.io/api/core/v1"
+import (
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+)
 
 // Shape makes a Spec's objects something other than a sandbox of its own;
 // package pool uses it for a pool's warm members, which have no sandbox
@@ -42,6 +46,7 @@ func (s *Spec) Clone() Spec {
 	c := *s
 	c.Env = append([]corev1.EnvVar(nil), s.Env...)
 	c.SecretEnvNames = append([]string(nil), s.SecretEnvNames...)
+	c.Inject = slices.Clone(s.Inject)
 	c.Ports = append([]corev1.ContainerPort(nil), s.Ports...)
 	c.Labels = copyMap(s.Labels)
 	c.NodeSelector = copyMap(s.NodeSelector)

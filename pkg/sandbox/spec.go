@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
+	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
 	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox/fence"
 )
 
@@ -183,6 +184,13 @@ type Spec struct {
 	// HTTP(S), through its namespace's egress proxy (egressproxy.go), in
 	// canonical form (CanonicalAllowHosts). Network must be NetworkNone.
 	AllowHosts []string
+	// Inject are the model keys the egress proxy adds to the sandbox's
+	// requests (inject.go): their values are CreateOptions.InjectValues,
+	// never in the Spec, the Pod or the sandbox's Secret. Needs AllowHosts.
+	Inject []keys.Injection `json:",omitempty"`
+	// KeyGrant is the grant of the sandbox's entry in the key table, made
+	// by Create (or a claim) and put on the Pod. Never stored.
+	KeyGrant string `json:"-"`
 	// EgressProxyURL is the proxy's address (ProxyURL), filled in once the
 	// proxy's Service is known.
 	EgressProxyURL string
@@ -300,6 +308,9 @@ func (s *Spec) Validate() error {
 	if err := s.validateAllowHosts(); err != nil {
 		return err
 	}
+	if err := s.validateInject(); err != nil {
+		return err
+	}
 	if err := s.validateWarmInstall(); err != nil {
 		return err
 	}
@@ -364,6 +375,7 @@ func (s *Spec) Pod() *corev1.Pod {
 		meta.Labels[LabelPool] = PoolActive
 	}
 	s.annotateAllowHosts(meta.Annotations)
+	s.annotateKeyGrant(meta.Annotations)
 
 	resources := corev1.ResourceList{
 		corev1.ResourceCPU:              s.CPU,
@@ -376,6 +388,7 @@ func (s *Spec) Pod() *corev1.Pod {
 	}
 	env = append(env, userEnv()...)
 	env = append(env, s.egressProxyEnv()...)
+	env = append(env, s.injectEnv()...)
 	for _, e := range s.Env {
 		env = SetEnv(env, e)
 	}

@@ -77,8 +77,9 @@ func ClaimMatch(cmd *cobra.Command) ([]string, error) {
 }
 
 // claimNeutral are sandbox flags that shape nothing themselves:
-// --agents-file only says where --agent's preset is read from.
-var claimNeutral = []string{"agents-file"}
+// --agents-file only says where --agent's preset is read from;
+// --inject-keys: the pool decides which keys its members have injected.
+var claimNeutral = []string{"agents-file", "inject-keys"}
 
 // Acquire claims the sandbox spec from the pool, or creates it cold; the
 // caller says what happened (AcquiredHow).

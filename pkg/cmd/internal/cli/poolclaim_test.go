@@ -22,7 +22,7 @@ func TestClaimMatchSortsEverySandboxFlag(t *testing.T) {
 		cmd := &cobra.Command{}
 		NewSandboxFlags().AddFlags(cmd)
 		value := map[string]string{"read-only": "true", "node-selector": "a=b", "env": "A=b", "label": "a=b", "port": "80",
-			"uid": "1001", "ttl": "1h", "idle-timeout": "1h", "secret-env": "K", "accept-admission-changes": "true"}[name]
+			"uid": "1001", "ttl": "1h", "idle-timeout": "1h", "secret-env": "K", "accept-admission-changes": "true", "inject-keys": "true"}[name]
 		if value == "" {
 			value = "x"
 		}

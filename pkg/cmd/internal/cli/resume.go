@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -37,8 +38,9 @@ func (p *ResumePolicy) Options(name string, prepare func(context.Context, *sandb
 		timeout = DefaultResumeTimeout
 	}
 	return sandbox.ResumeOptions{
-		Timeout: timeout,
-		Prepare: prepare,
+		Timeout:   timeout,
+		Prepare:   prepare,
+		LookupKey: os.LookupEnv,
 		Resuming: func(since time.Time, why string) {
 			if p.Notice != nil {
 				fmt.Fprintf(p.Notice, "resuming sandbox/%s, %s\n", name, sandbox.DescribeSuspension(since, why, time.Now()))

@@ -49,6 +49,8 @@ type SandboxFlags struct {
 	AllowHosts  []string
 	// AcceptAdmissionChanges keeps a sandbox the cluster's admission weakened.
 	AcceptAdmissionChanges bool
+	// InjectFlags: the model keys the egress proxy adds (injectflags.go).
+	InjectFlags
 
 	readOnlySet bool
 	uidSet      bool
@@ -69,6 +71,7 @@ func NewSandboxFlags() *SandboxFlags {
 		Profile:          string(sandbox.ProfileRestrictive),
 		UID:              sandbox.DefaultUID,
 		LookupEnv:        os.LookupEnv,
+		InjectFlags:      InjectFlags{InjectKeys: true},
 	}
 }
 
@@ -97,6 +100,7 @@ func (f *SandboxFlags) AddFlags(cmd *cobra.Command) {
 	fl.DurationVar(&f.IdleTimeout, "idle-timeout", f.IdleTimeout, "Stop the sandbox once nothing but its PID 1 has run in it for this long, freeing its node (e.g. 30m; 0: never)")
 	fl.BoolVar(&f.AcceptAdmissionChanges, "accept-admission-changes", f.AcceptAdmissionChanges, "Keep the sandbox even if the cluster's admission (a mutating webhook or policy) changed its Pod in ways that weaken its hardening; the changes are printed as warnings")
 	fl.StringArrayVar(&f.AllowHosts, "allow-host", f.AllowHosts, "Host the sandbox may reach over HTTP(S), through the namespace's egress proxy: HOST[:PORT] (port 443 if none), *.example.com for its subdomains, or an IP or CIDR (repeatable); nothing else is reachable")
+	f.addFlags(cmd)
 }
 
 // Complete notes which flags were given. cmd is the command the flags
@@ -110,6 +114,10 @@ func (f *SandboxFlags) Complete(cmd *cobra.Command) error {
 		if _, err := strconv.ParseInt(u.Value.String(), 10, 64); err == nil {
 			return fmt.Errorf("--user %s is the kubeconfig user to act as (as in kubectl); to run the sandbox as UID %s, use --uid %s", u.Value, u.Value, u.Value)
 		}
+	}
+	f.injections, f.Notices = nil, nil
+	if err := f.complete(&f.AllowHosts); err != nil {
+		return err
 	}
 	return f.applyAgent(cmd)
 }
@@ -192,6 +200,17 @@ func (f *SandboxFlags) Spec(name, namespace string) (sandbox.Spec, map[string]st
 			return s, nil, fmt.Errorf("--secret-env %s: no such variable in your environment; export it first (its value is read from there, never from the command line)", n)
 		}
 		values[n] = v
+	}
+	s.Inject = slices.Clone(f.injections)
+	for _, in := range s.Inject {
+		if f.NoCredentials {
+			break // a pool's members: the claims bring the keys
+		}
+		v, ok := f.LookupEnv(in.Variable)
+		if !ok || v == "" {
+			return s, nil, fmt.Errorf("--inject %s: no such variable in your environment; export it first (the namespace's egress proxy adds its value to the sandbox's requests to %s; it never enters the sandbox)", in.Variable, in.Host)
+		}
+		values[in.Variable] = v
 	}
 	return s, values, nil
 }
@@ -292,11 +311,26 @@ func (f *SandboxFlags) applyAgent(cmd *cobra.Command) error {
 
 	f.Preset = p
 	if f.NoCredentials {
+		// A pool's members hold no keys, but are made with the
+		// placeholders and base URLs of those its claims bring.
+		if _, err := f.fromPreset(p, p.Credentials.All(), len(f.AllowHosts) > 0); err != nil {
+			return err
+		}
+		for _, in := range f.injections {
+			f.AllowHosts = append(f.AllowHosts, in.Host)
+		}
+		f.Notices = nil // nothing is passed: nothing is left out
 		return nil
 	}
 	names, err := p.Credentials.Resolve(p.Name, f.LookupEnv, func(n string) bool { return plain[n] || secret[n] })
 	if err != nil {
 		return err
+	}
+	if names, err = f.fromPreset(p, names, len(f.AllowHosts) > 0); err != nil {
+		return err
+	}
+	for _, in := range f.injections {
+		f.AllowHosts = append(f.AllowHosts, in.Host) // a preset's hosts may not name it
 	}
 	f.SecretEnv = append(slices.Clone(f.SecretEnv), names...)
 	return nil
