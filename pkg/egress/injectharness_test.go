@@ -134,12 +134,17 @@ func (h *injectHarness) route(t *testing.T, from netip.Addr, method, path string
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	logged := len(h.log.lines(t))
 	resp, err := h.client(from).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
+	// The proxy counts and logs a request once its handler returns, which
+	// may be a moment after the client read the last byte: wait for the
+	// request's one line, so what the test checks next is settled.
+	waitFor(t, "the proxy's line for "+method+" "+path, func() bool { return len(h.log.lines(t)) > logged })
 	return resp, string(b)
 }
 
