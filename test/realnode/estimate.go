@@ -240,14 +240,18 @@ func EstimateNow(ctx context.Context) (*Estimate, error) {
 	if in.timings, err = readTimings(filepath.Join(root, "timings.log")); err != nil {
 		return nil, err
 	}
-	if in.suite, err = readSuiteLog(filepath.Join(root, SuiteLog)); err != nil {
+	key, err := SuiteKey()
+	if err != nil {
+		return nil, err
+	}
+	if in.suite, err = readSuiteLog(filepath.Join(root, SuiteLog), key); err != nil {
 		return nil, err
 	}
 	return estimate(in), nil
 }
 
 // SuiteLog is the file in CacheRoot() where run.sh appends one line per test
-// run: "TIME SECONDS exit=CODE".
+// run: "TIME SECONDS exit=CODE tests=KEY" (KEY: SuiteKey).
 const SuiteLog = "suite.log"
 
 // CacheRoot is build.sh's cache: $AGENTKERNEL_REALNODE_CACHE, else
@@ -310,11 +314,13 @@ func readTimings(file string) (map[string][]time.Duration, error) {
 	return t, err
 }
 
-// readSuiteLog keeps the passing runs: a failed run may have stopped early.
-func readSuiteLog(file string) ([]time.Duration, error) {
+// readSuiteLog keeps the passing runs of the tests key names: a failed run
+// may have stopped early, and a run of another set of tests (or a line from
+// before runs were keyed) measured something else.
+func readSuiteLog(file, key string) ([]time.Duration, error) {
 	var runs []time.Duration
 	err := eachLine(file, func(f []string) {
-		if len(f) != 3 || f[2] != "exit=0" {
+		if len(f) != 4 || f[2] != "exit=0" || f[3] != "tests="+key {
 			return
 		}
 		if d, ok := seconds(f[1]); ok {

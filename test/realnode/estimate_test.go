@@ -149,13 +149,16 @@ func TestReadMeasurements(t *testing.T) {
 	}
 
 	suite := filepath.Join(dir, SuiteLog)
-	writeTestFile(t, suite, "2026-12-01T16:00:00Z 400 exit=0\n2026-12-01T17:00:00Z 90 exit=1\n2026-12-01T18:00:00Z 420 exit=0\n")
-	runs, err := readSuiteLog(suite)
+	writeTestFile(t, suite, "2026-12-01T15:00:00Z 4647 exit=0\n"+ // before runs were keyed
+		"2026-12-01T16:00:00Z 400 exit=0 tests=abc\n2026-12-01T17:00:00Z 90 exit=1 tests=abc\n"+
+		"2026-12-01T17:30:00Z 4647 exit=0 tests=def\n"+ // another set of tests
+		"2026-12-01T18:00:00Z 420 exit=0 tests=abc\n")
+	runs, err := readSuiteLog(suite, "abc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(runs) != 2 || runs[0] != 400*time.Second || runs[1] != 420*time.Second {
-		t.Errorf("suite runs %v, want the passing ones [6m40s 7m0s]", runs)
+		t.Errorf("suite runs %v, want the passing ones of tests=abc [6m40s 7m0s]", runs)
 	}
 
 	// A machine that never built anything has no files: no measurements.

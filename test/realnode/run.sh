@@ -37,6 +37,9 @@ bash "$here/build/build.sh" > /dev/null
 echo "realnode: guest artifacts ready after $((SECONDS - t0))s" >&2
 
 cd "$repo"
+# The set of tests this run measures (suite.log's tests=): the estimate uses
+# only runs of the same set.
+suite_key=$(go run ./test/realnode/cmd/estimate -suite-key)
 t0=$SECONDS
 rc=0
 AGENTKERNEL_REALNODE=1 go test -count=1 -v -timeout 120m "$@" ./test/realnode/ || rc=$?
@@ -44,6 +47,6 @@ AGENTKERNEL_REALNODE=1 go test -count=1 -v -timeout 120m "$@" ./test/realnode/ |
 # of some tests only (-run) says nothing about that.
 if [[ " $* " != *" -run"* ]]; then
 	mkdir -p "$cache"
-	printf '%s %s exit=%s\n' "$(date -u +%FT%TZ)" "$((SECONDS - t0))" "$rc" >> "$cache/suite.log"
+	printf '%s %s exit=%s tests=%s\n' "$(date -u +%FT%TZ)" "$((SECONDS - t0))" "$rc" "$suite_key" >> "$cache/suite.log"
 fi
 exit "$rc"

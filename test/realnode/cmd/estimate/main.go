@@ -3,10 +3,12 @@
 // cold parts named. It builds and runs nothing.
 //
 //	go run ./test/realnode/cmd/estimate      # or: test/realnode/run.sh --estimate
+//	go run ./test/realnode/cmd/estimate -suite-key   # the key run.sh writes in suite.log
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,6 +17,17 @@ import (
 )
 
 func main() {
+	suiteKey := flag.Bool("suite-key", false, "print the key of this tree's set of real-node tests (suite.log's tests=) and exit")
+	flag.Parse()
+	if *suiteKey {
+		key, err := realnode.SuiteKey()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "error: the real-node suite's key:", err)
+			os.Exit(1)
+		}
+		fmt.Println(key)
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	e, err := realnode.EstimateNow(ctx)
