@@ -54,7 +54,10 @@ func TestInjectedKeysConcurrentCreates(t *testing.T) {
 		wg.Go(func() {
 			for r := range rounds {
 				name := fmt.Sprintf("k-%d-%d", p, r)
-				out, err := pluginProcess("create", name, "-n", ns, "--inject", "E2E_MODEL_KEY=api.example.com:x-api-key", "--wait=false")
+				out, err := pluginProcess("create", name, "-n", ns, "--inject", "E2E_MODEL_KEY=api.example.com:x-api-key", "--wait=false",
+					// Sixty default sandboxes would hold 60 of the simulated
+					// node's 64 CPUs while the namespace goes away.
+					"--cpu", "10m", "--memory", "16Mi")
 				if err != nil {
 					errs <- fmt.Errorf("create %s: %v\n%s", name, err, out)
 				}
@@ -131,5 +134,11 @@ func TestInjectedKeysConcurrentCreates(t *testing.T) {
 	}
 	if len(table.Data) != procs*rounds-2 {
 		t.Errorf("%d entries left, want %d", len(table.Data), procs*rounds-2)
+	}
+	// Gone before the next test needs the node, and their entries with them.
+	mustPlugin(t, "", "delete", "--all", "-n", ns)
+	table, _ = env.cs.CoreV1().Secrets(ns).Get(ctx, keys.SecretName, metav1.GetOptions{})
+	if len(table.Data) != 0 {
+		t.Errorf("delete --all left %d entries in the key table", len(table.Data))
 	}
 }
