@@ -22,10 +22,10 @@ import (
 // Secret) and reads the usage record (get on that one ConfigMap).
 func init() {
 	rbacRows = append(rbacRows,
-		rbacRow{name: "create with an injected key, the proxy and its key table installed by an admin", args: "create rb-inject -n {ns} --inject E2E_RBAC_SECRET=api.example.com",
+		rbacRow{name: "create with an injected key, the proxy and its key table installed by an admin", args: "create rb-inject -n {ns} --inject E2E_RBAC_MODEL_KEY=api.example.com",
 			setup: all(egressInstalled, keyTableMade, absent("rb-inject")), check: injected("rb-inject"),
 			needs: []string{"get services", "get deployments.apps", "get networkpolicies.networking.k8s.io", "create pods", "patch secrets", "create networkpolicies.networking.k8s.io", "list pods", "patch pods", "watch pods"}},
-		rbacRow{name: "create --pool with an injected key: the claim writes the member's entry", args: "create rb-iclaim --pool rb-ipw -n {ns} --secret-env E2E_RBAC_SECRET",
+		rbacRow{name: "create --pool with an injected key: the claim writes the member's entry", args: "create rb-iclaim --pool rb-ipw -n {ns} --secret-env E2E_RBAC_MODEL_KEY",
 			setup: all(egressInstalled, keyTableMade, claimAbsent("rb-iclaim"), injectingPoolReady("rb-ipw")), check: claimInjected("rb-iclaim"),
 			needs: []string{"get podtemplates", "list pods", "patch pods", "patch secrets", "create pods", "create networkpolicies.networking.k8s.io", "get networkpolicies.networking.k8s.io"}},
 		rbacRow{name: "delete removes the sandbox's key entry", args: "delete rb-idel -n {ns}", setup: all(egressInstalled, keyTableMade, injectedRunning("rb-idel")), check: entryGone("rb-idel"),
@@ -40,7 +40,7 @@ func injectingPoolReady(pool string) func(*testing.T, string) {
 	return func(t *testing.T, ns string) {
 		t.Helper()
 		if !poolExists(t, ns, pool) {
-			mustPlugin(t, "", "pool", "create", pool, "--size", "1", "-n", ns, "--inject", "E2E_RBAC_SECRET=api.example.com")
+			mustPlugin(t, "", "pool", "create", pool, "--size", "1", "-n", ns, "--inject", "E2E_RBAC_MODEL_KEY=api.example.com")
 		}
 		eventually(t, 2*time.Minute, "a ready member of pool "+pool, func() bool {
 			ready, _ := warmMembers(t, ns, pool)
@@ -70,7 +70,7 @@ func injectedRunning(name string) func(*testing.T, string) {
 	return func(t *testing.T, ns string) {
 		t.Helper()
 		absent(name)(t, ns)
-		mustPlugin(t, "", "create", name, "-n", ns, "--inject", "E2E_RBAC_SECRET=api.example.com")
+		mustPlugin(t, "", "create", name, "-n", ns, "--inject", "E2E_RBAC_MODEL_KEY=api.example.com")
 	}
 }
 
@@ -125,6 +125,10 @@ func injected(name string) func(string, rbacRun) error {
 	}
 }
 
+// rbacModelKey is the rows' injected key: a value of its own, since other
+// rows put rbacSecret into their sandboxes' Secrets, as --secret-env does.
+const rbacModelKey = "sk-e2e-rbac-model-key-5551212"
+
 // keyNowhereElse: no Pod, and no Secret but the key table, holds key.
 func keyNowhereElse(ctx context.Context, ns, key string) error {
 	pods, err := env.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
@@ -164,8 +168,8 @@ func entryOf(ctx context.Context, ns string, pod *corev1.Pod) error {
 	if err != nil {
 		return fmt.Errorf("the entry of %s: %v", pod.Name, err)
 	}
-	if c, ok := e.For("api.example.com"); !ok || c.Key != rbacSecret || e.Grant != pod.Annotations[keys.GrantAnnotation] {
+	if c, ok := e.For("api.example.com"); !ok || c.Key != rbacModelKey || e.Grant != pod.Annotations[keys.GrantAnnotation] {
 		return fmt.Errorf("entry for %s does not match its Pod (grant %q)", pod.Name, pod.Annotations[keys.GrantAnnotation])
 	}
-	return keyNowhereElse(ctx, ns, rbacSecret)
+	return keyNowhereElse(ctx, ns, rbacModelKey)
 }

@@ -243,6 +243,7 @@ func rbacSetup(t *testing.T) (ns, dir string, plain, full user) {
 	requireUsers(t)
 	requireSimulated(t)
 	t.Setenv("E2E_RBAC_SECRET", rbacSecret)
+	t.Setenv("E2E_RBAC_MODEL_KEY", rbacModelKey)
 	withClusterDNS(t)
 	ns = newNamespace(t)
 	plain, full = newUser(t, "e2e-rbac"), newUser(t, "e2e-rbac-all")
