@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -104,7 +105,7 @@ func (o *UsageOptions) Run(ctx context.Context) error {
 		}
 	}
 	var rows []usageRow
-	for _, pod := range sortedKeys(usage) {
+	for _, pod := range slices.Sorted(maps.Keys(usage)) {
 		name := names[pod]
 		if name == "" {
 			name = pod + " (gone)"
@@ -167,13 +168,4 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%dKi", n>>10)
 	}
 	return fmt.Sprintf("%dB", n)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

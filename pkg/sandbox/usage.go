@@ -3,7 +3,8 @@ package sandbox
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -61,12 +62,7 @@ func UsageTotal(u keys.Usage) keys.HostUsage {
 
 // UsageHosts are u's hosts in order.
 func UsageHosts(u keys.Usage) []string {
-	hosts := make([]string, 0, len(u.Hosts))
-	for h := range u.Hosts {
-		hosts = append(hosts, h)
-	}
-	sort.Strings(hosts)
-	return hosts
+	return slices.Sorted(maps.Keys(u.Hosts))
 }
 
 // DescribeUsage is a short cell: "12 req 34k tok".
