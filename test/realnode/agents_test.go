@@ -25,8 +25,14 @@ import (
 // (a slow guest) terminating and then gone.
 func (s *suite) sandboxGone(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
+	s.sandboxGoneIn(ctx, t, s.namespace, name)
+}
+
+// sandboxGoneIn is sandboxGone in namespace ns.
+func (s *suite) sandboxGoneIn(ctx context.Context, t *testing.T, ns, name string) {
+	t.Helper()
 	err := poll(ctx, deleteTimeout, func() (bool, error) {
-		list, err := s.client.CoreV1().Pods(s.namespace).List(ctx, metav1.ListOptions{
+		list, err := s.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
 			LabelSelector: labels.SelectorFromSet(labels.Set{sandboxLabel: name}).String(),
 		})
 		if err != nil {

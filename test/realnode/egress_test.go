@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -74,43 +75,12 @@ func TestEgressProxy(t *testing.T) {
 	ctx := context.Background()
 	allowedIP := s.startTextServer(ctx, t, "egress-allowed", "served-by-allowed")
 	deniedIP := s.startTextServer(ctx, t, "egress-denied", "served-by-denied")
-	u, err := url.Parse(s.cluster.Server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiPort := u.Port()
-	relay := s.startAPIRelay(ctx, t, apiPort)
-
-	// The proxy, installed by an admin with the options this guest needs.
-	t0 := time.Now()
-	if r := s.pluginRun(ctx, "", "egress", "install", "-n", s.namespace, "--image", EgressImage,
-		"--private-cidr", "10.244.0.0/24", "--api-server", relay+":"+apiPort); r.code != 0 {
-		t.Fatalf("egress install: %s", r)
-	}
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), deleteTimeout)
-		defer cancel()
-		_ = s.pluginRun(c, "", "egress", "uninstall", "-n", s.namespace, "--force")
+	proxy := s.installEgress(ctx, t, s.namespace, []corev1.HostAlias{
+		{IP: allowedIP, Hostnames: []string{"allowed.test"}},
+		{IP: deniedIP, Hostnames: []string{"denied.test"}},
+		{IP: "127.0.0.1", Hostnames: []string{"loop.test"}},
+		{IP: "169.254.169.254", Hostnames: []string{"metadata.test"}},
 	})
-	patch := map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
-		"hostAliases": []map[string]any{
-			{"ip": allowedIP, "hostnames": []string{"allowed.test"}},
-			{"ip": deniedIP, "hostnames": []string{"denied.test"}},
-			{"ip": "127.0.0.1", "hostnames": []string{"loop.test"}},
-			{"ip": "169.254.169.254", "hostnames": []string{"metadata.test"}},
-			{"ip": relay, "hostnames": []string{"kubernetes.default.svc"}},
-		},
-		"containers": []map[string]any{{"name": "proxy", "env": []map[string]any{
-			{"name": "KUBERNETES_SERVICE_HOST", "value": "kubernetes.default.svc"},
-			{"name": "KUBERNETES_SERVICE_PORT", "value": apiPort},
-		}}},
-	}}}}
-	body, _ := json.Marshal(patch)
-	if _, err := s.client.AppsV1().Deployments(s.namespace).Patch(ctx, "agentkernel-egress", types.StrategicMergePatchType, body, metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	proxy := s.waitForProxy(ctx, t)
-	record("egress: install → proxy listening", time.Since(t0))
 	t.Logf("proxy pod %s at %s; servers allowed.test=%s denied.test=%s", proxy.Name, proxy.Status.PodIP, allowedIP, deniedIP)
 	proxyIP := proxy.Status.PodIP
 
@@ -125,12 +95,12 @@ func TestEgressProxy(t *testing.T) {
 
 	// The grant table follows the watch: wait until the proxy serves a.
 	var last result
-	err = poll(ctx, 2*time.Minute, func() (bool, error) {
+	err := poll(ctx, 2*time.Minute, func() (bool, error) {
 		last = s.viaProxy(ctx, t, true, "egress-a", proxyIP, connectRequest("allowed.test:8080"))
 		return strings.Contains(last.stdout, "served-by-allowed"), nil
 	})
 	if err != nil {
-		t.Fatalf("sandbox a cannot reach allowed.test through the proxy: %v; last try: %s\nproxy log:\n%s\n%s", err, last, s.proxyLog(ctx, proxy.Name), s.node.Diagnostics())
+		t.Fatalf("sandbox a cannot reach allowed.test through the proxy: %v; last try: %s\nproxy log:\n%s\n%s", err, last, s.proxyLog(ctx, s.namespace, proxy.Name), s.node.Diagnostics())
 	}
 	if !strings.Contains(last.stdout, "HTTP/1.1 200 Connection established") {
 		t.Errorf("CONNECT answer: %s", last)
@@ -174,7 +144,7 @@ func TestEgressProxy(t *testing.T) {
 	}
 
 	// Every decision is one JSON line in the proxy's log.
-	log := s.proxyLog(ctx, proxy.Name)
+	log := s.proxyLog(ctx, s.namespace, proxy.Name)
 	var allows, denies int
 	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
 		var m map[string]any
@@ -194,23 +164,52 @@ func TestEgressProxy(t *testing.T) {
 	}
 }
 
+// installEgress installs the egress proxy in ns, as an admin would with
+// the options this guest needs (see the top of this file), names the
+// "internet" hosts by aliases in its Pod, and returns that Pod once it
+// listens. It is uninstalled when the test ends.
+func (s *suite) installEgress(ctx context.Context, t *testing.T, ns string, aliases []corev1.HostAlias) *corev1.Pod {
+	t.Helper()
+	u, err := url.Parse(s.cluster.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiPort := u.Port()
+	relay := s.startAPIRelay(ctx, t, apiPort)
+	t0 := time.Now()
+	if r := s.pluginRun(ctx, "", "egress", "install", "-n", ns, "--image", EgressImage,
+		"--private-cidr", "10.244.0.0/24", "--api-server", relay+":"+apiPort); r.code != 0 {
+		t.Fatalf("egress install: %s", r)
+	}
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+		defer cancel()
+		_ = s.pluginRun(c, "", "egress", "uninstall", "-n", ns, "--force")
+	})
+	aliases = append(aliases, corev1.HostAlias{IP: relay, Hostnames: []string{"kubernetes.default.svc"}})
+	patch := map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"hostAliases": aliases,
+		"containers": []map[string]any{{"name": "proxy", "env": []map[string]any{
+			{"name": "KUBERNETES_SERVICE_HOST", "value": "kubernetes.default.svc"},
+			{"name": "KUBERNETES_SERVICE_PORT", "value": apiPort},
+		}}},
+	}}}}
+	body, _ := json.Marshal(patch)
+	if _, err := s.client.AppsV1().Deployments(ns).Patch(ctx, "agentkernel-egress", types.StrategicMergePatchType, body, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	proxy := s.waitForProxy(ctx, t, ns)
+	record("egress: install → proxy listening", time.Since(t0))
+	return proxy
+}
+
 // startAPIRelay runs a relay from the node's port apiPort to the API
 // server's forward (10.0.2.2) and returns the address pods reach the node
 // by: their gateway on the pod bridge.
 func (s *suite) startAPIRelay(ctx context.Context, t *testing.T, apiPort string) string {
 	t.Helper()
 	const relayNS = "agentkernel-realnode-relay" // hostNetwork needs Pod Security "privileged"
-	nss := s.client.CoreV1().Namespaces()
-	if _, err := nss.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: relayNS}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = nss.Delete(context.Background(), relayNS, metav1.DeleteOptions{}) })
-	if err := poll(ctx, time.Minute, func() (bool, error) {
-		_, err := s.client.CoreV1().ServiceAccounts(relayNS).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s.privilegedNamespace(ctx, t, relayNS)
 	pod := hardenedPod("api-relay", SandboxImage, `nc -ll -p `+apiPort+` -e nc `+apiHostIP+` `+apiPort+` & `+sleeper, nil)
 	pod.Namespace = relayNS
 	pod.Spec.HostNetwork = true
@@ -229,12 +228,12 @@ func (s *suite) startAPIRelay(ctx context.Context, t *testing.T, apiPort string)
 
 // waitForProxy waits for a proxy Pod of the Deployment's current template
 // that says it is listening (it lists the namespace's Pods first).
-func (s *suite) waitForProxy(ctx context.Context, t *testing.T) *corev1.Pod {
+func (s *suite) waitForProxy(ctx context.Context, t *testing.T, ns string) *corev1.Pod {
 	t.Helper()
 	var found *corev1.Pod
 	var why string
 	err := poll(ctx, 2*podRunningTimeout, func() (bool, error) {
-		dep, err := s.client.AppsV1().Deployments(s.namespace).Get(ctx, "agentkernel-egress", metav1.GetOptions{})
+		dep, err := s.client.AppsV1().Deployments(ns).Get(ctx, "agentkernel-egress", metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
@@ -242,7 +241,7 @@ func (s *suite) waitForProxy(ctx context.Context, t *testing.T) *corev1.Pod {
 			why = "rollout not started"
 			return false, nil
 		}
-		pods, err := s.client.CoreV1().Pods(s.namespace).List(ctx, metav1.ListOptions{
+		pods, err := s.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
 			LabelSelector: labels.SelectorFromSet(dep.Spec.Selector.MatchLabels).String(),
 		})
 		if err != nil {
@@ -254,7 +253,7 @@ func (s *suite) waitForProxy(ctx context.Context, t *testing.T) *corev1.Pod {
 				why = fmt.Sprintf("pod %s: %s", p.Name, statusLine(p))
 				continue
 			}
-			logs, _ := s.client.CoreV1().Pods(s.namespace).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+			logs, _ := s.client.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
 			if strings.Contains(string(logs), `"msg":"listening"`) {
 				found = p
 				return true, nil
@@ -289,9 +288,43 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-func (s *suite) proxyLog(ctx context.Context, pod string) string {
+func (s *suite) proxyLog(ctx context.Context, ns, pod string) string {
 	c, cancel := context.WithTimeout(ctx, execTimeout)
 	defer cancel()
-	r := s.kubectlRun(c, "", "logs", "-n", s.namespace, pod)
+	r := s.kubectlRun(c, "", "logs", "-n", ns, pod)
 	return r.stdout + r.stderr
+}
+
+// privilegedNamespace makes a namespace without Pod Security labels (so
+// "privileged": hostNetwork, hostPath), waits for its ServiceAccount, and
+// deletes it when the test ends, waiting until it is gone: the next test
+// may make it again.
+func (s *suite) privilegedNamespace(ctx context.Context, t *testing.T, ns string) {
+	t.Helper()
+	if _, err := s.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.deleteNamespace(t, ns) })
+	if err := poll(ctx, time.Minute, func() (bool, error) {
+		_, err := s.client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deleteNamespace deletes ns and waits until it is gone.
+func (s *suite) deleteNamespace(t *testing.T, ns string) {
+	ctx := context.Background()
+	nss := s.client.CoreV1().Namespaces()
+	if err := nss.Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Errorf("delete namespace %s: %v", ns, err)
+		return
+	}
+	if err := poll(ctx, deleteTimeout, func() (bool, error) {
+		_, err := nss.Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	}); err != nil {
+		t.Errorf("namespace %s not gone: %v", ns, err)
+	}
 }

@@ -248,7 +248,15 @@ func (r result) String() string {
 }
 
 func run(ctx context.Context, stdin string, name string, args ...string) result {
+	return runEnv(ctx, nil, stdin, name, args...)
+}
+
+// runEnv is run with env added to this process's environment.
+func runEnv(ctx context.Context, env []string, stdin string, name string, args ...string) result {
 	cmd := exec.CommandContext(ctx, name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {
@@ -275,6 +283,12 @@ func (s *suite) kubectlRun(ctx context.Context, stdin string, args ...string) re
 
 func (s *suite) pluginRun(ctx context.Context, stdin string, args ...string) result {
 	return run(ctx, stdin, s.plugin, append([]string{"--kubeconfig", s.cluster.AdminKubeconfig}, args...)...)
+}
+
+// pluginRunEnv is pluginRun with env added to the plugin's environment
+// (credentials a preset takes from the user's).
+func (s *suite) pluginRunEnv(ctx context.Context, env []string, args ...string) result {
+	return runEnv(ctx, env, "", s.plugin, append([]string{"--kubeconfig", s.cluster.AdminKubeconfig}, args...)...)
 }
 
 func record(what string, d time.Duration) {

