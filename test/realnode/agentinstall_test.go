@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/agentkernel/kubectl-agentkernel/test/agentmock"
 )
 
 // The presets claude and codex (pkg/agents/agents.yaml) on the real node,
@@ -38,6 +41,14 @@ const NodeImage = "docker.io/library/node:22-bookworm"
 const (
 	mirrorHost = "registry.mirror.test"
 	mirrorPort = "8080"
+	// The scripted model API (test/agentmock), reached by this name only
+	// through the proxy: the conversation on modelPort, a model that
+	// answers every request with a 500 on modelFailPort.
+	modelHost     = "model.agentmock.test"
+	modelPort     = "8080"
+	modelFailPort = "8081"
+	// flowDir is where the repository is copied in: the agent works there.
+	flowDir = "/workspace/repo"
 	// mirrorNS holds the registry: its hostPath needs Pod Security
 	// "privileged" (an unlabelled namespace).
 	mirrorNS = "agentkernel-realnode-npm"
@@ -71,14 +82,36 @@ func (s *suite) needAgentImages(t *testing.T) {
 // address and a function returning its log (one line per request).
 func (s *suite) startMirror(ctx context.Context, t *testing.T) (string, func() string) {
 	t.Helper()
-	s.privilegedNamespace(ctx, t, mirrorNS)
-	pod := hardenedPod("npm-mirror", SandboxImage, "exec /mirror/npmregistry -dir /mirror -addr :"+mirrorPort, nil)
+	return s.startHostPathServer(ctx, t, "npm-mirror", "/var/lib/agentkernel/npm-mirror",
+		"exec /srv/npmregistry -dir /srv -addr :"+mirrorPort,
+		func(log string) bool { return strings.Contains(log, "serving") })
+}
+
+// startModel runs test/agentmock's scripted model API in the guest, twice:
+// Claude Code's conversation in /workspace/repo on modelPort, and every
+// request failing with a 500 on modelFailPort. It returns the Pod's
+// address and its log (one line per request: step played, status, the
+// client's User-Agent).
+func (s *suite) startModel(ctx context.Context, t *testing.T) (string, func() string) {
+	t.Helper()
+	return s.startHostPathServer(ctx, t, "agentmock", "/var/lib/agentkernel/agentmock",
+		"/srv/agentmock -listen :"+modelPort+" -claude-dir "+flowDir+" & "+
+			"exec /srv/agentmock -listen :"+modelFailPort+" -fail-status 500 -fail-message 'Internal server error'",
+		func(log string) bool { return strings.Count(log, "serving on") == 2 })
+}
+
+// startHostPathServer runs script in a Pod of mirrorNS with the guest's
+// directory dir at /srv, until ready says its log shows it serving; it
+// returns the Pod's address and a function returning its log.
+func (s *suite) startHostPathServer(ctx context.Context, t *testing.T, name, dir, script string, ready func(log string) bool) (string, func() string) {
+	t.Helper()
+	pod := hardenedPod(name, SandboxImage, script, nil)
 	pod.Namespace = mirrorNS
-	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "mirror", VolumeSource: corev1.VolumeSource{
-		HostPath: &corev1.HostPathVolumeSource{Path: "/var/lib/agentkernel/npm-mirror", Type: ptr.To(corev1.HostPathDirectory)},
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "srv", VolumeSource: corev1.VolumeSource{
+		HostPath: &corev1.HostPathVolumeSource{Path: dir, Type: ptr.To(corev1.HostPathDirectory)},
 	}})
 	c := &pod.Spec.Containers[0]
-	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "mirror", MountPath: "/mirror", ReadOnly: true})
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "srv", MountPath: "/srv", ReadOnly: true})
 	pods := s.client.CoreV1().Pods(mirrorNS)
 	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -97,12 +130,12 @@ func (s *suite) startMirror(ctx context.Context, t *testing.T) (string, func() s
 			return false, nil
 		}
 		if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
-			return false, fmt.Errorf("the registry ended: %s", statusLine(p))
+			return false, fmt.Errorf("%s ended: %s", name, statusLine(p))
 		}
 		ip = p.Status.PodIP
-		return p.Status.Phase == corev1.PodRunning && strings.Contains(logs(), "serving"), nil
+		return p.Status.Phase == corev1.PodRunning && ready(logs()), nil
 	}); err != nil {
-		t.Fatalf("the npm registry did not start: %v\nits log: %s\n%s", err, logs(), s.node.Diagnostics())
+		t.Fatalf("%s did not start: %v\nits log: %s\n%s", name, err, logs(), s.node.Diagnostics())
 	}
 	return ip, logs
 }
@@ -117,7 +150,9 @@ func TestAgentInstall(t *testing.T) {
 	s.needAgentImages(t)
 	s.sdkNamespace(ctx, t, agentsNS)
 	mirrorIP, mirrorLog := s.startMirror(ctx, t)
-	proxy := s.installEgress(ctx, t, agentsNS, []corev1.HostAlias{{IP: mirrorIP, Hostnames: []string{mirrorHost}}})
+	modelIP, modelLog := s.startModel(ctx, t)
+	proxy := s.installEgress(ctx, t, agentsNS, []corev1.HostAlias{
+		{IP: mirrorIP, Hostnames: []string{mirrorHost}}, {IP: modelIP, Hostnames: []string{modelHost}}})
 	registry := "http://" + mirrorHost + ":" + mirrorPort + "/"
 	// The plugin names the proxy by its Service's cluster IP; the guest
 	// has no Service data path (no kube-proxy, egress_test.go), so the
@@ -131,8 +166,8 @@ func TestAgentInstall(t *testing.T) {
 	// The presets ask for 2 CPUs and 4Gi; the guest has 2 CPUs and 3Gi
 	// in all, shared with the proxy, the registry and the relay.
 	small := append([]string{"--cpu", "500m", "--memory", "1536Mi"}, proxyEnv...)
-	// A fake key: the presets require one of their credentials; nothing
-	// here reaches a model.
+	// A fake key: the presets require one of their credentials; the only
+	// model here is the scripted one.
 	env := []string{"ANTHROPIC_API_KEY=sk-ant-fake", "OPENAI_API_KEY=sk-fake"}
 
 	// The image alone, for the install's share of the runs below.
@@ -146,8 +181,55 @@ func TestAgentInstall(t *testing.T) {
 	record("agents: run with the node image, no install (node --version)", base.took)
 	t.Logf("the image: node %s", strings.ReplaceAll(strings.TrimSpace(base.stdout), "\n", ", npm "))
 
+	// The whole flow with Claude Code: the repository copied in, the
+	// agent's conversation with the scripted model (read, edit, run the
+	// repository's test), the edited repository copied out, the agent's
+	// exit status; and with a model that fails, the agent's failure and
+	// its status, the repository still copied out. The install runs in
+	// each, as for a user.
+	t.Run("claude", func(t *testing.T) {
+		r, out := s.claudeFlow(ctx, t, env, small, "rn-claude", modelPort, registry)
+		if r.code != 0 {
+			t.Fatalf("run --agent claude -- claude -p: %s\nmodel log:\n%s\nregistry log:\n%s\n%s", r, modelLog(), mirrorLog(), s.node.Diagnostics())
+		}
+		record("agents: run --agent claude (install + a 4-turn conversation)", r.took)
+		t.Logf("run --agent claude took %s, the image alone %s (TCG)", r.took.Round(time.Second), base.took.Round(time.Second))
+		if !strings.Contains(r.stdout, agentmock.FinalText) {
+			t.Errorf("claude's output lacks the conversation's final text %q: %s", agentmock.FinalText, r)
+		}
+		if got := readGreeting(t, out); got != agentmock.NewGreeting {
+			t.Errorf("the copied-out greeting.txt says %q, want %q: the agent's edit did not come back", got, agentmock.NewGreeting)
+		}
+		// Every step played, by the version the preset installed.
+		log := modelLog()
+		if !strings.Contains(log, "api=anthropic") || !strings.Contains(log, "step=3 status=200") {
+			t.Errorf("the model did not play the conversation to its end:\n%s", log)
+		}
+		if !strings.Contains(log, "claude-cli/"+claudeVersion) {
+			t.Errorf("no request from Claude Code %s:\n%s", claudeVersion, log)
+		}
+		if l := mirrorLog(); !strings.Contains(l, "/-/tarballs/anthropic-ai-claude-code-linux-x64-"+claudeVersion+".tgz → 200") {
+			t.Errorf("the registry did not serve Claude Code's native binary:\n%s", l)
+		}
+		s.sandboxGoneIn(ctx, t, agentsNS, "rn-claude")
+	})
+	t.Run("claude, the model fails", func(t *testing.T) {
+		r, out := s.claudeFlow(ctx, t, env, small, "rn-claude-fails", modelFailPort, registry)
+		// Claude Code exits 1 on an API error; run exits with its status.
+		if r.code != 1 {
+			t.Fatalf("run with a failing model: want the agent's exit status 1: %s\nmodel log:\n%s\n%s", r, modelLog(), s.node.Diagnostics())
+		}
+		record("agents: run --agent claude, the model answers 500 (install + failure)", r.took)
+		if !strings.Contains(r.stdout+r.stderr, "500") {
+			t.Errorf("the user is not told of the model's 500: %s", r)
+		}
+		if got := readGreeting(t, out); got != agentmock.OldGreeting {
+			t.Errorf("the copied-out greeting.txt says %q, want it untouched (%q)", got, agentmock.OldGreeting)
+		}
+		s.sandboxGoneIn(ctx, t, agentsNS, "rn-claude-fails")
+	})
+
 	for _, a := range []struct{ agent, cli, want, platformTarball string }{
-		{"claude", "claude", claudeVersion + " (Claude Code)", "anthropic-ai-claude-code-linux-x64-" + claudeVersion + ".tgz"},
 		{"codex", "codex", "codex-cli " + codexVersion, "openai-codex-" + codexVersion + "-linux-x64.tgz"},
 	} {
 		t.Run(a.agent, func(t *testing.T) {
@@ -200,4 +282,45 @@ func TestAgentInstall(t *testing.T) {
 	}
 	record("agents: run --agent claude, registry not allowed (→ failure)", r.took)
 	s.sandboxGoneIn(ctx, t, agentsNS, "rn-refused")
+}
+
+// claudeFlow is `run --agent claude --copy-in REPO:/workspace/repo
+// --copy-out /workspace/repo:OUT -w /workspace/repo -- claude -p …` against
+// the model on port, with a fresh copy of test/agentmock's repository; it
+// returns the run and where the repository came back (OUT/repo).
+func (s *suite) claudeFlow(ctx context.Context, t *testing.T, env, small []string, name, port, registry string) (result, string) {
+	t.Helper()
+	repo := filepath.Join(t.TempDir(), "repo")
+	if err := os.Mkdir(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := agentmock.WriteRepo(repo); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	c, cancel := context.WithTimeout(ctx, installTimeout)
+	defer cancel()
+	args := []string{"run", name, "-n", agentsNS, "--agent", "claude",
+		"--allow-host", mirrorHost + ":" + mirrorPort, "--allow-host", modelHost + ":" + port,
+		"--env", "NPM_CONFIG_REGISTRY=" + registry,
+		// The base URL Claude Code documents; the key is the preset's
+		// credential (env, a fake).
+		"--env", "ANTHROPIC_BASE_URL=http://" + modelHost + ":" + port,
+		"--env", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+		// The first API error is final (Claude Code retries for minutes).
+		"--env", "CLAUDE_CODE_MAX_RETRIES=0",
+		"--copy-in", repo + ":" + flowDir, "--copy-out", flowDir + ":" + out, "-w", flowDir}
+	args = append(append(args, small...), "--", "claude", "-p", "Make greeting.txt greet the agent and run the tests.",
+		"--output-format", "text", "--allowedTools", "Read,Edit,Bash(sh test.sh)")
+	return s.pluginRunEnv(c, env, args...), filepath.Join(out, "repo")
+}
+
+// readGreeting is the copied-out repository's greeting.
+func readGreeting(t *testing.T, out string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(out, "greeting.txt"))
+	if err != nil {
+		t.Fatalf("the repository was not copied out: %v", err)
+	}
+	return strings.TrimSpace(string(b))
 }

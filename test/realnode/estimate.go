@@ -133,6 +133,7 @@ var defaultCosts = map[string]time.Duration{
 	"agent-npm":   3 * time.Minute,
 	"agent-image": 30 * time.Second,
 	"npm-mirror":  30 * time.Second,
+	"agentmock":   30 * time.Second, // a small Go binary, like npm-mirror
 	"disk":        60 * time.Second, // mkfs.ext4 -d; 10-35 s, once 213 s under heavy I/O
 	// run.sh's go test: control plane up, boot, the suite. 34-39 min
 	// without TestAgentInstall; 77 min with it (4639 s, 2026-12-07, load

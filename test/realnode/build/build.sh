@@ -340,6 +340,8 @@ plugin_sources_hash() {
 #   agent-image   docker.io/library/node:22-bookworm, the presets' image
 #   npm-mirror    test/realnode/cmd/npmregistry, the registry that serves the
 #                 packages in the guest (agentinstall_test.go)
+#   agentmock     test/agentmock/cmd/agentmock, the scripted model API the
+#                 agents talk to in the guest (/var/lib/agentkernel/agentmock)
 # The packages go onto the disk as files (/var/lib/agentkernel/npm-mirror),
 # not into an image: the mirror Pod mounts them, and no boot unpacks them.
 NODE_VERSION=22.23.5
@@ -442,6 +444,11 @@ build_npm_mirror() {
 	(cd "$repo" && CGO_ENABLED=0 $NICE go build -trimpath -ldflags "-s -w" -o "$d/npmregistry" ./test/realnode/cmd/npmregistry) >&2
 }
 
+build_agentmock() {
+	local d=$1
+	(cd "$repo" && CGO_ENABLED=0 $NICE go build -trimpath -ldflags "-s -w" -o "$d/agentmock" ./test/agentmock/cmd/agentmock) >&2
+}
+
 # --- disk image ----------------------------------------------------------------------
 build_disk() {
 	local d=$1 s="$1/stage" kver
@@ -463,6 +470,7 @@ build_disk() {
 	mkdir -p "$s/var/lib/agentkernel/npm-mirror"
 	cp -r "$AGENT_NPM_DIR/registry/manifests" "$AGENT_NPM_DIR/registry/tarballs" "$s/var/lib/agentkernel/npm-mirror/"
 	install -m 0755 "$NPM_MIRROR_DIR/npmregistry" "$s/var/lib/agentkernel/npm-mirror/"
+	install -D -m 0755 "$AGENTMOCK_DIR/agentmock" "$s/var/lib/agentkernel/agentmock/agentmock"
 	install -m 0755 "$realnode/guest/init" "$s/sbin/agentkernel-init"
 	sed "s|@PAUSE_IMAGE@|$PAUSE_IMAGE|" "$realnode/guest/containerd.toml" > "$s/etc/containerd/config.toml"
 	cp "$realnode/guest/10-agentkernel.conflist" "$s/etc/cni/net.d/"
@@ -580,12 +588,15 @@ main() {
 	KEYVARS=("$(cd "$repo" && cat test/realnode/cmd/npmregistry/*.go go.mod | sha256sum)" "$(go version)")
 	step npm-mirror "$(fnkey build_npm_mirror)" build_npm_mirror; NPM_MIRROR_DIR=$out
 
+	KEYVARS=("$(cd "$repo" && cat test/agentmock/*.go test/agentmock/cmd/agentmock/*.go go.mod | sha256sum)" "$(go version)")
+	step agentmock "$(fnkey build_agentmock)" build_agentmock; AGENTMOCK_DIR=$out
+
 	wait_bg
 	KEYVARS=("$NODE_ROOTFS_DIR" "$AGENT_NPM_DIR" "$NODE_IMAGE" "$NODE_VERSION" "$NPM_VERSION")
 	step agent-image "$(fnkey build_agent_image oci_add oci_finish)" build_agent_image; AGENT_IMAGE_DIR=$out
 
 	KEYVARS=("$KERNEL_DIR" "$INITRAMFS_DIR" "$ROOTFS_DIR" "$KUBELET_DIR" "$CONTAINERD_DIR" "$KNP_DIR" "$IMAGES_DIR"
-		"$CSI_DRIVER_DIR" "$CSI_SIDECARS_DIR" "$AGENT_IMAGE_DIR" "$AGENT_NPM_DIR" "$NPM_MIRROR_DIR"
+		"$CSI_DRIVER_DIR" "$CSI_SIDECARS_DIR" "$AGENT_IMAGE_DIR" "$AGENT_NPM_DIR" "$NPM_MIRROR_DIR" "$AGENTMOCK_DIR"
 		"$DISK_SIZE" "$(cat "$realnode"/guest/{init,containerd.toml,10-agentkernel.conflist} | sha256sum)")
 	step disk "$(fnkey build_disk)" build_disk
 	[[ -n $PLAN ]] && return 0

@@ -2,14 +2,14 @@
 // address, for a test whose agent runs elsewhere (in a sandbox on the real
 // node): Anthropic's Messages API for Claude Code and OpenAI's Responses API
 // for Codex, each playing its script, and what the mock saw as JSON at
-// GET /_agentmock/state (add ?bodies=1 for the request bodies).
+// GET /_agentmock/state (add ?bodies=1 for the request bodies). Each request
+// is logged to stderr: path, API, step played, status, User-Agent.
 //
 //	agentmock -listen 0.0.0.0:8080 -claude-dir /workspace
 //	agentmock -listen 0.0.0.0:8080 -fail-status 500 -fail-message boom
 //
 // Point Claude Code at it with ANTHROPIC_BASE_URL=http://HOST:PORT, and Codex
-// with the flags agentmock.CodexFlags("http://HOST:PORT/v1") returns. Each
-// request is logged to stderr.
+// with the flags agentmock.CodexFlags("http://HOST:PORT/v1") returns.
 package main
 
 import (
@@ -46,7 +46,7 @@ func run() error {
 		Claude: agentmock.ClaudeScript(*claudeDir),
 		Codex:  agentmock.CodexScript(),
 		OnRequest: func(r agentmock.Request) {
-			log.Printf("%s %s api=%s model=%s step=%d status=%d body=%dB", r.Method, r.Path, r.API, r.Model, r.Step, r.Status, r.BodySize)
+			log.Printf("%s %s api=%s model=%s step=%d status=%d body=%dB ua=%q", r.Method, r.Path, r.API, r.Model, r.Step, r.Status, r.BodySize, r.Header.Get("User-Agent"))
 		},
 	}
 	if *failStatus != 0 {
