@@ -79,8 +79,8 @@ func (s *Server) messages(w http.ResponseWriter, body []byte, rec *Request) {
 	for _, t := range req.Tools {
 		rec.Tools = append(rec.Tools, t.Name)
 	}
-	if s.opts.Fail != nil {
-		anthropicError(w, rec, *s.opts.Fail)
+	if f := s.failure(rec); f != nil {
+		anthropicError(w, rec, *f)
 		return
 	}
 	// A request without tools is the agent's side work (a title, a

@@ -77,8 +77,8 @@ func (s *Server) responses(w http.ResponseWriter, body []byte, rec *Request) {
 		rec.Tools = append(rec.Tools, name)
 		kinds[name] = t.Type
 	}
-	if s.opts.Fail != nil {
-		openAIError(w, rec, *s.opts.Fail)
+	if f := s.failure(rec); f != nil {
+		openAIError(w, rec, *f)
 		return
 	}
 	if len(req.Tools) == 0 {

@@ -15,6 +15,8 @@ package agentmock
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,8 +50,13 @@ type Options struct {
 	Claude Script
 	// Codex is the conversation played on /v1/responses.
 	Codex Script
-	// Fail, when set, answers every model request with this error instead.
+	// Fail, when set, answers every model request with this error instead
+	// (with FailKey, only those carrying that key).
 	Fail *Failure
+	// FailKey narrows Fail to the requests whose credential (Credential)
+	// is this key: one mock plays the conversation for one key and fails
+	// for another, as a model API does for a key it refuses.
+	FailKey string
 	// OnRequest, when set, is called with each request once it is answered
 	// and recorded (a log, say).
 	OnRequest func(Request)
@@ -180,6 +187,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.OnRequest != nil {
 		s.opts.OnRequest(rec)
 	}
+}
+
+// Credential is the key a request carried: its X-Api-Key (Anthropic), or
+// its Authorization's bearer token (OpenAI, Claude Code's OAuth token).
+func Credential(h http.Header) string {
+	if k := h.Get("X-Api-Key"); k != "" {
+		return k
+	}
+	return strings.TrimPrefix(h.Get("Authorization"), "Bearer ")
+}
+
+// KeyDigest names key in a log line without the key: "sha256:" and the
+// first 12 hex digits of its SHA-256, or "none".
+func KeyDigest(key string) string {
+	if key == "" {
+		return "none"
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])[:12]
+}
+
+// failure is the error rec gets instead of the conversation, or nil.
+func (s *Server) failure(rec *Request) *Failure {
+	if s.opts.Fail == nil || (s.opts.FailKey != "" && Credential(rec.Header) != s.opts.FailKey) {
+		return nil
+	}
+	return s.opts.Fail
 }
 
 func (s *Server) fail(err error) {

@@ -417,3 +417,41 @@ func TestStateHandler(t *testing.T) {
 		t.Errorf("POST to the state: %d", resp.StatusCode)
 	}
 }
+
+// TestFailKey: with FailKey, only requests carrying that key fail; another
+// key, in either API's header, plays the conversation.
+func TestFailKey(t *testing.T) {
+	m := New(Options{Claude: twoSteps, Codex: twoSteps, Fail: &Failure{Status: 500, Message: "boom"}, FailKey: "sk-fails"})
+	ts := httptest.NewServer(m)
+	defer ts.Close()
+	body := `{"model":"m","tools":[{"name":"Read"}],"messages":[{"role":"user","content":"hi"}]}`
+	for _, tc := range []struct {
+		path, header, value string
+		want                int
+	}{
+		{"/v1/messages", "X-Api-Key", "sk-fails", 500},
+		{"/v1/messages", "X-Api-Key", "sk-plays", 200},
+		{"/v1/messages", "Authorization", "Bearer sk-fails", 500},
+		{"/v1/responses", "Authorization", "Bearer sk-plays", 200},
+		{"/v1/messages", "", "", 200},
+	} {
+		req, err := http.NewRequest(http.MethodPost, ts.URL+tc.path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.header != "" {
+			req.Header.Set(tc.header, tc.value)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s with %s %q: status %d, want %d", tc.path, tc.header, tc.value, resp.StatusCode, tc.want)
+		}
+	}
+	if got := Credential(m.Requests()[2].Header); got != "sk-fails" {
+		t.Errorf("Credential of a bearer token = %q, want the token", got)
+	}
+}

@@ -170,6 +170,19 @@ func TestEgressProxy(t *testing.T) {
 // listens. It is uninstalled when the test ends.
 func (s *suite) installEgress(ctx context.Context, t *testing.T, ns string, aliases []corev1.HostAlias) *corev1.Pod {
 	t.Helper()
+	return s.installEgressTrusting(ctx, t, ns, aliases, "")
+}
+
+// testCADir is where the proxy finds the test's CA (installEgressTrusting).
+const testCADir = "/etc/agentkernel-test-ca"
+
+// installEgressTrusting is installEgress whose proxy verifies upstream TLS
+// against the CA in ConfigMap caConfigMap (key ca.crt) instead of the
+// system's roots, when it is not empty: Go reads $SSL_CERT_FILE, as a
+// user's cluster would mount a private CA. The guest's stand-ins for
+// public APIs have certificates only that CA signed.
+func (s *suite) installEgressTrusting(ctx context.Context, t *testing.T, ns string, aliases []corev1.HostAlias, caConfigMap string) *corev1.Pod {
+	t.Helper()
 	u, err := url.Parse(s.cluster.Server)
 	if err != nil {
 		t.Fatal(err)
@@ -187,13 +200,17 @@ func (s *suite) installEgress(ctx context.Context, t *testing.T, ns string, alia
 		_ = s.pluginRun(c, "", "egress", "uninstall", "-n", ns, "--force")
 	})
 	aliases = append(aliases, corev1.HostAlias{IP: relay, Hostnames: []string{"kubernetes.default.svc"}})
-	patch := map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
-		"hostAliases": aliases,
-		"containers": []map[string]any{{"name": "proxy", "env": []map[string]any{
-			{"name": "KUBERNETES_SERVICE_HOST", "value": "kubernetes.default.svc"},
-			{"name": "KUBERNETES_SERVICE_PORT", "value": apiPort},
-		}}},
-	}}}}
+	container := map[string]any{"name": "proxy", "env": []map[string]any{
+		{"name": "KUBERNETES_SERVICE_HOST", "value": "kubernetes.default.svc"},
+		{"name": "KUBERNETES_SERVICE_PORT", "value": apiPort},
+	}}
+	podSpec := map[string]any{"hostAliases": aliases, "containers": []map[string]any{container}}
+	if caConfigMap != "" {
+		container["env"] = append(container["env"].([]map[string]any), map[string]any{"name": "SSL_CERT_FILE", "value": testCADir + "/ca.crt"})
+		container["volumeMounts"] = []map[string]any{{"name": "test-ca", "mountPath": testCADir, "readOnly": true}}
+		podSpec["volumes"] = []map[string]any{{"name": "test-ca", "configMap": map[string]any{"name": caConfigMap}}}
+	}
+	patch := map[string]any{"spec": map[string]any{"template": map[string]any{"spec": podSpec}}}
 	body, _ := json.Marshal(patch)
 	if _, err := s.client.AppsV1().Deployments(ns).Patch(ctx, "agentkernel-egress", types.StrategicMergePatchType, body, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
