@@ -278,10 +278,21 @@ func (c *Config) networkPolicy() *networkingv1.NetworkPolicy {
 			PodSelector: metav1.LabelSelector{MatchLabels: sandbox.ProxyLabels()},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{
-				From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{
-					MatchLabels:      map[string]string{sandbox.LabelManagedBy: sandbox.ManagedBy},
-					MatchExpressions: []metav1.LabelSelectorRequirement{{Key: sandbox.LabelSandbox, Operator: metav1.LabelSelectorOpExists}},
-				}}},
+				// Sandboxes, and the unclaimed members of pools, which have
+				// no sandbox label yet and reach their pool's hosts while
+				// they warm up (an agent's install). Which hosts either may
+				// reach is the proxy's own check (grants.go); this only
+				// keeps every other Pod from its port.
+				From: []networkingv1.NetworkPolicyPeer{
+					{PodSelector: &metav1.LabelSelector{
+						MatchLabels:      map[string]string{sandbox.LabelManagedBy: sandbox.ManagedBy},
+						MatchExpressions: []metav1.LabelSelectorRequirement{{Key: sandbox.LabelSandbox, Operator: metav1.LabelSelectorOpExists}},
+					}},
+					{PodSelector: &metav1.LabelSelector{
+						MatchLabels:      map[string]string{sandbox.LabelManagedBy: sandbox.ManagedBy},
+						MatchExpressions: []metav1.LabelSelectorRequirement{{Key: sandbox.LabelPool, Operator: metav1.LabelSelectorOpExists}},
+					}},
+				},
 				Ports: []networkingv1.NetworkPolicyPort{{Protocol: tcp, Port: ptr.To(intstr.FromInt32(fence.ProxyPort))}},
 			}},
 			Egress: egress,

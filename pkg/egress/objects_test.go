@@ -68,7 +68,11 @@ func TestProxyPolicyBehaviour(t *testing.T) {
 	}{
 		{"a sandbox, to the proxy port", true, sandboxLabels, "", 3128, corev1.ProtocolTCP, true},
 		{"a sandbox, to another port", true, sandboxLabels, "", 8080, corev1.ProtocolTCP, false},
-		{"an unclaimed pool member", true, warm, "", 3128, corev1.ProtocolTCP, false},
+		// Its agent's install goes through the proxy while it warms up
+		// (found on the real node: every warm install timed out).
+		{"an unclaimed pool member", true, warm, "", 3128, corev1.ProtocolTCP, true},
+		{"an unclaimed pool member, to another port", true, warm, "", 8080, corev1.ProtocolTCP, false},
+		{"a pod with the pool label, not ours", true, map[string]string{sandbox.LabelPool: "p"}, "", 3128, corev1.ProtocolTCP, false},
 		{"any other pod", true, map[string]string{"app": "web"}, "", 3128, corev1.ProtocolTCP, false},
 		{"the internet", true, nil, "93.184.216.34", 3128, corev1.ProtocolTCP, false},
 

