@@ -61,25 +61,25 @@ var injectAPIAddr = netip.MustParseAddr("93.184.216.40")
 func injectRows() []*Scenario {
 	request := fmt.Sprintf("a ~2 KB JSON POST answered with ~1 KB of JSON (Anthropic-style usage), %d in turn", injectRequests)
 	stream := fmt.Sprintf("a POST answered with %d server-sent events of ~100 bytes, flushed one by one; %d streams in turn", injectEvents, injectStreams)
-	tunnel := "second column: the key in the sandbox, through a CONNECT tunnel of the same proxy (the client does TLS), not kubectl"
+	notKubectl := "the second column is the key in the sandbox, not kubectl"
 	row := func(name string, ours, theirs Side, note string) *Scenario {
 		return &Scenario{Name: name, Setup: needInject, Ours: ours, Kubectl: theirs, Note: note}
 	}
 	return []*Scenario{
 		row("model request: key route vs CONNECT tunnel", injectRequestSide("route", true), injectRequestSide("tunnel", true),
-			request+"; "+tunnel+"; "+injectKeepAlive),
+			request+"; "+notKubectl+"; "+injectKeepAlive),
 		row("model request: key route vs direct", injectRequestSide("route", true), injectRequestSide("direct", true),
-			request+"; second column: the key in the sandbox, straight to the API (TLS, no proxy), not kubectl; "+injectKeepAlive),
+			request+"; "+notKubectl+"; "+injectKeepAlive),
 		row("model request, a new connection each: key route vs CONNECT tunnel", injectRequestSide("route", false), injectRequestSide("tunnel", false),
-			request+"; "+tunnel+"; no keep-alive on either side: the route a TCP connection to the proxy per request, the tunnel a CONNECT and a TLS handshake per request"),
+			request+"; "+notKubectl+"; no keep-alive on either side: the route a TCP connection to the proxy per request, the tunnel a CONNECT and a TLS handshake per request"),
 		row("streamed answer, first event: key route vs CONNECT tunnel", injectStreamSide("route", false), injectStreamSide("tunnel", false),
-			stream+"; from sending the request to reading the first event; "+tunnel+"; "+injectKeepAlive),
+			stream+"; from sending the request to reading the first event; "+notKubectl+"; "+injectKeepAlive),
 		row("streamed answer, last event: key route vs CONNECT tunnel", injectStreamSide("route", true), injectStreamSide("tunnel", true),
-			stream+"; from sending the request to reading the last event; "+tunnel+"; "+injectKeepAlive),
+			stream+"; from sending the request to reading the last event; "+notKubectl+"; "+injectKeepAlive),
 	}
 }
 
-const injectKeepAlive = "keep-alive where the path allows it: the route's client keeps its plain-HTTP connection to the proxy, but the proxy makes a new TCP connection and TLS handshake to the API for every request (one connection per request, by design); the tunnel keeps one CONNECT and its TLS session; direct keeps its TLS connection"
+const injectKeepAlive = "keep-alive where the path allows it: the route's client keeps its plain-HTTP connection to the proxy, but the proxy makes a new TCP connection and TLS handshake to the API for every request (its oneConnTransport: one connection per request); the tunnel keeps one CONNECT and its TLS session; direct keeps its TLS connection"
 
 var injectSideLabels = map[string]string{
 	"route":  "plain HTTP to the proxy's key route, which adds the key and sends it on over verified TLS",
