@@ -121,8 +121,9 @@ func allScenarios(o *options) []*Scenario {
 		thousandOpsRows(o.thousand), // bench/rows_thousand_ops.go; likewise
 		mcpLimitRows(o.thousand),    // bench/rows_mcp_limit.go; likewise
 		persistRows(),
-		serveRows(), // bench/rows_serve.go
-		peerRows(),  // bench/rows_peer.go: agent-sandbox beside us
+		serveRows(),  // bench/rows_serve.go
+		injectRows(), // bench/rows_inject.go: the egress proxy's key route, no cluster
+		peerRows(),   // bench/rows_peer.go: agent-sandbox beside us
 	} {
 		all = append(all, rows...)
 	}
@@ -198,6 +199,7 @@ func (o *options) main(ctx context.Context) error {
 	}
 	defer func() {
 		stopSDKBench() // before its namespace and cluster go
+		stopInjectBench()
 		stopPeer()
 		e.dropNamespace(context.Background())
 		if down != nil {
