@@ -124,7 +124,7 @@ func TestPoolCreateAgentNeedsNoCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"image: example.org/tool:1", "agentkernel/agent: tool", "name: TOOL_MODE", `"Agent":"tool"`,
-		`"WarmInstall":"install-the-tool"`, "startupProbe:", "- install-the-tool", "failureThreshold: 1800"} {
+		`"WarmInstall":"install-the-tool"`, "startupProbe:", "- install-the-tool", "periodSeconds: 5", "failureThreshold: 360"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("dry run lacks %q:\n%s", want, out.String())
 		}
