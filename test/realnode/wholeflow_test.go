@@ -462,6 +462,9 @@ func (s *suite) claudeWholeFlow(ctx context.Context, t *testing.T, rig *agentRig
 	repo, out := flowRepo(t)
 	c, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
+	// The model's log is one for the whole test: this run's lines are
+	// those after what it held before.
+	before := len(rig.modelLog())
 	r := s.pluginRunEnv(c, []string{"ANTHROPIC_API_KEY=" + rig.realKey}, rig.claudeArgs("rn-claude", "", repo, out, "--keep")...)
 	s.deleteAtEnd(t, "rn-claude")
 	if r.code != 0 {
@@ -483,6 +486,9 @@ func (s *suite) claudeWholeFlow(ctx context.Context, t *testing.T, rig *agentRig
 	// the proxy; none the placeholder. Every step played, by the version
 	// the preset installed.
 	log := rig.modelLog()
+	if len(log) >= before { // not "(no log: …)"
+		log = log[before:]
+	}
 	anthropic := linesWith(log, "api=anthropic")
 	if len(linesWith(log, "api=anthropic", "step=3 status=200", keyField(rig.realKey))) != 1 {
 		t.Errorf("the model did not play the conversation to its end with the real key (%s):\n%s", keyField(rig.realKey), log)
