@@ -97,8 +97,12 @@ const (
 	partTests        = "tests"
 
 	// The margin covers what the measurements do not: a busier machine
-	// than when they were taken, and a suite that grew since.
-	marginPercent = 25
+	// than when they were taken, and a suite that grew since. 15 %: the
+	// tests' part is already the largest of the newest passing runs
+	// (measurementsUsed). With 25 % on top of that, the suite with the
+	// agents' whole flow (67 min in CI, 2026-12-08) was refused by a CI
+	// budget it fits with 17 min to spare.
+	marginPercent = 15
 	marginFixed   = time.Minute
 
 	// measurementsUsed: the newest few measurements of a part, of which the
@@ -139,7 +143,7 @@ var defaultCosts = map[string]time.Duration{
 	// without the agents' tests (wholeflow_test.go); those add about 20
 	// min run alone (2026-12-07: four installs of a CLI, three
 	// conversations), and run last, once CI's e2e tier beside them has
-	// ended. With the 25 % margin this must stay under what CI has left
+	// ended. With the 15 % margin this must stay under what CI has left
 	// when the tier starts (about 82 of its 90 min).
 	partTests: 60 * time.Minute,
 }

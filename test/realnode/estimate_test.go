@@ -20,7 +20,7 @@ func TestEstimateFollowsTheCacheAndTheMeasurements(t *testing.T) {
 		}
 		return plan
 	}
-	withMargin := func(work time.Duration) time.Duration { return work + work/4 + time.Minute }
+	withMargin := func(work time.Duration) time.Duration { return work + work*15/100 + time.Minute }
 
 	tests := []struct {
 		name      string
