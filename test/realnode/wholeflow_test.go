@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/agentkernel/kubectl-agentkernel/pkg/egress/keys"
+	"github.com/agentkernel/kubectl-agentkernel/pkg/sandbox"
 	"github.com/agentkernel/kubectl-agentkernel/test/agentmock"
 )
 
@@ -137,14 +137,6 @@ func (r *agentRig) injectedBaseURL() string {
 // in all, shared with the proxy, the registry, the model and the relay.
 var agentSize = []string{"--cpu", "500m", "--memory", "1536Mi"}
 
-func randomHex(t *testing.T) string {
-	b := make([]byte, 12)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 // startAgentRig starts the registry, the model and the proxy in the guest.
 func (s *suite) startAgentRig(ctx context.Context, t *testing.T) *agentRig {
 	t.Helper()
@@ -153,9 +145,9 @@ func (s *suite) startAgentRig(ctx context.Context, t *testing.T) *agentRig {
 	s.privilegedNamespace(ctx, t, mirrorNS)
 	rig := &agentRig{
 		registry:  "http://" + mirrorHost + ":" + mirrorPort + "/",
-		realKey:   "sk-ant-realnode-" + randomHex(t),
-		failKey:   "sk-ant-refused-" + randomHex(t),
-		openAIKey: "sk-openai-realnode-" + randomHex(t),
+		realKey:   "sk-ant-realnode-" + sandbox.RandomHex(12),
+		failKey:   "sk-ant-refused-" + sandbox.RandomHex(12),
+		openAIKey: "sk-openai-realnode-" + sandbox.RandomHex(12),
 	}
 	var mirrorIP, modelIP string
 	mirrorIP, rig.mirrorLog = s.startHostPathServer(ctx, t, "npm-mirror", "/var/lib/agentkernel/npm-mirror",
