@@ -147,9 +147,12 @@ func watchSandboxPod(t *testing.T, ns, name string) func() []watch.EventType {
 				break
 			}
 		}
-		stop()
+		// Read the events before stopping: stopping the watch can itself
+		// put an ERROR event on the channel (CI saw Deleted, then Error).
 		mu.Lock()
-		defer mu.Unlock()
-		return append([]watch.EventType(nil), events...)
+		got := append([]watch.EventType(nil), events...)
+		mu.Unlock()
+		stop()
+		return got
 	}
 }
