@@ -128,7 +128,17 @@ func setup(ctx context.Context) (teardown func(passed bool)) {
 			fmt.Fprintln(logw, "realnode: stopping the control plane:", err)
 		}
 	})
-	node, err := Boot(ctx, c, Options{Artifacts: art, Dir: nodeDir, NetworkPolicy: true, CSI: true, Log: logw})
+	bootOpts := Options{Artifacts: art, Dir: nodeDir, NetworkPolicy: true, CSI: true, Log: logw}
+	t0 = time.Now()
+	node, err := Boot(ctx, c, bootOpts)
+	if errors.Is(err, ErrGuestHung) {
+		// Once: a second hang is no longer bad luck.
+		record("boot: lost to a hung guest", time.Since(t0))
+		hungLog := filepath.Join(nodeDir, "console-hung.log")
+		_ = os.Rename(filepath.Join(nodeDir, "console.log"), hungLog)
+		fmt.Fprintf(logw, "realnode: %v\nrealnode: booting again (the hung boot's console is kept in %s)\n", err, hungLog)
+		node, err = Boot(ctx, c, bootOpts)
+	}
 	if err != nil {
 		env.err = err
 		return teardown

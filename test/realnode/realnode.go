@@ -314,6 +314,10 @@ func (n *Node) waitReady(ctx context.Context, start time.Time, timeout time.Dura
 		}
 		if n.Timings.InitReady == 0 {
 			if b, err := os.ReadFile(n.ConsoleLog); err == nil {
+				if d := longestLockup(b); d >= hungAfter {
+					return fmt.Errorf("%w: a CPU of its kernel has been stuck for %s (soft lockup) after %s of boot\n%s",
+						ErrGuestHung, d, time.Since(start).Round(time.Second), n.Diagnostics())
+				}
 				if m := readyLine.FindSubmatch(b); m != nil {
 					n.Timings.InitReady = time.Since(start)
 					if s, err := strconv.ParseFloat(string(m[1]), 64); err == nil {
